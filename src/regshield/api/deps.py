@@ -1,0 +1,40 @@
+"""Request plumbing: services, request context, the authenticated actor."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from regshield.flows.context import Actor, RequestContext
+from regshield.security.authentication import actor_for_bearer
+from regshield.services import Services
+
+bearer = HTTPBearer(auto_error=False, description="An API token: `rs_...`")
+
+
+def services_of(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def context_of(request: Request) -> RequestContext:
+    return RequestContext(
+        channel="api",
+        source_address=request.client.host if request.client else None,
+        request_id=request.state.request_id,
+    )
+
+
+async def actor_of(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Actor:
+    return await actor_for_bearer(services_of(request),
+                                  credentials.credentials if credentials else None)
+
+
+ServicesDep = Annotated[Services, Depends(services_of)]
+ContextDep = Annotated[RequestContext, Depends(context_of)]
+ActorDep = Annotated[Actor, Depends(actor_of)]

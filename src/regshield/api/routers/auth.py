@@ -1,0 +1,87 @@
+"""Sign-in, second factors and API tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, status
+
+from regshield.api.deps import ActorDep, ContextDep, ServicesDep
+from regshield.api.schemas import (
+    LoginIn,
+    OtpIn,
+    RecoveryCodesOut,
+    TokenCreateIn,
+    TokenInfoOut,
+    TokenOut,
+    TotpEnrollOut,
+)
+from regshield.flows.auth import (
+    TokenCreate,
+    TokenRevoke,
+    TotpConfirm,
+    TotpEnroll,
+    UserLogin,
+    token_list,
+)
+from regshield.flows.context import ANONYMOUS
+from regshield.flows.runner import run_flow
+
+router = APIRouter(tags=["authentication"])
+LOGIN_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Wrong email, password or one-time code"},
+    429: {"description": "Too many failed attempts; see Retry-After"},
+}
+
+
+@router.post("/auth/login", response_model=TokenOut, responses=LOGIN_RESPONSES)
+async def login(body: LoginIn, services: ServicesDep, context: ContextDep) -> TokenOut:
+    issued = await run_flow(services, ANONYMOUS, context,
+                            UserLogin(body.email, body.password, body.otp, "api"))
+    assert issued is not None
+    return TokenOut(token=issued.value, token_id=issued.public_id, expires_at=issued.expires_at)
+
+
+@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
+async def logout(actor: ActorDep, services: ServicesDep, context: ContextDep) -> None:
+    """Revoke the token that made this request."""
+    tokens = {t.id: t.public_id for t in await token_list(services, actor)}
+    await run_flow(services, actor, context, TokenRevoke(tokens[actor.token_id or 0]))
+
+
+@router.post("/auth/mfa/totp", response_model=TotpEnrollOut)
+async def totp_enroll(actor: ActorDep, services: ServicesDep,
+                      context: ContextDep) -> TotpEnrollOut:
+    enrollment = await run_flow(services, actor, context, TotpEnroll())
+    return TotpEnrollOut(secret=enrollment.secret, uri=enrollment.uri)
+
+
+@router.post("/auth/mfa/totp/confirm", response_model=RecoveryCodesOut)
+async def totp_confirm(body: OtpIn, actor: ActorDep, services: ServicesDep,
+                       context: ContextDep) -> RecoveryCodesOut:
+    codes = await run_flow(services, actor, context, TotpConfirm(body.otp))
+    return RecoveryCodesOut(recovery_codes=codes)
+
+
+@router.get("/tokens", response_model=list[TokenInfoOut])
+async def tokens(actor: ActorDep, services: ServicesDep) -> list[TokenInfoOut]:
+    return [
+        TokenInfoOut(token_id=t.public_id, name=t.name, kind=t.kind, scopes=t.scopes,
+                     created_at=t.created_at, expires_at=t.expires_at, revoked_at=t.revoked_at,
+                     last_used_at=t.last_used_at)
+        for t in await token_list(services, actor)
+    ]
+
+
+@router.post("/tokens", response_model=TokenOut, status_code=status.HTTP_201_CREATED)
+async def token_create(body: TokenCreateIn, actor: ActorDep, services: ServicesDep,
+                       context: ContextDep) -> TokenOut:
+    issued = await run_flow(services, actor, context, TokenCreate(
+        None, body.name, body.expires_days, tuple(body.scopes)))
+    return TokenOut(token=issued.value, token_id=issued.public_id, expires_at=issued.expires_at)
+
+
+@router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def token_revoke(token_id: str, actor: ActorDep, services: ServicesDep,
+                       context: ContextDep) -> None:
+    await run_flow(services, actor, context, TokenRevoke(token_id))

@@ -1,0 +1,57 @@
+"""Contacts: registrant and tech registration data."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from regshield.api.deps import ActorDep, ContextDep, ServicesDep
+from regshield.api.schemas import ContactIn, ContactListOut, ContactOut, ContactPatch
+from regshield.flows.contacts import (
+    ContactCreate,
+    ContactDelete,
+    ContactUpdate,
+    contact_list,
+    contact_read,
+)
+from regshield.flows.runner import run_flow
+
+router = APIRouter(prefix="/contacts", tags=["contacts"])
+
+
+@router.post("", response_model=ContactOut, status_code=status.HTTP_201_CREATED)
+async def create(body: ContactIn, response: Response, actor: ActorDep, services: ServicesDep,
+                 context: ContextDep) -> ContactOut:
+    fields = body.model_dump(exclude={"account"}, exclude_none=True)
+    view = await run_flow(services, actor, context, ContactCreate(fields, body.account))
+    response.headers["Location"] = f"/api/v1/contacts/{view.handle}"
+    return ContactOut.of(view)
+
+
+@router.get("", response_model=ContactListOut)
+async def list_(actor: ActorDep, services: ServicesDep,
+                limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                after: Annotated[str | None, Query(max_length=16)] = None,
+                account: Annotated[str | None, Query(max_length=100)] = None) -> ContactListOut:
+    views = await contact_list(services, actor, limit=limit, after=after, account=account)
+    return ContactListOut(items=[ContactOut.of(v) for v in views],
+                          next_after=views[-1].handle if len(views) == limit else None)
+
+
+@router.get("/{handle}", response_model=ContactOut)
+async def read(handle: str, actor: ActorDep, services: ServicesDep) -> ContactOut:
+    return ContactOut.of(await contact_read(services, actor, handle))
+
+
+@router.patch("/{handle}", response_model=ContactOut)
+async def update(handle: str, body: ContactPatch, actor: ActorDep, services: ServicesDep,
+                 context: ContextDep) -> ContactOut:
+    changes = body.model_dump(exclude_unset=True)
+    return ContactOut.of(await run_flow(services, actor, context, ContactUpdate(handle, changes)))
+
+
+@router.delete("/{handle}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete(handle: str, actor: ActorDep, services: ServicesDep,
+                 context: ContextDep) -> None:
+    await run_flow(services, actor, context, ContactDelete(handle))

@@ -1,0 +1,1 @@
+"""The `regshield` command (Typer): parse, call a flow, print. No rules here."""

@@ -1,0 +1,226 @@
+"""`regshield`: set up, serve and administer an installation from the shell."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from regshield import logs
+from regshield.config import Settings
+from regshield.errors import RegshieldError, ValidationFailed
+from regshield.eventlog.chain import verify
+from regshield.flows.accounts import AccountCreate
+from regshield.flows.auth import TokenCreate
+from regshield.flows.context import RequestContext, system_actor
+from regshield.flows.keys import rotate_master_key
+from regshield.flows.registrar import RegistrarUpdate
+from regshield.flows.runner import Flow, run_flow
+from regshield.flows.users import UserCreate, email_index
+from regshield.services import Services
+from regshield.setup import initialize
+from regshield.store.queries.users import user_by_email_index
+
+T = TypeVar("T")
+app = typer.Typer(help="regshield: a security-first platform for domain registrars.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+account_app = typer.Typer(help="Customer accounts.", no_args_is_help=True)
+user_app = typer.Typer(help="Staff and customer users.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+events_app = typer.Typer(help="The hash-chained event log.", no_args_is_help=True)
+keys_app = typer.Typer(help="Master keys of the field encryption.", no_args_is_help=True)
+registrar_app = typer.Typer(help="The registrar's own record.", no_args_is_help=True)
+for sub, name in ((account_app, "account"), (user_app, "user"), (token_app, "token"),
+                  (events_app, "events"), (keys_app, "keys"), (registrar_app, "registrar")):
+    app.add_typer(sub, name=name)
+
+
+@dataclass
+class Options:
+    home: str | None
+    database_url: str | None
+
+    def settings(self, http: str | None = None) -> Settings:
+        return Settings.load(home=self.home, database_url=self.database_url, http=http)
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    home: Annotated[str | None, typer.Option(
+        "--home", envvar="REGSHIELD_HOME",
+        help="Data directory (default ./regshield-data).")] = None,
+    database_url: Annotated[str | None, typer.Option(
+        "--database-url", envvar="REGSHIELD_DATABASE_URL",
+        help="postgresql://... to use PostgreSQL instead of the embedded SQLite file.")] = None,
+) -> None:
+    # Files this process creates (database, WAL, keys) are for its owner only.
+    os.umask(0o077)
+    logs.configure("warning")
+    ctx.obj = Options(home, database_url)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(code)
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run one command's coroutine; render regshield errors as messages, not tracebacks."""
+    try:
+        return asyncio.run(coroutine)
+    except ValidationFailed as exc:
+        lines = [f"error: {exc.detail}"] + [f"  {e.field}: {e.message} ({e.code})"
+                                            for e in exc.errors]
+        raise fail("\n".join(lines)) from None
+    except RegshieldError as exc:
+        raise fail(f"error: {exc.detail}") from None
+
+
+async def with_services(options: Options, action: Callable[[Services], Awaitable[T]]) -> T:
+    services = Services.open(options.settings())
+    try:
+        return await action(services)
+    finally:
+        await services.close()
+
+
+def cli_flow(options: Options, flow: Flow[T]) -> T:
+    async def go(services: Services) -> T:
+        return await run_flow(services, system_actor("cli"), RequestContext("cli"), flow)
+    return run(with_services(options, go))
+
+
+def read_password_stdin() -> str:
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise fail("error: --password-stdin expects the password on standard input")
+    return password
+
+
+@app.command()
+def init(ctx: typer.Context) -> None:
+    """Create the data directory, master key ring and database schema (safe to repeat)."""
+    settings: Settings = ctx.obj.settings()
+    report = run(initialize(settings))
+    typer.echo(f"data directory: {settings.home}" + (" (created)" if report.created_home else ""))
+    keys = "REGSHIELD_MASTER_KEY" if settings.master_key_env else str(settings.key_file)
+    typer.echo(f"master keys:    {keys}" + (" (created)" if report.created_keys else ""))
+    typer.echo(f"database:       {_redact_url(settings.database_url)} (schema up to date)")
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    http: Annotated[str | None, typer.Option(
+        "--http", help="HOST:PORT of the HTTP API (default 127.0.0.1:8080).")] = None,
+) -> None:
+    """Start every listener on this installation, initializing it on first run."""
+    from regshield.server import serve_forever
+
+    settings: Settings = ctx.obj.settings(http=http)
+    logs.configure(settings.log_level)
+    run(serve_forever(settings, announce=typer.echo))
+
+
+@account_app.command("create")
+def account_create(ctx: typer.Context, name: str) -> None:
+    """Open a customer account."""
+    account = cli_flow(ctx.obj, AccountCreate(name))
+    typer.echo(f"account {account.public_id} {account.name}")
+
+
+@user_app.command("create")
+def user_create(
+    ctx: typer.Context,
+    email: str,
+    role: Annotated[str, typer.Option(help="admin, operator, support, compliance, auditor "
+                                           "(staff) or owner, member (customer).")],
+    account: Annotated[str | None, typer.Option(help="Account name or id (customers).")] = None,
+    password_stdin: Annotated[bool, typer.Option(
+        "--password-stdin", help="Read the password from standard input.")] = False,
+) -> None:
+    """Create a user. The password is read from standard input, never from arguments."""
+    if not password_stdin:
+        raise fail("error: pass --password-stdin and give the password on standard input", 2)
+    created = cli_flow(ctx.obj, UserCreate(email, read_password_stdin(), role, account))
+    typer.echo(f"user {created.user.public_id} role {created.user.role}"
+               + (f" account {created.account}" if created.account else ""))
+
+
+@token_app.command("create")
+def token_create(
+    ctx: typer.Context,
+    email: str,
+    name: Annotated[str, typer.Option(help="A label for the token.")] = "cli",
+    expires_days: Annotated[int | None, typer.Option(help="Lifetime in days.")] = None,
+    scope: Annotated[list[str] | None, typer.Option(
+        help="Limit the token to scope:resource:action patterns (repeatable).")] = None,
+) -> None:
+    """Create an API token for a user; the token is printed once, alone on the last line."""
+    async def go(services: Services) -> str:
+        async with services.store.read() as session:
+            user = await user_by_email_index(session, email_index(services.keyring, email))
+        if user is None:
+            raise fail("error: no user with this email")
+        issued = await run_flow(services, system_actor("cli"), RequestContext("cli"),
+                                TokenCreate(user.public_id, name, expires_days,
+                                            tuple(scope or ["*"])))
+        typer.echo(f"token {issued.public_id} expires {issued.expires_at:%Y-%m-%d %H:%M} UTC")
+        return issued.value
+    typer.echo(run(with_services(ctx.obj, go)))
+
+
+@events_app.command("verify")
+def events_verify(ctx: typer.Context) -> None:
+    """Walk the hash chain; exit 1 naming the first event that does not verify."""
+    async def go(services: Services) -> None:
+        async with services.store.read() as session:
+            report = await verify(session)
+        if not report.ok:
+            raise fail(f"event {report.first_bad_seq} does not verify: {report.reason} "
+                       f"({report.verified} events before it verified)")
+        typer.echo(f"{report.verified} events verified; head {report.head_hash}")
+    run(with_services(ctx.obj, go))
+
+
+@keys_app.command("rotate")
+def keys_rotate(ctx: typer.Context) -> None:
+    """New master key; re-wrap every data key while the service runs; retire the old key."""
+    async def go(services: Services) -> None:
+        report = await rotate_master_key(services, system_actor("cli"), RequestContext("cli"))
+        typer.echo(f"new master key {report.new_key}; {report.rewrapped} data keys re-wrapped")
+        if report.retired:
+            typer.echo("retired " + ", ".join(report.retired))
+        else:
+            typer.echo("old keys kept: data keys were written under them meanwhile; run again")
+    run(with_services(ctx.obj, go))
+
+
+@registrar_app.command("set")
+def registrar_set(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Option()] = None,
+    iana_id: Annotated[int | None, typer.Option()] = None,
+    abuse_email: Annotated[str | None, typer.Option()] = None,
+    abuse_phone: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Set the registrar's name, IANA ID and abuse contact."""
+    record = cli_flow(ctx.obj, RegistrarUpdate(name, iana_id, abuse_email, abuse_phone))
+    typer.echo(f"registrar {record.name} (IANA ID {record.iana_id or 'unset'})")
+
+
+def _redact_url(url: str) -> str:
+    if "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+
+
+def main() -> None:
+    app()

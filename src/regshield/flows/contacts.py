@@ -1,0 +1,186 @@
+"""Contacts (registrant and tech registration data), sealed at rest."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from regshield.errors import FieldError, NotFound, ValidationFailed
+from regshield.flows.context import Actor
+from regshield.flows.runner import Tx
+from regshield.rules.contacts import FIELDS, ContactData, validate_contact
+from regshield.security.fields import Sealer
+from regshield.services import Services
+from regshield.store.models import Account, Contact
+from regshield.store.queries.accounts import account_by_reference, public_ids
+from regshield.store.queries.contacts import contact_by_handle, list_contacts
+
+HANDLE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+HANDLE_PREFIX = "RS-"
+
+
+def new_handle() -> str:
+    """`RS-` and 10 random symbols: fits EPP's 3-16 character contact IDs, not guessable."""
+    return HANDLE_PREFIX + "".join(secrets.choice(HANDLE_ALPHABET) for _ in range(10))
+
+
+def contact_binding(handle: str) -> str:
+    return f"contacts:{handle}"
+
+
+@dataclass(frozen=True)
+class ContactView:
+    handle: str
+    account: str
+    data: ContactData
+    created_at: datetime
+    updated_at: datetime
+
+
+async def open_contact(session: AsyncSession, sealer: Sealer, contact: Contact,
+                       account_public_id: str) -> ContactView:
+    data_key = await sealer.data_key(session, contact.data_key_id)
+    values = Sealer.open_json(data_key, contact.data_sealed, contact_binding(contact.handle))
+    return ContactView(contact.handle, account_public_id, ContactData.from_dict(values),
+                       contact.created_at, contact.updated_at)
+
+
+async def _target_account(tx: Tx, reference: str | None) -> Account:
+    """The account a new contact belongs to: the customer's own, or the one staff name."""
+    reference = reference or tx.actor.account_public_id
+    if reference is None:
+        raise ValidationFailed([FieldError("account", "required",
+                                           "staff must name the account of the contact")])
+    account = await account_by_reference(tx.session, reference)
+    if account is None or not tx.actor.can("contacts", "write", account.id):
+        raise ValidationFailed([FieldError("account", "not_found", "no such account")])
+    return account
+
+
+@dataclass(frozen=True)
+class ContactCreate:
+    """Validate every field, seal the contact under a fresh data key, record the event.
+
+    Raises PermissionDenied, ValidationFailed.
+    """
+
+    fields: Mapping[str, Any]
+    account: str | None = None
+
+    async def run(self, tx: Tx) -> ContactView:
+        tx.actor.require("contacts", "write")
+        data = validate_contact(self.fields)
+        account = await _target_account(tx, self.account)
+        data_key_row, data_key = await tx.sealer.new_data_key(tx.session, tx.now)
+        handle = new_handle()
+        contact = Contact(
+            handle=handle, account_id=account.id, data_key_id=data_key_row.id,
+            data_sealed=Sealer.seal_json(data_key, data.as_dict(), contact_binding(handle)),
+            created_at=tx.now, updated_at=tx.now,
+        )
+        tx.session.add(contact)
+        await tx.session.flush()
+        tx.record("contacts:contact:created", account=account.public_id, contact=handle)
+        return ContactView(handle, account.public_id, data, tx.now, tx.now)
+
+
+async def _load_for_write(tx: Tx, handle: str) -> tuple[Contact, Account]:
+    tx.actor.require("contacts", "write")
+    contact = await contact_by_handle(tx.session, handle)
+    if contact is None:
+        raise NotFound("no such contact")
+    tx.actor.require_object("contacts", "write", contact.account_id)
+    account = await tx.session.get(Account, contact.account_id)
+    assert account is not None
+    return contact, account
+
+
+@dataclass(frozen=True)
+class ContactUpdate:
+    """Change some fields; the merged contact is validated as a whole.
+
+    Raises PermissionDenied, NotFound (also for another account's contact), ValidationFailed.
+    """
+
+    handle: str
+    changes: Mapping[str, Any] = field(default_factory=dict)
+
+    async def run(self, tx: Tx) -> ContactView:
+        contact, account = await _load_for_write(tx, self.handle)
+        current = await open_contact(tx.session, tx.sealer, contact, account.public_id)
+        unknown = [FieldError(k, "unknown_field", "is not a contact field")
+                   for k in self.changes if k not in FIELDS]
+        if unknown:
+            raise ValidationFailed(unknown)
+        merged = {**current.data.as_dict(), **self.changes}
+        data = validate_contact(merged)
+        changed = sorted(k for k, v in data.as_dict().items() if current.data.as_dict()[k] != v)
+        if changed:
+            data_key = await tx.sealer.data_key(tx.session, contact.data_key_id)
+            contact.data_sealed = Sealer.seal_json(data_key, data.as_dict(),
+                                                   contact_binding(contact.handle))
+            contact.updated_at = tx.now
+            tx.record("contacts:contact:updated", account=account.public_id,
+                      contact=contact.handle, fields=changed)
+        return ContactView(contact.handle, account.public_id, data, contact.created_at,
+                           contact.updated_at)
+
+
+@dataclass(frozen=True)
+class ContactDelete:
+    """Soft-delete a contact. Raises PermissionDenied, NotFound."""
+
+    handle: str
+
+    async def run(self, tx: Tx) -> None:
+        contact, account = await _load_for_write(tx, self.handle)
+        contact.deleted_at = tx.now
+        tx.record("contacts:contact:deleted", account=account.public_id, contact=contact.handle)
+
+
+# Reads: authorized the same way as the writes above, answered from a read transaction.
+
+
+async def contact_read(services: Services, actor: Actor, handle: str) -> ContactView:
+    """One contact. Raises PermissionDenied, NotFound (also for another account's contact)."""
+    actor.require("contacts", "read")
+    async with services.store.read() as session:
+        contact = await contact_by_handle(session, handle)
+        if contact is None:
+            raise NotFound("no such contact")
+        actor.require_object("contacts", "read", contact.account_id)
+        account_ids = await public_ids(session, {contact.account_id})
+        return await open_contact(session, services.sealer, contact,
+                                  account_ids[contact.account_id])
+
+
+async def contact_list(services: Services, actor: Actor, *, limit: int = 100,
+                       after: str | None = None, account: str | None = None,
+                       ) -> list[ContactView]:
+    """Contacts the actor may read: a customer's own account, or any (or one) account for staff.
+
+    `after` is the handle the previous page ended with.
+    """
+    actor.require("contacts", "read")
+    async with services.store.read() as session:
+        scope: int | None = actor.account_id
+        if actor.can("contacts", "read"):
+            scope = None
+            if account is not None:
+                found = await account_by_reference(session, account)
+                if found is None:
+                    return []
+                scope = found.id
+        after_id = 0
+        if after:
+            previous = await contact_by_handle(session, after)
+            after_id = previous.id if previous is not None else 0
+        rows = await list_contacts(session, scope, limit, after_id)
+        accounts = await public_ids(session, {row.account_id for row in rows})
+        sealer = services.sealer
+        return [await open_contact(session, sealer, row, accounts[row.account_id]) for row in rows]

@@ -1,0 +1,43 @@
+"""Structured logs (JSON lines on stderr). Secrets and personal data never reach them: flows
+log identifiers only, and a last processor masks any field whose name suggests otherwise."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+SENSITIVE = ("password", "secret", "token", "otp", "email", "phone", "name", "address",
+             "street", "code", "key", "authorization", "cookie")
+SAFE = frozenset({"event", "level", "timestamp", "logger", "flow", "request_id", "error_type",
+                  "path", "kind", "item", "outcome", "actor", "events", "listen"})
+
+
+def mask_sensitive(_logger: Any, _method: str,
+                   event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key in list(event):
+        if key not in SAFE and any(word in key.lower() for word in SENSITIVE):
+            event[key] = "[masked]"
+    return event
+
+
+def configure(level: str = "info") -> None:
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        numeric = logging.INFO
+    logging.basicConfig(stream=sys.stderr, level=numeric, format="%(message)s")
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            mask_sensitive,
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )

@@ -1,0 +1,107 @@
+"""The outbox worker: runs queued side effects, retries with backoff, records each outcome.
+
+Handlers must be idempotent: an effect may run again if the process dies between running it
+and marking it done. A claimed row is leased (its `available_at` moves forward) so that another
+worker does not take it while it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import select
+
+from regshield.eventlog.chain import EventDraft, append
+from regshield.services import Services
+from regshield.store.models import OutboxItem
+
+Handler = Callable[[Services, dict[str, Any]], Awaitable[None]]
+LEASE = timedelta(minutes=5)
+MAX_ATTEMPTS = 12
+MAX_BACKOFF = timedelta(hours=1)
+log = structlog.get_logger("regshield.outbox")
+
+
+def backoff(attempts: int) -> timedelta:
+    return min(timedelta(seconds=2 ** attempts), MAX_BACKOFF)
+
+
+class OutboxWorker:
+    def __init__(self, services: Services, handlers: dict[str, Handler]) -> None:
+        self.services = services
+        self.handlers = handlers
+
+    async def run_once(self, limit: int = 50) -> int:
+        """Run what is due; returns how many items were attempted."""
+        claimed = await self._claim(limit)
+        for item_id, kind, payload in claimed:
+            await self._execute(item_id, kind, payload)
+        return len(claimed)
+
+    async def run_forever(self, idle_seconds: float = 1.0) -> None:
+        while True:
+            try:
+                if await self.run_once() == 0:
+                    await asyncio.sleep(idle_seconds)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a broken database must not end the worker for good
+                log.exception("outbox.cycle_failed")
+                await asyncio.sleep(idle_seconds * 5)
+
+    async def _claim(self, limit: int) -> list[tuple[int, str, dict[str, Any]]]:
+        now = self.services.clock.now()
+        async with self.services.store.write() as session:
+            query = (
+                select(OutboxItem)
+                .where(OutboxItem.completed_at.is_(None), OutboxItem.failed.is_(False),
+                       OutboxItem.available_at <= now)
+                .order_by(OutboxItem.id).limit(limit)
+            )
+            if not self.services.store.is_sqlite:
+                query = query.with_for_update(skip_locked=True)
+            rows = (await session.execute(query)).scalars().all()
+            for row in rows:
+                row.available_at = now + LEASE
+                row.attempts += 1
+            return [(row.id, row.kind, dict(row.payload)) for row in rows]
+
+    async def _execute(self, item_id: int, kind: str, payload: dict[str, Any]) -> None:
+        handler = self.handlers.get(kind)
+        error: str | None = None
+        detail: str | None = None
+        if handler is None:
+            error = detail = "NoHandler"
+        else:
+            try:
+                await handler(self.services, payload)
+            except Exception as exc:
+                # The event names the exception type only: messages may quote personal data.
+                error, detail = type(exc).__name__, f"{type(exc).__name__}: {exc}"[:500]
+        await self._settle(item_id, kind, error, detail)
+
+    async def _settle(self, item_id: int, kind: str, error: str | None,
+                      detail: str | None) -> None:
+        now = self.services.clock.now()
+        async with self.services.store.write() as session:
+            row = await session.get(OutboxItem, item_id)
+            assert row is not None
+            if error is None:
+                row.completed_at, row.last_error, outcome = now, None, "completed"
+            elif row.attempts >= MAX_ATTEMPTS:
+                row.failed, row.last_error, outcome = True, detail, "failed"
+            else:
+                row.available_at, row.last_error = now + backoff(row.attempts), detail
+                outcome = "retrying"
+            await append(session, [EventDraft(
+                tag=f"outbox:{kind.replace(':', '.')}:{outcome}", actor="system:outbox",
+                channel="system", occurred_at=now, account="",
+                summary={"item": item_id, "attempts": row.attempts,
+                         **({"error": error} if error else {})},
+            )])
+        if error:
+            log.warning("outbox.item_failed", item=item_id, kind=kind, outcome=outcome)

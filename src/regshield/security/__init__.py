@@ -1,0 +1,1 @@
+"""Security primitives: passwords, second factors, tokens, permissions, field encryption."""

@@ -1,0 +1,83 @@
+"""Turning a presented credential into an Actor (API bearer tokens, console sessions)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from regshield.clock import as_utc
+from regshield.errors import AuthenticationFailed, AuthenticationRequired
+from regshield.flows.context import Actor
+from regshield.policy.security import security_policy
+from regshield.security.permissions import permissions_for
+from regshield.security.tokens import API_TOKEN_PREFIX, SESSION_PREFIX, digest
+from regshield.services import Services
+from regshield.store.models import User
+from regshield.store.queries.accounts import public_ids
+from regshield.store.queries.users import session_by_hash, token_by_hash
+
+# Bookkeeping of "last used" is coarse so that reads do not turn into writes.
+LAST_USED_RESOLUTION = timedelta(minutes=5)
+
+
+async def actor_for_bearer(services: Services, value: str | None) -> Actor:
+    """The actor an `Authorization: Bearer rs_...` value stands for.
+
+    Raises AuthenticationRequired (none given) or AuthenticationFailed (unknown, expired,
+    revoked, or a console session value presented to the API).
+    """
+    if not value:
+        raise AuthenticationRequired("send an API token as Authorization: Bearer rs_...")
+    if not value.startswith(API_TOKEN_PREFIX) or len(value) > 128:
+        raise AuthenticationFailed("not an API token")
+    now = services.clock.now()
+    async with services.store.read() as session:
+        token = await token_by_hash(session, digest(value))
+        if token is None or token.revoked_at is not None or as_utc(token.expires_at) <= now:
+            raise AuthenticationFailed("the token is unknown, expired or revoked")
+        user = await session.get(User, token.user_id)
+        if user is None or user.disabled_at is not None:
+            raise AuthenticationFailed("the token's user is disabled")
+        actor = await _actor(session, user, token.scopes, token.id, token.second_factor_at)
+        stale = token.last_used_at is None or \
+            as_utc(token.last_used_at) + LAST_USED_RESOLUTION <= now
+    if stale:
+        async with services.store.write() as session:
+            token = await session.merge(token, load=True)
+            token.last_used_at = now
+    return actor
+
+
+async def actor_for_console_session(services: Services, value: str | None) -> tuple[Actor, str]:
+    """The actor of a console session cookie and the session's digest; slides the idle timer."""
+    if not value or not value.startswith(SESSION_PREFIX) or len(value) > 128:
+        raise AuthenticationRequired("sign in to the console")
+    now = services.clock.now()
+    async with services.store.write() as session:
+        record = await session_by_hash(session, digest(value))
+        if record is None or record.ended_at is not None or as_utc(record.expires_at) <= now:
+            raise AuthenticationFailed("the session has ended; sign in again")
+        idle = security_policy(now).console_session_idle
+        if as_utc(record.last_seen_at) + idle <= now:
+            raise AuthenticationFailed("the session was idle too long; sign in again")
+        record.last_seen_at = now
+        user = await session.get(User, record.user_id)
+        if user is None or user.disabled_at is not None:
+            raise AuthenticationFailed("the session's user is disabled")
+        actor = await _actor(session, user, ["*"], None, record.second_factor_at)
+        return actor, record.session_hash
+
+
+async def _actor(session: AsyncSession, user: User, scopes: list[str], token_id: int | None,
+                 second_factor_at: datetime | None) -> Actor:
+    account = None
+    if user.account_id is not None:
+        account = (await public_ids(session, {user.account_id})).get(user.account_id)
+    return Actor(
+        kind="staff" if user.kind == "staff" else "customer",
+        permissions=permissions_for(user.role, scopes),
+        user_id=user.id, user_public_id=user.public_id, role=user.role,
+        account_id=user.account_id, account_public_id=account, token_id=token_id,
+        second_factor_at=as_utc(second_factor_at) if second_factor_at else None,
+    )

@@ -1,0 +1,45 @@
+"""`regshield serve`: every listener of one installation in one asyncio process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+import uvicorn
+
+from regshield.api.app import API_PREFIX, create_app
+from regshield.config import Settings
+from regshield.errors import ConfigurationError
+from regshield.outbox.worker import OutboxWorker
+from regshield.services import Services
+from regshield.setup import initialize
+
+
+async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> None:
+    report = await initialize(settings)
+    if report.created_home or report.created_keys:
+        announce(f"initialized {settings.home}")
+    services = Services.open(settings)
+    config = uvicorn.Config(
+        create_app(services), host=settings.http.host, port=settings.http.port,
+        log_config=None, access_log=False, proxy_headers=False, server_header=False,
+        lifespan="off",
+    )
+    server = uvicorn.Server(config)
+    worker = asyncio.create_task(OutboxWorker(services, handlers={}).run_forever())
+    http = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if http.done():
+                raise ConfigurationError(f"HTTP could not listen on {settings.http}")
+            await asyncio.sleep(0.05)
+        base = f"http://{settings.http}"
+        announce(f"regshield is running (data in {settings.home})")
+        announce(f"  HTTP API   {base}{API_PREFIX}  (OpenAPI: {base}{API_PREFIX}/openapi.json)")
+        await http
+    finally:
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
+        await services.close()

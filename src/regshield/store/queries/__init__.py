@@ -1,0 +1,1 @@
+"""Read access to the store, one module per subject. Flows and adapters ask here, not in SQL."""

@@ -1,0 +1,31 @@
+"""Contact lookups (sealed rows; opening them is the caller's business)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from regshield.store.models import Contact
+
+
+async def contact_by_handle(session: AsyncSession, handle: str) -> Contact | None:
+    query = select(Contact).where(Contact.handle == handle, Contact.deleted_at.is_(None))
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def list_contacts(session: AsyncSession, account_id: int | None, limit: int,
+                        after_id: int = 0) -> Sequence[Contact]:
+    """Live contacts, oldest first; `account_id=None` means every account (staff)."""
+    query = select(Contact).where(Contact.deleted_at.is_(None), Contact.id > after_id)
+    if account_id is not None:
+        query = query.where(Contact.account_id == account_id)
+    return (await session.execute(query.order_by(Contact.id).limit(limit))).scalars().all()
+
+
+async def count_contacts(session: AsyncSession, account_id: int | None) -> int:
+    query = select(func.count()).select_from(Contact).where(Contact.deleted_at.is_(None))
+    if account_id is not None:
+        query = query.where(Contact.account_id == account_id)
+    return int((await session.execute(query)).scalar_one())

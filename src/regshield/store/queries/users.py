@@ -1,0 +1,72 @@
+"""Users, their credentials and login throttling counters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from regshield.store.models import ApiToken, ConsoleSession, RecoveryCode, ThrottleCounter, User
+
+
+async def user_by_email_index(session: AsyncSession, email_index: str) -> User | None:
+    query = select(User).where(User.email_index == email_index)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def user_by_public_id(session: AsyncSession, public_id: str) -> User | None:
+    return (
+        await session.execute(select(User).where(User.public_id == public_id))
+    ).scalar_one_or_none()
+
+
+async def users_of_account(session: AsyncSession, account_id: int | None) -> Sequence[User]:
+    query = select(User).order_by(User.id)
+    if account_id is not None:
+        query = query.where(User.account_id == account_id)
+    return (await session.execute(query)).scalars().all()
+
+
+async def token_by_hash(session: AsyncSession, token_hash: str) -> ApiToken | None:
+    query = select(ApiToken).where(ApiToken.token_hash == token_hash)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def token_by_public_id(session: AsyncSession, public_id: str) -> ApiToken | None:
+    query = select(ApiToken).where(ApiToken.public_id == public_id)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def tokens_of_user(session: AsyncSession, user_id: int) -> Sequence[ApiToken]:
+    query = select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id)
+    return (await session.execute(query)).scalars().all()
+
+
+async def session_by_hash(session: AsyncSession, session_hash: str) -> ConsoleSession | None:
+    query = select(ConsoleSession).where(ConsoleSession.session_hash == session_hash)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def unused_recovery_codes(session: AsyncSession, user_id: int) -> Sequence[RecoveryCode]:
+    query = select(RecoveryCode).where(
+        RecoveryCode.user_id == user_id, RecoveryCode.used_at.is_(None)
+    )
+    return (await session.execute(query)).scalars().all()
+
+
+async def delete_recovery_codes(session: AsyncSession, user_id: int) -> None:
+    await session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
+
+
+async def throttle_counters(session: AsyncSession, keys: list[str],
+                            now: datetime) -> dict[str, ThrottleCounter]:
+    """The counters for `keys`, created if missing and locked for this transaction."""
+    values = [{"key": k, "window_start": now, "failures": 0, "blocked_until": None} for k in keys]
+    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgresql_insert
+    await session.execute(insert(ThrottleCounter).values(values).on_conflict_do_nothing())
+    query = select(ThrottleCounter).where(ThrottleCounter.key.in_(keys)).with_for_update()
+    return {row.key: row for row in (await session.execute(query)).scalars().all()}

@@ -1,0 +1,169 @@
+"""Shared fixtures. Every test that touches the store runs twice: on SQLite and on PostgreSQL.
+
+PostgreSQL comes from REGSHIELD_TEST_POSTGRES (default: trust auth on 127.0.0.1:5432, database
+`test`); the suite makes a database of its own there and drops it at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy import text
+
+from regshield.api.app import create_app
+from regshield.clock import FakeClock
+from regshield.config import Settings
+from regshield.flows.accounts import AccountCreate
+from regshield.flows.auth import TokenCreate
+from regshield.flows.context import RequestContext, system_actor
+from regshield.flows.runner import run_flow
+from regshield.flows.users import UserCreate
+from regshield.services import Services
+from regshield.setup import initialize
+from regshield.store.engine import Store
+from regshield.store.models import Base
+
+POSTGRES_ADMIN = os.environ.get("REGSHIELD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+BACKENDS = [b for b in os.environ.get("REGSHIELD_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
+PASSWORD = "a long unguessable passphrase 42"
+START = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+def _in_own_loop(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run setup work on a loop of its own, outside the tests' loop."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, coroutine).result()
+
+
+async def _create_database(name: str, url: str) -> None:
+    admin = await asyncpg.connect(POSTGRES_ADMIN)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    store = Store(url)
+    await store.migrate()
+    await store.close()
+
+
+async def _drop_database(name: str) -> None:
+    admin = await asyncpg.connect(POSTGRES_ADMIN)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A database of this test session's own on the PostgreSQL server, migrated once."""
+    name = f"regshield_test_{os.getpid()}_{secrets.token_hex(3)}"
+    url = f"{POSTGRES_ADMIN.rsplit('/', 1)[0]}/{name}".replace(
+        "postgresql://", "postgresql+asyncpg://")
+    _in_own_loop(_create_database(name, url))
+    yield url
+    _in_own_loop(_drop_database(name))
+
+
+async def _reset_postgres(url: str) -> None:
+    store = Store(url)
+    try:
+        async with store.engine.begin() as connection:
+            await connection.execute(text("SET LOCAL session_replication_role = replica"))
+            tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+            await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            await connection.execute(text(
+                "INSERT INTO event_chain (id, last_seq, last_hash) VALUES (1, 0, :g)"
+            ).bindparams(g="0" * 64))
+    finally:
+        await store.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(START)
+
+
+@pytest.fixture
+def settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    home = tmp_path / "home"
+    if backend == "postgresql":
+        url = str(request.getfixturevalue("postgres_url"))
+    else:
+        url = f"sqlite:///{home / 'regshield.db'}"
+    return Settings.load(home=home, database_url=url, environ={})
+
+
+@pytest.fixture
+async def services(settings: Settings, clock: FakeClock) -> AsyncIterator[Services]:
+    if not settings.is_sqlite:
+        await _reset_postgres(settings.database_url)
+    await initialize(settings, clock)
+    opened = Services.open(settings, clock)
+    yield opened
+    await opened.close()
+
+
+@dataclass
+class Identity:
+    """A user made for a test, with an API token."""
+
+    user_id: str
+    email: str
+    role: str
+    account: str | None
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+class World:
+    """Makes accounts, users and tokens through the real flows."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.context = RequestContext("cli")
+
+    async def flow(self, flow: Any) -> Any:
+        return await run_flow(self.services, system_actor("test"), self.context, flow)
+
+    async def account(self, name: str | None = None) -> str:
+        created = await self.flow(AccountCreate(name or f"account-{secrets.token_hex(3)}"))
+        return str(created.public_id)
+
+    async def user(self, role: str, account: str | None = None, email: str | None = None,
+                   password: str = PASSWORD) -> Identity:
+        email = email or f"{role}-{secrets.token_hex(3)}@example.net"
+        created = await self.flow(UserCreate(email, password, role, account))
+        issued = await self.flow(TokenCreate(created.user.public_id, "test"))
+        return Identity(created.user.public_id, email, role, created.account, issued.value)
+
+
+@pytest.fixture
+def world(services: Services) -> World:
+    return World(services)
+
+
+@pytest.fixture
+async def api(services: Services) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=create_app(services), client=("192.0.2.10", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://regshield.test") as client:
+        yield client
