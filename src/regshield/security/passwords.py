@@ -13,7 +13,10 @@ from regshield.errors import FieldError
 
 MAX_PASSWORD_LENGTH = 1024  # argon2 hashes anything, but unbounded input is a cheap DoS
 
-_hasher = PasswordHasher()  # argon2id with the library's RFC 9106 "low memory" defaults
+# argon2id at OWASP's first recommended setting (19 MiB, 2 passes, 1 lane): about 60 ms on one
+# core, so a burst of logins cannot exhaust a small server. Stored hashes carry their parameters;
+# raising them here rehashes each password at its next successful login.
+_hasher = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
 # Verified against when the user does not exist, so that both paths cost the same time.
 _DUMMY_HASH = _hasher.hash("regshield-timing-equalizer")
 
