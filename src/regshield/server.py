@@ -14,6 +14,7 @@ from regshield.errors import ConfigurationError
 from regshield.outbox.worker import OutboxWorker
 from regshield.services import Services
 from regshield.setup import initialize
+from regshield.store.queries.users import staff_count
 
 
 async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> None:
@@ -37,6 +38,10 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
         base = f"http://{settings.http}"
         announce(f"regshield is running (data in {settings.home})")
         announce(f"  HTTP API   {base}{API_PREFIX}  (OpenAPI: {base}{API_PREFIX}/openapi.json)")
+        async with services.store.read() as session:
+            if not await staff_count(session):
+                announce("no staff user yet: regshield user create EMAIL --role admin "
+                         "--password-stdin")
         await http
     finally:
         worker.cancel()

@@ -45,6 +45,10 @@ class ContactView:
 async def open_contact(session: AsyncSession, sealer: Sealer, contact: Contact,
                        account_public_id: str) -> ContactView:
     data_key = await sealer.data_key(session, contact.data_key_id)
+    return _view(contact, data_key, account_public_id)
+
+
+def _view(contact: Contact, data_key: bytes, account_public_id: str) -> ContactView:
     values = Sealer.open_json(data_key, contact.data_sealed, contact_binding(contact.handle))
     return ContactView(contact.handle, account_public_id, ContactData.from_dict(values),
                        contact.created_at, contact.updated_at)
@@ -182,5 +186,5 @@ async def contact_list(services: Services, actor: Actor, *, limit: int = 100,
             after_id = previous.id if previous is not None else 0
         rows = await list_contacts(session, scope, limit, after_id)
         accounts = await public_ids(session, {row.account_id for row in rows})
-        sealer = services.sealer
-        return [await open_contact(session, sealer, row, accounts[row.account_id]) for row in rows]
+        keys = await services.sealer.data_keys(session, {row.data_key_id for row in rows})
+        return [_view(row, keys[row.data_key_id], accounts[row.account_id]) for row in rows]

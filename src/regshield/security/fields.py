@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from regshield.security.keyring import KEY_BYTES, NONCE_BYTES, KeyRing
@@ -38,6 +39,13 @@ class Sealer:
         if row is None:
             raise LookupError(f"data key {data_key_id} is missing")
         return self.keyring.unwrap(row.master_key_id, row.wrapped)
+
+    async def data_keys(self, session: AsyncSession, ids: set[int]) -> dict[int, bytes]:
+        """Unwrap many data keys with one query (listing pages)."""
+        if not ids:
+            return {}
+        rows = (await session.execute(select(DataKey).where(DataKey.id.in_(ids)))).scalars()
+        return {row.id: self.keyring.unwrap(row.master_key_id, row.wrapped) for row in rows}
 
     @staticmethod
     def seal(data_key: bytes, plaintext: bytes, binding: str) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +29,11 @@ async def users_of_account(session: AsyncSession, account_id: int | None) -> Seq
     if account_id is not None:
         query = query.where(User.account_id == account_id)
     return (await session.execute(query)).scalars().all()
+
+
+async def staff_count(session: AsyncSession) -> int:
+    query = select(func.count()).select_from(User).where(User.kind == "staff")
+    return int((await session.execute(query)).scalar_one())
 
 
 async def token_by_hash(session: AsyncSession, token_hash: str) -> ApiToken | None:
