@@ -56,5 +56,5 @@ class _RegistrarEnsure:
         if await registrar(tx.session) is not None:
             return False
         tx.session.add(Registrar(id=1, name="Unnamed registrar", updated_at=tx.now))
-        tx.record("system:installation:initialized", account="")
+        tx.record("system:installation:initialized", account=None)
         return True

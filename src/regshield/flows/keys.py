@@ -80,5 +80,5 @@ class _RecordRotation:
     left: int
 
     async def run(self, tx: Tx) -> None:
-        tx.record("keys:master:rotated", account="", new_key=self.new_key,
+        tx.record("keys:master:rotated", account=None, new_key=self.new_key,
                   retired=self.retired, rewrapped=self.rewrapped, still_old=self.left)

@@ -46,7 +46,7 @@ class RegistrarUpdate:
                 changed.append(field)
         if changed:
             record.updated_at = tx.now
-            tx.record("registrar:registrar:updated", account="", fields=changed)
+            tx.record("registrar:registrar:updated", account=None, fields=changed)
         return record
 
 

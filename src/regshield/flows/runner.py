@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -50,13 +50,16 @@ class Tx:
     def security(self) -> SecurityPolicy:
         return security_policy(self.now)
 
-    def record(self, tag: str, *, account: str | None = None, actor: Actor | None = None,
-               **summary: Any) -> None:
-        """Record an event. The summary holds identifiers and outcomes, never personal data."""
+    def record(self, tag: str, *, account: str | Literal["actor's"] | None = "actor's",
+               actor: Actor | None = None, **summary: Any) -> None:
+        """Record an event. The summary holds identifiers and outcomes, never personal data.
+
+        `account` defaults to the actor's own; None marks a registrar-wide event.
+        """
         who = actor or self.actor
         self.events.append(EventDraft(
             tag=tag, actor=who.label, channel=self.context.channel, occurred_at=self.now,
-            account=account if account is not None else who.account_public_id,
+            account=who.account_public_id if account == "actor's" else account,
             source_address=self.context.source_address, request_id=self.context.request_id,
             summary=summary,
         ))

@@ -85,7 +85,7 @@ class UserCreate:
         user.email_sealed = Sealer.seal(data_key, email.encode(), email_binding(user))
         tx.session.add(user)
         await tx.session.flush()
-        tx.record("users:user:created", account=account.public_id if account else "",
+        tx.record("users:user:created", account=account.public_id if account else None,
                   user=user.public_id, role=self.role)
         return UserProfile(user, email, account.public_id if account else None)
 

@@ -99,7 +99,7 @@ class OutboxWorker:
                 outcome = "retrying"
             await append(session, [EventDraft(
                 tag=f"outbox:{kind.replace(':', '.')}:{outcome}", actor="system:outbox",
-                channel="system", occurred_at=now, account="",
+                channel="system", occurred_at=now, account=None,
                 summary={"item": item_id, "attempts": row.attempts,
                          **({"error": error} if error else {})},
             )])

@@ -15,7 +15,7 @@ from regshield.security.tokens import API_TOKEN_PREFIX, SESSION_PREFIX, digest
 from regshield.services import Services
 from regshield.store.models import User
 from regshield.store.queries.accounts import public_ids
-from regshield.store.queries.users import session_by_hash, token_by_hash
+from regshield.store.queries.users import session_by_hash, token_by_hash, touch_token
 
 # Bookkeeping of "last used" is coarse so that reads do not turn into writes.
 LAST_USED_RESOLUTION = timedelta(minutes=5)
@@ -44,8 +44,7 @@ async def actor_for_bearer(services: Services, value: str | None) -> Actor:
             as_utc(token.last_used_at) + LAST_USED_RESOLUTION <= now
     if stale:
         async with services.store.write() as session:
-            token = await session.merge(token, load=True)
-            token.last_used_at = now
+            await touch_token(session, token.id, now)
     return actor
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,6 +39,11 @@ async def staff_count(session: AsyncSession) -> int:
 async def token_by_hash(session: AsyncSession, token_hash: str) -> ApiToken | None:
     query = select(ApiToken).where(ApiToken.token_hash == token_hash)
     return (await session.execute(query)).scalar_one_or_none()
+
+
+async def touch_token(session: AsyncSession, token_id: int, now: datetime) -> None:
+    """Bookkeeping, not a change of record: no event."""
+    await session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now))
 
 
 async def token_by_public_id(session: AsyncSession, public_id: str) -> ApiToken | None:
