@@ -34,8 +34,10 @@ from regshield.setup import initialize
 from regshield.store.engine import Store
 from regshield.store.models import Base
 
-POSTGRES_ADMIN = os.environ.get("REGSHIELD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-BACKENDS = [b for b in os.environ.get("REGSHIELD_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
+POSTGRES_ADMIN = os.environ.get("REGSHIELD_TEST_POSTGRES",
+                                "postgresql://postgres@127.0.0.1:5432/test")
+BACKENDS = [b for b in os.environ.get("REGSHIELD_TEST_BACKENDS", "sqlite,postgresql").split(",")
+            if b]
 PASSWORD = "a long unguessable passphrase 42"
 START = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
