@@ -15,9 +15,10 @@ from datetime import datetime
 from typing import Any, Literal, Protocol, TypeVar
 
 import structlog
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from regshield.errors import PermissionDenied, RegshieldError
+from regshield.errors import Conflict, PermissionDenied, RegshieldError
 from regshield.eventlog.chain import EventDraft, append
 from regshield.flows.context import Actor, RequestContext
 from regshield.outbox.queue import SideEffect, outbox_row
@@ -92,6 +93,9 @@ async def run_flow(services: Services, actor: Actor, context: RequestContext,
     except PermissionDenied as denied:
         await _record_denial(services, actor, context, type(flow).__name__, denied)
         raise
+    except IntegrityError as exc:
+        # Two concurrent changes raced for the same unique value; the flow's own check lost.
+        raise Conflict("a concurrent change conflicts with this one; retry") from exc
     log.info("flow.done", flow=type(flow).__name__, actor=actor.label,
              request_id=context.request_id, events=len(tx.events))
     if tx.refusal is not None:
