@@ -13,6 +13,7 @@ from regshield.errors import (
     Conflict,
     FieldError,
     NotFound,
+    PermissionDenied,
     SecondFactorRequired,
     Throttled,
     ValidationFailed,
@@ -22,7 +23,7 @@ from regshield.flows.runner import Tx
 from regshield.flows.users import email_index, user_email
 from regshield.security import totp
 from regshield.security.passwords import hash_password, needs_rehash, verify_password
-from regshield.security.permissions import valid_scope
+from regshield.security.permissions import permissions_for, valid_scope
 from regshield.security.tokens import (
     API_TOKEN_PREFIX,
     SESSION_PREFIX,
@@ -272,7 +273,8 @@ class TotpConfirm:
 class TokenCreate:
     """Create an API token for `user_public_id` (default: the actor). Shown once.
 
-    Raises PermissionDenied, NotFound, ValidationFailed (name, expires_days, scopes).
+    Raises PermissionDenied (also when a scoped credential asks for a wider token), NotFound,
+    ValidationFailed (name, expires_days, scopes).
     """
 
     user_public_id: str | None = None
@@ -305,6 +307,11 @@ class TokenCreate:
                                      "each scope reads scope:resource:action or is *"))
         if errors:
             raise ValidationFailed(errors)
+        # A scoped credential must not mint a token that can do more than itself.
+        scoped = tx.actor.kind != "system" and \
+            tx.actor.permissions != permissions_for(tx.actor.role or "")
+        if scoped and not permissions_for(user.role, list(self.scopes)) <= tx.actor.permissions:
+            raise PermissionDenied("a scoped credential cannot create a wider token")
         lifetime = timedelta(days=days) if days else policy.api_token_default_lifetime
         issued = await _issue_token(tx, user, name=self.name.strip(), kind="api",
                                     lifetime=lifetime, scopes=list(self.scopes),

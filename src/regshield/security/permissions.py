@@ -48,7 +48,8 @@ ROLE_PERMISSIONS: Final[dict[str, frozenset[str]]] = {
 def permissions_for(role: str, token_scopes: list[str] | None = None) -> frozenset[str]:
     """The role's permissions, narrowed to a token's scopes (a scope never widens a role)."""
     granted = ROLE_PERMISSIONS.get(role, frozenset())
-    if not token_scopes or "*" in token_scopes:
+    # An empty scope list is the narrowest credential, never the widest.
+    if token_scopes is None or "*" in token_scopes:
         return granted
     return frozenset(p for p in granted if any(_matches(scope, p) for scope in token_scopes))
 

@@ -49,7 +49,8 @@ def code_at(secret: str, moment: datetime) -> str:
 def check_code(secret: str, code: str, now: datetime, last_counter: int | None) -> TotpCheck:
     """Accept each code once: a code whose time step is not after the last accepted is a replay."""
     code = code.strip().replace(" ", "")
-    if len(code) != DIGITS or not code.isdigit():
+    # isdigit() also admits non-ASCII digits, which compare_digest cannot compare.
+    if len(code) != DIGITS or not (code.isascii() and code.isdigit()):
         return TotpCheck(TotpOutcome.INVALID)
     totp = pyotp.TOTP(secret, digits=DIGITS, interval=STEP_SECONDS)
     current = int(now.timestamp()) // STEP_SECONDS
