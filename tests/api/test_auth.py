@@ -680,3 +680,18 @@ async def test_password_is_stored_as_an_argon2id_hash(
     assert user.password_hash.startswith("$argon2id$")
     assert PASSWORD not in await stored_text(services)
     assert (await login(api, "grace@example.net")).status_code == 200
+
+
+async def test_a_read_only_token_can_sign_itself_out_but_revoke_no_other_token(
+        api: httpx.AsyncClient, member: Identity) -> None:
+    read_only = (await api.post("/api/v1/tokens", headers=member.headers,
+                                json={"scopes": ["account:contacts:read"]})).json()
+    other = (await api.post("/api/v1/tokens", headers=member.headers, json={})).json()
+    refused = await api.delete(f"/api/v1/tokens/{other['token_id']}",
+                               headers=bearer(read_only["token"]))
+    assert_problem(refused, 404, "not-found")
+    assert (await api.get("/api/v1/me", headers=bearer(other["token"]))).status_code == 200
+    signed_out = await api.post("/api/v1/auth/logout", headers=bearer(read_only["token"]))
+    assert signed_out.status_code == 204
+    assert (await api.get("/api/v1/contacts", headers=bearer(read_only["token"]))).status_code \
+        == 401

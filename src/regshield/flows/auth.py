@@ -323,16 +323,24 @@ class TokenCreate:
 
 @dataclass(frozen=True)
 class TokenRevoke:
-    """Revoke a token: its owner, or staff allowed to manage tokens. Raises NotFound."""
+    """Revoke a token: the token in use (`None`: signing out, always allowed), another of the
+    holder's own tokens (needs self:tokens:write), or any token for staff allowed to manage
+    tokens. Raises NotFound (also for tokens the actor may not touch)."""
 
-    token_public_id: str
+    token_public_id: str | None = None
 
     async def run(self, tx: Tx) -> None:
-        token = await token_by_public_id(tx.session, self.token_public_id)
+        if self.token_public_id is None:
+            token = await tx.session.get(ApiToken, tx.actor.token_id) \
+                if tx.actor.token_id else None
+        else:
+            token = await token_by_public_id(tx.session, self.token_public_id)
         owner = await tx.session.get(User, token.user_id) if token else None
-        mine = token is not None and token.user_id == tx.actor.user_id
+        in_use = token is not None and token.id == tx.actor.token_id
+        own = token is not None and token.user_id == tx.actor.user_id and \
+            "self:tokens:write" in tx.actor.permissions
         if token is None or owner is None or not (
-            mine or tx.actor.can("tokens", "write", owner.account_id)
+            in_use or own or tx.actor.can("tokens", "write", owner.account_id)
         ):
             raise NotFound("no such token")
         if token.revoked_at is None:
