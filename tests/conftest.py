@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -92,6 +93,20 @@ async def _reset_postgres(url: str) -> None:
         await store.close()
 
 
+async def _migrate(url: str) -> None:
+    store = Store(url)
+    await store.migrate()
+    await store.close()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test (faster than migrating each time)."""
+    path = tmp_path_factory.mktemp("template") / "regshield.db"
+    _in_own_loop(_migrate(f"sqlite+aiosqlite:///{path}"))
+    return path
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -108,6 +123,8 @@ def settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Se
     if backend == "postgresql":
         url = str(request.getfixturevalue("postgres_url"))
     else:
+        home.mkdir(mode=0o700)
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), home / "regshield.db")
         url = f"sqlite:///{home / 'regshield.db'}"
     return Settings.load(home=home, database_url=url, environ={})
 
