@@ -9,7 +9,7 @@ from collections.abc import Callable
 import uvicorn
 
 from regshield.api.app import API_PREFIX, create_app
-from regshield.config import Settings
+from regshield.config import Listen, Settings
 from regshield.errors import ConfigurationError
 from regshield.outbox.worker import OutboxWorker
 from regshield.services import Services
@@ -29,10 +29,11 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
     )
     server = uvicorn.Server(config)
     worker = asyncio.create_task(OutboxWorker(services, handlers={}).run_forever())
-    http = asyncio.create_task(server.serve())
+    http = asyncio.create_task(_serve_http(server, settings.http))
     try:
         while not server.started:
             if http.done():
+                await http  # raises why it stopped
                 raise ConfigurationError(f"HTTP could not listen on {settings.http}")
             await asyncio.sleep(0.05)
         base = f"http://{settings.http}"
@@ -48,3 +49,10 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
         with contextlib.suppress(asyncio.CancelledError):
             await worker
         await services.close()
+
+
+async def _serve_http(server: uvicorn.Server, listen: Listen) -> None:
+    try:
+        await server.serve()
+    except SystemExit:  # uvicorn exits the whole process when it cannot bind
+        raise ConfigurationError(f"HTTP could not listen on {listen}") from None

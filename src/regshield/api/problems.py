@@ -63,7 +63,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> ProblemResponse:
+        request_id = getattr(request.state, "request_id", None)
         log.error("api.unexpected_error", error_type=type(exc).__name__,
-                  request_id=getattr(request.state, "request_id", None), path=request.url.path)
+                  request_id=request_id, path=request.url.path)
+        # This response bypasses the middleware that sets these on every other response.
+        headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
+                   **({"X-Request-ID": request_id} if request_id else {})}
         return problem(request, 500, "internal-error", "Internal error",
-                       "The request failed; quote the request id when reporting it.")
+                       "The request failed; quote the request id when reporting it.",
+                       headers=headers)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 import typer
+from sqlalchemy.exc import DBAPIError
 
 from regshield import logs
 from regshield.config import Settings
@@ -46,7 +47,10 @@ class Options:
     database_url: str | None
 
     def settings(self, http: str | None = None) -> Settings:
-        return Settings.load(home=self.home, database_url=self.database_url, http=http)
+        try:
+            return Settings.load(home=self.home, database_url=self.database_url, http=http)
+        except RegshieldError as exc:  # a bad URL or listen address: a message, no traceback
+            raise fail(f"error: {exc.detail}") from None
 
 
 @app.callback()
@@ -80,6 +84,12 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
         raise fail("\n".join(lines)) from None
     except RegshieldError as exc:
         raise fail(f"error: {exc.detail}") from None
+    except DBAPIError as exc:
+        if exc.statement is not None:  # a failing statement is a bug: keep its traceback
+            raise
+        raise fail(f"error: cannot connect to the database: {exc.orig}") from None
+    except OSError as exc:  # refused connection, unreachable host, unreadable file
+        raise fail(f"error: {exc}") from None
 
 
 async def with_services(options: Options, action: Callable[[Services], Awaitable[T]]) -> T:

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from regshield.errors import Conflict, PermissionDenied, RegshieldError
 from regshield.eventlog.chain import EventDraft, append
 from regshield.flows.context import Actor, RequestContext
-from regshield.outbox.queue import SideEffect, outbox_row
+from regshield.outbox.queue import SideEffect, write_effects
 from regshield.policy.security import SecurityPolicy, security_policy
 from regshield.security.fields import Sealer
 from regshield.services import Services
@@ -88,8 +88,7 @@ async def run_flow(services: Services, actor: Actor, context: RequestContext,
             tx = Tx(session=session, actor=actor, context=context, services=services, now=now)
             result = await flow.run(tx)
             await append(session, tx.events)
-            for effect in tx.effects:
-                session.add(outbox_row(effect, now))
+            await write_effects(session, tx.effects, now)
     except PermissionDenied as denied:
         await _record_denial(services, actor, context, type(flow).__name__, denied)
         raise

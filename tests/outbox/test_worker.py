@@ -1,0 +1,243 @@
+"""The transactional outbox: side effects are queued with the change that causes them, run by the
+worker with retries and backoff, and every outcome is an event on the hash chain."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from regshield.clock import FakeClock
+from regshield.eventlog.chain import verify
+from regshield.flows.context import RequestContext, system_actor
+from regshield.flows.runner import Tx, run_flow
+from regshield.outbox.worker import MAX_ATTEMPTS, MAX_BACKOFF, OutboxWorker, backoff
+from regshield.services import Services
+from regshield.store.models import Event, OutboxItem
+
+
+class Boom(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Notify:
+    """A test flow: records a change and queues its side effect."""
+
+    recipient: str
+    dedupe_key: str | None = None
+    fail_after_enqueue: bool = False
+    kind: str = "notify"
+
+    async def run(self, tx: Tx) -> str:
+        tx.enqueue(self.kind, {"to": self.recipient}, dedupe_key=self.dedupe_key)
+        tx.record("test:notification:queued", account=None, to=self.recipient)
+        if self.fail_after_enqueue:
+            raise Boom("the flow changed its mind")
+        return self.recipient
+
+
+async def queue(services: Services, flow: Notify) -> str:
+    return await run_flow(services, system_actor("test"), RequestContext("cli"), flow)
+
+
+async def outbox_rows(services: Services) -> list[OutboxItem]:
+    async with services.store.read() as session:
+        return list((await session.execute(select(OutboxItem).order_by(OutboxItem.id)))
+                    .scalars().all())
+
+
+async def events(services: Services, tag_prefix: str = "") -> list[Event]:
+    async with services.store.read() as session:
+        rows = (await session.execute(select(Event).order_by(Event.seq))).scalars().all()
+    return [e for e in rows if e.tag.startswith(tag_prefix)]
+
+
+class Recorder:
+    """A handler that remembers what it ran, or fails with a message quoting personal data."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.failures = failures
+
+    async def __call__(self, _services: Services, payload: dict[str, Any]) -> None:
+        self.calls.append(payload)
+        if len(self.calls) <= self.failures:
+            raise Boom(f"mailbox of {payload['to']} refused")
+
+
+async def test_side_effect_is_written_in_the_flows_transaction(services: Services) -> None:
+    await queue(services, Notify("jane@example.net"))
+
+    [row] = await outbox_rows(services)
+    assert row.kind == "notify"
+    assert row.payload == {"to": "jane@example.net"}
+    assert row.attempts == 0 and row.completed_at is None and not row.failed
+    assert [e.tag for e in await events(services, "test:")] == ["test:notification:queued"]
+
+
+async def test_flow_that_raises_after_enqueue_leaves_no_outbox_row_and_no_event(
+        services: Services) -> None:
+    before = await events(services)
+
+    with pytest.raises(Boom):
+        await queue(services, Notify("jane@example.net", fail_after_enqueue=True))
+
+    assert await outbox_rows(services) == []
+    assert [e.seq for e in await events(services)] == [e.seq for e in before]
+    async with services.store.read() as session:
+        assert (await verify(session)).ok
+
+
+async def test_worker_runs_a_queued_effect_once_and_records_completion(
+        services: Services, clock: FakeClock) -> None:
+    await queue(services, Notify("jane@example.net"))
+    handler = Recorder()
+    worker = OutboxWorker(services, handlers={"notify": handler})
+
+    assert await worker.run_once() == 1
+    assert await worker.run_once() == 0
+    clock.advance(timedelta(days=1))
+    assert await worker.run_once() == 0
+
+    assert handler.calls == [{"to": "jane@example.net"}]
+    [row] = await outbox_rows(services)
+    assert row.completed_at is not None and row.attempts == 1 and not row.failed
+    [done] = await events(services, "outbox:")
+    assert done.tag == "outbox:notify:completed"
+    assert done.actor == "system:outbox" and done.channel == "system"
+    assert done.summary == {"item": row.id, "attempts": 1}
+    async with services.store.read() as session:
+        assert (await verify(session)).ok
+
+
+async def test_colon_in_kind_keeps_the_event_tag_three_parts(services: Services) -> None:
+    await queue(services, Notify("jane@example.net", kind="mail:send"))
+
+    await OutboxWorker(services, handlers={"mail:send": Recorder()}).run_once()
+
+    assert [e.tag for e in await events(services, "outbox:")] == ["outbox:mail.send:completed"]
+
+
+async def test_failing_handler_is_retried_after_backoff_then_succeeds(
+        services: Services, clock: FakeClock) -> None:
+    await queue(services, Notify("jane@example.net"))
+    handler = Recorder(failures=2)
+    worker = OutboxWorker(services, handlers={"notify": handler})
+
+    assert await worker.run_once() == 1  # attempt 1 fails
+    [row] = await outbox_rows(services)
+    assert row.attempts == 1 and row.completed_at is None and not row.failed
+    clock.advance(backoff(1) - timedelta(microseconds=1))
+    assert await worker.run_once() == 0  # not due before its backoff has passed
+    clock.advance(timedelta(microseconds=1))
+    assert await worker.run_once() == 1  # attempt 2 fails
+    clock.advance(backoff(2))
+    assert await worker.run_once() == 1  # attempt 3 succeeds
+
+    assert len(handler.calls) == 3
+    [row] = await outbox_rows(services)
+    assert row.completed_at is not None and row.attempts == 3
+    assert [e.tag for e in await events(services, "outbox:")] == [
+        "outbox:notify:retrying", "outbox:notify:retrying", "outbox:notify:completed"]
+
+
+async def test_backoff_grows_and_is_capped() -> None:
+    delays = [backoff(n) for n in range(1, 30)]
+    assert delays == sorted(delays)
+    assert delays[0] > timedelta(0)
+    assert delays[1] > delays[0]
+    assert max(delays) == MAX_BACKOFF
+
+
+async def test_handler_that_keeps_failing_is_marked_failed_after_max_attempts(
+        services: Services, clock: FakeClock) -> None:
+    await queue(services, Notify("jane@example.net"))
+    handler = Recorder(failures=10 * MAX_ATTEMPTS)
+    worker = OutboxWorker(services, handlers={"notify": handler})
+
+    for _ in range(MAX_ATTEMPTS):
+        assert await worker.run_once() == 1
+        clock.advance(MAX_BACKOFF)
+    clock.advance(timedelta(days=30))
+    assert await worker.run_once() == 0
+
+    assert len(handler.calls) == MAX_ATTEMPTS
+    [row] = await outbox_rows(services)
+    assert row.failed and row.completed_at is None and row.attempts == MAX_ATTEMPTS
+    outcomes = await events(services, "outbox:")
+    assert [e.tag for e in outcomes] == (
+        ["outbox:notify:retrying"] * (MAX_ATTEMPTS - 1) + ["outbox:notify:failed"])
+    for event in outcomes:
+        # The exception type only: its message quotes the recipient's address.
+        assert event.summary["error"] == "Boom"
+        assert "jane@example.net" not in repr(event.summary)
+        assert "refused" not in repr(event.summary)
+    async with services.store.read() as session:
+        assert (await verify(session)).ok
+
+
+async def test_effect_without_a_handler_is_retried_and_recorded_as_such(
+        services: Services) -> None:
+    await queue(services, Notify("jane@example.net", kind="unknown"))
+
+    assert await OutboxWorker(services, handlers={}).run_once() == 1
+
+    [event] = await events(services, "outbox:")
+    assert event.tag == "outbox:unknown:retrying"
+    assert event.summary["error"] == "NoHandler"
+
+
+async def test_second_effect_with_the_same_dedupe_key_is_dropped(
+        services: Services, clock: FakeClock) -> None:
+    await queue(services, Notify("jane@example.net", dedupe_key="welcome:usr_1"))
+    clock.advance(timedelta(seconds=1))
+    # The second flow still commits its own change; only the duplicate effect is dropped.
+    assert await queue(services, Notify("jane@example.net", dedupe_key="welcome:usr_1")) \
+        == "jane@example.net"
+
+    [row] = await outbox_rows(services)
+    assert row.dedupe_key == "welcome:usr_1"
+    assert len(await events(services, "test:notification:queued")) == 2
+    handler = Recorder()
+    await OutboxWorker(services, handlers={"notify": handler}).run_once()
+    assert handler.calls == [{"to": "jane@example.net"}]
+
+
+async def test_duplicate_dedupe_key_is_dropped_even_after_the_first_ran(
+        services: Services) -> None:
+    await queue(services, Notify("jane@example.net", dedupe_key="welcome:usr_1"))
+    handler = Recorder()
+    worker = OutboxWorker(services, handlers={"notify": handler})
+    await worker.run_once()
+
+    await queue(services, Notify("jane@example.net", dedupe_key="welcome:usr_1"))
+    assert await worker.run_once() == 0
+
+    assert len(handler.calls) == 1
+    assert len(await outbox_rows(services)) == 1
+
+
+async def test_same_dedupe_key_twice_in_one_flow_is_one_effect(services: Services) -> None:
+    @dataclass(frozen=True)
+    class NotifyTwice:
+        async def run(self, tx: Tx) -> None:
+            tx.enqueue("notify", {"to": "a"}, dedupe_key="k")
+            tx.enqueue("notify", {"to": "a"}, dedupe_key="k")
+            tx.record("test:notification:queued", account=None)
+
+    await run_flow(services, system_actor("test"), RequestContext("cli"), NotifyTwice())
+
+    assert len(await outbox_rows(services)) == 1
+
+
+async def test_effects_without_dedupe_key_are_never_merged(services: Services) -> None:
+    await queue(services, Notify("jane@example.net"))
+    await queue(services, Notify("jane@example.net"))
+
+    async with services.store.read() as session:
+        count = (await session.execute(select(func.count()).select_from(OutboxItem))).scalar_one()
+    assert count == 2

@@ -1,0 +1,161 @@
+"""`regshield serve`: one process that sets up a new data directory, says where it listens, answers
+over real TCP, and stops cleanly on a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import stat
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import PASSWORD
+
+REGSHIELD = str(Path(sys.executable).with_name("regshield"))
+STARTUP_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("REGSHIELD_")}
+
+
+@dataclass
+class Server:
+    process: asyncio.subprocess.Process
+    home: Path
+    port: int
+    announced: list[str] = field(default_factory=list)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def wait_until_listening(self) -> None:
+        assert self.process.stdout is not None
+        while not any("HTTP API" in line for line in self.announced):
+            line = await asyncio.wait_for(self.process.stdout.readline(), STARTUP_TIMEOUT)
+            if not line:
+                stderr = await self.process.stderr.read() if self.process.stderr else b""
+                pytest.fail(f"serve exited early: {stderr.decode()[-2000:]}")
+            self.announced.append(line.decode().rstrip("\n"))
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[Server]:
+    home, port = tmp_path / "fresh-home", free_port()
+    process = await asyncio.create_subprocess_exec(
+        REGSHIELD, "--home", str(home), "serve", "--http", f"127.0.0.1:{port}",
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env=clean_env(), start_new_session=True,
+    )
+    running = Server(process, home, port)
+    try:
+        yield running
+    finally:
+        if process.returncode is None:  # the test failed before stopping it: leave nothing
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+
+
+async def cli(home: Path, *args: str, stdin: str = "") -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        REGSHIELD, "--home", str(home), *args, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=clean_env(),
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(stdin.encode()), 120)
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+def port_is_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+async def test_serve_initializes_announces_answers_over_tcp_and_stops_on_a_signal(
+        server: Server) -> None:
+    assert not server.home.exists()
+
+    await server.wait_until_listening()
+
+    announced = "\n".join(server.announced)
+    assert f"initialized {server.home}" in announced
+    assert f"{server.base}/api/v1" in announced
+    assert f"{server.base}/api/v1/openapi.json" in announced
+    assert stat.S_IMODE(server.home.stat().st_mode) == 0o700
+    assert (server.home / "keys" / "master.json").exists()
+    assert (server.home / "regshield.db").exists()
+
+    async with httpx.AsyncClient(base_url=server.base, timeout=10) as http:
+        document = await http.get("/api/v1/openapi.json")
+        assert document.status_code == 200
+        assert "/api/v1/auth/login" in document.json()["paths"]
+
+        code, out, err = await cli(server.home, "user", "create", "root@example.net",
+                                   "--role", "admin", "--password-stdin",
+                                   stdin=PASSWORD + "\n")
+        assert code == 0, err
+        assert "role admin" in out
+
+        login = await http.post("/api/v1/auth/login",
+                                json={"email": "root@example.net", "password": PASSWORD})
+        assert login.status_code == 200, login.text
+        token = login.json()["token"]
+        me = await http.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+        assert me.status_code == 200
+        assert me.json()["email"] == "root@example.net"
+        wrong = await http.post("/api/v1/auth/login",
+                                json={"email": "root@example.net", "password": "not it at all"})
+        assert wrong.status_code == 401
+
+    server.process.send_signal(signal.SIGINT)
+    await asyncio.wait_for(server.process.wait(), timeout=20)
+
+    assert server.process.returncode in (0, 128 + signal.SIGINT), server.process.returncode
+    assert server.process.stderr is not None
+    stderr = (await server.process.stderr.read()).decode()
+    assert "Traceback" not in stderr
+    assert not port_is_open(server.port)
+    with pytest.raises(ProcessLookupError):
+        os.killpg(server.process.pid, 0)  # nothing of its session is left running
+
+
+async def test_serve_refuses_a_listen_address_that_is_taken(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, out, err = await cli(tmp_path / "home", "serve", "--http", f"127.0.0.1:{port}")
+
+    assert code != 0
+    assert "Traceback" not in err
+    assert "listen" in err
+    assert "regshield is running" not in out
+
+
+async def test_serve_stops_on_sigterm_from_a_service_manager(server: Server) -> None:
+    await server.wait_until_listening()
+    assert port_is_open(server.port)
+
+    server.process.send_signal(signal.SIGTERM)
+    await asyncio.wait_for(server.process.wait(), timeout=20)
+
+    assert server.process.returncode in (0, -signal.SIGTERM, 128 + signal.SIGTERM)
+    assert server.process.stderr is not None
+    assert "Traceback" not in (await server.process.stderr.read()).decode()
+    assert not port_is_open(server.port)
