@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
 
 import uvicorn
 
@@ -15,6 +16,8 @@ from regshield.outbox.worker import OutboxWorker
 from regshield.services import Services
 from regshield.setup import initialize
 from regshield.store.queries.users import staff_count
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> None:
@@ -27,7 +30,10 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
         log_config=None, access_log=False, proxy_headers=False, server_header=False,
         lifespan="off",
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
+    loop = asyncio.get_running_loop()
+    for signal_number in STOP_SIGNALS:
+        loop.add_signal_handler(signal_number, server.stop)
     worker = asyncio.create_task(OutboxWorker(services, handlers={}).run_forever())
     http = asyncio.create_task(_serve_http(server, settings.http))
     try:
@@ -45,10 +51,24 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
                          "--password-stdin")
         await http
     finally:
+        for signal_number in STOP_SIGNALS:
+            loop.remove_signal_handler(signal_number)
         worker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await worker
         await services.close()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, but stopping is ours: uvicorn re-raises the signal after its own
+    shutdown, which would kill the process before the worker and the database close."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    def stop(self) -> None:
+        self.should_exit = True
 
 
 async def _serve_http(server: uvicorn.Server, listen: Listen) -> None:
