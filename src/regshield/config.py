@@ -44,6 +44,8 @@ class Settings:
     # A master key ring given in the environment instead of the key file (see security/keyring.py).
     master_key_env: str | None = None
     log_level: str = "info"
+    # Copies of the event chain head, kept outside the database (see eventlog/anchors.py).
+    event_anchor_file: Path | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -52,6 +54,10 @@ class Settings:
     @property
     def key_file(self) -> Path:
         return self.home / "keys" / "master.json"
+
+    @property
+    def anchor_file(self) -> Path:
+        return self.event_anchor_file or self.home / "event-anchors.log"
 
     @classmethod
     def load(
@@ -80,6 +86,8 @@ class Settings:
             http=Listen.parse(http_text, "http"),
             master_key_env=env.get("REGSHIELD_MASTER_KEY") or None,
             log_level=env.get("REGSHIELD_LOG_LEVEL") or _get(file_values, "log", "level") or "info",
+            event_anchor_file=_path(env.get("REGSHIELD_EVENT_ANCHORS")
+                                    or _get(file_values, "events", "anchor_file")),
         )
 
 
@@ -104,6 +112,10 @@ def _read_config_file(path: Path) -> dict[str, Any]:
             return tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"{path}: {exc}") from exc
+
+
+def _path(text: str | None) -> Path | None:
+    return Path(text).expanduser().absolute() if text else None
 
 
 def _get(values: dict[str, Any], section: str, key: str) -> str | None:

@@ -7,17 +7,22 @@ import contextlib
 import signal
 from collections.abc import Callable, Iterator
 
+import structlog
 import uvicorn
+from sqlalchemy.exc import SQLAlchemyError
 
 from regshield.api.app import API_PREFIX, create_app
 from regshield.config import Listen, Settings
 from regshield.errors import ConfigurationError
+from regshield.eventlog.anchors import anchor_head
 from regshield.outbox.worker import OutboxWorker
 from regshield.services import Services
 from regshield.setup import initialize
 from regshield.store.queries.users import staff_count
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+ANCHOR_INTERVAL_SECONDS = 300
+log = structlog.get_logger("regshield.server")
 
 
 async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> None:
@@ -35,6 +40,7 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
     for signal_number in STOP_SIGNALS:
         loop.add_signal_handler(signal_number, server.stop)
     worker = asyncio.create_task(OutboxWorker(services, handlers={}).run_forever())
+    anchoring = asyncio.create_task(_anchor_periodically(services))
     http = asyncio.create_task(_serve_http(server, settings.http))
     try:
         while not server.started:
@@ -53,10 +59,22 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
     finally:
         for signal_number in STOP_SIGNALS:
             loop.remove_signal_handler(signal_number)
-        worker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await worker
+        for task in (worker, anchoring):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await services.close()
+
+
+async def _anchor_periodically(services: Services) -> None:
+    """Copy the event chain head out of the database now and then (see eventlog/anchors.py)."""
+    while True:
+        try:
+            async with services.store.read() as session:
+                await anchor_head(session, services.settings.anchor_file, services.clock.now())
+        except (OSError, SQLAlchemyError):
+            log.exception("events.anchor_failed")
+        await asyncio.sleep(ANCHOR_INTERVAL_SECONDS)
 
 
 class _Server(uvicorn.Server):

@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from regshield import logs
 from regshield.config import Settings
 from regshield.errors import RegshieldError, ValidationFailed
+from regshield.eventlog.anchors import anchor_head, check_anchors, read_anchors
 from regshield.eventlog.chain import verify
 from regshield.flows.accounts import AccountCreate
 from regshield.flows.auth import TokenCreate
@@ -190,12 +191,25 @@ def token_create(
 def events_verify(ctx: typer.Context) -> None:
     """Walk the hash chain; exit 1 naming the first event that does not verify."""
     async def go(services: Services) -> None:
+        anchor_file = services.settings.anchor_file
+        try:
+            anchors = read_anchors(anchor_file)
+        except ValueError as exc:
+            raise fail(f"error: {exc}") from None
         async with services.store.read() as session:
             report = await verify(session)
+            broken_anchor = await check_anchors(session, anchors)
         if not report.ok:
             raise fail(f"event {report.first_bad_seq} does not verify: {report.reason} "
                        f"({report.verified} events before it verified)")
+        if broken_anchor:
+            raise fail(f"event {broken_anchor[0]} does not verify: {broken_anchor[1]} "
+                       f"(anchors in {anchor_file})")
+        async with services.store.read() as session:
+            await anchor_head(session, anchor_file, services.clock.now())
         typer.echo(f"{report.verified} events verified; head {report.head_hash}")
+        if anchors:
+            typer.echo(f"{len(anchors)} anchors in {anchor_file} hold")
     run(with_services(ctx.obj, go))
 
 
