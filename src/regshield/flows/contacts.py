@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from regshield.errors import FieldError, NotFound, ValidationFailed
 from regshield.flows.context import Actor
 from regshield.flows.runner import Tx
-from regshield.rules.contacts import FIELDS, ContactData, validate_contact
+from regshield.rules.contacts import ContactData, validate_contact
 from regshield.security.fields import Sealer
 from regshield.services import Services
 from regshield.store.models import Account, Contact
@@ -54,15 +54,18 @@ def _view(contact: Contact, data_key: bytes, account_public_id: str) -> ContactV
                        contact.created_at, contact.updated_at)
 
 
-async def _target_account(tx: Tx, reference: str | None) -> Account:
+async def _target_account(tx: Tx, reference: str | None,
+                          errors: list[FieldError]) -> Account | None:
     """The account a new contact belongs to: the customer's own, or the one staff name."""
     reference = reference or tx.actor.account_public_id
     if reference is None:
-        raise ValidationFailed([FieldError("account", "required",
-                                           "staff must name the account of the contact")])
+        errors.append(FieldError("account", "required",
+                                 "staff must name the account of the contact"))
+        return None
     account = await account_by_reference(tx.session, reference)
     if account is None or not tx.actor.can("contacts", "write", account.id):
-        raise ValidationFailed([FieldError("account", "not_found", "no such account")])
+        errors.append(FieldError("account", "not_found", "no such account"))
+        return None
     return account
 
 
@@ -78,8 +81,15 @@ class ContactCreate:
 
     async def run(self, tx: Tx) -> ContactView:
         tx.actor.require("contacts", "write")
-        data = validate_contact(self.fields)
-        account = await _target_account(tx, self.account)
+        errors: list[FieldError] = []
+        try:
+            data = validate_contact(self.fields)
+        except ValidationFailed as failed:
+            errors += failed.errors
+        account = await _target_account(tx, self.account, errors)
+        if errors:
+            raise ValidationFailed(errors)
+        assert account is not None
         data_key_row, data_key = await tx.sealer.new_data_key(tx.session, tx.now)
         handle = new_handle()
         contact = Contact(
@@ -117,10 +127,7 @@ class ContactUpdate:
     async def run(self, tx: Tx) -> ContactView:
         contact, account = await _load_for_write(tx, self.handle)
         current = await open_contact(tx.session, tx.sealer, contact, account.public_id)
-        unknown = [FieldError(k, "unknown_field", "is not a contact field")
-                   for k in self.changes if k not in FIELDS]
-        if unknown:
-            raise ValidationFailed(unknown)
+        # Unknown fields are reported by the validation, along with every other failing field.
         merged = {**current.data.as_dict(), **self.changes}
         data = validate_contact(merged)
         changed = sorted(k for k, v in data.as_dict().items() if current.data.as_dict()[k] != v)
@@ -182,8 +189,10 @@ async def contact_list(services: Services, actor: Actor, *, limit: int = 100,
                 scope = found.id
         after_id = 0
         if after:
-            previous = await contact_by_handle(session, after)
-            after_id = previous.id if previous is not None else 0
+            # The cursor may have been deleted since; another tenant's reads as unknown.
+            previous = await contact_by_handle(session, after, include_deleted=True)
+            if previous is not None and scope in (None, previous.account_id):
+                after_id = previous.id
         rows = await list_contacts(session, scope, limit, after_id)
         accounts = await public_ids(session, {row.account_id for row in rows})
         keys = await services.sealer.data_keys(session, {row.data_key_id for row in rows})

@@ -19,8 +19,12 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    TypeDecorator,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from regshield.clock import as_utc
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -30,7 +34,18 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
-Timestamp = DateTime(timezone=True)
+
+class UtcTimestamp(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on the way in and out (SQLite drops the zone on reads)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return as_utc(value) if value is not None else None
+
+
+Timestamp = UtcTimestamp()
 # SQLite only autoincrements INTEGER primary keys; PostgreSQL gets BIGINT.
 Id = BigInteger().with_variant(Integer(), "sqlite")
 

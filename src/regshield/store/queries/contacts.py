@@ -10,8 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from regshield.store.models import Contact
 
 
-async def contact_by_handle(session: AsyncSession, handle: str) -> Contact | None:
-    query = select(Contact).where(Contact.handle == handle, Contact.deleted_at.is_(None))
+async def contact_by_handle(session: AsyncSession, handle: str, *,
+                            include_deleted: bool = False) -> Contact | None:
+    query = select(Contact).where(Contact.handle == handle)
+    if not include_deleted:
+        query = query.where(Contact.deleted_at.is_(None))
     return (await session.execute(query)).scalar_one_or_none()
 
 
