@@ -1,8 +1,10 @@
 """Master key rotation: a new master key wraps every data key; the old one is retired.
 
 Runs alongside live traffic. The new ring is written first (running processes pick it up within
-a second), then data keys are re-wrapped in batches, each batch its own short transaction, and
-the old keys are dropped from the ring only when no data key still needs them.
+a second), then data keys are re-wrapped in batches, each batch its own short transaction. A
+second pass, one grace period later, catches data keys that a process wrapped under the old key
+before it noticed the new ring (or in a transaction that was still open). The old keys are
+dropped from the ring only when no data key still needs them.
 """
 
 from __future__ import annotations
@@ -39,20 +41,11 @@ async def rotate_master_key(services: Services, actor: Actor, context: RequestCo
         primary=new_id, keys={**old.keys, new_id: AESGCM.generate_key(256)},
         index_key=old.index_key, retired=old.retired,
     ))
-    # Let other processes notice the new primary before the old key can disappear.
-    await asyncio.sleep(grace_seconds)
     rewrapped = 0
-    while True:
-        async with services.store.write() as session:
-            rows = (await session.execute(
-                select(DataKey).where(DataKey.master_key_id != new_id).limit(BATCH)
-            )).scalars().all()
-            for row in rows:
-                plain = keyring.unwrap(row.master_key_id, row.wrapped)
-                row.master_key_id, row.wrapped = keyring.wrap(plain)
-            rewrapped += len(rows)
-        if len(rows) < BATCH:
-            break
+    for _ in range(2):
+        # Let other processes notice the new primary, and open transactions finish.
+        await asyncio.sleep(grace_seconds)
+        rewrapped += await _rewrap_all(services, new_id)
     async with services.store.read() as session:
         left = (await session.execute(
             select(func.count()).select_from(DataKey).where(DataKey.master_key_id != new_id)
@@ -70,6 +63,22 @@ async def rotate_master_key(services: Services, actor: Actor, context: RequestCo
     await run_flow(services, actor, context,
                    _RecordRotation(new_id, retired_ids, rewrapped, left))
     return RotationReport(new_id, retired_ids, rewrapped)
+
+
+async def _rewrap_all(services: Services, new_id: str) -> int:
+    keyring = services.keyring
+    rewrapped = 0
+    while True:
+        async with services.store.write() as session:
+            rows = (await session.execute(
+                select(DataKey).where(DataKey.master_key_id != new_id).limit(BATCH)
+            )).scalars().all()
+            for row in rows:
+                plain = keyring.unwrap(row.master_key_id, row.wrapped)
+                row.master_key_id, row.wrapped = keyring.wrap(plain)
+            rewrapped += len(rows)
+        if len(rows) < BATCH:
+            return rewrapped
 
 
 @dataclass(frozen=True)
