@@ -10,7 +10,12 @@ from regshield.flows.runner import Tx
 from regshield.security.tokens import new_public_id
 from regshield.services import Services
 from regshield.store.models import Account
-from regshield.store.queries.accounts import account_by_name, account_by_public_id, list_accounts
+from regshield.store.queries.accounts import (
+    account_by_name,
+    account_by_public_id,
+    account_by_reference,
+    list_accounts,
+)
 
 MAX_ACCOUNT_NAME = 100
 
@@ -24,6 +29,25 @@ def account_name_problems(name: str) -> list[FieldError]:
     if name.startswith("acc_"):
         return [FieldError("name", "reserved_prefix", "must not start with acc_")]
     return []
+
+
+async def target_account(tx: Tx, reference: str | None, resource: str,
+                         errors: list[FieldError], *, required: str) -> Account | None:
+    """The account a new object goes to: the one named, else the actor's own.
+
+    An account the actor may not write `resource` in is reported exactly like one that does
+    not exist, so that other tenants' accounts stay invisible. `required` is the message when
+    no account is named and the actor has none.
+    """
+    reference = reference or tx.actor.account_public_id
+    if not reference:
+        errors.append(FieldError("account", "required", required))
+        return None
+    account = await account_by_reference(tx.session, reference)
+    if account is None or not tx.actor.can(resource, "write", account.id):
+        errors.append(FieldError("account", "not_found", "no such account"))
+        return None
+    return account
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from regshield.errors import FieldError, NotFound, ValidationFailed
+from regshield.flows.accounts import target_account
 from regshield.flows.context import Actor
 from regshield.flows.runner import Tx
 from regshield.rules.contacts import ContactData, validate_contact
@@ -54,21 +55,6 @@ def _view(contact: Contact, data_key: bytes, account_public_id: str) -> ContactV
                        contact.created_at, contact.updated_at)
 
 
-async def _target_account(tx: Tx, reference: str | None,
-                          errors: list[FieldError]) -> Account | None:
-    """The account a new contact belongs to: the customer's own, or the one staff name."""
-    reference = reference or tx.actor.account_public_id
-    if reference is None:
-        errors.append(FieldError("account", "required",
-                                 "staff must name the account of the contact"))
-        return None
-    account = await account_by_reference(tx.session, reference)
-    if account is None or not tx.actor.can("contacts", "write", account.id):
-        errors.append(FieldError("account", "not_found", "no such account"))
-        return None
-    return account
-
-
 @dataclass(frozen=True)
 class ContactCreate:
     """Validate every field, seal the contact under a fresh data key, record the event.
@@ -86,7 +72,8 @@ class ContactCreate:
             data = validate_contact(self.fields)
         except ValidationFailed as failed:
             errors += failed.errors
-        account = await _target_account(tx, self.account, errors)
+        account = await target_account(tx, self.account, "contacts", errors,
+                                       required="staff must name the account of the contact")
         if errors:
             raise ValidationFailed(errors)
         assert account is not None

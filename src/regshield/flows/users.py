@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from regshield.errors import FieldError, PermissionDenied, ValidationFailed
+from regshield.flows.accounts import target_account
 from regshield.flows.context import Actor
 from regshield.flows.runner import Tx
 from regshield.rules.contacts import normalize_email
@@ -18,7 +19,6 @@ from regshield.security.permissions import CUSTOMER_ROLES, STAFF_ROLES
 from regshield.security.tokens import new_public_id
 from regshield.services import Services
 from regshield.store.models import Account, User
-from regshield.store.queries.accounts import account_by_reference
 from regshield.store.queries.users import user_by_email_index
 
 
@@ -95,16 +95,8 @@ class UserCreate:
                 errors.append(FieldError("account", "not_allowed",
                                          "staff users belong to no account"))
             return None
-        reference = self.account or tx.actor.account_public_id
-        if not reference:
-            errors.append(FieldError("account", "required", "customer users need an account"))
-            return None
-        account = await account_by_reference(tx.session, reference)
-        # Another tenant's account is answered exactly like an account that does not exist.
-        if account is None or not tx.actor.can("users", "write", account.id):
-            errors.append(FieldError("account", "not_found", "no such account"))
-            return None
-        return account
+        return await target_account(tx, self.account, "users", errors,
+                                    required="customer users need an account")
 
 
 async def user_profile(services: Services, actor: Actor) -> UserProfile:
