@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from regshield.clock import as_utc
 from regshield.errors import AuthenticationFailed, AuthenticationRequired
 from regshield.flows.context import Actor
@@ -15,7 +13,7 @@ from regshield.security.tokens import API_TOKEN_PREFIX, SESSION_PREFIX, digest
 from regshield.services import Services
 from regshield.store.models import User
 from regshield.store.queries.accounts import public_ids
-from regshield.store.queries.users import session_by_hash, token_by_hash, touch_token
+from regshield.store.queries.users import session_by_hash, token_holder, touch_token
 
 # Bookkeeping of "last used" is coarse so that reads do not turn into writes.
 LAST_USED_RESOLUTION = timedelta(minutes=5)
@@ -33,15 +31,17 @@ async def actor_for_bearer(services: Services, value: str | None) -> Actor:
         raise AuthenticationFailed("not an API token")
     now = services.clock.now()
     async with services.store.read() as session:
-        token = await token_by_hash(session, digest(value))
-        if token is None or token.revoked_at is not None or as_utc(token.expires_at) <= now:
-            raise AuthenticationFailed("the token is unknown, expired or revoked")
-        user = await session.get(User, token.user_id)
-        if user is None or user.disabled_at is not None:
-            raise AuthenticationFailed("the token's user is disabled")
-        actor = await _actor(session, user, token.scopes, token.id, token.second_factor_at)
-        stale = token.last_used_at is None or \
-            as_utc(token.last_used_at) + LAST_USED_RESOLUTION <= now
+        found = await token_holder(session, digest(value))
+    if found is None:
+        raise AuthenticationFailed("the token is unknown, expired or revoked")
+    token, user, account = found
+    if token.revoked_at is not None or as_utc(token.expires_at) <= now:
+        raise AuthenticationFailed("the token is unknown, expired or revoked")
+    if user.disabled_at is not None:
+        raise AuthenticationFailed("the token's user is disabled")
+    actor = _actor(user, account, token.scopes, token.id, token.second_factor_at)
+    stale = token.last_used_at is None or \
+        as_utc(token.last_used_at) + LAST_USED_RESOLUTION <= now
     if stale:
         async with services.store.write() as session:
             await touch_token(session, token.id, now)
@@ -64,15 +64,14 @@ async def actor_for_console_session(services: Services, value: str | None) -> tu
         user = await session.get(User, record.user_id)
         if user is None or user.disabled_at is not None:
             raise AuthenticationFailed("the session's user is disabled")
-        actor = await _actor(session, user, ["*"], None, record.second_factor_at)
-        return actor, record.session_hash
+        account = None
+        if user.account_id is not None:
+            account = (await public_ids(session, {user.account_id})).get(user.account_id)
+        return _actor(user, account, ["*"], None, record.second_factor_at), record.session_hash
 
 
-async def _actor(session: AsyncSession, user: User, scopes: list[str], token_id: int | None,
-                 second_factor_at: datetime | None) -> Actor:
-    account = None
-    if user.account_id is not None:
-        account = (await public_ids(session, {user.account_id})).get(user.account_id)
+def _actor(user: User, account: str | None, scopes: list[str], token_id: int | None,
+           second_factor_at: datetime | None) -> Actor:
     return Actor(
         kind="staff" if user.kind == "staff" else "customer",
         permissions=permissions_for(user.role, scopes),

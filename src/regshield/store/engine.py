@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -43,10 +44,17 @@ class Store:
             else self.engine
         )
         self._writer = async_sessionmaker(writer_engine, expire_on_commit=False)
+        self._write_turn = asyncio.Lock() if self.is_sqlite else None
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        async with self._writer() as session, session.begin():
+        if self._write_turn is None:
+            async with self._writer() as session, session.begin():
+                yield session
+            return
+        # SQLite has one writer at a time; waiting in line here, first come first served, beats
+        # SQLite's busy handler, which sleeps and retries unfairly (seconds of tail latency).
+        async with self._write_turn, self._writer() as session, session.begin():
             yield session
 
     @asynccontextmanager
