@@ -695,3 +695,23 @@ async def test_a_read_only_token_can_sign_itself_out_but_revoke_no_other_token(
     assert signed_out.status_code == 204
     assert (await api.get("/api/v1/contacts", headers=bearer(read_only["token"]))).status_code \
         == 401
+
+
+async def test_checking_a_password_never_holds_the_write_lock(
+        api: httpx.AsyncClient, services: Services, member: Identity,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """argon2 takes tens of milliseconds; on SQLite every other change would wait behind it."""
+    import regshield.flows.auth as auth_flows
+
+    verify = auth_flows.verify_password
+    writes_open_during_checks: list[bool] = []
+
+    def watched(password_hash: str | None, password: str) -> bool:
+        writes_open_during_checks.append(services.store.writing)
+        return verify(password_hash, password)
+
+    monkeypatch.setattr(auth_flows, "verify_password", watched)
+    assert (await login(api, member.email)).status_code == 200
+    assert (await login(api, member.email, "not the password at all")).status_code == 401
+
+    assert writes_open_during_checks == [False, False]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -18,10 +19,11 @@ from regshield.errors import (
     Throttled,
     ValidationFailed,
 )
-from regshield.flows.context import Actor
+from regshield.flows.context import Actor, RequestContext
 from regshield.flows.runner import Tx
 from regshield.flows.users import email_index, user_email
 from regshield.security import totp
+from regshield.security.keyring import KeyRing
 from regshield.security.passwords import hash_password, needs_rehash, verify_password
 from regshield.security.permissions import permissions_for, valid_scope
 from regshield.security.tokens import (
@@ -36,6 +38,7 @@ from regshield.store.queries.accounts import public_ids
 from regshield.store.queries.users import (
     delete_recovery_codes,
     session_by_hash,
+    throttle_counter_values,
     throttle_counters,
     token_by_public_id,
     tokens_of_user,
@@ -66,6 +69,28 @@ def recovery_code_hash(tx: Tx, code: str) -> str:
 
 
 @dataclass(frozen=True)
+class PasswordCheck:
+    """The outcome of the (slow) password check, made before the login's transaction."""
+
+    user_id: int | None
+    password_hash: str | None
+    matched: bool
+
+
+def _throttle_keys(keyring: KeyRing, email: str, context: RequestContext) -> list[str]:
+    return [
+        "login:user:" + keyring.index("login-user", email.strip().lower()),
+        "login:address:" + keyring.index("login-address", context.source_address or "-"),
+    ]
+
+
+def _block_ends(counters: Iterable[ThrottleCounter], now: datetime) -> datetime | None:
+    ends = [as_utc(c.blocked_until) for c in counters
+            if c.blocked_until and as_utc(c.blocked_until) > now]
+    return max(ends) if ends else None
+
+
+@dataclass(frozen=True)
 class UserLogin:
     """Check email, password and (when enrolled) a one-time code; issue a credential.
 
@@ -79,27 +104,39 @@ class UserLogin:
     otp: str | None = None
     credential: Credential = "api"
 
+    async def prepare(self, services: Services, context: RequestContext) -> PasswordCheck | None:
+        """Check the password outside the write transaction (argon2 takes tens of ms); skip it
+        when the attempt is throttled anyway, so that a blocked attacker costs nothing."""
+        keyring = services.keyring
+        async with services.store.read() as session:
+            counters = await throttle_counter_values(
+                session, _throttle_keys(keyring, self.email, context))
+            if _block_ends(counters, services.clock.now()) is not None:
+                return None
+            user = await user_by_email_index(session, email_index(keyring, self.email))
+        password_hash = user.password_hash if user else None
+        matched = await asyncio.to_thread(verify_password, password_hash, self.password)
+        return PasswordCheck(user.id if user else None, password_hash, matched)
+
     async def run(self, tx: Tx) -> IssuedCredential | None:
         policy = tx.security
         keyring = tx.services.keyring
-        keys = [
-            "login:user:" + keyring.index("login-user", self.email.strip().lower()),
-            "login:address:" + keyring.index("login-address", tx.context.source_address or "-"),
-        ]
+        keys = _throttle_keys(keyring, self.email, tx.context)
         counters = await throttle_counters(tx.session, keys, tx.now)
-        blocked = [as_utc(c.blocked_until) for c in counters.values()
-                   if c.blocked_until and as_utc(c.blocked_until) > tx.now]
-        if blocked:
-            wait = max(blocked) - tx.now
+        block_end = _block_ends(counters.values(), tx.now)
+        if block_end is not None:
             tx.record("auth:login:throttled", credential=self.credential)
-            tx.refuse(Throttled(int(wait.total_seconds()) + 1))
+            tx.refuse(Throttled(int((block_end - tx.now).total_seconds()) + 1))
             return None
 
         user = await user_by_email_index(tx.session, email_index(keyring, self.email))
-        password_ok = await asyncio.to_thread(
-            verify_password, user.password_hash if user else None, self.password
-        )
-        if user is None or not password_ok or user.disabled_at is not None:
+        check: PasswordCheck | None = tx.prepared
+        if check is None or (user.id if user else None, user.password_hash if user else None) \
+                != (check.user_id, check.password_hash):
+            # Blocked when prepared, or the password changed meanwhile: check it here.
+            check = PasswordCheck(None, None, await asyncio.to_thread(
+                verify_password, user.password_hash if user else None, self.password))
+        if user is None or not check.matched or user.disabled_at is not None:
             self._fail(tx, counters, user, "bad_credentials")
             return None
 

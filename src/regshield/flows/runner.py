@@ -5,7 +5,8 @@ event and outbox recorders), then appends the recorded events to the hash chain 
 queued side effects, and commits, all or nothing. A flow that must refuse *and* keep a record
 (a failed login counts towards throttling and leaves an event) calls `tx.refuse(error)`: the
 transaction commits and the error is raised afterwards. A permission refusal is recorded as an
-event of its own.
+event of its own. A flow may define `async def prepare(self, services, context)` for slow,
+read-only work done before the transaction opens; its result reaches `run` as `tx.prepared`.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class Tx:
     events: list[EventDraft] = field(default_factory=list)
     effects: list[SideEffect] = field(default_factory=list)
     refusal: RegshieldError | None = None
+    # What the flow's optional `prepare` step found before the transaction opened.
+    prepared: Any = None
 
     @property
     def sealer(self) -> Sealer:
@@ -83,9 +86,14 @@ T = TypeVar("T")
 async def run_flow(services: Services, actor: Actor, context: RequestContext,
                    flow: Flow[T]) -> T:
     now = services.clock.now()
+    # Slow, read-only work (a password hash check) runs before the write transaction, so that
+    # it never holds the write lock: on SQLite every writer would wait behind it.
+    prepare = getattr(flow, "prepare", None)
+    prepared = await prepare(services, context) if prepare is not None else None
     try:
         async with services.store.write() as session:
-            tx = Tx(session=session, actor=actor, context=context, services=services, now=now)
+            tx = Tx(session=session, actor=actor, context=context, services=services, now=now,
+                    prepared=prepared)
             result = await flow.run(tx)
             await append(session, tx.events)
             await write_effects(session, tx.effects, now)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -45,17 +46,24 @@ class Store:
         )
         self._writer = async_sessionmaker(writer_engine, expire_on_commit=False)
         self._write_turn = asyncio.Lock() if self.is_sqlite else None
+        self._open_writes = 0
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        if self._write_turn is None:
-            async with self._writer() as session, session.begin():
-                yield session
-            return
         # SQLite has one writer at a time; waiting in line here, first come first served, beats
         # SQLite's busy handler, which sleeps and retries unfairly (seconds of tail latency).
-        async with self._write_turn, self._writer() as session, session.begin():
-            yield session
+        async with self._write_turn or contextlib.nullcontext():
+            self._open_writes += 1
+            try:
+                async with self._writer() as session, session.begin():
+                    yield session
+            finally:
+                self._open_writes -= 1
+
+    @property
+    def writing(self) -> bool:
+        """Whether a write transaction of this process is open (for tests and diagnostics)."""
+        return self._open_writes > 0
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

@@ -87,6 +87,13 @@ async def delete_recovery_codes(session: AsyncSession, user_id: int) -> None:
     await session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
 
 
+async def throttle_counter_values(session: AsyncSession,
+                                  keys: list[str]) -> Sequence[ThrottleCounter]:
+    """The counters that exist for `keys`, unlocked (a look before the real check)."""
+    query = select(ThrottleCounter).where(ThrottleCounter.key.in_(keys))
+    return (await session.execute(query)).scalars().all()
+
+
 async def throttle_counters(session: AsyncSession, keys: list[str],
                             now: datetime) -> dict[str, ThrottleCounter]:
     """The counters for `keys`, created if missing and locked for this transaction."""
