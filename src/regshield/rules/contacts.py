@@ -18,6 +18,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from regshield.errors import FieldError, ValidationFailed
 from regshield.rules.countries import ISO_3166_ALPHA2
+from regshield.rules.text import text_value
 
 FIELDS = (
     "name", "organization", "street", "city", "state", "postal_code", "country",
@@ -113,13 +114,8 @@ def _has_control(value: str) -> bool:
 
 def _text(raw: Mapping[str, Any], field: str, errors: list[FieldError], *,
           required: bool, limit: int = MAX_TEXT) -> str | None:
-    value = raw.get(field)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        if required:
-            errors.append(FieldError(field, "required", "is required"))
-        return None
-    if not isinstance(value, str):
-        errors.append(FieldError(field, "not_text", "must be a string"))
+    value = text_value(raw.get(field), field, errors, required=required)
+    if value is None:
         return None
     if _has_control(value):
         errors.append(FieldError(field, "control_characters",

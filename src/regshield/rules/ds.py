@@ -31,6 +31,7 @@ from dns.rdtypes.ANY.DNSKEY import DNSKEY
 
 from regshield.errors import FieldError, ValidationFailed
 from regshield.rules.names import validate_domain_name
+from regshield.rules.text import is_blank, text_value
 
 DS_FIELDS = ("key_tag", "algorithm", "digest_type", "digest")
 MAX_KEY_TAG = 65535
@@ -330,12 +331,8 @@ def _unsigned(value: Any) -> int | None:
     return None
 
 
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
-
-
 def _key_tag(value: Any, field: str, errors: list[FieldError]) -> int | None:
-    if _missing(value):
+    if is_blank(value):
         errors.append(FieldError(field, "required", "is required"))
         return None
     number = _unsigned(value)
@@ -347,7 +344,7 @@ def _key_tag(value: Any, field: str, errors: list[FieldError]) -> int | None:
 
 
 def _algorithm(value: Any, field: str, errors: list[FieldError]) -> int | None:
-    if _missing(value):
+    if is_blank(value):
         errors.append(FieldError(field, "required", "is required"))
         return None
     number = _unsigned(value)
@@ -364,7 +361,7 @@ def _algorithm(value: Any, field: str, errors: list[FieldError]) -> int | None:
 
 
 def _digest_type(value: Any, field: str, errors: list[FieldError]) -> int | None:
-    if _missing(value):
+    if is_blank(value):
         errors.append(FieldError(field, "required", "is required"))
         return None
     number = _unsigned(value)
@@ -377,7 +374,7 @@ def _digest_type(value: Any, field: str, errors: list[FieldError]) -> int | None
 
 def _digest(value: Any, digest_type: int | None, field: str,
             errors: list[FieldError]) -> str | None:
-    if _missing(value):
+    if is_blank(value):
         errors.append(FieldError(field, "required", "is required"))
         return None
     if not isinstance(value, str) or len(value) > MAX_DS_TEXT:
@@ -410,11 +407,8 @@ def _owner_name(owner: Any, field: str, errors: list[FieldError]) -> dns.name.Na
 
 
 def _dnskey(text: Any, field: str, errors: list[FieldError]) -> DNSKEY | None:
-    if _missing(text):
-        errors.append(FieldError(field, "required", "is required"))
-        return None
-    if not isinstance(text, str):
-        errors.append(FieldError(field, "not_text", "must be a string"))
+    text = text_value(text, field, errors)
+    if text is None:
         return None
     if len(text) > MAX_DNSKEY_TEXT:
         errors.append(FieldError(field, "too_long",

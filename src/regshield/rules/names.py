@@ -38,6 +38,7 @@ from typing import Any
 import idna
 
 from regshield.errors import FieldError, ValidationFailed
+from regshield.rules.text import text_value
 
 MAX_INPUT = 1000
 MAX_NAME = 253
@@ -154,11 +155,8 @@ class _Label:
 
 def _domain_name(value: Any, field: str, errors: list[FieldError],
                  min_labels: int) -> DomainName | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        errors.append(FieldError(field, "required", "is required"))
-        return None
-    if not isinstance(value, str):
-        errors.append(FieldError(field, "not_text", "must be a string"))
+    value = text_value(value, field, errors)
+    if value is None:
         return None
     if len(value) > MAX_INPUT:
         errors.append(FieldError(field, "too_long",
