@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -37,8 +39,11 @@ token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 events_app = typer.Typer(help="The hash-chained event log.", no_args_is_help=True)
 keys_app = typer.Typer(help="Master keys of the field encryption.", no_args_is_help=True)
 registrar_app = typer.Typer(help="The registrar's own record.", no_args_is_help=True)
+sandbox_app = typer.Typer(help="The built-in sandbox registry (an EPP server for test TLDs).",
+                          no_args_is_help=True)
 for sub, name in ((account_app, "account"), (user_app, "user"), (token_app, "token"),
-                  (events_app, "events"), (keys_app, "keys"), (registrar_app, "registrar")):
+                  (events_app, "events"), (keys_app, "keys"), (registrar_app, "registrar"),
+                  (sandbox_app, "sandbox-registry")):
     app.add_typer(sub, name=name)
 
 
@@ -237,6 +242,75 @@ def registrar_set(
     """Set the registrar's name, IANA ID and abuse contact."""
     record = cli_flow(ctx.obj, RegistrarUpdate(name, iana_id, abuse_email, abuse_phone))
     typer.echo(f"registrar {record.name} (IANA ID {record.iana_id or 'unset'})")
+
+
+@sandbox_app.command("serve")
+def sandbox_serve(
+    ctx: typer.Context,
+    listen: Annotated[str, typer.Option(
+        "--listen", help="HOST:PORT for EPP over TLS (default 127.0.0.1:7700).")] =
+        "127.0.0.1:7700",
+) -> None:
+    """Run the sandbox registry until interrupted; state in <home>/sandbox-registry/."""
+    from regshield.config import Listen
+    from regshield.registry.sandbox.server import SandboxServer
+    from regshield.registry.sandbox.state import SandboxConfig, sandbox_directory
+
+    settings: Settings = ctx.obj.settings()
+    logs.configure(settings.log_level)
+    try:
+        address = Listen.parse(listen, "--listen")
+    except RegshieldError as exc:
+        raise fail(f"error: {exc.detail}", 2) from None
+    config = SandboxConfig(directory=sandbox_directory(settings.home), listen=address)
+
+    async def go() -> None:
+        server = await SandboxServer.start(config)
+        try:
+            typer.echo(f"sandbox registry: EPP over TLS on "
+                       f"{Listen(address.host, server.port)}")
+            typer.echo(f"server certificate: {server.certificate}")
+            typer.echo(f"TLDs: {', '.join(config.tlds)}")
+            await server.serve_forever()
+        finally:
+            await server.close()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        run(go())
+
+
+@sandbox_app.command("add-registrar")
+def sandbox_add_registrar(
+    ctx: typer.Context,
+    registrar_id: Annotated[str, typer.Argument(
+        metavar="ID", help="The registrar's EPP client identifier (clID), 3 to 16 characters.")],
+    password_stdin: Annotated[bool, typer.Option(
+        "--password-stdin", help="Read the EPP password (6 to 16 characters) from standard "
+                                 "input.")] = False,
+    client_cert: Annotated[Path | None, typer.Option(
+        "--client-cert", metavar="PEM", help="A certificate the registrar must present.")]
+        = None,
+) -> None:
+    """Accredit a registrar with the sandbox registry."""
+    from regshield.registry.sandbox.state import SandboxConfig, SandboxState, sandbox_directory
+
+    if not password_stdin:
+        raise fail("error: pass --password-stdin and give the password on standard input", 2)
+    password = read_password_stdin()
+    config = SandboxConfig(directory=sandbox_directory(ctx.obj.settings().home))
+
+    async def go() -> str | None:
+        certificate = None if client_cert is None else client_cert.read_bytes()
+        state = await SandboxState.open(config)
+        try:
+            added = await state.add_registrar(registrar_id, password, certificate)
+        finally:
+            await state.close()
+        return added.certificate_sha256
+
+    sha256 = run(go())
+    typer.echo(f"registrar {registrar_id} added to the sandbox registry"
+               + (f" (client certificate SHA-256 {sha256})" if sha256 else ""))
 
 
 def _redact_url(url: str) -> str:

@@ -1,0 +1,7 @@
+"""The sandbox registry: a real EPP server over TLS, with its own state, that regshield runs as
+the embedded default registry and that tests talk to as they would to a registry's OT&E.
+
+It is the registry, not the registrar: it keeps its own SQLite file and tables (`models.py`,
+`state.py`), answers EPP commands with the shared codec (`sessions.py`), and enforces on its
+side what statuses prohibit, so a lock holds whatever happens to the registrar's database.
+"""

@@ -1,0 +1,67 @@
+"""The sandbox registry's tables. They have their own MetaData, apart from the registrar's
+schema: the two never share a database, and the sandbox is a stand-in for someone else's
+system.
+
+Statuses, nameservers and contacts are JSON lists: the sandbox never queries inside them, and
+a test (or an operator playing the registry) can still set a server status with plain SQL.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, MetaData, String, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from regshield.store.models import NAMING, UtcTimestamp
+
+
+class SandboxBase(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class SandboxRegistrar(SandboxBase):
+    """A registrar accredited with the sandbox: its EPP client identifier (clID), its password
+    as an argon2id hash, and optionally the client certificate it must present."""
+
+    __tablename__ = "registrars"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    # SHA-256 of the certificate's DER, lower-case hex; the PEM itself is kept so that the TLS
+    # layer can accept a self-signed certificate as its own trust anchor.
+    certificate_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    certificate_pem: Mapped[str | None] = mapped_column(String(16_384), default=None)
+    created_at: Mapped[datetime] = mapped_column(UtcTimestamp())
+
+
+class SandboxDomain(SandboxBase):
+    """A registered domain. Deletion is soft (`deleted_at`); only live names are unique.
+
+    `auth_info_hash` is the salted SHA-256 of RFC 9154 section 4.3 (see
+    security/transfer_codes.py): the plaintext is never stored, and never returned."""
+
+    __tablename__ = "domains"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(253))  # lower-case A-label form
+    roid: Mapped[str] = mapped_column(String(89), unique=True)
+    sponsor_id: Mapped[str] = mapped_column(ForeignKey("registrars.id"))
+    creator_id: Mapped[str] = mapped_column(String(16))
+    updater_id: Mapped[str | None] = mapped_column(String(16), default=None)
+    statuses: Mapped[list[str]] = mapped_column(JSON, default=list)
+    registrant: Mapped[str | None] = mapped_column(String(16), default=None)
+    contacts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    nameservers: Mapped[list[str]] = mapped_column(JSON, default=list)
+    auth_info_hash: Mapped[str | None] = mapped_column(String(128), default=None)
+    created_at: Mapped[datetime] = mapped_column(UtcTimestamp())
+    updated_at: Mapped[datetime | None] = mapped_column(UtcTimestamp(), default=None)
+    expires_at: Mapped[datetime] = mapped_column(UtcTimestamp())
+    deleted_at: Mapped[datetime | None] = mapped_column(UtcTimestamp(), default=None)
+
+    __table_args__ = (
+        Index("ix_domains_live_name", "name", unique=True,
+              sqlite_where=text("deleted_at IS NULL"),
+              postgresql_where=text("deleted_at IS NULL")),
+    )

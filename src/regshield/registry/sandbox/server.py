@@ -1,0 +1,142 @@
+"""The sandbox registry's listener: EPP over TLS (RFC 5734) on one address.
+
+Connections are accepted as plain TCP and upgraded to TLS at once (TLS 1.2 or later), so that
+each handshake uses the client certificates registered at that moment: a registrar added with
+`regshield sandbox-registry add-registrar` while the server runs can connect right away.
+Client certificates are optional at the TLS layer; a registrar that was added with one must
+present exactly that certificate (compared by SHA-256 fingerprint at login). The registrars'
+certificates are the only trust anchors, so a self-signed certificate works as it does at most
+registries' OT&E.
+
+Each session gets the greeting on connection, then one response per data unit. A broken frame
+or an idle session closes the connection; nothing a client sends stops the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from pathlib import Path
+
+import structlog
+
+from regshield.clock import Clock
+from regshield.registry.codec import ResultCode
+from regshield.registry.framing import FramingError, read_frame, write_frame
+from regshield.registry.responses import build_response
+from regshield.registry.sandbox.certificates import ensure_server_certificate, fingerprint
+from regshield.registry.sandbox.sessions import SandboxSession, new_sv_trid
+from regshield.registry.sandbox.state import SandboxConfig, SandboxState
+from regshield.registry.schemas import validate_epp
+
+HANDSHAKE_TIMEOUT = 30.0
+log = structlog.get_logger("regshield.sandbox")
+
+
+class SandboxServer:
+    """A running sandbox registry. `start` opens its state and listens; `close` stops both."""
+
+    def __init__(self, state: SandboxState, certificate: Path, key: Path) -> None:
+        self.state = state
+        self.certificate = certificate
+        self.key = key
+        self._server: asyncio.Server | None = None
+        self._contexts: dict[tuple[str, ...], ssl.SSLContext] = {}
+        self._connections: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    async def start(cls, config: SandboxConfig, clock: Clock | None = None) -> SandboxServer:
+        state = await SandboxState.open(config, clock)
+        certificate, key = ensure_server_certificate(config.directory, state.clock.now())
+        server = cls(state, certificate, key)
+        server._server = await asyncio.start_server(
+            server._connection, config.listen.host, config.listen.port)
+        return server
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (the configured one, or the one the system chose for 0)."""
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def serve_forever(self) -> None:
+        assert self._server is not None
+        await self._server.serve_forever()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._connections):
+            task.cancel()
+        await asyncio.gather(*self._connections, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+        await self.state.close()
+
+    async def _tls_context(self) -> ssl.SSLContext:
+        trusted = await self.state.client_certificates()
+        context = self._contexts.get(trusted)
+        if context is None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context.load_cert_chain(self.certificate, self.key)
+            context.verify_mode = ssl.CERT_OPTIONAL
+            if trusted:
+                context.load_verify_locations(cadata="\n".join(trusted))
+            self._contexts = {trusted: context}  # only the newest set is worth keeping
+        return context
+
+    async def _connection(self, reader: asyncio.StreamReader,
+                          writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        try:
+            await self._session(reader, writer)
+        except (ConnectionError, ssl.SSLError, TimeoutError, OSError) as exc:
+            log.info("sandbox:connection:dropped", error_type=type(exc).__name__)
+        except Exception:
+            log.exception("sandbox:connection:crashed")
+        finally:
+            self._connections.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 5)
+
+    async def _session(self, reader: asyncio.StreamReader,
+                       writer: asyncio.StreamWriter) -> None:
+        # Hold the client's first bytes (its TLS ClientHello) in the socket until the TLS layer
+        # is in place; read now, they would land in the plain-text reader and be lost.
+        transport = writer.transport
+        assert isinstance(transport, asyncio.ReadTransport)  # a TCP socket's transport is both
+        transport.pause_reading()
+        context = await self._tls_context()
+        await writer.start_tls(context, ssl_handshake_timeout=HANDSHAKE_TIMEOUT)
+        tls = writer.get_extra_info("ssl_object")
+        peer = tls.getpeercert(binary_form=True) if tls is not None else None
+        session = SandboxSession(self.state, fingerprint(peer) if peer else None)
+        await write_frame(writer, session.greeting())
+        while True:
+            try:
+                data = await asyncio.wait_for(read_frame(reader),
+                                              self.state.config.idle_timeout)
+            except asyncio.IncompleteReadError:
+                return  # the client hung up
+            except TimeoutError:
+                await self._last_word(writer, "session idle for too long")
+                return
+            except FramingError as exc:
+                # The stream cannot be resynchronized after a bad length: say why, then close.
+                await self._last_word(writer, str(exc))
+                return
+            reply = await session.handle(data)
+            await write_frame(writer, reply.data)
+            if reply.close:
+                return
+
+    async def _last_word(self, writer: asyncio.StreamWriter, reason: str) -> None:
+        response = build_response(ResultCode.COMMAND_FAILED_CLOSING, reason, None,
+                                  new_sv_trid(), validate=validate_epp)
+        with contextlib.suppress(ConnectionError, OSError):
+            await write_frame(writer, response)
