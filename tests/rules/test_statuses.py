@@ -180,7 +180,8 @@ def test_under_the_update_lock_the_lock_is_removed_alone_first_and_restored_afte
     # Each step is one the registry accepts, given the statuses before it.
     statuses = set(current)
     for step in steps:
-        assert refusal(Operation.UPDATE, statuses, adding=step.add, removing=step.remove) is None
+        assert refusal(Operation.UPDATE, statuses, adding=step.add, removing=step.remove,
+                       changes_other_fields=False) is None
         statuses = (statuses - step.remove) | step.add
     assert statuses == desired
 
@@ -227,7 +228,11 @@ def test_each_prohibition_refuses_its_operation_and_names_itself(
 
 def test_client_update_prohibited_allows_only_its_own_removal() -> None:
     statuses = {"clientUpdateProhibited", "clientHold"}
-    assert refusal(Operation.UPDATE, statuses, removing={"clientUpdateProhibited"}) is None
+    assert refusal(Operation.UPDATE, statuses, removing={"clientUpdateProhibited"},
+                   changes_other_fields=False) is None
+    # Removing the lock while changing nameservers (or anything else) in the same command is not
+    # removing it alone; a caller that does not say is refused.
+    assert refusal(Operation.UPDATE, statuses, removing={"clientUpdateProhibited"}) is not None
     assert refusal(Operation.UPDATE, statuses, removing={"clientUpdateProhibited",
                                                          "clientHold"}) is not None
     assert refusal(Operation.UPDATE, statuses, removing={"clientUpdateProhibited"},

@@ -210,11 +210,15 @@ def status_update_steps(current: AbstractSet[str],
 
 def refusal(operation: Operation, statuses: Iterable[str], *,
             adding: AbstractSet[str] = frozenset(),
-            removing: AbstractSet[str] = frozenset()) -> str | None:
+            removing: AbstractSet[str] = frozenset(),
+            changes_other_fields: bool = True) -> str | None:
     """Why `statuses` prohibit `operation` (naming the status), or None when they allow it.
 
-    For an update, `adding` and `removing` are the statuses it changes: under
-    clientUpdateProhibited the one update allowed is the removal of that status alone. An
+    For an update, `adding` and `removing` are the statuses it changes, and
+    `changes_other_fields` says whether it changes anything else (nameservers, contacts, auth
+    info, DNSSEC data); it defaults to True so that a caller who forgets it is refused, not let
+    through. Under clientUpdateProhibited the one update allowed is the removal of that status
+    alone, changing nothing else. An
     operation pending at the registry blocks every other transform until it completes (the
     RGP restore of a pendingDelete name is a separate command and is not decided here).
     """
@@ -226,7 +230,8 @@ def refusal(operation: Operation, statuses: Iterable[str], *,
     if server in present:
         return f"{operation} is prohibited by {server}, which only the registry can remove"
     if client in present:
-        if operation is Operation.UPDATE and not adding and set(removing) == {client}:
+        if operation is Operation.UPDATE and not adding and set(removing) == {client} \
+                and not changes_other_fields:
             return None
         if operation is Operation.UPDATE:
             return f"update is prohibited by {client}; remove {client} alone first"
