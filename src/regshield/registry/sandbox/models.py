@@ -58,10 +58,55 @@ class SandboxDomain(SandboxBase):
     created_at: Mapped[datetime] = mapped_column(UtcTimestamp())
     updated_at: Mapped[datetime | None] = mapped_column(UtcTimestamp(), default=None)
     expires_at: Mapped[datetime] = mapped_column(UtcTimestamp())
+    transferred_at: Mapped[datetime | None] = mapped_column(UtcTimestamp(), default=None)
     deleted_at: Mapped[datetime | None] = mapped_column(UtcTimestamp(), default=None)
 
     __table_args__ = (
         Index("ix_domains_live_name", "name", unique=True,
               sqlite_where=text("deleted_at IS NULL"),
               postgresql_where=text("deleted_at IS NULL")),
+    )
+
+
+class SandboxTransfer(SandboxBase):
+    """One inter-registrar transfer of a domain, kept after it ends: a transfer query answers
+    with the most recent one (RFC 5731 section 3.1.3), whatever its outcome.
+
+    `expires_at` is the expiry the domain gets if the transfer is approved (reported as
+    exDate); `period_years` is what the gaining registrar asked for."""
+
+    __tablename__ = "transfers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    domain_id: Mapped[int] = mapped_column(ForeignKey("domains.id"), index=True)
+    status: Mapped[str] = mapped_column(String(32))  # an RFC 5731 trStatus value
+    requesting_id: Mapped[str] = mapped_column(ForeignKey("registrars.id"))  # reID, gaining
+    requested_at: Mapped[datetime] = mapped_column(UtcTimestamp())
+    acting_id: Mapped[str] = mapped_column(ForeignKey("registrars.id"))  # acID, losing
+    act_by: Mapped[datetime] = mapped_column(UtcTimestamp())  # auto-approval when pending
+    period_years: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime] = mapped_column(UtcTimestamp())
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcTimestamp(), default=None)
+
+
+class SandboxMessage(SandboxBase):
+    """A service message waiting in a registrar's poll queue. An acknowledged message is kept
+    (`acknowledged_at`) and never shown again.
+
+    `transfer` is the trnData as it stood when the message was queued (JSON, datetimes in ISO
+    8601): a later change of the transfer must not rewrite what the message said."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    registrar_id: Mapped[str] = mapped_column(ForeignKey("registrars.id"))
+    queued_at: Mapped[datetime] = mapped_column(UtcTimestamp())
+    summary: Mapped[str] = mapped_column(String(255))  # the msgQ <msg>
+    transfer: Mapped[dict[str, str] | None] = mapped_column(JSON, default=None)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UtcTimestamp(), default=None)
+
+    __table_args__ = (
+        Index("ix_messages_waiting", "registrar_id", "id",
+              sqlite_where=text("acknowledged_at IS NULL"),
+              postgresql_where=text("acknowledged_at IS NULL")),
     )

@@ -9,19 +9,28 @@ Result codes (RFC 5730 section 3, RFC 5731):
 - 2001 malformed or schema-invalid document; 2000/2101/2102/2307 from the codec's errors;
 - 2002 a command before login, or login twice; 2103 any command extension (none is served yet);
 - 2200 wrong credentials or a missing client certificate; 2501 and close at the third failure;
-- 2201 a registrar acting on a domain it does not sponsor (info: unless the authInfo matches);
-  2202 info with a wrong authInfo;
-- 2302 create of a live name; 2303 a name that is not registered;
+- 2201 a registrar acting on a domain it does not sponsor (info and transfer query: unless
+  the authInfo matches; transfer approve/reject: not the losing registrar; cancel: not the
+  gaining one); 2202 info, transfer request or query with a wrong or missing authInfo;
+- 2106 a transfer request by the domain's own sponsor; 2300 a transfer request while one is
+  pending; 2301 approve, reject or cancel with no transfer pending, query with none ever;
+- 2302 create of a live name; 2303 a name that is not registered, a poll ack of a message
+  that is not in the registrar's queue;
 - 2304 what the domain's statuses prohibit (rules/statuses.py `refusal`);
 - 2004 a period outside 1 to 10 years, more than 13 nameservers; 2005 a name that is not a
   valid domain or host name; 2306 a name outside the served TLDs or not at the second level,
   a server or unknown status set by a client, an add of what is there or a removal of what is
-  not;
+  not, a renew whose curExpDate is not the expiry date, a renew or transfer that would take
+  the registration past 10 years;
+- 1001 a transfer request (the losing registrar is told by poll message); 1300 and 1301 poll;
 - 2400 anything unexpected (logged; the session goes on).
 
+A pending transfer whose acDate has passed is approved by the registry (serverApproved) before
+any command of any session is handled, so a registrar never sees it still pending.
+
 Not yet served: host and contact objects (nameservers are taken as host names, not checked
-against host objects; registrant and contacts are kept as given), renew, transfer, poll, RGP
-and secDNS.
+against host objects; registrant and contacts are kept as given), RGP and secDNS; transfer
+restrictions after creation or a prior transfer; authInfo lifetimes.
 """
 
 from __future__ import annotations
@@ -42,6 +51,7 @@ from regshield.registry.codec import (
     DOMAIN_NS,
     CodecError,
     DomainContact,
+    Period,
     ResultCode,
     Secret,
     Status,
@@ -54,11 +64,14 @@ from regshield.registry.commands import (
     DomainCreate,
     DomainDelete,
     DomainInfo,
+    DomainRenew,
+    DomainTransfer,
     DomainUpdate,
     EppCommand,
     Hello,
     Login,
     Logout,
+    Poll,
     parse_command,
 )
 from regshield.registry.responses import (
@@ -66,17 +79,32 @@ from regshield.registry.responses import (
     DomainCheckData,
     DomainCreateData,
     DomainInfoData,
+    DomainRenewData,
+    DomainTransferData,
     Greeting,
     Item,
+    MessageQueue,
     build_greeting,
     build_response,
 )
-from regshield.registry.sandbox.models import SandboxDomain
+from regshield.registry.sandbox.models import SandboxDomain, SandboxMessage, SandboxTransfer
 from regshield.registry.sandbox.state import SandboxState
+from regshield.registry.sandbox.transfers import (
+    PENDING,
+    approve_due_transfers,
+    end_transfer,
+    has_due_transfers,
+    latest_transfer,
+    message_transfer_data,
+    oldest_message,
+    queue_message,
+    transfer_data,
+    waiting_messages,
+)
 from regshield.registry.schemas import validate_epp
 from regshield.registry.xml import EPP_NS, UnsafeOrInvalidXml, parse_document
 from regshield.rules.names import MAX_NAMESERVERS, parse_domain_name, parse_nameservers
-from regshield.rules.statuses import CLIENT_STATUSES, Operation, refusal
+from regshield.rules.statuses import CLIENT_STATUSES, DomainStatus, Operation, refusal
 from regshield.security.passwords import hash_password, verify_password
 from regshield.security.transfer_codes import transfer_code_hash, verify_transfer_code
 
@@ -97,6 +125,15 @@ class Refusal(Exception):
         super().__init__(message or code.message)
         self.code = code
         self.message = message or code.message
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a command came to: its result code, its resData and the message queue's state."""
+
+    code: ResultCode
+    data: Item | None = None
+    queue: MessageQueue | None = None
 
 
 @dataclass(frozen=True)
@@ -136,7 +173,7 @@ class SandboxSession:
         if isinstance(command.body, Hello):
             return Reply(self.greeting())
         try:
-            code, data_items = await self._dispatch(command)
+            answer = await self._dispatch(command)
         except Refusal as refused:
             close = refused.code.closes_session
             return self._reply(refused.code, refused.message, command.cl_trid, close=close)
@@ -144,12 +181,14 @@ class SandboxSession:
             log.exception("sandbox:command:crashed", command=command.command,
                           object=command.object_type)
             return self._reply(ResultCode.COMMAND_FAILED, None, command.cl_trid)
-        return self._reply(code, None, command.cl_trid, data_items, close=code.closes_session)
+        return self._reply(answer.code, None, command.cl_trid, answer.data, answer.queue,
+                           close=answer.code.closes_session)
 
     def _reply(self, code: ResultCode, message: str | None, cl_trid: str | None,
-               data: Item | None = None, *, close: bool = False) -> Reply:
+               data: Item | None = None, queue: MessageQueue | None = None, *,
+               close: bool = False) -> Reply:
         try:
-            payload = build_response(code, message, cl_trid, new_sv_trid(), data,
+            payload = build_response(code, message, cl_trid, new_sv_trid(), data, queue,
                                      validate=validate_epp)
         except (CodecError, ValueError):  # our own answer is invalid: a bug, never sent
             log.exception("sandbox:response:invalid", code=int(code))
@@ -157,31 +196,38 @@ class SandboxSession:
                                      validate=validate_epp)
         return Reply(payload, close)
 
-    async def _dispatch(self, command: EppCommand) -> tuple[ResultCode, Item | None]:
+    async def _dispatch(self, command: EppCommand) -> Answer:
         body = command.body
         if isinstance(body, Login):
-            return await self._login(body), None
+            return Answer(await self._login(body))
         if self.client_id is None:
             raise Refusal(ResultCode.COMMAND_USE_ERROR, "log in first")
         if isinstance(body, Logout):
             self.client_id = None
-            return ResultCode.COMPLETED_ENDING_SESSION, None
+            return Answer(ResultCode.COMPLETED_ENDING_SESSION)
         if command.extensions:
             raise Refusal(ResultCode.UNIMPLEMENTED_EXTENSION,
                           "this registry serves no command extension yet")
         client = self.client_id
+        await self._approve_due_transfers()
         if isinstance(body, DomainCheck):
-            return ResultCode.COMPLETED, await self._check(body)
+            return Answer(ResultCode.COMPLETED, await self._check(body))
         if isinstance(body, DomainInfo):
-            return ResultCode.COMPLETED, await self._info(body, client)
+            return Answer(ResultCode.COMPLETED, await self._info(body, client))
         if isinstance(body, DomainCreate):
-            return ResultCode.COMPLETED, await self._create(body, client)
+            return Answer(ResultCode.COMPLETED, await self._create(body, client))
         if isinstance(body, DomainUpdate):
             await self._update(body, client)
-            return ResultCode.COMPLETED, None
+            return Answer(ResultCode.COMPLETED)
         if isinstance(body, DomainDelete):
             await self._delete(body, client)
-            return ResultCode.COMPLETED, None
+            return Answer(ResultCode.COMPLETED)
+        if isinstance(body, DomainRenew):
+            return Answer(ResultCode.COMPLETED, await self._renew(body, client))
+        if isinstance(body, DomainTransfer):
+            return await self._transfer(body, client)
+        if isinstance(body, Poll):
+            return await self._poll(body, client)
         raise Refusal(ResultCode.UNIMPLEMENTED_COMMAND,
                       f"{body.object_type or 'epp'}:{body.verb} is not served by the sandbox")
 
@@ -259,11 +305,12 @@ class SandboxSession:
             contacts=tuple(DomainContact(c["type"], c["id"]) for c in domain.contacts),
             nameservers=tuple(domain.nameservers), created_by=domain.creator_id,
             created=domain.created_at, updated_by=domain.updater_id,
-            updated=domain.updated_at, expires=domain.expires_at)
+            updated=domain.updated_at, expires=domain.expires_at,
+            transferred=domain.transferred_at)
 
     async def _create(self, create: DomainCreate, client: str) -> DomainCreateData:
         name = self._served_name(create.name)
-        years = _period_years(create)
+        years = _period_years(create.period)
         nameservers = _nameservers(create.nameservers)
         now = self.state.clock.now()
         async with self.state.store.write() as session:
@@ -337,6 +384,156 @@ class SandboxSession:
             domain.deleted_at = self.state.clock.now()
             domain.updater_id = client
         log.info("sandbox:domain:deleted", registrar=client, domain=name)
+
+    async def _renew(self, renew: DomainRenew, client: str) -> DomainRenewData:
+        """Raises Refusal: 2303 no such domain, 2201 not the sponsor, 2306 curExpDate is not
+        the expiry date or the registration would pass 10 years, 2004 bad period, 2304 a
+        status prohibits renewal."""
+        name = self._served_name(renew.name)
+        years = _period_years(renew.period)
+        now = self.state.clock.now()
+        async with self.state.store.write() as session:
+            domain = await _existing(session, name)
+            if domain.sponsor_id != client:
+                raise Refusal(ResultCode.AUTHORIZATION_ERROR,
+                              f"{name} is sponsored by another registrar")
+            if renew.current_expiry != domain.expires_at.date():
+                # The guard against a retried renewal renewing twice (RFC 5731 section 3.2.3).
+                raise Refusal(ResultCode.PARAMETER_VALUE_POLICY_ERROR,
+                              f"domain:curExpDate: {renew.current_expiry} is not the expiry "
+                              "date of the domain")
+            reason = refusal(Operation.RENEW, domain.statuses)
+            if reason is not None:
+                raise Refusal(ResultCode.OBJECT_STATUS_PROHIBITS_OPERATION, reason)
+            expires = add_years(domain.expires_at, years)
+            _check_within_ten_years(expires, now)
+            domain.expires_at = expires
+            domain.updated_at = now
+            domain.updater_id = client
+        log.info("sandbox:domain:renewed", registrar=client, domain=name, years=years)
+        return DomainRenewData(name, expires)
+
+    async def _transfer(self, transfer: DomainTransfer, client: str) -> Answer:
+        name = self._served_name(transfer.name)
+        if transfer.op == "request":
+            return Answer(ResultCode.COMPLETED_ACTION_PENDING,
+                          await self._transfer_request(transfer, name, client))
+        if transfer.op == "query":
+            return Answer(ResultCode.COMPLETED,
+                          await self._transfer_query(transfer, name, client))
+        return Answer(ResultCode.COMPLETED,
+                      await self._transfer_decision(transfer, name, client))
+
+    async def _transfer_request(self, request: DomainTransfer, name: str,
+                                client: str) -> DomainTransferData:
+        """The gaining registrar asks for the domain with the registrant's authInfo.
+
+        Raises Refusal: 2303 no such domain, 2106 the sponsor asks for its own domain, 2202
+        wrong or missing authInfo, 2300 a transfer is pending, 2304 a status prohibits
+        transfer, 2004 bad period, 2306 the registration would pass 10 years."""
+        years = _period_years(request.period)
+        now = self.state.clock.now()
+        async with self.state.store.write() as session:
+            domain = await _existing(session, name)
+            if domain.sponsor_id == client:
+                raise Refusal(ResultCode.NOT_ELIGIBLE_FOR_TRANSFER,
+                              f"{name} is already sponsored by {client}")
+            if request.auth_info is None \
+                    or not _auth_info_matches(request.auth_info, domain.auth_info_hash):
+                raise Refusal(ResultCode.INVALID_AUTHORIZATION_INFORMATION)
+            if DomainStatus.PENDING_TRANSFER in domain.statuses:
+                raise Refusal(ResultCode.OBJECT_PENDING_TRANSFER,
+                              f"a transfer of {name} is pending")
+            reason = refusal(Operation.TRANSFER, domain.statuses)
+            if reason is not None:
+                raise Refusal(ResultCode.OBJECT_STATUS_PROHIBITS_OPERATION, reason)
+            expires = add_years(domain.expires_at, years)
+            _check_within_ten_years(expires, now)
+            record = SandboxTransfer(
+                domain_id=domain.id, status=PENDING, requesting_id=client, requested_at=now,
+                acting_id=domain.sponsor_id, act_by=now + self.state.config.transfer_auto_approve,
+                period_years=years, expires_at=expires)
+            session.add(record)
+            domain.statuses = sorted({*domain.statuses, DomainStatus.PENDING_TRANSFER})
+            data = transfer_data(record, name)
+            queue_message(session, domain.sponsor_id, f"Transfer requested: {name}", now, data)
+        log.info("sandbox:transfer:requested", gaining=client, losing=data.acting_client,
+                 domain=name)
+        return data
+
+    async def _transfer_query(self, query: DomainTransfer, name: str,
+                              client: str) -> DomainTransferData:
+        """The most recent transfer of the domain, for either party or whoever holds the
+        authInfo. Raises Refusal: 2303, 2301 never transferred, 2201 neither party, 2202
+        wrong authInfo."""
+        async with self.state.store.read() as session:
+            domain = await _existing(session, name)
+            record = await latest_transfer(session, domain)
+        if record is None:
+            raise Refusal(ResultCode.OBJECT_NOT_PENDING_TRANSFER,
+                          f"{name} has never been transferred")
+        if client not in (record.requesting_id, record.acting_id):
+            if query.auth_info is None:
+                raise Refusal(ResultCode.AUTHORIZATION_ERROR,
+                              f"{name}'s transfer is between other registrars")
+            if not _auth_info_matches(query.auth_info, domain.auth_info_hash):
+                raise Refusal(ResultCode.INVALID_AUTHORIZATION_INFORMATION)
+        return transfer_data(record, name)
+
+    async def _transfer_decision(self, decision: DomainTransfer, name: str,
+                                 client: str) -> DomainTransferData:
+        """The losing registrar approves or rejects; the gaining registrar cancels.
+        Raises Refusal: 2303, 2301 no transfer pending, 2201 the other party's decision."""
+        status, decider = {"approve": ("clientApproved", "acting"),
+                           "reject": ("clientRejected", "acting"),
+                           "cancel": ("clientCancelled", "requesting")}[decision.op]
+        now = self.state.clock.now()
+        async with self.state.store.write() as session:
+            domain = await _existing(session, name)
+            record = await latest_transfer(session, domain)
+            if record is None or record.status != PENDING:
+                raise Refusal(ResultCode.OBJECT_NOT_PENDING_TRANSFER,
+                              f"no transfer of {name} is pending")
+            allowed = record.acting_id if decider == "acting" else record.requesting_id
+            if client != allowed:
+                raise Refusal(ResultCode.AUTHORIZATION_ERROR,
+                              f"only {'the losing' if decider == 'acting' else 'the gaining'} "
+                              f"registrar may {decision.op} this transfer")
+            data = end_transfer(session, domain, record, status, now)
+        return data
+
+    async def _approve_due_transfers(self) -> None:
+        now = self.state.clock.now()
+        async with self.state.store.read() as session:
+            due = await has_due_transfers(session, now)
+        if due:  # the read first: most commands find nothing due and need no write lock
+            async with self.state.store.write() as session:
+                await approve_due_transfers(session, now)
+
+    async def _poll(self, poll: Poll, client: str) -> Answer:
+        """`req`: the oldest message in the registrar's queue (1301) or 1300 when it is empty.
+        `ack`: remove one message. Raises Refusal: 2303 no such message in this queue."""
+        if poll.op == "req":
+            async with self.state.store.read() as session:
+                message = await oldest_message(session, client)
+                count = await waiting_messages(session, client)
+            if message is None:
+                return Answer(ResultCode.COMPLETED_NO_MESSAGES)
+            queue = MessageQueue(count, str(message.id), message.queued_at, message.summary)
+            return Answer(ResultCode.COMPLETED_ACK_TO_DEQUEUE, message_transfer_data(message),
+                          queue)
+        message_id = _message_number(poll.message_id)
+        async with self.state.store.write() as session:
+            message = None if message_id is None \
+                else await session.get(SandboxMessage, message_id)
+            if message is None or message.registrar_id != client \
+                    or message.acknowledged_at is not None:
+                raise Refusal(ResultCode.OBJECT_DOES_NOT_EXIST,
+                              f"no message {poll.message_id} in your queue")
+            message.acknowledged_at = self.state.clock.now()
+            await session.flush()
+            count = await waiting_messages(session, client)
+        return Answer(ResultCode.COMPLETED, None, MessageQueue(count, str(message.id)))
 
     def _served_name(self, raw: str) -> str:
         """The canonical A-label form of a name this registry serves, or a Refusal."""
@@ -425,11 +622,11 @@ def _contact_keys(rows: Iterable[dict[str, str]]) -> list[tuple[str, str]]:
     return [(row["type"], row["id"]) for row in rows]
 
 
-def _period_years(create: DomainCreate) -> int:
+def _period_years(period: Period | None) -> int:
     low, high = PERIOD_YEARS
-    if create.period is None:
+    if period is None:
         return low
-    value, unit = create.period.value, create.period.unit
+    value, unit = period.value, period.unit
     if unit == "m" and value % 12:
         raise Refusal(ResultCode.PARAMETER_VALUE_RANGE_ERROR,
                       "domain:period: whole years only")
@@ -450,6 +647,23 @@ def _auth_info_matches(secret: Secret, stored_hash: str | None) -> bool:
     code = secret.reveal()
     return bool(stored_hash) and bool(code.strip()) \
         and verify_transfer_code(code, stored_hash or "")
+
+
+def _check_within_ten_years(expires: datetime, now: datetime) -> None:
+    """gTLD registries register a name for at most 10 years ahead (RFC 5731 leaves it to
+    policy): a renewal or transfer that would go further is refused, not cut short."""
+    limit = add_years(now, PERIOD_YEARS[1])
+    if expires > limit:
+        raise Refusal(ResultCode.PARAMETER_VALUE_POLICY_ERROR,
+                      f"the new expiry {expires.date()} is more than {PERIOD_YEARS[1]} years "
+                      "ahead")
+
+
+def _message_number(raw: str | None) -> int | None:
+    """The message's row number from a msgID, or None when it cannot be one of ours."""
+    if raw is None or not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        return None
+    return int(raw)
 
 
 def add_years(moment: datetime, years: int) -> datetime:
@@ -476,4 +690,4 @@ def _salvage_cl_trid(data: bytes) -> str | None:
         return None
 
 
-__all__ = ["Refusal", "Reply", "SandboxSession", "add_years"]
+__all__ = ["Answer", "Refusal", "Reply", "SandboxSession", "add_years"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import select
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from regshield.clock import Clock, SystemClock
 from regshield.config import Listen
 from regshield.errors import FieldError, RegshieldError, ValidationFailed
+from regshield.policy.transfer import POLICY_2016
 from regshield.registry.commands import LOGIN_PASSWORD_LENGTH
 from regshield.registry.sandbox.certificates import (
     CertificateRefused,
@@ -44,7 +46,8 @@ class RegistrarExists(RegshieldError):
 @dataclass(frozen=True)
 class SandboxConfig:
     """The sandbox's directory (state, server certificate), where it listens, the TLDs it
-    serves and how long an idle session is kept."""
+    serves, how long an idle session is kept and how long a transfer waits for the losing
+    registrar before the registry approves it (5 days under the Transfer Policy)."""
 
     directory: Path
     listen: Listen = field(default_factory=lambda: Listen.parse(DEFAULT_LISTEN))
@@ -52,6 +55,7 @@ class SandboxConfig:
     database: Path | None = None
     idle_timeout: float = 600.0  # seconds without a command before the session is closed
     max_login_failures: int = 3
+    transfer_auto_approve: timedelta = POLICY_2016.registry_auto_approve
 
     @property
     def database_file(self) -> Path:
