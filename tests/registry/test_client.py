@@ -28,7 +28,7 @@ from regshield.registry.client import (
     RegistryProtocolError,
     RegistryUnavailable,
 )
-from regshield.registry.codec import DOMAIN_NS, Period, ResultCode, Secret
+from regshield.registry.codec import DOMAIN_NS, EXTENSION_URIS, Period, ResultCode, Secret
 from regshield.registry.commands import (
     DomainCheck,
     DomainCreate,
@@ -191,11 +191,14 @@ async def test_a_pool_logs_in_and_checks_creates_and_reads_a_domain(registry: Re
 
 
 async def test_login_asks_only_for_the_services_the_greeting_offers(registry: Registry) -> None:
-    # We want domain, host, contact, secDNS and rgp; the sandbox offers only the domain
-    # object and would refuse a login asking for more.
-    session = await EppSession.open(registry.endpoint())
+    # We also want change poll, which the sandbox does not offer and would refuse (2103) in a
+    # login asking for it.
+    change_poll = "urn:ietf:params:xml:ns:changePoll-1.0"
+    endpoint = dataclasses.replace(registry.endpoint(),
+                                   extension_uris=(*EXTENSION_URIS, change_poll))
+    session = await EppSession.open(endpoint)
     try:
-        assert session.greeting.object_uris == (DOMAIN_NS,)
+        assert change_poll not in session.greeting.extension_uris
         assert session.logged_in
     finally:
         await session.logout()

@@ -20,7 +20,17 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from regshield.config import Listen
-from regshield.registry.codec import DOMAIN_NS, Period, ResultCode, Secret, Status
+from regshield.registry.codec import (
+    CONTACT_NS,
+    DOMAIN_NS,
+    HOST_NS,
+    RGP_NS,
+    SECDNS_NS,
+    Period,
+    ResultCode,
+    Secret,
+    Status,
+)
 from regshield.registry.commands import (
     Command,
     DomainChanges,
@@ -172,7 +182,10 @@ async def test_a_greeting_comes_on_connect_and_in_answer_to_hello(sandbox: Sandb
     await write_frame(client.writer, build_hello())
     greeting = parse_greeting(await client.receive())
 
-    assert greeting.object_uris == (DOMAIN_NS,)
+    # Offered like a real registry's, so that clients logging in with every standard service
+    # connect; what is not carried out yet is refused command by command.
+    assert greeting.object_uris == (DOMAIN_NS, HOST_NS, CONTACT_NS)
+    assert greeting.extension_uris == (SECDNS_NS, RGP_NS)
     assert greeting.server_id == "regshield-sandbox"
 
 

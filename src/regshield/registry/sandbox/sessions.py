@@ -48,7 +48,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from regshield.errors import ValidationFailed
 from regshield.registry.codec import (
-    DOMAIN_NS,
+    EXTENSION_URIS,
+    OBJECT_URIS,
     CodecError,
     DomainContact,
     Period,
@@ -109,8 +110,11 @@ from regshield.security.passwords import hash_password, verify_password
 from regshield.security.transfer_codes import transfer_code_hash, verify_transfer_code
 
 SERVER_ID = "regshield-sandbox"
-SERVED_OBJECTS: tuple[str, ...] = (DOMAIN_NS,)
-SERVED_EXTENSIONS: tuple[str, ...] = ()
+# Offered like a real registry's, so that clients which always log in with every standard
+# object and extension (pyepp does) can connect; a command the sandbox does not carry out yet
+# is refused on its own (2101 for the command, 2103 for a command extension).
+SERVED_OBJECTS: tuple[str, ...] = OBJECT_URIS
+SERVED_EXTENSIONS: tuple[str, ...] = EXTENSION_URIS
 LANGUAGES: tuple[str, ...] = ("en",)
 PERIOD_YEARS = (1, 10)  # RFC 5731 section 3.2.1 allows 1 to 99; gTLD registries sell 1 to 10
 
