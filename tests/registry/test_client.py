@@ -428,3 +428,41 @@ async def test_a_response_with_another_cltrid_is_a_protocol_error(registry: Regi
     finally:
         fake.close()
         await fake.wait_closed()
+
+
+async def test_free_sessions_go_to_callers_first_come_first_served() -> None:
+    # Four slots, sixteen callers that give a slot back and ask again at once: each caller
+    # must get its turn, not the four that happened to hold slots first.
+    from regshield.registry.pool import FairQueue
+
+    slots: FairQueue[int] = FairQueue()
+    for number in range(4):
+        slots.put_nowait(number)
+    grants: list[int] = []
+
+    async def caller(index: int) -> None:
+        for _ in range(25):
+            slot = await slots.get()
+            grants.append(index)
+            await asyncio.sleep(0)
+            slots.put_nowait(slot)
+
+    await asyncio.wait_for(asyncio.gather(*(caller(i) for i in range(16))), timeout=10)
+    # In any 64 grants in a row, each of the sixteen callers had exactly four.
+    for start in range(0, len(grants) - 64, 16):
+        window = grants[start:start + 64]
+        assert sorted(window.count(i) for i in range(16)) == [4] * 16, start
+    assert sorted(slots.get_nowait() for _ in range(4)) == [0, 1, 2, 3]
+
+
+async def test_a_caller_cancelled_while_waiting_does_not_swallow_a_slot() -> None:
+    from regshield.registry.pool import FairQueue
+
+    slots: FairQueue[str] = FairQueue()
+    waiting = asyncio.create_task(slots.get())
+    await asyncio.sleep(0)
+    slots.put_nowait("only")
+    waiting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiting
+    assert await asyncio.wait_for(slots.get(), timeout=1) == "only"

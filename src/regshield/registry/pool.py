@@ -25,11 +25,13 @@ longer than that, so that the registry does not close it as idle.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import secrets
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Generic, TypeVar
 
 import structlog
 
@@ -76,6 +78,54 @@ class _Slot:
         self.session: EppSession | None = None
 
 
+T = TypeVar("T")
+
+
+class FairQueue(Generic[T]):
+    """Free slots handed out strictly first come, first served.
+
+    asyncio.Queue is not fair here: a caller that puts a slot back and asks again at once takes
+    it before the waiter that was woken can run, and that waiter goes to the back of the line
+    (measured: 4 of 16 callers got every slot for a whole run). Here a returned slot goes
+    straight to the longest waiting caller.
+    """
+
+    def __init__(self) -> None:
+        self._items: collections.deque[T] = collections.deque()
+        self._waiters: collections.deque[asyncio.Future[T]] = collections.deque()
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def put_nowait(self, item: T) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(item)
+                return
+        self._items.append(item)
+
+    def get_nowait(self) -> T:
+        if not self._items:
+            raise LookupError("no free item")
+        return self._items.popleft()
+
+    async def get(self) -> T:
+        if self._items and not self._waiters:
+            return self._items.popleft()
+        waiter: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.put_nowait(waiter.result())  # handed over as we were cancelled: pass on
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+            raise
+
+
 class EppPool:
     """`size` sessions with one registry. Use `async with EppPool(endpoint) as pool` (or
     `await pool.start()` and `await pool.close()`), then `await pool.execute(command)` or
@@ -93,7 +143,7 @@ class EppPool:
         self.idle_interval = idle_interval
         self.backoff = backoff or Backoff()
         self._slots = [_Slot(number) for number in range(size)]
-        self._free: asyncio.Queue[_Slot] = asyncio.Queue()
+        self._free: FairQueue[_Slot] = FairQueue()
         for slot in self._slots:
             self._free.put_nowait(slot)
         self._refused: RegistryLoginRefused | None = None
@@ -213,7 +263,7 @@ class EppPool:
             for _ in range(self._free.qsize()):
                 try:
                     slot = self._free.get_nowait()
-                except asyncio.QueueEmpty:
+                except LookupError:
                     break
                 try:
                     session = slot.session
