@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import math
 import os
 import random
 import secrets
@@ -48,6 +47,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import httpx
 import phonenumbers
+from stats import percentile_ms
 
 BENCH_DIR = Path(__file__).resolve().parent
 PEER_APP = BENCH_DIR / "peer_app.py"
@@ -231,11 +231,7 @@ class Phase:
 
     def percentile(self, p: float) -> float:
         """Nearest-rank percentile in milliseconds."""
-        if not self.latencies:
-            return float("nan")
-        ordered = sorted(self.latencies)
-        rank = max(1, min(len(ordered), math.ceil(p / 100 * len(ordered))))
-        return ordered[rank - 1] * 1000
+        return percentile_ms(self.latencies, p)
 
 
 def process_cpu(pid: int) -> float:

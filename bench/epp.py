@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import os
 import secrets
 import socket
@@ -40,6 +39,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from stats import percentile_ms
 
 from regshield import logs
 from regshield.config import Listen
@@ -78,11 +79,7 @@ class Phase:
 
     def percentile(self, p: float) -> float:
         """Nearest-rank percentile in milliseconds."""
-        if not self.latencies:
-            return float("nan")
-        ordered = sorted(self.latencies)
-        rank = max(1, min(len(ordered), math.ceil(p / 100 * len(ordered))))
-        return ordered[rank - 1] * 1000
+        return percentile_ms(self.latencies, p)
 
 
 @dataclass
