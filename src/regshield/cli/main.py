@@ -290,6 +290,11 @@ def sandbox_add_registrar(
     client_cert: Annotated[Path | None, typer.Option(
         "--client-cert", metavar="PEM", help="A certificate the registrar must present.")]
         = None,
+    lock_password_file: Annotated[Path | None, typer.Option(
+        "--lock-password-file", metavar="PATH",
+        help="A file whose first line is the registry-lock password (6 to 16 characters, not "
+             "the EPP password): a login with it may only set or lift registry-lock "
+             "statuses.")] = None,
 ) -> None:
     """Accredit a registrar with the sandbox registry."""
     from regshield.registry.sandbox.state import SandboxConfig, SandboxState, sandbox_directory
@@ -297,20 +302,38 @@ def sandbox_add_registrar(
     if not password_stdin:
         raise fail("error: pass --password-stdin and give the password on standard input", 2)
     password = read_password_stdin()
+    lock_password = None if lock_password_file is None \
+        else _read_first_line(lock_password_file, "--lock-password-file")
     config = SandboxConfig(directory=sandbox_directory(ctx.obj.settings().home))
 
     async def go() -> str | None:
         certificate = None if client_cert is None else client_cert.read_bytes()
         state = await SandboxState.open(config)
         try:
-            added = await state.add_registrar(registrar_id, password, certificate)
+            added = await state.add_registrar(registrar_id, password, certificate,
+                                              lock_password=lock_password)
         finally:
             await state.close()
         return added.certificate_sha256
 
     sha256 = run(go())
     typer.echo(f"registrar {registrar_id} added to the sandbox registry"
-               + (f" (client certificate SHA-256 {sha256})" if sha256 else ""))
+               + (f" (client certificate SHA-256 {sha256})" if sha256 else "")
+               + ("; registry-lock password set" if lock_password is not None else ""))
+
+
+def _read_first_line(path: Path, option: str) -> str:
+    """The first line of a secret file, without its line ending; a message when there is
+    none."""
+    try:
+        with path.open(encoding="utf-8") as handle:
+            line = handle.readline().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise fail(f"error: {option}: cannot read {path}: "
+                   f"{getattr(exc, 'strerror', None) or type(exc).__name__}") from None
+    if not line:
+        raise fail(f"error: {option}: the first line of {path} is empty")
+    return line
 
 
 def _redact_url(url: str) -> str:

@@ -90,6 +90,15 @@ class UnimplementedOption(CodecError):
     title = "Unimplemented EPP option"
 
 
+class UnsupportedInterface(UnimplementedOption):
+    """secDNS key data sent where only the DS data interface is served: RFC 5910 section 4 has
+    the server answer 2306, not 2102."""
+
+    epp_code = 2306
+    type_slug = "epp-unsupported-interface"
+    title = "Unsupported secDNS interface"
+
+
 class UnimplementedObjectService(CodecError):
     """A command on an object namespace other than domain, host and contact."""
 
@@ -938,8 +947,8 @@ def read_ds_data(children: Children, parent: etree._Element) -> tuple[DsRecord, 
     found = children.many(qualified(SECDNS_NS, "dsData"))
     if not found:
         if children.optional(qualified(SECDNS_NS, "keyData")) is not None:
-            raise UnimplementedOption(f"{show(parent.tag)}: the key data interface "
-                                      "(secDNS:keyData) is not supported; send secDNS:dsData")
+            raise UnsupportedInterface(f"{show(parent.tag)}: the key data interface "
+                                       "(secDNS:keyData) is not supported; send secDNS:dsData")
         raise CodecError(f"{show(parent.tag)}: at least one secDNS:dsData is required")
     return tuple(_read_ds(data) for data in found)
 

@@ -1,4 +1,5 @@
-"""`regshield sandbox-registry` from the shell: accrediting registrars with the sandbox."""
+"""`regshield sandbox-registry` from the shell: accrediting registrars with the sandbox, with
+their registry-lock password when they have one."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import os
 import re
 import ssl
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from regshield.config import Listen
 from regshield.registry.codec import DOMAIN_NS, ResultCode, Secret
@@ -114,3 +117,50 @@ async def test_serve_listens_where_it_says_and_greets(tmp_path: Path) -> None:
     finally:
         process.terminate()
         await process.wait()
+
+
+async def test_add_registrar_with_a_lock_password_file_gives_it_lock_sessions(
+        tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    lock_file = tmp_path / "lock-password"
+    lock_file.write_text("lock-pass-77\nother-pass-9\n")
+    config = SandboxConfig(directory=sandbox_directory(home), listen=Listen("127.0.0.1", 0))
+    server = await SandboxServer.start(config)
+    try:
+        code, stdout, stderr = await regshield(
+            home, "sandbox-registry", "add-registrar", "lock-rar", "--password-stdin",
+            "--lock-password-file", str(lock_file), stdin="shell-pass-1\n")
+        assert code == 0, stderr
+        assert "registry-lock password set" in stdout
+        assert "lock-pass-77" not in stdout + stderr
+        assert await login(server, "lock-rar", "lock-pass-77") == ResultCode.COMPLETED
+        assert await login(server, "lock-rar", "other-pass-9") \
+            == ResultCode.AUTHENTICATION_ERROR  # only the first line is the password
+    finally:
+        await server.close()
+
+
+async def test_add_registrar_refuses_a_bad_lock_password_file_and_adds_nothing(
+        tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    same, empty = tmp_path / "same", tmp_path / "empty"
+    same.write_text("shell-pass-1\n")
+    empty.write_text("\nlock-pass-77\n")
+
+    def add(lock_file: Path) -> Coroutine[Any, Any, tuple[int, str, str]]:
+        return regshield(home, "sandbox-registry", "add-registrar", "lock-rar",
+                         "--password-stdin", "--lock-password-file", str(lock_file),
+                         stdin="shell-pass-1\n")
+
+    missing = await add(tmp_path / "none")
+    as_password = await add(same)
+    blank = await add(empty)
+    plain = await regshield(home, "sandbox-registry", "add-registrar", "lock-rar",
+                            "--password-stdin", stdin="shell-pass-1\n")
+
+    assert missing[0] == 1 and str(tmp_path / "none") in missing[2]
+    assert as_password[0] == 1 and "lock_password" in as_password[2]
+    assert "shell-pass-1" not in as_password[1] + as_password[2]
+    assert blank[0] == 1 and "empty" in blank[2]
+    assert all("Traceback" not in result[2] for result in (missing, as_password, blank))
+    assert plain[0] == 0, plain[2]  # none of the refused attempts added the registrar

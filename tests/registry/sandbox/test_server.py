@@ -9,9 +9,10 @@ import sqlite3
 import ssl
 import stat
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -19,6 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from regshield.clock import Clock
 from regshield.config import Listen
 from regshield.registry.codec import (
     CONTACT_NS,
@@ -39,6 +41,7 @@ from regshield.registry.commands import (
     DomainDelete,
     DomainInfo,
     DomainUpdate,
+    Extension,
     HostInfo,
     Login,
     Logout,
@@ -56,7 +59,7 @@ from regshield.registry.responses import (
 )
 from regshield.registry.sandbox.certificates import KEY_FILE, CertificateRefused
 from regshield.registry.sandbox.server import SandboxServer
-from regshield.registry.sandbox.state import SandboxConfig
+from regshield.registry.sandbox.state import OutdatedSandbox, SandboxConfig, SandboxState
 from regshield.registry.schemas import validate_epp
 
 PASSWORD_A = "sandbox-pass-A1"
@@ -64,6 +67,7 @@ PASSWORD_B = "sandbox-pass-B2"
 PASSWORD_C = "sandbox-pass-C3"
 AUTH_INFO = "Xy7!Transfer-Code-2026"
 NS = ("ns1.example.net", "ns2.example.net")
+START = datetime.now(UTC).replace(microsecond=0)  # the server certificate is dated by the clock
 
 
 def client_certificate(directory: Path, name: str) -> tuple[Path, Path]:
@@ -104,14 +108,17 @@ class Client:
         self.sv_trids.append(response.sv_trid)
         return response
 
-    async def send(self, body: Command, cl_trid: str = "TEST-0001") -> EppResponse:
-        response = await self.send_raw(build_command(body, cl_trid=cl_trid))
+    async def send(self, body: Command, cl_trid: str = "TEST-0001",
+                   extensions: Sequence[Extension] = ()) -> EppResponse:
+        response = await self.send_raw(build_command(body, extensions=extensions,
+                                                     cl_trid=cl_trid))
         assert response.cl_trid == cl_trid
         return response
 
-    async def login(self, client_id: str, password: str) -> EppResponse:
+    async def login(self, client_id: str, password: str,
+                    extension_uris: tuple[str, ...] = ()) -> EppResponse:
         return await self.send(Login(client_id, Secret(password), object_uris=(DOMAIN_NS,),
-                                     extension_uris=()))
+                                     extension_uris=extension_uris))
 
     async def closed(self) -> bool:
         """Whether the server has closed the connection."""
@@ -143,9 +150,11 @@ class Sandbox:
         return client
 
     async def session(self, client_id: str = "registrar-a", password: str = PASSWORD_A,
-                      certificate: tuple[Path, Path] | None = None) -> Client:
+                      certificate: tuple[Path, Path] | None = None,
+                      extension_uris: tuple[str, ...] = ()) -> Client:
         client = await self.connect(certificate)
-        assert (await client.login(client_id, password)).code == ResultCode.COMPLETED
+        login = await client.login(client_id, password, extension_uris)
+        assert login.code == ResultCode.COMPLETED, login.message
         return client
 
     def sql(self, statement: str, *parameters: object) -> list[tuple[object, ...]]:
@@ -153,18 +162,23 @@ class Sandbox:
             return connection.execute(statement, parameters).fetchall()
 
 
-@pytest.fixture
-async def sandbox(tmp_path: Path) -> AsyncIterator[Sandbox]:
+@contextlib.asynccontextmanager
+async def running_sandbox(tmp_path: Path, clock: Clock | None = None,
+                          **settings: Any) -> AsyncIterator[Sandbox]:
+    """A sandbox on a free loopback port with registrar-a and registrar-b accredited;
+    `settings` are SandboxConfig fields."""
     config = SandboxConfig(directory=tmp_path / "sandbox-registry",
-                           listen=Listen("127.0.0.1", 0))
-    server = await SandboxServer.start(config)
+                           listen=Listen("127.0.0.1", 0), **settings)
+    server = await SandboxServer.start(config, clock)
     await server.state.add_registrar("registrar-a", PASSWORD_A)
     await server.state.add_registrar("registrar-b", PASSWORD_B)
     box = Sandbox(server, config, tmp_path)
-    yield box
-    for client in box.clients:
-        await client.close()
-    await server.close()
+    try:
+        yield box
+    finally:
+        for client in box.clients:
+            await client.close()
+        await box.server.close()
 
 
 def create(name: str, **changes: object) -> DomainCreate:
@@ -444,6 +458,67 @@ async def test_the_auth_info_is_never_stored_in_plaintext(sandbox: Sandbox) -> N
 
 # --- TLS and robustness ----------------------------------------------------------------------
 
+def legacy_client(cafile: Path, version: ssl.TLSVersion) -> ssl.SSLContext:
+    """A client that offers `version` and nothing newer. OpenSSL 3 will not offer TLS 1.0 or
+    1.1 at its default security level, so this client's level is lowered to 0."""
+    context = ssl.create_default_context(cafile=str(cafile))
+    context.minimum_version = ssl.TLSVersion.TLSv1
+    context.maximum_version = version
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    return context
+
+
+def legacy_server(certificate: Path, key: Path, version: ssl.TLSVersion) -> ssl.SSLContext:
+    """A listener that takes `version`: the control that shows the client really offers it."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1
+    context.maximum_version = version
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    context.load_cert_chain(certificate, key)
+    return context
+
+
+async def negotiated(port: int, context: ssl.SSLContext) -> str | None:
+    """The TLS version a handshake with 127.0.0.1:`port` settles on, or None if it fails."""
+    try:
+        _reader, writer = await asyncio.wait_for(asyncio.open_connection(
+            "127.0.0.1", port, ssl=context, server_hostname="localhost"), 10)
+    except (ssl.SSLError, ConnectionError):
+        return None
+    version = writer.get_extra_info("ssl_object").version()
+    writer.close()
+    with contextlib.suppress(ConnectionError, ssl.SSLError):
+        await writer.wait_closed()
+    return str(version)
+
+
+# Python deprecates naming these versions; naming them is the point of this test.
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")
+@pytest.mark.parametrize(("version", "name"), [(ssl.TLSVersion.TLSv1, "TLSv1"),
+                                               (ssl.TLSVersion.TLSv1_1, "TLSv1.1")])
+async def test_tls_older_than_1_2_is_refused(sandbox: Sandbox, version: ssl.TLSVersion,
+                                             name: str) -> None:
+    certificate = sandbox.server.certificate
+    client = legacy_client(certificate, version)
+    control = await asyncio.start_server(
+        lambda _reader, writer: writer.close(), "127.0.0.1", 0,
+        ssl=legacy_server(certificate, sandbox.config.directory / KEY_FILE, version))
+    try:
+        offered = await negotiated(int(control.sockets[0].getsockname()[1]), client)
+    finally:
+        control.close()
+        await control.wait_closed()
+    if offered is None:
+        pytest.skip(f"{ssl.OPENSSL_VERSION} cannot negotiate {name} here, even at SECLEVEL=0")
+
+    refused = await negotiated(sandbox.server.port, client)
+    still_serving = await sandbox.session()
+
+    assert offered == name
+    assert refused is None
+    assert (await still_serving.send(DomainCheck(("alive.test",)))).code == ResultCode.COMPLETED
+
+
 async def test_a_registrar_with_a_certificate_must_present_it(sandbox: Sandbox) -> None:
     certificate = client_certificate(sandbox.tmp, "registrar-c")
     await sandbox.server.state.add_registrar("registrar-c", PASSWORD_C,
@@ -547,3 +622,16 @@ async def test_an_idle_session_is_closed_with_a_last_word(tmp_path: Path) -> Non
         for client in box.clients:
             await client.close()
         await server.close()
+
+
+async def test_a_sandbox_directory_of_an_older_version_is_refused_with_a_message(
+        tmp_path: Path) -> None:
+    config = SandboxConfig(directory=tmp_path / "sandbox-registry",
+                           listen=Listen("127.0.0.1", 0))
+    await (await SandboxState.open(config)).close()
+    with sqlite3.connect(config.database_file) as connection:
+        connection.execute("DROP INDEX ix_domains_rgp_due")
+        connection.execute("ALTER TABLE domains DROP COLUMN rgp_ends_at")
+
+    with pytest.raises(OutdatedSandbox, match=r"domains\.rgp_ends_at.*delete that directory"):
+        await SandboxServer.start(config)

@@ -3,22 +3,19 @@ with a clock the tests move."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-
-import pytest
 
 from registry.sandbox.test_server import (
     AUTH_INFO,
-    PASSWORD_A,
     PASSWORD_B,
+    START,
     Client,
     Sandbox,
     create,
+    running_sandbox,
 )
 from regshield.clock import FakeClock
-from regshield.config import Listen
 from regshield.registry.codec import Period, ResultCode, Secret, Status
 from regshield.registry.commands import (
     DomainChanges,
@@ -35,32 +32,7 @@ from regshield.registry.responses import (
     EppResponse,
 )
 from regshield.registry.sandbox.server import SandboxServer
-from regshield.registry.sandbox.state import SandboxConfig
 from regshield.registry.sandbox.transfers import OUTCOMES
-
-START = datetime.now(UTC).replace(microsecond=0)  # the server certificate is dated by the clock
-
-
-def sandbox_config(tmp_path: Path) -> SandboxConfig:
-    return SandboxConfig(directory=tmp_path / "sandbox-registry", listen=Listen("127.0.0.1", 0))
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(START)
-
-
-@pytest.fixture
-async def sandbox(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Sandbox]:
-    config = sandbox_config(tmp_path)
-    server = await SandboxServer.start(config, clock)
-    await server.state.add_registrar("registrar-a", PASSWORD_A)
-    await server.state.add_registrar("registrar-b", PASSWORD_B)
-    box = Sandbox(server, config, tmp_path)
-    yield box
-    for client in box.clients:
-        await client.close()
-    await box.server.close()
 
 
 async def registered(sandbox: Sandbox, name: str, **changes: object) -> Client:
@@ -279,25 +251,15 @@ async def test_the_registry_approves_a_transfer_left_pending_past_its_period(
 
 
 async def test_the_auto_approval_period_is_configurable(tmp_path: Path, clock: FakeClock) -> None:
-    config = SandboxConfig(directory=tmp_path / "sandbox-registry",
-                           listen=Listen("127.0.0.1", 0), transfer_auto_approve=timedelta(hours=1))
-    server = await SandboxServer.start(config, clock)
-    await server.state.add_registrar("registrar-a", PASSWORD_A)
-    await server.state.add_registrar("registrar-b", PASSWORD_B)
-    box = Sandbox(server, config, tmp_path)
-    try:
+    async with running_sandbox(tmp_path, clock, transfer_auto_approve=timedelta(hours=1)) as box:
         await registered(box, "fast.test")
         gainer = await gaining(box)
         act_by = transfer_of(await gainer.send(request("fast.test"))).act_by
         clock.advance(timedelta(hours=1))
         shown = (await info(gainer, "fast.test")).item(DomainInfoData)
 
-        assert act_by == START + timedelta(hours=1)
-        assert shown is not None and shown.sponsoring_client == "registrar-b"
-    finally:
-        for client in box.clients:
-            await client.close()
-        await server.close()
+    assert act_by == START + timedelta(hours=1)
+    assert shown is not None and shown.sponsoring_client == "registrar-b"
 
 
 async def test_client_transfer_prohibited_refuses_the_request(sandbox: Sandbox) -> None:

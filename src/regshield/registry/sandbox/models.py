@@ -2,8 +2,9 @@
 schema: the two never share a database, and the sandbox is a stand-in for someone else's
 system.
 
-Statuses, nameservers and contacts are JSON lists: the sandbox never queries inside them, and
-a test (or an operator playing the registry) can still set a server status with plain SQL.
+Statuses, nameservers, contacts and DS records are JSON lists: the sandbox never queries inside
+them, and a test (or an operator playing the registry) can still set a server status with plain
+SQL.
 """
 
 from __future__ import annotations
@@ -23,12 +24,16 @@ class SandboxBase(DeclarativeBase):
 
 class SandboxRegistrar(SandboxBase):
     """A registrar accredited with the sandbox: its EPP client identifier (clID), its password
-    as an argon2id hash, and optionally the client certificate it must present."""
+    as an argon2id hash, and optionally the client certificate it must present.
+
+    `lock_password_hash` is the registry-lock credential, handed over out of band: a login with
+    it may only set or lift the server statuses of a registry lock (see sessions.py)."""
 
     __tablename__ = "registrars"
 
     id: Mapped[str] = mapped_column(String(16), primary_key=True)
     password_hash: Mapped[str] = mapped_column(String(255))
+    lock_password_hash: Mapped[str | None] = mapped_column(String(255), default=None)
     # SHA-256 of the certificate's DER, lower-case hex; the PEM itself is kept so that the TLS
     # layer can accept a self-signed certificate as its own trust anchor.
     certificate_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
@@ -37,10 +42,15 @@ class SandboxRegistrar(SandboxBase):
 
 
 class SandboxDomain(SandboxBase):
-    """A registered domain. Deletion is soft (`deleted_at`); only live names are unique.
+    """A registered domain. Deletion is soft (`deleted_at`, set when the name is purged); only
+    live names are unique, so a name in redemption is still taken.
 
     `auth_info_hash` is the salted SHA-256 of RFC 9154 section 4.3 (see
-    security/transfer_codes.py): the plaintext is never stored, and never returned."""
+    security/transfer_codes.py): the plaintext is never stored, and never returned.
+
+    `ds_records` are the RFC 5910 DS data, as `DsRecord.as_dict()` gives them. `rgp_status` is
+    the RFC 3915 state of a deleted domain (redemptionPeriod, pendingRestore, pendingDelete),
+    which ends at `rgp_ends_at`."""
 
     __tablename__ = "domains"
 
@@ -55,6 +65,9 @@ class SandboxDomain(SandboxBase):
     contacts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     nameservers: Mapped[list[str]] = mapped_column(JSON, default=list)
     auth_info_hash: Mapped[str | None] = mapped_column(String(128), default=None)
+    ds_records: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    rgp_status: Mapped[str | None] = mapped_column(String(32), default=None)
+    rgp_ends_at: Mapped[datetime | None] = mapped_column(UtcTimestamp(), default=None)
     created_at: Mapped[datetime] = mapped_column(UtcTimestamp())
     updated_at: Mapped[datetime | None] = mapped_column(UtcTimestamp(), default=None)
     expires_at: Mapped[datetime] = mapped_column(UtcTimestamp())
@@ -65,6 +78,9 @@ class SandboxDomain(SandboxBase):
         Index("ix_domains_live_name", "name", unique=True,
               sqlite_where=text("deleted_at IS NULL"),
               postgresql_where=text("deleted_at IS NULL")),
+        Index("ix_domains_rgp_due", "rgp_ends_at",
+              sqlite_where=text("rgp_status IS NOT NULL"),
+              postgresql_where=text("rgp_status IS NOT NULL")),
     )
 
 
@@ -102,6 +118,7 @@ class SandboxMessage(SandboxBase):
     registrar_id: Mapped[str] = mapped_column(ForeignKey("registrars.id"))
     queued_at: Mapped[datetime] = mapped_column(UtcTimestamp())
     summary: Mapped[str] = mapped_column(String(255))  # the msgQ <msg>
+    # None for a message that is only its summary (a deleted domain restored or purged).
     transfer: Mapped[dict[str, str] | None] = mapped_column(JSON, default=None)
     acknowledged_at: Mapped[datetime | None] = mapped_column(UtcTimestamp(), default=None)
 

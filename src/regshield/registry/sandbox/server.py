@@ -9,7 +9,8 @@ certificates are the only trust anchors, so a self-signed certificate works as i
 registries' OT&E.
 
 Each session gets the greeting on connection, then one response per data unit. A broken frame
-or an idle session closes the connection; nothing a client sends stops the server.
+or an idle session closes the connection; nothing a client sends stops the server. A timer
+does the registry's own work as time passes (schedule.py) while the server runs.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from regshield.registry.codec import ResultCode
 from regshield.registry.framing import FramingError, read_frame, write_frame
 from regshield.registry.responses import build_response
 from regshield.registry.sandbox.certificates import ensure_server_certificate, fingerprint
+from regshield.registry.sandbox.schedule import run_schedule
 from regshield.registry.sandbox.sessions import SandboxSession, new_sv_trid
 from regshield.registry.sandbox.state import SandboxConfig, SandboxState
 from regshield.registry.schemas import validate_epp
@@ -35,7 +37,8 @@ log = structlog.get_logger("regshield.sandbox")
 
 
 class SandboxServer:
-    """A running sandbox registry. `start` opens its state and listens; `close` stops both."""
+    """A running sandbox registry. `start` opens its state, listens and starts the timer;
+    `close` stops all three."""
 
     def __init__(self, state: SandboxState, certificate: Path, key: Path) -> None:
         self.state = state
@@ -44,14 +47,20 @@ class SandboxServer:
         self._server: asyncio.Server | None = None
         self._contexts: dict[tuple[str, ...], ssl.SSLContext] = {}
         self._connections: set[asyncio.Task[None]] = set()
+        self._timer: asyncio.Task[None] | None = None
 
     @classmethod
     async def start(cls, config: SandboxConfig, clock: Clock | None = None) -> SandboxServer:
         state = await SandboxState.open(config, clock)
         certificate, key = ensure_server_certificate(config.directory, state.clock.now())
         server = cls(state, certificate, key)
-        server._server = await asyncio.start_server(
-            server._connection, config.listen.host, config.listen.port)
+        try:
+            server._server = await asyncio.start_server(
+                server._connection, config.listen.host, config.listen.port)
+        except OSError:
+            await state.close()
+            raise
+        server._timer = asyncio.create_task(run_schedule(state), name="sandbox-schedule")
         return server
 
     @property
@@ -65,6 +74,9 @@ class SandboxServer:
         await self._server.serve_forever()
 
     async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            await asyncio.gather(self._timer, return_exceptions=True)
         if self._server is not None:
             self._server.close()
         for task in list(self._connections):

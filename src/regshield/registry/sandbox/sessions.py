@@ -7,60 +7,71 @@ leaves. Every answer carries the client's clTRID (when one could be read) and a 
 
 Result codes (RFC 5730 section 3, RFC 5731):
 - 2001 malformed or schema-invalid document; 2000/2101/2102/2307 from the codec's errors;
-- 2002 a command before login, or login twice; 2103 any command extension (none is served yet);
-- 2200 wrong credentials or a missing client certificate; 2501 and close at the third failure;
+- 2002 a command before login, or login twice; 2103 an extension the sandbox does not serve,
+  or one the client did not select at login;
+- 2200 wrong credentials or a missing client certificate; 2501 and close at the third failure
+  (failures with either credential, EPP or registry-lock password, count alike);
 - 2201 a registrar acting on a domain it does not sponsor (info and transfer query: unless
   the authInfo matches; transfer approve/reject: not the losing registrar; cancel: not the
   gaining one); 2202 info, transfer request or query with a wrong or missing authInfo;
 - 2106 a transfer request by the domain's own sponsor; 2300 a transfer request while one is
   pending; 2301 approve, reject or cancel with no transfer pending, query with none ever;
-- 2302 create of a live name; 2303 a name that is not registered, a poll ack of a message
-  that is not in the registrar's queue;
-- 2304 what the domain's statuses prohibit (rules/statuses.py `refusal`);
+- 2302 create of a live name (one in redemption included); 2303 a name that is not
+  registered (or purged), a poll ack of a message that is not in the registrar's queue;
+- 2304 what the domain's statuses prohibit (rules/statuses.py `refusal`): any transform of a
+  domain in pendingDelete but the restore of one in its redemption period;
 - 2004 a period outside 1 to 10 years, more than 13 nameservers; 2005 a name that is not a
   valid domain or host name; 2306 a name outside the served TLDs or not at the second level,
   a server or unknown status set by a client, an add of what is there or a removal of what is
   not, a renew whose curExpDate is not the expiry date, a renew or transfer that would take
-  the registration past 10 years;
-- 1001 a transfer request (the losing registrar is told by poll message); 1300 and 1301 poll;
+  the registration past 10 years, DS records the DS policy refuses or more than 8, the
+  secDNS key data interface (RFC 5910 section 4); 2102 secDNS maxSigLife or urgent;
+- 1001 a transfer request (the losing registrar is told by poll message), the delete of a
+  domain past its add grace period (it enters redemption, see deletions.py); 1300 and 1301
+  poll;
+- 2201 in a registry-lock session, any command but check, info and an update of
+  registry-lock statuses (updates.py);
 - 2400 anything unexpected (logged; the session goes on).
 
-A pending transfer whose acDate has passed is approved by the registry (serverApproved) before
-any command of any session is handled, so a registrar never sees it still pending.
+Extensions: secDNS-1.1 on create and update (DS data interface; infData on info for a session
+that selected secDNS-1.1) and rgp-1.0 (restore request; infData on info for a session that
+selected rgp-1.0). Work that falls due as time passes (transfers the registry approves,
+deleted domains moving through redemption) is done before any command of any session is
+handled, so a registrar never sees a state whose time is up, and by the server's timer.
 
 Not yet served: host and contact objects (nameservers are taken as host names, not checked
-against host objects; registrant and contacts are kept as given), RGP and secDNS; transfer
-restrictions after creation or a prior transfer; authInfo lifetimes.
+against host objects; registrant and contacts are kept as given); the RGP restore report;
+transfer restrictions after creation or a prior transfer; authInfo lifetimes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from enum import Enum
+from typing import NoReturn
 
 import structlog
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from lxml import etree
 
-from regshield.errors import ValidationFailed
 from regshield.registry.codec import (
     EXTENSION_URIS,
     OBJECT_URIS,
+    PREFIXES,
+    RGP_NS,
+    SECDNS_NS,
     CodecError,
     DomainContact,
     Period,
+    RawElement,
     ResultCode,
-    Secret,
     Status,
     check_transaction_id,
     result_for_error,
 )
 from regshield.registry.commands import (
-    DomainChanges,
     DomainCheck,
     DomainCreate,
     DomainDelete,
@@ -73,6 +84,9 @@ from regshield.registry.commands import (
     Login,
     Logout,
     Poll,
+    RgpRestoreRequest,
+    SecDnsCreate,
+    SecDnsUpdate,
     parse_command,
 )
 from regshield.registry.responses import (
@@ -85,16 +99,39 @@ from regshield.registry.responses import (
     Greeting,
     Item,
     MessageQueue,
+    RgpInfo,
     build_greeting,
     build_response,
 )
-from regshield.registry.sandbox.models import SandboxDomain, SandboxMessage, SandboxTransfer
-from regshield.registry.sandbox.state import SandboxState
+from regshield.registry.sandbox.deletions import (
+    in_add_grace,
+    purge,
+    rgp_statuses,
+    start_redemption,
+)
+from regshield.registry.sandbox.dnssec import created_ds, ds_info
+from regshield.registry.sandbox.domains import (
+    auth_info_hash,
+    auth_info_matches,
+    check_sponsor,
+    contact_rows,
+    existing,
+    nameserver_names,
+    served_name,
+    shown_statuses,
+)
+from regshield.registry.sandbox.models import (
+    SandboxDomain,
+    SandboxMessage,
+    SandboxRegistrar,
+    SandboxTransfer,
+)
+from regshield.registry.sandbox.refusals import Refusal
+from regshield.registry.sandbox.schedule import run_due_work
+from regshield.registry.sandbox.state import SandboxState, live_domain
 from regshield.registry.sandbox.transfers import (
     PENDING,
-    approve_due_transfers,
     end_transfer,
-    has_due_transfers,
     latest_transfer,
     message_transfer_data,
     oldest_message,
@@ -102,12 +139,15 @@ from regshield.registry.sandbox.transfers import (
     transfer_data,
     waiting_messages,
 )
+from regshield.registry.sandbox.updates import (
+    change_registry_lock,
+    restore_domain,
+    update_domain,
+)
 from regshield.registry.schemas import validate_epp
 from regshield.registry.xml import EPP_NS, UnsafeOrInvalidXml, parse_document
-from regshield.rules.names import MAX_NAMESERVERS, parse_domain_name, parse_nameservers
-from regshield.rules.statuses import CLIENT_STATUSES, DomainStatus, Operation, refusal
+from regshield.rules.statuses import DomainStatus, Operation, refusal
 from regshield.security.passwords import hash_password, verify_password
-from regshield.security.transfer_codes import transfer_code_hash, verify_transfer_code
 
 SERVER_ID = "regshield-sandbox"
 # Offered like a real registry's, so that clients which always log in with every standard
@@ -118,26 +158,25 @@ SERVED_EXTENSIONS: tuple[str, ...] = EXTENSION_URIS
 LANGUAGES: tuple[str, ...] = ("en",)
 PERIOD_YEARS = (1, 10)  # RFC 5731 section 3.2.1 allows 1 to 99; gTLD registries sell 1 to 10
 
-H = TypeVar("H", str, tuple[str, str])
 log = structlog.get_logger("regshield.sandbox")
 
 
-class Refusal(Exception):
-    """The command is refused with `code`; `message` says why (never a secret)."""
+class Credential(Enum):
+    """Which of its credentials a registrar logged in with."""
 
-    def __init__(self, code: ResultCode, message: str | None = None) -> None:
-        super().__init__(message or code.message)
-        self.code = code
-        self.message = message or code.message
+    EPP = "epp"  # the EPP password: every command, no server status
+    REGISTRY_LOCK = "registry_lock"  # the lock password: registry-lock statuses only
 
 
 @dataclass(frozen=True)
 class Answer:
-    """What a command came to: its result code, its resData and the message queue's state."""
+    """What a command came to: its result code, its resData, the message queue's state and
+    the response extensions."""
 
     code: ResultCode
     data: Item | None = None
     queue: MessageQueue | None = None
+    extensions: tuple[Item, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -153,12 +192,15 @@ def new_sv_trid() -> str:
 
 
 class SandboxSession:
-    """The state of one connection: who is logged in, and how many logins failed."""
+    """The state of one connection: who is logged in, with which credential and extensions,
+    and how many logins failed."""
 
     def __init__(self, state: SandboxState, peer_certificate_sha256: str | None) -> None:
         self.state = state
         self.peer_certificate_sha256 = peer_certificate_sha256
         self.client_id: str | None = None
+        self.credential: Credential | None = None
+        self.extension_uris: frozenset[str] = frozenset()
         self.failures = 0
 
     def greeting(self) -> bytes:
@@ -186,14 +228,14 @@ class SandboxSession:
                           object=command.object_type)
             return self._reply(ResultCode.COMMAND_FAILED, None, command.cl_trid)
         return self._reply(answer.code, None, command.cl_trid, answer.data, answer.queue,
-                           close=answer.code.closes_session)
+                           answer.extensions, close=answer.code.closes_session)
 
     def _reply(self, code: ResultCode, message: str | None, cl_trid: str | None,
-               data: Item | None = None, queue: MessageQueue | None = None, *,
-               close: bool = False) -> Reply:
+               data: Item | None = None, queue: MessageQueue | None = None,
+               extensions: tuple[Item, ...] = (), *, close: bool = False) -> Reply:
         try:
             payload = build_response(code, message, cl_trid, new_sv_trid(), data, queue,
-                                     validate=validate_epp)
+                                     extensions, validate=validate_epp)
         except (CodecError, ValueError):  # our own answer is invalid: a bug, never sent
             log.exception("sandbox:response:invalid", code=int(code))
             payload = build_response(ResultCode.COMMAND_FAILED, None, cl_trid, new_sv_trid(),
@@ -207,25 +249,27 @@ class SandboxSession:
         if self.client_id is None:
             raise Refusal(ResultCode.COMMAND_USE_ERROR, "log in first")
         if isinstance(body, Logout):
-            self.client_id = None
+            self.client_id, self.credential = None, None
             return Answer(ResultCode.COMPLETED_ENDING_SESSION)
-        if command.extensions:
-            raise Refusal(ResultCode.UNIMPLEMENTED_EXTENSION,
-                          "this registry serves no command extension yet")
+        self._check_extensions(command)
+        if self.credential is Credential.REGISTRY_LOCK \
+                and not isinstance(body, DomainCheck | DomainInfo | DomainUpdate):
+            raise Refusal(ResultCode.AUTHORIZATION_ERROR,
+                          "a registry-lock session reads domains and sets or lifts "
+                          "registry-lock statuses, nothing else")
         client = self.client_id
-        await self._approve_due_transfers()
+        await run_due_work(self.state)
         if isinstance(body, DomainCheck):
             return Answer(ResultCode.COMPLETED, await self._check(body))
         if isinstance(body, DomainInfo):
-            return Answer(ResultCode.COMPLETED, await self._info(body, client))
+            return await self._info(body, client)
         if isinstance(body, DomainCreate):
-            return Answer(ResultCode.COMPLETED, await self._create(body, client))
+            return Answer(ResultCode.COMPLETED,
+                          await self._create(body, client, command.extension(SecDnsCreate)))
         if isinstance(body, DomainUpdate):
-            await self._update(body, client)
-            return Answer(ResultCode.COMPLETED)
+            return await self._update(command, body, client)
         if isinstance(body, DomainDelete):
-            await self._delete(body, client)
-            return Answer(ResultCode.COMPLETED)
+            return Answer(await self._delete(body, client))
         if isinstance(body, DomainRenew):
             return Answer(ResultCode.COMPLETED, await self._renew(body, client))
         if isinstance(body, DomainTransfer):
@@ -235,9 +279,28 @@ class SandboxSession:
         raise Refusal(ResultCode.UNIMPLEMENTED_COMMAND,
                       f"{body.object_type or 'epp'}:{body.verb} is not served by the sandbox")
 
+    def _check_extensions(self, command: EppCommand) -> None:
+        """Refusal 2103 for an extension the sandbox does not serve, or one the client did not
+        select at login (RFC 5730 section 2.9.1.1: the login names the extensions the session
+        uses)."""
+        for extension in command.extensions:
+            if isinstance(extension, RawElement):
+                raise Refusal(ResultCode.UNIMPLEMENTED_EXTENSION,
+                              f"{extension.namespace or 'no namespace'} is not served")
+            namespace = etree.QName(extension.tag).namespace or ""
+            if namespace not in self.extension_uris:
+                raise Refusal(ResultCode.UNIMPLEMENTED_EXTENSION,
+                              f"{PREFIXES.get(namespace, namespace)} ({namespace}) was not "
+                              "selected at login")
+
     # --- session -----------------------------------------------------------------------------
 
     async def _login(self, login: Login) -> ResultCode:
+        """Raises Refusal: 2002 logged in already; 2307, 2103, 2102 what the login asks for
+        is not served; 2200 (2501 and close at the last allowed failure) neither credential
+        matches or the certificate is missing; 2306 a new password at a registry-lock login
+        (that password is handed over out of band), or a new EPP password that is the lock
+        password."""
         if self.client_id is not None:
             raise Refusal(ResultCode.COMMAND_USE_ERROR, "already logged in")
         unserved = sorted(set(login.object_uris) - set(SERVED_OBJECTS))
@@ -251,27 +314,53 @@ class SandboxSession:
         if login.lang not in LANGUAGES:
             raise Refusal(ResultCode.UNIMPLEMENTED_OPTION, "the only language is en")
         registrar = await self.state.registrar(login.client_id)
-        # argon2 takes tens of milliseconds: off the event loop, so other sessions go on.
-        password_ok = await asyncio.to_thread(
-            verify_password, None if registrar is None else registrar.password_hash,
-            login.password.reveal())
+        credential = await self._credential(registrar, login.password.reveal())
+        if registrar is None or credential is None:
+            self._fail_login(login.client_id)
+        if login.new_password is not None:
+            await self._change_password(registrar, credential, login.new_password.reveal())
+        self.client_id, self.credential = login.client_id, credential
+        self.extension_uris = frozenset(login.extension_uris)
+        self.failures = 0
+        log.info("sandbox:login:succeeded", registrar=login.client_id,
+                 credential=credential.value)
+        return ResultCode.COMPLETED
+
+    async def _credential(self, registrar: SandboxRegistrar | None,
+                          password: str) -> Credential | None:
+        """The credential `password` is, if the registrar also presented its certificate.
+        A wrong password costs two argon2 verifications whether or not the registrar exists
+        or has a lock password, so timing tells neither. They run off the event loop (tens of
+        milliseconds each), so other sessions go on."""
+        found: Credential | None = None
+        if await asyncio.to_thread(verify_password, _hash_of(registrar, Credential.EPP),
+                                   password):
+            found = Credential.EPP
+        elif await asyncio.to_thread(verify_password,
+                                     _hash_of(registrar, Credential.REGISTRY_LOCK), password):
+            found = Credential.REGISTRY_LOCK
         certificate_ok = registrar is not None and (
             registrar.certificate_sha256 is None
             or registrar.certificate_sha256 == self.peer_certificate_sha256)
-        if not (password_ok and certificate_ok):
-            self.failures += 1
-            log.info("sandbox:login:failed", registrar=login.client_id,
-                     failures=self.failures)
-            if self.failures >= self.state.config.max_login_failures:
-                raise Refusal(ResultCode.AUTHENTICATION_ERROR_CLOSING)
-            raise Refusal(ResultCode.AUTHENTICATION_ERROR)
-        if login.new_password is not None:
-            new_hash = await asyncio.to_thread(hash_password, login.new_password.reveal())
-            await self.state.set_password_hash(login.client_id, new_hash)
-        self.client_id = login.client_id
-        self.failures = 0
-        log.info("sandbox:login:succeeded", registrar=login.client_id)
-        return ResultCode.COMPLETED
+        return found if certificate_ok else None
+
+    def _fail_login(self, client_id: str) -> NoReturn:
+        self.failures += 1
+        log.info("sandbox:login:failed", registrar=client_id, failures=self.failures)
+        if self.failures >= self.state.config.max_login_failures:
+            raise Refusal(ResultCode.AUTHENTICATION_ERROR_CLOSING)
+        raise Refusal(ResultCode.AUTHENTICATION_ERROR)
+
+    async def _change_password(self, registrar: SandboxRegistrar, credential: Credential,
+                               new_password: str) -> None:
+        if credential is Credential.REGISTRY_LOCK:
+            raise Refusal(ResultCode.PARAMETER_VALUE_POLICY_ERROR,
+                          "the registry-lock password is changed out of band, not at login")
+        if await asyncio.to_thread(verify_password, registrar.lock_password_hash, new_password):
+            raise Refusal(ResultCode.PARAMETER_VALUE_POLICY_ERROR,
+                          "the new password must differ from the registry-lock password")
+        new_hash = await asyncio.to_thread(hash_password, new_password)
+        await self.state.set_password_hash(registrar.id, new_hash)
 
     # --- domain commands ---------------------------------------------------------------------
 
@@ -287,107 +376,92 @@ class SandboxSession:
                               else "Invalid domain name")
                     results.append(CheckResult(raw, False, reason))
                     continue
-                taken = await _live_domain(session, name) is not None
-                results.append(CheckResult(name, not taken, "In use" if taken else None))
+                domain = await live_domain(session, name)
+                results.append(CheckResult(name, domain is None, _unavailable(domain)))
         return DomainCheckData(tuple(results))
 
-    async def _info(self, info: DomainInfo, client: str) -> DomainInfoData:
+    async def _info(self, info: DomainInfo, client: str) -> Answer:
+        """The domain, with its DS records and grace periods for a session that selected
+        secDNS-1.1 and rgp-1.0. Raises Refusal: 2303; 2201 another registrar's domain asked
+        without authInfo; 2202 a wrong authInfo."""
         name = self._served_name(info.name)
         async with self.state.store.read() as session:
-            domain = await _existing(session, name)
+            domain = await existing(session, name)
         if domain.sponsor_id != client:
             if info.auth_info is None:
                 raise Refusal(ResultCode.AUTHORIZATION_ERROR,
                               f"{name} is sponsored by another registrar")
-            if not _auth_info_matches(info.auth_info, domain.auth_info_hash):
+            if not auth_info_matches(info.auth_info, domain.auth_info_hash):
                 raise Refusal(ResultCode.INVALID_AUTHORIZATION_INFORMATION)
-        # The authInfo is never returned: only its salted hash is kept (RFC 9154 section 4.3).
-        return DomainInfoData(
-            name=domain.name, roid=domain.roid, sponsoring_client=domain.sponsor_id,
-            statuses=tuple(Status(value) for value in _shown_statuses(domain.statuses)),
-            registrant=domain.registrant,
-            contacts=tuple(DomainContact(c["type"], c["id"]) for c in domain.contacts),
-            nameservers=tuple(domain.nameservers), created_by=domain.creator_id,
-            created=domain.created_at, updated_by=domain.updater_id,
-            updated=domain.updated_at, expires=domain.expires_at,
-            transferred=domain.transferred_at)
+        return Answer(ResultCode.COMPLETED, _info_data(domain),
+                      extensions=self._info_extensions(domain))
 
-    async def _create(self, create: DomainCreate, client: str) -> DomainCreateData:
+    def _info_extensions(self, domain: SandboxDomain) -> tuple[Item, ...]:
+        extensions: list[Item] = []
+        ds = ds_info(domain.ds_records)
+        if ds is not None and SECDNS_NS in self.extension_uris:
+            extensions.append(ds)
+        grace = rgp_statuses(domain, self.state.clock.now(), self.state.config)
+        if grace and RGP_NS in self.extension_uris:
+            extensions.append(RgpInfo(tuple(Status(value) for value in grace)))
+        return tuple(extensions)
+
+    async def _create(self, create: DomainCreate, client: str,
+                      secdns: SecDnsCreate | None) -> DomainCreateData:
+        """Raises Refusal: 2302 the name is taken (in redemption too); 2004 bad period, more
+        than 13 nameservers; 2005 bad host name; 2306 DS records the policy refuses or more
+        than 8; 2102 secDNS maxSigLife."""
         name = self._served_name(create.name)
         years = _period_years(create.period)
-        nameservers = _nameservers(create.nameservers)
+        nameservers = nameserver_names(create.nameservers)
+        ds_records = created_ds(secdns)
         now = self.state.clock.now()
         async with self.state.store.write() as session:
-            if await _live_domain(session, name) is not None:
+            if await live_domain(session, name) is not None:
                 raise Refusal(ResultCode.OBJECT_EXISTS, f"{name} is registered")
             domain = SandboxDomain(
                 name=name, roid=f"D{secrets.token_hex(8).upper()}-SANDBOX",
                 sponsor_id=client, creator_id=client, statuses=[],
-                registrant=create.registrant, contacts=_contact_rows(create.contacts),
-                nameservers=nameservers, auth_info_hash=_auth_info_hash(create.auth_info),
-                created_at=now, expires_at=add_years(now, years))
+                registrant=create.registrant, contacts=contact_rows(create.contacts),
+                nameservers=nameservers, auth_info_hash=auth_info_hash(create.auth_info),
+                ds_records=ds_records, created_at=now, expires_at=add_years(now, years))
             session.add(domain)
         log.info("sandbox:domain:created", registrar=client, domain=name)
         return DomainCreateData(name, now, domain.expires_at)
 
-    async def _update(self, update: DomainUpdate, client: str) -> None:
-        name = self._served_name(update.name)
-        added = _status_values(update.add.statuses)
-        removed = _status_values(update.remove.statuses)
-        other_change = not (_no_objects(update.add) and _no_objects(update.remove)
-                            and update.registrant is None and update.auth_info is None)
-        if not (other_change or added or removed):
-            raise Refusal(ResultCode.REQUIRED_PARAMETER_MISSING, "the update changes nothing")
-        foreign = sorted((added | removed) - CLIENT_STATUSES)
-        if foreign:
-            raise Refusal(ResultCode.PARAMETER_VALUE_POLICY_ERROR,
-                          f"a registrar sets only client statuses, not {', '.join(foreign)}")
-        added_hosts = _nameservers(update.add.nameservers)
-        removed_hosts = _nameservers(update.remove.nameservers)
-        async with self.state.store.write() as session:
-            domain = await _existing(session, name)
-            if domain.sponsor_id != client:
-                raise Refusal(ResultCode.AUTHORIZATION_ERROR,
-                              f"{name} is sponsored by another registrar")
-            current = frozenset(domain.statuses)
-            reason = refusal(Operation.UPDATE, current, adding=added, removing=removed,
-                             changes_other_fields=other_change)
-            if reason is not None:
-                raise Refusal(ResultCode.OBJECT_STATUS_PROHIBITS_OPERATION, reason)
-            domain.statuses = sorted(_changed(current, added, removed, "status"))
-            hosts = _changed(domain.nameservers, added_hosts, removed_hosts, "nameserver")
-            if len(hosts) > MAX_NAMESERVERS:
-                raise Refusal(ResultCode.PARAMETER_VALUE_RANGE_ERROR,
-                              f"at most {MAX_NAMESERVERS} nameservers")
-            domain.nameservers = [host for host in dict.fromkeys([*domain.nameservers,
-                                                                  *added_hosts])
-                                  if host in hosts]
-            contacts = _changed(_contact_keys(domain.contacts),
-                                _contact_keys(_contact_rows(update.add.contacts)),
-                                _contact_keys(_contact_rows(update.remove.contacts)), "contact")
-            domain.contacts = [{"type": kind, "id": ident} for kind, ident in sorted(contacts)]
-            if update.registrant is not None:
-                domain.registrant = update.registrant
-            if update.auth_info is not None:
-                domain.auth_info_hash = _auth_info_hash(update.auth_info)
-            domain.updated_at = self.state.clock.now()
-            domain.updater_id = client
-        log.info("sandbox:domain:updated", registrar=client, domain=name)
+    async def _update(self, command: EppCommand, update: DomainUpdate, client: str) -> Answer:
+        """A registry-lock session's update, a restore request or any other update: see
+        updates.py for what each refuses."""
+        if self.credential is Credential.REGISTRY_LOCK:
+            await change_registry_lock(self.state, update, client, bool(command.extensions))
+            return Answer(ResultCode.COMPLETED)
+        if command.extension(RgpRestoreRequest) is not None:
+            restored = await restore_domain(self.state, update, client, len(command.extensions))
+            return Answer(ResultCode.COMPLETED, extensions=(restored,))
+        await update_domain(self.state, update, client, command.extension(SecDnsUpdate))
+        return Answer(ResultCode.COMPLETED)
 
-    async def _delete(self, delete: DomainDelete, client: str) -> None:
+    async def _delete(self, delete: DomainDelete, client: str) -> ResultCode:
+        """Within the add grace period the name is purged at once (1000); later the domain
+        enters its redemption period (1001), and the sponsor hears by poll message how it
+        ends. Raises Refusal: 2303; 2201 not the sponsor; 2304 a status prohibits deletion
+        (pendingDelete included)."""
         name = self._served_name(delete.name)
+        now = self.state.clock.now()
         async with self.state.store.write() as session:
-            domain = await _existing(session, name)
-            if domain.sponsor_id != client:
-                raise Refusal(ResultCode.AUTHORIZATION_ERROR,
-                              f"{name} is sponsored by another registrar")
+            domain = await existing(session, name)
+            check_sponsor(domain, client)
             reason = refusal(Operation.DELETE, domain.statuses)
             if reason is not None:
                 raise Refusal(ResultCode.OBJECT_STATUS_PROHIBITS_OPERATION, reason)
-            # Soft: the record stays as history; the name is free again at once (no RGP yet).
-            domain.deleted_at = self.state.clock.now()
             domain.updater_id = client
-        log.info("sandbox:domain:deleted", registrar=client, domain=name)
+            purged = in_add_grace(domain, now, self.state.config)
+            if purged:
+                purge(domain, now)
+            else:
+                start_redemption(domain, now, self.state.config)
+        log.info("sandbox:domain:deleted", registrar=client, domain=name, purged=purged)
+        return ResultCode.COMPLETED if purged else ResultCode.COMPLETED_ACTION_PENDING
 
     async def _renew(self, renew: DomainRenew, client: str) -> DomainRenewData:
         """Raises Refusal: 2303 no such domain, 2201 not the sponsor, 2306 curExpDate is not
@@ -397,10 +471,8 @@ class SandboxSession:
         years = _period_years(renew.period)
         now = self.state.clock.now()
         async with self.state.store.write() as session:
-            domain = await _existing(session, name)
-            if domain.sponsor_id != client:
-                raise Refusal(ResultCode.AUTHORIZATION_ERROR,
-                              f"{name} is sponsored by another registrar")
+            domain = await existing(session, name)
+            check_sponsor(domain, client)
             if renew.current_expiry != domain.expires_at.date():
                 # The guard against a retried renewal renewing twice (RFC 5731 section 3.2.3).
                 raise Refusal(ResultCode.PARAMETER_VALUE_POLICY_ERROR,
@@ -438,12 +510,12 @@ class SandboxSession:
         years = _period_years(request.period)
         now = self.state.clock.now()
         async with self.state.store.write() as session:
-            domain = await _existing(session, name)
+            domain = await existing(session, name)
             if domain.sponsor_id == client:
                 raise Refusal(ResultCode.NOT_ELIGIBLE_FOR_TRANSFER,
                               f"{name} is already sponsored by {client}")
             if request.auth_info is None \
-                    or not _auth_info_matches(request.auth_info, domain.auth_info_hash):
+                    or not auth_info_matches(request.auth_info, domain.auth_info_hash):
                 raise Refusal(ResultCode.INVALID_AUTHORIZATION_INFORMATION)
             if DomainStatus.PENDING_TRANSFER in domain.statuses:
                 raise Refusal(ResultCode.OBJECT_PENDING_TRANSFER,
@@ -471,7 +543,7 @@ class SandboxSession:
         authInfo. Raises Refusal: 2303, 2301 never transferred, 2201 neither party, 2202
         wrong authInfo."""
         async with self.state.store.read() as session:
-            domain = await _existing(session, name)
+            domain = await existing(session, name)
             record = await latest_transfer(session, domain)
         if record is None:
             raise Refusal(ResultCode.OBJECT_NOT_PENDING_TRANSFER,
@@ -480,7 +552,7 @@ class SandboxSession:
             if query.auth_info is None:
                 raise Refusal(ResultCode.AUTHORIZATION_ERROR,
                               f"{name}'s transfer is between other registrars")
-            if not _auth_info_matches(query.auth_info, domain.auth_info_hash):
+            if not auth_info_matches(query.auth_info, domain.auth_info_hash):
                 raise Refusal(ResultCode.INVALID_AUTHORIZATION_INFORMATION)
         return transfer_data(record, name)
 
@@ -493,7 +565,7 @@ class SandboxSession:
                            "cancel": ("clientCancelled", "requesting")}[decision.op]
         now = self.state.clock.now()
         async with self.state.store.write() as session:
-            domain = await _existing(session, name)
+            domain = await existing(session, name)
             record = await latest_transfer(session, domain)
             if record is None or record.status != PENDING:
                 raise Refusal(ResultCode.OBJECT_NOT_PENDING_TRANSFER,
@@ -505,14 +577,6 @@ class SandboxSession:
                               f"registrar may {decision.op} this transfer")
             data = end_transfer(session, domain, record, status, now)
         return data
-
-    async def _approve_due_transfers(self) -> None:
-        now = self.state.clock.now()
-        async with self.state.store.read() as session:
-            due = await has_due_transfers(session, now)
-        if due:  # the read first: most commands find nothing due and need no write lock
-            async with self.state.store.write() as session:
-                await approve_due_transfers(session, now)
 
     async def _poll(self, poll: Poll, client: str) -> Answer:
         """`req`: the oldest message in the registrar's queue (1301) or 1300 when it is empty.
@@ -540,90 +604,37 @@ class SandboxSession:
         return Answer(ResultCode.COMPLETED, None, MessageQueue(count, str(message.id)))
 
     def _served_name(self, raw: str) -> str:
-        """The canonical A-label form of a name this registry serves, or a Refusal."""
-        try:
-            name = parse_domain_name(raw, "domain:name")
-        except ValidationFailed as exc:
-            raise Refusal(ResultCode.PARAMETER_VALUE_SYNTAX_ERROR,
-                          f"domain:name: {exc.errors[0].message}") from None
-        if name.tld not in self.state.config.tlds:
-            raise Refusal(ResultCode.PARAMETER_VALUE_POLICY_ERROR,
-                          f"domain:name: .{name.tld} is not served by this registry "
-                          f"(served: {', '.join(self.state.config.tlds)})")
-        if len(name.labels) != 2:
-            raise Refusal(ResultCode.PARAMETER_VALUE_POLICY_ERROR,
-                          "domain:name: names are registered at the second level only")
-        return name.ascii
+        return served_name(raw, self.state.config.tlds)
 
 
 # --- helpers ---------------------------------------------------------------------------------
 
-async def _live_domain(session: AsyncSession, name: str) -> SandboxDomain | None:
-    found = await session.scalars(select(SandboxDomain).where(
-        SandboxDomain.name == name, SandboxDomain.deleted_at.is_(None)))
-    return found.one_or_none()
+def _hash_of(registrar: SandboxRegistrar | None, credential: Credential) -> str | None:
+    if registrar is None:
+        return None
+    if credential is Credential.REGISTRY_LOCK:
+        return registrar.lock_password_hash
+    return registrar.password_hash
 
 
-async def _existing(session: AsyncSession, name: str) -> SandboxDomain:
-    domain = await _live_domain(session, name)
+def _unavailable(domain: SandboxDomain | None) -> str | None:
+    """Why a checked name is not available, or None when it is."""
     if domain is None:
-        raise Refusal(ResultCode.OBJECT_DOES_NOT_EXIST, f"{name} is not registered")
-    return domain
+        return None
+    return "Pending delete" if DomainStatus.PENDING_DELETE in domain.statuses else "In use"
 
 
-def _shown_statuses(statuses: Iterable[str]) -> list[str]:
-    """The statuses to report: "ok" alone when there is none (RFC 5731 section 2.3)."""
-    values = sorted(set(statuses) - {"ok"})
-    return values or ["ok"]
-
-
-def _status_values(statuses: Iterable[Status]) -> frozenset[str]:
-    return frozenset(status.value for status in statuses)
-
-
-def _no_objects(changes: DomainChanges) -> bool:
-    return not (changes.nameservers or changes.contacts)
-
-
-def _changed(current: Iterable[H], added: Iterable[H], removed: Iterable[H],
-             what: str) -> set[H]:
-    """`current` less `removed` plus `added`; removing what is not there, or adding what is,
-    is refused rather than ignored, so that a client's view of the domain is never stale."""
-    present = set(current)
-    for item in removed:
-        if item not in present:
-            raise Refusal(ResultCode.PARAMETER_VALUE_POLICY_ERROR,
-                          f"the {what} {_label(item)} is not on the domain")
-        present.discard(item)
-    for item in added:
-        if item in present:
-            raise Refusal(ResultCode.PARAMETER_VALUE_POLICY_ERROR,
-                          f"the {what} {_label(item)} is already on the domain")
-        present.add(item)
-    return present
-
-
-def _label(item: object) -> str:
-    return ":".join(item) if isinstance(item, tuple) else str(item)
-
-
-def _nameservers(values: tuple[str, ...]) -> list[str]:
-    try:
-        return [name.ascii for name in parse_nameservers(list(values), "domain:hostObj")]
-    except ValidationFailed as exc:
-        codes = {error.code for error in exc.errors}
-        code = (ResultCode.PARAMETER_VALUE_RANGE_ERROR if "too_many" in codes
-                else ResultCode.PARAMETER_VALUE_POLICY_ERROR if codes == {"duplicate"}
-                else ResultCode.PARAMETER_VALUE_SYNTAX_ERROR)
-        raise Refusal(code, f"{exc.errors[0].field}: {exc.errors[0].message}") from None
-
-
-def _contact_rows(contacts: Iterable[DomainContact]) -> list[dict[str, str]]:
-    return [{"type": contact.type, "id": contact.id} for contact in contacts]
-
-
-def _contact_keys(rows: Iterable[dict[str, str]]) -> list[tuple[str, str]]:
-    return [(row["type"], row["id"]) for row in rows]
+def _info_data(domain: SandboxDomain) -> DomainInfoData:
+    # The authInfo is never returned: only its salted hash is kept (RFC 9154 section 4.3).
+    return DomainInfoData(
+        name=domain.name, roid=domain.roid, sponsoring_client=domain.sponsor_id,
+        statuses=tuple(Status(value) for value in shown_statuses(domain.statuses)),
+        registrant=domain.registrant,
+        contacts=tuple(DomainContact(c["type"], c["id"]) for c in domain.contacts),
+        nameservers=tuple(domain.nameservers), created_by=domain.creator_id,
+        created=domain.created_at, updated_by=domain.updater_id,
+        updated=domain.updated_at, expires=domain.expires_at,
+        transferred=domain.transferred_at)
 
 
 def _period_years(period: Period | None) -> int:
@@ -639,18 +650,6 @@ def _period_years(period: Period | None) -> int:
         raise Refusal(ResultCode.PARAMETER_VALUE_RANGE_ERROR,
                       f"domain:period: {low} to {high} years, not {years}")
     return years
-
-
-def _auth_info_hash(secret: Secret) -> str | None:
-    """The salted hash of an authInfo; an empty one means none is set (RFC 9154 section 4.2)."""
-    code = secret.reveal()
-    return transfer_code_hash(code) if code.strip() else None
-
-
-def _auth_info_matches(secret: Secret, stored_hash: str | None) -> bool:
-    code = secret.reveal()
-    return bool(stored_hash) and bool(code.strip()) \
-        and verify_transfer_code(code, stored_hash or "")
 
 
 def _check_within_ten_years(expires: datetime, now: datetime) -> None:
@@ -694,4 +693,4 @@ def _salvage_cl_trid(data: bytes) -> str | None:
         return None
 
 
-__all__ = ["Answer", "Refusal", "Reply", "SandboxSession", "add_years"]
+__all__ = ["Answer", "Credential", "Refusal", "Reply", "SandboxSession", "add_years"]

@@ -3,22 +3,29 @@
 The schema is made with `metadata.create_all` when the state is opened, not with Alembic
 migrations: the sandbox stands in for another party's registry, its data is test data that
 can be thrown away with its directory, and it must start with no setup step. If its tables
-ever change shape, an old sandbox directory is deleted rather than migrated.
+ever change shape, an old sandbox directory is deleted rather than migrated: opening one that
+lacks a column fails with `OutdatedSandbox`, which says so.
+
+Besides what registrars do over EPP, the registry's operator edits its own database here:
+accrediting registrars, handing out registry-lock passwords, setting server statuses.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import select
+import structlog
+from sqlalchemy import Connection, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from regshield.clock import Clock, SystemClock
 from regshield.config import Listen
-from regshield.errors import FieldError, RegshieldError, ValidationFailed
+from regshield.errors import FieldError, NotFound, RegshieldError, ValidationFailed
 from regshield.policy.transfer import POLICY_2016
 from regshield.registry.commands import LOGIN_PASSWORD_LENGTH
 from regshield.registry.sandbox.certificates import (
@@ -26,14 +33,17 @@ from regshield.registry.sandbox.certificates import (
     certificate_subject,
     read_client_certificate,
 )
-from regshield.registry.sandbox.models import SandboxBase, SandboxRegistrar
-from regshield.security.passwords import hash_password
+from regshield.registry.sandbox.models import SandboxBase, SandboxDomain, SandboxRegistrar
+from regshield.rules.names import parse_domain_name
+from regshield.rules.statuses import SERVER_STATUSES, status_problems
+from regshield.security.passwords import hash_password, verify_password
 from regshield.store.engine import Store
 
 DIRECTORY_NAME = "sandbox-registry"
 DATABASE_NAME = "registry.db"
 DEFAULT_LISTEN = "127.0.0.1:7700"  # 700, EPP's port, needs privileges
 DEFAULT_TLDS: tuple[str, ...] = ("test", "example")  # reserved by RFC 2606, never delegated
+log = structlog.get_logger("regshield.sandbox")
 
 
 class RegistrarExists(RegshieldError):
@@ -43,11 +53,33 @@ class RegistrarExists(RegshieldError):
     title = "A registrar with this identifier exists"
 
 
+class UnknownRegistrar(NotFound):
+    type_slug = "sandbox-registrar-not-found"
+    title = "No registrar with this identifier"
+
+
+class UnknownDomain(NotFound):
+    type_slug = "sandbox-domain-not-found"
+    title = "No live domain with this name"
+
+
+class OutdatedSandbox(RegshieldError):
+    type_slug = "sandbox-outdated"
+    title = "The sandbox registry's data was made by an older version"
+
+
 @dataclass(frozen=True)
 class SandboxConfig:
     """The sandbox's directory (state, server certificate), where it listens, the TLDs it
     serves, how long an idle session is kept and how long a transfer waits for the losing
-    registrar before the registry approves it (5 days under the Transfer Policy)."""
+    registrar before the registry approves it (5 days under the Transfer Policy).
+
+    The grace periods of RFC 3915 are those of the gTLD registries: a domain deleted within
+    `add_grace_period` of its creation is purged at once; any other is restorable for
+    `redemption_period`, then waits `pending_delete_period` before it is purged. A restore
+    request is accepted without a restore report and completes after `restore_wait`.
+    `schedule_interval` is how often, in seconds, the server does this work (and approves due
+    transfers) while no command arrives."""
 
     directory: Path
     listen: Listen = field(default_factory=lambda: Listen.parse(DEFAULT_LISTEN))
@@ -56,6 +88,15 @@ class SandboxConfig:
     idle_timeout: float = 600.0  # seconds without a command before the session is closed
     max_login_failures: int = 3
     transfer_auto_approve: timedelta = POLICY_2016.registry_auto_approve
+    add_grace_period: timedelta = timedelta(days=5)
+    redemption_period: timedelta = timedelta(days=30)
+    pending_delete_period: timedelta = timedelta(days=5)
+    restore_wait: timedelta = timedelta(0)
+    schedule_interval: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.schedule_interval <= 0:
+            raise ValueError("schedule_interval must be a positive number of seconds")
 
     @property
     def database_file(self) -> Path:
@@ -83,15 +124,24 @@ class SandboxState:
         state = cls(config, clock)
         async with state.store.engine.begin() as connection:
             await connection.run_sync(SandboxBase.metadata.create_all)
+            missing = await connection.run_sync(_missing_columns)
+        if missing:
+            await state.close()
+            raise OutdatedSandbox(f"{config.directory} was made by an older regshield (no "
+                                  f"{', '.join(missing)}); delete that directory and start "
+                                  "again")
         return state
 
     async def close(self) -> None:
         await self.store.close()
 
     async def add_registrar(self, registrar_id: str, password: str,
-                            certificate_pem: bytes | None = None) -> SandboxRegistrar:
+                            certificate_pem: bytes | None = None, *,
+                            lock_password: str | None = None) -> SandboxRegistrar:
         """Accredit a registrar. Its EPP password must fit RFC 5730's pwType (6 to 16
-        characters); with a certificate, it must present that certificate to log in.
+        characters); with a certificate, it must present that certificate to log in; with a
+        lock password (pwType too, and not the EPP password), it can open registry-lock
+        sessions.
 
         Raises ValidationFailed (every reason at once), CertificateRefused, RegistrarExists."""
         problems: list[FieldError] = []
@@ -99,17 +149,19 @@ class SandboxState:
             problems.append(FieldError("id", "invalid",
                                        "must be 3 to 16 characters, without surrounding or "
                                        "repeated spaces (RFC 5730 clIDType)"))
-        low, high = LOGIN_PASSWORD_LENGTH
-        if not low <= len(password) <= high or password != password.strip():
-            problems.append(FieldError("password", "invalid", f"must be {low} to {high} "
-                                       "characters without surrounding spaces (RFC 5730 pwType)"))
+        problems += _password_problems("password", password)
+        if lock_password is not None:
+            problems += _password_problems("lock_password", lock_password)
+            if lock_password == password:
+                problems.append(_SAME_AS_PASSWORD)
         if problems:
             raise ValidationFailed(problems)
         pem, sha256 = (None, None) if certificate_pem is None \
             else read_client_certificate(certificate_pem)
-        registrar = SandboxRegistrar(id=registrar_id, password_hash=hash_password(password),
-                                     certificate_sha256=sha256, certificate_pem=pem,
-                                     created_at=self.clock.now())
+        registrar = SandboxRegistrar(
+            id=registrar_id, password_hash=hash_password(password),
+            lock_password_hash=None if lock_password is None else hash_password(lock_password),
+            certificate_sha256=sha256, certificate_pem=pem, created_at=self.clock.now())
         async with self.store.write() as session:
             if await session.get(SandboxRegistrar, registrar_id) is not None:
                 raise RegistrarExists(f"registrar {registrar_id} exists")
@@ -117,6 +169,57 @@ class SandboxState:
                 await _check_subject_is_new(session, pem)
             session.add(registrar)
         return registrar
+
+    async def set_lock_password(self, registrar_id: str, password: str) -> None:
+        """Give a registrar a (new) registry-lock password, as a registry does out of band
+        once it has verified who asks. It fits pwType and is not the registrar's EPP password,
+        or the two credentials would be one.
+
+        Raises ValidationFailed, UnknownRegistrar."""
+        problems = _password_problems("lock_password", password)
+        if problems:
+            raise ValidationFailed(problems)
+        registrar = await self.registrar(registrar_id)
+        if registrar is None:
+            raise UnknownRegistrar(f"no registrar {registrar_id}")
+        # argon2 takes tens of milliseconds: off the event loop, so sessions go on.
+        if await asyncio.to_thread(verify_password, registrar.password_hash, password):
+            raise ValidationFailed([_SAME_AS_PASSWORD])
+        password_hash = await asyncio.to_thread(hash_password, password)
+        async with self.store.write() as session:
+            stored = await session.get(SandboxRegistrar, registrar_id)
+            if stored is None:
+                raise UnknownRegistrar(f"no registrar {registrar_id}")
+            stored.lock_password_hash = password_hash
+        log.info("sandbox:registrar:lock_password_set", registrar=registrar_id)
+
+    async def set_server_statuses(self, name: str, *, add: Iterable[str] = (),
+                                  remove: Iterable[str] = ()) -> list[str]:
+        """Set or lift server statuses on a live domain, as the registry's staff do in its own
+        database; adding what is there or removing what is not changes nothing. Returns the
+        domain's statuses afterwards.
+
+        Raises ValidationFailed (a value that is not a server status, a name that is not a
+        domain name, or statuses RFC 5731 does not allow together), UnknownDomain."""
+        added, removed = frozenset(add), frozenset(remove)
+        foreign = sorted((added | removed) - SERVER_STATUSES)
+        if foreign:
+            raise ValidationFailed([FieldError("statuses", "not_server_status",
+                                               f"{', '.join(foreign)}: only server statuses "
+                                               "are set this way")])
+        canonical = parse_domain_name(name, "name").ascii
+        async with self.store.write() as session:
+            domain = await live_domain(session, canonical)
+            if domain is None:
+                raise UnknownDomain(f"{canonical} is not registered")
+            statuses = (set(domain.statuses) - removed) | added
+            problems = status_problems(statuses or {"ok"})
+            if problems:
+                raise ValidationFailed(problems)
+            domain.statuses = sorted(statuses)
+        log.info("sandbox:domain:server_statuses_set", domain=canonical,
+                 added=sorted(added), removed=sorted(removed))
+        return sorted(statuses)
 
     async def registrar(self, registrar_id: str) -> SandboxRegistrar | None:
         async with self.store.read() as session:
@@ -136,6 +239,36 @@ class SandboxState:
             registrar = await session.get(SandboxRegistrar, registrar_id)
             if registrar is not None:
                 registrar.password_hash = password_hash
+
+
+async def live_domain(session: AsyncSession, name: str) -> SandboxDomain | None:
+    """The domain registered under `name` (in redemption or not), or None once purged."""
+    found = await session.scalars(select(SandboxDomain).where(
+        SandboxDomain.name == name, SandboxDomain.deleted_at.is_(None)))
+    return found.one_or_none()
+
+
+_SAME_AS_PASSWORD = FieldError("lock_password", "same_as_password",
+                               "must differ from the registrar's EPP password")
+
+
+def _password_problems(field_name: str, password: str) -> list[FieldError]:
+    low, high = LOGIN_PASSWORD_LENGTH
+    if low <= len(password) <= high and password == password.strip():
+        return []
+    return [FieldError(field_name, "invalid", f"must be {low} to {high} characters without "
+                       "surrounding spaces (RFC 5730 pwType)")]
+
+
+def _missing_columns(connection: Connection) -> list[str]:
+    """The sandbox's columns that the database file lacks (an older version made it)."""
+    inspector = inspect(connection)
+    missing: list[str] = []
+    for table in SandboxBase.metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        missing += [f"{table.name}.{column.name}" for column in table.columns
+                    if column.name not in present]
+    return missing
 
 
 async def _check_subject_is_new(session: AsyncSession, pem: str) -> None:
