@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from regshield.config import Listen, Settings, normalize_database_url
+from regshield.config import Listen, Settings, SmtpSettings, normalize_database_url
 from regshield.errors import ConfigurationError
 
 
@@ -61,4 +61,79 @@ def test_ipv6_listen_addresses_keep_their_brackets() -> None:
 def test_a_broken_config_file_is_named(tmp_path: Path) -> None:
     (tmp_path / "regshield.toml").write_text("[database\n")
     with pytest.raises(ConfigurationError, match=r"regshield\.toml"):
+        Settings.load(home=tmp_path, environ={})
+
+
+def test_smtp_is_off_by_default_and_points_at_a_local_server(tmp_path: Path) -> None:
+    smtp = Settings.load(home=tmp_path, environ={}).smtp
+    assert smtp == SmtpSettings()
+    assert (smtp.enabled, smtp.host, smtp.port, smtp.security) == (False, "127.0.0.1", 25, "none")
+    assert smtp.sender == "regshield@localhost"
+
+
+def test_smtp_environment_overrides_the_smtp_table(tmp_path: Path) -> None:
+    (tmp_path / "regshield.toml").write_text(
+        '[smtp]\nenabled = true\nhost = "relay.example.net"\nsecurity = "starttls"\n'
+        'sender = "notices@registrar.example"\nusername = "regshield"\n'
+        'password_file = "smtp-password"\ntimeout = 12.5\n'
+        'report_to = "security@registrar.example"\n')
+    from_file = Settings.load(home=tmp_path, environ={}).smtp
+    assert from_file.enabled and from_file.host == "relay.example.net"
+    assert (from_file.security, from_file.port, from_file.timeout) == ("starttls", 587, 12.5)
+    assert from_file.password_file == Path("smtp-password").absolute()
+    assert from_file.report_to == "security@registrar.example"
+
+    environ = {"REGSHIELD_SMTP_HOST": "127.0.0.1", "REGSHIELD_SMTP_PORT": "2525",
+               "REGSHIELD_SMTP_SECURITY": "tls", "REGSHIELD_SMTP_ENABLED": "false",
+               "REGSHIELD_SMTP_PASSWORD": "from the environment"}
+    from_env = Settings.load(home=tmp_path, environ=environ).smtp
+    assert (from_env.host, from_env.port, from_env.security) == ("127.0.0.1", 2525, "tls")
+    assert not from_env.enabled
+    assert from_env.read_password() == "from the environment"
+    assert "from the environment" not in repr(from_env)
+
+
+@pytest.mark.parametrize(("security", "port"), [("none", 25), ("starttls", 587), ("tls", 465)])
+def test_smtp_port_defaults_to_the_usual_port_of_the_security_mode(
+        tmp_path: Path, security: str, port: int) -> None:
+    environ = {"REGSHIELD_SMTP_SECURITY": security}
+    assert Settings.load(home=tmp_path, environ=environ).smtp.port == port
+
+
+def test_smtp_password_is_never_read_from_the_config_file(tmp_path: Path) -> None:
+    (tmp_path / "regshield.toml").write_text('[smtp]\npassword = "hunter2"\n')
+    with pytest.raises(ConfigurationError, match="REGSHIELD_SMTP_PASSWORD"):
+        Settings.load(home=tmp_path, environ={})
+
+
+def test_smtp_password_file_is_read_when_needed(tmp_path: Path) -> None:
+    secret = tmp_path / "smtp-password"
+    environ = {"REGSHIELD_SMTP_PASSWORD_FILE": str(secret), "REGSHIELD_SMTP_USERNAME": "rs",
+               "REGSHIELD_SMTP_SECURITY": "starttls", "REGSHIELD_SMTP_ENABLED": "true"}
+    smtp = Settings.load(home=tmp_path, environ=environ).smtp
+    with pytest.raises(ConfigurationError, match="cannot read"):
+        smtp.read_password()
+    secret.write_text("rotated passphrase\n")
+    assert smtp.read_password() == "rotated passphrase"
+
+
+@pytest.mark.parametrize(("environ", "message"), [
+    ({"REGSHIELD_SMTP_SECURITY": "ssl"}, "smtp.security"),
+    ({"REGSHIELD_SMTP_PORT": "0"}, "smtp.port"),
+    ({"REGSHIELD_SMTP_ENABLED": "maybe"}, "smtp.enabled"),
+    ({"REGSHIELD_SMTP_TIMEOUT": "nan"}, "smtp.timeout"),
+    ({"REGSHIELD_SMTP_SENDER": "not an address"}, "smtp.sender"),
+    ({"REGSHIELD_SMTP_USERNAME": "rs", "REGSHIELD_SMTP_PASSWORD": "x"}, "in clear"),
+    ({"REGSHIELD_SMTP_USERNAME": "rs", "REGSHIELD_SMTP_SECURITY": "tls",
+      "REGSHIELD_SMTP_ENABLED": "1"}, "no password"),
+])
+def test_bad_smtp_settings_are_named(tmp_path: Path, environ: dict[str, str],
+                                     message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        Settings.load(home=tmp_path, environ=environ)
+
+
+def test_unknown_smtp_settings_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "regshield.toml").write_text('[smtp]\nhostname = "relay"\n')
+    with pytest.raises(ConfigurationError, match="unknown settings: hostname"):
         Settings.load(home=tmp_path, environ={})

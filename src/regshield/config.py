@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from regshield.errors import ConfigurationError
 DEFAULT_HOME = "./regshield-data"
 CONFIG_FILE_NAME = "regshield.toml"
 DEFAULT_HTTP_LISTEN = "127.0.0.1:8080"
+DEFAULT_SANDBOX_LISTEN = "127.0.0.1:7700"  # EPP's port 700 needs privileges
 
 
 @dataclass(frozen=True)
@@ -36,16 +38,134 @@ class Listen:
         return f"{host}:{self.port}"
 
 
+SMTP_SECURITY_MODES = ("none", "starttls", "tls")
+# The usual port of each mode, used when none is configured.
+SMTP_DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}
+SMTP_FILE_KEYS = frozenset({"enabled", "host", "port", "sender", "security", "username",
+                            "password_file", "timeout", "ca_file", "report_to"})
+SMTP_MAX_TIMEOUT = 600.0
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """Outgoing mail (notices of sensitive changes): `REGSHIELD_SMTP_*` over `[smtp]`.
+
+    Disabled by default: a fresh embedded install has no mail server, so messages are written
+    as `.eml` files to `<home>/outbox-mail/` instead (notify/delivery.py). The password comes
+    from `REGSHIELD_SMTP_PASSWORD` or the file named by `password_file`, never from
+    regshield.toml, which tends to be readable by many and kept in version control.
+    """
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 25
+    # The From address and the envelope sender (bounces go there).
+    sender: str = "regshield@localhost"
+    security: str = "none"  # one of SMTP_SECURITY_MODES; certificates are always verified
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    password_file: Path | None = None
+    timeout: float = 30.0
+    # Certificates to trust for the server's (default: the system's trust store).
+    ca_file: Path | None = None
+    # Where recipients report a change they did not make (default: the registrar's abuse
+    # address from the registrar record).
+    report_to: str | None = None
+
+    def read_password(self) -> str | None:
+        """The password: from the environment, else read from `password_file` when needed, so
+        that a rotated file is picked up without a restart."""
+        if self.password is not None or self.password_file is None:
+            return self.password
+        try:
+            return self.password_file.read_text().rstrip("\r\n")
+        except OSError as exc:
+            raise ConfigurationError(
+                f"smtp.password_file: cannot read {self.password_file} ({exc.strerror})") from exc
+
+    @classmethod
+    def load(cls, env: dict[str, str], file_values: dict[str, Any]) -> SmtpSettings:
+        table = file_values.get("smtp", {})
+        if not isinstance(table, dict):
+            raise ConfigurationError("smtp: expected an [smtp] table")
+        if "password" in table:
+            raise ConfigurationError("smtp.password: not read from regshield.toml; set "
+                                     "REGSHIELD_SMTP_PASSWORD or smtp.password_file")
+        unknown = sorted(set(table) - SMTP_FILE_KEYS)
+        if unknown:
+            raise ConfigurationError(f"smtp: unknown settings: {', '.join(unknown)}")
+
+        def value(key: str) -> str | None:
+            return env.get(f"REGSHIELD_SMTP_{key.upper()}") or _get(file_values, "smtp", key)
+
+        enabled_text = (value("enabled") or "false").strip().lower()
+        if enabled_text not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+            raise ConfigurationError(f"smtp.enabled: expected true or false, got {enabled_text!r}")
+        security = (value("security") or "none").strip().lower()
+        if security not in SMTP_SECURITY_MODES:
+            raise ConfigurationError(f"smtp.security: expected one of "
+                                     f"{', '.join(SMTP_SECURITY_MODES)}, got {security!r}")
+        port_text = value("port") or str(SMTP_DEFAULT_PORTS[security])
+        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+            raise ConfigurationError(f"smtp.port: expected a port number, got {port_text!r}")
+        timeout_text = value("timeout") or "30"
+        try:
+            timeout = float(timeout_text)
+        except ValueError:
+            timeout = -1.0
+        if not 0 < timeout <= SMTP_MAX_TIMEOUT:
+            raise ConfigurationError(
+                f"smtp.timeout: expected seconds from 0 to {SMTP_MAX_TIMEOUT:g}, "
+                f"got {timeout_text!r}")
+        sender = value("sender") or "regshield@localhost"
+        report_to = value("report_to")
+        for option, address in (("sender", sender), ("report_to", report_to)):
+            if address is not None and not _looks_like_address(address):
+                raise ConfigurationError(f"smtp.{option}: expected an email address")
+        settings = cls(
+            enabled=enabled_text in ("true", "1", "yes", "on"), host=value("host") or "127.0.0.1",
+            port=int(port_text), sender=sender, security=security,
+            username=value("username") or None,
+            password=env.get("REGSHIELD_SMTP_PASSWORD") or None,
+            password_file=_path(value("password_file")), timeout=timeout,
+            ca_file=_path(value("ca_file")), report_to=report_to,
+        )
+        if settings.username and security == "none":
+            raise ConfigurationError("smtp.username: signing in needs security starttls or tls; "
+                                     "the password would cross the network in clear")
+        if (settings.enabled and settings.username and settings.password is None
+                and settings.password_file is None):
+            raise ConfigurationError("smtp.username is set but no password: set "
+                                     "REGSHIELD_SMTP_PASSWORD or smtp.password_file")
+        return settings
+
+
+def _looks_like_address(text: str) -> bool:
+    local, at, domain = text.rpartition("@")
+    return bool(at and local and domain) and text.isprintable() and " " not in text
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
     database_url: str
     http: Listen = field(default_factory=lambda: Listen.parse(DEFAULT_HTTP_LISTEN))
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
     # A master key ring given in the environment instead of the key file (see security/keyring.py).
     master_key_env: str | None = None
     log_level: str = "info"
     # Copies of the event chain head, kept outside the database (see eventlog/anchors.py).
     event_anchor_file: Path | None = None
+    # `[registries.NAME]` tables of the config file, read by registry/links.py; none means
+    # the embedded default: the built-in sandbox registry, started by `regshield serve`.
+    registries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Where `regshield serve` runs the sandbox registry when it is the link in use.
+    sandbox_listen: Listen = field(default_factory=lambda: Listen.parse(DEFAULT_SANDBOX_LISTEN))
+    # Overrides the security policy's step-up window (minutes since the last second factor).
+    step_up_minutes: int | None = None
+    # When the Transfer Policy Review rules take effect here (policy/transfer.py); None keeps
+    # the 2016/2024 Transfer Policy.
+    tpr_effective: date | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -84,10 +204,21 @@ class Settings:
             home=home_path,
             database_url=normalize_database_url(url),
             http=Listen.parse(http_text, "http"),
+            smtp=SmtpSettings.load(env, file_values),
             master_key_env=env.get("REGSHIELD_MASTER_KEY") or None,
             log_level=env.get("REGSHIELD_LOG_LEVEL") or _get(file_values, "log", "level") or "info",
             event_anchor_file=_path(env.get("REGSHIELD_EVENT_ANCHORS")
                                     or _get(file_values, "events", "anchor_file")),
+            registries=_registries(file_values),
+            sandbox_listen=Listen.parse(
+                env.get("REGSHIELD_SANDBOX_LISTEN") or _get(file_values, "sandbox", "listen")
+                or DEFAULT_SANDBOX_LISTEN, "sandbox.listen"),
+            step_up_minutes=_minutes(env.get("REGSHIELD_STEP_UP_MINUTES")
+                                     or _get(file_values, "security", "step_up_minutes"),
+                                     "security.step_up_minutes"),
+            tpr_effective=_date(env.get("REGSHIELD_TPR_EFFECTIVE")
+                                or _get(file_values, "policy", "transfer_policy_review_effective"),
+                                "policy.transfer_policy_review_effective"),
         )
 
 
@@ -112,6 +243,30 @@ def _read_config_file(path: Path) -> dict[str, Any]:
             return tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"{path}: {exc}") from exc
+
+
+def _registries(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    tables = values.get("registries", {})
+    if not isinstance(tables, dict) or not all(isinstance(t, dict) for t in tables.values()):
+        raise ConfigurationError("registries: expected [registries.NAME] tables")
+    return {str(name): dict(table) for name, table in tables.items()}
+
+
+def _date(text: str | None, option: str) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ConfigurationError(f"{option}: expected a date (YYYY-MM-DD), got {text!r}") from None
+
+
+def _minutes(text: str | None, option: str) -> int | None:
+    if text is None:
+        return None
+    if not text.isdigit() or not 1 <= int(text) <= 60:
+        raise ConfigurationError(f"{option}: expected whole minutes from 1 to 60, got {text!r}")
+    return int(text)
 
 
 def _path(text: str | None) -> Path | None:

@@ -90,6 +90,13 @@ class PermissionDenied(RegshieldError):
     title = "Permission denied"
 
 
+class StepUpRequired(PermissionDenied):
+    """A sensitive change needs a second factor proved in the last few minutes (X-OTP)."""
+
+    type_slug = "step-up-required"
+    title = "A fresh one-time code is required"
+
+
 class NotFound(RegshieldError):
     """Also raised for objects of another tenant, so that existence never leaks."""
 

@@ -10,7 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from regshield import __version__
 from regshield.api import problems
-from regshield.api.routers import auth, contacts, directory, events
+from regshield.api.routers import auth, contacts, directory, domains, events
 from regshield.flows.context import new_request_id
 from regshield.services import Services
 
@@ -55,6 +55,7 @@ def create_app(services: Services) -> FastAPI:
     problems.install(app)
 
     app.add_middleware(RequestIdentity)
-    for router in (auth.router, contacts.router, directory.router, events.router):
+    for router in (auth.router, contacts.router, directory.router, domains.router,
+                   events.router):
         app.include_router(router, prefix=API_PREFIX)
     return app

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from regshield.flows.auth import StepUp
 from regshield.flows.context import Actor, RequestContext
+from regshield.flows.runner import run_flow
 from regshield.security.authentication import actor_for_bearer
 from regshield.services import Services
 
@@ -35,6 +37,20 @@ async def actor_of(
                                   credentials.credentials if credentials else None)
 
 
+async def stepped_up_actor_of(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    x_otp: Annotated[str | None, Header(max_length=64, description=(
+        "A one-time code for sensitive changes (step-up authentication)"))] = None,
+) -> Actor:
+    """The actor, with a second factor proved now when the request carries `X-OTP`."""
+    actor = await actor_of(request, credentials)
+    if x_otp is None:
+        return actor
+    return await run_flow(services_of(request), actor, context_of(request), StepUp(x_otp))
+
+
 ServicesDep = Annotated[Services, Depends(services_of)]
 ContextDep = Annotated[RequestContext, Depends(context_of)]
 ActorDep = Annotated[Actor, Depends(actor_of)]
+SteppedUpActorDep = Annotated[Actor, Depends(stepped_up_actor_of)]

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from regshield.flows.contacts import ContactView
+from regshield.flows.domains import DomainView, OperationView
 from regshield.store.models import Account, Event, User
 
 # Contact fields are checked by rules/contacts.py, which reports every failing field at once;
@@ -192,3 +193,117 @@ class RegistrarPatch(BaseModel):
     iana_id: int | None = None
     abuse_email: str | None = None
     abuse_phone: str | None = None
+
+
+# --- domains -----------------------------------------------------------------------------------
+# Names, hosts and DS records are checked by rules/names.py and rules/ds.py, which report every
+# failing field at once (`nameservers.3`, `ds.0.digest`).
+
+
+class DomainIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Text
+    registrant: Text
+    tech: OptionalText
+    years: Any = Field(default=1, json_schema_extra={"type": "integer"})
+    nameservers: Any = Field(default_factory=list,
+                             json_schema_extra={"type": "array", "items": {"type": "string"}})
+    account: str | None = Field(default=None, max_length=100)
+
+
+class NameserversIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    nameservers: Any = Field(json_schema_extra={"type": "array", "items": {"type": "string"}})
+
+
+class DsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ds: Any = Field(json_schema_extra={"type": "array", "items": {"type": "object"}},
+                    description="Objects {key_tag, algorithm, digest_type, digest} or "
+                                "presentation text; an empty list removes every DS record")
+
+
+class RenewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    years: Any = Field(default=1, json_schema_extra={"type": "integer"})
+
+
+class RegistrarLockIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    update_lock: bool | None = Field(
+        default=None, description="Also clientUpdateProhibited: blocks the holder's own "
+                                  "changes until the lock is removed")
+
+
+class TransferIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Text
+    auth_code: str = Field(max_length=255)
+    account: str | None = Field(default=None, max_length=100)
+
+
+class OperationOut(BaseModel):
+    id: str
+    kind: str
+    state: str = Field(description="pending, running, unknown (being reconciled), "
+                                   "confirmed, refused or failed")
+    created_at: datetime
+    completed_at: datetime | None
+    cl_trid: str | None
+    sv_trid: str | None
+
+    @classmethod
+    def of(cls, view: OperationView) -> OperationOut:
+        return cls(id=view.id, kind=view.kind, state=view.state, created_at=view.created_at,
+                   completed_at=view.completed_at, cl_trid=view.cl_trid, sv_trid=view.sv_trid)
+
+
+class DomainOut(BaseModel):
+    name: str
+    unicode_name: str
+    account: str
+    state: str
+    registry: str
+    statuses: list[str]
+    expires_at: datetime | None
+    nameservers: list[str]
+    ds: list[dict[str, Any]]
+    registrant: str | None
+    tech: str | None
+    registrar_lock: bool
+    update_lock: bool
+    holds: list[str]
+    transfer_code_expires_at: datetime | None
+    created_at: datetime
+    pending: list[OperationOut]
+    operation: OperationOut | None = Field(
+        default=None, description="The operation this request started, as it stands")
+
+    @classmethod
+    def of(cls, view: DomainView, operation: OperationView | None = None) -> DomainOut:
+        return cls(
+            name=view.name, unicode_name=view.unicode_name, account=view.account,
+            state=view.state, registry=view.registry, statuses=view.statuses,
+            expires_at=view.expires_at, nameservers=view.nameservers, ds=view.ds,
+            registrant=view.registrant, tech=view.tech, registrar_lock=view.registrar_lock,
+            update_lock=view.update_lock, holds=view.holds,
+            transfer_code_expires_at=view.transfer_code_expires_at,
+            created_at=view.created_at, pending=[OperationOut.of(o) for o in view.pending],
+            operation=OperationOut.of(operation) if operation else None)
+
+
+class DomainListOut(BaseModel):
+    items: list[DomainOut]
+    next_after: str | None
+
+
+class TransferCodeOut(BaseModel):
+    code: str = Field(description="Shown once; only its salted hash is kept")
+    expires_at: datetime
+    operation: OperationOut
+
+
+class AvailabilityOut(BaseModel):
+    name: str
+    available: bool
+    reason: str | None

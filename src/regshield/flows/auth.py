@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -16,6 +16,7 @@ from regshield.errors import (
     NotFound,
     PermissionDenied,
     SecondFactorRequired,
+    StepUpRequired,
     Throttled,
     ValidationFailed,
 )
@@ -26,6 +27,7 @@ from regshield.security import totp
 from regshield.security.keyring import KeyRing
 from regshield.security.passwords import hash_password, needs_rehash, verify_password
 from regshield.security.permissions import permissions_for, valid_scope
+from regshield.security.step_up import STEP_UP_SCOPE
 from regshield.security.tokens import (
     API_TOKEN_PREFIX,
     SESSION_PREFIX,
@@ -148,7 +150,7 @@ class UserLogin:
                           reason="second_factor_missing", credential=self.credential)
                 tx.refuse(SecondFactorRequired("this account needs a one-time code (otp)"))
                 return None
-            outcome = await self._check_second_factor(tx, user, self.otp)
+            outcome = await check_second_factor(tx, user, self.otp)
             if outcome is not None:
                 self._fail(tx, counters, user, outcome)
                 return None
@@ -187,25 +189,6 @@ class UserLogin:
                   user=user.public_id if user else None)
         tx.refuse(AuthenticationFailed("email, password or one-time code is wrong"))
 
-    async def _check_second_factor(self, tx: Tx, user: User, code: str) -> str | None:
-        """None when the code is accepted, else the reason it was not."""
-        if totp.looks_like_recovery_code(code):
-            wanted = recovery_code_hash(tx, code)
-            for stored in await unused_recovery_codes(tx.session, user.id):
-                if stored.code_hash == wanted:
-                    stored.used_at = tx.now
-                    return None
-            return "recovery_code_invalid"
-        assert user.totp_secret_sealed is not None
-        data_key = await tx.sealer.data_key(tx.session, user.data_key_id)
-        secret = tx.sealer.open(data_key, user.totp_secret_sealed,
-                                totp_binding(user, "totp")).decode()
-        check = totp.check_code(secret, code, tx.now, user.totp_last_counter)
-        if check.outcome is totp.TotpOutcome.ACCEPTED:
-            user.totp_last_counter = check.counter
-            return None
-        return "totp_replayed" if check.outcome is totp.TotpOutcome.REPLAYED else "totp_invalid"
-
     @staticmethod
     async def _actor(tx: Tx, user: User) -> Actor:
         account = (await public_ids(tx.session, {user.account_id})).get(user.account_id) \
@@ -213,6 +196,27 @@ class UserLogin:
         return Actor(kind="staff" if user.kind == "staff" else "customer", user_id=user.id,
                      user_public_id=user.public_id, role=user.role, account_id=user.account_id,
                      account_public_id=account)
+
+
+async def check_second_factor(tx: Tx, user: User, code: str) -> str | None:
+    """None when the code (TOTP or recovery code) is accepted, else the reason it was not.
+    An accepted TOTP counter is kept, so the same code is never accepted twice."""
+    if totp.looks_like_recovery_code(code):
+        wanted = recovery_code_hash(tx, code)
+        for stored in await unused_recovery_codes(tx.session, user.id):
+            if stored.code_hash == wanted:
+                stored.used_at = tx.now
+                return None
+        return "recovery_code_invalid"
+    assert user.totp_secret_sealed is not None
+    data_key = await tx.sealer.data_key(tx.session, user.data_key_id)
+    secret = tx.sealer.open(data_key, user.totp_secret_sealed,
+                            totp_binding(user, "totp")).decode()
+    check = totp.check_code(secret, code, tx.now, user.totp_last_counter)
+    if check.outcome is totp.TotpOutcome.ACCEPTED:
+        user.totp_last_counter = check.counter
+        return None
+    return "totp_replayed" if check.outcome is totp.TotpOutcome.REPLAYED else "totp_invalid"
 
 
 async def _issue_token(tx: Tx, user: User, *, name: str, kind: str, lifetime: timedelta,
@@ -246,6 +250,59 @@ async def _acting_user(tx: Tx, permission: str) -> User:
     if user is None:
         raise NotFound("no such user")
     return user
+
+
+@dataclass(frozen=True)
+class StepUp:
+    """Prove a second factor for the credential in use (the `X-OTP` header): the request then
+    runs with `second_factor_at` = now, and the token or console session remembers it for the
+    step-up window (security/step_up.py). A wrong or replayed code counts toward the same
+    per-user throttle as failed logins and leaves an event.
+
+    Raises StepUpRequired (the user has no one-time code generator, or the credential may not
+    step up), Throttled, AuthenticationFailed.
+    """
+
+    otp: str
+    session_hash: str | None = None  # the console session, when the actor came from one
+
+    async def run(self, tx: Tx) -> Actor:
+        if not tx.actor.step_up_allowed or tx.actor.user_id is None:
+            raise StepUpRequired(f"this credential cannot step up; create a token with the "
+                                 f"scope {STEP_UP_SCOPE}")
+        user = await tx.session.get(User, tx.actor.user_id)
+        if user is None or user.totp_enabled_at is None:
+            raise StepUpRequired("enrol a one-time code generator first (POST /auth/totp)")
+        email = await user_email(tx.session, tx.sealer, user)
+        key = _throttle_keys(tx.services.keyring, email, tx.context)[0]
+        counters = await throttle_counters(tx.session, [key], tx.now)
+        block_end = _block_ends(counters.values(), tx.now)
+        if block_end is not None:
+            tx.record("auth:step-up:throttled")
+            tx.refuse(Throttled(int((block_end - tx.now).total_seconds()) + 1))
+            return tx.actor
+        outcome = await check_second_factor(tx, user, self.otp)
+        if outcome is not None:
+            policy = tx.security
+            counter = counters[key]
+            if as_utc(counter.window_start) + policy.login_window <= tx.now:
+                counter.window_start, counter.failures = tx.now, 0
+            counter.failures += 1
+            if counter.failures >= policy.login_failures_per_user:
+                counter.blocked_until = tx.now + policy.login_block
+            tx.record("auth:step-up:failed", reason=outcome)
+            tx.refuse(AuthenticationFailed("the one-time code (X-OTP) is wrong"))
+            return tx.actor
+        if tx.actor.token_id is not None:
+            token = await tx.session.get(ApiToken, tx.actor.token_id)
+            if token is not None:
+                token.second_factor_at = tx.now
+        elif self.session_hash is not None:
+            console = await session_by_hash(tx.session, self.session_hash)
+            if console is not None:
+                console.second_factor_at = tx.now
+        tx.record("auth:step-up:succeeded")
+        return replace(tx.actor, second_factor_at=tx.now)
 
 
 @dataclass(frozen=True)
@@ -349,6 +406,9 @@ class TokenCreate:
             tx.actor.permissions != permissions_for(tx.actor.role or "")
         if scoped and not permissions_for(user.role, list(self.scopes)) <= tx.actor.permissions:
             raise PermissionDenied("a scoped credential cannot create a wider token")
+        if STEP_UP_SCOPE in self.scopes and tx.actor.kind != "system" \
+                and not tx.actor.step_up_allowed:
+            raise PermissionDenied(f"only a credential that may step up can grant {STEP_UP_SCOPE}")
         lifetime = timedelta(days=days) if days else policy.api_token_default_lifetime
         issued = await _issue_token(tx, user, name=self.name.strip(), kind="api",
                                     lifetime=lifetime, scopes=list(self.scopes),

@@ -24,6 +24,8 @@ class Actor:
     account_public_id: str | None = None
     token_id: int | None = None
     second_factor_at: datetime | None = None
+    # Whether this credential may make sensitive changes at all (see security/step_up.py).
+    step_up_allowed: bool = False
     # For system actors: which component acts (`cli`, `outbox`, ...).
     component: str | None = None
 

@@ -24,6 +24,9 @@ class SecurityPolicy:
     console_session_idle: timedelta
     console_session_absolute: timedelta
     recovery_code_count: int
+    # Sensitive changes (nameservers, DS, registrant, transfer codes, unlocking) need a second
+    # factor proved this recently, whatever the credential.
+    step_up_window: timedelta
 
 
 VERSIONS: tuple[SecurityPolicy, ...] = (
@@ -40,6 +43,7 @@ VERSIONS: tuple[SecurityPolicy, ...] = (
         console_session_idle=timedelta(minutes=30),
         console_session_absolute=timedelta(hours=12),
         recovery_code_count=10,
+        step_up_window=timedelta(minutes=5),
     ),
 )
 

@@ -9,6 +9,7 @@ from regshield.errors import AuthenticationFailed, AuthenticationRequired
 from regshield.flows.context import Actor
 from regshield.policy.security import security_policy
 from regshield.security.permissions import permissions_for
+from regshield.security.step_up import may_step_up
 from regshield.security.tokens import API_TOKEN_PREFIX, SESSION_PREFIX, digest
 from regshield.services import Services
 from regshield.store.models import User
@@ -39,7 +40,8 @@ async def actor_for_bearer(services: Services, value: str | None) -> Actor:
         raise AuthenticationFailed("the token is unknown, expired or revoked")
     if user.disabled_at is not None:
         raise AuthenticationFailed("the token's user is disabled")
-    actor = _actor(user, account, token.scopes, token.id, token.second_factor_at)
+    actor = _actor(user, account, token.scopes, token.id, token.second_factor_at,
+                   may_step_up(token.kind, token.scopes))
     stale = token.last_used_at is None or \
         as_utc(token.last_used_at) + LAST_USED_RESOLUTION <= now
     if stale:
@@ -67,15 +69,17 @@ async def actor_for_console_session(services: Services, value: str | None) -> tu
         account = None
         if user.account_id is not None:
             account = (await public_ids(session, {user.account_id})).get(user.account_id)
-        return _actor(user, account, ["*"], None, record.second_factor_at), record.session_hash
+        return _actor(user, account, ["*"], None, record.second_factor_at,
+                      may_step_up(None, [])), record.session_hash
 
 
 def _actor(user: User, account: str | None, scopes: list[str], token_id: int | None,
-           second_factor_at: datetime | None) -> Actor:
+           second_factor_at: datetime | None, step_up_allowed: bool) -> Actor:
     return Actor(
         kind="staff" if user.kind == "staff" else "customer",
         permissions=permissions_for(user.role, scopes),
         user_id=user.id, user_public_id=user.public_id, role=user.role,
         account_id=user.account_id, account_public_id=account, token_id=token_id,
         second_factor_at=as_utc(second_factor_at) if second_factor_at else None,
+        step_up_allowed=step_up_allowed,
     )

@@ -14,7 +14,7 @@ from typing import Final
 STAFF_ROLES: Final = ("admin", "operator", "support", "compliance", "auditor")
 CUSTOMER_ROLES: Final = ("owner", "member")
 
-RESOURCES: Final = ("registrar", "accounts", "users", "tokens", "contacts", "events")
+RESOURCES: Final = ("registrar", "accounts", "users", "tokens", "contacts", "events", "domains")
 SELF: Final = frozenset({"self:mfa:write", "self:tokens:write", "self:profile:read"})
 
 
@@ -30,18 +30,21 @@ ROLE_PERMISSIONS: Final[dict[str, frozenset[str]]] = {
     "admin": _registrar(*_every("read"), *_every("write")) | SELF,
     "operator": _registrar(
         "registrar:read", "accounts:read", "accounts:write", "users:read", "users:write",
-        "contacts:read", "contacts:write", "events:read",
+        "contacts:read", "contacts:write", "events:read", "domains:read", "domains:write",
     ) | SELF,
-    "support": _registrar("registrar:read", "accounts:read", "users:read", "contacts:read") | SELF,
+    "support": _registrar("registrar:read", "accounts:read", "users:read", "contacts:read",
+                          "domains:read") | SELF,
     "compliance": _registrar(
-        "registrar:read", "accounts:read", "contacts:read", "events:read"
+        "registrar:read", "accounts:read", "contacts:read", "events:read", "domains:read"
     ) | SELF,
     "auditor": _registrar(*_every("read")) | SELF,
     "owner": frozenset({
         "account:contacts:read", "account:contacts:write", "account:users:read",
-        "account:users:write", "account:events:read",
+        "account:users:write", "account:events:read", "account:domains:read",
+        "account:domains:write",
     }) | SELF,
-    "member": frozenset({"account:contacts:read", "account:contacts:write"}) | SELF,
+    "member": frozenset({"account:contacts:read", "account:contacts:write",
+                         "account:domains:read", "account:domains:write"}) | SELF,
 }
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -211,3 +212,68 @@ class OutboxItem(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     completed_at: Mapped[datetime | None] = mapped_column(Timestamp)
     failed: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Domain(Base):
+    """A domain the registrar sponsors (or is registering, or transferring in).
+
+    The row holds what the registry has confirmed; a change the registry has not answered yet
+    is a `DomainOperation` beside it, so a refused command leaves the row as it was. `holds`
+    are the status authority's reasons for client statuses (rules/statuses.py);
+    `registry_statuses` is the full status set the registry last reported. The transfer code
+    is never stored: only its salted hash and expiry (security/transfer_codes.py)."""
+
+    __tablename__ = "domains"
+    __table_args__ = (
+        # One live row per name; deleted and transferred-away rows stay as history.
+        Index("uq_domains_live_name", "name", unique=True,
+              sqlite_where=text("ended_at IS NULL"), postgresql_where=text("ended_at IS NULL")),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(253), index=True)  # A-label form
+    unicode_name: Mapped[str] = mapped_column(String(253))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    registry_link: Mapped[str] = mapped_column(String(64))
+    # pending_create | active | pending_transfer_in | pending_delete | ended
+    state: Mapped[str] = mapped_column(String(32))
+    roid: Mapped[str | None] = mapped_column(String(89))
+    registrant_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    tech_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    nameservers: Mapped[list[str]] = mapped_column(JSON, default=list)
+    ds: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    holds: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    registry_statuses: Mapped[list[str]] = mapped_column(JSON, default=list)
+    expires_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    transfer_code_hash: Mapped[str | None] = mapped_column(String(128))
+    transfer_code_expires_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)
+    synced_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    ended_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class DomainOperation(Base):
+    """One command for the registry, from request to outcome.
+
+    `state`: pending (not sent, or to be sent again), running (claimed; `lease_until` says
+    until when), confirmed, refused (the registry said no; nothing changed), unknown (sent, no
+    answer: reconciled by asking the registry), failed (could not be sent, given up).
+    `request` holds what is asked (never a secret); `result` what the registry answered."""
+
+    __tablename__ = "domain_operations"
+    __table_args__ = (Index("ix_domain_operations_open", "domain_id", "state"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    domain_id: Mapped[int] = mapped_column(ForeignKey("domains.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16))
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[datetime | None] = mapped_column(Timestamp)
+    cl_trid: Mapped[str | None] = mapped_column(String(64))
+    sv_trid: Mapped[str | None] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(96))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    completed_at: Mapped[datetime | None] = mapped_column(Timestamp)

@@ -1,0 +1,174 @@
+"""Domains: registration, renewal, nameservers, DS records, locks, transfer codes, transfers.
+
+A change answers 201 (created) or 200 once the registry has confirmed it, 202 with the
+pending operation when the registry has not answered yet (the outbox finishes it), and a
+problem naming the field when the registry refused it; the domain then stays as it was.
+Sensitive changes need a step-up: an `X-OTP` header with a current one-time code.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from regshield.api.deps import ActorDep, ContextDep, ServicesDep, SteppedUpActorDep
+from regshield.api.schemas import (
+    AvailabilityOut,
+    DomainIn,
+    DomainListOut,
+    DomainOut,
+    DsIn,
+    NameserversIn,
+    OperationOut,
+    RegistrarLockIn,
+    RenewIn,
+    TransferCodeOut,
+    TransferIn,
+)
+from regshield.flows.context import Actor
+from regshield.flows.domains import (
+    DomainRegister,
+    DomainRenew,
+    DsSet,
+    NameserversSet,
+    OperationView,
+    RegistrarLockSet,
+    Requested,
+    TransferCodeIssue,
+    TransferRequest,
+    domain_check,
+    domain_list,
+    domain_read,
+)
+from regshield.flows.operations import execute_all, refusal_error
+from regshield.flows.runner import run_flow
+from regshield.registry.client import RegistryUnavailable
+from regshield.registry.codec import Secret
+from regshield.services import Services
+
+router = APIRouter(tags=["domains"])
+
+
+async def _answer(services: Services, actor: Actor, requested: Requested, response: Response,
+                  *, created: bool = False, secret: Secret | None = None) -> DomainOut:
+    """Run the operation the flow started and answer with the domain as it now stands."""
+    if requested.operation is None:
+        return DomainOut.of(requested.domain)
+    operation = await execute_all(services, requested.operation, secret=secret)
+    if operation.state == "refused":
+        raise refusal_error(operation)
+    if operation.state == "failed" and operation.kind in ("create", "transfer_request"):
+        raise RegistryUnavailable("the registry could not be reached; nothing was changed, "
+                                  "try again later")
+    view = await domain_read(services, actor, requested.domain.name)
+    confirmed = operation.state == "confirmed"
+    response.status_code = (status.HTTP_201_CREATED if created else status.HTTP_200_OK) \
+        if confirmed else status.HTTP_202_ACCEPTED
+    return DomainOut.of(view, OperationView.of(operation))
+
+
+@router.post("/domains", response_model=DomainOut, status_code=status.HTTP_201_CREATED,
+             responses={202: {"description": "Accepted; the registry has not confirmed yet"}})
+async def register(body: DomainIn, response: Response, actor: ActorDep,
+                   services: ServicesDep, context: ContextDep) -> DomainOut:
+    requested = await run_flow(services, actor, context, DomainRegister(
+        body.name, body.registrant, body.years, body.nameservers, body.tech, body.account))
+    response.headers["Location"] = f"/api/v1/domains/{requested.domain.name}"
+    return await _answer(services, actor, requested, response, created=True)
+
+
+@router.get("/domains", response_model=DomainListOut)
+async def list_(actor: ActorDep, services: ServicesDep,
+                limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                after: Annotated[str, Query(max_length=253)] = "",
+                account: Annotated[str | None, Query(max_length=100)] = None) -> DomainListOut:
+    views = await domain_list(services, actor, limit=limit, after=after, account=account)
+    return DomainListOut(items=[DomainOut.of(v) for v in views],
+                         next_after=views[-1].name if len(views) == limit else None)
+
+
+@router.get("/availability", response_model=list[AvailabilityOut])
+async def availability(actor: ActorDep, services: ServicesDep,
+                       name: Annotated[list[str], Query(max_length=50)]
+                       ) -> list[AvailabilityOut]:
+    return [AvailabilityOut(name=a.name, available=a.available, reason=a.reason)
+            for a in await domain_check(services, actor, name)]
+
+
+@router.get("/domains/{name}", response_model=DomainOut)
+async def read(name: str, actor: ActorDep, services: ServicesDep) -> DomainOut:
+    return DomainOut.of(await domain_read(services, actor, name))
+
+
+@router.post("/domains/{name}/renew", response_model=DomainOut,
+             responses={202: {"description": "Accepted; the registry has not confirmed yet"}})
+async def renew(name: str, body: RenewIn, response: Response, actor: ActorDep,
+                services: ServicesDep, context: ContextDep) -> DomainOut:
+    requested = await run_flow(services, actor, context, DomainRenew(name, body.years))
+    return await _answer(services, actor, requested, response)
+
+
+@router.put("/domains/{name}/nameservers", response_model=DomainOut,
+            responses={202: {"description": "Accepted; the registry has not confirmed yet"}})
+async def set_nameservers(name: str, body: NameserversIn, response: Response,
+                          actor: SteppedUpActorDep, services: ServicesDep,
+                          context: ContextDep) -> DomainOut:
+    requested = await run_flow(services, actor, context, NameserversSet(name, body.nameservers))
+    return await _answer(services, actor, requested, response)
+
+
+@router.put("/domains/{name}/ds", response_model=DomainOut,
+            responses={202: {"description": "Accepted; the registry has not confirmed yet"}})
+async def set_ds(name: str, body: DsIn, response: Response, actor: SteppedUpActorDep,
+                 services: ServicesDep, context: ContextDep) -> DomainOut:
+    requested = await run_flow(services, actor, context, DsSet(name, body.ds))
+    return await _answer(services, actor, requested, response)
+
+
+@router.post("/domains/{name}/registrar-lock", response_model=DomainOut)
+async def lock(name: str, response: Response, actor: SteppedUpActorDep, services: ServicesDep,
+               context: ContextDep, body: RegistrarLockIn | None = None) -> DomainOut:
+    update_lock = body.update_lock if body else None
+    requested = await run_flow(services, actor, context,
+                               RegistrarLockSet(name, True, update_lock))
+    return await _answer(services, actor, requested, response)
+
+
+@router.delete("/domains/{name}/registrar-lock", response_model=DomainOut)
+async def unlock(name: str, response: Response, actor: SteppedUpActorDep,
+                 services: ServicesDep, context: ContextDep) -> DomainOut:
+    requested = await run_flow(services, actor, context, RegistrarLockSet(name, False))
+    return await _answer(services, actor, requested, response)
+
+
+@router.post("/domains/{name}/transfer-code", response_model=TransferCodeOut,
+             status_code=status.HTTP_201_CREATED)
+async def transfer_code(name: str, actor: SteppedUpActorDep, services: ServicesDep,
+                        context: ContextDep) -> TransferCodeOut:
+    """A new transfer code, set at the registry, shown once. Nothing is shown unless the
+    registry confirmed it."""
+    issued = await run_flow(services, actor, context, TransferCodeIssue(name))
+    assert issued.requested.operation is not None
+    operation = await execute_all(services, issued.requested.operation, secret=issued.code)
+    if operation.state == "refused":
+        raise refusal_error(operation)
+    if operation.state != "confirmed":
+        raise RegistryUnavailable("the registry did not confirm the code; no code was issued, "
+                                  "try again later")
+    return TransferCodeOut(code=issued.code.reveal(), expires_at=issued.expires_at,
+                           operation=OperationOut.of(OperationView.of(operation)))
+
+
+@router.post("/transfers", response_model=DomainOut, status_code=status.HTTP_201_CREATED,
+             responses={202: {"description": "Requested; the current registrar or the "
+                                             "registry has yet to approve"}})
+async def transfer_in(body: TransferIn, response: Response, actor: ActorDep,
+                      services: ServicesDep, context: ContextDep) -> DomainOut:
+    code = Secret(body.auth_code)
+    requested = await run_flow(services, actor, context,
+                               TransferRequest(body.name, code, body.account))
+    answer = await _answer(services, actor, requested, response, created=True, secret=code)
+    if answer.state == "pending_transfer_in":
+        response.status_code = status.HTTP_202_ACCEPTED
+    return answer

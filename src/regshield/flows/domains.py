@@ -1,0 +1,561 @@
+"""The domain lifecycle as flows: register, renew, nameservers, DS records, locks, transfer
+codes, transfers, delete and restore.
+
+Each flow checks who may act, validates every field at once, applies the local rules (the
+status authority in rules/statuses.py refuses early what the registry would refuse), and
+records a `DomainOperation` (flows/operations.py) that carries the change to the registry.
+The domain row changes only when the registry confirms. Sensitive changes need a recent
+second factor (security/step_up.py): nameservers, DS records, the registrant, transfer codes
+and removing any lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from regshield.errors import Conflict, FieldError, NotFound, ValidationFailed
+from regshield.flows.accounts import target_account
+from regshield.flows.context import Actor
+from regshield.flows.operations import holds_of, new_operation, store_holds
+from regshield.flows.runner import Tx
+from regshield.policy.transfer import transfer_policy
+from regshield.registry.codec import Secret
+from regshield.registry.commands import DomainCheck
+from regshield.registry.responses import DomainCheckData
+from regshield.rules.ds import DsRecord, validate_ds_set
+from regshield.rules.names import DomainName, validate_domain_name, validate_nameservers
+from regshield.rules.statuses import Hold, HoldReason, Operation, place, refusal, release
+from regshield.security.step_up import require_step_up
+from regshield.security.transfer_codes import (
+    new_transfer_code,
+    transfer_code_expiry,
+    transfer_code_hash,
+)
+from regshield.services import Services
+from regshield.store.models import Account, Contact, Domain, DomainOperation
+from regshield.store.queries.accounts import account_by_reference, public_ids
+from regshield.store.queries.contacts import contact_by_handle
+from regshield.store.queries.domains import list_domains, live_domain, open_operations
+
+MAX_YEARS = 10
+MAX_DS = 8
+
+
+# --- views ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OperationView:
+    id: str
+    kind: str
+    state: str
+    created_at: datetime
+    completed_at: datetime | None
+    cl_trid: str | None
+    sv_trid: str | None
+    result: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, operation: DomainOperation) -> OperationView:
+        return cls(operation.public_id, operation.kind, operation.state, operation.created_at,
+                   operation.completed_at, operation.cl_trid, operation.sv_trid,
+                   operation.result)
+
+
+@dataclass(frozen=True)
+class DomainView:
+    name: str
+    unicode_name: str
+    account: str
+    state: str
+    registry: str
+    statuses: list[str]
+    expires_at: datetime | None
+    nameservers: list[str]
+    ds: list[dict[str, Any]]
+    registrant: str | None
+    tech: str | None
+    registrar_lock: bool
+    update_lock: bool
+    holds: list[str]
+    transfer_code_expires_at: datetime | None
+    created_at: datetime
+    pending: list[OperationView]
+
+
+async def domain_view(session: Any, domain: Domain, account_public_id: str | None = None
+                      ) -> DomainView:
+    if account_public_id is None:
+        account_public_id = (await public_ids(session, {domain.account_id}))[domain.account_id]
+    handles: dict[int, str] = {}
+    for contact_id in (domain.registrant_id, domain.tech_id):
+        if contact_id is not None:
+            contact = await session.get(Contact, contact_id)
+            if contact is not None:
+                handles[contact_id] = contact.handle
+    holds = holds_of(domain)
+    reasons = {hold.reason for hold in holds}
+    return DomainView(
+        name=domain.name, unicode_name=domain.unicode_name, account=account_public_id,
+        state=domain.state, registry=domain.registry_link,
+        statuses=list(domain.registry_statuses), expires_at=domain.expires_at,
+        nameservers=list(domain.nameservers), ds=list(domain.ds),
+        registrant=handles.get(domain.registrant_id or 0),
+        tech=handles.get(domain.tech_id or 0),
+        registrar_lock=HoldReason.REGISTRAR_LOCK in reasons,
+        update_lock=HoldReason.REGISTRAR_UPDATE_LOCK in reasons,
+        holds=sorted(str(reason) for reason in reasons),
+        transfer_code_expires_at=domain.transfer_code_expires_at,
+        created_at=domain.created_at,
+        pending=[OperationView.of(o) for o in await open_operations(session, [domain.id])])
+
+
+@dataclass(frozen=True)
+class Requested:
+    """What a domain flow returns: the domain as it stands and the operation it started."""
+
+    domain: DomainView
+    operation: str | None
+
+
+async def _requested(tx: Tx, domain: Domain, operation: DomainOperation | None) -> Requested:
+    await tx.session.flush()
+    return Requested(await domain_view(tx.session, domain),
+                     operation.public_id if operation else None)
+
+
+# --- shared checks -------------------------------------------------------------------------
+
+
+def _name(value: Any, errors: list[FieldError]) -> DomainName | None:
+    return validate_domain_name(value, "name", errors)
+
+
+async def _contact(tx: Tx, handle: Any, field: str, account: Account | None,
+                   errors: list[FieldError]) -> Contact | None:
+    if handle is None:
+        return None
+    if not isinstance(handle, str) or not handle:
+        errors.append(FieldError(field, "invalid", "must be a contact handle"))
+        return None
+    contact = await contact_by_handle(tx.session, handle)
+    if contact is None or account is None or contact.account_id != account.id:
+        # Another account's contact reads as unknown, like one that does not exist.
+        errors.append(FieldError(field, "unknown_contact",
+                                 f"no contact {handle[:32]!r} in this account"))
+        return None
+    return contact
+
+
+def _years(value: Any, errors: list[FieldError]) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_YEARS:
+        errors.append(FieldError("years", "out_of_range",
+                                 f"must be a whole number of years from 1 to {MAX_YEARS}"))
+        return 0
+    return value
+
+
+async def _load(tx: Tx, name: str, action: str = "write") -> tuple[Domain, Account]:
+    """The live domain for a change by the actor; another tenant's reads as not found."""
+    tx.actor.require("domains", action)
+    errors: list[FieldError] = []
+    parsed = _name(name, errors)
+    if parsed is None:
+        raise ValidationFailed(errors)
+    domain = await live_domain(tx.session, parsed.ascii)
+    if domain is None:
+        raise NotFound("no such domain")
+    tx.actor.require_object("domains", action, domain.account_id)
+    account = await tx.session.get(Account, domain.account_id)
+    assert account is not None
+    return domain, account
+
+
+async def _no_open_operation(tx: Tx, domain: Domain) -> None:
+    """One change at a time: the next is built on what the registry confirmed last."""
+    pending = await open_operations(tx.session, [domain.id])
+    if pending:
+        raise Conflict(f"operation {pending[0].public_id} ({pending[0].kind}) is still "
+                       f"{pending[0].state} at the registry; wait for it to finish")
+
+
+def _active(domain: Domain) -> None:
+    if domain.state != "active":
+        raise Conflict(f"the domain is {domain.state.replace('_', ' ')}")
+
+
+def _status_refusal(domain: Domain, operation: Operation, field: str, **changes: Any) -> None:
+    reason = refusal(operation, domain.registry_statuses, **changes)
+    if reason is not None:
+        raise ValidationFailed([FieldError(field, "status_prohibits", reason)])
+
+
+def _step_up(tx: Tx, action: str) -> None:
+    window = tx.security.step_up_window
+    minutes = tx.services.settings.step_up_minutes
+    if minutes is not None:
+        window = timedelta(minutes=minutes)
+    require_step_up(tx.actor, tx.now, window, action)
+
+
+# --- register ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DomainRegister:
+    """Register a domain: name, registrant (a contact handle), optional tech contact, years,
+    nameservers. The registrar lock is on from the start (SAC044).
+
+    Raises PermissionDenied, ValidationFailed (every field at once), Conflict (registered here
+    already)."""
+
+    name: Any
+    registrant: Any
+    years: Any = 1
+    nameservers: Any = ()
+    tech: Any = None
+    account: str | None = None
+
+    async def run(self, tx: Tx) -> Requested:
+        tx.actor.require("domains", "write")
+        errors: list[FieldError] = []
+        name = _name(self.name, errors)
+        link = None
+        if name is not None:
+            try:
+                link = tx.services.registries.for_domain(name)
+            except ValidationFailed as failed:
+                errors += failed.errors
+        years = _years(self.years, errors)
+        hosts = validate_nameservers(list(self.nameservers) if isinstance(
+            self.nameservers, list | tuple) else self.nameservers, "nameservers", errors)
+        account = await target_account(tx, self.account, "domains", errors,
+                                       required="staff must name the account of the domain")
+        registrant = await _contact(tx, self.registrant, "registrant", account, errors)
+        if self.registrant is None:
+            errors.append(FieldError("registrant", "required", "a registrant contact is required"))
+        tech = await _contact(tx, self.tech, "tech", account, errors)
+        if errors:
+            raise ValidationFailed(errors)
+        assert name is not None and link is not None and account is not None
+        if await live_domain(tx.session, name.ascii) is not None:
+            raise Conflict(f"{name.ascii} is already registered through this registrar")
+        domain = Domain(
+            name=name.ascii, unicode_name=name.unicode, account_id=account.id,
+            registry_link=link.name, state="pending_create",
+            registrant_id=registrant.id if registrant else None,
+            tech_id=tech.id if tech else None, nameservers=[], ds=[], holds=[],
+            registry_statuses=[], created_at=tx.now, updated_at=tx.now)
+        store_holds(domain, frozenset({Hold.of(HoldReason.REGISTRAR_LOCK)}))
+        tx.session.add(domain)
+        await tx.session.flush()
+        operation = new_operation(tx, domain, "create", {
+            "years": years, "nameservers": [h.ascii for h in hosts]})
+        tx.record("domains:create:requested", account=account.public_id, domain=name.ascii,
+                  operation=operation.public_id, years=years,
+                  nameservers=[h.ascii for h in hosts])
+        return await _requested(tx, domain, operation)
+
+
+# --- renew ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DomainRenew:
+    """Renew for `years`. The registry checks the current expiry date, so a renewal sent
+    twice renews once. Raises PermissionDenied, NotFound, ValidationFailed, Conflict."""
+
+    name: str
+    years: Any = 1
+
+    async def run(self, tx: Tx) -> Requested:
+        domain, account = await _load(tx, self.name)
+        errors: list[FieldError] = []
+        years = _years(self.years, errors)
+        if errors:
+            raise ValidationFailed(errors)
+        _active(domain)
+        await _no_open_operation(tx, domain)
+        _status_refusal(domain, Operation.RENEW, "name")
+        assert domain.expires_at is not None
+        current = domain.expires_at.date()
+        try:
+            expected = current.replace(year=current.year + years)
+        except ValueError:  # 29 February
+            expected = current.replace(year=current.year + years, day=28)
+        operation = new_operation(tx, domain, "renew", {
+            "years": years, "current_expiry": current.isoformat(),
+            "expected_expiry": expected.isoformat()})
+        tx.record("domains:renew:requested", account=account.public_id, domain=domain.name,
+                  operation=operation.public_id, years=years)
+        return await _requested(tx, domain, operation)
+
+
+# --- nameservers and DS --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NameserversSet:
+    """Replace the nameservers (0 to 13). Needs a step-up.
+    Raises PermissionDenied (StepUpRequired), NotFound, ValidationFailed, Conflict."""
+
+    name: str
+    nameservers: Any
+
+    async def run(self, tx: Tx) -> Requested:
+        domain, account = await _load(tx, self.name)
+        errors: list[FieldError] = []
+        if self.nameservers is None:
+            errors.append(FieldError("nameservers", "required", "a list of host names"))
+        hosts = validate_nameservers(self.nameservers, "nameservers", errors)
+        if errors:
+            raise ValidationFailed(errors)
+        _step_up(tx, "changing nameservers")
+        _active(domain)
+        await _no_open_operation(tx, domain)
+        wanted = [h.ascii for h in hosts]
+        if set(wanted) == set(domain.nameservers):
+            return await _requested(tx, domain, None)
+        _status_refusal(domain, Operation.UPDATE, "nameservers")
+        operation = new_operation(tx, domain, "nameservers", {
+            "nameservers": wanted, "previous": list(domain.nameservers)})
+        tx.record("domains:nameservers:requested", account=account.public_id,
+                  domain=domain.name, operation=operation.public_id,
+                  nameservers=wanted, previous=list(domain.nameservers))
+        return await _requested(tx, domain, operation)
+
+
+@dataclass(frozen=True)
+class DsSet:
+    """Replace the DS records (an empty list turns DNSSEC off at the parent). Needs a step-up.
+    Raises PermissionDenied (StepUpRequired), NotFound, ValidationFailed, Conflict."""
+
+    name: str
+    ds: Any
+
+    async def run(self, tx: Tx) -> Requested:
+        domain, account = await _load(tx, self.name)
+        errors: list[FieldError] = []
+        if self.ds is None:
+            errors.append(FieldError("ds", "required", "a list of DS records"))
+        records: Sequence[DsRecord] = validate_ds_set(self.ds, "ds", errors)
+        if len(records) > MAX_DS:
+            errors.append(FieldError("ds", "too_many", f"at most {MAX_DS} DS records"))
+        link = tx.services.registries.link(domain.registry_link)
+        if not link.secdns:
+            errors.append(FieldError("ds", "not_supported",
+                                     f"the registry of .{domain.name.rsplit('.', 1)[-1]} "
+                                     "takes no DS records over EPP"))
+        if errors:
+            raise ValidationFailed(errors)
+        _step_up(tx, "changing DS records")
+        _active(domain)
+        await _no_open_operation(tx, domain)
+        wanted = [record.as_dict() for record in records]
+        if {tuple(sorted(r.items())) for r in wanted} == \
+                {tuple(sorted(r.items())) for r in domain.ds}:
+            return await _requested(tx, domain, None)
+        _status_refusal(domain, Operation.UPDATE, "ds")
+        operation = new_operation(tx, domain, "ds", {"ds": wanted, "previous": domain.ds})
+        tx.record("domains:ds:requested", account=account.public_id, domain=domain.name,
+                  operation=operation.public_id, ds=[r.to_text() for r in records])
+        return await _requested(tx, domain, operation)
+
+
+# --- registrar lock ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegistrarLockSet:
+    """Turn the registrar lock on or off. On: clientTransferProhibited and
+    clientDeleteProhibited; `update_lock` adds clientUpdateProhibited, a separate choice
+    because it also blocks the holder's own changes. Removing a lock needs a step-up.
+    Raises PermissionDenied (StepUpRequired), NotFound, Conflict."""
+
+    name: str
+    locked: bool
+    update_lock: bool | None = None
+
+    async def run(self, tx: Tx) -> Requested:
+        domain, account = await _load(tx, self.name)
+        holds = holds_of(domain)
+        wanted = holds
+        if self.locked:
+            wanted = place(wanted, Hold.of(HoldReason.REGISTRAR_LOCK))
+            if self.update_lock:
+                wanted = place(wanted, Hold.of(HoldReason.REGISTRAR_UPDATE_LOCK))
+            elif self.update_lock is False:
+                wanted = release(wanted, HoldReason.REGISTRAR_UPDATE_LOCK)
+        else:
+            wanted = release(release(wanted, HoldReason.REGISTRAR_LOCK),
+                             HoldReason.REGISTRAR_UPDATE_LOCK)
+        if wanted == holds:
+            return await _requested(tx, domain, None)
+        removing = {h.reason for h in holds} - {h.reason for h in wanted}
+        if removing:
+            _step_up(tx, "removing a lock")
+        _active(domain)
+        await _no_open_operation(tx, domain)
+        store_holds(domain, wanted)
+        operation = new_operation(tx, domain, "statuses", {
+            "holds": sorted(str(h.reason) for h in wanted)})
+        tx.record("domains:registrar-lock:requested", account=account.public_id,
+                  domain=domain.name, operation=operation.public_id, locked=self.locked,
+                  update_lock=HoldReason.REGISTRAR_UPDATE_LOCK in {h.reason for h in wanted})
+        return await _requested(tx, domain, operation)
+
+
+# --- transfer codes and transfers ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssuedCode:
+    requested: Requested
+    code: Secret
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class TransferCodeIssue:
+    """Generate a transfer code (on request only, RFC 9154), keep only its salted hash, and
+    set it at the registry. The code exists in memory until the registry confirms; then it
+    is shown once. Needs a step-up.
+    Raises PermissionDenied (StepUpRequired), NotFound, Conflict, ValidationFailed."""
+
+    name: str
+
+    async def run(self, tx: Tx) -> IssuedCode:
+        domain, account = await _load(tx, self.name)
+        _step_up(tx, "generating a transfer code")
+        _active(domain)
+        await _no_open_operation(tx, domain)
+        _status_refusal(domain, Operation.UPDATE, "name")
+        code = new_transfer_code()
+        expires = transfer_code_expiry(
+            tx.now, transfer_policy(tx.now, tx.services.settings.tpr_effective))
+        operation = new_operation(tx, domain, "transfer_code", {
+            "code_hash": transfer_code_hash(code), "expires_at": expires.isoformat()})
+        tx.record("domains:transfer-code:requested", account=account.public_id,
+                  domain=domain.name, operation=operation.public_id,
+                  expires_at=expires.isoformat())
+        return IssuedCode(await _requested(tx, domain, operation), Secret(code), expires)
+
+
+@dataclass(frozen=True)
+class TransferRequest:
+    """Ask the registry to move a domain to this registrar, with the code its holder got from
+    the current registrar. The code is sent and forgotten.
+    Raises PermissionDenied, ValidationFailed, Conflict."""
+
+    name: Any
+    auth_code: Secret
+    account: str | None = None
+
+    async def run(self, tx: Tx) -> Requested:
+        tx.actor.require("domains", "write")
+        errors: list[FieldError] = []
+        name = _name(self.name, errors)
+        link = None
+        if name is not None:
+            try:
+                link = tx.services.registries.for_domain(name)
+            except ValidationFailed as failed:
+                errors += failed.errors
+        code = self.auth_code.reveal()
+        if not 1 <= len(code) <= 255 or code != code.strip():
+            errors.append(FieldError("auth_code", "invalid",
+                                     "must be the transfer code, 1 to 255 characters"))
+        account = await target_account(tx, self.account, "domains", errors,
+                                       required="staff must name the account of the domain")
+        if errors:
+            raise ValidationFailed(errors)
+        assert name is not None and link is not None and account is not None
+        if await live_domain(tx.session, name.ascii) is not None:
+            raise Conflict(f"{name.ascii} is already with this registrar")
+        domain = Domain(
+            name=name.ascii, unicode_name=name.unicode, account_id=account.id,
+            registry_link=link.name, state="pending_transfer_in", nameservers=[], ds=[],
+            holds=[], registry_statuses=[], created_at=tx.now, updated_at=tx.now)
+        tx.session.add(domain)
+        await tx.session.flush()
+        operation = new_operation(tx, domain, "transfer_request", {})
+        tx.record("domains:transfer-in:requested", account=account.public_id,
+                  domain=name.ascii, operation=operation.public_id)
+        return await _requested(tx, domain, operation)
+
+
+# --- reads ---------------------------------------------------------------------------------
+
+
+async def domain_read(services: Services, actor: Actor, name: str) -> DomainView:
+    actor.require("domains", "read")
+    errors: list[FieldError] = []
+    parsed = _name(name, errors)
+    if parsed is None:
+        raise ValidationFailed(errors)
+    async with services.store.read() as session:
+        domain = await live_domain(session, parsed.ascii)
+        if domain is None:
+            raise NotFound("no such domain")
+        actor.require_object("domains", "read", domain.account_id)
+        return await domain_view(session, domain)
+
+
+async def domain_list(services: Services, actor: Actor, *, limit: int = 100,
+                      after: str = "", account: str | None = None) -> list[DomainView]:
+    actor.require("domains", "read")
+    async with services.store.read() as session:
+        scope: int | None = actor.account_id
+        if actor.can("domains", "read"):
+            scope = None
+            if account is not None:
+                found = await account_by_reference(session, account)
+                if found is None:
+                    return []
+                scope = found.id
+        rows = await list_domains(session, scope, limit, after)
+        accounts = await public_ids(session, {row.account_id for row in rows})
+        return [await domain_view(session, row, accounts[row.account_id]) for row in rows]
+
+
+@dataclass(frozen=True)
+class Availability:
+    name: str
+    available: bool
+    reason: str | None
+
+
+async def domain_check(services: Services, actor: Actor, names: Sequence[Any]
+                       ) -> list[Availability]:
+    """Ask the registries whether names are available (read-only; no event)."""
+    actor.require("domains", "read")
+    errors: list[FieldError] = []
+    parsed: list[DomainName] = []
+    if not names or len(names) > 50:
+        errors.append(FieldError("names", "invalid_count", "give 1 to 50 names"))
+    for index, value in enumerate(names[:50]):
+        found = validate_domain_name(value, f"names.{index}", errors)
+        if found is not None:
+            try:
+                services.registries.for_domain(found, f"names.{index}")
+                parsed.append(found)
+            except ValidationFailed as failed:
+                errors += failed.errors
+    if errors:
+        raise ValidationFailed(errors)
+    answers: list[Availability] = []
+    by_link: dict[str, list[DomainName]] = {}
+    for name in parsed:
+        by_link.setdefault(services.registries.for_domain(name).name, []).append(name)
+    for link_name, group in by_link.items():
+        pool = await services.registries.pool(services.registries.link(link_name))
+        response = await pool.execute(DomainCheck(tuple(n.ascii for n in group)))
+        data = response.item(DomainCheckData)
+        if data is None:
+            raise ValidationFailed([FieldError("names", "registry_refused",
+                                               f"{int(response.code)} {response.message}")])
+        answers += [Availability(r.name, r.available, r.reason) for r in data.results]
+    return answers

@@ -1,0 +1,235 @@
+"""Which registry serves which TLD, and the session pool regshield keeps with each.
+
+A link is configured per registry in `regshield.toml`:
+
+    [registries.example-registry]
+    tlds = ["example", "test"]
+    host = "epp.registry.example"
+    port = 700
+    client_id = "regshield-01"
+    password_file = "/etc/regshield/epp-password"   # or REGSHIELD_REGISTRY_<NAME>_PASSWORD
+    ca_certificate = "/etc/regshield/registry-ca.pem"
+    client_certificate = "/etc/regshield/epp-client.pem"
+    client_key = "/etc/regshield/epp-client.key"
+    contacts = true          # false for a minimum-data registry that takes no contacts
+    pool_size = 2
+
+With no `[registries]` table, the embedded default applies: one link to the built-in sandbox
+registry (`regshield serve` starts it and accredits regshield with it on first start), serving
+the `test` and `example` TLDs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from regshield.config import Settings
+from regshield.errors import ConfigurationError, FieldError, ValidationFailed
+from regshield.registry.client import RegistryEndpoint
+from regshield.registry.codec import (
+    CONTACT_NS,
+    DOMAIN_NS,
+    EXTENSION_URIS,
+    HOST_NS,
+    RGP_NS,
+    SECDNS_NS,
+    Secret,
+)
+from regshield.registry.pool import EppPool
+from regshield.rules.names import DomainName
+
+SANDBOX_LINK = "sandbox"
+SANDBOX_CLIENT_ID = "regshield"
+SANDBOX_PASSWORD_FILE = "regshield-link.secret"  # noqa: S105 (a file name)
+SANDBOX_TLDS = ("test", "example")
+DEFAULT_POOL_SIZE = 2
+
+
+@dataclass(frozen=True)
+class RegistryLink:
+    """One registry as regshield reaches it. `contacts` is False for a registry that takes no
+    contact objects (a minimum-data registry): domains are created there without any."""
+
+    name: str
+    tlds: frozenset[str]
+    endpoint: RegistryEndpoint
+    contacts: bool = True
+    pool_size: int = DEFAULT_POOL_SIZE
+
+    @property
+    def secdns(self) -> bool:
+        return SECDNS_NS in self.endpoint.extension_uris
+
+    @property
+    def rgp(self) -> bool:
+        return RGP_NS in self.endpoint.extension_uris
+
+
+class Registries:
+    """The configured links and their pools. A pool starts on first use, so that regshield
+    starts (and serves everything else) while a registry is down."""
+
+    def __init__(self, links: Iterable[RegistryLink]) -> None:
+        self.links = {link.name: link for link in links}
+        self._by_tld: dict[str, RegistryLink] = {}
+        for link in self.links.values():
+            for tld in link.tlds:
+                if tld in self._by_tld:
+                    raise ConfigurationError(f"registries: .{tld} is served by both "
+                                             f"{self._by_tld[tld].name} and {link.name}")
+                self._by_tld[tld] = link
+        self._pools: dict[str, EppPool] = {}
+        self._lock = asyncio.Lock()
+
+    @property
+    def tlds(self) -> frozenset[str]:
+        return frozenset(self._by_tld)
+
+    def for_domain(self, name: DomainName, field: str = "name") -> RegistryLink:
+        """The link of the registry that serves `name`; ValidationFailed when none does."""
+        link = self._by_tld.get(name.tld)
+        if link is None:
+            offered = ", ".join(f".{tld}" for tld in sorted(self._by_tld)) or "none"
+            raise ValidationFailed([FieldError(
+                field, "tld_not_offered",
+                f".{name.tld} is not offered by this registrar (offered: {offered})")])
+        return link
+
+    def link(self, name: str) -> RegistryLink:
+        try:
+            return self.links[name]
+        except KeyError:
+            raise ConfigurationError(f"no registry link named {name!r} is configured") from None
+
+    async def pool(self, link: RegistryLink) -> EppPool:
+        """The link's pool, opened on first use. A pool whose start failed is not kept: the
+        next caller tries again. Raises as EppPool.start does."""
+        async with self._lock:
+            pool = self._pools.get(link.name)
+            if pool is None:
+                pool = EppPool(link.endpoint, size=link.pool_size)
+                await pool.start()
+                self._pools[link.name] = pool
+            return pool
+
+    async def close(self) -> None:
+        async with self._lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            await pool.close()
+
+
+def configured_links(settings: Settings, environ: dict[str, str] | None = None
+                     ) -> list[RegistryLink]:
+    """The links of `settings`: the `[registries.NAME]` tables, or the sandbox link."""
+    env = dict(os.environ) if environ is None else environ
+    if not settings.registries:
+        return [sandbox_link(settings)]
+    return [_link(name, table, env) for name, table in settings.registries.items()]
+
+
+def sandbox_directory(settings: Settings) -> Path:
+    return settings.home / "sandbox-registry"
+
+
+def sandbox_password(settings: Settings) -> Secret:
+    """regshield's password at the built-in sandbox, made on first use (file mode 0600)."""
+    path = sandbox_directory(settings) / SANDBOX_PASSWORD_FILE
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_urlsafe(12) + "\n")  # 16 characters: RFC 5730 pwType
+    return Secret(path.read_text().strip())
+
+
+def sandbox_link(settings: Settings, port: int | None = None) -> RegistryLink:
+    """The link to the sandbox registry run by `regshield serve` on this installation."""
+    from regshield.registry.sandbox.certificates import CERTIFICATE_FILE
+
+    listen = settings.sandbox_listen
+    # A sandbox listening on every address is reached on loopback.
+    host = "127.0.0.1" if listen.host in ("0.0.0.0", "::", "") else listen.host  # noqa: S104
+    endpoint = RegistryEndpoint(
+        host=host, port=port or listen.port, client_id=SANDBOX_CLIENT_ID,
+        password=sandbox_password(settings),
+        ca_certificate=sandbox_directory(settings) / CERTIFICATE_FILE,
+        server_hostname="localhost",
+    )
+    return RegistryLink(SANDBOX_LINK, frozenset(SANDBOX_TLDS), endpoint)
+
+
+_KEYS = frozenset({"tlds", "host", "port", "client_id", "password_file", "ca_certificate",
+                   "client_certificate", "client_key", "server_hostname", "contacts",
+                   "extensions", "pool_size"})
+
+
+def _link(name: str, table: dict[str, Any], env: dict[str, str]) -> RegistryLink:
+    where = f"registries.{name}"
+    unknown = sorted(set(table) - _KEYS)
+    if unknown:
+        raise ConfigurationError(f"{where}: unknown keys {', '.join(unknown)}")
+    for required in ("tlds", "host", "client_id", "ca_certificate"):
+        if required not in table:
+            raise ConfigurationError(f"{where}.{required} is required")
+    tlds = table["tlds"]
+    if not isinstance(tlds, list) or not tlds or not all(isinstance(t, str) for t in tlds):
+        raise ConfigurationError(f"{where}.tlds: expected a list of TLDs")
+    contacts = bool(table.get("contacts", True))
+    objects = (DOMAIN_NS, HOST_NS, *((CONTACT_NS,) if contacts else ()))
+    extensions = _extensions(table.get("extensions"), where)
+    certificate = table.get("client_certificate")
+    key = table.get("client_key")
+    try:
+        endpoint = RegistryEndpoint(
+            host=str(table["host"]), port=int(table.get("port", 700)),
+            client_id=str(table["client_id"]), password=_password(name, table, env, where),
+            ca_certificate=Path(str(table["ca_certificate"])),
+            client_certificate=Path(str(certificate)) if certificate else None,
+            client_key=Path(str(key)) if key else None,
+            server_hostname=str(table["server_hostname"]) if "server_hostname" in table
+            else None,
+            object_uris=objects, extension_uris=extensions)
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"{where}: {exc}") from exc
+    pool_size = int(table.get("pool_size", DEFAULT_POOL_SIZE))
+    if not 1 <= pool_size <= 32:
+        raise ConfigurationError(f"{where}.pool_size: expected 1 to 32")
+    return RegistryLink(name, frozenset(t.lower().strip(".") for t in tlds), endpoint,
+                        contacts=contacts, pool_size=pool_size)
+
+
+def _extensions(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return EXTENSION_URIS
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigurationError(f"{where}.extensions: expected a list of extension URIs")
+    return tuple(value)
+
+
+def _password(name: str, table: dict[str, Any], env: dict[str, str], where: str) -> Secret:
+    variable = "REGSHIELD_REGISTRY_" + "".join(c if c.isalnum() else "_" for c in name).upper() \
+        + "_PASSWORD"
+    if env.get(variable):
+        return Secret(env[variable])
+    path = table.get("password_file")
+    if not path:
+        raise ConfigurationError(f"{where}: set {variable} or password_file (a password is "
+                                 "never read from the config file itself)")
+    try:
+        return Secret(Path(str(path)).read_text().splitlines()[0].strip())
+    except (OSError, IndexError) as exc:
+        raise ConfigurationError(f"{where}.password_file: cannot read it ({exc})") from exc
+
+
+def links_summary(links: Sequence[RegistryLink]) -> list[str]:
+    """One line per link for `regshield serve` to print (no secrets)."""
+    return [f"{link.name}: {link.endpoint.host}:{link.endpoint.port} as "
+            f"{link.endpoint.client_id} for " + ", ".join(f".{t}" for t in sorted(link.tlds))
+            for link in links]
