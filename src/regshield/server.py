@@ -15,6 +15,8 @@ from regshield.api.app import API_PREFIX, create_app
 from regshield.config import Listen, Settings
 from regshield.errors import ConfigurationError
 from regshield.eventlog.anchors import anchor_head
+from regshield.notify.delivery import destination as mail_destination
+from regshield.notify.handler import handlers as notify_handlers
 from regshield.outbox.worker import OutboxWorker
 from regshield.services import Services
 from regshield.setup import initialize
@@ -39,7 +41,8 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
     loop = asyncio.get_running_loop()
     for signal_number in STOP_SIGNALS:
         loop.add_signal_handler(signal_number, server.stop)
-    worker = asyncio.create_task(OutboxWorker(services, handlers={}).run_forever())
+    handlers = {**notify_handlers()}
+    worker = asyncio.create_task(OutboxWorker(services, handlers=handlers).run_forever())
     anchoring = asyncio.create_task(_anchor_periodically(services))
     http = asyncio.create_task(_serve_http(server, settings.http))
     try:
@@ -51,6 +54,7 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
         base = f"http://{settings.http}"
         announce(f"regshield is running (data in {settings.home})")
         announce(f"  HTTP API   {base}{API_PREFIX}  (OpenAPI: {base}{API_PREFIX}/openapi.json)")
+        announce(f"  notices    {mail_destination(settings)}")
         async with services.store.read() as session:
             if not await staff_count(session):
                 announce("no staff user yet: regshield user create EMAIL --role admin "
