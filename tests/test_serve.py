@@ -43,9 +43,9 @@ class Server:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def wait_until_listening(self) -> None:
+    async def wait_until_listening(self, last: str = "HTTP API") -> None:
         assert self.process.stdout is not None
-        while not any("HTTP API" in line for line in self.announced):
+        while not any(last in line for line in self.announced):
             line = await asyncio.wait_for(self.process.stdout.readline(), STARTUP_TIMEOUT)
             if not line:
                 stderr = await self.process.stderr.read() if self.process.stderr else b""
@@ -56,10 +56,12 @@ class Server:
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[Server]:
     home, port = tmp_path / "fresh-home", free_port()
+    sandbox_port = free_port()
     process = await asyncio.create_subprocess_exec(
         REGSHIELD, "--home", str(home), "serve", "--http", f"127.0.0.1:{port}",
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env=clean_env(), start_new_session=True,
+        stderr=asyncio.subprocess.PIPE, start_new_session=True,
+        env={**clean_env(), "REGSHIELD_SANDBOX_LISTEN": f"127.0.0.1:{sandbox_port}"},
     )
     running = Server(process, home, port)
     try:
@@ -119,6 +121,14 @@ async def test_serve_initializes_announces_answers_over_tcp_and_stops_on_a_signa
         me = await http.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
         assert me.status_code == 200
         assert me.json()["email"] == "root@example.net"
+        # The built-in sandbox registry runs and regshield is linked to it.
+        await server.wait_until_listening("registry   sandbox")
+        assert any("sandbox registry  EPP over TLS" in line for line in server.announced)
+        available = await http.get("/api/v1/availability", params={"name": "example.test"},
+                                   headers={"Authorization": f"Bearer {token}"})
+        assert available.status_code == 200, available.text
+        assert available.json() == [{"name": "example.test", "available": True,
+                                     "reason": None}]
         wrong = await http.post("/api/v1/auth/login",
                                 json={"email": "root@example.net", "password": "not it at all"})
         assert wrong.status_code == 401

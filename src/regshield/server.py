@@ -15,9 +15,14 @@ from regshield.api.app import API_PREFIX, create_app
 from regshield.config import Listen, Settings
 from regshield.errors import ConfigurationError
 from regshield.eventlog.anchors import anchor_head
+from regshield.flows.operations import OUTBOX_KIND as OPERATION_KIND
+from regshield.flows.operations import run_queued
 from regshield.notify.delivery import destination as mail_destination
 from regshield.notify.handler import handlers as notify_handlers
 from regshield.outbox.worker import OutboxWorker
+from regshield.registry.links import SANDBOX_LINK, links_summary, sandbox_directory
+from regshield.registry.sandbox.server import SandboxServer
+from regshield.registry.sandbox.state import SandboxConfig
 from regshield.services import Services
 from regshield.setup import initialize
 from regshield.store.queries.users import staff_count
@@ -41,7 +46,8 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
     loop = asyncio.get_running_loop()
     for signal_number in STOP_SIGNALS:
         loop.add_signal_handler(signal_number, server.stop)
-    handlers = {**notify_handlers()}
+    sandbox = await _start_sandbox(services)
+    handlers = {**notify_handlers(), OPERATION_KIND: run_queued}
     worker = asyncio.create_task(OutboxWorker(services, handlers=handlers).run_forever())
     anchoring = asyncio.create_task(_anchor_periodically(services))
     http = asyncio.create_task(_serve_http(server, settings.http))
@@ -55,6 +61,12 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
         announce(f"regshield is running (data in {settings.home})")
         announce(f"  HTTP API   {base}{API_PREFIX}  (OpenAPI: {base}{API_PREFIX}/openapi.json)")
         announce(f"  notices    {mail_destination(settings)}")
+        if sandbox is not None:
+            announce(f"  sandbox registry  EPP over TLS on {settings.sandbox_listen} "
+                     "(.test, .example), linked as registrar "
+                     f"{services.registries.link(SANDBOX_LINK).endpoint.client_id}")
+        for line in links_summary(list(services.registries.links.values())):
+            announce(f"  registry   {line}")
         async with services.store.read() as session:
             if not await staff_count(session):
                 announce("no staff user yet: regshield user create EMAIL --role admin "
@@ -68,6 +80,27 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await services.close()
+        if sandbox is not None:
+            await sandbox.close()
+
+
+async def _start_sandbox(services: Services) -> SandboxServer | None:
+    """On the embedded defaults (no `[registries]` configured), run the built-in sandbox
+    registry and accredit this installation with it on first start."""
+    settings = services.settings
+    if settings.registries:
+        return None
+    config = SandboxConfig(directory=sandbox_directory(settings), listen=settings.sandbox_listen)
+    try:
+        sandbox = await SandboxServer.start(config)
+    except OSError as exc:
+        raise ConfigurationError(f"the sandbox registry could not listen on "
+                                 f"{settings.sandbox_listen}: {exc.strerror}") from exc
+    link = services.registries.link(SANDBOX_LINK)
+    if await sandbox.state.registrar(link.endpoint.client_id) is None:
+        await sandbox.state.add_registrar(link.endpoint.client_id,
+                                          link.endpoint.password.reveal())
+    return sandbox
 
 
 async def _anchor_periodically(services: Services) -> None:

@@ -26,15 +26,17 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 import structlog
 
 from regshield.errors import FieldError, RegshieldError, ValidationFailed
-from regshield.flows.context import RequestContext, system_actor
+from regshield.flows.context import Actor, RequestContext, system_actor
 from regshield.flows.runner import Tx, run_flow
+from regshield.notify.messages import Change
+from regshield.notify.requests import notice, to_account_owners, to_contact
 from regshield.registry.client import (
     EppSession,
     RegistryConnectionLost,
@@ -363,10 +365,12 @@ KINDS: dict[str, Kind] = {
 def new_operation(tx: Tx, domain: Domain, kind: str, request: dict[str, Any]
                   ) -> DomainOperation:
     """Add the operation to the flow's transaction; queue it unless it carries a secret."""
+    # Where the change came from, for the notices sent once the registry confirms it.
+    origin = {"channel": tx.context.channel, "source_address": tx.context.source_address}
     operation = DomainOperation(
         public_id=new_public_id("op"), domain_id=domain.id, kind=kind, state="pending",
-        request=request, attempts=0, actor=tx.actor.label, request_id=tx.context.request_id,
-        created_at=tx.now)
+        request={**request, "_origin": origin}, attempts=0, actor=tx.actor.label,
+        request_id=tx.context.request_id, created_at=tx.now)
     tx.session.add(operation)
     if not KINDS[kind].secret:
         tx.enqueue(OUTBOX_KIND, {"operation": operation.public_id},
@@ -401,9 +405,11 @@ async def execute(services: Services, public_id: str, *,
             outcome = Outcome("failed", error="the secret was not kept; ask again")
         else:
             outcome = await _send(services, claim, secret)
-        await run_flow(services, system_actor("registry"),
-                       RequestContext("system", request_id=_request_id(claim)),
-                       _Settle(claim, outcome))
+        origin = claim.request.get("_origin") or {}
+        context = RequestContext(origin.get("channel", "system"),
+                                 source_address=origin.get("source_address"),
+                                 request_id=_request_id(claim))
+        await run_flow(services, system_actor("registry"), context, _Settle(claim, outcome))
     async with services.store.read() as session:
         operation = await operation_by_public_id(session, public_id)
         assert operation is not None
@@ -584,12 +590,49 @@ class _Settle:
             summary["error"] = outcome.error
         tx.record(f"domains:{operation.kind}:{outcome.state}", account=account.public_id,
                   **summary)
+        if outcome.state == "confirmed":
+            await _notify(tx, operation, domain, account, self.claim.snapshot)
         if outcome.drift:
             tx.record("domains:registry:drift", account=account.public_id,
                       domain=domain.name, operation=operation.public_id,
                       differences=outcome.drift)
         log.info("registry:operation:settled", operation=operation.public_id,
                  kind=operation.kind, state=outcome.state)
+
+
+async def _notify(tx: Tx, operation: DomainOperation, domain: Domain, account: Account,
+                  before: Snapshot) -> None:
+    """Tell the registrant and the account's owners of a confirmed sensitive change, naming
+    who asked for it and from where (the operation's origin)."""
+    request = operation.request
+    change: Change | None = None
+    details: dict[str, Any] = {}
+    if operation.kind == "nameservers":
+        change = Change.NAMESERVERS
+        details = {"before": list(before.nameservers), "after": list(domain.nameservers)}
+    elif operation.kind == "ds":
+        change = Change.DS_RECORDS
+        details = {"before": [r.to_text() for r in before.ds],
+                   "after": [r.to_text() for r in ds_records(domain.ds)]}
+    elif operation.kind == "statuses" and "holds" in request:
+        locked = HoldReason.REGISTRAR_LOCK in {h.reason for h in holds_of(domain)}
+        change, details = Change.REGISTRAR_LOCK, {"locked": locked}
+    elif operation.kind == "transfer_code":
+        change, details = Change.TRANSFER_CODE, {"expires_at": request["expires_at"]}
+    if change is None:
+        return
+    recipients = [to_account_owners(account.public_id)]
+    if before.registrant:
+        recipients.insert(0, to_contact(before.registrant))
+    notice(replace(tx, actor=_origin_actor(operation.actor)), change=change,
+           recipients=recipients, domain=domain.unicode_name, details=details)
+
+
+def _origin_actor(label: str) -> Actor:
+    kind, _, identifier = label.partition(":")
+    if kind == "user":
+        return Actor(kind="customer", user_public_id=identifier)
+    return system_actor(identifier or "regshield")
 
 
 def _statuses_differ(domain: Domain) -> bool:
