@@ -74,9 +74,11 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
 
 
 async def cli(home: Path, *args: str, stdin: str = "") -> tuple[int, str, str]:
+    # A serve started here runs its sandbox registry on a free port, not the default 7700.
+    env = {**clean_env(), "REGSHIELD_SANDBOX_LISTEN": f"127.0.0.1:{free_port()}"}
     process = await asyncio.create_subprocess_exec(
         REGSHIELD, "--home", str(home), *args, stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=clean_env(),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
     )
     stdout, stderr = await asyncio.wait_for(process.communicate(stdin.encode()), 120)
     assert process.returncode is not None

@@ -48,8 +48,7 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
         loop.add_signal_handler(signal_number, server.stop)
     sandbox = await _start_sandbox(services)
     handlers = {**notify_handlers(), OPERATION_KIND: run_queued}
-    worker = asyncio.create_task(OutboxWorker(services, handlers=handlers).run_forever())
-    anchoring = asyncio.create_task(_anchor_periodically(services))
+    background: list[asyncio.Task[None]] = []
     http = asyncio.create_task(_serve_http(server, settings.http))
     try:
         while not server.started:
@@ -57,6 +56,11 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
                 await http  # raises why it stopped
                 raise ConfigurationError(f"HTTP could not listen on {settings.http}")
             await asyncio.sleep(0.05)
+        # Only once HTTP listens: a start that fails then has no worker to cancel mid-query.
+        background += [
+            asyncio.create_task(OutboxWorker(services, handlers=handlers).run_forever()),
+            asyncio.create_task(_anchor_periodically(services)),
+        ]
         base = f"http://{settings.http}"
         announce(f"regshield is running (data in {settings.home})")
         announce(f"  HTTP API   {base}{API_PREFIX}  (OpenAPI: {base}{API_PREFIX}/openapi.json)")
@@ -75,7 +79,7 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
     finally:
         for signal_number in STOP_SIGNALS:
             loop.remove_signal_handler(signal_number)
-        for task in (worker, anchoring):
+        for task in background:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
