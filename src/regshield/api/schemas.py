@@ -242,6 +242,13 @@ class TransferIn(BaseModel):
     account: str | None = Field(default=None, max_length=100)
 
 
+class TransferRejectIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(max_length=64, description="fraud, dispute, court_order, "
+                        "identity_not_confirmed, unpaid_previous_term, express_objection, "
+                        "registrar_lock or within_restriction_period")
+
+
 class OperationOut(BaseModel):
     id: str
     kind: str

@@ -22,9 +22,10 @@ from regshield.flows.context import Actor
 from regshield.flows.operations import holds_of, new_operation, store_holds
 from regshield.flows.runner import Tx
 from regshield.policy.transfer import transfer_policy
+from regshield.registry.client import RegistryError
 from regshield.registry.codec import Secret
-from regshield.registry.commands import DomainCheck
-from regshield.registry.responses import DomainCheckData
+from regshield.registry.commands import DomainCheck, DomainInfo
+from regshield.registry.responses import DomainCheckData, DomainInfoData
 from regshield.rules.ds import DsRecord, validate_ds_set
 from regshield.rules.names import DomainName, validate_domain_name, validate_nameservers
 from regshield.rules.statuses import Hold, HoldReason, Operation, place, refusal, release
@@ -484,6 +485,105 @@ class TransferRequest:
         operation = new_operation(tx, domain, "transfer_request", {})
         tx.record("domains:transfer-in:requested", account=account.public_id,
                   domain=name.ascii, operation=operation.public_id)
+        return await _requested(tx, domain, operation)
+
+
+# --- delete, restore, transfer out -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DomainDelete:
+    """Delete a domain. Where the registry keeps a redemption grace period the domain goes to
+    pendingDelete and can be restored for 30 days. Needs a step-up, and the registrar lock
+    off. Raises PermissionDenied (StepUpRequired), NotFound, ValidationFailed, Conflict."""
+
+    name: str
+
+    async def run(self, tx: Tx) -> Requested:
+        domain, account = await _load(tx, self.name)
+        _step_up(tx, "deleting a domain")
+        _active(domain)
+        await _no_open_operation(tx, domain)
+        _status_refusal(domain, Operation.DELETE, "name")
+        operation = new_operation(tx, domain, "delete", {})
+        tx.record("domains:delete:requested", account=account.public_id, domain=domain.name,
+                  operation=operation.public_id)
+        return await _requested(tx, domain, operation)
+
+
+@dataclass(frozen=True)
+class DomainRestore:
+    """Restore a deleted domain during its redemption grace period (RFC 3915).
+    Raises PermissionDenied, NotFound, ValidationFailed, Conflict."""
+
+    name: str
+
+    async def run(self, tx: Tx) -> Requested:
+        domain, account = await _load(tx, self.name)
+        if domain.state != "pending_delete":
+            raise Conflict("only a deleted domain in its redemption period can be restored")
+        if not tx.services.registries.link(domain.registry_link).rgp:
+            raise ValidationFailed([FieldError("name", "not_supported",
+                                               "this registry offers no restore (RGP)")])
+        await _no_open_operation(tx, domain)
+        operation = new_operation(tx, domain, "restore", {})
+        tx.record("domains:restore:requested", account=account.public_id, domain=domain.name,
+                  operation=operation.public_id)
+        return await _requested(tx, domain, operation)
+
+
+# Transfer Policy I.A.3.7: the reasons a registrar may deny a transfer.
+DENIAL_REASONS: frozenset[str] = frozenset({
+    "fraud", "dispute", "court_order", "identity_not_confirmed", "unpaid_previous_term",
+    "express_objection", "registrar_lock", "within_restriction_period",
+})
+
+
+@dataclass(frozen=True)
+class TransferDecide:
+    """Approve or reject another registrar's request to take a domain away (we are the losing
+    registrar). Approving gives the domain away and needs a step-up; rejecting needs one of
+    the Transfer Policy's reasons. Raises PermissionDenied (StepUpRequired), NotFound,
+    ValidationFailed, Conflict."""
+
+    name: str
+    approve: bool
+    reason: str | None = None
+
+    async def prepare(self, services: Services, context: Any) -> frozenset[str] | None:
+        """The statuses the registry reports now (a transfer request reaches us through the
+        poll queue, which may lag); None when the registry cannot be asked."""
+        errors: list[FieldError] = []
+        name = _name(self.name, errors)
+        if name is None:
+            return None
+        try:
+            link = services.registries.for_domain(name)
+            response = await (await services.registries.pool(link)).execute(
+                DomainInfo(name.ascii))
+        except (ValidationFailed, RegistryError):
+            return None
+        info = response.item(DomainInfoData)
+        return frozenset(s.value for s in info.statuses) if info else None
+
+    async def run(self, tx: Tx) -> Requested:
+        domain, account = await _load(tx, self.name)
+        statuses = tx.prepared if tx.prepared is not None else frozenset(
+            domain.registry_statuses)
+        if "pendingTransfer" not in statuses:
+            raise Conflict("no transfer of this domain is pending at the registry")
+        if self.approve:
+            _step_up(tx, "approving a transfer away")
+        elif self.reason not in DENIAL_REASONS:
+            raise ValidationFailed([FieldError(
+                "reason", "invalid",
+                "must be one of " + ", ".join(sorted(DENIAL_REASONS)))])
+        await _no_open_operation(tx, domain)
+        decision = "approve" if self.approve else "reject"
+        operation = new_operation(tx, domain, "transfer_decision", {
+            "decision": decision, **({"reason": self.reason} if self.reason else {})})
+        tx.record(f"domains:transfer-out:{decision}-requested", account=account.public_id,
+                  domain=domain.name, operation=operation.public_id, reason=self.reason)
         return await _requested(tx, domain, operation)
 
 

@@ -8,6 +8,7 @@ Sensitive changes need a step-up: an `X-OTP` header with a current one-time code
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
@@ -25,17 +26,22 @@ from regshield.api.schemas import (
     RenewIn,
     TransferCodeOut,
     TransferIn,
+    TransferRejectIn,
 )
+from regshield.errors import NotFound
 from regshield.flows.context import Actor
 from regshield.flows.domains import (
+    DomainDelete,
     DomainRegister,
     DomainRenew,
+    DomainRestore,
     DsSet,
     NameserversSet,
     OperationView,
     RegistrarLockSet,
     Requested,
     TransferCodeIssue,
+    TransferDecide,
     TransferRequest,
     domain_check,
     domain_list,
@@ -172,3 +178,60 @@ async def transfer_in(body: TransferIn, response: Response, actor: ActorDep,
     if answer.state == "pending_transfer_in":
         response.status_code = status.HTTP_202_ACCEPTED
     return answer
+
+
+@router.delete("/domains/{name}", response_model=DomainOut,
+               responses={202: {"description": "Accepted; the registry has not confirmed yet"}})
+async def delete(name: str, response: Response, actor: SteppedUpActorDep,
+                 services: ServicesDep, context: ContextDep) -> DomainOut:
+    """Delete (step-up). Where the registry keeps a redemption period, the domain stays in
+    pending_delete and can be restored; otherwise it is gone (404 afterwards)."""
+    requested = await run_flow(services, actor, context, DomainDelete(name))
+    assert requested.operation is not None
+    operation = await execute_all(services, requested.operation)
+    if operation.state == "refused":
+        raise refusal_error(operation)
+    response.status_code = status.HTTP_200_OK if operation.state == "confirmed" \
+        else status.HTTP_202_ACCEPTED
+    try:
+        view = await domain_read(services, actor, requested.domain.name)
+    except NotFound:
+        view = requested.domain  # purged at once (deleted within the add grace period)
+        view = replace(view, state="ended", pending=[])
+    return DomainOut.of(view, OperationView.of(operation))
+
+
+@router.post("/domains/{name}/restore", response_model=DomainOut,
+             responses={202: {"description": "Accepted; the registry has not confirmed yet"}})
+async def restore(name: str, response: Response, actor: ActorDep, services: ServicesDep,
+                  context: ContextDep) -> DomainOut:
+    requested = await run_flow(services, actor, context, DomainRestore(name))
+    return await _answer(services, actor, requested, response)
+
+
+@router.post("/domains/{name}/transfer/approve", response_model=DomainOut,
+             responses={202: {"description": "Accepted; the registry has not confirmed yet"}})
+async def approve_transfer(name: str, response: Response, actor: SteppedUpActorDep,
+                           services: ServicesDep, context: ContextDep) -> DomainOut:
+    """Let another registrar take the domain now (step-up)."""
+    requested = await run_flow(services, actor, context, TransferDecide(name, approve=True))
+    assert requested.operation is not None
+    operation = await execute_all(services, requested.operation)
+    if operation.state == "refused":
+        raise refusal_error(operation)
+    response.status_code = status.HTTP_200_OK if operation.state == "confirmed" \
+        else status.HTTP_202_ACCEPTED
+    state = "ended" if operation.state == "confirmed" else requested.domain.state
+    return DomainOut.of(replace(requested.domain, state=state, pending=[]),
+                        OperationView.of(operation))
+
+
+@router.post("/domains/{name}/transfer/reject", response_model=DomainOut,
+             responses={202: {"description": "Accepted; the registry has not confirmed yet"}})
+async def reject_transfer(name: str, body: TransferRejectIn, response: Response,
+                          actor: ActorDep, services: ServicesDep,
+                          context: ContextDep) -> DomainOut:
+    """Refuse another registrar's transfer request, for one of the Transfer Policy's reasons."""
+    requested = await run_flow(services, actor, context,
+                               TransferDecide(name, approve=False, reason=body.reason))
+    return await _answer(services, actor, requested, response)
