@@ -28,7 +28,14 @@ from regshield.registry.client import (
     RegistryProtocolError,
     RegistryUnavailable,
 )
-from regshield.registry.codec import DOMAIN_NS, EXTENSION_URIS, Period, ResultCode, Secret
+from regshield.registry.codec import (
+    DOMAIN_NS,
+    EXTENSION_URIS,
+    HOST_NS,
+    Period,
+    ResultCode,
+    Secret,
+)
 from regshield.registry.commands import (
     DomainCheck,
     DomainCreate,
@@ -86,7 +93,10 @@ class Registry:
             ca_certificate=self.tmp / "sandbox-registry" / "server-certificate.pem",
             client_certificate=certificate[0] if certificate else None,
             client_key=certificate[1] if certificate else None,
-            server_hostname="localhost", connect_timeout=5, command_timeout=5)
+            server_hostname="localhost", connect_timeout=5, command_timeout=5,
+            # Without contact-1.0, as a link with `contacts = false` logs in: the sandbox then
+            # keeps the registrant as given. These tests are about the pool, not contacts.
+            object_uris=(DOMAIN_NS, HOST_NS))
 
 
 async def open_registry(tmp: Path, idle_timeout: float = 600.0) -> Registry:

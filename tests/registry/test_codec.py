@@ -933,9 +933,9 @@ AUTH = "<domain:authInfo><domain:pw>2fooBAR</domain:pw></domain:authInfo>"
                                 f'<domain:period unit="d">1</domain:period>{AUTH}')),
      CodecError, "domain:period unit"),
     (_command(_domain("create", "<domain:name>example.com</domain:name><domain:ns>"
-                                "<domain:hostAttr><domain:hostName>ns1.example.com"
-                                f"</domain:hostName></domain:hostAttr></domain:ns>{AUTH}")),
-     UnimplementedOption, "domain:hostAttr"),
+                                "<domain:hostAttr><domain:hostAddr>192.0.2.1"
+                                f"</domain:hostAddr></domain:hostAttr></domain:ns>{AUTH}")),
+     CodecError, "domain:hostAttr: domain:hostName is missing, found domain:hostAddr"),
     (_command(_domain("create", "<domain:name>example.com</domain:name>"
                                 "<domain:contact>sh8013</domain:contact>" + AUTH)),
      CodecError, "domain:contact: the type attribute is required"),
@@ -955,15 +955,18 @@ AUTH = "<domain:authInfo><domain:pw>2fooBAR</domain:pw></domain:authInfo>"
               '</host:name><host:addr ip="v6">192.0.2.1</host:addr></host:create></create>'),
      CodecError, "host:addr: '192.0.2.1' does not match ip='v6'"),
     (_command(f'<update><host:update xmlns:host="{HOST_NS}"><host:name>ns1.example.com'
-              "</host:name></host:update></update>"),
-     UnimplementedCommand, "host:update is not supported"),
+              "</host:name><host:chg/></host:update></update>"),
+     CodecError, "host:chg: host:name is missing"),
+    (_command(f'<transfer op="query"><host:transfer xmlns:host="{HOST_NS}"><host:name>'
+              "ns1.example.com</host:name></host:transfer></transfer>"),
+     UnimplementedCommand, "host:transfer is not supported"),
     (_command('<create><obj:create xmlns:obj="urn:example:obj"/></create>'),
      UnimplementedObjectService, "urn:example:obj"),
     (_command(_domain("create", f"<domain:name>example.com</domain:name>{AUTH}"),
-              f'<secDNS:create xmlns:secDNS="{SECDNS_NS}"><secDNS:keyData><secDNS:flags>257'
+              f'<secDNS:create xmlns:secDNS="{SECDNS_NS}"><secDNS:keyData><secDNS:flags>65536'
               "</secDNS:flags><secDNS:protocol>3</secDNS:protocol><secDNS:alg>13</secDNS:alg>"
               "<secDNS:pubKey>AQID</secDNS:pubKey></secDNS:keyData></secDNS:create>"),
-     UnimplementedOption, "secDNS:keyData"),
+     CodecError, "secDNS:flags: must be 0 to 65535, not 65536"),
     (_command(_domain("update", "<domain:name>example.com</domain:name><domain:chg/>"),
               f'<secDNS:create xmlns:secDNS="{SECDNS_NS}"><secDNS:dsData><secDNS:keyTag>1'
               "</secDNS:keyTag><secDNS:alg>13</secDNS:alg><secDNS:digestType>2"
@@ -977,7 +980,7 @@ AUTH = "<domain:authInfo><domain:pw>2fooBAR</domain:pw></domain:authInfo>"
     (_command(_domain("update", "<domain:name>example.com</domain:name><domain:chg/>"),
               '<rgp:update xmlns:rgp="urn:ietf:params:xml:ns:rgp-1.0">'
               '<rgp:restore op="report"/></rgp:update>'),
-     UnimplementedOption, "rgp:restore"),
+     CodecError, "rgp:restore: rgp:report is missing"),
     (_command('<poll op="peek"/>'), CodecError, "epp:poll op"),
     (f'<epp xmlns="{EPP_NS}"><command><logout/><clTRID>ab</clTRID></command></epp>'.encode(),
      CodecError, "epp:clTRID: must be 3 to 64"),

@@ -16,6 +16,8 @@ Anything malformed or unexpected raises `CodecError`, whose message names the el
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import ipaddress
 import re
@@ -74,7 +76,7 @@ class UnknownCommand(CodecError):
 
 
 class UnimplementedCommand(CodecError):
-    """A well-formed command that this codec does not carry (host update, contact delete...)."""
+    """A well-formed command that this codec does not carry (a host or contact transfer...)."""
 
     epp_code = 2101
     type_slug = "epp-unimplemented-command"
@@ -82,8 +84,8 @@ class UnimplementedCommand(CodecError):
 
 
 class UnimplementedOption(CodecError):
-    """A well-formed option of a known command that this codec does not carry (secDNS keyData,
-    an RGP restore report, host attributes)."""
+    """A well-formed option of a known command that this codec does not carry (markup inside an
+    RGP restore report's texts, key data inside DS data, a contact's `ext` authInfo)."""
 
     epp_code = 2102
     type_slug = "epp-unimplemented-option"
@@ -431,6 +433,50 @@ class Disclose:
         object.__setattr__(self, "fields", ordered)
 
 
+@dataclass(frozen=True)
+class HostAttribute:
+    """A nameserver given by its attributes inside `<domain:ns>` (RFC 5731 section 1.1): its name
+    and, for a host inside the registry's own zones, its addresses (glue). The other form is
+    the host object (`domain:hostObj`), named only; one document uses one form."""
+
+    name: str
+    addresses: tuple[HostAddress, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "addresses", tuple(self.addresses))
+        check_domain_name(self.name, "domain:hostName")
+        for address in self.addresses:
+            if not isinstance(address, ipaddress.IPv4Address | ipaddress.IPv6Address):
+                raise CodecError(f"domain:hostAddr: {_shown(address)} is not an IP address")
+
+
+@dataclass(frozen=True)
+class KeyData:
+    """A DNSKEY as the secDNS key data interface carries it (RFC 5910 section 4.2): the registry
+    computes the DS record itself. `public_key` is the key in base64, as in the DNSKEY's
+    presentation form."""
+
+    flags: int
+    protocol: int
+    algorithm: int
+    public_key: str
+
+    def __post_init__(self) -> None:
+        for name, value, maximum in (("flags", self.flags, 65535),
+                                     ("protocol", self.protocol, 255),
+                                     ("alg", self.algorithm, 255)):
+            if isinstance(value, bool) or not isinstance(value, int) \
+                    or not 0 <= value <= maximum:
+                raise CodecError(f"secDNS:{name}: must be 0 to {maximum}, not {_shown(value)}")
+        key = self.public_key
+        if not isinstance(key, str) or not key or not key.isascii():
+            raise CodecError("secDNS:pubKey: a base64 key is required")
+        try:
+            base64.b64decode(key, validate=True)
+        except (binascii.Error, ValueError):
+            raise CodecError(f"secDNS:pubKey: {_shown(key)} is not base64") from None
+
+
 def check_domain_name(value: object, element: str = "domain:name") -> str:
     """An EPP domain or host name: ASCII only (IDNs travel as A-labels), 1 to 255 characters.
 
@@ -767,29 +813,101 @@ def write_auth_info(parent: etree._Element, namespace: str, secret: Secret) -> N
 
 
 def read_auth_info(element: etree._Element, namespace: str) -> Secret:
-    child = only_child(element)
-    if child.tag != qualified(namespace, "pw"):
+    """A `<pw>` authInfo; the `ext` form is refused (2102) where only passwords are carried."""
+    found = read_any_auth_info(element, namespace)
+    if isinstance(found, RawElement):
         raise UnimplementedOption(f"{show(element.tag)}: only {show(qualified(namespace, 'pw'))}"
-                                  f" is supported, not {show(child.tag)}")
-    return Secret(raw_text(child))
+                                  f" is supported, not {show(qualified(namespace, 'ext'))}")
+    return found
 
 
-def write_host_objects(parent: etree._Element, names: Iterable[str]) -> None:
+def read_any_auth_info(element: etree._Element, namespace: str) -> Secret | RawElement:
+    """An authInfo of either form (RFC 5730 eppcom): a password, or the one element of
+    another namespace that an `<ext>` holds, kept whole (and masked in `repr`)."""
+    child = only_child(element)
+    if child.tag == qualified(namespace, "pw"):
+        return Secret(raw_text(child))
+    if child.tag == qualified(namespace, "ext"):
+        return check_ext_auth_info(RawElement.of(only_child(child)), namespace)
+    raise CodecError(f"{show(element.tag)}: expected {show(qualified(namespace, 'pw'))} or "
+                     f"{show(qualified(namespace, 'ext'))}, found {show(child.tag)}")
+
+
+def write_any_auth_info(parent: etree._Element, namespace: str,
+                        value: Secret | RawElement) -> None:
+    if isinstance(value, Secret):
+        write_auth_info(parent, namespace, value)
+        return
+    info = add(parent, namespace, "authInfo")
+    add(info, namespace, "ext").append(value.to_element())
+
+
+def check_ext_auth_info(value: object, namespace: str) -> RawElement:
+    """An `<ext>` authInfo's content: one element of a namespace other than the object's own
+    (eppcom extAuthInfoType, `##other`)."""
+    element = f"{PREFIXES.get(namespace, 'epp')}:ext"
+    if not isinstance(value, RawElement):
+        raise CodecError(f"{element}: must be a RawElement")
+    if value.namespace is None or value.namespace == namespace:
+        raise CodecError(f"{element}: needs an element of another namespace, not "
+                         f"{show(value.tag)}")
+    return value
+
+
+def check_nameserver_forms(names: tuple[str, ...], attributes: tuple[HostAttribute, ...],
+                           element: str = "domain:ns") -> None:
+    """Names and attributes are the two forms of `<domain:ns>`; one document uses one."""
+    for name in names:
+        check_domain_name(name, "domain:hostObj")
+    for attribute_set in attributes:
+        if not isinstance(attribute_set, HostAttribute):
+            raise CodecError("domain:hostAttr: must be a HostAttribute")
+    if names and attributes:
+        raise CodecError(f"{element}: domain:hostObj and domain:hostAttr exclude each other; "
+                         "a document names host objects or gives host attributes")
+
+
+def write_nameservers(parent: etree._Element, names: Iterable[str],
+                      attributes: Iterable[HostAttribute] = ()) -> None:
+    """`<domain:ns>` in the form that has values; nothing when neither has any."""
+    names, attributes = tuple(names), tuple(attributes)
+    if not (names or attributes):
+        return
     ns = add(parent, DOMAIN_NS, "ns")
     for name in names:
         add(ns, DOMAIN_NS, "hostObj", name)
+    for host in attributes:
+        element = add(ns, DOMAIN_NS, "hostAttr")
+        add(element, DOMAIN_NS, "hostName", host.name)
+        for address in host.addresses:
+            add(element, DOMAIN_NS, "hostAddr", str(address), {"ip": f"v{address.version}"})
 
 
-def read_host_objects(element: etree._Element) -> tuple[str, ...]:
+def read_nameservers(element: etree._Element | None
+                     ) -> tuple[tuple[str, ...], tuple[HostAttribute, ...]]:
+    """(host object names, host attributes) from `<domain:ns>`: one of the two is empty."""
+    if element is None:
+        return (), ()
     children = Children(element)
     names = children.many(qualified(DOMAIN_NS, "hostObj"))
-    if not names:
-        if children.optional(qualified(DOMAIN_NS, "hostAttr")) is not None:
-            raise UnimplementedOption("domain:hostAttr: host attributes are not supported; "
-                                      "nameservers are host objects (domain:hostObj)")
-        raise CodecError("domain:ns: at least one domain:hostObj is required")
+    if names:
+        children.end()
+        return tuple(token(name) for name in names), ()
+    hosts = children.many(qualified(DOMAIN_NS, "hostAttr"))
+    if not hosts:
+        raise CodecError("domain:ns: at least one domain:hostObj or domain:hostAttr is "
+                         "required")
     children.end()
-    return tuple(token(name) for name in names)
+    return (), tuple(_read_host_attribute(host) for host in hosts)
+
+
+def _read_host_attribute(element: etree._Element) -> HostAttribute:
+    children = Children(element)
+    name = token(children.one(qualified(DOMAIN_NS, "hostName")))
+    addresses = children.many(qualified(DOMAIN_NS, "hostAddr"))
+    children.end()
+    return HostAttribute(name, tuple(read_address(address, "domain:hostAddr")
+                                     for address in addresses))
 
 
 def write_contacts(parent: etree._Element, contacts: Iterable[DomainContact]) -> None:
@@ -806,15 +924,15 @@ def write_address(parent: etree._Element, address: HostAddress) -> None:
     add(parent, HOST_NS, "addr", str(address), {"ip": f"v{address.version}"})
 
 
-def read_address(element: etree._Element) -> HostAddress:
+def read_address(element: etree._Element, name: str = "host:addr") -> HostAddress:
     version = attribute(element, "ip", "v4")
     text = token(element)
     try:
         address = ipaddress.ip_address(text)
     except ValueError:
-        raise CodecError(f"host:addr: {_shown(text)} is not an IP address") from None
+        raise CodecError(f"{name}: {_shown(text)} is not an IP address") from None
     if version not in ("v4", "v6") or f"v{address.version}" != version:
-        raise CodecError(f"host:addr: {_shown(text)} does not match ip={_shown(version)}")
+        raise CodecError(f"{name}: {_shown(text)} does not match ip={_shown(version)}")
     return address
 
 
@@ -834,23 +952,30 @@ def write_postal_info(parent: etree._Element, info: PostalInfo) -> None:
 def read_postal_info(element: etree._Element) -> PostalInfo:
     kind = choose(attribute(element, "type"), POSTAL_TYPES, "contact:postalInfo type")
     children = Children(element)
-    name = _line(children.one(qualified(CONTACT_NS, "name")))
+    name = postal_line(children.one(qualified(CONTACT_NS, "name")))
     org = children.optional(qualified(CONTACT_NS, "org"))
-    address = Children(children.one(qualified(CONTACT_NS, "addr")))
+    street, city, sp, pc, cc = read_postal_address(children.one(qualified(CONTACT_NS, "addr")))
     children.end()
-    street = tuple(_line(line) for line in address.many(qualified(CONTACT_NS, "street"),
-                                                          maximum=MAX_STREET_LINES))
-    city = _line(address.one(qualified(CONTACT_NS, "city")))
+    return PostalInfo(type=kind, name=name, org=None if org is None else postal_line(org),
+                      street=street, city=city, sp=sp, pc=pc, cc=cc)
+
+
+def read_postal_address(element: etree._Element
+                        ) -> tuple[tuple[str, ...], str, str | None, str | None, str]:
+    """(street lines, city, sp, pc, cc) of a `<contact:addr>`."""
+    address = Children(element)
+    street = tuple(postal_line(line) for line in address.many(
+        qualified(CONTACT_NS, "street"), maximum=MAX_STREET_LINES))
+    city = postal_line(address.one(qualified(CONTACT_NS, "city")))
     sp = address.optional(qualified(CONTACT_NS, "sp"))
     pc = address.optional(qualified(CONTACT_NS, "pc"))
     cc = token(address.one(qualified(CONTACT_NS, "cc")))
     address.end()
-    return PostalInfo(type=kind, name=name, org=None if org is None else _line(org),
-                      street=street, city=city, sp=None if sp is None else _line(sp),
-                      pc=None if pc is None else token(pc), cc=cc)
+    return (street, city, None if sp is None else postal_line(sp),
+            None if pc is None else token(pc), cc)
 
 
-def _line(element: etree._Element) -> str:
+def postal_line(element: etree._Element) -> str:
     """A normalizedString: line breaks and tabs become spaces; leading and trailing spaces go."""
     return re.sub(r"[\r\n\t]", " ", raw_text(element)).strip()
 
@@ -917,11 +1042,32 @@ def check_ds(record: object, element: str = "secDNS:dsData") -> DsRecord:
 
 
 def write_ds_or_key(parent: etree._Element, records: Iterable[DsRecord],
-                    max_sig_life: int | None) -> None:
-    """RFC 5910 dsOrKeyType, with the DS data interface."""
+                    max_sig_life: int | None, keys: Iterable[KeyData] = ()) -> None:
+    """RFC 5910 dsOrKeyType: DS data or key data, whichever has values."""
     if max_sig_life is not None:
         add(parent, SECDNS_NS, "maxSigLife", str(max_sig_life))
     write_ds_data(parent, records)
+    write_key_data(parent, keys)
+
+
+def write_key_data(parent: etree._Element, keys: Iterable[KeyData]) -> None:
+    for key in keys:
+        data = add(parent, SECDNS_NS, "keyData")
+        add(data, SECDNS_NS, "flags", str(key.flags))
+        add(data, SECDNS_NS, "protocol", str(key.protocol))
+        add(data, SECDNS_NS, "alg", str(key.algorithm))
+        add(data, SECDNS_NS, "pubKey", key.public_key)
+
+
+def check_dnssec_interface(records: tuple[DsRecord, ...], keys: tuple[KeyData, ...],
+                           element: str) -> None:
+    """RFC 5910 section 4: a document uses the DS data interface or the key data interface."""
+    for key in keys:
+        if not isinstance(key, KeyData):
+            raise CodecError("secDNS:keyData: must be a KeyData")
+    if records and keys:
+        raise CodecError(f"{element}: secDNS:dsData and secDNS:keyData exclude each other "
+                         "(RFC 5910 section 4: one interface per document)")
 
 
 def write_ds_data(parent: etree._Element, records: Iterable[DsRecord]) -> None:
@@ -933,24 +1079,42 @@ def write_ds_data(parent: etree._Element, records: Iterable[DsRecord]) -> None:
         add(data, SECDNS_NS, "digest", record.digest)
 
 
-def read_ds_or_key(element: etree._Element) -> tuple[tuple[DsRecord, ...], int | None]:
-    """(DS records, maxSigLife) from RFC 5910 dsOrKeyType; the key data interface is refused."""
+def read_ds_or_key(element: etree._Element
+                   ) -> tuple[tuple[DsRecord, ...], tuple[KeyData, ...], int | None]:
+    """(DS records, keys, maxSigLife) from RFC 5910 dsOrKeyType: one of the first two is
+    empty."""
     children = Children(element)
     life = children.optional(qualified(SECDNS_NS, "maxSigLife"))
-    records = read_ds_data(children, element)
+    records, keys = read_ds_or_key_data(children, element)
     children.end()
-    return records, None if life is None else check_max_sig_life(
+    return records, keys, None if life is None else check_max_sig_life(
         integer(token(life), "secDNS:maxSigLife", minimum=1, maximum=None))
 
 
-def read_ds_data(children: Children, parent: etree._Element) -> tuple[DsRecord, ...]:
+def read_ds_or_key_data(children: Children, parent: etree._Element
+                        ) -> tuple[tuple[DsRecord, ...], tuple[KeyData, ...]]:
+    """DS data or key data, whichever comes, at least one element of it."""
     found = children.many(qualified(SECDNS_NS, "dsData"))
-    if not found:
-        if children.optional(qualified(SECDNS_NS, "keyData")) is not None:
-            raise UnsupportedInterface(f"{show(parent.tag)}: the key data interface "
-                                       "(secDNS:keyData) is not supported; send secDNS:dsData")
-        raise CodecError(f"{show(parent.tag)}: at least one secDNS:dsData is required")
-    return tuple(_read_ds(data) for data in found)
+    if found:
+        return tuple(_read_ds(data) for data in found), ()
+    keys = children.many(qualified(SECDNS_NS, "keyData"))
+    if not keys:
+        raise CodecError(f"{show(parent.tag)}: at least one secDNS:dsData or secDNS:keyData "
+                         "is required")
+    return (), tuple(_read_key(key) for key in keys)
+
+
+def _read_key(element: etree._Element) -> KeyData:
+    children = Children(element)
+    flags = integer(token(children.one(qualified(SECDNS_NS, "flags"))), "secDNS:flags",
+                    minimum=0, maximum=65535)
+    protocol = integer(token(children.one(qualified(SECDNS_NS, "protocol"))),
+                       "secDNS:protocol", minimum=0, maximum=255)
+    algorithm = integer(token(children.one(qualified(SECDNS_NS, "alg"))), "secDNS:alg",
+                        minimum=0, maximum=255)
+    public_key = "".join(raw_text(children.one(qualified(SECDNS_NS, "pubKey"))).split())
+    children.end()
+    return KeyData(flags, protocol, algorithm, public_key)
 
 
 def _read_ds(element: etree._Element) -> DsRecord:

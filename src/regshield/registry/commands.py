@@ -7,31 +7,39 @@ on what it parses. Names travel as A-labels; turning what a person typed into on
 `rules/names.py`'s job. Passwords and authorization codes are `Secret`s, masked in `repr`.
 
 Supported: hello; login, logout, poll; domain check, info, create, update, delete, renew,
-transfer; host create, info, delete; contact create, info. Extensions: secDNS-1.1 create and
-update (DS data interface), rgp-1.0 restore request. Any other extension element is kept as a
-`RawElement`; a command this module does not carry is refused with `UnimplementedCommand`.
+transfer (nameservers as host objects or host attributes, authInfo as a password or an `ext`
+element); host check, create, info, update, delete; contact check, create, info, update,
+delete, transfer. Extensions: secDNS-1.1 create and update (DS data or key data interface),
+rgp-1.0 restore request and restore report. Any other extension element is kept as a
+`RawElement`; a command this module does not carry (host transfer) is refused with
+`UnimplementedCommand`.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import ClassVar, Literal, Self, TypeVar
 
 from lxml import etree
 
 from regshield.registry.codec import (
     CONTACT_NS,
+    CONTACT_STATUSES,
     DOMAIN_NS,
     EPP_VERSION,
     EXTENSION_URIS,
     HOST_NS,
+    HOST_STATUSES,
     MAX_DOMAIN_STATUSES,
+    MAX_OBJECT_STATUSES,
     MAX_POSTAL_INFO,
     OBJECT_URIS,
     PERIOD_UNITS,
+    POSTAL_TYPES,
     PREFIXES,
     RGP_NS,
     SECDNS_NS,
@@ -40,9 +48,12 @@ from regshield.registry.codec import (
     Disclose,
     DomainContact,
     HostAddress,
+    HostAttribute,
+    KeyData,
     Period,
     Phone,
     PostalInfo,
+    PostalType,
     RawElement,
     Secret,
     Status,
@@ -55,42 +66,53 @@ from regshield.registry.codec import (
     attribute,
     boolean,
     check_client_id,
+    check_dnssec_interface,
     check_domain_name,
     check_ds,
+    check_ext_auth_info,
     check_max_sig_life,
+    check_nameserver_forms,
     check_secret,
     check_statuses,
     check_token,
     check_transaction_id,
     choose,
     format_date,
+    format_datetime,
     integer,
     load,
     new_cl_trid,
     new_document,
     only_child,
     parse_date,
+    parse_datetime,
+    postal_line,
     qualified,
+    raw_text,
     read_address,
+    read_any_auth_info,
     read_auth_info,
     read_contact,
     read_disclose,
-    read_ds_data,
     read_ds_or_key,
-    read_host_objects,
+    read_ds_or_key_data,
+    read_nameservers,
     read_phone,
+    read_postal_address,
     read_postal_info,
     read_status,
     serialize,
     show,
     token,
     write_address,
+    write_any_auth_info,
     write_auth_info,
     write_contacts,
     write_disclose,
     write_ds_data,
     write_ds_or_key,
-    write_host_objects,
+    write_key_data,
+    write_nameservers,
     write_phone,
     write_postal_info,
     write_statuses,
@@ -300,6 +322,40 @@ def _optional_auth(children: Children, namespace: str) -> Secret | None:
     return None if element is None else read_auth_info(element, namespace)
 
 
+def _optional_any_auth(children: Children, namespace: str
+                       ) -> tuple[Secret | None, RawElement | None]:
+    """(password, ext element) of an optional authInfo; at most one is set."""
+    element = children.optional(qualified(namespace, "authInfo"))
+    return _split_auth(None if element is None else read_any_auth_info(element, namespace))
+
+
+def _split_auth(value: Secret | RawElement | None) -> tuple[Secret | None, RawElement | None]:
+    if isinstance(value, RawElement):
+        return None, value
+    return value, None
+
+
+def _check_auth(password: Secret | None, ext: RawElement | None, namespace: str, *,
+                required: bool) -> None:
+    """A password or an `ext` element, never both; `required` when the schema asks for one."""
+    prefix = PREFIXES[namespace]
+    if password is not None:
+        check_secret(password, f"{prefix}:authInfo")
+    if ext is not None:
+        check_ext_auth_info(ext, namespace)
+    if password is not None and ext is not None:
+        raise CodecError(f"{prefix}:authInfo: {prefix}:pw and {prefix}:ext exclude each other")
+    if required and password is None and ext is None:
+        raise CodecError(f"{prefix}:authInfo: a {prefix}:pw or a {prefix}:ext is required")
+
+
+def _write_optional_auth(parent: etree._Element, namespace: str, password: Secret | None,
+                         ext: RawElement | None) -> None:
+    value = password if password is not None else ext
+    if value is not None:
+        write_any_auth_info(parent, namespace, value)
+
+
 @dataclass(frozen=True)
 class DomainCheck(Command):
     verb = "check"
@@ -329,54 +385,62 @@ class DomainCheck(Command):
 
 @dataclass(frozen=True)
 class DomainInfo(Command):
+    """An info; the authInfo (a password, or an `ext` element) proves the right to see a
+    domain another registrar sponsors."""
+
     verb = "info"
     namespace = DOMAIN_NS
 
     name: str
     hosts: HostsFilter = "all"
     auth_info: Secret | None = None
+    auth_info_ext: RawElement | None = None
 
     def __post_init__(self) -> None:
         check_domain_name(self.name)
         choose(self.hosts, HOSTS_FILTERS, "domain:name hosts")
-        if self.auth_info is not None:
-            check_secret(self.auth_info, "domain:authInfo")
+        _check_auth(self.auth_info, self.auth_info_ext, DOMAIN_NS, required=False)
 
     def write(self, verb: etree._Element) -> None:
         element = self._object(verb)
         add(element, DOMAIN_NS, "name", self.name, {"hosts": self.hosts})
-        if self.auth_info is not None:
-            write_auth_info(element, DOMAIN_NS, self.auth_info)
+        _write_optional_auth(element, DOMAIN_NS, self.auth_info, self.auth_info_ext)
 
     @classmethod
     def read(cls, verb: etree._Element) -> Self:
         children = cls._object_children(verb)
         name = children.one(qualified(DOMAIN_NS, "name"))
-        auth = _optional_auth(children, DOMAIN_NS)
+        auth, ext = _optional_any_auth(children, DOMAIN_NS)
         children.end()
         hosts = choose(attribute(name, "hosts", "all"), HOSTS_FILTERS, "domain:name hosts")
-        return cls(token(name), hosts, auth)
+        return cls(token(name), hosts, auth, ext)
 
 
 @dataclass(frozen=True)
 class DomainCreate(Command):
+    """A new domain. Nameservers are host object names (`nameservers`) or host attributes
+    (`host_attributes`), not both; the authInfo is a password (RFC 9154: an empty one when no
+    code is set) or an `ext` element, exactly one of the two."""
+
     verb = "create"
     namespace = DOMAIN_NS
 
     name: str
-    auth_info: Secret
+    auth_info: Secret | None = None
     period: Period | None = None
     nameservers: tuple[str, ...] = ()
     registrant: str | None = None
     contacts: tuple[DomainContact, ...] = ()
+    host_attributes: tuple[HostAttribute, ...] = ()
+    auth_info_ext: RawElement | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "nameservers", tuple(self.nameservers))
+        object.__setattr__(self, "host_attributes", tuple(self.host_attributes))
         object.__setattr__(self, "contacts", tuple(self.contacts))
         check_domain_name(self.name)
-        check_secret(self.auth_info, "domain:authInfo")
-        for host in self.nameservers:
-            check_domain_name(host, "domain:hostObj")
+        _check_auth(self.auth_info, self.auth_info_ext, DOMAIN_NS, required=True)
+        check_nameserver_forms(self.nameservers, self.host_attributes)
         if self.registrant is not None:
             check_client_id(self.registrant, "domain:registrant")
 
@@ -384,56 +448,57 @@ class DomainCreate(Command):
         element = self._object(verb)
         add(element, DOMAIN_NS, "name", self.name)
         _write_period(element, self.period)
-        if self.nameservers:
-            write_host_objects(element, self.nameservers)
+        write_nameservers(element, self.nameservers, self.host_attributes)
         if self.registrant is not None:
             add(element, DOMAIN_NS, "registrant", self.registrant)
         write_contacts(element, self.contacts)
-        write_auth_info(element, DOMAIN_NS, self.auth_info)
+        _write_optional_auth(element, DOMAIN_NS, self.auth_info, self.auth_info_ext)
 
     @classmethod
     def read(cls, verb: etree._Element) -> Self:
         children = cls._object_children(verb)
         name = _name(children, DOMAIN_NS)
         period = _period(children.optional(qualified(DOMAIN_NS, "period")))
-        ns = children.optional(qualified(DOMAIN_NS, "ns"))
+        names, attributes = read_nameservers(children.optional(qualified(DOMAIN_NS, "ns")))
         registrant = children.optional(qualified(DOMAIN_NS, "registrant"))
         contacts = children.many(qualified(DOMAIN_NS, "contact"))
-        auth = read_auth_info(children.one(qualified(DOMAIN_NS, "authInfo")), DOMAIN_NS)
+        auth, ext = _split_auth(read_any_auth_info(
+            children.one(qualified(DOMAIN_NS, "authInfo")), DOMAIN_NS))
         children.end()
-        return cls(name=name, auth_info=auth, period=period,
-                   nameservers=() if ns is None else read_host_objects(ns),
+        return cls(name=name, auth_info=auth, period=period, nameservers=names,
                    registrant=None if registrant is None else token(registrant),
-                   contacts=tuple(read_contact(contact) for contact in contacts))
+                   contacts=tuple(read_contact(contact) for contact in contacts),
+                   host_attributes=attributes, auth_info_ext=ext)
 
 
 @dataclass(frozen=True)
 class DomainChanges:
-    """What one `<domain:add>` or `<domain:rem>` names."""
+    """What one `<domain:add>` or `<domain:rem>` names. Nameservers are host object names or
+    host attributes, not both."""
 
     nameservers: tuple[str, ...] = ()
     contacts: tuple[DomainContact, ...] = ()
     statuses: tuple[Status, ...] = ()
+    host_attributes: tuple[HostAttribute, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "nameservers", tuple(self.nameservers))
+        object.__setattr__(self, "host_attributes", tuple(self.host_attributes))
         object.__setattr__(self, "contacts", tuple(self.contacts))
-        for host in self.nameservers:
-            check_domain_name(host, "domain:hostObj")
+        check_nameserver_forms(self.nameservers, self.host_attributes)
         object.__setattr__(self, "statuses", check_statuses(
             self.statuses, ALL_STATUSES, "domain:status", minimum=0,
             maximum=MAX_DOMAIN_STATUSES))
 
     @property
     def is_empty(self) -> bool:
-        return not (self.nameservers or self.contacts or self.statuses)
+        return not (self.nameservers or self.host_attributes or self.contacts or self.statuses)
 
     def write(self, parent: etree._Element, local: str) -> None:
         if self.is_empty:
             return
         element = add(parent, DOMAIN_NS, local)
-        if self.nameservers:
-            write_host_objects(element, self.nameservers)
+        write_nameservers(element, self.nameservers, self.host_attributes)
         write_contacts(element, self.contacts)
         write_statuses(element, DOMAIN_NS, self.statuses)
 
@@ -442,19 +507,24 @@ class DomainChanges:
         if element is None:
             return cls()
         children = Children(element)
-        ns = children.optional(qualified(DOMAIN_NS, "ns"))
+        names, attributes = read_nameservers(children.optional(qualified(DOMAIN_NS, "ns")))
         contacts = children.many(qualified(DOMAIN_NS, "contact"))
         statuses = children.many(qualified(DOMAIN_NS, "status"))
         children.end()
-        return cls(nameservers=() if ns is None else read_host_objects(ns),
+        return cls(nameservers=names,
                    contacts=tuple(read_contact(contact) for contact in contacts),
-                   statuses=tuple(read_status(status) for status in statuses))
+                   statuses=tuple(read_status(status) for status in statuses),
+                   host_attributes=attributes)
 
 
 @dataclass(frozen=True)
 class DomainUpdate(Command):
     """A domain update. With nothing to add, remove or change, it carries an empty
-    `<domain:chg/>`, as the RGP restore request (RFC 3915 section 4.2.5) is written."""
+    `<domain:chg/>`, as the RGP restore request (RFC 3915 section 4.2.5) is written.
+
+    `remove_auth_info` unsets the authInfo: written as `<domain:null/>` (RFC 5731); read from
+    that or from an empty `<domain:pw/>` (RFC 9154 section 4.2), so an empty password given
+    here means the same removal. A new authInfo is a password or an `ext` element."""
 
     verb = "update"
     namespace = DOMAIN_NS
@@ -464,26 +534,45 @@ class DomainUpdate(Command):
     remove: DomainChanges = field(default_factory=DomainChanges)
     registrant: str | None = None
     auth_info: Secret | None = None
+    auth_info_ext: RawElement | None = None
+    remove_auth_info: bool = False
 
     def __post_init__(self) -> None:
         check_domain_name(self.name)
         if self.registrant is not None:
             check_client_id(self.registrant, "domain:registrant")
-        if self.auth_info is not None:
-            check_secret(self.auth_info, "domain:authInfo")
+        _check_auth(self.auth_info, self.auth_info_ext, DOMAIN_NS, required=False)
+        if self.auth_info is not None and not self.auth_info.reveal():
+            object.__setattr__(self, "auth_info", None)
+            object.__setattr__(self, "remove_auth_info", True)
+        if self.remove_auth_info and (self.auth_info is not None
+                                      or self.auth_info_ext is not None):
+            raise CodecError("domain:authInfo: a new authInfo and its removal (domain:null) "
+                             "exclude each other")
+        uses_names = bool(self.add.nameservers or self.remove.nameservers)
+        uses_attributes = bool(self.add.host_attributes or self.remove.host_attributes)
+        if uses_names and uses_attributes:
+            raise CodecError("domain:ns: domain:hostObj and domain:hostAttr exclude each "
+                             "other; an update uses one form in domain:add and domain:rem")
+
+    @property
+    def changes_auth_info(self) -> bool:
+        return self.auth_info is not None or self.auth_info_ext is not None \
+            or self.remove_auth_info
 
     def write(self, verb: etree._Element) -> None:
         element = self._object(verb)
         add(element, DOMAIN_NS, "name", self.name)
         self.add.write(element, "add")
         self.remove.write(element, "rem")
-        if self.registrant is not None or self.auth_info is not None \
+        if self.registrant is not None or self.changes_auth_info \
                 or (self.add.is_empty and self.remove.is_empty):
             change = add(element, DOMAIN_NS, "chg")
             if self.registrant is not None:
                 add(change, DOMAIN_NS, "registrant", self.registrant)
-            if self.auth_info is not None:
-                write_auth_info(change, DOMAIN_NS, self.auth_info)
+            if self.remove_auth_info:
+                add(add(change, DOMAIN_NS, "authInfo"), DOMAIN_NS, "null")
+            _write_optional_auth(change, DOMAIN_NS, self.auth_info, self.auth_info_ext)
 
     @classmethod
     def read(cls, verb: etree._Element) -> Self:
@@ -495,13 +584,22 @@ class DomainUpdate(Command):
         children.end()
         registrant: str | None = None
         auth: Secret | None = None
+        ext: RawElement | None = None
+        remove_auth = False
         if change is not None:
             changed = Children(change)
             found = changed.optional(qualified(DOMAIN_NS, "registrant"))
             registrant = None if found is None else token(found)
-            auth = _optional_auth(changed, DOMAIN_NS)
+            info = changed.optional(qualified(DOMAIN_NS, "authInfo"))
             changed.end()
-        return cls(name=name, add=added, remove=removed, registrant=registrant, auth_info=auth)
+            if info is not None:
+                if only_child(info).tag == qualified(DOMAIN_NS, "null"):
+                    Children(only_child(info)).end()
+                    remove_auth = True
+                else:
+                    auth, ext = _split_auth(read_any_auth_info(info, DOMAIN_NS))
+        return cls(name=name, add=added, remove=removed, registrant=registrant, auth_info=auth,
+                   auth_info_ext=ext, remove_auth_info=remove_auth)
 
 
 @dataclass(frozen=True)
@@ -561,7 +659,8 @@ class DomainRenew(Command):
 
 @dataclass(frozen=True)
 class DomainTransfer(Command):
-    """`op` goes on the `<transfer>` element; the authInfo proves the registrant's consent."""
+    """`op` goes on the `<transfer>` element; the authInfo (a password, or an `ext` element)
+    proves the registrant's consent."""
 
     verb = "transfer"
     namespace = DOMAIN_NS
@@ -570,20 +669,19 @@ class DomainTransfer(Command):
     op: TransferOp = "request"
     period: Period | None = None
     auth_info: Secret | None = None
+    auth_info_ext: RawElement | None = None
 
     def __post_init__(self) -> None:
         check_domain_name(self.name)
         choose(self.op, TRANSFER_OPS, "epp:transfer op")
-        if self.auth_info is not None:
-            check_secret(self.auth_info, "domain:authInfo")
+        _check_auth(self.auth_info, self.auth_info_ext, DOMAIN_NS, required=False)
 
     def write(self, verb: etree._Element) -> None:
         verb.set("op", self.op)
         element = self._object(verb)
         add(element, DOMAIN_NS, "name", self.name)
         _write_period(element, self.period)
-        if self.auth_info is not None:
-            write_auth_info(element, DOMAIN_NS, self.auth_info)
+        _write_optional_auth(element, DOMAIN_NS, self.auth_info, self.auth_info_ext)
 
     @classmethod
     def read(cls, verb: etree._Element) -> Self:
@@ -591,12 +689,39 @@ class DomainTransfer(Command):
         children = cls._object_children(verb)
         name = _name(children, DOMAIN_NS)
         period = _period(children.optional(qualified(DOMAIN_NS, "period")))
-        auth = _optional_auth(children, DOMAIN_NS)
+        auth, ext = _optional_any_auth(children, DOMAIN_NS)
         children.end()
-        return cls(name, op, period, auth)
+        return cls(name, op, period, auth, ext)
 
 
 # --- host commands (RFC 5732) ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class HostCheck(Command):
+    verb = "check"
+    namespace = HOST_NS
+
+    names: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "names", tuple(self.names))
+        if not self.names:
+            raise CodecError("host:check: at least one host:name is required")
+        for name in self.names:
+            check_domain_name(name, "host:name")
+
+    def write(self, verb: etree._Element) -> None:
+        element = self._object(verb)
+        for name in self.names:
+            add(element, HOST_NS, "name", name)
+
+    @classmethod
+    def read(cls, verb: etree._Element) -> Self:
+        children = cls._object_children(verb)
+        names = children.many(qualified(HOST_NS, "name"), minimum=1)
+        children.end()
+        return cls(tuple(token(name) for name in names))
+
 
 @dataclass(frozen=True)
 class HostCreate(Command):
@@ -612,6 +737,7 @@ class HostCreate(Command):
     def __post_init__(self) -> None:
         object.__setattr__(self, "addresses", tuple(self.addresses))
         check_domain_name(self.name, "host:name")
+        _check_addresses(self.addresses)
 
     def write(self, verb: etree._Element) -> None:
         element = self._object(verb)
@@ -626,6 +752,12 @@ class HostCreate(Command):
         addresses = children.many(qualified(HOST_NS, "addr"))
         children.end()
         return cls(name, tuple(read_address(address) for address in addresses))
+
+
+def _check_addresses(addresses: tuple[HostAddress, ...]) -> None:
+    for address in addresses:
+        if not isinstance(address, ipaddress.IPv4Address | ipaddress.IPv6Address):
+            raise CodecError(f"host:addr: {str(address)[:40]!r} is not an IP address")
 
 
 @dataclass(frozen=True)
@@ -658,7 +790,114 @@ class HostDelete(_HostByName):
     verb = "delete"
 
 
+@dataclass(frozen=True)
+class HostChanges:
+    """What one `<host:add>` or `<host:rem>` names: addresses and statuses."""
+
+    addresses: tuple[HostAddress, ...] = ()
+    statuses: tuple[Status, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "addresses", tuple(self.addresses))
+        _check_addresses(self.addresses)
+        object.__setattr__(self, "statuses", check_statuses(
+            self.statuses, HOST_STATUSES, "host:status", minimum=0,
+            maximum=MAX_OBJECT_STATUSES))
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.addresses or self.statuses)
+
+    def write(self, parent: etree._Element, local: str) -> None:
+        if self.is_empty:
+            return
+        element = add(parent, HOST_NS, local)
+        for address in self.addresses:
+            write_address(element, address)
+        write_statuses(element, HOST_NS, self.statuses)
+
+    @classmethod
+    def read(cls, element: etree._Element | None) -> HostChanges:
+        if element is None:
+            return cls()
+        children = Children(element)
+        addresses = children.many(qualified(HOST_NS, "addr"))
+        statuses = children.many(qualified(HOST_NS, "status"))
+        children.end()
+        return cls(tuple(read_address(address) for address in addresses),
+                   tuple(read_status(status) for status in statuses))
+
+
+@dataclass(frozen=True)
+class HostUpdate(Command):
+    """A host update (RFC 5732 section 3.2.5): addresses and statuses added or removed, and a
+    new name (`new_name`, the `<host:chg>`)."""
+
+    verb = "update"
+    namespace = HOST_NS
+
+    name: str
+    add: HostChanges = field(default_factory=HostChanges)
+    remove: HostChanges = field(default_factory=HostChanges)
+    new_name: str | None = None
+
+    def __post_init__(self) -> None:
+        check_domain_name(self.name, "host:name")
+        if self.new_name is not None:
+            check_domain_name(self.new_name, "host:chg name")
+
+    def write(self, verb: etree._Element) -> None:
+        element = self._object(verb)
+        add(element, HOST_NS, "name", self.name)
+        self.add.write(element, "add")
+        self.remove.write(element, "rem")
+        if self.new_name is not None:
+            add(add(element, HOST_NS, "chg"), HOST_NS, "name", self.new_name)
+
+    @classmethod
+    def read(cls, verb: etree._Element) -> Self:
+        children = cls._object_children(verb)
+        name = _name(children, HOST_NS)
+        added = HostChanges.read(children.optional(qualified(HOST_NS, "add")))
+        removed = HostChanges.read(children.optional(qualified(HOST_NS, "rem")))
+        change = children.optional(qualified(HOST_NS, "chg"))
+        children.end()
+        new_name: str | None = None
+        if change is not None:
+            changed = Children(change)
+            new_name = _name(changed, HOST_NS)
+            changed.end()
+        return cls(name, added, removed, new_name)
+
+
 # --- contact commands (RFC 5733) -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ContactCheck(Command):
+    verb = "check"
+    namespace = CONTACT_NS
+
+    ids: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ids", tuple(self.ids))
+        if not self.ids:
+            raise CodecError("contact:check: at least one contact:id is required")
+        for contact_id in self.ids:
+            check_client_id(contact_id, "contact:id")
+
+    def write(self, verb: etree._Element) -> None:
+        element = self._object(verb)
+        for contact_id in self.ids:
+            add(element, CONTACT_NS, "id", contact_id)
+
+    @classmethod
+    def read(cls, verb: etree._Element) -> Self:
+        children = cls._object_children(verb)
+        ids = children.many(qualified(CONTACT_NS, "id"), minimum=1)
+        children.end()
+        return cls(tuple(token(contact_id) for contact_id in ids))
+
 
 @dataclass(frozen=True)
 class ContactCreate(Command):
@@ -711,8 +950,7 @@ class ContactCreate(Command):
 
 
 @dataclass(frozen=True)
-class ContactInfo(Command):
-    verb = "info"
+class _ContactByIdWithAuth(Command):
     namespace = CONTACT_NS
 
     id: str
@@ -730,12 +968,227 @@ class ContactInfo(Command):
             write_auth_info(element, CONTACT_NS, self.auth_info)
 
     @classmethod
-    def read(cls, verb: etree._Element) -> Self:
+    def _read_fields(cls, verb: etree._Element) -> tuple[str, Secret | None]:
         children = cls._object_children(verb)
         contact_id = token(children.one(qualified(CONTACT_NS, "id")))
         auth = _optional_auth(children, CONTACT_NS)
         children.end()
+        return contact_id, auth
+
+
+@dataclass(frozen=True)
+class ContactInfo(_ContactByIdWithAuth):
+    verb = "info"
+
+    @classmethod
+    def read(cls, verb: etree._Element) -> Self:
+        contact_id, auth = cls._read_fields(verb)
         return cls(contact_id, auth)
+
+
+@dataclass(frozen=True)
+class ContactTransfer(_ContactByIdWithAuth):
+    """A contact transfer (RFC 5733 section 3.2.4); `op` goes on the `<transfer>` element and
+    the authInfo proves the contact's consent."""
+
+    verb = "transfer"
+
+    op: TransferOp = "request"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        choose(self.op, TRANSFER_OPS, "epp:transfer op")
+
+    def write(self, verb: etree._Element) -> None:
+        verb.set("op", self.op)
+        super().write(verb)
+
+    @classmethod
+    def read(cls, verb: etree._Element) -> Self:
+        op = choose(attribute(verb, "op"), TRANSFER_OPS, "epp:transfer op")
+        contact_id, auth = cls._read_fields(verb)
+        return cls(contact_id, auth, op)
+
+
+@dataclass(frozen=True)
+class ContactDelete(Command):
+    verb = "delete"
+    namespace = CONTACT_NS
+
+    id: str
+
+    def __post_init__(self) -> None:
+        check_client_id(self.id, "contact:id")
+
+    def write(self, verb: etree._Element) -> None:
+        add(self._object(verb), CONTACT_NS, "id", self.id)
+
+    @classmethod
+    def read(cls, verb: etree._Element) -> Self:
+        children = cls._object_children(verb)
+        contact_id = token(children.one(qualified(CONTACT_NS, "id")))
+        children.end()
+        return cls(contact_id)
+
+
+@dataclass(frozen=True)
+class PostalInfoChange:
+    """One `<contact:postalInfo>` of a contact update's `<chg>` (RFC 5733 chgPostalInfoType):
+    every part is optional, but an address is given whole (street lines, city, sp, pc, cc),
+    replacing the one held. An empty `org` removes the organization."""
+
+    type: PostalType
+    name: str | None = None
+    org: str | None = None
+    street: tuple[str, ...] = ()
+    city: str | None = None
+    sp: str | None = None
+    pc: str | None = None
+    cc: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "street", tuple(self.street))
+        choose(self.type, POSTAL_TYPES, "contact:postalInfo type")
+        if self.name is None and self.org is None and not self.changes_address:
+            raise CodecError("contact:postalInfo: a change names contact:name, contact:org or "
+                             "contact:addr")
+        if self.changes_address and (self.city is None or self.cc is None):
+            raise CodecError("contact:addr: a changed address needs contact:city and "
+                             "contact:cc")
+        # The checks of a full postal info (line lengths, the ASCII-only "int" form, the
+        # country code) apply to what is given; placeholders stand in for what is not.
+        PostalInfo(self.type, self.name if self.name is not None else "-",
+                   self.city if self.city is not None else "-",
+                   self.cc if self.cc is not None else "XX", org=self.org or None,
+                   street=self.street, sp=self.sp, pc=self.pc)
+
+    @property
+    def changes_address(self) -> bool:
+        return bool(self.street) or any(value is not None for value in
+                                        (self.city, self.sp, self.pc, self.cc))
+
+    def write(self, parent: etree._Element) -> None:
+        element = add(parent, CONTACT_NS, "postalInfo", attributes={"type": self.type})
+        if self.name is not None:
+            add(element, CONTACT_NS, "name", self.name)
+        if self.org is not None:
+            add(element, CONTACT_NS, "org", self.org)
+        if self.changes_address:
+            address = add(element, CONTACT_NS, "addr")
+            for line in self.street:
+                add(address, CONTACT_NS, "street", line)
+            add(address, CONTACT_NS, "city", self.city)
+            if self.sp is not None:
+                add(address, CONTACT_NS, "sp", self.sp)
+            if self.pc is not None:
+                add(address, CONTACT_NS, "pc", self.pc)
+            add(address, CONTACT_NS, "cc", self.cc)
+
+    @classmethod
+    def read(cls, element: etree._Element) -> PostalInfoChange:
+        kind = choose(attribute(element, "type"), POSTAL_TYPES, "contact:postalInfo type")
+        children = Children(element)
+        name = children.optional(qualified(CONTACT_NS, "name"))
+        org = children.optional(qualified(CONTACT_NS, "org"))
+        address = children.optional(qualified(CONTACT_NS, "addr"))
+        children.end()
+        street: tuple[str, ...] = ()
+        city = sp = pc = cc = None
+        if address is not None:
+            street, city, sp, pc, cc = read_postal_address(address)
+        return cls(kind, name=None if name is None else postal_line(name),
+                   org=None if org is None else postal_line(org), street=street, city=city,
+                   sp=sp, pc=pc, cc=cc)
+
+
+@dataclass(frozen=True)
+class ContactUpdate(Command):
+    """A contact update (RFC 5733 section 3.2.5): statuses added or removed, and what `<chg>`
+    replaces (postal info, voice, fax, email, authInfo, disclosure)."""
+
+    verb = "update"
+    namespace = CONTACT_NS
+
+    id: str
+    add: tuple[Status, ...] = ()
+    remove: tuple[Status, ...] = ()
+    postal_info: tuple[PostalInfoChange, ...] = ()
+    voice: Phone | None = None
+    fax: Phone | None = None
+    email: str | None = None
+    auth_info: Secret | None = None
+    disclose: Disclose | None = None
+
+    def __post_init__(self) -> None:
+        check_client_id(self.id, "contact:id")
+        for name in ("add", "remove"):
+            object.__setattr__(self, name, check_statuses(
+                getattr(self, name), CONTACT_STATUSES, "contact:status", minimum=0,
+                maximum=MAX_OBJECT_STATUSES))
+        object.__setattr__(self, "postal_info", tuple(self.postal_info))
+        kinds = [info.type for info in self.postal_info]
+        if len(set(kinds)) != len(kinds):
+            raise CodecError("contact:postalInfo: at most one change of each type (int, loc)")
+        if self.email is not None:
+            check_token(self.email, "contact:email", minimum=1, maximum=None)
+        if self.auth_info is not None:
+            check_secret(self.auth_info, "contact:authInfo")
+
+    @property
+    def changes(self) -> bool:
+        """Whether there is anything for `<contact:chg>`."""
+        return bool(self.postal_info) or any(value is not None for value in (
+            self.voice, self.fax, self.email, self.auth_info, self.disclose))
+
+    def write(self, verb: etree._Element) -> None:
+        element = self._object(verb)
+        add(element, CONTACT_NS, "id", self.id)
+        for local, statuses in (("add", self.add), ("rem", self.remove)):
+            if statuses:
+                write_statuses(add(element, CONTACT_NS, local), CONTACT_NS, statuses)
+        if self.changes:
+            change = add(element, CONTACT_NS, "chg")
+            for info in self.postal_info:
+                info.write(change)
+            write_phone(change, "voice", self.voice)
+            write_phone(change, "fax", self.fax)
+            if self.email is not None:
+                add(change, CONTACT_NS, "email", self.email)
+            if self.auth_info is not None:
+                write_auth_info(change, CONTACT_NS, self.auth_info)
+            write_disclose(change, self.disclose)
+
+    @classmethod
+    def read(cls, verb: etree._Element) -> Self:
+        children = cls._object_children(verb)
+        contact_id = token(children.one(qualified(CONTACT_NS, "id")))
+        added = _contact_statuses(children.optional(qualified(CONTACT_NS, "add")))
+        removed = _contact_statuses(children.optional(qualified(CONTACT_NS, "rem")))
+        change = children.optional(qualified(CONTACT_NS, "chg"))
+        children.end()
+        if change is None:
+            return cls(contact_id, added, removed)
+        changed = Children(change)
+        postal = changed.many(qualified(CONTACT_NS, "postalInfo"), maximum=MAX_POSTAL_INFO)
+        voice = read_phone(changed.optional(qualified(CONTACT_NS, "voice")))
+        fax = read_phone(changed.optional(qualified(CONTACT_NS, "fax")))
+        email = changed.optional(qualified(CONTACT_NS, "email"))
+        auth = _optional_auth(changed, CONTACT_NS)
+        disclose = read_disclose(changed.optional(qualified(CONTACT_NS, "disclose")))
+        changed.end()
+        return cls(contact_id, added, removed,
+                   tuple(PostalInfoChange.read(info) for info in postal), voice, fax,
+                   None if email is None else token(email), auth, disclose)
+
+
+def _contact_statuses(element: etree._Element | None) -> tuple[Status, ...]:
+    if element is None:
+        return ()
+    children = Children(element)
+    statuses = children.many(qualified(CONTACT_NS, "status"), minimum=1,
+                             maximum=MAX_OBJECT_STATUSES)
+    children.end()
+    return tuple(read_status(status) for status in statuses)
 
 
 # --- command extensions ----------------------------------------------------------------------
@@ -755,37 +1208,50 @@ class CommandExtension(ABC):
     def read(cls, element: etree._Element) -> Self:
         """The extension from its element."""
 
+    @classmethod
+    def matches(cls, element: etree._Element) -> bool:
+        """Whether `element` (of this class's tag) is this extension; two classes share a tag
+        when an attribute tells them apart (rgp:update's restore op)."""
+        return True
+
 
 @dataclass(frozen=True)
 class SecDnsCreate(CommandExtension):
-    """DS records for a new domain (RFC 5910 section 5.2.1)."""
+    """DNSSEC data for a new domain (RFC 5910 section 5.2.1): DS records (`ds`) or keys
+    (`keys`, the key data interface), exactly one of the two."""
 
     tag = qualified(SECDNS_NS, "create")
     extends = (DomainCreate,)
 
-    ds: tuple[DsRecord, ...]
+    ds: tuple[DsRecord, ...] = ()
     max_sig_life: int | None = None
+    keys: tuple[KeyData, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ds", tuple(check_ds(record) for record in self.ds))
-        if not self.ds:
-            raise CodecError("secDNS:create: at least one secDNS:dsData is required")
+        object.__setattr__(self, "keys", tuple(self.keys))
+        check_dnssec_interface(self.ds, self.keys, "secDNS:create")
+        if not (self.ds or self.keys):
+            raise CodecError("secDNS:create: at least one secDNS:dsData or secDNS:keyData is "
+                             "required")
         check_max_sig_life(self.max_sig_life)
 
     def write(self, extension: etree._Element) -> None:
         write_ds_or_key(add(extension, SECDNS_NS, "create", declare=True), self.ds,
-                        self.max_sig_life)
+                        self.max_sig_life, self.keys)
 
     @classmethod
     def read(cls, element: etree._Element) -> Self:
-        records, life = read_ds_or_key(element)
-        return cls(records, life)
+        records, keys, life = read_ds_or_key(element)
+        return cls(records, life, keys)
 
 
 @dataclass(frozen=True)
 class SecDnsUpdate(CommandExtension):
-    """DS changes to a domain (RFC 5910 section 5.2.5): removals first, as the schema orders
-    them; `remove_all` drops every DS record (and takes no list)."""
+    """DNSSEC changes to a domain (RFC 5910 section 5.2.5): removals first, as the schema
+    orders them; `remove_all` drops every record (and takes no list). DS records (`add`,
+    `remove`) and keys (`add_keys`, `remove_keys`) are the two interfaces: one update uses
+    one."""
 
     tag = qualified(SECDNS_NS, "update")
     extends = (DomainUpdate,)
@@ -795,26 +1261,34 @@ class SecDnsUpdate(CommandExtension):
     remove_all: bool = False
     max_sig_life: int | None = None
     urgent: bool = False
+    add_keys: tuple[KeyData, ...] = ()
+    remove_keys: tuple[KeyData, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "add", tuple(check_ds(record) for record in self.add))
         object.__setattr__(self, "remove", tuple(check_ds(record) for record in self.remove))
-        if self.remove_all and self.remove:
-            raise CodecError("secDNS:rem: secDNS:all and secDNS:dsData exclude each other")
-        if not (self.add or self.remove or self.remove_all or self.max_sig_life is not None):
+        object.__setattr__(self, "add_keys", tuple(self.add_keys))
+        object.__setattr__(self, "remove_keys", tuple(self.remove_keys))
+        check_dnssec_interface((*self.add, *self.remove), (*self.add_keys, *self.remove_keys),
+                               "secDNS:update")
+        if self.remove_all and (self.remove or self.remove_keys):
+            raise CodecError("secDNS:rem: secDNS:all and a list of records exclude each other")
+        if not (self.add or self.remove or self.add_keys or self.remove_keys
+                or self.remove_all or self.max_sig_life is not None):
             raise CodecError("secDNS:update: nothing to add, remove or change")
         check_max_sig_life(self.max_sig_life)
 
     def write(self, extension: etree._Element) -> None:
         element = add(extension, SECDNS_NS, "update", declare=True,
                       attributes={"urgent": "true"} if self.urgent else None)
-        if self.remove_all or self.remove:
+        if self.remove_all or self.remove or self.remove_keys:
             removed = add(element, SECDNS_NS, "rem")
             if self.remove_all:
                 add(removed, SECDNS_NS, "all", "true")
             write_ds_data(removed, self.remove)
-        if self.add:
-            write_ds_or_key(add(element, SECDNS_NS, "add"), self.add, None)
+            write_key_data(removed, self.remove_keys)
+        if self.add or self.add_keys:
+            write_ds_or_key(add(element, SECDNS_NS, "add"), self.add, None, self.add_keys)
         if self.max_sig_life is not None:
             change = add(element, SECDNS_NS, "chg")
             add(change, SECDNS_NS, "maxSigLife", str(self.max_sig_life))
@@ -829,6 +1303,7 @@ class SecDnsUpdate(CommandExtension):
         children.end()
         remove_all = False
         remove: tuple[DsRecord, ...] = ()
+        remove_keys: tuple[KeyData, ...] = ()
         if removed is not None:
             listed = Children(removed)
             everything = listed.optional(qualified(SECDNS_NS, "all"))
@@ -837,11 +1312,12 @@ class SecDnsUpdate(CommandExtension):
                 if not remove_all:
                     raise CodecError("secDNS:all: false removes nothing; leave secDNS:rem out")
             else:
-                remove = read_ds_data(listed, removed)
+                remove, remove_keys = read_ds_or_key_data(listed, removed)
             listed.end()
         add_records: tuple[DsRecord, ...] = ()
+        add_keys: tuple[KeyData, ...] = ()
         if added is not None:
-            add_records, life = read_ds_or_key(added)
+            add_records, add_keys, life = read_ds_or_key(added)
             if life is not None:
                 raise CodecError("secDNS:add: secDNS:maxSigLife belongs in secDNS:chg")
         max_sig_life: int | None = None
@@ -853,7 +1329,13 @@ class SecDnsUpdate(CommandExtension):
                 max_sig_life = integer(token(life_element), "secDNS:maxSigLife", minimum=1,
                                        maximum=None)
         return cls(add=add_records, remove=remove, remove_all=remove_all,
-                   max_sig_life=max_sig_life, urgent=urgent)
+                   max_sig_life=max_sig_life, urgent=urgent, add_keys=add_keys,
+                   remove_keys=remove_keys)
+
+
+def _restore_op(element: etree._Element) -> str | None:
+    restore = element.find(qualified(RGP_NS, "restore"))
+    return None if restore is None else restore.get("op")
 
 
 @dataclass(frozen=True)
@@ -862,6 +1344,10 @@ class RgpRestoreRequest(CommandExtension):
 
     tag = qualified(RGP_NS, "update")
     extends = (DomainUpdate,)
+
+    @classmethod
+    def matches(cls, element: etree._Element) -> bool:
+        return _restore_op(element) == "request"
 
     def write(self, extension: etree._Element) -> None:
         update = add(extension, RGP_NS, "update", declare=True)
@@ -873,12 +1359,108 @@ class RgpRestoreRequest(CommandExtension):
         restore = children.one(qualified(RGP_NS, "restore"))
         children.end()
         op = attribute(restore, "op")
-        if op == "report":
-            raise UnimplementedOption("rgp:restore: the restore report is not supported")
         if op != "request":
             raise CodecError(f"rgp:restore: op must be request or report, not {op[:16]!r}")
         Children(restore).end()
         return cls()
+
+
+RESTORE_STATEMENTS = 2  # RFC 3915 section 4.2.5
+
+
+@dataclass(frozen=True)
+class RgpRestoreReport(CommandExtension):
+    """The restore report that follows a restore request (RFC 3915 section 4.2.5): the
+    registration data before the deletion and after the restore, when the domain was deleted
+    and restored, why, the registrar's two statements, and anything else it adds.
+
+    The data and statements are text (the RFC's examples are); markup inside them is refused
+    (2102), never dropped. `lang` is the language of the reason and the statements."""
+
+    tag = qualified(RGP_NS, "update")
+    extends = (DomainUpdate,)
+
+    pre_data: str
+    post_data: str
+    deleted: datetime
+    restored: datetime
+    reason: str
+    statements: tuple[str, ...]
+    other: str | None = None
+    lang: str = "en"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "statements", tuple(self.statements))
+        for text, element in ((self.pre_data, "rgp:preData"), (self.post_data, "rgp:postData"),
+                              (self.reason, "rgp:resReason"),
+                              *((statement, "rgp:statement") for statement in self.statements)):
+            _check_report_text(text, element)
+        if self.other is not None:
+            _check_report_text(self.other, "rgp:other")
+        if len(self.statements) != RESTORE_STATEMENTS:
+            raise CodecError(f"rgp:statement: the report carries exactly {RESTORE_STATEMENTS} "
+                             f"statements, not {len(self.statements)}")
+        format_datetime(self.deleted, "rgp:delTime")
+        format_datetime(self.restored, "rgp:resTime")
+        check_token(self.lang, "rgp:resReason lang", minimum=1, maximum=35)
+
+    @classmethod
+    def matches(cls, element: etree._Element) -> bool:
+        return _restore_op(element) == "report"
+
+    def write(self, extension: etree._Element) -> None:
+        update = add(extension, RGP_NS, "update", declare=True)
+        report = add(add(update, RGP_NS, "restore", attributes={"op": "report"}), RGP_NS,
+                     "report")
+        lang = None if self.lang == "en" else {"lang": self.lang}
+        add(report, RGP_NS, "preData", self.pre_data)
+        add(report, RGP_NS, "postData", self.post_data)
+        add(report, RGP_NS, "delTime", format_datetime(self.deleted, "rgp:delTime"))
+        add(report, RGP_NS, "resTime", format_datetime(self.restored, "rgp:resTime"))
+        add(report, RGP_NS, "resReason", self.reason, lang)
+        for statement in self.statements:
+            add(report, RGP_NS, "statement", statement, lang)
+        if self.other is not None:
+            add(report, RGP_NS, "other", self.other)
+
+    @classmethod
+    def read(cls, element: etree._Element) -> Self:
+        children = Children(element)
+        restore = children.one(qualified(RGP_NS, "restore"))
+        children.end()
+        if attribute(restore, "op") != "report":
+            raise CodecError("rgp:restore: a restore report has op=report")
+        parts = Children(restore)
+        report = Children(parts.one(qualified(RGP_NS, "report")))
+        parts.end()
+        pre_data = _report_text(report.one(qualified(RGP_NS, "preData")))
+        post_data = _report_text(report.one(qualified(RGP_NS, "postData")))
+        deleted = parse_datetime(token(report.one(qualified(RGP_NS, "delTime"))),
+                                 "rgp:delTime")
+        restored = parse_datetime(token(report.one(qualified(RGP_NS, "resTime"))),
+                                  "rgp:resTime")
+        reason = report.one(qualified(RGP_NS, "resReason"))
+        statements = report.many(qualified(RGP_NS, "statement"), minimum=1, maximum=2)
+        other = report.optional(qualified(RGP_NS, "other"))
+        report.end()
+        return cls(pre_data=pre_data, post_data=post_data, deleted=deleted, restored=restored,
+                   reason=_report_text(reason),
+                   statements=tuple(_report_text(statement) for statement in statements),
+                   other=None if other is None else _report_text(other),
+                   lang=attribute(reason, "lang", "en"))
+
+
+def _check_report_text(value: object, element: str) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise CodecError(f"{element}: text is required")
+
+
+def _report_text(element: etree._Element) -> str:
+    """A report's free text (RFC 3915 mixedType), its surrounding whitespace dropped."""
+    if len(element):
+        raise UnimplementedOption(f"{show(element.tag)}: markup ({show(element[0].tag)}) "
+                                  "is not supported; send text")
+    return raw_text(element).strip()
 
 
 # --- documents -------------------------------------------------------------------------------
@@ -889,13 +1471,16 @@ E = TypeVar("E", bound=CommandExtension)
 _COMMANDS: dict[tuple[str, str | None], type[Command]] = {
     (kind.verb, kind.namespace): kind for kind in (
         Login, Logout, Poll, DomainCheck, DomainInfo, DomainCreate, DomainUpdate, DomainDelete,
-        DomainRenew, DomainTransfer, HostCreate, HostInfo, HostDelete, ContactCreate,
-        ContactInfo,
+        DomainRenew, DomainTransfer, HostCheck, HostCreate, HostInfo, HostUpdate, HostDelete,
+        ContactCheck, ContactCreate, ContactInfo, ContactUpdate, ContactDelete,
+        ContactTransfer,
     )
 }
-_EXTENSIONS: dict[str, type[CommandExtension]] = {
-    kind.tag: kind for kind in (SecDnsCreate, SecDnsUpdate, RgpRestoreRequest)
-}
+# By tag; where two classes share one, the first whose `matches` accepts the element reads it
+# (and the first reads, and refuses, an element that none accepts).
+_EXTENSIONS: dict[str, tuple[type[CommandExtension], ...]] = {}
+for _kind in (SecDnsCreate, SecDnsUpdate, RgpRestoreRequest, RgpRestoreReport):
+    _EXTENSIONS[_kind.tag] = (*_EXTENSIONS.get(_kind.tag, ()), _kind)
 
 
 @dataclass(frozen=True)
@@ -971,10 +1556,11 @@ def parse_command(data: bytes, *, validate: Validator | None = None) -> EppComma
     extensions: list[Extension] = []
     if extension_element is not None:
         for element in extension_element:
-            kind = _EXTENSIONS.get(element.tag)
-            if kind is None:
+            kinds = _EXTENSIONS.get(element.tag)
+            if kinds is None:
                 extensions.append(RawElement.of(element))
                 continue
+            kind = next((kind for kind in kinds if kind.matches(element)), kinds[0])
             extension = kind.read(element)
             _check_extends(extension, body)
             extensions.append(extension)
@@ -1007,10 +1593,12 @@ def _check_extends(extension: CommandExtension, body: Command) -> None:
 
 
 __all__ = [
-    "Command", "CommandExtension", "ContactCreate", "ContactInfo", "DomainChanges",
+    "RESTORE_STATEMENTS", "Command", "CommandExtension", "ContactCheck", "ContactCreate",
+    "ContactDelete", "ContactInfo", "ContactTransfer", "ContactUpdate", "DomainChanges",
     "DomainCheck", "DomainCreate", "DomainDelete", "DomainInfo", "DomainRenew",
-    "DomainTransfer", "DomainUpdate", "EppCommand", "Extension", "Hello", "HostCreate",
-    "HostDelete", "HostInfo", "HostsFilter", "Login", "Logout", "Poll", "RgpRestoreRequest",
+    "DomainTransfer", "DomainUpdate", "EppCommand", "Extension", "Hello", "HostChanges",
+    "HostCheck", "HostCreate", "HostDelete", "HostInfo", "HostUpdate", "HostsFilter", "Login",
+    "Logout", "Poll", "PostalInfoChange", "RgpRestoreReport", "RgpRestoreRequest",
     "SecDnsCreate", "SecDnsUpdate", "TransferOp", "build_command", "build_hello",
     "parse_command",
 ]

@@ -6,8 +6,9 @@ Dates become aware datetimes in UTC; authorization codes become `Secret`s, maske
 Elements this module has no type for (a registry's own extension, a poll message's payload)
 are kept as `RawElement`s, never dropped.
 
-Typed: domain chkData, infData, creData, renData, trnData, panData; host infData, creData;
-contact infData, creData; secDNS-1.1 infData (DS data interface); rgp-1.0 infData and upData.
+Typed: domain chkData, infData, creData, renData, trnData, panData; host chkData, infData,
+creData; contact chkData, infData, creData, trnData; secDNS-1.1 infData (DS data or key data
+interface); rgp-1.0 infData and upData.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from regshield.registry.codec import (
     MAX_OBJECT_STATUSES,
     MAX_POSTAL_INFO,
     OBJECT_URIS,
+    PREFIXES,
     RGP_NS,
     SECDNS_NS,
     TRANSFER_STATUSES,
@@ -40,6 +42,8 @@ from regshield.registry.codec import (
     Disclose,
     DomainContact,
     HostAddress,
+    HostAttribute,
+    KeyData,
     Phone,
     PostalInfo,
     RawElement,
@@ -51,9 +55,12 @@ from regshield.registry.codec import (
     attribute,
     boolean,
     check_client_id,
+    check_dnssec_interface,
     check_domain_name,
     check_ds,
+    check_ext_auth_info,
     check_max_sig_life,
+    check_nameserver_forms,
     check_roid,
     check_secret,
     check_statuses,
@@ -68,11 +75,12 @@ from regshield.registry.codec import (
     parse_datetime,
     qualified,
     read_address,
+    read_any_auth_info,
     read_auth_info,
     read_contact,
     read_disclose,
     read_ds_or_key,
-    read_host_objects,
+    read_nameservers,
     read_phone,
     read_postal_info,
     read_status,
@@ -81,11 +89,12 @@ from regshield.registry.codec import (
     show,
     token,
     write_address,
+    write_any_auth_info,
     write_auth_info,
     write_contacts,
     write_disclose,
     write_ds_or_key,
-    write_host_objects,
+    write_nameservers,
     write_phone,
     write_postal_info,
     write_statuses,
@@ -270,48 +279,84 @@ class CheckResult:
 
 
 @dataclass(frozen=True)
-class DomainCheckData(ResponseItem):
-    tag = qualified(DOMAIN_NS, "chkData")
+class _CheckData(ResponseItem):
+    """A `<chkData>`: one `<cd>` per name or identifier asked about. Subclasses name their
+    namespace and the element that holds the name (`name`, or `id` for contacts)."""
+
+    namespace: ClassVar[str]
+    key: ClassVar[str] = "name"
 
     results: tuple[CheckResult, ...]
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "results", tuple(self.results))
+        prefix = PREFIXES[self.namespace]
         if not self.results:
-            raise CodecError("domain:chkData: at least one domain:cd is required")
+            raise CodecError(f"{prefix}:chkData: at least one {prefix}:cd is required")
         for result in self.results:
-            check_domain_name(result.name)
+            self._check_key(result.name)
             if result.reason is not None:
-                check_token(result.reason, "domain:reason", minimum=1, maximum=32)
+                check_token(result.reason, f"{prefix}:reason", minimum=1, maximum=32)
+
+    @classmethod
+    def _check_key(cls, value: str) -> None:
+        check_domain_name(value, f"{PREFIXES[cls.namespace]}:{cls.key}")
 
     def write(self, parent: etree._Element) -> None:
         element = self._root(parent)
         for result in self.results:
-            cd = add(element, DOMAIN_NS, "cd")
-            add(cd, DOMAIN_NS, "name", result.name,
+            cd = add(element, self.namespace, "cd")
+            add(cd, self.namespace, self.key, result.name,
                 {"avail": "1" if result.available else "0"})
             if result.reason is not None:
-                add(cd, DOMAIN_NS, "reason", result.reason)
+                add(cd, self.namespace, "reason", result.reason)
 
     @classmethod
     def read(cls, element: etree._Element) -> Self:
         children = Children(element)
         results: list[CheckResult] = []
-        for cd in children.many(qualified(DOMAIN_NS, "cd"), minimum=1):
+        for cd in children.many(qualified(cls.namespace, "cd"), minimum=1):
             parts = Children(cd)
-            name = parts.one(qualified(DOMAIN_NS, "name"))
-            reason = _optional_text(parts, DOMAIN_NS, "reason")
+            name = parts.one(qualified(cls.namespace, cls.key))
+            reason = _optional_text(parts, cls.namespace, "reason")
             parts.end()
-            results.append(CheckResult(token(name), boolean(attribute(name, "avail"),
-                                                            "domain:name avail"), reason))
+            available = boolean(attribute(name, "avail"), f"{show(name.tag)} avail")
+            results.append(CheckResult(token(name), available, reason))
         children.end()
         return cls(tuple(results))
 
 
 @dataclass(frozen=True)
+class DomainCheckData(_CheckData):
+    tag = qualified(DOMAIN_NS, "chkData")
+    namespace = DOMAIN_NS
+
+
+@dataclass(frozen=True)
+class HostCheckData(_CheckData):
+    tag = qualified(HOST_NS, "chkData")
+    namespace = HOST_NS
+
+
+@dataclass(frozen=True)
+class ContactCheckData(_CheckData):
+    """A contact check's answer; each result's `name` is a contact identifier."""
+
+    tag = qualified(CONTACT_NS, "chkData")
+    namespace = CONTACT_NS
+    key = "id"
+
+    @classmethod
+    def _check_key(cls, value: str) -> None:
+        check_client_id(value, "contact:id")
+
+
+@dataclass(frozen=True)
 class DomainInfoData(ResponseItem):
-    """A domain as the registry holds it. `hosts` are its subordinate hosts; `auth_info`
-    comes only to the sponsoring registrar (or with the right authInfo)."""
+    """A domain as the registry holds it. Nameservers are host object names (`nameservers`)
+    or host attributes (`host_attributes`); `hosts` are its subordinate hosts; the authInfo
+    (a password, or an `ext` element) comes only to the sponsoring registrar (or with the
+    right authInfo)."""
 
     tag = qualified(DOMAIN_NS, "infData")
 
@@ -330,17 +375,24 @@ class DomainInfoData(ResponseItem):
     expires: datetime | None = None
     transferred: datetime | None = None
     auth_info: Secret | None = None
+    host_attributes: tuple[HostAttribute, ...] = ()
+    auth_info_ext: RawElement | None = None
 
     def __post_init__(self) -> None:
-        for name in ("statuses", "contacts", "nameservers", "hosts"):
+        for name in ("statuses", "contacts", "nameservers", "hosts", "host_attributes"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         check_domain_name(self.name)
         check_roid(self.roid, "domain:roid")
         check_client_id(self.sponsoring_client, "domain:clID")
         check_statuses(self.statuses, ALL_STATUSES, "domain:status", minimum=0,
                        maximum=MAX_DOMAIN_STATUSES)
-        for host in (*self.nameservers, *self.hosts):
+        check_nameserver_forms(self.nameservers, self.host_attributes)
+        for host in self.hosts:
             check_domain_name(host, "domain:host")
+        if self.auth_info_ext is not None:
+            check_ext_auth_info(self.auth_info_ext, DOMAIN_NS)
+            if self.auth_info is not None:
+                raise CodecError("domain:authInfo: domain:pw and domain:ext exclude each other")
         for identifier, element in ((self.registrant, "domain:registrant"),
                                     (self.created_by, "domain:crID"),
                                     (self.updated_by, "domain:upID")):
@@ -359,8 +411,7 @@ class DomainInfoData(ResponseItem):
         if self.registrant is not None:
             add(element, DOMAIN_NS, "registrant", self.registrant)
         write_contacts(element, self.contacts)
-        if self.nameservers:
-            write_host_objects(element, self.nameservers)
+        write_nameservers(element, self.nameservers, self.host_attributes)
         for host in self.hosts:
             add(element, DOMAIN_NS, "host", host)
         add(element, DOMAIN_NS, "clID", self.sponsoring_client)
@@ -372,8 +423,9 @@ class DomainInfoData(ResponseItem):
         _add_datetime(element, DOMAIN_NS, "upDate", self.updated)
         _add_datetime(element, DOMAIN_NS, "exDate", self.expires)
         _add_datetime(element, DOMAIN_NS, "trDate", self.transferred)
-        if self.auth_info is not None:
-            write_auth_info(element, DOMAIN_NS, self.auth_info)
+        auth = self.auth_info if self.auth_info is not None else self.auth_info_ext
+        if auth is not None:
+            write_any_auth_info(element, DOMAIN_NS, auth)
 
     @classmethod
     def read(cls, element: etree._Element) -> Self:
@@ -392,17 +444,20 @@ class DomainInfoData(ResponseItem):
         updated = _optional_datetime(children, DOMAIN_NS, "upDate")
         expires = _optional_datetime(children, DOMAIN_NS, "exDate")
         transferred = _optional_datetime(children, DOMAIN_NS, "trDate")
-        auth = children.optional(qualified(DOMAIN_NS, "authInfo"))
+        auth_element = children.optional(qualified(DOMAIN_NS, "authInfo"))
         children.end()
+        names, attributes = read_nameservers(ns)
+        auth = None if auth_element is None else read_any_auth_info(auth_element, DOMAIN_NS)
         return cls(
             name=name, roid=roid, sponsoring_client=sponsor,
             statuses=tuple(read_status(status) for status in statuses),
             registrant=registrant, contacts=tuple(read_contact(c) for c in contacts),
-            nameservers=() if ns is None else read_host_objects(ns),
-            hosts=tuple(token(host) for host in hosts), created_by=created_by,
-            created=created, updated_by=updated_by, updated=updated, expires=expires,
-            transferred=transferred,
-            auth_info=None if auth is None else read_auth_info(auth, DOMAIN_NS))
+            nameservers=names, hosts=tuple(token(host) for host in hosts),
+            created_by=created_by, created=created, updated_by=updated_by, updated=updated,
+            expires=expires, transferred=transferred,
+            auth_info=auth if isinstance(auth, Secret) else None,
+            host_attributes=attributes,
+            auth_info_ext=auth if isinstance(auth, RawElement) else None)
 
 
 @dataclass(frozen=True)
@@ -757,29 +812,79 @@ class ContactInfoData(ResponseItem):
 
 
 @dataclass(frozen=True)
+class ContactTransferData(ResponseItem):
+    """A contact transfer's state (RFC 5733 section 3.1.3): who asked (reID) and when, who
+    must act (acID) and by when. Contacts have no expiry, so there is no exDate."""
+
+    tag = qualified(CONTACT_NS, "trnData")
+
+    id: str
+    status: str
+    requesting_client: str
+    requested: datetime
+    acting_client: str
+    act_by: datetime
+
+    def __post_init__(self) -> None:
+        check_client_id(self.id, "contact:id")
+        if self.status not in TRANSFER_STATUSES:
+            raise CodecError(f"contact:trStatus: {self.status[:32]!r} is not a transfer "
+                             "status")
+        check_client_id(self.requesting_client, "contact:reID")
+        check_client_id(self.acting_client, "contact:acID")
+        format_datetime(self.requested, "contact:reDate")
+        format_datetime(self.act_by, "contact:acDate")
+
+    def write(self, parent: etree._Element) -> None:
+        element = self._root(parent)
+        add(element, CONTACT_NS, "id", self.id)
+        add(element, CONTACT_NS, "trStatus", self.status)
+        add(element, CONTACT_NS, "reID", self.requesting_client)
+        _add_datetime(element, CONTACT_NS, "reDate", self.requested)
+        add(element, CONTACT_NS, "acID", self.acting_client)
+        _add_datetime(element, CONTACT_NS, "acDate", self.act_by)
+
+    @classmethod
+    def read(cls, element: etree._Element) -> Self:
+        children = Children(element)
+        contact_id = _text(children, CONTACT_NS, "id")
+        status = _text(children, CONTACT_NS, "trStatus")
+        requesting = _text(children, CONTACT_NS, "reID")
+        requested = _datetime(children, CONTACT_NS, "reDate")
+        acting = _text(children, CONTACT_NS, "acID")
+        act_by = _datetime(children, CONTACT_NS, "acDate")
+        children.end()
+        return cls(contact_id, status, requesting, requested, acting, act_by)
+
+
+@dataclass(frozen=True)
 class SecDnsInfo(ResponseItem):
-    """The DS records a registry holds for a domain (RFC 5910 section 5.1.2)."""
+    """The DNSSEC data a registry holds for a domain (RFC 5910 section 5.1.2): DS records
+    (`ds`) or keys (`keys`), whichever interface the registry serves."""
 
     tag = qualified(SECDNS_NS, "infData")
     in_extension = True
 
-    ds: tuple[DsRecord, ...]
+    ds: tuple[DsRecord, ...] = ()
     max_sig_life: int | None = None
+    keys: tuple[KeyData, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ds", tuple(check_ds(record) for record in self.ds))
-        if not self.ds:
-            raise CodecError("secDNS:infData: at least one secDNS:dsData is required "
-                             "(a domain without DS records has no secDNS:infData)")
+        object.__setattr__(self, "keys", tuple(self.keys))
+        check_dnssec_interface(self.ds, self.keys, "secDNS:infData")
+        if not (self.ds or self.keys):
+            raise CodecError("secDNS:infData: at least one secDNS:dsData or secDNS:keyData is "
+                             "required (a domain without DNSSEC data has no secDNS:infData)")
         check_max_sig_life(self.max_sig_life)
 
     def write(self, parent: etree._Element) -> None:
-        write_ds_or_key(self._root(parent), self.ds, self.max_sig_life)
+        write_ds_or_key(self._root(parent), self.ds, self.max_sig_life, self.keys)
 
     @classmethod
     def read(cls, element: etree._Element) -> Self:
-        records, life = read_ds_or_key(element)
-        return cls(records, life)
+        records, keys, life = read_ds_or_key(element)
+        return cls(records, life, keys)
 
 
 def _check_rgp(statuses: tuple[Status, ...], element: str) -> tuple[Status, ...]:
@@ -832,7 +937,8 @@ T = TypeVar("T", bound=ResponseItem)
 
 _RES_DATA: dict[str, type[ResponseItem]] = {kind.tag: kind for kind in (
     DomainCheckData, DomainInfoData, DomainCreateData, DomainRenewData, DomainTransferData,
-    DomainPendingActionData, HostCreateData, HostInfoData, ContactCreateData, ContactInfoData,
+    DomainPendingActionData, HostCheckData, HostCreateData, HostInfoData, ContactCheckData,
+    ContactCreateData, ContactInfoData, ContactTransferData,
 )}
 _RESPONSE_EXTENSIONS: dict[str, type[ResponseItem]] = {kind.tag: kind for kind in (
     SecDnsInfo, RgpInfo, RgpUpdateData,
@@ -1136,8 +1242,10 @@ def _local_name(element: etree._Element) -> str:
 
 __all__ = [
     "CheckResult",
+    "ContactCheckData",
     "ContactCreateData",
     "ContactInfoData",
+    "ContactTransferData",
     "DataCollectionPolicy",
     "DcpStatement",
     "DomainCheckData",
@@ -1149,6 +1257,7 @@ __all__ = [
     "EppResponse",
     "ExtValue",
     "Greeting",
+    "HostCheckData",
     "HostCreateData",
     "HostInfoData",
     "Item",

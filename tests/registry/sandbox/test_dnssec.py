@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 
 from registry.sandbox.test_server import AUTH_INFO, PASSWORD_A, PASSWORD_B, Client, Sandbox, create
-from regshield.registry.codec import SECDNS_NS, RawElement, ResultCode, Secret, Status
+from regshield.registry.codec import SECDNS_NS, KeyData, RawElement, ResultCode, Secret, Status
 from regshield.registry.commands import (
     DomainChanges,
     DomainInfo,
@@ -164,6 +164,19 @@ async def test_the_key_data_interface_is_refused_with_2306(sandbox: Sandbox) -> 
     assert refused.code == ResultCode.PARAMETER_VALUE_POLICY_ERROR
     assert "keyData" in refused.message
     assert check.code == ResultCode.OBJECT_DOES_NOT_EXIST
+
+
+async def test_key_data_in_an_update_is_refused_with_2306_too(sandbox: Sandbox) -> None:
+    client = await dnssec_session(sandbox)
+    await signed(client, "keyed.test", DS_A)
+    key = KeyData(257, 3, 13, "AQID")
+
+    added = await update_ds(client, "keyed.test", SecDnsUpdate(add_keys=(key,)))
+    removed = await update_ds(client, "keyed.test", SecDnsUpdate(remove_keys=(key,)))
+
+    assert added.code == removed.code == ResultCode.PARAMETER_VALUE_POLICY_ERROR
+    assert "keyData" in added.message
+    assert await ds_of(client, "keyed.test") == (DS_A,)
 
 
 async def test_secdns_not_selected_at_login_is_refused(sandbox: Sandbox) -> None:

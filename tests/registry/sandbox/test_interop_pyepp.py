@@ -1,5 +1,6 @@
 """An independent EPP client, PyPI's pyepp, against the sandbox registry over TLS: it logs in as
-it would at any registry and checks, creates, reads and updates a domain."""
+it would at any registry (with every object service, contact-1.0 included, so the session is a
+thick one), creates the registrant contact, and checks, creates, reads and updates a domain."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from registry.sandbox.test_server import PASSWORD_A, Sandbox
 
 pyepp = pytest.importorskip("pyepp")
+from pyepp.contact import AddressData, Contact, ContactData, PostalInfoData  # noqa: E402
 from pyepp.domain import Domain, DomainData  # noqa: E402
 from pyepp.epp import EppCommunicator  # noqa: E402
 
@@ -35,6 +37,12 @@ def _pyepp_session(port: int) -> dict[str, Any]:
     epp = EppCommunicator("127.0.0.1", str(port))
     epp.connect()
     login = epp.login("registrar-a", PASSWORD_A)
+    contact = Contact(epp)
+    registrant = contact.create(ContactData(
+        id="holder-1", email="holder@example.net", password="Contact-Auth-2026!x",
+        postal_info=PostalInfoData(name="Holder One", type="int", address=AddressData(
+            street_1="1 Example Street", city="Zurich", country_code="CH"))))
+    registrant_info = contact.info("holder-1")
     domain = Domain(epp)
     before = domain.check(["interop.test", "other.example"])
     created = domain.create(DomainData(
@@ -46,17 +54,20 @@ def _pyepp_session(port: int) -> dict[str, Any]:
                             remove_hosts=["ns2.example.net"])
     info_after = domain.info("interop.test")
     epp.logout()
-    return {"login": login, "before": before, "created": created, "after": after,
-            "info": info, "updated": updated, "info_after": info_after}
+    return {"login": login, "registrant": registrant, "registrant_info": registrant_info,
+            "before": before, "created": created, "after": after, "info": info,
+            "updated": updated, "info_after": info_after}
 
 
 @pytest.mark.usefixtures("trust_sandbox_certificate")
-async def test_pyepp_logs_in_and_checks_creates_reads_and_updates_a_domain(
+async def test_pyepp_logs_in_creates_a_contact_and_checks_creates_reads_and_updates_a_domain(
         sandbox: Sandbox) -> None:
     results = await asyncio.wait_for(
         asyncio.to_thread(_pyepp_session, sandbox.server.port), timeout=60)
 
     assert int(results["login"].code) == 1000
+    assert int(results["registrant"].code) == 1000
+    assert int(results["registrant_info"].code) == 1000
     assert results["before"].result_data == {
         "interop.test": {"avail": True, "reason": None},
         "other.example": {"avail": True, "reason": None},

@@ -3,7 +3,7 @@ redemption, restore, pendingDelete and purge, with a clock the tests move."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from registry.sandbox.test_server import (
@@ -25,6 +25,7 @@ from regshield.registry.commands import (
     DomainInfo,
     DomainRenew,
     DomainUpdate,
+    RgpRestoreReport,
     RgpRestoreRequest,
 )
 from regshield.registry.responses import (
@@ -160,6 +161,42 @@ async def test_a_configured_restore_wait_shows_pending_restore(
     assert waiting == (("pendingDelete",), ("pendingRestore",))
     assert again.code == update.code == ResultCode.OBJECT_STATUS_PROHIBITS_OPERATION
     assert back == (("ok",), ())
+
+
+def report(deleted: datetime, restored: datetime) -> RgpRestoreReport:
+    return RgpRestoreReport(
+        pre_data="registrant holder-1, nameservers ns1.example.net ns2.example.net",
+        post_data="registrant holder-1, nameservers ns1.example.net ns2.example.net",
+        deleted=deleted, restored=restored, reason="Registrant error.",
+        statements=("This registrar has not restored the name to use or sell it.",
+                    "The information in this report is true."))
+
+
+async def test_a_restore_report_completes_a_pending_restore_at_once(
+        tmp_path: Path, clock: FakeClock) -> None:
+    async with running_sandbox(tmp_path, clock, restore_wait=timedelta(days=7)) as box:
+        owner = await deleted(box, clock, "report.test")
+        deleted_at = clock.now()
+        early = await owner.send(DomainUpdate("report.test"),
+                                 extensions=(report(deleted_at, clock.now()),))
+        await send_restore(owner, "report.test")
+        waiting = await grace_of(owner, "report.test")
+        backwards = await owner.send(DomainUpdate("report.test"), extensions=(
+            report(deleted_at, deleted_at - timedelta(days=1)),))
+        other = await owner.send(DomainUpdate("report.test", registrant="holder-2"),
+                                 extensions=(report(deleted_at, clock.now()),))
+        reported = await owner.send(DomainUpdate("report.test"),
+                                    extensions=(report(deleted_at, clock.now()),))
+        back = await grace_of(owner, "report.test")
+        told = await drain(owner)
+
+    assert early.code == ResultCode.OBJECT_STATUS_PROHIBITS_OPERATION
+    assert waiting == (("pendingDelete",), ("pendingRestore",))
+    assert backwards.code == other.code == ResultCode.PARAMETER_VALUE_POLICY_ERROR
+    assert reported.code == ResultCode.COMPLETED
+    assert back == (("ok",), ())
+    assert [m.message_queue.message for m in told if m.message_queue] == [
+        "Domain restored: report.test"]
 
 
 async def test_a_deleted_domain_takes_no_other_transform(

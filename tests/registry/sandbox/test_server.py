@@ -116,8 +116,11 @@ class Client:
         return response
 
     async def login(self, client_id: str, password: str,
-                    extension_uris: tuple[str, ...] = ()) -> EppResponse:
-        return await self.send(Login(client_id, Secret(password), object_uris=(DOMAIN_NS,),
+                    extension_uris: tuple[str, ...] = (),
+                    object_uris: tuple[str, ...] = (DOMAIN_NS,)) -> EppResponse:
+        """A login; with the domain object service only by default, a minimum-data session
+        that takes registrant and contact identifiers as given."""
+        return await self.send(Login(client_id, Secret(password), object_uris=object_uris,
                                      extension_uris=extension_uris))
 
     async def closed(self) -> bool:
@@ -151,9 +154,10 @@ class Sandbox:
 
     async def session(self, client_id: str = "registrar-a", password: str = PASSWORD_A,
                       certificate: tuple[Path, Path] | None = None,
-                      extension_uris: tuple[str, ...] = ()) -> Client:
+                      extension_uris: tuple[str, ...] = (),
+                      object_uris: tuple[str, ...] = (DOMAIN_NS,)) -> Client:
         client = await self.connect(certificate)
-        login = await client.login(client_id, password, extension_uris)
+        login = await client.login(client_id, password, extension_uris, object_uris)
         assert login.code == ResultCode.COMPLETED, login.message
         return client
 
@@ -249,10 +253,11 @@ async def test_unserved_and_unknown_commands_get_the_codec_s_codes(sandbox: Sand
     unknown = (b'<?xml version="1.0" encoding="UTF-8"?><epp xmlns="urn:ietf:params:xml:ns:'
                b'epp-1.0"><command><frobnicate/><clTRID>TEST-0009</clTRID></command></epp>')
 
+    # The session selected the domain objects only: hosts are not its to manage.
     host = await client.send(HostInfo("ns1.some.test"))
     frobnicate = await client.send_raw(unknown)
 
-    assert host.code == ResultCode.UNIMPLEMENTED_COMMAND
+    assert host.code == ResultCode.UNIMPLEMENTED_OBJECT_SERVICE
     assert frobnicate.code in (ResultCode.UNKNOWN_COMMAND, ResultCode.COMMAND_SYNTAX_ERROR)
     assert frobnicate.cl_trid == "TEST-0009"
 
@@ -635,3 +640,22 @@ async def test_a_sandbox_directory_of_an_older_version_is_refused_with_a_message
 
     with pytest.raises(OutdatedSandbox, match=r"domains\.rgp_ends_at.*delete that directory"):
         await SandboxServer.start(config)
+
+
+async def test_a_sandbox_directory_from_before_host_and_contact_objects_is_refused(
+        tmp_path: Path) -> None:
+    config = SandboxConfig(directory=tmp_path / "sandbox-registry",
+                           listen=Listen("127.0.0.1", 0))
+    await (await SandboxState.open(config)).close()
+    with sqlite3.connect(config.database_file) as connection:
+        connection.execute("DROP TABLE hosts")
+        connection.execute("DROP TABLE contacts")
+
+    with pytest.raises(OutdatedSandbox, match="delete that directory") as refused:
+        await SandboxServer.start(config)
+    assert "table hosts" in str(refused.value) and "table contacts" in str(refused.value)
+    # Refused before anything was written: the old file still lacks both tables.
+    with sqlite3.connect(config.database_file) as connection:
+        tables = {row[0] for row in connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"domains", "registrars"} <= tables and not {"hosts", "contacts"} & tables

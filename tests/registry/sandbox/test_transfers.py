@@ -16,7 +16,7 @@ from registry.sandbox.test_server import (
     running_sandbox,
 )
 from regshield.clock import FakeClock
-from regshield.registry.codec import Period, ResultCode, Secret, Status
+from regshield.registry.codec import Period, RawElement, ResultCode, Secret, Status
 from regshield.registry.commands import (
     DomainChanges,
     DomainInfo,
@@ -282,6 +282,29 @@ async def test_a_wrong_or_missing_auth_info_is_refused(sandbox: Sandbox) -> None
     missing = await gainer.send(DomainTransfer("guarded.test", "request"))
 
     assert wrong.code == missing.code == ResultCode.INVALID_AUTHORIZATION_INFORMATION
+
+
+async def test_an_unset_auth_info_allows_no_transfer(sandbox: Sandbox) -> None:
+    owner = await registered(sandbox, "unset.test")
+    gainer = await gaining(sandbox)
+
+    unset = await owner.send(DomainUpdate("unset.test", remove_auth_info=True))
+    with_old_code = await gainer.send(request("unset.test"))
+    with_empty_code = await gainer.send(request("unset.test", ""))
+    # The sandbox validates against its packaged schemas only, so the `ext` element is one of
+    # theirs; a registry's own authInfo scheme would have its namespace there too.
+    ext = await owner.send(DomainUpdate("unset.test", auth_info_ext=RawElement.from_xml(
+        b'<rgp:infData xmlns:rgp="urn:ietf:params:xml:ns:rgp-1.0">'
+        b'<rgp:rgpStatus s="addPeriod"/></rgp:infData>')))
+    foreign = await owner.send(DomainUpdate("unset.test", auth_info_ext=RawElement.from_xml(
+        b'<ex:token xmlns:ex="urn:example:auth-1.0">opaque</ex:token>')))
+
+    assert unset.code == ResultCode.COMPLETED
+    assert with_old_code.code == with_empty_code.code \
+        == ResultCode.INVALID_AUTHORIZATION_INFORMATION
+    # The sandbox keeps password hashes; an `ext` authInfo is an option it does not serve.
+    assert ext.code == ResultCode.UNIMPLEMENTED_OPTION
+    assert foreign.code == ResultCode.COMMAND_SYNTAX_ERROR
 
 
 async def test_the_sponsor_cannot_request_and_a_pending_transfer_is_not_requested_twice(

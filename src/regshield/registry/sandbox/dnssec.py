@@ -1,5 +1,6 @@
 """The DS records the sandbox keeps for a domain (RFC 5910, DS data interface only): what a
-create or an update may set, and the secDNS:infData an info shows.
+create or an update may set, and the secDNS:infData an info shows. Key data (the other
+interface) is refused with 2306, as RFC 5910 section 4 has a DS-only server answer it.
 
 The registry applies the DS policy of `rules/ds.py` (known algorithms and digest types, digest
 lengths, nothing that must no longer be used), as gTLD registries refuse such records too.
@@ -12,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from regshield.errors import FieldError
-from regshield.registry.codec import ResultCode
+from regshield.registry.codec import KeyData, ResultCode
 from regshield.registry.commands import SecDnsCreate, SecDnsUpdate
 from regshield.registry.responses import SecDnsInfo
 from regshield.registry.sandbox.refusals import Refusal, changed
@@ -43,6 +44,7 @@ def created_ds(extension: SecDnsCreate | None) -> list[dict[str, Any]]:
     twice, one the DS policy refuses, more than MAX_DS_RECORDS."""
     if extension is None:
         return []
+    _check_interface(extension.keys)
     _check_options(extension.max_sig_life, urgent=False)
     if len(set(extension.ds)) != len(extension.ds):
         raise Refusal(ResultCode.PARAMETER_VALUE_POLICY_ERROR,
@@ -54,10 +56,18 @@ def updated_ds(rows: list[dict[str, Any]], extension: SecDnsUpdate) -> list[dict
     """The DS rows after an update: removals first (all, or those listed), then additions.
     Raises Refusal: 2102 maxSigLife or urgent, 2306 removing a record that is not there,
     adding one that is, one the DS policy refuses, more than MAX_DS_RECORDS."""
+    _check_interface((*extension.add_keys, *extension.remove_keys))
     _check_options(extension.max_sig_life, urgent=extension.urgent)
     current = () if extension.remove_all else stored_ds(rows)
     return _checked(changed(current, extension.add, extension.remove, "DS record"),
                     new=extension.add)
+
+
+def _check_interface(keys: tuple[KeyData, ...]) -> None:
+    if keys:
+        raise Refusal(ResultCode.PARAMETER_VALUE_POLICY_ERROR,
+                      "secDNS:keyData: the key data interface is not supported by this "
+                      "registry; send secDNS:dsData")
 
 
 def _check_options(max_sig_life: int | None, *, urgent: bool) -> None:

@@ -2,9 +2,10 @@
 schema: the two never share a database, and the sandbox is a stand-in for someone else's
 system.
 
-Statuses, nameservers, contacts and DS records are JSON lists: the sandbox never queries inside
-them, and a test (or an operator playing the registry) can still set a server status with plain
-SQL.
+Statuses, nameservers, contacts and DS records are JSON lists, so that a test (or an operator
+playing the registry) can still set a server status with plain SQL. The one query inside them
+finds the domains that use a host or a contact (SQLite's json_each, in hosts.py and
+contacts.py): a domain names its nameservers and contacts as EPP does, by name and identifier.
 """
 
 from __future__ import annotations
@@ -126,4 +127,68 @@ class SandboxMessage(SandboxBase):
         Index("ix_messages_waiting", "registrar_id", "id",
               sqlite_where=text("acknowledged_at IS NULL"),
               postgresql_where=text("acknowledged_at IS NULL")),
+    )
+
+
+class SandboxHost(SandboxBase):
+    """A host object (RFC 5732). A host inside the served TLDs is subordinate to a registered
+    domain, carries its glue `addresses` and is sponsored by that domain's sponsor; an
+    external host has none. Deletion is soft (`deleted_at`); only live names are unique.
+
+    `statuses` are the ones set by the registrar or the registry; "linked" is not stored but
+    found when the host is shown, from the domains that name it."""
+
+    __tablename__ = "hosts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(253))  # lower-case A-label form
+    roid: Mapped[str] = mapped_column(String(89), unique=True)
+    sponsor_id: Mapped[str] = mapped_column(ForeignKey("registrars.id"))
+    creator_id: Mapped[str] = mapped_column(String(16))
+    updater_id: Mapped[str | None] = mapped_column(String(16), default=None)
+    statuses: Mapped[list[str]] = mapped_column(JSON, default=list)
+    addresses: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UtcTimestamp())
+    updated_at: Mapped[datetime | None] = mapped_column(UtcTimestamp(), default=None)
+    transferred_at: Mapped[datetime | None] = mapped_column(UtcTimestamp(), default=None)
+    deleted_at: Mapped[datetime | None] = mapped_column(UtcTimestamp(), default=None)
+
+    __table_args__ = (
+        Index("ix_hosts_live_name", "name", unique=True,
+              sqlite_where=text("deleted_at IS NULL"),
+              postgresql_where=text("deleted_at IS NULL")),
+    )
+
+
+class SandboxContact(SandboxBase):
+    """A contact object (RFC 5733), found by its identifier (`handle`, the contact:id).
+    Deletion is soft (`deleted_at`); only live identifiers are unique.
+
+    `auth_info_hash` is salted as the domains' is: the plaintext is never stored. The postal
+    info, phones and disclosure preferences are JSON, as the codec's values give them."""
+
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    handle: Mapped[str] = mapped_column(String(16))
+    roid: Mapped[str] = mapped_column(String(89), unique=True)
+    sponsor_id: Mapped[str] = mapped_column(ForeignKey("registrars.id"))
+    creator_id: Mapped[str] = mapped_column(String(16))
+    updater_id: Mapped[str | None] = mapped_column(String(16), default=None)
+    statuses: Mapped[list[str]] = mapped_column(JSON, default=list)
+    postal_info: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    voice: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    fax: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    email: Mapped[str] = mapped_column(String(320))
+    auth_info_hash: Mapped[str | None] = mapped_column(String(128), default=None)
+    disclose: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    created_at: Mapped[datetime] = mapped_column(UtcTimestamp())
+    updated_at: Mapped[datetime | None] = mapped_column(UtcTimestamp(), default=None)
+    transferred_at: Mapped[datetime | None] = mapped_column(UtcTimestamp(), default=None)
+    deleted_at: Mapped[datetime | None] = mapped_column(UtcTimestamp(), default=None)
+
+    __table_args__ = (
+        Index("ix_contacts_live_handle", "handle", unique=True,
+              sqlite_where=text("deleted_at IS NULL"),
+              postgresql_where=text("deleted_at IS NULL")),
     )

@@ -22,20 +22,20 @@ class Refusal(Exception):
 
 
 def changed(current: Iterable[H], added: Iterable[H], removed: Iterable[H],
-            what: str) -> set[H]:
+            what: str, holder: str = "domain") -> set[H]:
     """`current` less `removed` plus `added`; removing what is not there, or adding what is,
-    is refused (2306) rather than ignored, so that a client's view of the domain is never
-    stale."""
+    is refused (2306) rather than ignored, so that a client's view of the object (the
+    `holder`: domain, host, contact) is never stale."""
     present = set(current)
     for item in removed:
         if item not in present:
             raise Refusal(ResultCode.PARAMETER_VALUE_POLICY_ERROR,
-                          f"the {what} {_label(item)} is not on the domain")
+                          f"the {what} {_label(item)} is not on the {holder}")
         present.discard(item)
     for item in added:
         if item in present:
             raise Refusal(ResultCode.PARAMETER_VALUE_POLICY_ERROR,
-                          f"the {what} {_label(item)} is already on the domain")
+                          f"the {what} {_label(item)} is already on the {holder}")
         present.add(item)
     return present
 

@@ -108,6 +108,11 @@ class SandboxServer:
             await self._session(reader, writer)
         except (ConnectionError, ssl.SSLError, TimeoutError, OSError) as exc:
             log.info("sandbox:connection:dropped", error_type=type(exc).__name__)
+        except asyncio.CancelledError:
+            # The server is closing. The task ends normally: asyncio's start_server callback
+            # asks a finished connection task for its exception, and a cancelled task would
+            # raise there and print a traceback.
+            log.info("sandbox:connection:closed_by_shutdown")
         except Exception:
             log.exception("sandbox:connection:crashed")
         finally:

@@ -25,7 +25,9 @@ Result codes (RFC 5730 section 3, RFC 5731):
   a server or unknown status set by a client, an add of what is there or a removal of what is
   not, a renew whose curExpDate is not the expiry date, a renew or transfer that would take
   the registration past 10 years, DS records the DS policy refuses or more than 8, the
-  secDNS key data interface (RFC 5910 section 4); 2102 secDNS maxSigLife or urgent;
+  secDNS key data interface (RFC 5910 section 4); 2102 secDNS maxSigLife or urgent, host
+  attributes, an `ext` authInfo; 2303 a nameserver inside the served TLDs that is no host
+  object; 2305 the delete of a domain with subordinate hosts;
 - 1001 a transfer request (the losing registrar is told by poll message), the delete of a
   domain past its add grace period (it enters redemption, see deletions.py); 1300 and 1301
   poll;
@@ -34,14 +36,24 @@ Result codes (RFC 5730 section 3, RFC 5731):
 - 2400 anything unexpected (logged; the session goes on).
 
 Extensions: secDNS-1.1 on create and update (DS data interface; infData on info for a session
-that selected secDNS-1.1) and rgp-1.0 (restore request; infData on info for a session that
-selected rgp-1.0). Work that falls due as time passes (transfers the registry approves,
+that selected secDNS-1.1) and rgp-1.0 (restore request and report; infData on info for a
+session that selected rgp-1.0). Work that falls due as time passes (transfers the registry approves,
 deleted domains moving through redemption) is done before any command of any session is
 handled, so a registrar never sees a state whose time is up, and by the server's timer.
 
-Not yet served: host and contact objects (nameservers are taken as host names, not checked
-against host objects; registrant and contacts are kept as given); the RGP restore report;
-transfer restrictions after creation or a prior transfer; authInfo lifetimes.
+Host objects (hosts.py) and contact objects (contacts.py): check, create, info, update and
+delete, with their own statuses, sponsorship (2201) and links (2305: a host a domain names, a
+contact a domain names, a domain with subordinate hosts cannot be deleted). A command on an
+object service the session did not select at login is refused with 2307, as an unselected
+extension is with 2103. Nameservers inside the served TLDs must be host objects, external ones
+are taken by name (hosts.py says why). A session that selected contact-1.0 is thick: a domain
+create needs a registrant (2003) and every registrant and contact named must exist (2303); a
+session without it is a minimum-data session, whose identifiers are kept as given.
+
+Not served: host attributes in domain:ns and `ext` authInfo (2102; the sandbox keeps host
+objects and passwords), contact transfers (2101), transfer restrictions after creation or a
+prior transfer; authInfo lifetimes. A restore report (RFC 3915) completes a pending restore at
+once.
 """
 
 from __future__ import annotations
@@ -57,7 +69,9 @@ import structlog
 from lxml import etree
 
 from regshield.registry.codec import (
+    CONTACT_NS,
     EXTENSION_URIS,
+    HOST_NS,
     OBJECT_URIS,
     PREFIXES,
     RGP_NS,
@@ -72,6 +86,13 @@ from regshield.registry.codec import (
     result_for_error,
 )
 from regshield.registry.commands import (
+    Command,
+    ContactCheck,
+    ContactCreate,
+    ContactDelete,
+    ContactInfo,
+    ContactTransfer,
+    ContactUpdate,
     DomainCheck,
     DomainCreate,
     DomainDelete,
@@ -81,9 +102,15 @@ from regshield.registry.commands import (
     DomainUpdate,
     EppCommand,
     Hello,
+    HostCheck,
+    HostCreate,
+    HostDelete,
+    HostInfo,
+    HostUpdate,
     Login,
     Logout,
     Poll,
+    RgpRestoreReport,
     RgpRestoreRequest,
     SecDnsCreate,
     SecDnsUpdate,
@@ -103,6 +130,14 @@ from regshield.registry.responses import (
     build_greeting,
     build_response,
 )
+from regshield.registry.sandbox.contacts import (
+    check_contact_references,
+    check_contacts,
+    contact_info,
+    create_contact,
+    delete_contact,
+    update_contact,
+)
 from regshield.registry.sandbox.deletions import (
     in_add_grace,
     purge,
@@ -119,6 +154,15 @@ from regshield.registry.sandbox.domains import (
     nameserver_names,
     served_name,
     shown_statuses,
+)
+from regshield.registry.sandbox.hosts import (
+    check_hosts,
+    check_nameserver_objects,
+    create_host,
+    delete_host,
+    host_info,
+    subordinate_hosts,
+    update_host,
 )
 from regshield.registry.sandbox.models import (
     SandboxDomain,
@@ -141,6 +185,8 @@ from regshield.registry.sandbox.transfers import (
 )
 from regshield.registry.sandbox.updates import (
     change_registry_lock,
+    refuse_unserved_forms,
+    report_restore,
     restore_domain,
     update_domain,
 )
@@ -200,6 +246,7 @@ class SandboxSession:
         self.peer_certificate_sha256 = peer_certificate_sha256
         self.client_id: str | None = None
         self.credential: Credential | None = None
+        self.object_uris: frozenset[str] = frozenset()
         self.extension_uris: frozenset[str] = frozenset()
         self.failures = 0
 
@@ -251,6 +298,7 @@ class SandboxSession:
         if isinstance(body, Logout):
             self.client_id, self.credential = None, None
             return Answer(ResultCode.COMPLETED_ENDING_SESSION)
+        self._check_objects(body)
         self._check_extensions(command)
         if self.credential is Credential.REGISTRY_LOCK \
                 and not isinstance(body, DomainCheck | DomainInfo | DomainUpdate):
@@ -276,8 +324,61 @@ class SandboxSession:
             return await self._transfer(body, client)
         if isinstance(body, Poll):
             return await self._poll(body, client)
+        if isinstance(body, Command) and body.namespace == HOST_NS:
+            return await self._host(body, client)
+        if isinstance(body, Command) and body.namespace == CONTACT_NS:
+            return await self._contact(body, client)
         raise Refusal(ResultCode.UNIMPLEMENTED_COMMAND,
                       f"{body.object_type or 'epp'}:{body.verb} is not served by the sandbox")
+
+    @property
+    def thick(self) -> bool:
+        """Whether the session selected contact objects (see contacts.py)."""
+        return CONTACT_NS in self.object_uris
+
+    def _check_objects(self, body: Command | Hello) -> None:
+        """Refusal 2307 for a command on an object service the client did not select at login
+        (RFC 5730 section 2.9.1.1: the login names the objects the session manages)."""
+        namespace = body.namespace
+        if namespace is not None and namespace not in self.object_uris:
+            raise Refusal(ResultCode.UNIMPLEMENTED_OBJECT_SERVICE,
+                          f"{PREFIXES.get(namespace, namespace)} ({namespace}) was not "
+                          "selected at login")
+
+    async def _host(self, body: Command, client: str) -> Answer:
+        """Host commands: see hosts.py for what each refuses."""
+        if isinstance(body, HostCheck):
+            return Answer(ResultCode.COMPLETED, await check_hosts(self.state, body))
+        if isinstance(body, HostCreate):
+            return Answer(ResultCode.COMPLETED, await create_host(self.state, body, client))
+        if isinstance(body, HostInfo):
+            return Answer(ResultCode.COMPLETED, await host_info(self.state, body))
+        if isinstance(body, HostUpdate):
+            await update_host(self.state, body, client)
+            return Answer(ResultCode.COMPLETED)
+        if isinstance(body, HostDelete):
+            await delete_host(self.state, body, client)
+            return Answer(ResultCode.COMPLETED)
+        raise Refusal(ResultCode.UNIMPLEMENTED_COMMAND,
+                      f"host:{body.verb} is not served by the sandbox")
+
+    async def _contact(self, body: Command, client: str) -> Answer:
+        """Contact commands: see contacts.py for what each refuses; transfers are not
+        served (2101)."""
+        if isinstance(body, ContactCheck):
+            return Answer(ResultCode.COMPLETED, await check_contacts(self.state, body))
+        if isinstance(body, ContactCreate):
+            return Answer(ResultCode.COMPLETED, await create_contact(self.state, body, client))
+        if isinstance(body, ContactInfo):
+            return Answer(ResultCode.COMPLETED, await contact_info(self.state, body, client))
+        if isinstance(body, ContactUpdate):
+            await update_contact(self.state, body, client)
+            return Answer(ResultCode.COMPLETED)
+        if isinstance(body, ContactDelete):
+            await delete_contact(self.state, body, client)
+            return Answer(ResultCode.COMPLETED)
+        what = "contact:transfer" if isinstance(body, ContactTransfer) else f"contact:{body.verb}"
+        raise Refusal(ResultCode.UNIMPLEMENTED_COMMAND, f"{what} is not served by the sandbox")
 
     def _check_extensions(self, command: EppCommand) -> None:
         """Refusal 2103 for an extension the sandbox does not serve, or one the client did not
@@ -320,6 +421,7 @@ class SandboxSession:
         if login.new_password is not None:
             await self._change_password(registrar, credential, login.new_password.reveal())
         self.client_id, self.credential = login.client_id, credential
+        self.object_uris = frozenset(login.object_uris)
         self.extension_uris = frozenset(login.extension_uris)
         self.failures = 0
         log.info("sandbox:login:succeeded", registrar=login.client_id,
@@ -385,16 +487,19 @@ class SandboxSession:
         secDNS-1.1 and rgp-1.0. Raises Refusal: 2303; 2201 another registrar's domain asked
         without authInfo; 2202 a wrong authInfo."""
         name = self._served_name(info.name)
+        refuse_unserved_forms(auth_info_ext=info.auth_info_ext)
         async with self.state.store.read() as session:
             domain = await existing(session, name)
+            hosts = [host.name for host in await subordinate_hosts(session, name)]
         if domain.sponsor_id != client:
             if info.auth_info is None:
                 raise Refusal(ResultCode.AUTHORIZATION_ERROR,
                               f"{name} is sponsored by another registrar")
             if not auth_info_matches(info.auth_info, domain.auth_info_hash):
                 raise Refusal(ResultCode.INVALID_AUTHORIZATION_INFORMATION)
-        return Answer(ResultCode.COMPLETED, _info_data(domain),
-                      extensions=self._info_extensions(domain))
+        data = _info_data(domain, hosts if info.hosts in ("all", "sub") else [],
+                          delegated=info.hosts in ("all", "del"))
+        return Answer(ResultCode.COMPLETED, data, extensions=self._info_extensions(domain))
 
     def _info_extensions(self, domain: SandboxDomain) -> tuple[Item, ...]:
         extensions: list[Item] = []
@@ -410,8 +515,16 @@ class SandboxSession:
                       secdns: SecDnsCreate | None) -> DomainCreateData:
         """Raises Refusal: 2302 the name is taken (in redemption too); 2004 bad period, more
         than 13 nameservers; 2005 bad host name; 2306 DS records the policy refuses or more
-        than 8; 2102 secDNS maxSigLife."""
+        than 8, or secDNS key data; 2102 secDNS maxSigLife, host attributes, an `ext`
+        authInfo; 2303 a nameserver inside the served TLDs that is no host object; in a
+        thick session, 2003 no registrant and 2303 a registrant or contact that is no
+        contact object."""
         name = self._served_name(create.name)
+        refuse_unserved_forms(create.host_attributes, create.auth_info_ext)
+        assert create.auth_info is not None  # the codec requires a pw or an ext
+        if self.thick and create.registrant is None:
+            raise Refusal(ResultCode.REQUIRED_PARAMETER_MISSING,
+                          "domain:registrant: required in a session that manages contacts")
         years = _period_years(create.period)
         nameservers = nameserver_names(create.nameservers)
         ds_records = created_ds(secdns)
@@ -419,6 +532,9 @@ class SandboxSession:
         async with self.state.store.write() as session:
             if await live_domain(session, name) is not None:
                 raise Refusal(ResultCode.OBJECT_EXISTS, f"{name} is registered")
+            await check_nameserver_objects(session, nameservers, self.state.config.tlds)
+            if self.thick:
+                await check_contact_references(session, create.registrant, create.contacts)
             domain = SandboxDomain(
                 name=name, roid=f"D{secrets.token_hex(8).upper()}-SANDBOX",
                 sponsor_id=client, creator_id=client, statuses=[],
@@ -438,14 +554,20 @@ class SandboxSession:
         if command.extension(RgpRestoreRequest) is not None:
             restored = await restore_domain(self.state, update, client, len(command.extensions))
             return Answer(ResultCode.COMPLETED, extensions=(restored,))
-        await update_domain(self.state, update, client, command.extension(SecDnsUpdate))
+        report = command.extension(RgpRestoreReport)
+        if report is not None:
+            await report_restore(self.state, update, client, report, len(command.extensions))
+            return Answer(ResultCode.COMPLETED)
+        await update_domain(self.state, update, client, command.extension(SecDnsUpdate),
+                            thick=self.thick)
         return Answer(ResultCode.COMPLETED)
 
     async def _delete(self, delete: DomainDelete, client: str) -> ResultCode:
         """Within the add grace period the name is purged at once (1000); later the domain
         enters its redemption period (1001), and the sponsor hears by poll message how it
         ends. Raises Refusal: 2303; 2201 not the sponsor; 2304 a status prohibits deletion
-        (pendingDelete included)."""
+        (pendingDelete included); 2305 the domain has subordinate hosts (RFC 5731 section
+        3.2.2: they are deleted, or renamed out of it, first)."""
         name = self._served_name(delete.name)
         now = self.state.clock.now()
         async with self.state.store.write() as session:
@@ -454,6 +576,11 @@ class SandboxSession:
             reason = refusal(Operation.DELETE, domain.statuses)
             if reason is not None:
                 raise Refusal(ResultCode.OBJECT_STATUS_PROHIBITS_OPERATION, reason)
+            hosts = await subordinate_hosts(session, name)
+            if hosts:
+                raise Refusal(ResultCode.OBJECT_ASSOCIATION_PROHIBITS_OPERATION,
+                              f"{name} has subordinate hosts ({hosts[0].name}); delete them "
+                              "first")
             domain.updater_id = client
             purged = in_add_grace(domain, now, self.state.config)
             if purged:
@@ -491,6 +618,7 @@ class SandboxSession:
 
     async def _transfer(self, transfer: DomainTransfer, client: str) -> Answer:
         name = self._served_name(transfer.name)
+        refuse_unserved_forms(auth_info_ext=transfer.auth_info_ext)
         if transfer.op == "request":
             return Answer(ResultCode.COMPLETED_ACTION_PENDING,
                           await self._transfer_request(transfer, name, client))
@@ -575,7 +703,7 @@ class SandboxSession:
                 raise Refusal(ResultCode.AUTHORIZATION_ERROR,
                               f"only {'the losing' if decider == 'acting' else 'the gaining'} "
                               f"registrar may {decision.op} this transfer")
-            data = end_transfer(session, domain, record, status, now)
+            data = await end_transfer(session, domain, record, status, now)
         return data
 
     async def _poll(self, poll: Poll, client: str) -> Answer:
@@ -624,14 +752,17 @@ def _unavailable(domain: SandboxDomain | None) -> str | None:
     return "Pending delete" if DomainStatus.PENDING_DELETE in domain.statuses else "In use"
 
 
-def _info_data(domain: SandboxDomain) -> DomainInfoData:
+def _info_data(domain: SandboxDomain, hosts: list[str], *, delegated: bool) -> DomainInfoData:
+    """`hosts` are the subordinate hosts to show; `delegated`, whether to show the
+    nameservers (the info's hosts filter, RFC 5731 section 3.1.2)."""
     # The authInfo is never returned: only its salted hash is kept (RFC 9154 section 4.3).
     return DomainInfoData(
         name=domain.name, roid=domain.roid, sponsoring_client=domain.sponsor_id,
         statuses=tuple(Status(value) for value in shown_statuses(domain.statuses)),
         registrant=domain.registrant,
         contacts=tuple(DomainContact(c["type"], c["id"]) for c in domain.contacts),
-        nameservers=tuple(domain.nameservers), created_by=domain.creator_id,
+        nameservers=tuple(domain.nameservers) if delegated else (), hosts=tuple(hosts),
+        created_by=domain.creator_id,
         created=domain.created_at, updated_by=domain.updater_id,
         updated=domain.updated_at, expires=domain.expires_at,
         transferred=domain.transferred_at)

@@ -4,7 +4,8 @@ The schema is made with `metadata.create_all` when the state is opened, not with
 migrations: the sandbox stands in for another party's registry, its data is test data that
 can be thrown away with its directory, and it must start with no setup step. If its tables
 ever change shape, an old sandbox directory is deleted rather than migrated: opening one that
-lacks a column fails with `OutdatedSandbox`, which says so.
+lacks a table (the host and contact objects came later than the domains) or a column fails
+with `OutdatedSandbox`, which says so.
 
 Besides what registrars do over EPP, the registry's operator edits its own database here:
 accrediting registrars, handing out registry-lock passwords, setting server statuses.
@@ -123,8 +124,10 @@ class SandboxState:
         os.chmod(config.directory, 0o700)
         state = cls(config, clock)
         async with state.store.engine.begin() as connection:
-            await connection.run_sync(SandboxBase.metadata.create_all)
-            missing = await connection.run_sync(_missing_columns)
+            missing = await connection.run_sync(_missing_tables)
+            if not missing:
+                await connection.run_sync(SandboxBase.metadata.create_all)
+                missing = await connection.run_sync(_missing_columns)
         if missing:
             await state.close()
             raise OutdatedSandbox(f"{config.directory} was made by an older regshield (no "
@@ -258,6 +261,16 @@ def _password_problems(field_name: str, password: str) -> list[FieldError]:
         return []
     return [FieldError(field_name, "invalid", f"must be {low} to {high} characters without "
                        "surrounding spaces (RFC 5730 pwType)")]
+
+
+def _missing_tables(connection: Connection) -> list[str]:
+    """The sandbox's tables that a database file made by an older version lacks; none for a
+    new (empty) file, whose tables create_all makes."""
+    present = set(inspect(connection).get_table_names())
+    wanted = [table.name for table in SandboxBase.metadata.sorted_tables]
+    if not present & set(wanted):
+        return []
+    return [f"table {name}" for name in wanted if name not in present]
 
 
 def _missing_columns(connection: Connection) -> list[str]:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from regshield.clock import as_utc
 from regshield.registry.responses import DomainTransferData
+from regshield.registry.sandbox.hosts import move_subordinate_hosts
 from regshield.registry.sandbox.models import SandboxDomain, SandboxMessage, SandboxTransfer
 from regshield.rules.statuses import DomainStatus
 
@@ -70,12 +71,13 @@ def _moment(value: str) -> datetime:
     return as_utc(datetime.fromisoformat(value))
 
 
-def end_transfer(session: AsyncSession, domain: SandboxDomain, transfer: SandboxTransfer,
-                 status: str, now: datetime) -> DomainTransferData:
+async def end_transfer(session: AsyncSession, domain: SandboxDomain,
+                       transfer: SandboxTransfer, status: str, now: datetime
+                       ) -> DomainTransferData:
     """End a pending transfer with `status` and tell the party that did not act (both parties
-    when the registry approved it). On approval the gaining registrar sponsors the domain, the
-    expiry moves by the period asked for and the authInfo is cleared: it is single use (RFC
-    9154 section 4.3)."""
+    when the registry approved it). On approval the gaining registrar sponsors the domain and
+    its subordinate hosts, the expiry moves by the period asked for and the authInfo is
+    cleared: it is single use (RFC 9154 section 4.3)."""
     transfer.status = status
     transfer.resolved_at = now
     domain.statuses = [value for value in domain.statuses
@@ -85,6 +87,7 @@ def end_transfer(session: AsyncSession, domain: SandboxDomain, transfer: Sandbox
         domain.expires_at = transfer.expires_at
         domain.auth_info_hash = None
         domain.transferred_at = now
+        await move_subordinate_hosts(session, domain, now)
     else:
         # The exDate reported from now on is the expiry the domain keeps.
         transfer.expires_at = domain.expires_at
@@ -109,7 +112,7 @@ async def approve_due_transfers(session: AsyncSession, now: datetime) -> None:
         .join(SandboxDomain, SandboxDomain.id == SandboxTransfer.domain_id)
         .where(SandboxTransfer.status == PENDING, SandboxTransfer.act_by <= now))
     for transfer, domain in due:
-        end_transfer(session, domain, transfer, "serverApproved", now)
+        await end_transfer(session, domain, transfer, "serverApproved", now)
 
 
 async def has_due_transfers(session: AsyncSession, now: datetime) -> bool:
