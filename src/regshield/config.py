@@ -166,6 +166,8 @@ class Settings:
     # When the Transfer Policy Review rules take effect here (policy/transfer.py); None keeps
     # the 2016/2024 Transfer Policy.
     tpr_effective: date | None = None
+    # Whether every registry-lock request also needs a second staff member's approval.
+    registry_lock_approval: bool = False
 
     @property
     def is_sqlite(self) -> bool:
@@ -219,6 +221,9 @@ class Settings:
             tpr_effective=_date(env.get("REGSHIELD_TPR_EFFECTIVE")
                                 or _get(file_values, "policy", "transfer_policy_review_effective"),
                                 "policy.transfer_policy_review_effective"),
+            registry_lock_approval=(env.get("REGSHIELD_REGISTRY_LOCK_APPROVAL")
+                                    or _get(file_values, "registry_lock", "approval")
+                                    or "false").lower() in ("1", "true", "yes"),
         )
 
 

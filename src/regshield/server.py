@@ -17,6 +17,8 @@ from regshield.errors import ConfigurationError
 from regshield.eventlog.anchors import anchor_head
 from regshield.flows.operations import OUTBOX_KIND as OPERATION_KIND
 from regshield.flows.operations import run_queued
+from regshield.flows.poll import poll_forever
+from regshield.flows.sweeps import sweep_forever
 from regshield.notify.delivery import destination as mail_destination
 from regshield.notify.handler import handlers as notify_handlers
 from regshield.outbox.worker import OutboxWorker
@@ -29,6 +31,7 @@ from regshield.store.queries.users import staff_count
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 ANCHOR_INTERVAL_SECONDS = 300
+POLL_INTERVAL_SECONDS = 60.0  # registries' poll queues: transfers asked for and completed
 log = structlog.get_logger("regshield.server")
 
 
@@ -60,6 +63,8 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
         background += [
             asyncio.create_task(OutboxWorker(services, handlers=handlers).run_forever()),
             asyncio.create_task(_anchor_periodically(services)),
+            asyncio.create_task(sweep_forever(services)),
+            asyncio.create_task(poll_forever(services, POLL_INTERVAL_SECONDS)),
         ]
         base = f"http://{settings.http}"
         announce(f"regshield is running (data in {settings.home})")
@@ -102,8 +107,10 @@ async def _start_sandbox(services: Services) -> SandboxServer | None:
                                  f"{settings.sandbox_listen}: {exc.strerror}") from exc
     link = services.registries.link(SANDBOX_LINK)
     if await sandbox.state.registrar(link.endpoint.client_id) is None:
-        await sandbox.state.add_registrar(link.endpoint.client_id,
-                                          link.endpoint.password.reveal())
+        assert link.lock_endpoint is not None
+        await sandbox.state.add_registrar(
+            link.endpoint.client_id, link.endpoint.password.reveal(),
+            lock_password=link.lock_endpoint.password.reveal())
     return sandbox
 
 

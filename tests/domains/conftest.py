@@ -19,7 +19,7 @@ from contact_samples import contact_body
 from regshield.clock import FakeClock
 from regshield.config import Listen
 from regshield.registry.client import EppSession, RegistryEndpoint
-from regshield.registry.codec import Secret
+from regshield.registry.codec import DOMAIN_NS, HOST_NS, Secret
 from regshield.registry.commands import Command
 from regshield.registry.links import Registries, RegistryLink
 from regshield.registry.responses import EppResponse
@@ -29,6 +29,7 @@ from regshield.security.totp import code_at
 from regshield.services import Services
 
 LINK_PASSWORD = "link-pass-0001"
+LINK_LOCK_PASSWORD = "link-lock-0003"
 OTHER_PASSWORD = "other-pass-0002"
 NS = ["ns1.example.net", "ns2.example.net"]
 
@@ -76,12 +77,16 @@ def endpoint_of(server: SandboxServer, client_id: str = "regshield",
 
 
 def link_to(server: SandboxServer, name: str = "sandbox") -> RegistryLink:
-    return RegistryLink(name, frozenset({"test", "example"}), endpoint_of(server))
+    return RegistryLink(name, frozenset({"test", "example"}), endpoint_of(server),
+                        lock_endpoint=endpoint_of(server, password=LINK_LOCK_PASSWORD))
 
 
 async def as_other_registrar(registry: Registry, command: Command) -> EppResponse:
-    """One command from another registrar, over its own EPP session."""
-    session = await EppSession.open(endpoint_of(registry.server, "other-rar", OTHER_PASSWORD))
+    """One command from another registrar, over its own EPP session (without contacts: a
+    minimum-data session, so a domain needs no registrant)."""
+    endpoint = replace(endpoint_of(registry.server, "other-rar", OTHER_PASSWORD),
+                       object_uris=(DOMAIN_NS, HOST_NS))
+    session = await EppSession.open(endpoint)
     try:
         return await session.execute(command)
     finally:
@@ -93,7 +98,8 @@ async def registry(services: Services, tmp_path: Path, clock: FakeClock
                    ) -> AsyncIterator[Registry]:
     config = SandboxConfig(directory=tmp_path / "sandbox", listen=Listen("127.0.0.1", 0))
     server = await SandboxServer.start(config, clock)
-    await server.state.add_registrar("regshield", LINK_PASSWORD)
+    await server.state.add_registrar("regshield", LINK_PASSWORD,
+                                     lock_password=LINK_LOCK_PASSWORD)
     await server.state.add_registrar("other-rar", OTHER_PASSWORD)
     link = link_to(server)
     await services.registries.close()

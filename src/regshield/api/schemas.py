@@ -314,3 +314,41 @@ class AvailabilityOut(BaseModel):
     name: str
     available: bool
     reason: str | None
+
+
+class LockCredentialIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lock_email: str = Field(max_length=320, description="Where verification codes go; keep it "
+                            "separate from the login address")
+    lock_password: str = Field(max_length=1024, description="Not the login password")
+
+
+class RegistryLockIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: str = Field(description="lock or unlock")
+    lock_password: str = Field(max_length=1024)
+    relock_after_hours: int | None = Field(default=None, description="unlock only: lock "
+                                           "again automatically after this many hours")
+
+
+class RegistryLockRequestOut(BaseModel):
+    request: str
+    domain: str
+    action: str
+    expires_at: datetime
+    needs_approval: bool
+    sent_to: str = Field(description="The lock address the code was sent to, masked")
+
+
+class RegistryLockVerifyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(max_length=64)
+    request: str | None = Field(default=None, max_length=32)
+
+
+class RegistrantIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    registrant: Text
+    opt_out_of_transfer_lock: bool = Field(
+        default=False, description="The prior registrant opts out of the 60-day transfer lock "
+                                   "that follows a change of registrant")

@@ -41,9 +41,11 @@ keys_app = typer.Typer(help="Master keys of the field encryption.", no_args_is_h
 registrar_app = typer.Typer(help="The registrar's own record.", no_args_is_help=True)
 sandbox_app = typer.Typer(help="The built-in sandbox registry (an EPP server for test TLDs).",
                           no_args_is_help=True)
+registry_app = typer.Typer(help="The registries regshield is linked to: their message queues "
+                                "and drift.", no_args_is_help=True)
 for sub, name in ((account_app, "account"), (user_app, "user"), (token_app, "token"),
                   (events_app, "events"), (keys_app, "keys"), (registrar_app, "registrar"),
-                  (sandbox_app, "sandbox-registry")):
+                  (sandbox_app, "sandbox-registry"), (registry_app, "registry")):
     app.add_typer(sub, name=name)
 
 
@@ -320,6 +322,79 @@ def sandbox_add_registrar(
     typer.echo(f"registrar {registrar_id} added to the sandbox registry"
                + (f" (client certificate SHA-256 {sha256})" if sha256 else "")
                + ("; registry-lock password set" if lock_password is not None else ""))
+
+
+EXIT_DRIFT = 3  # `registry sync`: drift was found (and adopted)
+
+
+def _unreachable(name: str, exc: RegshieldError) -> typer.Exit:
+    """A registry that could not be asked (or broke off): one line naming it, no traceback."""
+    from regshield.registry.client import RegistryLoginRefused, RegistryUnavailable
+
+    if isinstance(exc, RegistryUnavailable):
+        return fail(f"error: the registry {name} cannot be reached: {exc.detail}")
+    if isinstance(exc, RegistryLoginRefused):
+        return fail(f"error: the registry {name} refused regshield's login: {exc.detail}")
+    return fail(f"error: the registry {name}: {exc.title.lower()}: {exc.detail}")
+
+
+@registry_app.command("poll")
+def registry_poll(ctx: typer.Context) -> None:
+    """Read every registry's message queue once: record each message as an event, apply what
+    it means (transfers in and out), acknowledge it."""
+    from regshield.flows.poll import poll_registry
+    from regshield.registry.client import RegistryError
+
+    async def go(services: Services) -> list[tuple[str, int]]:
+        counts: list[tuple[str, int]] = []
+        for name in sorted(services.registries.links):
+            try:
+                counts.append((name, await poll_registry(services, name)))
+            except RegistryError as exc:
+                raise _unreachable(name, exc) from None
+        return counts
+
+    for name, count in run(with_services(ctx.obj, go)):
+        typer.echo(f"{name}: {count} message{'' if count == 1 else 's'}")
+
+
+@registry_app.command("sync")
+def registry_sync(
+    ctx: typer.Context,
+    registry: Annotated[str | None, typer.Option(
+        "--registry", metavar="NAME", help="Only this registry link (default: every one).")]
+        = None,
+) -> None:
+    """Compare every live domain with the registry's copy; record each difference as drift
+    and adopt the registry's values. Exit 0: no drift; 3: drift found; 1: an error."""
+    from regshield.flows.registry_sync import SyncReport, sync_registry
+    from regshield.registry.client import RegistryLoginRefused, RegistryUnavailable
+
+    async def go(services: Services) -> list[SyncReport]:
+        names = [registry] if registry is not None else sorted(services.registries.links)
+        reports: list[SyncReport] = []
+        for name in names:
+            try:
+                reports.append(await sync_registry(services, name))
+            except (RegistryUnavailable, RegistryLoginRefused) as exc:
+                raise _unreachable(name, exc) from None
+        return reports
+
+    reports = run(with_services(ctx.obj, go))
+    for report in reports:
+        typer.echo(f"{report.link}: {report.checked} checked, {report.in_step} in step, "
+                   f"{len(report.drift)} with drift, {len(report.skipped)} skipped, "
+                   f"{len(report.errors)} errors")
+        for drift in report.drift:
+            typer.echo(f"  drift    {drift.domain}: {', '.join(drift.differences)}")
+        for name, why in report.skipped:
+            typer.echo(f"  skipped  {name}: {why}")
+        for name, what in report.errors:
+            typer.echo(f"  error    {name}: {what}")
+    if any(report.errors for report in reports):
+        raise typer.Exit(1)
+    if any(report.drift for report in reports):
+        raise typer.Exit(EXIT_DRIFT)
 
 
 def _read_first_line(path: Path, option: str) -> str:

@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
+
 from regshield.errors import Conflict, FieldError, NotFound, ValidationFailed
 from regshield.flows.accounts import target_account
 from regshield.flows.context import Actor
 from regshield.flows.operations import holds_of, new_operation, store_holds
 from regshield.flows.runner import Tx
-from regshield.policy.transfer import transfer_policy
+from regshield.policy.transfer import change_of_registrant_lock_end, transfer_policy
 from regshield.registry.client import RegistryError
 from regshield.registry.codec import Secret
 from regshield.registry.commands import DomainCheck, DomainInfo
@@ -486,6 +488,82 @@ class TransferRequest:
         tx.record("domains:transfer-in:requested", account=account.public_id,
                   domain=name.ascii, operation=operation.public_id)
         return await _requested(tx, domain, operation)
+
+
+# --- registrant ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegistrantChange:
+    """Give the domain another registrant (a contact of the same account). Needs a step-up.
+    Under the Transfer Policy in force, a change of registrant locks the domain against
+    inter-registrar transfer for 60 days unless the prior registrant opts out beforehand
+    (`opt_out_of_transfer_lock`); under the TPR rules there is a notice instead.
+    Raises PermissionDenied (StepUpRequired), NotFound, ValidationFailed, Conflict."""
+
+    name: str
+    registrant: Any
+    opt_out_of_transfer_lock: bool = False
+
+    async def run(self, tx: Tx) -> Requested:
+        domain, account = await _load(tx, self.name)
+        errors: list[FieldError] = []
+        if self.registrant is None:
+            errors.append(FieldError("registrant", "required", "a contact handle"))
+        contact = await _contact(tx, self.registrant, "registrant", account, errors)
+        if errors:
+            raise ValidationFailed(errors)
+        assert contact is not None
+        _step_up(tx, "changing the registrant")
+        _active(domain)
+        await _no_open_operation(tx, domain)
+        if contact.id == domain.registrant_id:
+            return await _requested(tx, domain, None)
+        _status_refusal(domain, Operation.UPDATE, "registrant")
+        previous = await tx.session.get(Contact, domain.registrant_id) \
+            if domain.registrant_id else None
+        policy = transfer_policy(tx.now, tx.services.settings.tpr_effective)
+        lock_until = change_of_registrant_lock_end(
+            policy, changed_at=tx.now, opted_out=self.opt_out_of_transfer_lock)
+        operation = new_operation(tx, domain, "registrant", {
+            "registrant": contact.handle, "registrant_id": contact.id,
+            "previous": previous.handle if previous else None,
+            "opted_out": self.opt_out_of_transfer_lock,
+            "lock_until": lock_until.isoformat() if lock_until else None})
+        tx.record("domains:registrant:requested", account=account.public_id,
+                  domain=domain.name, operation=operation.public_id,
+                  registrant=contact.handle, previous=previous.handle if previous else None,
+                  opted_out=self.opt_out_of_transfer_lock,
+                  transfer_lock_until=lock_until.isoformat() if lock_until else None)
+        return await _requested(tx, domain, operation)
+
+
+@dataclass(frozen=True)
+class HoldsSweep:
+    """Release the holds whose time has ended (the change-of-registrant transfer lock), and
+    queue the status change at the registry. Returns the operations it started."""
+
+    async def run(self, tx: Tx) -> list[str]:
+        rows = await tx.session.scalars(select(Domain).where(
+            Domain.ended_at.is_(None), Domain.holds.is_not(None)))
+        started: list[str] = []
+        for domain in rows:
+            holds = holds_of(domain)
+            ended = [h for h in holds if h.reference.startswith("until:")
+                     and datetime.fromisoformat(h.reference[6:]) <= tx.now]
+            if not ended or await open_operations(tx.session, [domain.id]):
+                continue
+            for hold in ended:
+                holds = release(holds, hold.reason, hold.reference)
+            store_holds(domain, holds)
+            operation = new_operation(tx, domain, "statuses", {
+                "released": sorted(str(h.reason) for h in ended)})
+            account = await tx.session.get(Account, domain.account_id)
+            tx.record("domains:hold:released", account=account.public_id if account else None,
+                      domain=domain.name, operation=operation.public_id,
+                      holds=sorted(str(h.reason) for h in ended))
+            started.append(operation.public_id)
+        return started
 
 
 # --- delete, restore, transfer out -----------------------------------------------------------

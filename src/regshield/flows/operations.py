@@ -30,9 +30,11 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
+import phonenumbers
 import structlog
 
 from regshield.errors import FieldError, RegshieldError, ValidationFailed
+from regshield.flows.contacts import contact_binding
 from regshield.flows.context import Actor, RequestContext, system_actor
 from regshield.flows.runner import Tx, run_flow
 from regshield.notify.messages import Change
@@ -44,9 +46,18 @@ from regshield.registry.client import (
     RegistryProtocolError,
     RegistryUnavailable,
 )
-from regshield.registry.codec import DomainContact, Period, ResultCode, Secret, Status
+from regshield.registry.codec import (
+    DomainContact,
+    Period,
+    Phone,
+    PostalInfo,
+    ResultCode,
+    Secret,
+    Status,
+)
 from regshield.registry.commands import (
     Command,
+    ContactCreate,
     DomainChanges,
     DomainCreate,
     DomainDelete,
@@ -66,17 +77,21 @@ from regshield.registry.responses import (
     EppResponse,
     SecDnsInfo,
 )
+from regshield.rules.contacts import ContactData
 from regshield.rules.ds import DsRecord
 from regshield.rules.statuses import (
     CLIENT_STATUSES,
     Hold,
     HoldReason,
     client_statuses,
+    place,
     status_update_steps,
 )
 from regshield.security.tokens import new_public_id
+from regshield.security.transfer_codes import new_transfer_code
 from regshield.services import Services
 from regshield.store.models import Account, Contact, Domain, DomainOperation
+from regshield.store.queries.contacts import contact_by_handle
 from regshield.store.queries.domains import open_operations, operation_by_public_id
 
 LEASE = timedelta(minutes=3)  # longer than a command's timeout and the info after it
@@ -119,6 +134,9 @@ class Snapshot:
     holds: frozenset[Hold]
     registrant: str | None
     tech: str | None
+    # contact:create commands for the contacts this operation links (registries that take
+    # contacts); they carry personal data, in memory only.
+    contact_creates: tuple[ContactCreate, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -187,10 +205,27 @@ class Kind:
     settled: Settled
     secret: bool = False
     field: str = "name"  # the request field a refusal is reported on
+    lock_channel: bool = False  # sent on the registry-lock credential's session
+
+
+async def _ensure_contacts(talk: Conversation, snap: Snapshot) -> EppResponse | None:
+    """Create the linked contacts at the registry; one that exists already is fine (its
+    handle is ours: `RS-` and ten random symbols), and so is a registry that does not
+    implement contact:create (the domain command then says whether it needs contacts).
+    Returns a refusal, or None."""
+    for command in snap.contact_creates:
+        response = await talk.send(command)
+        if not response.succeeded and response.code not in (
+                ResultCode.OBJECT_EXISTS, ResultCode.UNIMPLEMENTED_COMMAND):
+            return response
+    return None
 
 
 async def _send_create(talk: Conversation, snap: Snapshot, request: dict[str, Any],
                        link: RegistryLink, secret: Secret | None) -> EppResponse:
+    refused = await _ensure_contacts(talk, snap)
+    if refused is not None:
+        return refused
     contacts = (DomainContact("tech", snap.tech),) if link.contacts and snap.tech else ()
     # RFC 9154 section 4.1: a new domain gets an empty authInfo; a code exists only on request.
     return await talk.send(DomainCreate(
@@ -344,6 +379,42 @@ def _transfer_decided(snap: Snapshot, request: dict[str, Any], info: DomainInfoD
     return "pendingTransfer" not in {s.value for s in info.statuses}
 
 
+async def _send_registrant(talk: Conversation, snap: Snapshot, request: dict[str, Any],
+                           link: RegistryLink, secret: Secret | None) -> EppResponse:
+    refused = await _ensure_contacts(talk, snap)
+    if refused is not None:
+        return refused
+    return await talk.send(DomainUpdate(snap.name, registrant=request["registrant"]))
+
+
+def _registrant_set(snap: Snapshot, request: dict[str, Any], info: DomainInfoData | None,
+                    secdns: SecDnsInfo | None) -> bool | None:
+    if info is None:
+        return None
+    if info.registrant == request["registrant"]:
+        return True
+    return False if info.registrant == request.get("previous") else None
+
+
+async def _send_registry_lock(talk: Conversation, snap: Snapshot, request: dict[str, Any],
+                              link: RegistryLink, secret: Secret | None) -> EppResponse:
+    added = tuple(Status(s) for s in sorted(request["add"]) if s not in snap.registry_statuses)
+    removed = tuple(Status(s) for s in sorted(request["remove"])
+                    if s in snap.registry_statuses)
+    if not added and not removed:
+        return await talk.send(DomainInfo(snap.name))
+    return await talk.send(DomainUpdate(snap.name, add=DomainChanges(statuses=added),
+                                        remove=DomainChanges(statuses=removed)))
+
+
+def _registry_lock_set(snap: Snapshot, request: dict[str, Any], info: DomainInfoData | None,
+                       secdns: SecDnsInfo | None) -> bool | None:
+    if info is None:
+        return None
+    held = {s.value for s in info.statuses}
+    return set(request["add"]) <= held and not set(request["remove"]) & held
+
+
 KINDS: dict[str, Kind] = {
     "create": Kind(_send_create, _created, field="name"),
     "renew": Kind(_send_renew, _renewed, field="years"),
@@ -356,6 +427,8 @@ KINDS: dict[str, Kind] = {
     "transfer_request": Kind(_send_transfer_request, _never_known, secret=True,
                              field="auth_code"),
     "transfer_decision": Kind(_send_transfer_decision, _transfer_decided),
+    "registry_lock": Kind(_send_registry_lock, _registry_lock_set, lock_channel=True),
+    "registrant": Kind(_send_registrant, _registrant_set, field="registrant"),
 }
 
 
@@ -435,6 +508,12 @@ async def _claim(services: Services, public_id: str) -> Claim | None:
         domain = await session.get(Domain, operation.domain_id)
         assert domain is not None
         snapshot = await _snapshot(session, domain)
+        link = services.registries.link(domain.registry_link)
+        if link.contacts and operation.kind in ("create", "registrant"):
+            handles = [h for h in (operation.request.get("registrant") or snapshot.registrant,
+                                   snapshot.tech) if h]
+            snapshot = replace(snapshot, contact_creates=tuple(
+                [await registry_contact(session, services, handle) for handle in handles]))
         request = dict(operation.request)
         request["_request_id"] = operation.request_id
         return Claim(public_id, operation.kind, operation.attempts, request, snapshot,
@@ -456,6 +535,30 @@ async def _snapshot(session: Any, domain: Domain) -> Snapshot:
         tech=handles.get(domain.tech_id or 0))
 
 
+async def registry_contact(session: Any, services: Services, handle: str) -> ContactCreate:
+    """The contact:create for one of our contacts, opened from its sealed record. Its
+    authInfo is random and kept nowhere: contacts are never transferred by code."""
+    contact = await contact_by_handle(session, handle, include_deleted=True)
+    assert contact is not None
+    data_key = await services.sealer.data_key(session, contact.data_key_id)
+    values = ContactData.from_dict(services.sealer.open_json(
+        data_key, contact.data_sealed, contact_binding(handle)))
+    postal = PostalInfo(
+        type="int" if all(ord(ch) < 128 for ch in values.name + values.city
+                          + "".join(values.street) + (values.organization or "")) else "loc",
+        name=values.name, org=values.organization, street=values.street, city=values.city,
+        sp=values.state, pc=values.postal_code, cc=values.country)
+    return ContactCreate(handle, postal_info=(postal,), email=values.email,
+                         auth_info=Secret(new_transfer_code()), voice=epp_phone(values.phone),
+                         fax=epp_phone(values.fax) if values.fax else None)
+
+
+def epp_phone(e164: str) -> Phone:
+    """`+4930901820` as EPP writes it: `+49.30901820` (RFC 5733 section 2.5)."""
+    number = phonenumbers.parse(e164)
+    return Phone(f"+{number.country_code}.{number.national_number}")
+
+
 def holds_of(domain: Domain) -> frozenset[Hold]:
     return frozenset(Hold(HoldReason(h["reason"]), frozenset(h["statuses"]),
                           h.get("reference", "")) for h in domain.holds)
@@ -472,7 +575,8 @@ async def _send(services: Services, claim: Claim, secret: Secret | None) -> Outc
     kind = KINDS[claim.kind]
     talk: Conversation | None = None
     try:
-        pool = await services.registries.pool(link)
+        pool = await (services.registries.lock_pool(link) if kind.lock_channel
+                      else services.registries.pool(link))
         async with pool.session() as session:
             talk = Conversation(session)
             response = await kind.send(talk, claim.snapshot, claim.request, link, secret)
@@ -519,11 +623,13 @@ async def _reconcile(services: Services, claim: Claim) -> Outcome:
     if verdict is False:
         return Outcome("pending", info=info, secdns=secdns, values={"reconciled": True})
     return Outcome("failed", info=info, secdns=secdns, values={"reconciled": True},
-                   drift=_differences(claim.snapshot, info, secdns))
+                   drift=differences(claim.snapshot, info, secdns))
 
 
-def _differences(snap: Snapshot, info: DomainInfoData | None,
-                 secdns: SecDnsInfo | None) -> list[str]:
+def differences(snap: Snapshot, info: DomainInfoData | None,
+                secdns: SecDnsInfo | None) -> list[str]:
+    """What the registry's copy of a domain (`info`, `secdns`) has that differs from
+    `snap`: nameservers, ds, statuses, expires_at; one sentence when it has no such domain."""
     if info is None:
         return ["the registry has no such domain for this registrar"]
     found: list[str] = []
@@ -571,7 +677,7 @@ class _Settle:
             adopt(domain, outcome.info, outcome.secdns, tx.now)
         if outcome.state == "confirmed":
             apply_confirmed(domain, operation, outcome, tx.now)
-            if operation.kind == "create" and _statuses_differ(domain):
+            if operation.kind in ("create", "registrant") and _statuses_differ(domain):
                 # The lock follows as soon as the domain exists: a create carries no client
                 # status at most registries.
                 new_operation(tx, domain, "statuses", {"after": operation.public_id})
@@ -619,11 +725,17 @@ async def _notify(tx: Tx, operation: DomainOperation, domain: Domain, account: A
         change, details = Change.REGISTRAR_LOCK, {"locked": locked}
     elif operation.kind == "transfer_code":
         change, details = Change.TRANSFER_CODE, {"expires_at": request["expires_at"]}
+    elif operation.kind == "registrant":
+        change = Change.REGISTRANT
+        details = {"before": request.get("previous") or "(none)",
+                   "after": request["registrant"]}
     if change is None:
         return
     recipients = [to_account_owners(account.public_id)]
     if before.registrant:
         recipients.insert(0, to_contact(before.registrant))
+    if operation.kind == "registrant":
+        recipients.insert(0, to_contact(request["registrant"]))
     notice(replace(tx, actor=_origin_actor(operation.actor)), change=change,
            recipients=recipients, domain=domain.unicode_name, details=details)
 
@@ -678,6 +790,14 @@ def apply_confirmed(domain: Domain, operation: DomainOperation, outcome: Outcome
         domain.state = "pending_transfer_in" if pending else "active"
     elif operation.kind == "transfer_decision" and request["decision"] == "approve":
         domain.state, domain.ended_at = "ended", now
+    elif operation.kind == "registrant":
+        domain.registrant_id = int(request["registrant_id"])
+        if request.get("lock_until"):
+            # Transfer Policy II.C: no inter-registrar transfer for 60 days after a change
+            # of registrant, unless the prior registrant opted out beforehand.
+            store_holds(domain, place(holds_of(domain), Hold.of(
+                HoldReason.CHANGE_OF_REGISTRANT_LOCK,
+                reference=f"until:{request['lock_until']}")))
 
 
 def refusal_error(operation: DomainOperation) -> RegistryRefused:

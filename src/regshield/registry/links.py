@@ -8,6 +8,7 @@ A link is configured per registry in `regshield.toml`:
     port = 700
     client_id = "regshield-01"
     password_file = "/etc/regshield/epp-password"   # or REGSHIELD_REGISTRY_<NAME>_PASSWORD
+    lock_password_file = "/etc/regshield/epp-lock"  # optional: the registry-lock credential
     ca_certificate = "/etc/regshield/registry-ca.pem"
     client_certificate = "/etc/regshield/epp-client.pem"
     client_key = "/etc/regshield/epp-client.key"
@@ -25,9 +26,9 @@ import asyncio
 import os
 import secrets
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from regshield.config import Settings
 from regshield.errors import ConfigurationError, FieldError, ValidationFailed
@@ -47,6 +48,7 @@ from regshield.rules.names import DomainName
 SANDBOX_LINK = "sandbox"
 SANDBOX_CLIENT_ID = "regshield"
 SANDBOX_PASSWORD_FILE = "regshield-link.secret"  # noqa: S105 (a file name)
+SANDBOX_LOCK_PASSWORD_FILE = "regshield-lock.secret"  # noqa: S105 (a file name)
 SANDBOX_TLDS = ("test", "example")
 DEFAULT_POOL_SIZE = 2
 
@@ -61,6 +63,10 @@ class RegistryLink:
     endpoint: RegistryEndpoint
     contacts: bool = True
     pool_size: int = DEFAULT_POOL_SIZE
+    # The registry-lock channel: the same registrar logging in with its separate lock
+    # credential, whose sessions may only set or lift server*Prohibited. None: the registry
+    # offers no registry lock to this registrar.
+    lock_endpoint: RegistryEndpoint | None = None
 
     @property
     def secdns(self) -> bool:
@@ -118,6 +124,19 @@ class Registries:
                 self._pools[link.name] = pool
             return pool
 
+    async def lock_pool(self, link: RegistryLink) -> EppPool:
+        """A one-session pool on the link's registry-lock channel, opened on first use."""
+        if link.lock_endpoint is None:
+            raise ConfigurationError(f"registry {link.name} has no registry-lock channel")
+        async with self._lock:
+            key = f"{link.name}#lock"
+            pool = self._pools.get(key)
+            if pool is None:
+                pool = EppPool(link.lock_endpoint, size=1)
+                await pool.start()
+                self._pools[key] = pool
+            return pool
+
     async def close(self) -> None:
         async with self._lock:
             pools, self._pools = list(self._pools.values()), {}
@@ -138,9 +157,10 @@ def sandbox_directory(settings: Settings) -> Path:
     return settings.home / "sandbox-registry"
 
 
-def sandbox_password(settings: Settings) -> Secret:
-    """regshield's password at the built-in sandbox, made on first use (file mode 0600)."""
-    path = sandbox_directory(settings) / SANDBOX_PASSWORD_FILE
+def sandbox_password(settings: Settings, file_name: str = SANDBOX_PASSWORD_FILE) -> Secret:
+    """regshield's password (or lock password) at the built-in sandbox, made on first use
+    (file mode 0600)."""
+    path = sandbox_directory(settings) / file_name
     if not path.exists():
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -162,10 +182,12 @@ def sandbox_link(settings: Settings, port: int | None = None) -> RegistryLink:
         ca_certificate=sandbox_directory(settings) / CERTIFICATE_FILE,
         server_hostname="localhost",
     )
-    return RegistryLink(SANDBOX_LINK, frozenset(SANDBOX_TLDS), endpoint)
+    lock = replace(endpoint, password=sandbox_password(settings, SANDBOX_LOCK_PASSWORD_FILE))
+    return RegistryLink(SANDBOX_LINK, frozenset(SANDBOX_TLDS), endpoint, lock_endpoint=lock)
 
 
-_KEYS = frozenset({"tlds", "host", "port", "client_id", "password_file", "ca_certificate",
+_KEYS = frozenset({"tlds", "host", "port", "client_id", "password_file", "lock_password_file",
+                   "ca_certificate",
                    "client_certificate", "client_key", "server_hostname", "contacts",
                    "extensions", "pool_size"})
 
@@ -198,11 +220,15 @@ def _link(name: str, table: dict[str, Any], env: dict[str, str]) -> RegistryLink
             object_uris=objects, extension_uris=extensions)
     except (TypeError, ValueError) as exc:
         raise ConfigurationError(f"{where}: {exc}") from exc
+    lock_endpoint = None
+    lock_password = _password(name, table, env, where, lock=True)
+    if lock_password is not None:
+        lock_endpoint = replace(endpoint, password=lock_password)
     pool_size = int(table.get("pool_size", DEFAULT_POOL_SIZE))
     if not 1 <= pool_size <= 32:
         raise ConfigurationError(f"{where}.pool_size: expected 1 to 32")
     return RegistryLink(name, frozenset(t.lower().strip(".") for t in tlds), endpoint,
-                        contacts=contacts, pool_size=pool_size)
+                        contacts=contacts, pool_size=pool_size, lock_endpoint=lock_endpoint)
 
 
 def _extensions(value: Any, where: str) -> tuple[str, ...]:
@@ -213,13 +239,28 @@ def _extensions(value: Any, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _password(name: str, table: dict[str, Any], env: dict[str, str], where: str) -> Secret:
+@overload
+def _password(name: str, table: dict[str, Any], env: dict[str, str], where: str
+              ) -> Secret: ...
+
+
+@overload
+def _password(name: str, table: dict[str, Any], env: dict[str, str], where: str, *,
+              lock: bool) -> Secret | None: ...
+
+
+def _password(name: str, table: dict[str, Any], env: dict[str, str], where: str, *,
+              lock: bool = False) -> Secret | None:
+    """The link's password (required), or its registry-lock password (optional)."""
+    kind = "LOCK_PASSWORD" if lock else "PASSWORD"
     variable = "REGSHIELD_REGISTRY_" + "".join(c if c.isalnum() else "_" for c in name).upper() \
-        + "_PASSWORD"
+        + f"_{kind}"
     if env.get(variable):
         return Secret(env[variable])
-    path = table.get("password_file")
+    path = table.get("lock_password_file" if lock else "password_file")
     if not path:
+        if lock:
+            return None
         raise ConfigurationError(f"{where}: set {variable} or password_file (a password is "
                                  "never read from the config file itself)")
     try:

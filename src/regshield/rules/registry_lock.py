@@ -294,6 +294,11 @@ def code_matches(code: str, code_digest: str) -> bool:
     return hmac.compare_digest(digest(_normalize_code(code)).encode(), code_digest.encode())
 
 
+def code_digest(code: str) -> str:
+    """The digest a request keeps of `code`, to find the request a code belongs to."""
+    return digest(_normalize_code(code))
+
+
 def _normalize_code(code: str) -> str:
     return code.translate(_CODE_SEPARATORS).lower()
 

@@ -14,7 +14,8 @@ from typing import Final
 STAFF_ROLES: Final = ("admin", "operator", "support", "compliance", "auditor")
 CUSTOMER_ROLES: Final = ("owner", "member")
 
-RESOURCES: Final = ("registrar", "accounts", "users", "tokens", "contacts", "events", "domains")
+RESOURCES: Final = ("registrar", "accounts", "users", "tokens", "contacts", "events", "domains",
+                    "registry_lock")
 SELF: Final = frozenset({"self:mfa:write", "self:tokens:write", "self:profile:read"})
 
 
@@ -41,7 +42,7 @@ ROLE_PERMISSIONS: Final[dict[str, frozenset[str]]] = {
     "owner": frozenset({
         "account:contacts:read", "account:contacts:write", "account:users:read",
         "account:users:write", "account:events:read", "account:domains:read",
-        "account:domains:write",
+        "account:domains:write", "account:registry_lock:write",
     }) | SELF,
     "member": frozenset({"account:contacts:read", "account:contacts:write",
                          "account:domains:read", "account:domains:write"}) | SELF,

@@ -107,6 +107,10 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(Timestamp)
     disabled_at: Mapped[datetime | None] = mapped_column(Timestamp)
     last_login_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # The separate registry-lock credential: its own password (argon2id) and the address its
+    # verification codes go to (sealed like the login address).
+    lock_password_hash: Mapped[str | None] = mapped_column(String(255))
+    lock_email_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class RecoveryCode(Base):
@@ -250,6 +254,10 @@ class Domain(Base):
     updated_at: Mapped[datetime] = mapped_column(Timestamp)
     synced_at: Mapped[datetime | None] = mapped_column(Timestamp)
     ended_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # The registry lock as regshield decided it (rules/registry_lock.py); the registry's
+    # server* statuses are what it has applied.
+    registry_locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    registry_lock_revision: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class DomainOperation(Base):
@@ -277,3 +285,47 @@ class DomainOperation(Base):
     request_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(Timestamp)
     completed_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class RegistryLockRequest(Base):
+    """One registry-lock request (rules/registry_lock.py `LockRequest`), as saved. The
+    verification code is never stored: only its SHA-256 digest."""
+
+    __tablename__ = "registry_lock_requests"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    domain_id: Mapped[int] = mapped_column(ForeignKey("domains.id"), index=True)
+    action: Mapped[str] = mapped_column(String(8))
+    requested_by: Mapped[str] = mapped_column(String(48))
+    requested_at: Mapped[datetime] = mapped_column(Timestamp)
+    expires_at: Mapped[datetime] = mapped_column(Timestamp)
+    revision: Mapped[int] = mapped_column(Integer)
+    code_digest: Mapped[str | None] = mapped_column(String(64), index=True)
+    needs_approval: Mapped[bool] = mapped_column(Boolean, default=False)
+    relock_after_seconds: Mapped[int | None] = mapped_column(Integer)
+    relock_of: Mapped[str | None] = mapped_column(String(32))
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    verified_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    approved_by: Mapped[str | None] = mapped_column(String(48))
+    approved_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    completed_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    cancelled_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    cancelled_by: Mapped[str | None] = mapped_column(String(48))
+    expired_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    superseded_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    relock_settled_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    relock_id: Mapped[str | None] = mapped_column(String(32))
+
+
+class RegistryMessage(Base):
+    """A registry's poll message that regshield has recorded, by link and message id. The
+    acknowledgement goes to the registry only after the record commits, so a message can come
+    back (a crash or a lost connection in between); this row keeps it from being applied and
+    recorded twice (flows/poll.py)."""
+
+    __tablename__ = "registry_messages"
+    link: Mapped[str] = mapped_column(String(64), primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    queued_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    received_at: Mapped[datetime] = mapped_column(Timestamp)

@@ -20,16 +20,21 @@ from regshield.api.schemas import (
     DomainListOut,
     DomainOut,
     DsIn,
+    LockCredentialIn,
     NameserversIn,
     OperationOut,
+    RegistrantIn,
     RegistrarLockIn,
+    RegistryLockIn,
+    RegistryLockRequestOut,
+    RegistryLockVerifyIn,
     RenewIn,
     TransferCodeOut,
     TransferIn,
     TransferRejectIn,
 )
 from regshield.errors import NotFound
-from regshield.flows.context import Actor
+from regshield.flows.context import Actor, system_actor
 from regshield.flows.domains import (
     DomainDelete,
     DomainRegister,
@@ -38,6 +43,7 @@ from regshield.flows.domains import (
     DsSet,
     NameserversSet,
     OperationView,
+    RegistrantChange,
     RegistrarLockSet,
     Requested,
     TransferCodeIssue,
@@ -48,7 +54,17 @@ from regshield.flows.domains import (
     domain_read,
 )
 from regshield.flows.operations import execute_all, refusal_error
+from regshield.flows.registry_lock import (
+    LockCredentialSet,
+    RegistryLockApprove,
+    RegistryLockCancel,
+    RegistryLockCodeUndelivered,
+    RegistryLockRequestCreate,
+    RegistryLockVerify,
+    masked,
+)
 from regshield.flows.runner import run_flow
+from regshield.notify.lock_codes import send_lock_code
 from regshield.registry.client import RegistryUnavailable
 from regshield.registry.codec import Secret
 from regshield.services import Services
@@ -121,6 +137,17 @@ async def set_nameservers(name: str, body: NameserversIn, response: Response,
                           actor: SteppedUpActorDep, services: ServicesDep,
                           context: ContextDep) -> DomainOut:
     requested = await run_flow(services, actor, context, NameserversSet(name, body.nameservers))
+    return await _answer(services, actor, requested, response)
+
+
+@router.put("/domains/{name}/registrant", response_model=DomainOut,
+            responses={202: {"description": "Accepted; the registry has not confirmed yet"}})
+async def set_registrant(name: str, body: RegistrantIn, response: Response,
+                         actor: SteppedUpActorDep, services: ServicesDep,
+                         context: ContextDep) -> DomainOut:
+    """Change of registrant (step-up); a 60-day transfer lock follows unless opted out."""
+    requested = await run_flow(services, actor, context, RegistrantChange(
+        name, body.registrant, body.opt_out_of_transfer_lock))
     return await _answer(services, actor, requested, response)
 
 
@@ -235,3 +262,65 @@ async def reject_transfer(name: str, body: TransferRejectIn, response: Response,
     requested = await run_flow(services, actor, context,
                                TransferDecide(name, approve=False, reason=body.reason))
     return await _answer(services, actor, requested, response)
+
+
+# --- registry lock -------------------------------------------------------------------------
+
+
+@router.put("/me/registry-lock", status_code=status.HTTP_204_NO_CONTENT)
+async def set_lock_credential(body: LockCredentialIn, actor: SteppedUpActorDep,
+                              services: ServicesDep, context: ContextDep) -> None:
+    """Your registry-lock credential: its own password and the address codes go to
+    (step-up)."""
+    await run_flow(services, actor, context,
+                   LockCredentialSet(body.lock_email, Secret(body.lock_password)))
+
+
+@router.post("/domains/{name}/registry-lock", response_model=RegistryLockRequestOut,
+             status_code=status.HTTP_202_ACCEPTED)
+async def request_registry_lock(name: str, body: RegistryLockIn, actor: ActorDep,
+                                services: ServicesDep,
+                                context: ContextDep) -> RegistryLockRequestOut:
+    """Ask to lock or unlock at the registry. A verification code goes to your lock address;
+    redeem it with POST /registry-lock/verify within the hour."""
+    issued = await run_flow(services, actor, context, RegistryLockRequestCreate(
+        name, body.action, Secret(body.lock_password), body.relock_after_hours))
+    assert issued is not None
+    try:
+        await send_lock_code(services.settings, services.clock, issued.request,
+                             issued.code.reveal(), issued.domain, issued.send_to)
+    except Exception as exc:
+        await run_flow(services, system_actor("registry-lock"), context,
+                       RegistryLockCancel(issued.request.public_id))
+        raise RegistryLockCodeUndelivered(
+            "the verification code could not be sent; the request was cancelled") from exc
+    return RegistryLockRequestOut(
+        request=issued.request.public_id, domain=issued.domain,
+        action=str(issued.request.action), expires_at=issued.request.expires_at,
+        needs_approval=issued.request.needs_approval, sent_to=masked(issued.send_to))
+
+
+async def _lock_answer(services: Services, actor: Actor, requested: Requested,
+                       response: Response) -> DomainOut:
+    if requested.operation is None:  # waits for approval (or the code) still
+        response.status_code = status.HTTP_202_ACCEPTED
+        return DomainOut.of(requested.domain)
+    return await _answer(services, actor, requested, response)
+
+
+@router.post("/registry-lock/verify", response_model=DomainOut,
+             responses={202: {"description": "Verified; waits for approval or the registry"}})
+async def verify_registry_lock(body: RegistryLockVerifyIn, response: Response,
+                               actor: ActorDep, services: ServicesDep,
+                               context: ContextDep) -> DomainOut:
+    requested = await run_flow(services, actor, context,
+                               RegistryLockVerify(body.code, body.request))
+    return await _lock_answer(services, actor, requested, response)
+
+
+@router.post("/registry-lock/{request_id}/approve", response_model=DomainOut,
+             responses={202: {"description": "Approved; waits for the code or the registry"}})
+async def approve_registry_lock(request_id: str, response: Response, actor: ActorDep,
+                                services: ServicesDep, context: ContextDep) -> DomainOut:
+    requested = await run_flow(services, actor, context, RegistryLockApprove(request_id))
+    return await _lock_answer(services, actor, requested, response)
