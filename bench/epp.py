@@ -44,9 +44,9 @@ from stats import percentile_ms
 
 from regshield import logs
 from regshield.config import Listen
-from regshield.registry.client import RegistryEndpoint
-from regshield.registry.codec import Period, ResultCode, Secret
-from regshield.registry.commands import DomainCreate, DomainInfo
+from regshield.registry.client import EppSession, RegistryEndpoint
+from regshield.registry.codec import Period, PostalInfo, ResultCode, Secret
+from regshield.registry.commands import ContactCreate, DomainCreate, DomainInfo
 from regshield.registry.pool import EppPool
 from regshield.registry.responses import DomainInfoData, EppResponse
 from regshield.registry.sandbox.server import SandboxServer
@@ -259,6 +259,20 @@ async def in_thread(label: str, function: Callable[[], None]) -> None:
     thread.join()
 
 
+async def create_registrant(endpoint: RegistryEndpoint) -> None:
+    """The contact every benchmark domain names: the sandbox, like a thick registry, wants it
+    to exist (for sessions that select contact-1.0, as pyepp's and the pool's do)."""
+    session = await EppSession.open(endpoint)
+    try:
+        response = await session.execute(ContactCreate(
+            REGISTRANT, postal_info=(PostalInfo("int", "Bench Holder", "Berlin", "DE"),),
+            email="holder@example.net", auth_info=Secret("bench-" + secrets.token_hex(6))))
+        if not response.succeeded:
+            raise SystemExit(f"cannot create the registrant: {int(response.code)}")
+    finally:
+        await session.logout()
+
+
 async def run(args: argparse.Namespace) -> list[Target]:
     with tempfile.TemporaryDirectory(prefix="regshield-epp-bench-") as tmp:
         directory = Path(tmp) / "sandbox-registry"
@@ -270,6 +284,7 @@ async def run(args: argparse.Namespace) -> list[Target]:
                 host="127.0.0.1", port=server.port, client_id=REGISTRAR,
                 password=Secret(PASSWORD), ca_certificate=server.certificate,
                 server_hostname="localhost", connect_timeout=TIMEOUT, command_timeout=TIMEOUT)
+            await create_registrant(endpoint)
             n, w = args.domains, args.warmup
             pool_label = f"regshield pool ({args.sessions} sessions, {args.concurrency} concurrent)"
             runs: list[tuple[Target, Callable[[Target], Awaitable[None]]]] = []
