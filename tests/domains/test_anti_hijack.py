@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import httpx
 from api.test_auth import STEP
@@ -12,6 +13,7 @@ from sqlalchemy import select, text
 from domains.conftest import Holder, Registry, as_other_registrar
 from domains.test_lifecycle import DOMAINS, register
 from regshield.clock import FakeClock
+from regshield.flows.sweeps import sweep
 from regshield.registry.codec import ResultCode, Secret
 from regshield.registry.commands import DomainTransfer
 from regshield.security.totp import code_at
@@ -150,3 +152,27 @@ async def test_a_registry_locked_domain_refuses_updates_even_after_a_hand_edit(
     assert at_registry["nameservers"] == ["ns1.example.net", "ns2.example.net"]
     fetched = await api.get(f"{DOMAINS}/example.test", headers=holder.headers)
     assert fetched.json()["nameservers"] == ["ns1.example.net", "ns2.example.net"]
+
+
+async def test_a_transfer_code_stops_working_at_the_registry_when_it_expires(
+        api: httpx.AsyncClient, holder: Holder, registry: Registry, services: Services,
+        clock: FakeClock) -> None:
+    assert (await register(api, holder)).status_code == 201
+    assert (await api.delete(f"{DOMAINS}/example.test/registrar-lock",
+                             headers=holder.otp())).status_code == 200
+    issued = await api.post(f"{DOMAINS}/example.test/transfer-code", headers=holder.otp())
+    assert issued.status_code == 201, issued.text
+
+    clock.advance(timedelta(days=13))
+    assert await sweep(services) == []
+    clock.advance(timedelta(days=1, seconds=1))  # 14 days: the Transfer Policy's lifetime
+    assert len(await sweep(services)) == 1
+
+    late = await as_other_registrar(registry, DomainTransfer(
+        "example.test", op="request", auth_info=Secret(issued.json()["code"])))
+    assert late.code == ResultCode.INVALID_AUTHORIZATION_INFORMATION
+    fetched = await api.get(f"{DOMAINS}/example.test", headers=holder.headers)
+    assert fetched.json()["transfer_code_expires_at"] is None
+    async with services.store.read() as session:
+        domain = (await session.scalars(select(Domain))).one()
+        assert domain.transfer_code_hash is None

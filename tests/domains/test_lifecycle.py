@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -9,8 +10,9 @@ import httpx
 from sqlalchemy import select
 
 from domains.conftest import NS, Holder, Registry, as_other_registrar
-from regshield.registry.codec import Secret
+from regshield.registry.codec import DOMAIN_NS, HOST_NS, Secret
 from regshield.registry.commands import DomainCreate
+from regshield.registry.links import Registries
 from regshield.services import Services
 from regshield.store.models import Domain, DomainOperation, Event
 
@@ -149,3 +151,27 @@ async def test_unlocking_needs_a_step_up_and_the_update_lock_is_a_separate_choic
     at_registry = registry.domain("example.test")
     assert at_registry is not None and not at_registry["statuses"] & {
         "clientUpdateProhibited", "clientTransferProhibited", "clientDeleteProhibited"}
+
+
+async def test_a_minimum_data_registry_gets_no_contacts(
+        api: httpx.AsyncClient, holder: Holder, registry: Registry,
+        services: Services) -> None:
+    thin = replace(registry.link, contacts=False, endpoint=replace(
+        registry.link.endpoint, object_uris=(DOMAIN_NS, HOST_NS)))
+    await services.registries.close()
+    services.registries = Registries([thin])
+
+    response = await register(api, holder)
+
+    assert response.status_code == 201, response.text
+    assert response.json()["registrant"] == holder.contact  # kept here, as the RAA asks
+    assert registry.sql("SELECT registrant, contacts FROM domains") == [(None, "[]")]
+    assert registry.sql("SELECT count(*) FROM contacts") == [(0,)]
+
+
+async def test_a_thick_registry_gets_the_registrant_as_a_contact_object(
+        api: httpx.AsyncClient, holder: Holder, registry: Registry) -> None:
+    assert (await register(api, holder)).status_code == 201
+    assert registry.sql("SELECT registrant FROM domains") == [(holder.contact,)]
+    assert registry.sql("SELECT sponsor_id FROM contacts WHERE handle = ?", holder.contact) \
+        == [("regshield",)]

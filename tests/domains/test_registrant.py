@@ -3,9 +3,11 @@ Policy's 60-day transfer lock, or the prior registrant's opt-out."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import httpx
+import pytest
 from contact_samples import contact_body
 
 from domains.conftest import Holder, Registry
@@ -77,3 +79,38 @@ async def test_an_unknown_or_foreign_contact_is_refused(
     assert response.json()["errors"][0] == {
         "field": "registrant", "code": "unknown_contact",
         "message": response.json()["errors"][0]["message"]}
+
+
+async def test_the_tech_contact_is_set_and_removed_at_the_registry(
+        api: httpx.AsyncClient, holder: Holder, registry: Registry) -> None:
+    assert (await register(api, holder)).status_code == 201
+    handle = await new_contact(api, holder)
+    url = f"{DOMAINS}/example.test/contacts"
+
+    set_ = await api.put(url, headers=holder.headers, json={"tech": handle})
+
+    assert set_.status_code == 200, set_.text
+    assert set_.json()["tech"] == handle
+    assert registry.sql("SELECT contacts FROM domains") == [
+        (f'[{{"type": "tech", "id": "{handle}"}}]',)]
+    removed = await api.put(url, headers=holder.headers, json={"tech": None})
+    assert removed.status_code == 200, removed.text
+    assert removed.json()["tech"] is None
+    assert registry.sql("SELECT contacts FROM domains") == [("[]",)]
+
+
+async def test_under_the_tpr_a_new_domain_cannot_move_for_30_days_even_unlocked(
+        api: httpx.AsyncClient, holder: Holder, registry: Registry, services: Services,
+        clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(services, "settings", replace(
+        services.settings, tpr_effective=(clock.now() - timedelta(days=1)).date()))
+    await unlocked(api, holder)
+    fetched = (await api.get(f"{DOMAINS}/example.test", headers=holder.headers)).json()
+    assert fetched["registrar_lock"] is False
+    assert "transfer_lock_after_registration" in fetched["holds"]
+    assert "clientTransferProhibited" in fetched["statuses"]
+
+    clock.advance(timedelta(days=31))
+    assert len(await sweep(services)) == 1
+    fetched = (await api.get(f"{DOMAINS}/example.test", headers=holder.headers)).json()
+    assert "clientTransferProhibited" not in fetched["statuses"]

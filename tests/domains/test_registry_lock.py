@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 import re
 from datetime import timedelta
 
@@ -14,12 +15,18 @@ from conftest import World
 from sqlalchemy import select
 
 from domains.conftest import Holder, Registry
-from domains.test_lifecycle import DOMAINS, register
+from domains.test_lifecycle import DOMAINS, events, register
 from regshield.clock import FakeClock
+from regshield.errors import PermissionDenied
+from regshield.flows.context import RequestContext, system_actor
+from regshield.flows.domains import DsSet
+from regshield.flows.operations import execute_all
+from regshield.flows.runner import run_flow
 from regshield.flows.sweeps import sweep
 from regshield.notify.delivery import MAIL_DIRECTORY
+from regshield.security.authentication import actor_for_bearer
 from regshield.services import Services
-from regshield.store.models import Domain, RegistryLockRequest
+from regshield.store.models import Domain, OutboxItem, RegistryLockRequest
 
 LOCK_PASSWORD = "another long lock passphrase 7"
 LOCK_EMAIL = "lock-desk@example.org"
@@ -91,6 +98,11 @@ async def test_a_verified_lock_is_set_at_the_registry_and_holds_against_updates(
     replayed = await api.post("/api/v1/registry-lock/verify", headers=holder.headers,
                               json={"code": code})
     assert replayed.status_code == 409
+    async with services.store.read() as session:
+        notices = [row.payload for row in await session.scalars(
+            select(OutboxItem).where(OutboxItem.kind == "notify:email"))]
+    assert [n["details"] for n in notices if n["change"] == "registry_lock"] == \
+        [{"locked": True}]
 
 
 async def test_a_lock_needs_the_credential_and_its_own_password(
@@ -226,3 +238,37 @@ async def test_with_approval_a_second_staff_member_completes_it(
     assert approved.status_code == 200, approved.text
     at_registry = registry.domain("example.test")
     assert at_registry is not None and at_registry["statuses"] >= SERVER_LOCK
+
+
+DS = {"key_tag": 12345, "algorithm": 13, "digest_type": 2, "digest": "ab" * 32}
+
+
+async def test_only_a_hosted_zone_s_key_rollover_passes_a_registry_lock(
+        api: httpx.AsyncClient, holder: Holder, registry: Registry,
+        services: Services) -> None:
+    assert (await register(api, holder)).status_code == 201
+    await with_credential(api, holder)
+    await locked(api, holder, services)
+
+    by_holder = await api.put(f"{DOMAINS}/example.test/ds", headers=holder.otp(),
+                              json={"ds": [DS]})
+    assert by_holder.status_code == 409, by_holder.text
+    # A customer's credential cannot claim to be the signer of a hosted zone.
+    customer = await actor_for_bearer(services, holder.identity.token)
+    with pytest.raises(PermissionDenied):
+        await run_flow(services, customer, RequestContext("api"),
+                       DsSet("example.test", [DS], hosted_zone=True))
+
+    requested = await run_flow(services, system_actor("dnssec"), RequestContext("system"),
+                               DsSet("example.test", [DS], hosted_zone=True))
+    assert requested.operation is not None
+    done = await execute_all(services, requested.operation)
+
+    assert done.state == "confirmed", done.result
+    [(ds_records, statuses)] = registry.sql(
+        "SELECT ds_records, statuses FROM domains WHERE name = 'example.test'")
+    assert DS["digest"] in ds_records
+    assert set(json.loads(statuses)) >= SERVER_LOCK  # the lock is back
+    tags = [e.tag for e in await events(services, "domains:registry-lock:")]
+    assert "domains:registry-lock:lifted-for-ds" in tags
+    assert "domains:registry-lock:restored-after-ds" in tags

@@ -352,3 +352,8 @@ class RegistrantIn(BaseModel):
     opt_out_of_transfer_lock: bool = Field(
         default=False, description="The prior registrant opts out of the 60-day transfer lock "
                                    "that follows a change of registrant")
+
+
+class ContactsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tech: OptionalText = Field(default=None, description="A contact handle, or null to remove")

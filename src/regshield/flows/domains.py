@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from regshield.errors import Conflict, FieldError, NotFound, ValidationFailed
+from regshield.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
 from regshield.flows.accounts import target_account
 from regshield.flows.context import Actor
 from regshield.flows.operations import holds_of, new_operation, store_holds
@@ -30,6 +30,7 @@ from regshield.registry.commands import DomainCheck, DomainInfo
 from regshield.registry.responses import DomainCheckData, DomainInfoData
 from regshield.rules.ds import DsRecord, validate_ds_set
 from regshield.rules.names import DomainName, validate_domain_name, validate_nameservers
+from regshield.rules.registry_lock import DomainLock, change_while_locked
 from regshield.rules.statuses import Hold, HoldReason, Operation, place, refusal, release
 from regshield.security.step_up import require_step_up
 from regshield.security.transfer_codes import (
@@ -252,7 +253,13 @@ class DomainRegister:
             registrant_id=registrant.id if registrant else None,
             tech_id=tech.id if tech else None, nameservers=[], ds=[], holds=[],
             registry_statuses=[], created_at=tx.now, updated_at=tx.now)
-        store_holds(domain, frozenset({Hold.of(HoldReason.REGISTRAR_LOCK)}))
+        holds = {Hold.of(HoldReason.REGISTRAR_LOCK)}
+        policy = transfer_policy(tx.now, tx.services.settings.tpr_effective)
+        if policy.restriction_mandatory:  # TPR: no transfer in the first days, lock or not
+            until = tx.now + policy.after_registration_restriction
+            holds.add(Hold.of(HoldReason.TRANSFER_LOCK_AFTER_REGISTRATION,
+                              reference=f"until:{until.isoformat()}"))
+        store_holds(domain, frozenset(holds))
         tx.session.add(domain)
         await tx.session.flush()
         operation = new_operation(tx, domain, "create", {
@@ -338,8 +345,13 @@ class DsSet:
 
     name: str
     ds: Any
+    # Set by regshield's own DNS signer for a zone it hosts: the one change a registry lock
+    # lets through (a key rollover), inside the DS window (rules/registry_lock.py).
+    hosted_zone: bool = False
 
     async def run(self, tx: Tx) -> Requested:
+        if self.hosted_zone and tx.actor.kind != "system":
+            raise PermissionDenied("only regshield's DNS signer vouches for a hosted zone")
         domain, account = await _load(tx, self.name)
         errors: list[FieldError] = []
         if self.ds is None:
@@ -361,8 +373,13 @@ class DsSet:
         if {tuple(sorted(r.items())) for r in wanted} == \
                 {tuple(sorted(r.items())) for r in domain.ds}:
             return await _requested(tx, domain, None)
-        _status_refusal(domain, Operation.UPDATE, "ds")
-        operation = new_operation(tx, domain, "ds", {"ds": wanted, "previous": domain.ds})
+        window = change_while_locked(
+            DomainLock(domain.name, domain.registry_locked, domain.registry_lock_revision),
+            {"ds"}, hosted_zone=self.hosted_zone)
+        if window is None:
+            _status_refusal(domain, Operation.UPDATE, "ds")
+        operation = new_operation(tx, domain, "ds", {
+            "ds": wanted, "previous": domain.ds, "ds_window": window is not None})
         tx.record("domains:ds:requested", account=account.public_id, domain=domain.name,
                   operation=operation.public_id, ds=[r.to_text() for r in records])
         return await _requested(tx, domain, operation)
@@ -539,14 +556,42 @@ class RegistrantChange:
 
 
 @dataclass(frozen=True)
+class ContactsSet:
+    """Set or remove the tech contact (a contact of the same account, or None).
+    Raises PermissionDenied, NotFound, ValidationFailed, Conflict."""
+
+    name: str
+    tech: Any
+
+    async def run(self, tx: Tx) -> Requested:
+        domain, account = await _load(tx, self.name)
+        errors: list[FieldError] = []
+        contact = await _contact(tx, self.tech, "tech", account, errors)
+        if errors:
+            raise ValidationFailed(errors)
+        _active(domain)
+        await _no_open_operation(tx, domain)
+        if (contact.id if contact else None) == domain.tech_id:
+            return await _requested(tx, domain, None)
+        _status_refusal(domain, Operation.UPDATE, "tech")
+        operation = new_operation(tx, domain, "contacts", {
+            "tech": contact.handle if contact else None,
+            "tech_id": contact.id if contact else None})
+        tx.record("domains:contacts:requested", account=account.public_id, domain=domain.name,
+                  operation=operation.public_id, tech=contact.handle if contact else None)
+        return await _requested(tx, domain, operation)
+
+
+@dataclass(frozen=True)
 class HoldsSweep:
-    """Release the holds whose time has ended (the change-of-registrant transfer lock), and
-    queue the status change at the registry. Returns the operations it started."""
+    """Release the holds whose time has ended (the change-of-registrant transfer lock, the
+    post-transfer window), and clear transfer codes whose lifetime has ended at the registry
+    (Transfer Policy: 14 days). Queues the registry changes; returns them."""
 
     async def run(self, tx: Tx) -> list[str]:
+        started = await self._expire_transfer_codes(tx)
         rows = await tx.session.scalars(select(Domain).where(
             Domain.ended_at.is_(None), Domain.holds.is_not(None)))
-        started: list[str] = []
         for domain in rows:
             holds = holds_of(domain)
             ended = [h for h in holds if h.reference.startswith("until:")
@@ -562,6 +607,22 @@ class HoldsSweep:
             tx.record("domains:hold:released", account=account.public_id if account else None,
                       domain=domain.name, operation=operation.public_id,
                       holds=sorted(str(h.reason) for h in ended))
+            started.append(operation.public_id)
+        return started
+
+    @staticmethod
+    async def _expire_transfer_codes(tx: Tx) -> list[str]:
+        rows = await tx.session.scalars(select(Domain).where(
+            Domain.ended_at.is_(None), Domain.transfer_code_expires_at <= tx.now))
+        started: list[str] = []
+        for domain in rows:
+            if await open_operations(tx.session, [domain.id]):
+                continue
+            operation = new_operation(tx, domain, "transfer_code_clear", {})
+            account = await tx.session.get(Account, domain.account_id)
+            tx.record("domains:transfer-code:expired",
+                      account=account.public_id if account else None, domain=domain.name,
+                      operation=operation.public_id)
             started.append(operation.public_id)
         return started
 

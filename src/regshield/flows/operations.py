@@ -25,7 +25,7 @@ secret, and one that cannot be sent fails instead of waiting.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
@@ -79,6 +79,7 @@ from regshield.registry.responses import (
 )
 from regshield.rules.contacts import ContactData
 from regshield.rules.ds import DsRecord
+from regshield.rules.registry_lock import DS_WINDOW, RegistryEffect
 from regshield.rules.statuses import (
     CLIENT_STATUSES,
     Hold,
@@ -169,10 +170,14 @@ class Conversation:
 
     session: EppSession
     exchanges: list[Exchange] = field(default_factory=list)
+    # A session on the registry-lock channel, for a DS change inside the DS window.
+    lock_session: EppSession | None = None
 
-    async def send(self, command: Command, extensions: tuple[Extension, ...] = ()
-                   ) -> EppResponse:
-        response = await self.session.execute(command, extensions=extensions)
+    async def send(self, command: Command, extensions: tuple[Extension, ...] = (), *,
+                   locked: bool = False) -> EppResponse:
+        session = self.lock_session if locked else self.session
+        assert session is not None
+        response = await session.execute(command, extensions=extensions)
         self.exchanges.append(Exchange(
             f"{command.object_type or 'epp'}:{command.verb}", response.cl_trid,
             response.sv_trid, int(response.code), response.message))
@@ -287,7 +292,24 @@ async def _send_ds(talk: Conversation, snap: Snapshot, request: dict[str, Any],
     removed = tuple(r for r in snap.ds if r not in wanted)
     change = SecDnsUpdate(remove_all=True) if not wanted else \
         SecDnsUpdate(add=added, remove=removed)
-    return await talk.send(DomainUpdate(snap.name), (change,))
+    if not request.get("ds_window"):
+        return await talk.send(DomainUpdate(snap.name), (change,))
+    # The DNSSEC exception of a registry-locked domain (rules/registry_lock.py DS_WINDOW):
+    # lift serverUpdateProhibited alone on the lock channel, change the DS records, and set
+    # it back whatever the DS update's outcome.
+    lifted = await talk.send(_server_statuses(snap.name, DS_WINDOW.lift), locked=True)
+    if not lifted.succeeded:
+        return lifted
+    try:
+        answer = await talk.send(DomainUpdate(snap.name), (change,))
+    finally:
+        restored = await talk.send(_server_statuses(snap.name, DS_WINDOW.restore), locked=True)
+    return answer if not answer.succeeded or restored.succeeded else restored
+
+
+def _server_statuses(name: str, effect: RegistryEffect) -> DomainUpdate:
+    return DomainUpdate(name, add=DomainChanges(statuses=tuple(Status(s) for s in effect.add)),
+                        remove=DomainChanges(statuses=tuple(Status(s) for s in effect.remove)))
 
 
 def _ds_set(snap: Snapshot, request: dict[str, Any], info: DomainInfoData | None,
@@ -354,6 +376,12 @@ async def _send_transfer_code(talk: Conversation, snap: Snapshot, request: dict[
     return await talk.send(DomainUpdate(snap.name, auth_info=secret))
 
 
+async def _send_transfer_code_clear(talk: Conversation, snap: Snapshot,
+                                    request: dict[str, Any], link: RegistryLink,
+                                    secret: Secret | None) -> EppResponse:
+    return await talk.send(DomainUpdate(snap.name, remove_auth_info=True))
+
+
 def _never_known(snap: Snapshot, request: dict[str, Any], info: DomainInfoData | None,
                  secdns: SecDnsInfo | None) -> bool | None:
     """A secret cannot be read back: an unanswered code change is given up (the code was
@@ -385,6 +413,27 @@ async def _send_registrant(talk: Conversation, snap: Snapshot, request: dict[str
     if refused is not None:
         return refused
     return await talk.send(DomainUpdate(snap.name, registrant=request["registrant"]))
+
+
+async def _send_contacts(talk: Conversation, snap: Snapshot, request: dict[str, Any],
+                         link: RegistryLink, secret: Secret | None) -> EppResponse:
+    refused = await _ensure_contacts(talk, snap)
+    if refused is not None:
+        return refused
+    added = (DomainContact("tech", request["tech"]),) if request["tech"] else ()
+    removed = (DomainContact("tech", snap.tech),) if snap.tech else ()
+    return await talk.send(DomainUpdate(snap.name, add=DomainChanges(contacts=added),
+                                        remove=DomainChanges(contacts=removed)))
+
+
+def _contacts_set(snap: Snapshot, request: dict[str, Any], info: DomainInfoData | None,
+                  secdns: SecDnsInfo | None) -> bool | None:
+    if info is None:
+        return None
+    tech = {c.id for c in info.contacts if c.type == "tech"}
+    if tech == ({request["tech"]} if request["tech"] else set()):
+        return True
+    return False if tech == ({snap.tech} if snap.tech else set()) else None
 
 
 def _registrant_set(snap: Snapshot, request: dict[str, Any], info: DomainInfoData | None,
@@ -424,11 +473,15 @@ KINDS: dict[str, Kind] = {
     "delete": Kind(_send_delete, _deleted),
     "restore": Kind(_send_restore, _restored),
     "transfer_code": Kind(_send_transfer_code, _never_known, secret=True),
+    # Clearing a code cannot be read back either; sending it again is harmless.
+    "transfer_code_clear": Kind(_send_transfer_code_clear,
+                                lambda snap, request, info, secdns: False),
     "transfer_request": Kind(_send_transfer_request, _never_known, secret=True,
                              field="auth_code"),
     "transfer_decision": Kind(_send_transfer_decision, _transfer_decided),
     "registry_lock": Kind(_send_registry_lock, _registry_lock_set, lock_channel=True),
     "registrant": Kind(_send_registrant, _registrant_set, field="registrant"),
+    "contacts": Kind(_send_contacts, _contacts_set, field="tech"),
 }
 
 
@@ -509,9 +562,9 @@ async def _claim(services: Services, public_id: str) -> Claim | None:
         assert domain is not None
         snapshot = await _snapshot(session, domain)
         link = services.registries.link(domain.registry_link)
-        if link.contacts and operation.kind in ("create", "registrant"):
+        if link.contacts and operation.kind in ("create", "registrant", "contacts"):
             handles = [h for h in (operation.request.get("registrant") or snapshot.registrant,
-                                   snapshot.tech) if h]
+                                   operation.request.get("tech") or snapshot.tech) if h]
             snapshot = replace(snapshot, contact_creates=tuple(
                 [await registry_contact(session, services, handle) for handle in handles]))
         request = dict(operation.request)
@@ -577,8 +630,8 @@ async def _send(services: Services, claim: Claim, secret: Secret | None) -> Outc
     try:
         pool = await (services.registries.lock_pool(link) if kind.lock_channel
                       else services.registries.pool(link))
-        async with pool.session() as session:
-            talk = Conversation(session)
+        async with pool.session() as session, _lock_session(services, link, claim) as locked:
+            talk = Conversation(session, lock_session=locked)
             response = await kind.send(talk, claim.snapshot, claim.request, link, secret)
             if not response.succeeded:
                 return Outcome("refused", talk.exchanges)
@@ -592,6 +645,18 @@ async def _send(services: Services, claim: Claim, secret: Secret | None) -> Outc
         return Outcome("failed" if kind.secret else "pending", error=type(exc).__name__)
     except (RegistryConnectionLost, RegistryProtocolError) as exc:
         return Outcome("unknown", talk.exchanges if talk else [], error=type(exc).__name__)
+
+
+@contextlib.asynccontextmanager
+async def _lock_session(services: Services, link: RegistryLink, claim: Claim
+                        ) -> AsyncIterator[EppSession | None]:
+    """A lock-channel session when the operation needs one beside its own (the DS window)."""
+    if not claim.request.get("ds_window"):
+        yield None
+        return
+    pool = await services.registries.lock_pool(link)
+    async with pool.session() as session:
+        yield session
 
 
 def _response_values(response: EppResponse) -> dict[str, Any]:
@@ -698,6 +763,13 @@ class _Settle:
                   **summary)
         if outcome.state == "confirmed":
             await _notify(tx, operation, domain, account, self.claim.snapshot)
+        if operation.request.get("ds_window") and outcome.exchanges:
+            for exchange, tag in ((outcome.exchanges[0], DS_WINDOW.lifted),
+                                  (outcome.exchanges[-1], DS_WINDOW.restored)):
+                if exchange.command == "domain:update" and exchange.code < 2000:
+                    tx.record(str(tag), account=account.public_id, domain=domain.name,
+                              operation=operation.public_id, cl_trid=exchange.cl_trid,
+                              sv_trid=exchange.sv_trid)
         if outcome.drift:
             tx.record("domains:registry:drift", account=account.public_id,
                       domain=domain.name, operation=operation.public_id,
@@ -725,6 +797,8 @@ async def _notify(tx: Tx, operation: DomainOperation, domain: Domain, account: A
         change, details = Change.REGISTRAR_LOCK, {"locked": locked}
     elif operation.kind == "transfer_code":
         change, details = Change.TRANSFER_CODE, {"expires_at": request["expires_at"]}
+    elif operation.kind == "registry_lock":
+        change, details = Change.REGISTRY_LOCK, {"locked": bool(request["add"])}
     elif operation.kind == "registrant":
         change = Change.REGISTRANT
         details = {"before": request.get("previous") or "(none)",
@@ -784,12 +858,16 @@ def apply_confirmed(domain: Domain, operation: DomainOperation, outcome: Outcome
     elif operation.kind == "transfer_code":
         domain.transfer_code_hash = request["code_hash"]
         domain.transfer_code_expires_at = datetime.fromisoformat(request["expires_at"])
+    elif operation.kind == "transfer_code_clear":
+        domain.transfer_code_hash = domain.transfer_code_expires_at = None
     elif operation.kind == "transfer_request":
         pending = outcome.info is None or \
             "pendingTransfer" in {s.value for s in outcome.info.statuses}
         domain.state = "pending_transfer_in" if pending else "active"
     elif operation.kind == "transfer_decision" and request["decision"] == "approve":
         domain.state, domain.ended_at = "ended", now
+    elif operation.kind == "contacts":
+        domain.tech_id = request["tech_id"]
     elif operation.kind == "registrant":
         domain.registrant_id = int(request["registrant_id"])
         if request.get("lock_until"):

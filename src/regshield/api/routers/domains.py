@@ -16,6 +16,7 @@ from fastapi import APIRouter, Query, Response, status
 from regshield.api.deps import ActorDep, ContextDep, ServicesDep, SteppedUpActorDep
 from regshield.api.schemas import (
     AvailabilityOut,
+    ContactsIn,
     DomainIn,
     DomainListOut,
     DomainOut,
@@ -36,6 +37,7 @@ from regshield.api.schemas import (
 from regshield.errors import NotFound
 from regshield.flows.context import Actor, system_actor
 from regshield.flows.domains import (
+    ContactsSet,
     DomainDelete,
     DomainRegister,
     DomainRenew,
@@ -148,6 +150,15 @@ async def set_registrant(name: str, body: RegistrantIn, response: Response,
     """Change of registrant (step-up); a 60-day transfer lock follows unless opted out."""
     requested = await run_flow(services, actor, context, RegistrantChange(
         name, body.registrant, body.opt_out_of_transfer_lock))
+    return await _answer(services, actor, requested, response)
+
+
+@router.put("/domains/{name}/contacts", response_model=DomainOut,
+            responses={202: {"description": "Accepted; the registry has not confirmed yet"}})
+async def set_contacts(name: str, body: ContactsIn, response: Response, actor: ActorDep,
+                       services: ServicesDep, context: ContextDep) -> DomainOut:
+    """Set or remove the tech contact."""
+    requested = await run_flow(services, actor, context, ContactsSet(name, body.tech))
     return await _answer(services, actor, requested, response)
 
 
