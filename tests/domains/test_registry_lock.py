@@ -7,6 +7,7 @@ import email
 import email.policy
 import json
 import re
+from dataclasses import replace
 from datetime import timedelta
 
 import httpx
@@ -211,13 +212,11 @@ async def test_an_unlock_relocks_after_its_time(
     assert await sweep(services) == []
 
 
-@pytest.mark.parametrize("approval", [True])
 async def test_with_approval_a_second_staff_member_completes_it(
         api: httpx.AsyncClient, holder: Holder, registry: Registry, services: Services,
-        world: World, approval: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    import dataclasses
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(services, "settings",
-                        dataclasses.replace(services.settings, registry_lock_approval=approval))
+                        replace(services.settings, registry_lock_approval=True))
     assert (await register(api, holder)).status_code == 201
     await with_credential(api, holder)
     request = (await ask(api, holder)).json()
