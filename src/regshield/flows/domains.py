@@ -125,7 +125,7 @@ class Requested:
     operation: str | None
 
 
-async def _requested(tx: Tx, domain: Domain, operation: DomainOperation | None) -> Requested:
+async def requested_answer(tx: Tx, domain: Domain, operation: DomainOperation | None) -> Requested:
     await tx.session.flush()
     return Requested(await domain_view(tx.session, domain),
                      operation.public_id if operation else None)
@@ -197,7 +197,9 @@ def _status_refusal(domain: Domain, operation: Operation, field: str, **changes:
         raise ValidationFailed([FieldError(field, "status_prohibits", reason)])
 
 
-def _step_up(tx: Tx, action: str) -> None:
+def need_step_up(tx: Tx, action: str) -> None:
+    """Refuse `action` without a recent second factor (security/step_up.py), over the window
+    the installation configured or the security policy's."""
     window = tx.security.step_up_window
     minutes = tx.services.settings.step_up_minutes
     if minutes is not None:
@@ -267,7 +269,7 @@ class DomainRegister:
         tx.record("domains:create:requested", account=account.public_id, domain=name.ascii,
                   operation=operation.public_id, years=years,
                   nameservers=[h.ascii for h in hosts])
-        return await _requested(tx, domain, operation)
+        return await requested_answer(tx, domain, operation)
 
 
 # --- renew ---------------------------------------------------------------------------------
@@ -301,7 +303,7 @@ class DomainRenew:
             "expected_expiry": expected.isoformat()})
         tx.record("domains:renew:requested", account=account.public_id, domain=domain.name,
                   operation=operation.public_id, years=years)
-        return await _requested(tx, domain, operation)
+        return await requested_answer(tx, domain, operation)
 
 
 # --- nameservers and DS --------------------------------------------------------------------
@@ -323,19 +325,19 @@ class NameserversSet:
         hosts = validate_nameservers(self.nameservers, "nameservers", errors)
         if errors:
             raise ValidationFailed(errors)
-        _step_up(tx, "changing nameservers")
+        need_step_up(tx, "changing nameservers")
         _active(domain)
         await _no_open_operation(tx, domain)
         wanted = [h.ascii for h in hosts]
         if set(wanted) == set(domain.nameservers):
-            return await _requested(tx, domain, None)
+            return await requested_answer(tx, domain, None)
         _status_refusal(domain, Operation.UPDATE, "nameservers")
         operation = new_operation(tx, domain, "nameservers", {
             "nameservers": wanted, "previous": list(domain.nameservers)})
         tx.record("domains:nameservers:requested", account=account.public_id,
                   domain=domain.name, operation=operation.public_id,
                   nameservers=wanted, previous=list(domain.nameservers))
-        return await _requested(tx, domain, operation)
+        return await requested_answer(tx, domain, operation)
 
 
 @dataclass(frozen=True)
@@ -366,13 +368,13 @@ class DsSet:
                                      "takes no DS records over EPP"))
         if errors:
             raise ValidationFailed(errors)
-        _step_up(tx, "changing DS records")
+        need_step_up(tx, "changing DS records")
         _active(domain)
         await _no_open_operation(tx, domain)
         wanted = [record.as_dict() for record in records]
         if {tuple(sorted(r.items())) for r in wanted} == \
                 {tuple(sorted(r.items())) for r in domain.ds}:
-            return await _requested(tx, domain, None)
+            return await requested_answer(tx, domain, None)
         window = change_while_locked(
             DomainLock(domain.name, domain.registry_locked, domain.registry_lock_revision),
             {"ds"}, hosted_zone=self.hosted_zone)
@@ -382,7 +384,7 @@ class DsSet:
             "ds": wanted, "previous": domain.ds, "ds_window": window is not None})
         tx.record("domains:ds:requested", account=account.public_id, domain=domain.name,
                   operation=operation.public_id, ds=[r.to_text() for r in records])
-        return await _requested(tx, domain, operation)
+        return await requested_answer(tx, domain, operation)
 
 
 # --- registrar lock ------------------------------------------------------------------------
@@ -413,10 +415,10 @@ class RegistrarLockSet:
             wanted = release(release(wanted, HoldReason.REGISTRAR_LOCK),
                              HoldReason.REGISTRAR_UPDATE_LOCK)
         if wanted == holds:
-            return await _requested(tx, domain, None)
+            return await requested_answer(tx, domain, None)
         removing = {h.reason for h in holds} - {h.reason for h in wanted}
         if removing:
-            _step_up(tx, "removing a lock")
+            need_step_up(tx, "removing a lock")
         _active(domain)
         await _no_open_operation(tx, domain)
         store_holds(domain, wanted)
@@ -425,7 +427,7 @@ class RegistrarLockSet:
         tx.record("domains:registrar-lock:requested", account=account.public_id,
                   domain=domain.name, operation=operation.public_id, locked=self.locked,
                   update_lock=HoldReason.REGISTRAR_UPDATE_LOCK in {h.reason for h in wanted})
-        return await _requested(tx, domain, operation)
+        return await requested_answer(tx, domain, operation)
 
 
 # --- transfer codes and transfers ----------------------------------------------------------
@@ -449,7 +451,7 @@ class TransferCodeIssue:
 
     async def run(self, tx: Tx) -> IssuedCode:
         domain, account = await _load(tx, self.name)
-        _step_up(tx, "generating a transfer code")
+        need_step_up(tx, "generating a transfer code")
         _active(domain)
         await _no_open_operation(tx, domain)
         _status_refusal(domain, Operation.UPDATE, "name")
@@ -461,7 +463,7 @@ class TransferCodeIssue:
         tx.record("domains:transfer-code:requested", account=account.public_id,
                   domain=domain.name, operation=operation.public_id,
                   expires_at=expires.isoformat())
-        return IssuedCode(await _requested(tx, domain, operation), Secret(code), expires)
+        return IssuedCode(await requested_answer(tx, domain, operation), Secret(code), expires)
 
 
 @dataclass(frozen=True)
@@ -504,7 +506,7 @@ class TransferRequest:
         operation = new_operation(tx, domain, "transfer_request", {})
         tx.record("domains:transfer-in:requested", account=account.public_id,
                   domain=name.ascii, operation=operation.public_id)
-        return await _requested(tx, domain, operation)
+        return await requested_answer(tx, domain, operation)
 
 
 # --- registrant ----------------------------------------------------------------------------
@@ -531,11 +533,11 @@ class RegistrantChange:
         if errors:
             raise ValidationFailed(errors)
         assert contact is not None
-        _step_up(tx, "changing the registrant")
+        need_step_up(tx, "changing the registrant")
         _active(domain)
         await _no_open_operation(tx, domain)
         if contact.id == domain.registrant_id:
-            return await _requested(tx, domain, None)
+            return await requested_answer(tx, domain, None)
         _status_refusal(domain, Operation.UPDATE, "registrant")
         previous = await tx.session.get(Contact, domain.registrant_id) \
             if domain.registrant_id else None
@@ -552,7 +554,7 @@ class RegistrantChange:
                   registrant=contact.handle, previous=previous.handle if previous else None,
                   opted_out=self.opt_out_of_transfer_lock,
                   transfer_lock_until=lock_until.isoformat() if lock_until else None)
-        return await _requested(tx, domain, operation)
+        return await requested_answer(tx, domain, operation)
 
 
 @dataclass(frozen=True)
@@ -572,14 +574,14 @@ class ContactsSet:
         _active(domain)
         await _no_open_operation(tx, domain)
         if (contact.id if contact else None) == domain.tech_id:
-            return await _requested(tx, domain, None)
+            return await requested_answer(tx, domain, None)
         _status_refusal(domain, Operation.UPDATE, "tech")
         operation = new_operation(tx, domain, "contacts", {
             "tech": contact.handle if contact else None,
             "tech_id": contact.id if contact else None})
         tx.record("domains:contacts:requested", account=account.public_id, domain=domain.name,
                   operation=operation.public_id, tech=contact.handle if contact else None)
-        return await _requested(tx, domain, operation)
+        return await requested_answer(tx, domain, operation)
 
 
 @dataclass(frozen=True)
@@ -640,14 +642,14 @@ class DomainDelete:
 
     async def run(self, tx: Tx) -> Requested:
         domain, account = await _load(tx, self.name)
-        _step_up(tx, "deleting a domain")
+        need_step_up(tx, "deleting a domain")
         _active(domain)
         await _no_open_operation(tx, domain)
         _status_refusal(domain, Operation.DELETE, "name")
         operation = new_operation(tx, domain, "delete", {})
         tx.record("domains:delete:requested", account=account.public_id, domain=domain.name,
                   operation=operation.public_id)
-        return await _requested(tx, domain, operation)
+        return await requested_answer(tx, domain, operation)
 
 
 @dataclass(frozen=True)
@@ -668,7 +670,7 @@ class DomainRestore:
         operation = new_operation(tx, domain, "restore", {})
         tx.record("domains:restore:requested", account=account.public_id, domain=domain.name,
                   operation=operation.public_id)
-        return await _requested(tx, domain, operation)
+        return await requested_answer(tx, domain, operation)
 
 
 # Transfer Policy I.A.3.7: the reasons a registrar may deny a transfer.
@@ -712,7 +714,7 @@ class TransferDecide:
         if "pendingTransfer" not in statuses:
             raise Conflict("no transfer of this domain is pending at the registry")
         if self.approve:
-            _step_up(tx, "approving a transfer away")
+            need_step_up(tx, "approving a transfer away")
         elif self.reason not in DENIAL_REASONS:
             raise ValidationFailed([FieldError(
                 "reason", "invalid",
@@ -723,7 +725,7 @@ class TransferDecide:
             "decision": decision, **({"reason": self.reason} if self.reason else {})})
         tx.record(f"domains:transfer-out:{decision}-requested", account=account.public_id,
                   domain=domain.name, operation=operation.public_id, reason=self.reason)
-        return await _requested(tx, domain, operation)
+        return await requested_answer(tx, domain, operation)
 
 
 # --- reads ---------------------------------------------------------------------------------

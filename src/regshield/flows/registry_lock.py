@@ -26,7 +26,7 @@ from regshield.errors import (
     ValidationFailed,
 )
 from regshield.flows.context import Actor
-from regshield.flows.domains import Requested, _requested, _step_up
+from regshield.flows.domains import Requested, need_step_up, requested_answer
 from regshield.flows.operations import new_operation
 from regshield.flows.runner import Tx
 from regshield.flows.users import user_email
@@ -168,7 +168,7 @@ class LockCredentialSet:
         tx.actor.require("registry_lock", "write")
         if tx.actor.user_id is None:
             raise PermissionDenied("only a user has a registry-lock credential")
-        _step_up(tx, "setting the registry-lock credential")
+        need_step_up(tx, "setting the registry-lock credential")
         user = await tx.session.get(User, tx.actor.user_id)
         assert user is not None
         errors: list[FieldError] = []
@@ -300,9 +300,9 @@ class RegistryLockVerify:
             tx.record("domains:registry-lock:refused", account=account.public_id,
                       domain=domain.name, request=row.public_id, reason=refused.reason.value)
             tx.refuse(refused)
-            return await _requested(tx, domain, None)
+            return await requested_answer(tx, domain, None)
         operation = await _apply(tx, domain, account, transition, row)
-        return Requested((await _requested(tx, domain, None)).domain, operation)
+        return Requested((await requested_answer(tx, domain, None)).domain, operation)
 
 
 @dataclass(frozen=True)
@@ -325,7 +325,7 @@ class RegistryLockApprove:
         transition = approve(_rules_request(row, domain), _domain_lock(domain),
                              approver=_lock_actor(tx.actor, domain.account_id), now=tx.now)
         operation = await _apply(tx, domain, account, transition, row)
-        return Requested((await _requested(tx, domain, None)).domain, operation)
+        return Requested((await requested_answer(tx, domain, None)).domain, operation)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ Sensitive changes need a step-up: an `X-OTP` header with a current one-time code
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
@@ -72,6 +72,8 @@ from regshield.registry.codec import Secret
 from regshield.services import Services
 
 router = APIRouter(tags=["domains"])
+PENDING: dict[int | str, dict[str, Any]] = {
+    202: {"description": "Accepted; the registry has not confirmed yet"}}
 
 
 async def _answer(services: Services, actor: Actor, requested: Requested, response: Response,
@@ -85,7 +87,10 @@ async def _answer(services: Services, actor: Actor, requested: Requested, respon
     if operation.state == "failed" and operation.kind in ("create", "transfer_request"):
         raise RegistryUnavailable("the registry could not be reached; nothing was changed, "
                                   "try again later")
-    view = await domain_read(services, actor, requested.domain.name)
+    try:
+        view = await domain_read(services, actor, requested.domain.name)
+    except NotFound:  # it ended here: purged at once, or given to another registrar
+        view = replace(requested.domain, state="ended", pending=[])
     confirmed = operation.state == "confirmed"
     response.status_code = (status.HTTP_201_CREATED if created else status.HTTP_200_OK) \
         if confirmed else status.HTTP_202_ACCEPTED
@@ -93,7 +98,7 @@ async def _answer(services: Services, actor: Actor, requested: Requested, respon
 
 
 @router.post("/domains", response_model=DomainOut, status_code=status.HTTP_201_CREATED,
-             responses={202: {"description": "Accepted; the registry has not confirmed yet"}})
+             responses=PENDING)
 async def register(body: DomainIn, response: Response, actor: ActorDep,
                    services: ServicesDep, context: ContextDep) -> DomainOut:
     requested = await run_flow(services, actor, context, DomainRegister(
@@ -126,7 +131,7 @@ async def read(name: str, actor: ActorDep, services: ServicesDep) -> DomainOut:
 
 
 @router.post("/domains/{name}/renew", response_model=DomainOut,
-             responses={202: {"description": "Accepted; the registry has not confirmed yet"}})
+             responses=PENDING)
 async def renew(name: str, body: RenewIn, response: Response, actor: ActorDep,
                 services: ServicesDep, context: ContextDep) -> DomainOut:
     requested = await run_flow(services, actor, context, DomainRenew(name, body.years))
@@ -134,7 +139,7 @@ async def renew(name: str, body: RenewIn, response: Response, actor: ActorDep,
 
 
 @router.put("/domains/{name}/nameservers", response_model=DomainOut,
-            responses={202: {"description": "Accepted; the registry has not confirmed yet"}})
+            responses=PENDING)
 async def set_nameservers(name: str, body: NameserversIn, response: Response,
                           actor: SteppedUpActorDep, services: ServicesDep,
                           context: ContextDep) -> DomainOut:
@@ -143,7 +148,7 @@ async def set_nameservers(name: str, body: NameserversIn, response: Response,
 
 
 @router.put("/domains/{name}/registrant", response_model=DomainOut,
-            responses={202: {"description": "Accepted; the registry has not confirmed yet"}})
+            responses=PENDING)
 async def set_registrant(name: str, body: RegistrantIn, response: Response,
                          actor: SteppedUpActorDep, services: ServicesDep,
                          context: ContextDep) -> DomainOut:
@@ -154,7 +159,7 @@ async def set_registrant(name: str, body: RegistrantIn, response: Response,
 
 
 @router.put("/domains/{name}/contacts", response_model=DomainOut,
-            responses={202: {"description": "Accepted; the registry has not confirmed yet"}})
+            responses=PENDING)
 async def set_contacts(name: str, body: ContactsIn, response: Response, actor: ActorDep,
                        services: ServicesDep, context: ContextDep) -> DomainOut:
     """Set or remove the tech contact."""
@@ -163,7 +168,7 @@ async def set_contacts(name: str, body: ContactsIn, response: Response, actor: A
 
 
 @router.put("/domains/{name}/ds", response_model=DomainOut,
-            responses={202: {"description": "Accepted; the registry has not confirmed yet"}})
+            responses=PENDING)
 async def set_ds(name: str, body: DsIn, response: Response, actor: SteppedUpActorDep,
                  services: ServicesDep, context: ContextDep) -> DomainOut:
     requested = await run_flow(services, actor, context, DsSet(name, body.ds))
@@ -219,28 +224,17 @@ async def transfer_in(body: TransferIn, response: Response, actor: ActorDep,
 
 
 @router.delete("/domains/{name}", response_model=DomainOut,
-               responses={202: {"description": "Accepted; the registry has not confirmed yet"}})
+               responses=PENDING)
 async def delete(name: str, response: Response, actor: SteppedUpActorDep,
                  services: ServicesDep, context: ContextDep) -> DomainOut:
     """Delete (step-up). Where the registry keeps a redemption period, the domain stays in
     pending_delete and can be restored; otherwise it is gone (404 afterwards)."""
     requested = await run_flow(services, actor, context, DomainDelete(name))
-    assert requested.operation is not None
-    operation = await execute_all(services, requested.operation)
-    if operation.state == "refused":
-        raise refusal_error(operation)
-    response.status_code = status.HTTP_200_OK if operation.state == "confirmed" \
-        else status.HTTP_202_ACCEPTED
-    try:
-        view = await domain_read(services, actor, requested.domain.name)
-    except NotFound:
-        view = requested.domain  # purged at once (deleted within the add grace period)
-        view = replace(view, state="ended", pending=[])
-    return DomainOut.of(view, OperationView.of(operation))
+    return await _answer(services, actor, requested, response)
 
 
 @router.post("/domains/{name}/restore", response_model=DomainOut,
-             responses={202: {"description": "Accepted; the registry has not confirmed yet"}})
+             responses=PENDING)
 async def restore(name: str, response: Response, actor: ActorDep, services: ServicesDep,
                   context: ContextDep) -> DomainOut:
     requested = await run_flow(services, actor, context, DomainRestore(name))
@@ -248,24 +242,16 @@ async def restore(name: str, response: Response, actor: ActorDep, services: Serv
 
 
 @router.post("/domains/{name}/transfer/approve", response_model=DomainOut,
-             responses={202: {"description": "Accepted; the registry has not confirmed yet"}})
+             responses=PENDING)
 async def approve_transfer(name: str, response: Response, actor: SteppedUpActorDep,
                            services: ServicesDep, context: ContextDep) -> DomainOut:
     """Let another registrar take the domain now (step-up)."""
     requested = await run_flow(services, actor, context, TransferDecide(name, approve=True))
-    assert requested.operation is not None
-    operation = await execute_all(services, requested.operation)
-    if operation.state == "refused":
-        raise refusal_error(operation)
-    response.status_code = status.HTTP_200_OK if operation.state == "confirmed" \
-        else status.HTTP_202_ACCEPTED
-    state = "ended" if operation.state == "confirmed" else requested.domain.state
-    return DomainOut.of(replace(requested.domain, state=state, pending=[]),
-                        OperationView.of(operation))
+    return await _answer(services, actor, requested, response)
 
 
 @router.post("/domains/{name}/transfer/reject", response_model=DomainOut,
-             responses={202: {"description": "Accepted; the registry has not confirmed yet"}})
+             responses=PENDING)
 async def reject_transfer(name: str, body: TransferRejectIn, response: Response,
                           actor: ActorDep, services: ServicesDep,
                           context: ContextDep) -> DomainOut:
