@@ -1,0 +1,1 @@
+"""Serving and publishing zones: zone snapshots, the authoritative server, transfers and NOTIFY."""

@@ -1,0 +1,110 @@
+"""What the DNS server and the transfer service answer from: immutable snapshots of signed zones.
+
+A `ServedZone` is one serial of one zone, signed, with the journal of differences that lead to
+it (for IXFR, RFC 1995). The publisher builds a new snapshot for every new serial and swaps it
+into the `ZoneTable` in one assignment, so a query or a transfer in progress always sees one
+whole serial, never half of an update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import dns.name
+import dns.rdatatype
+import dns.rrset
+
+
+@dataclass(frozen=True)
+class ZoneDiff:
+    """The change from one serial to the next: RRsets (or parts of them) removed, then added.
+
+    `removed` starts with the old SOA and `added` with the new one, as an IXFR sequence does.
+    """
+
+    from_serial: int
+    to_serial: int
+    removed: tuple[dns.rrset.RRset, ...]
+    added: tuple[dns.rrset.RRset, ...]
+
+
+@dataclass(frozen=True)
+class ServedZone:
+    """One serial of a signed (or unsigned) zone: every RRset with absolute names.
+
+    `rrsets` holds the SOA, the DNSKEY set, the RRSIGs (as RRSIG RRsets covering one type each),
+    NSEC or NSEC3 records and NSEC3PARAM when signed, delegations and glue. `journal` holds the
+    differences that end at `serial`, oldest first, each one's `to_serial` being the next one's
+    `from_serial`; it may be empty (only AXFR can then be served).
+    """
+
+    origin: dns.name.Name
+    serial: int
+    rrsets: tuple[dns.rrset.RRset, ...]
+    journal: tuple[ZoneDiff, ...] = ()
+    _index: dict[tuple[dns.name.Name, int, int], dns.rrset.RRset] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        for rrset in self.rrsets:
+            self._index[(rrset.name, rrset.rdtype, rrset.covers)] = rrset
+
+    @property
+    def soa(self) -> dns.rrset.RRset:
+        soa = self.find(self.origin, dns.rdatatype.SOA)
+        if soa is None:
+            raise ValueError(f"the zone {self.origin} has no SOA")
+        return soa
+
+    def find(self, name: dns.name.Name, rdtype: int,
+             covers: int = dns.rdatatype.NONE) -> dns.rrset.RRset | None:
+        return self._index.get((name, rdtype, covers))
+
+    def names(self) -> Iterator[dns.name.Name]:
+        seen: set[dns.name.Name] = set()
+        for rrset in self.rrsets:
+            if rrset.name not in seen:
+                seen.add(rrset.name)
+                yield rrset.name
+
+    def diffs_since(self, serial: int) -> list[ZoneDiff] | None:
+        """The journal from `serial` to this one, or None when the journal does not reach back."""
+        for start, diff in enumerate(self.journal):
+            if diff.from_serial == serial:
+                return list(self.journal[start:])
+        return None
+
+
+class ZoneTable:
+    """The zones being served, by origin; replaced one whole zone at a time."""
+
+    def __init__(self, zones: Iterable[ServedZone] = ()) -> None:
+        self._zones: dict[dns.name.Name, ServedZone] = {zone.origin: zone for zone in zones}
+
+    def put(self, zone: ServedZone) -> None:
+        self._zones[zone.origin] = zone
+
+    def remove(self, origin: dns.name.Name) -> None:
+        self._zones.pop(origin, None)
+
+    def get(self, origin: dns.name.Name) -> ServedZone | None:
+        return self._zones.get(origin)
+
+    def closest(self, name: dns.name.Name) -> ServedZone | None:
+        """The zone that holds `name`: the one whose origin is its longest ancestor."""
+        candidate = name
+        while True:
+            zone = self._zones.get(candidate)
+            if zone is not None:
+                return zone
+            if candidate == dns.name.root:
+                return None
+            candidate = candidate.parent()
+
+    def __iter__(self) -> Iterator[ServedZone]:
+        return iter(list(self._zones.values()))
+
+    def __len__(self) -> int:
+        return len(self._zones)
