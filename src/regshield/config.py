@@ -19,6 +19,7 @@ DEFAULT_HOME = "./regshield-data"
 CONFIG_FILE_NAME = "regshield.toml"
 DEFAULT_HTTP_LISTEN = "127.0.0.1:8080"
 DEFAULT_SANDBOX_LISTEN = "127.0.0.1:7700"  # EPP's port 700 needs privileges
+DEFAULT_DNS_LISTEN = "127.0.0.1:5353"  # port 53 needs privileges
 
 
 @dataclass(frozen=True)
@@ -145,12 +146,58 @@ def _looks_like_address(text: str) -> bool:
     return bool(at and local and domain) and text.isprintable() and " " not in text
 
 
+SERIAL_SCHEMES = ("unixtime", "increment", "date")
+DNS_FILE_KEYS = frozenset({"listen", "nameservers", "hostmaster", "serial_scheme"})
+
+
+@dataclass(frozen=True)
+class DnsSettings:
+    """Hosted zones and the embedded server: `[dns]` in regshield.toml, `REGSHIELD_DNS_LISTEN`.
+
+    `nameservers` make a new zone's apex NS RRset and its SOA MNAME (the first); `hostmaster`
+    is the SOA RNAME, as a domain name. `listen` is where `regshield serve` answers DNS
+    (UDP and TCP, with transfers to the secondaries); "off" turns it off."""
+
+    listen: Listen | None = field(default_factory=lambda: Listen.parse(DEFAULT_DNS_LISTEN))
+    nameservers: tuple[str, ...] = ("ns1.regshield.test.", "ns2.regshield.test.")
+    hostmaster: str = "hostmaster.regshield.test."
+    serial_scheme: str = "unixtime"
+
+    @classmethod
+    def load(cls, env: dict[str, str], file_values: dict[str, Any]) -> DnsSettings:
+        table = file_values.get("dns", {})
+        if not isinstance(table, dict):
+            raise ConfigurationError("dns: expected a [dns] table")
+        unknown = sorted(set(table) - DNS_FILE_KEYS)
+        if unknown:
+            raise ConfigurationError(f"dns: unknown settings: {', '.join(unknown)}")
+        listen_text = env.get("REGSHIELD_DNS_LISTEN") or _get(file_values, "dns", "listen")
+        listen = None if listen_text == "off" else Listen.parse(
+            listen_text or DEFAULT_DNS_LISTEN, "dns.listen")
+        nameservers = table.get("nameservers", list(cls.nameservers))
+        if (not isinstance(nameservers, list) or not nameservers
+                or not all(isinstance(n, str) and n for n in nameservers)):
+            raise ConfigurationError("dns.nameservers: expected a list of host names")
+        scheme = str(table.get("serial_scheme", cls.serial_scheme))
+        if scheme not in SERIAL_SCHEMES:
+            raise ConfigurationError(f"dns.serial_scheme: expected one of "
+                                     f"{', '.join(SERIAL_SCHEMES)}, got {scheme!r}")
+        return cls(listen=listen, nameservers=tuple(_absolute(n) for n in nameservers),
+                   hostmaster=_absolute(str(table.get("hostmaster", cls.hostmaster))),
+                   serial_scheme=scheme)
+
+
+def _absolute(name: str) -> str:
+    return name.lower() if name.endswith(".") else f"{name.lower()}."
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
     database_url: str
     http: Listen = field(default_factory=lambda: Listen.parse(DEFAULT_HTTP_LISTEN))
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    dns: DnsSettings = field(default_factory=DnsSettings)
     # A master key ring given in the environment instead of the key file (see security/keyring.py).
     master_key_env: str | None = None
     log_level: str = "info"
@@ -207,6 +254,7 @@ class Settings:
             database_url=normalize_database_url(url),
             http=Listen.parse(http_text, "http"),
             smtp=SmtpSettings.load(env, file_values),
+            dns=DnsSettings.load(env, file_values),
             master_key_env=env.get("REGSHIELD_MASTER_KEY") or None,
             log_level=env.get("REGSHIELD_LOG_LEVEL") or _get(file_values, "log", "level") or "info",
             event_anchor_file=_path(env.get("REGSHIELD_EVENT_ANCHORS")

@@ -10,7 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from regshield import __version__
 from regshield.api import problems
-from regshield.api.routers import auth, contacts, directory, domains, events
+from regshield.api.routers import auth, contacts, directory, domains, events, zones
 from regshield.flows.context import new_request_id
 from regshield.services import Services
 
@@ -56,6 +56,6 @@ def create_app(services: Services) -> FastAPI:
 
     app.add_middleware(RequestIdentity)
     for router in (auth.router, contacts.router, directory.router, domains.router,
-                   events.router):
+                   events.router, zones.router):
         app.include_router(router, prefix=API_PREFIX)
     return app

@@ -357,3 +357,109 @@ class RegistrantIn(BaseModel):
 class ContactsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     tech: OptionalText = Field(default=None, description="A contact handle, or null to remove")
+
+
+# --- hosted zones --------------------------------------------------------------------------
+
+
+class ZoneIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Text
+    dnssec: Any = Field(default=True, json_schema_extra={"type": "boolean"})
+    policy: OptionalText
+    denial: Any = Field(default="nsec", json_schema_extra={"type": "string",
+                                                          "enum": ["nsec", "nsec3"]})
+    serial_scheme: Any = Field(default=None, json_schema_extra={
+        "type": "string", "enum": ["unixtime", "increment", "date"]})
+    account: str | None = Field(default=None, max_length=100)
+
+
+class ZoneKeyOut(BaseModel):
+    id: str
+    role: str
+    algorithm: int
+    key_tag: int
+    state: str
+    dnskey: str
+    ds: list[str]
+    timers: dict[str, Any]
+    created_at: datetime
+
+
+class SecondaryOut(BaseModel):
+    address: str
+    port: int
+    tsig_key: str
+    served_serial: int | None
+    served_checked_at: datetime | None
+    last_transfer_at: datetime | None
+    last_transfer_kind: str | None
+    last_transfer_serial: int | None
+    last_notify_at: datetime | None
+    last_notify_result: str | None
+    lag: int | None = Field(description="Serials behind the zone's; null while unknown")
+
+
+class ZoneOut(BaseModel):
+    name: str
+    account: str
+    dnssec: bool
+    denial: str
+    policy: str
+    serial: int
+    serial_scheme: str
+    rrsets: int
+    keys: list[ZoneKeyOut]
+    ds: list[str] = Field(description="The DS records the parent zone should publish")
+    secondaries: list[SecondaryOut]
+    created_at: datetime
+    updated_at: datetime
+
+
+class RRsetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ttl: Any = Field(json_schema_extra={"type": "integer"})
+    records: Any = Field(json_schema_extra={"type": "array", "items": {"type": "string"}},
+                         description="Presentation format; names relative to the zone "
+                                     "unless they end with a dot")
+
+
+class RRsetOut(BaseModel):
+    owner: str
+    type: str
+    ttl: int
+    records: list[str]
+
+
+class RRsetChangeOut(BaseModel):
+    zone: str
+    serial: int
+    rrset: RRsetOut | None
+    changed: bool
+
+
+class ZoneImportIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    zone_file: str = Field(max_length=64 * 1024 * 1024)
+
+
+class ZoneImportOut(BaseModel):
+    zone: str
+    serial: int
+    rrsets: int
+    records: int
+    dropped_signer_records: int
+
+
+class SecondaryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    address: Text
+    port: Any = Field(default=53, json_schema_extra={"type": "integer"})
+    tsig_key: OptionalText
+
+
+class SecondaryAddedOut(BaseModel):
+    secondary: SecondaryOut
+    tsig_key: str
+    tsig_algorithm: str = "hmac-sha256"
+    tsig_secret: str | None = Field(description="Shown once, when the key is made")

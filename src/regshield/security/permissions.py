@@ -15,7 +15,7 @@ STAFF_ROLES: Final = ("admin", "operator", "support", "compliance", "auditor")
 CUSTOMER_ROLES: Final = ("owner", "member")
 
 RESOURCES: Final = ("registrar", "accounts", "users", "tokens", "contacts", "events", "domains",
-                    "registry_lock")
+                    "registry_lock", "zones")
 SELF: Final = frozenset({"self:mfa:write", "self:tokens:write", "self:profile:read"})
 
 
@@ -32,20 +32,24 @@ ROLE_PERMISSIONS: Final[dict[str, frozenset[str]]] = {
     "operator": _registrar(
         "registrar:read", "accounts:read", "accounts:write", "users:read", "users:write",
         "contacts:read", "contacts:write", "events:read", "domains:read", "domains:write",
+        "zones:read", "zones:write",
     ) | SELF,
     "support": _registrar("registrar:read", "accounts:read", "users:read", "contacts:read",
-                          "domains:read") | SELF,
+                          "domains:read", "zones:read") | SELF,
     "compliance": _registrar(
-        "registrar:read", "accounts:read", "contacts:read", "events:read", "domains:read"
+        "registrar:read", "accounts:read", "contacts:read", "events:read", "domains:read",
+        "zones:read",
     ) | SELF,
     "auditor": _registrar(*_every("read")) | SELF,
     "owner": frozenset({
         "account:contacts:read", "account:contacts:write", "account:users:read",
         "account:users:write", "account:events:read", "account:domains:read",
-        "account:domains:write", "account:registry_lock:write",
+        "account:domains:write", "account:registry_lock:write", "account:zones:read",
+        "account:zones:write",
     }) | SELF,
     "member": frozenset({"account:contacts:read", "account:contacts:write",
-                         "account:domains:read", "account:domains:write"}) | SELF,
+                         "account:domains:read", "account:domains:write",
+                         "account:zones:read", "account:zones:write"}) | SELF,
 }
 
 

@@ -329,3 +329,103 @@ class RegistryMessage(Base):
     kind: Mapped[str] = mapped_column(String(32))
     queued_at: Mapped[datetime | None] = mapped_column(Timestamp)
     received_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class Zone(Base):
+    """A hosted DNS zone: regshield is its (hidden) primary and, when `dnssec`, its signer.
+
+    `serial` is the SOA serial of the last change, advanced by `serial_scheme`
+    (rules/zones.py `next_serial`); the RRsets are `ZoneRRset` rows, the signing keys
+    `ZoneKey` rows. The signed form is rebuilt from these by the publisher (dns/publisher.py)."""
+
+    __tablename__ = "zones"
+    __table_args__ = (
+        Index("uq_zones_live_name", "name", unique=True,
+              sqlite_where=text("deleted_at IS NULL"), postgresql_where=text("deleted_at IS NULL")),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(253), index=True)  # absolute, A-label, lower case
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    dnssec: Mapped[bool] = mapped_column(Boolean, default=True)
+    denial: Mapped[str] = mapped_column(String(8), default="nsec")  # nsec | nsec3
+    policy: Mapped[str] = mapped_column(String(64), default="default")
+    serial: Mapped[int] = mapped_column(BigInteger)
+    serial_scheme: Mapped[str] = mapped_column(String(16), default="unixtime")
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)
+    deleted_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class ZoneRRset(Base):
+    """One RRset of a hosted zone, unsigned, in presentation text with absolute names."""
+
+    __tablename__ = "zone_rrsets"
+    __table_args__ = (
+        Index("uq_zone_rrsets_owner_type", "zone_id", "owner", "rtype", unique=True),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    zone_id: Mapped[int] = mapped_column(ForeignKey("zones.id"))
+    owner: Mapped[str] = mapped_column(String(255))  # absolute, lower case
+    rtype: Mapped[str] = mapped_column(String(16))
+    ttl: Mapped[int] = mapped_column(Integer)
+    records: Mapped[list[str]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class ZoneKey(Base):
+    """A DNSSEC key of a zone. The private key is sealed like personal data (per-record data
+    key, security/fields.py) or, with `hsm_label`, never leaves the PKCS#11 token. `timers`
+    holds the key's lifecycle times (rules/kasp.py), each change an event."""
+
+    __tablename__ = "zone_keys"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    zone_id: Mapped[int] = mapped_column(ForeignKey("zones.id"), index=True)
+    role: Mapped[str] = mapped_column(String(8))  # ksk | zsk | csk
+    algorithm: Mapped[int] = mapped_column(Integer)
+    key_tag: Mapped[int] = mapped_column(Integer)
+    dnskey: Mapped[str] = mapped_column(Text)  # DNSKEY rdata, presentation text
+    data_key_id: Mapped[int | None] = mapped_column(ForeignKey("data_keys.id"))
+    private_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    hsm_label: Mapped[str | None] = mapped_column(String(64))
+    timers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    removed_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class TsigKey(Base):
+    """A TSIG key (hmac-sha256) that secondaries use to transfer zones. The secret is sealed
+    and shown once, when it is made."""
+
+    __tablename__ = "tsig_keys"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)  # absolute key name
+    algorithm: Mapped[str] = mapped_column(String(32))
+    data_key_id: Mapped[int] = mapped_column(ForeignKey("data_keys.id"))
+    secret_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class Secondary(Base):
+    """A secondary server that transfers a zone from regshield and is sent NOTIFY on every
+    new serial; its status (serial served, last transfer, last NOTIFY) is what it showed."""
+
+    __tablename__ = "secondaries"
+    __table_args__ = (
+        Index("uq_secondaries_zone_address", "zone_id", "address", "port", unique=True,
+              sqlite_where=text("deleted_at IS NULL"), postgresql_where=text("deleted_at IS NULL")),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    zone_id: Mapped[int] = mapped_column(ForeignKey("zones.id"), index=True)
+    address: Mapped[str] = mapped_column(String(64))
+    port: Mapped[int] = mapped_column(Integer)
+    tsig_key_id: Mapped[int] = mapped_column(ForeignKey("tsig_keys.id"))
+    served_serial: Mapped[int | None] = mapped_column(BigInteger)
+    served_checked_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    last_transfer_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    last_transfer_kind: Mapped[str | None] = mapped_column(String(8))
+    last_transfer_serial: Mapped[int | None] = mapped_column(BigInteger)
+    last_notify_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    last_notify_result: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    deleted_at: Mapped[datetime | None] = mapped_column(Timestamp)

@@ -1,0 +1,237 @@
+"""Hosted zones through the API: create, edit RRsets with every error at once, import and
+export, secondaries, and who may do what."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from conftest import Identity, World
+from sqlalchemy import func, select
+
+from regshield.clock import FakeClock
+from regshield.services import Services
+from regshield.store.models import Event, OutboxItem, TsigKey, ZoneKey, ZoneRRset
+
+ZONES = "/api/v1/zones"
+ZONE = "hosted.example"
+
+
+@pytest.fixture
+async def account(world: World) -> str:
+    return await world.account("Zone Customer")
+
+
+@pytest.fixture
+async def owner(world: World, account: str) -> Identity:
+    return await world.user("owner", account)
+
+
+async def create_zone(api: httpx.AsyncClient, who: Identity, name: str = ZONE,
+                      **body: Any) -> dict[str, Any]:
+    response = await api.post(ZONES, json={"name": name, **body}, headers=who.headers)
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+async def put(api: httpx.AsyncClient, who: Identity, owner: str, rtype: str, ttl: Any,
+              records: Any, zone: str = ZONE) -> httpx.Response:
+    return await api.put(f"{ZONES}/{zone}/rrsets/{owner}/{rtype}",
+                         json={"ttl": ttl, "records": records}, headers=who.headers)
+
+
+def fields(response: httpx.Response) -> set[str]:
+    return {error["field"] for error in response.json()["errors"]}
+
+
+async def count(services: Services, model: Any) -> int:
+    async with services.store.read() as session:
+        return int((await session.execute(select(func.count()).select_from(model))).scalar_one())
+
+
+async def test_a_new_zone_is_signed_with_a_ksk_and_a_zsk_and_shows_the_ds_to_publish(
+        api: httpx.AsyncClient, owner: Identity, services: Services) -> None:
+    zone = await create_zone(api, owner)
+    assert zone["name"] == "hosted.example."
+    assert zone["dnssec"] is True and zone["denial"] == "nsec"
+    assert sorted(key["role"] for key in zone["keys"]) == ["ksk", "zsk"]
+    assert all(key["algorithm"] == 13 and key["state"] == "active" for key in zone["keys"])
+    ksk = next(key for key in zone["keys"] if key["role"] == "ksk")
+    assert zone["ds"] == ksk["ds"] and zone["ds"][0].startswith(f"{ksk['key_tag']} 13 2 ")
+    read = (await api.get(f"{ZONES}/{ZONE}", headers=owner.headers)).json()
+    assert read["serial"] == zone["serial"]
+    async with services.store.read() as session:
+        keys = (await session.execute(select(ZoneKey))).scalars().all()
+        # The private keys are sealed: no PKCS#8 header in the stored bytes.
+        assert all(key.private_sealed and b"\x30\x81" not in key.private_sealed[:4]
+                   for key in keys)
+        published = (await session.execute(select(OutboxItem).where(
+            OutboxItem.kind == "dns:publish"))).scalars().all()
+    assert [item.payload for item in published] == [{"zone": "hosted.example."}]
+
+
+async def test_an_rrset_put_is_stored_canonically_and_advances_the_serial(
+        api: httpx.AsyncClient, owner: Identity, clock: FakeClock) -> None:
+    zone = await create_zone(api, owner, serial_scheme="increment")
+    response = await put(api, owner, "www", "A", 300, ["192.0.2.10", "192.0.2.11"])
+    assert response.status_code == 200, response.text
+    change = response.json()
+    assert change["serial"] == zone["serial"] + 1 and change["changed"] is True
+    assert change["rrset"] == {"owner": "www.hosted.example.", "type": "A", "ttl": 300,
+                               "records": ["192.0.2.10", "192.0.2.11"]}
+    again = (await put(api, owner, "www", "A", 300, ["192.0.2.10", "192.0.2.11"])).json()
+    assert again["changed"] is False and again["serial"] == change["serial"]
+    mx = await put(api, owner, "@", "MX", 3600, ["10 mail"])
+    assert mx.json()["rrset"]["records"] == ["10 mail.hosted.example."]
+    listed = (await api.get(f"{ZONES}/{ZONE}/rrsets", headers=owner.headers)).json()
+    assert {(r["owner"], r["type"]) for r in listed} == {
+        ("hosted.example.", "NS"), ("hosted.example.", "MX"), ("www.hosted.example.", "A")}
+
+
+async def test_a_bad_rrset_names_every_field_and_writes_nothing(
+        api: httpx.AsyncClient, owner: Identity, services: Services) -> None:
+    await create_zone(api, owner)
+    before = await count(services, Event)
+    response = await put(api, owner, "www", "A", 5, ["192.0.2.300", "not an address"])
+    assert response.status_code == 422
+    assert {"ttl", "records.0", "records.1"} <= fields(response)
+    assert await count(services, Event) == before
+    assert await count(services, ZoneRRset) == 1  # the apex NS only
+
+
+async def test_a_cname_beside_other_data_is_refused_with_the_rule(
+        api: httpx.AsyncClient, owner: Identity) -> None:
+    await create_zone(api, owner)
+    assert (await put(api, owner, "www", "A", 300, ["192.0.2.1"])).status_code == 200
+    response = await put(api, owner, "www", "CNAME", 300, ["elsewhere.example."])
+    assert response.status_code == 422
+    assert [e["code"] for e in response.json()["errors"]] == ["cname_and_other_data"]
+
+
+async def test_the_apex_ns_cannot_be_deleted_but_another_rrset_can(
+        api: httpx.AsyncClient, owner: Identity) -> None:
+    await create_zone(api, owner)
+    refused = await api.delete(f"{ZONES}/{ZONE}/rrsets/@/NS", headers=owner.headers)
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["code"] == "apex_ns_missing"
+    await put(api, owner, "www", "AAAA", 300, ["2001:db8::1"])
+    deleted = await api.delete(f"{ZONES}/{ZONE}/rrsets/www/AAAA", headers=owner.headers)
+    assert deleted.status_code == 200 and deleted.json()["rrset"] is None
+    missing = await api.delete(f"{ZONES}/{ZONE}/rrsets/www/AAAA", headers=owner.headers)
+    assert missing.status_code == 404
+
+
+async def test_signer_records_cannot_be_edited(api: httpx.AsyncClient, owner: Identity) -> None:
+    await create_zone(api, owner)
+    response = await put(api, owner, "@", "DNSKEY", 300, ["257 3 13 AAAA"])
+    assert response.status_code == 422 and "type" in fields(response)
+
+
+async def test_export_then_import_round_trips_and_the_import_keeps_counting_up(
+        api: httpx.AsyncClient, owner: Identity) -> None:
+    await create_zone(api, owner)
+    await put(api, owner, "www", "A", 300, ["192.0.2.10"])
+    await put(api, owner, "@", "TXT", 600, ['"v=spf1 -all"'])
+    exported = await api.get(f"{ZONES}/{ZONE}/export", headers=owner.headers)
+    assert exported.status_code == 200
+    assert exported.headers["content-type"].startswith("text/dns")
+    text = exported.text
+    assert "www.hosted.example. 300 IN A 192.0.2.10" in text
+    moved = text.replace("192.0.2.10", "192.0.2.20") + "old 300 IN RRSIG A 13 3 300 " \
+        "20270101000000 20261201000000 1 hosted.example. AAAA\n"
+    serial_line = next(line for line in text.splitlines() if " SOA " in line)
+    serial = int(serial_line.split()[6])
+    moved = moved.replace(f" {serial} ", f" {serial + 10**6} ", 1)
+    response = await api.post(f"{ZONES}/{ZONE}/import", json={"zone_file": moved},
+                              headers=owner.headers)
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert report["rrsets"] == 3 and report["dropped_signer_records"] == 1
+    assert report["serial"] == serial + 10**6 + 1  # greater than the file's, for secondaries
+    listed = (await api.get(f"{ZONES}/{ZONE}/rrsets", headers=owner.headers)).json()
+    assert {"owner": "www.hosted.example.", "type": "A", "ttl": 300,
+            "records": ["192.0.2.20"]} in listed
+
+
+async def test_an_import_with_mistakes_reports_them_all_and_keeps_the_zone(
+        api: httpx.AsyncClient, owner: Identity) -> None:
+    await create_zone(api, owner)
+    await put(api, owner, "www", "A", 300, ["192.0.2.10"])
+    bad = ("$ORIGIN hosted.example.\n@ 3600 IN NS ns1.example.net.\n"
+           "a 300 IN CNAME b\na 300 IN TXT \"x\"\nsub 300 IN NS ns.sub\nlow.sub 300 IN TXT x\n")
+    response = await api.post(f"{ZONES}/{ZONE}/import", json={"zone_file": bad},
+                              headers=owner.headers)
+    assert response.status_code == 422
+    codes = {e["code"] for e in response.json()["errors"]}
+    assert codes == {"cname_and_other_data", "below_delegation"}
+    syntax = await api.post(f"{ZONES}/{ZONE}/import", json={"zone_file": "@ IN A\n"},
+                            headers=owner.headers)
+    assert syntax.status_code == 422 and fields(syntax) == {"file"}
+    listed = (await api.get(f"{ZONES}/{ZONE}/rrsets", headers=owner.headers)).json()
+    assert any(r["owner"] == "www.hosted.example." for r in listed)
+
+
+async def test_another_account_cannot_see_or_edit_the_zone(
+        api: httpx.AsyncClient, owner: Identity, world: World) -> None:
+    await create_zone(api, owner)
+    stranger = await world.user("owner", await world.account("Stranger"))
+    assert (await api.get(f"{ZONES}/{ZONE}", headers=stranger.headers)).status_code == 404
+    response = await put(api, stranger, "www", "A", 300, ["192.0.2.1"])
+    assert response.status_code == 404
+    assert (await api.get(ZONES, headers=stranger.headers)).json() == []
+    taken = await api.post(ZONES, json={"name": ZONE}, headers=stranger.headers)
+    assert taken.status_code == 409
+    below = await api.post(ZONES, json={"name": f"sub.{ZONE}"}, headers=stranger.headers)
+    assert below.status_code == 409
+
+
+async def test_staff_add_a_secondary_and_the_tsig_secret_is_shown_once_and_sealed(
+        api: httpx.AsyncClient, owner: Identity, world: World, services: Services) -> None:
+    await create_zone(api, owner)
+    refused = await api.post(f"{ZONES}/{ZONE}/secondaries", json={"address": "192.0.2.53"},
+                             headers=owner.headers)
+    assert refused.status_code == 403
+    operator = await world.user("operator")
+    added = await api.post(f"{ZONES}/{ZONE}/secondaries",
+                           json={"address": "192.0.2.53", "port": 5300, "tsig_key": "xfr-1"},
+                           headers=operator.headers)
+    assert added.status_code == 201, added.text
+    body = added.json()
+    secret = body["tsig_secret"]
+    assert body["tsig_key"] == "xfr-1." and len(secret) == 44
+    async with services.store.read() as session:
+        key = (await session.execute(select(TsigKey))).scalar_one()
+        assert secret.encode() not in key.secret_sealed
+    again = await api.post(f"{ZONES}/{ZONE}/secondaries",
+                           json={"address": "192.0.2.54", "tsig_key": "xfr-1."},
+                           headers=operator.headers)
+    assert again.status_code == 201 and again.json()["tsig_secret"] is None
+    twice = await api.post(f"{ZONES}/{ZONE}/secondaries",
+                           json={"address": "192.0.2.53", "port": 5300},
+                           headers=operator.headers)
+    assert twice.status_code == 409
+    bad = await api.post(f"{ZONES}/{ZONE}/secondaries", json={"address": "nowhere", "port": 0},
+                         headers=operator.headers)
+    assert bad.status_code == 422 and fields(bad) == {"address", "port"}
+    zone = (await api.get(f"{ZONES}/{ZONE}", headers=owner.headers)).json()
+    assert [(s["address"], s["port"], s["lag"]) for s in zone["secondaries"]] == [
+        ("192.0.2.53", 5300, None), ("192.0.2.54", 53, None)]
+
+
+async def test_a_bad_zone_request_names_every_field(api: httpx.AsyncClient,
+                                                    owner: Identity) -> None:
+    response = await api.post(ZONES, json={"name": "-bad-.example", "dnssec": "yes",
+                                           "denial": "nsec5", "policy": "fastest"},
+                              headers=owner.headers)
+    assert response.status_code == 422
+    assert fields(response) == {"name", "dnssec", "denial", "policy"}
+
+
+async def test_a_deleted_zone_is_gone_and_its_name_can_be_hosted_again(
+        api: httpx.AsyncClient, owner: Identity) -> None:
+    await create_zone(api, owner)
+    assert (await api.delete(f"{ZONES}/{ZONE}", headers=owner.headers)).status_code == 204
+    assert (await api.get(f"{ZONES}/{ZONE}", headers=owner.headers)).status_code == 404
+    await create_zone(api, owner, dnssec=False)
