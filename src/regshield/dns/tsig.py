@@ -14,7 +14,7 @@ import dns.name
 import dns.tsig
 
 ALGORITHM = dns.tsig.HMAC_SHA256
-SECRET_BYTES = 32  # the HMAC-SHA256 output size (RFC 8945 §6: at least the output length)
+SECRET_BYTES = 32  # the SHA-256 output size; shorter HMAC keys are discouraged (RFC 2104 §3)
 
 
 def generate_secret() -> str:

@@ -1,0 +1,331 @@
+"""What an authoritative answer holds: the lookup of one question in one zone snapshot.
+
+`ZoneIndex` is built once per `ServedZone` and answers (name, type, DNSSEC OK) with the
+sections an authoritative server returns (RFC 1034 §4.3.2, RFC 4035 §3.1, RFC 5155 §7.2):
+positive answers with their RRSIGs, CNAME chains inside the zone, wildcard expansion
+(RFC 4592), referrals with glue, and NXDOMAIN / NODATA with the SOA and the NSEC or NSEC3
+proofs. Responses stay minimal: only what a resolver needs (glue, denial proofs).
+
+A query for ANY gets one RRset of the name, the one with the lowest type number, with its
+RRSIGs when DNSSEC is asked for (RFC 8482 §4.2, "a subset of the RRsets"). A query for RRSIG
+gets every signature at the name. DNAME is served as data, not used to synthesize CNAMEs.
+"""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import hashlib
+from dataclasses import dataclass
+
+import dns.name
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+
+from regshield.dns.zonedata import ServedZone
+
+# Longest CNAME chain followed inside one zone before the answer is returned as it stands.
+MAX_CNAME_CHAIN = 8
+_WILDCARD_LABEL = b"*"
+_ADDRESS_TYPES = (dns.rdatatype.A, dns.rdatatype.AAAA)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The sections of one response, before it is put on the wire."""
+
+    rcode: int
+    authoritative: bool
+    answer: tuple[dns.rrset.RRset, ...] = ()
+    authority: tuple[dns.rrset.RRset, ...] = ()
+    additional: tuple[dns.rrset.RRset, ...] = ()
+
+
+class ZoneIndex:
+    """Lookup structures for one zone snapshot: names, delegation points, denial chains."""
+
+    def __init__(self, zone: ServedZone) -> None:
+        self.zone = zone
+        self.origin = zone.origin
+        self._types: dict[dns.name.Name, set[int]] = {}
+        self._rrsigs: dict[dns.name.Name, list[dns.rrset.RRset]] = {}
+        nsec3_owners: list[dns.name.Name] = []
+        nsec_owners: list[dns.name.Name] = []
+        for rrset in zone.rrsets:
+            if rrset.rdtype == dns.rdatatype.NSEC3:
+                nsec3_owners.append(rrset.name)
+                continue
+            if rrset.rdtype == dns.rdatatype.NSEC:
+                nsec_owners.append(rrset.name)
+            if rrset.rdtype == dns.rdatatype.RRSIG:
+                if rrset.covers == dns.rdatatype.NSEC3:
+                    continue
+                self._types.setdefault(rrset.name, set())
+                self._rrsigs.setdefault(rrset.name, []).append(rrset)
+                continue
+            self._types.setdefault(rrset.name, set()).add(rrset.rdtype)
+        # Empty non-terminals exist too (RFC 4592 §2.2.2): NODATA, not NXDOMAIN.
+        self._existing: set[dns.name.Name] = set(self._types)
+        for name in list(self._types):
+            parent = name
+            while parent != self.origin and parent.is_subdomain(self.origin):
+                parent = parent.parent()
+                if parent in self._existing:
+                    break
+                self._existing.add(parent)
+        self._cuts = {
+            name for name, types in self._types.items()
+            if name != self.origin and dns.rdatatype.NS in types
+        }
+        self._nsec_owners = sorted(nsec_owners)
+        self._nsec3: list[tuple[bytes, dns.name.Name]] = []
+        self._nsec3_salt = b""
+        self._nsec3_iterations = 0
+        if nsec3_owners:
+            first = zone.find(nsec3_owners[0], dns.rdatatype.NSEC3)
+            assert first is not None
+            self._nsec3_salt = first[0].salt
+            self._nsec3_iterations = first[0].iterations
+            self._nsec3 = sorted(
+                (base64.b32hexdecode(owner.labels[0].upper()), owner) for owner in nsec3_owners
+            )
+        self._nsec3_digests = [digest for digest, _ in self._nsec3]
+        soa = zone.soa
+        # RFC 9077 / RFC 2308 §5: a negative answer lives min(SOA TTL, SOA MINIMUM).
+        negative_ttl = min(soa.ttl, soa[0].minimum)
+        self._negative_soa = _with_ttl(soa, negative_ttl)
+        soa_rrsig = zone.find(self.origin, dns.rdatatype.RRSIG, dns.rdatatype.SOA)
+        self._negative_soa_rrsig = (
+            None if soa_rrsig is None else _with_ttl(soa_rrsig, negative_ttl)
+        )
+
+    def lookup(self, qname: dns.name.Name, qtype: int, dnssec: bool) -> Answer:
+        """The answer to (qname, IN, qtype); `qname` must be at or below the zone origin."""
+        answer: list[dns.rrset.RRset] = []
+        proofs: list[dns.rrset.RRset] = []  # wildcard expansions met along a CNAME chain
+        name = qname
+        visited = {name}
+        for _ in range(MAX_CNAME_CHAIN):
+            cut = self._delegation_above(name, qtype)
+            if cut is not None:
+                if answer:
+                    # A CNAME led into a delegation: the resolver follows it from here.
+                    return _finish(Answer(dns.rcode.NOERROR, True), answer, proofs)
+                return self._referral(cut, dnssec)
+            if name in self._existing:
+                source = name
+            else:
+                encloser = self._closest_encloser(name)
+                source = dns.name.Name((_WILDCARD_LABEL, *encloser.labels))
+                if source not in self._existing:
+                    return _finish(self._nxdomain(name, encloser, dnssec), answer, proofs)
+                proofs += self._wildcard_proof(name, dnssec)
+            if qtype == dns.rdatatype.RRSIG and self._rrsigs.get(source):
+                answer += [_renamed(rrsig, name) if source != name else rrsig
+                           for rrsig in self._rrsigs[source]]
+                return _finish(Answer(dns.rcode.NOERROR, True), answer, proofs)
+            rrset = self._pick(source, qtype)
+            if rrset is not None:
+                answer += self._signed(rrset, name, dnssec)
+                return _finish(Answer(dns.rcode.NOERROR, True), answer, proofs)
+            cname = self.zone.find(source, dns.rdatatype.CNAME)
+            if cname is None or qtype == dns.rdatatype.CNAME:
+                wildcard = source if source != name else None
+                return _finish(self._nodata(name, wildcard, dnssec), answer, proofs)
+            answer += self._signed(cname, name, dnssec)
+            target: dns.name.Name = cname[0].target
+            if not target.is_subdomain(self.origin) or target in visited:
+                break
+            visited.add(target)
+            name = target
+        return _finish(Answer(dns.rcode.NOERROR, True), answer, proofs)
+
+    def _pick(self, name: dns.name.Name, qtype: int) -> dns.rrset.RRset | None:
+        if qtype != dns.rdatatype.ANY:
+            return self.zone.find(name, qtype)
+        types = sorted(
+            rdtype for rdtype in self._types.get(name, ())
+            if rdtype not in (dns.rdatatype.NSEC, dns.rdatatype.NSEC3PARAM)
+        )
+        return self.zone.find(name, types[0]) if types else None
+
+    def _delegation_above(self, name: dns.name.Name, qtype: int) -> dns.name.Name | None:
+        """The delegation point closest to the apex at or above `name`, if any.
+
+        The DS of a delegation is the parent's data (RFC 4035 §3.1.4.1), answered here.
+        """
+        if not self._cuts:
+            return None
+        cut = None
+        candidate = name
+        while candidate != self.origin:
+            if candidate in self._cuts and not (candidate == name and qtype == dns.rdatatype.DS):
+                cut = candidate
+            candidate = candidate.parent()
+        return cut
+
+    def _closest_encloser(self, name: dns.name.Name) -> dns.name.Name:
+        candidate = name
+        while candidate not in self._existing and candidate != self.origin:
+            candidate = candidate.parent()
+        return candidate
+
+    def _referral(self, cut: dns.name.Name, dnssec: bool) -> Answer:
+        ns = self.zone.find(cut, dns.rdatatype.NS)
+        assert ns is not None
+        authority = [ns]
+        if dnssec:
+            ds = self.zone.find(cut, dns.rdatatype.DS)
+            if ds is not None:
+                authority += self._signed(ds, cut, dnssec)
+            else:
+                authority += self._no_data_proof(cut)
+        additional: list[dns.rrset.RRset] = []
+        for record in ns:
+            target: dns.name.Name = record.target
+            if not target.is_subdomain(self.origin):
+                continue
+            for rdtype in _ADDRESS_TYPES:
+                glue = self.zone.find(target, rdtype)
+                if glue is not None:
+                    additional.append(glue)
+        return Answer(dns.rcode.NOERROR, False, (), tuple(authority), tuple(additional))
+
+    def _nodata(self, name: dns.name.Name, wildcard: dns.name.Name | None,
+                dnssec: bool) -> Answer:
+        authority = self._negative_soa_section(dnssec)
+        if dnssec:
+            if wildcard is None:
+                authority += self._no_data_proof(name)
+            elif self._nsec3:
+                # RFC 5155 §7.2.5: closest encloser, next closer name, and the wildcard itself.
+                encloser = wildcard.parent()
+                authority += self._nsec3_matching(encloser)
+                authority += self._nsec3_covering(_next_closer(name, encloser))
+                authority += self._nsec3_matching(wildcard)
+            else:
+                authority += self._nsec_covering(name) + self._nsec_matching(wildcard)
+        return Answer(dns.rcode.NOERROR, True, (), tuple(authority))
+
+    def _nxdomain(self, name: dns.name.Name, encloser: dns.name.Name,
+                  dnssec: bool) -> Answer:
+        authority = self._negative_soa_section(dnssec)
+        if dnssec:
+            wildcard = dns.name.Name((_WILDCARD_LABEL, *encloser.labels))
+            if self._nsec3:
+                # RFC 5155 §7.2.2: the closest encloser proof and the wildcard's absence.
+                authority += self._nsec3_matching(encloser)
+                authority += self._nsec3_covering(_next_closer(name, encloser))
+                authority += self._nsec3_covering(wildcard)
+            elif self._nsec_owners:
+                authority += self._nsec_covering(name) + self._nsec_covering(wildcard)
+        return Answer(dns.rcode.NXDOMAIN, True, (), tuple(authority))
+
+    def _wildcard_proof(self, name: dns.name.Name, dnssec: bool) -> list[dns.rrset.RRset]:
+        """RFC 4035 §3.1.3.3 / RFC 5155 §7.2.6: the exact name behind an expansion is absent."""
+        if not dnssec:
+            return []
+        if self._nsec3:
+            encloser = self._closest_encloser(name)
+            return self._nsec3_covering(_next_closer(name, encloser))
+        return self._nsec_covering(name) if self._nsec_owners else []
+
+    def _negative_soa_section(self, dnssec: bool) -> list[dns.rrset.RRset]:
+        if dnssec and self._negative_soa_rrsig is not None:
+            return [self._negative_soa, self._negative_soa_rrsig]
+        return [self._negative_soa]
+
+    def _no_data_proof(self, name: dns.name.Name) -> list[dns.rrset.RRset]:
+        """The denial record whose bitmap shows the types at an existing `name`."""
+        if self._nsec3:
+            return self._nsec3_matching(name)
+        if name in self._types and self.zone.find(name, dns.rdatatype.NSEC) is not None:
+            return self._nsec_matching(name)
+        return self._nsec_covering(name) if self._nsec_owners else []  # an empty non-terminal
+
+    def _nsec_matching(self, name: dns.name.Name) -> list[dns.rrset.RRset]:
+        nsec = self.zone.find(name, dns.rdatatype.NSEC)
+        return [] if nsec is None else self._signed(nsec, name, True)
+
+    def _nsec_covering(self, name: dns.name.Name) -> list[dns.rrset.RRset]:
+        index = bisect.bisect_right(self._nsec_owners, name) - 1
+        owner = self._nsec_owners[index]  # index -1 wraps to the last NSEC
+        return self._nsec_matching(owner)
+
+    def _nsec3_digest(self, name: dns.name.Name) -> bytes:
+        wire = name.canonicalize().to_wire()
+        assert wire is not None
+        digest = hashlib.sha1(wire + self._nsec3_salt, usedforsecurity=False).digest()
+        for _ in range(self._nsec3_iterations):
+            digest = hashlib.sha1(digest + self._nsec3_salt, usedforsecurity=False).digest()
+        return digest
+
+    def _nsec3_matching(self, name: dns.name.Name) -> list[dns.rrset.RRset]:
+        digest = self._nsec3_digest(name)
+        index = bisect.bisect_left(self._nsec3_digests, digest)
+        if index < len(self._nsec3_digests) and self._nsec3_digests[index] == digest:
+            return self._nsec3_record(self._nsec3[index][1])
+        return []
+
+    def _nsec3_covering(self, name: dns.name.Name) -> list[dns.rrset.RRset]:
+        digest = self._nsec3_digest(name)
+        index = bisect.bisect_left(self._nsec3_digests, digest) - 1
+        return self._nsec3_record(self._nsec3[index][1])  # index -1 wraps to the last NSEC3
+
+    def _nsec3_record(self, owner: dns.name.Name) -> list[dns.rrset.RRset]:
+        nsec3 = self.zone.find(owner, dns.rdatatype.NSEC3)
+        return [] if nsec3 is None else self._signed(nsec3, owner, True)
+
+    def _signed(self, rrset: dns.rrset.RRset, owner: dns.name.Name,
+                dnssec: bool) -> list[dns.rrset.RRset]:
+        """The RRset (renamed to `owner` when expanded from a wildcard) and, asked, its RRSIGs."""
+        sets = [rrset]
+        if dnssec:
+            rrsig = self.zone.find(rrset.name, dns.rdatatype.RRSIG, rrset.rdtype)
+            if rrsig is not None:
+                sets.append(rrsig)
+        if owner == rrset.name:
+            return sets
+        return [_renamed(one, owner) for one in sets]
+
+
+def _finish(result: Answer, answer: list[dns.rrset.RRset],
+            proofs: list[dns.rrset.RRset]) -> Answer:
+    """`result` with the CNAMEs that led to it before its answer and their proofs."""
+    return Answer(
+        result.rcode, result.authoritative, (*answer, *result.answer),
+        tuple(_unique([*result.authority, *proofs])), result.additional,
+    )
+
+
+def _next_closer(name: dns.name.Name, encloser: dns.name.Name) -> dns.name.Name:
+    """The name one label longer than the closest encloser on the way to `name` (RFC 5155)."""
+    return dns.name.Name(name.labels[-(len(encloser.labels) + 1):])
+
+
+def _renamed(rrset: dns.rrset.RRset, owner: dns.name.Name) -> dns.rrset.RRset:
+    copy = dns.rrset.RRset(owner, rrset.rdclass, rrset.rdtype, rrset.covers)
+    copy.update_ttl(rrset.ttl)
+    copy.items = dict(rrset.items)
+    return copy
+
+
+def _with_ttl(rrset: dns.rrset.RRset, ttl: int) -> dns.rrset.RRset:
+    copy = dns.rrset.RRset(rrset.name, rrset.rdclass, rrset.rdtype, rrset.covers)
+    copy.update_ttl(ttl)
+    copy.items = dict(rrset.items)
+    return copy
+
+
+def _unique(rrsets: list[dns.rrset.RRset]) -> list[dns.rrset.RRset]:
+    """Drop repeated RRsets (one NSEC may both cover the name and the wildcard)."""
+    seen: set[tuple[dns.name.Name, int, int]] = set()
+    unique = []
+    for rrset in rrsets:
+        key = (rrset.name, rrset.rdtype, rrset.covers)
+        if key not in seen:
+            seen.add(key)
+            unique.append(rrset)
+    return unique
+
