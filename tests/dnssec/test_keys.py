@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
 import dns.dnssec
+import dns.name
+import dns.rdata
+import dns.rrset
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, rsa
 
 from regshield.dnssec.keys import (
     ECDSAP256SHA256,
+    ECDSAP384SHA384,
+    ED448,
     ED25519,
     KSK_FLAGS,
+    RSASHA256,
     ZSK_FLAGS,
+    SigningKey,
     generate_key,
+    load_bind_private_key,
     load_private_key_der,
     private_key_der,
 )
+from regshield.dnssec.signer import sign_rrset
 
 
 @pytest.mark.parametrize("algorithm", [ECDSAP256SHA256, ED25519])
@@ -61,6 +76,76 @@ def test_repr_shows_no_key_material() -> None:
 
 def test_unsupported_algorithm_and_flags_are_refused() -> None:
     with pytest.raises(ValueError, match="algorithm"):
-        generate_key(8)
+        generate_key(5)
     with pytest.raises(ValueError, match="flags"):
         generate_key(flags=385)
+
+
+
+def test_rsasha256_keys_are_2048_bit_by_default_and_refuse_short_moduli() -> None:
+    key = generate_key(RSASHA256, KSK_FLAGS)
+    assert isinstance(key.private_key, rsa.RSAPrivateKey)
+    assert key.private_key.key_size == 2048
+    assert key.key_tag == dns.dnssec.key_id(key.dnskey)
+    with pytest.raises(ValueError, match="2048"):
+        generate_key(RSASHA256, bits=1024)
+
+
+def _der(private_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed448.Ed448PrivateKey
+         ) -> bytes:
+    return private_key.private_bytes(serialization.Encoding.DER,
+                                     serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption())
+
+
+def _loaded(algorithm: int) -> SigningKey:
+    if algorithm == ECDSAP384SHA384:
+        return load_private_key_der(_der(ec.generate_private_key(ec.SECP384R1())))
+    if algorithm == ED448:
+        return load_private_key_der(_der(ed448.Ed448PrivateKey.generate()))
+    return load_private_key_der(private_key_der(generate_key(algorithm)))
+
+
+@pytest.mark.parametrize("algorithm", [RSASHA256, ECDSAP384SHA384, ED448])
+def test_loaded_keys_of_every_algorithm_sign_rrsets_dnspython_validates(algorithm: int) -> None:
+    key = _loaded(algorithm)
+    assert key.algorithm == algorithm
+    assert key.key_tag == dns.dnssec.key_id(key.dnskey)
+    origin = dns.name.from_text("example.")
+    rrset = dns.rrset.from_text("www.example.", 300, "IN", "A", "192.0.2.1")
+    now = datetime.now(UTC)
+    rrsig = sign_rrset(rrset, key, now - timedelta(hours=1), now + timedelta(days=1), origin)
+    keys = {origin: dns.rrset.from_rdata(origin, 300, key.dnskey)}
+    dns.dnssec.validate_rrsig(rrset, rrsig, keys)  # type: ignore[arg-type]
+    assert load_private_key_der(private_key_der(key)).dnskey == key.dnskey
+
+
+def test_p384_and_ed448_are_loaded_but_not_generated() -> None:
+    for algorithm in (ECDSAP384SHA384, ED448):
+        with pytest.raises(ValueError, match="algorithm"):
+            generate_key(algorithm)
+
+
+@pytest.mark.parametrize("algorithm", ["ECDSAP256SHA256", "ED25519", "RSASHA256"])
+def test_bind_key_files_load_with_the_dnskey_bind_published(
+    tmp_path: Path, algorithm: str
+) -> None:
+    keygen = shutil.which("dnssec-keygen")
+    if keygen is None:
+        pytest.fail("dnssec-keygen is not installed (scripts/test-services installs it)")
+    base = subprocess.run(
+        [keygen, "-q", "-a", algorithm, "-f", "KSK", "-K", str(tmp_path), "example"],
+        capture_output=True, text=True, check=True).stdout.strip()
+    published = next(line for line in (tmp_path / f"{base}.key").read_text().splitlines()
+                     if not line.startswith(";"))
+    dnskey = dns.rdata.from_text("IN", "DNSKEY", published.split("DNSKEY", 1)[1])
+    key = load_bind_private_key((tmp_path / f"{base}.private").read_text(), KSK_FLAGS)
+    assert key.dnskey == dnskey
+    assert key.key_tag == int(base.rsplit("+", 1)[1])
+
+
+def test_a_file_that_is_not_a_bind_private_key_is_refused() -> None:
+    with pytest.raises(ValueError, match="not a BIND private key"):
+        load_bind_private_key("PrivateKey: AAAA\n")
+    with pytest.raises(ValueError, match="incomplete"):
+        load_bind_private_key("Private-key-format: v1.3\nAlgorithm: 13 (ECDSAP256SHA256)\n")

@@ -4,7 +4,9 @@ The data to sign (RFC 4034 §3.1.8.1) is built here, once per RRset, and signed 
 `cryptography` directly; dnspython's own `sign` rebuilds the RRset through its generic
 machinery for every signature and spends most of its time there. dnspython supplies the data
 types and each rdata's canonical form (`to_digestable`, which lower-cases the names embedded in
-the types RFC 4034 §6.2 lists, as amended by RFC 6840 §5.1).
+the types RFC 4034 §6.2 lists, as amended by RFC 6840 §5.1). The rules it applies (what is
+signed where, the canonical order of names, signature times) are shared with the zone-file
+signer (`offline`) and the incremental signer (`incremental`) through the names defined here.
 """
 
 from __future__ import annotations
@@ -24,30 +26,36 @@ import dns.rdatatype
 import dns.rdtypes.util
 import dns.rrset
 import dns.zone
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from dns.rdtypes.ANY.NSEC import NSEC, Bitmap
 from dns.rdtypes.ANY.NSEC3 import NSEC3
 from dns.rdtypes.ANY.NSEC3 import Bitmap as NSEC3Bitmap
 from dns.rdtypes.ANY.NSEC3PARAM import NSEC3PARAM
 from dns.rdtypes.ANY.RRSIG import RRSIG
 
-from regshield.dnssec.keys import SigningKey
+from regshield.dnssec.keys import AnyKey, sign_data
 
-_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 _WILDCARD = b"*"
 _DELEGATION_TYPES = frozenset({dns.rdatatype.NS, dns.rdatatype.DS})
+# Signed by the KSKs: the DNSKEY RRset, and CDS and CDNSKEY (RFC 7344 section 4.1).
+KSK_SIGNED_TYPES = frozenset({dns.rdatatype.DNSKEY, dns.rdatatype.CDS, dns.rdatatype.CDNSKEY})
 # Types that are never signed by the zone itself: the signatures, and the denial records we rebuild.
 _REBUILT = frozenset(
     {dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.NSEC3, dns.rdatatype.NSEC3PARAM}
 )
 _NSEC3_SHA1 = 1
 
+NameKey = tuple[bytes, ...]
+"""A name's lower-cased labels below the root, root first: tuples of them sort in the canonical
+order of names (RFC 4034 §6.1), and a name's descendants follow it."""
+
+UNSIGNED, SIGNED, DELEGATION = 0, 1, 2
+"""How a name's RRsets are published: unsigned (glue and other data below a zone cut or a
+DNAME), signed (authoritative data), or as a zone cut (only its DS is signed, RFC 4035 §2.2)."""
+
 
 def sign_rrset(
     rrset: dns.rrset.RRset,
-    key: SigningKey,
+    key: AnyKey,
     inception: datetime,
     expiration: datetime,
     origin: dns.name.Name,
@@ -58,14 +66,33 @@ def sign_rrset(
     )
     signer = origin.canonicalize()
     return _sign(
-        rrset, wire, key, _timestamp(inception), _timestamp(expiration), signer,
+        rrset, wire, key, signature_time(inception), signature_time(expiration), signer,
         signer.to_digestable(),
     )
 
 
+def rrset_signatures(
+    rrset: dns.rrset.RRset,
+    keys: Sequence[AnyKey],
+    inception: int,
+    expiration: int,
+    origin: dns.name.Name,
+    owner_wire: bytes,
+) -> list[RRSIG]:
+    """Sign one RRset with each of `keys`, its signed data built once.
+
+    For signing many RRsets of one zone: the times are RRSIG times (`signature_time`),
+    `origin` is the zone apex in lower case (the signer name) and `owner_wire` the RRset owner's
+    lower-cased wire form (`key_wire`).
+    """
+    wire = _rrset_wire(owner_wire, rrset, (rdata.to_digestable(origin) for rdata in rrset))
+    signer_wire = key_wire(name_key(origin))
+    return [_sign(rrset, wire, key, inception, expiration, origin, signer_wire) for key in keys]
+
+
 def sign_zone(
     zone: dns.zone.Zone | Iterable[dns.rrset.RRset],
-    keys: Sequence[SigningKey],
+    keys: Sequence[AnyKey],
     inception: datetime,
     expiration: datetime,
     nsec: Literal["nsec", "nsec3"] = "nsec",
@@ -98,7 +125,7 @@ def sign_zone(
     ksks = [key for key in keys if key.is_ksk]
     zsks = [key for key in keys if not key.is_ksk] or ksks
     ksks = ksks or zsks
-    start, end = _timestamp(inception), _timestamp(expiration)
+    start, end = signature_time(inception), signature_time(expiration)
     signer = origin.canonicalize()
     signer_wire = signer.to_digestable()
 
@@ -151,7 +178,8 @@ def sign_zone(
         wire = _rrset_wire(owner_wire, rrset, rdata_wires)
         rrsigs = dns.rrset.RRset(rrset.name, dns.rdataclass.IN, dns.rdatatype.RRSIG, rrset.rdtype)
         rrsigs.update_ttl(rrset.ttl)
-        for key in ksks if rrset.rdtype == dns.rdatatype.DNSKEY else zsks:
+        # RFC 7344 section 4.1: CDS and CDNSKEY are signed by the KSKs too.
+        for key in ksks if rrset.rdtype in KSK_SIGNED_TYPES else zsks:
             # Inserted directly: each RRSIG is new, so `add`'s duplicate check (which hashes
             # the rdata through its canonical wire form) would only cost time.
             rrsigs.items[_sign(rrset, wire, key, start, end, signer, signer_wire)] = None
@@ -296,7 +324,7 @@ def _rrset_wire(owner_wire: bytes, rrset: dns.rrset.RRset, rdata_wires: Iterable
 def _sign(
     rrset: dns.rrset.RRset,
     rrset_wire: bytes,
-    key: SigningKey,
+    key: AnyKey,
     inception: int,
     expiration: int,
     signer: dns.name.Name,
@@ -317,14 +345,7 @@ def _sign(
         inception,
         key.key_tag,
     )
-    data = prefix + signer_wire + rrset_wire
-    private_key = key.private_key
-    if isinstance(private_key, ec.EllipticCurvePrivateKey):
-        # RFC 6605 §4: the signature is r || s, each 32 bytes, not the DER that OpenSSL returns.
-        r, s = decode_dss_signature(private_key.sign(data, _ECDSA_SHA256))
-        signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
-    else:
-        signature = private_key.sign(data)  # RFC 8080 §4: the raw 64-byte Ed25519 signature
+    signature = sign_data(key, prefix + signer_wire + rrset_wire)
     return RRSIG(  # type: ignore[no-untyped-call]
         dns.rdataclass.IN,
         dns.rdatatype.RRSIG,
@@ -356,7 +377,17 @@ def _wire(name: dns.name.Name) -> bytes:
     return wire
 
 
-def _timestamp(moment: datetime) -> int:
+def name_key(name: dns.name.Name) -> NameKey:
+    """The `NameKey` of an absolute name."""
+    return tuple(label.lower() for label in reversed(name.labels[:-1]))
+
+
+def key_wire(key: NameKey) -> bytes:
+    """The lower-cased wire form of the name whose `NameKey` is `key`."""
+    return b"".join(bytes((len(label),)) + label for label in reversed(key)) + b"\x00"
+
+
+def signature_time(moment: datetime) -> int:
     """An RRSIG time: seconds since the epoch modulo 2**32 (RFC 4034 §3.1.5, serial arithmetic)."""
     if moment.tzinfo is None:
         raise ValueError("signature times must be timezone-aware")
@@ -399,7 +430,7 @@ def _absolute(rdata: dns.rdata.Rdata, origin: dns.name.Name) -> dns.rdata.Rdata:
 
 
 def _with_dnskeys(
-    rrsets: list[dns.rrset.RRset], origin: dns.name.Name, keys: Sequence[SigningKey], ttl: int
+    rrsets: list[dns.rrset.RRset], origin: dns.name.Name, keys: Sequence[AnyKey], ttl: int
 ) -> list[dns.rrset.RRset]:
     """The RRsets with the signing keys' DNSKEYs added to the apex DNSKEY RRset."""
     existing = _find(rrsets, origin, dns.rdatatype.DNSKEY)
