@@ -14,15 +14,22 @@ A link is configured per registry in `regshield.toml`:
     client_key = "/etc/regshield/epp-client.key"
     contacts = true          # false for a minimum-data registry that takes no contacts
     pool_size = 2
+    parent_servers = ["192.0.2.1:53", "[2001:db8::1]:53"]  # optional: see below
+
+`parent_servers` are the servers of the registry's TLD zones, asked directly whether they
+serve a new DS before the old key of a domain is retired (dns/parent.py). Without them, the
+TLD's servers are found through the resolver.
 
 With no `[registries]` table, the embedded default applies: one link to the built-in sandbox
 registry (`regshield serve` starts it and accredits regshield with it on first start), serving
-the `test` and `example` TLDs.
+the `test` and `example` TLDs; its parent servers are its own DNS listener
+(`[sandbox] dns_listen`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import secrets
 from collections.abc import Iterable, Sequence
@@ -67,6 +74,9 @@ class RegistryLink:
     # credential, whose sessions may only set or lift server*Prohibited. None: the registry
     # offers no registry lock to this registrar.
     lock_endpoint: RegistryEndpoint | None = None
+    # The servers of the registry's TLD zones as (address, port): where a new DS must be
+    # seen before an old key goes. Empty: found through the resolver.
+    parent_servers: tuple[tuple[str, int], ...] = ()
 
     @property
     def secdns(self) -> bool:
@@ -183,13 +193,23 @@ def sandbox_link(settings: Settings, port: int | None = None) -> RegistryLink:
         server_hostname="localhost",
     )
     lock = replace(endpoint, password=sandbox_password(settings, SANDBOX_LOCK_PASSWORD_FILE))
-    return RegistryLink(SANDBOX_LINK, frozenset(SANDBOX_TLDS), endpoint, lock_endpoint=lock)
+    dns_listen = settings.sandbox_dns_listen
+    parents = () if dns_listen is None else ((_reachable(dns_listen.host), dns_listen.port),)
+    return RegistryLink(SANDBOX_LINK, frozenset(SANDBOX_TLDS), endpoint, lock_endpoint=lock,
+                        parent_servers=parents)
+
+
+def _reachable(host: str) -> str:
+    """Where this machine reaches a listener on `host`: loopback for a wildcard address."""
+    if host in ("0.0.0.0", ""):  # noqa: S104
+        return "127.0.0.1"
+    return "::1" if host == "::" else host
 
 
 _KEYS = frozenset({"tlds", "host", "port", "client_id", "password_file", "lock_password_file",
                    "ca_certificate",
                    "client_certificate", "client_key", "server_hostname", "contacts",
-                   "extensions", "pool_size"})
+                   "extensions", "pool_size", "parent_servers"})
 
 
 def _link(name: str, table: dict[str, Any], env: dict[str, str]) -> RegistryLink:
@@ -228,7 +248,42 @@ def _link(name: str, table: dict[str, Any], env: dict[str, str]) -> RegistryLink
     if not 1 <= pool_size <= 32:
         raise ConfigurationError(f"{where}.pool_size: expected 1 to 32")
     return RegistryLink(name, frozenset(t.lower().strip(".") for t in tlds), endpoint,
-                        contacts=contacts, pool_size=pool_size, lock_endpoint=lock_endpoint)
+                        contacts=contacts, pool_size=pool_size, lock_endpoint=lock_endpoint,
+                        parent_servers=_parent_servers(table.get("parent_servers", []), where))
+
+
+def _parent_servers(value: Any, where: str) -> tuple[tuple[str, int], ...]:
+    """`["192.0.2.1:53", "[2001:db8::1]:53"]` as (address, port) pairs; every bad entry named
+    in one ConfigurationError."""
+    expected = (f"{where}.parent_servers: expected a list of \"ADDRESS:PORT\" (an IP address, "
+                "IPv6 in brackets, and a port from 1 to 65535)")
+    if not isinstance(value, list):
+        raise ConfigurationError(expected)
+    servers: list[tuple[str, int]] = []
+    bad: list[str] = []
+    for entry in value:
+        server = _server(entry) if isinstance(entry, str) else None
+        if server is None:
+            bad.append(repr(entry))
+        else:
+            servers.append(server)
+    if bad:
+        raise ConfigurationError(f"{expected}; not {', '.join(bad)}")
+    return tuple(servers)
+
+
+def _server(text: str) -> tuple[str, int] | None:
+    host, separator, port = text.rpartition(":")
+    if not separator or not port.isdigit() or not 1 <= int(port) <= 65535:
+        return None
+    bracketed = host.startswith("[") and host.endswith("]")
+    try:
+        address = ipaddress.ip_address(host[1:-1] if bracketed else host)
+    except ValueError:
+        return None
+    if address.version == 6 and not bracketed:
+        return None
+    return str(address), int(port)
 
 
 def _extensions(value: Any, where: str) -> tuple[str, ...]:

@@ -11,6 +11,9 @@ registries' OT&E.
 Each session gets the greeting on connection, then one response per data unit. A broken frame
 or an idle session closes the connection; nothing a client sends stops the server. A timer
 does the registry's own work as time passes (schedule.py) while the server runs.
+
+With a DNS address configured, the server also serves its TLD zones there (zone.py), started
+and stopped with it.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from regshield.registry.sandbox.certificates import ensure_server_certificate, f
 from regshield.registry.sandbox.schedule import run_schedule
 from regshield.registry.sandbox.sessions import SandboxSession, new_sv_trid
 from regshield.registry.sandbox.state import SandboxConfig, SandboxState
+from regshield.registry.sandbox.zone import SandboxDns
 from regshield.registry.schemas import validate_epp
 
 HANDSHAKE_TIMEOUT = 30.0
@@ -37,8 +41,8 @@ log = structlog.get_logger("regshield.sandbox")
 
 
 class SandboxServer:
-    """A running sandbox registry. `start` opens its state, listens and starts the timer;
-    `close` stops all three."""
+    """A running sandbox registry. `start` opens its state, listens (EPP, and DNS when
+    configured: `dns`) and starts the timer; `close` stops them all."""
 
     def __init__(self, state: SandboxState, certificate: Path, key: Path) -> None:
         self.state = state
@@ -48,6 +52,7 @@ class SandboxServer:
         self._contexts: dict[tuple[str, ...], ssl.SSLContext] = {}
         self._connections: set[asyncio.Task[None]] = set()
         self._timer: asyncio.Task[None] | None = None
+        self.dns: SandboxDns | None = None
 
     @classmethod
     async def start(cls, config: SandboxConfig, clock: Clock | None = None) -> SandboxServer:
@@ -55,9 +60,13 @@ class SandboxServer:
         certificate, key = ensure_server_certificate(config.directory, state.clock.now())
         server = cls(state, certificate, key)
         try:
+            if config.dns_listen is not None:
+                server.dns = await SandboxDns.start(state, config.dns_listen)
             server._server = await asyncio.start_server(
                 server._connection, config.listen.host, config.listen.port)
-        except OSError:
+        except BaseException:
+            if server.dns is not None:
+                await server.dns.close()
             await state.close()
             raise
         server._timer = asyncio.create_task(run_schedule(state), name="sandbox-schedule")
@@ -84,6 +93,8 @@ class SandboxServer:
         await asyncio.gather(*self._connections, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
+        if self.dns is not None:
+            await self.dns.close()
         await self.state.close()
 
     async def _tls_context(self) -> ssl.SSLContext:

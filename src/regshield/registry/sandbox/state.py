@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -80,7 +81,11 @@ class SandboxConfig:
     `redemption_period`, then waits `pending_delete_period` before it is purged. A restore
     request is accepted without a restore report and completes after `restore_wait`.
     `schedule_interval` is how often, in seconds, the server does this work (and approves due
-    transfers) while no command arrives."""
+    transfers) while no command arrives.
+
+    With `dns_listen`, the server also publishes its TLD zones, signed, over DNS on that
+    address (zone.py; port 0 picks a free port); `dns_ttl` is the TTL of their records (the
+    DS TTL a key rollover waits out). None, the default, publishes nothing."""
 
     directory: Path
     listen: Listen = field(default_factory=lambda: Listen.parse(DEFAULT_LISTEN))
@@ -94,10 +99,14 @@ class SandboxConfig:
     pending_delete_period: timedelta = timedelta(days=5)
     restore_wait: timedelta = timedelta(0)
     schedule_interval: float = 60.0
+    dns_listen: Listen | None = None
+    dns_ttl: int = 3600
 
     def __post_init__(self) -> None:
         if self.schedule_interval <= 0:
             raise ValueError("schedule_interval must be a positive number of seconds")
+        if not 1 <= self.dns_ttl <= 86400 * 7:
+            raise ValueError("dns_ttl must be 1 second to 7 days")
 
     @property
     def database_file(self) -> Path:
@@ -109,6 +118,29 @@ def sandbox_directory(home: Path) -> Path:
     return home / DIRECTORY_NAME
 
 
+class SandboxStore(Store):
+    """regshield's Store, which also tells its watchers after each committed write (the DNS
+    side builds the TLD zones again), before the writer goes on."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self._watchers: list[Callable[[], Awaitable[None]]] = []
+
+    def after_commit(self, watcher: Callable[[], Awaitable[None]]) -> None:
+        self._watchers.append(watcher)
+
+    def stop_watching(self, watcher: Callable[[], Awaitable[None]]) -> None:
+        if watcher in self._watchers:
+            self._watchers.remove(watcher)
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        async with super().write() as session:
+            yield session
+        for watcher in list(self._watchers):
+            await watcher()
+
+
 class SandboxState:
     """The sandbox's store: its own SQLite file, opened through regshield's Store (WAL,
     secure_delete, one writer at a time)."""
@@ -116,7 +148,7 @@ class SandboxState:
     def __init__(self, config: SandboxConfig, clock: Clock | None = None) -> None:
         self.config = config
         self.clock: Clock = clock or SystemClock()
-        self.store = Store(f"sqlite+aiosqlite:///{config.database_file}")
+        self.store = SandboxStore(f"sqlite+aiosqlite:///{config.database_file}")
 
     @classmethod
     async def open(cls, config: SandboxConfig, clock: Clock | None = None) -> SandboxState:
