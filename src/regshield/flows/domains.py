@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from regshield.dns.lookup import LiveKeys, live_dnskeys
 from regshield.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
 from regshield.flows.accounts import target_account
 from regshield.flows.context import Actor
@@ -28,7 +29,7 @@ from regshield.registry.client import RegistryError
 from regshield.registry.codec import Secret
 from regshield.registry.commands import DomainCheck, DomainInfo
 from regshield.registry.responses import DomainCheckData, DomainInfoData
-from regshield.rules.ds import DsRecord, validate_ds_set
+from regshield.rules.ds import DsRecord, ds_breakage, ds_problems, validate_ds, validate_ds_set
 from regshield.rules.names import DomainName, validate_domain_name, validate_nameservers
 from regshield.rules.registry_lock import DomainLock, change_while_locked
 from regshield.rules.statuses import Hold, HoldReason, Operation, place, refusal, release
@@ -46,6 +47,7 @@ from regshield.store.queries.domains import list_domains, live_domain, open_oper
 
 MAX_YEARS = 10
 MAX_DS = 8
+DS_LOOKUP_TIMEOUT = 3.0  # seconds for a customer's DNSKEY RRset, retries included
 
 
 # --- views ---------------------------------------------------------------------------------
@@ -343,13 +345,34 @@ class NameserversSet:
 @dataclass(frozen=True)
 class DsSet:
     """Replace the DS records (an empty list turns DNSSEC off at the parent). Needs a step-up.
-    Raises PermissionDenied (StepUpRequired), NotFound, ValidationFailed, Conflict."""
+    A customer's DS set is checked against the DNSKEY RRset the zone serves now (asked of
+    `[dns] resolver`); `force` sends one that would break resolution, or that could not be
+    checked, all the same, and the event says so. What the algorithm policy refuses is refused
+    even with `force`.
+    Raises PermissionDenied (StepUpRequired), NotFound, ValidationFailed (`unverifiable` when
+    the DNSKEY RRset could not be read or a digest type cannot be computed,
+    `breaks_resolution` when no DS names a live zone key), Conflict."""
 
     name: str
     ds: Any
     # Set by regshield's own DNS signer for a zone it hosts: the one change a registry lock
     # lets through (a key rollover), inside the DS window (rules/registry_lock.py).
     hosted_zone: bool = False
+    force: bool = False
+
+    async def prepare(self, services: Services, context: Any) -> LiveKeys | None:
+        """The DNSKEY RRset the zone serves now; None when the DS records need no such check
+        (none left: removing DS never breaks resolution; a zone regshield signs; bad input)."""
+        if self.hosted_zone:
+            return None
+        errors: list[FieldError] = []
+        name = _name(self.name, errors)
+        records = validate_ds_set(self.ds, "ds", errors)
+        if name is None or errors or not records:
+            return None
+        resolver = services.settings.dns.resolver
+        return await live_dnskeys(
+            name.ascii, (resolver.host, resolver.port) if resolver else None, DS_LOOKUP_TIMEOUT)
 
     async def run(self, tx: Tx) -> Requested:
         if self.hosted_zone and tx.actor.kind != "system":
@@ -361,6 +384,11 @@ class DsSet:
         records: Sequence[DsRecord] = validate_ds_set(self.ds, "ds", errors)
         if len(records) > MAX_DS:
             errors.append(FieldError("ds", "too_many", f"at most {MAX_DS} DS records"))
+        if isinstance(self.ds, list | tuple):
+            for index, raw in enumerate(self.ds):
+                record = validate_ds(raw, f"ds.{index}", [])
+                if record is not None:
+                    errors.extend(ds_problems(record, f"ds.{index}"))
         link = tx.services.registries.link(domain.registry_link)
         if not link.secdns:
             errors.append(FieldError("ds", "not_supported",
@@ -380,11 +408,32 @@ class DsSet:
             {"ds"}, hosted_zone=self.hosted_zone)
         if window is None:
             _status_refusal(domain, Operation.UPDATE, "ds")
+        problems = [] if self.hosted_zone else _live_problems(tx.prepared, records, domain.name)
+        if problems and not self.force:
+            raise ValidationFailed(problems)
+        forced: dict[str, Any] = {} if not problems else {
+            "forced": True, "reasons": [f"{p.field}: {p.message}" for p in problems]}
         operation = new_operation(tx, domain, "ds", {
             "ds": wanted, "previous": domain.ds, "ds_window": window is not None})
         tx.record("domains:ds:requested", account=account.public_id, domain=domain.name,
-                  operation=operation.public_id, ds=[r.to_text() for r in records])
+                  operation=operation.public_id, ds=[r.to_text() for r in records], **forced)
         return await requested_answer(tx, domain, operation)
+
+
+def _live_problems(live: Any, records: Sequence[DsRecord], zone: str) -> list[FieldError]:
+    """Why `records` cannot go to the registry as the zone is served now (`force` overrides).
+
+    `live` is what `DsSet.prepare` found; anything else (the flow run without it) counts as
+    a lookup that failed, so that no DS set goes unchecked."""
+    if not records:
+        return []
+    if not isinstance(live, LiveKeys) or live.error is not None:
+        reason = f"{live.error}: {live.message}" if isinstance(live, LiveKeys) \
+            else "it was not looked up"
+        return [FieldError("ds", "unverifiable", (
+            f"the DNSKEY RRset of {zone} could not be read ({reason}); "
+            "send force: true to set these DS records without the check"))]
+    return ds_breakage(records, live.records, zone)
 
 
 # --- registrar lock ------------------------------------------------------------------------

@@ -6,7 +6,8 @@ digest of the DNSKEY. It arrives as an object (`{"key_tag": 12345, "algorithm": 
 presentation text (`12345 13 2 AB...`). `parse_ds` and `parse_ds_set` check the syntax and the
 IANA registries, collecting every reason; `ds_problems` applies the algorithm policy (what must
 no longer be used), kept apart so that a flow can still read and display a DS that an older
-policy accepted. `ds_from_dnskey` and `ds_matches_dnskey` compute digests with dnspython.
+policy accepted. `ds_from_dnskey` and `ds_matches_dnskey` compute digests with dnspython;
+`ds_breakage` says whether a DS set would break a zone, given the DNSKEY RRset it serves.
 
 dnspython objects stay inside this module (STYLE.md, convention 7): every function here takes
 and returns presentation text and `DsRecord`.
@@ -260,6 +261,11 @@ def ds_from_dnskey(owner: str, dnskey_presentation: str, digest_type: int = 2, *
     return record
 
 
+def ds_text(owner: str, dnskey_presentation: str) -> str:
+    """The SHA-256 DS of a zone's DNSKEY, in presentation form (what a parent publishes)."""
+    return ds_from_dnskey(owner, dnskey_presentation).to_text()
+
+
 def ds_matches_dnskey(record: DsRecord, dnskey_presentation: str, owner: str, *,
                       field: str = "dnskey") -> bool:
     """Whether `record` is the DS of this DNSKEY at `owner` (key tag, algorithm and digest).
@@ -283,6 +289,65 @@ def ds_matches_dnskey(record: DsRecord, dnskey_presentation: str, owner: str, *,
     ds = dns.dnssec.make_ds(name, key, hash_name, validating=True)
     return (ds.key_tag, int(ds.algorithm), int(ds.digest_type), ds.digest.hex()) == (
         record.key_tag, record.algorithm, record.digest_type, record.digest)
+
+
+def ds_breakage(records: Sequence[DsRecord], dnskeys: Sequence[str], owner: str, *,
+                field: str = "ds") -> list[FieldError]:
+    """Why these DS records would make validating resolvers fail `owner`, given the DNSKEY
+    RRset it serves now (presentation texts); empty when at least one DS names a zone key.
+
+    RFC 4035 section 5.2 needs one DS that authenticates a zone key of the child; DS records
+    that match nothing beside it are allowed (a new key's DS published ahead of a rollover).
+    An empty `records` never breaks anything: without DS the zone is simply insecure.
+    """
+    if not records:
+        return []
+    if not dnskeys:
+        return [FieldError(field, "breaks_resolution", (
+            f"{owner} is not signed: it publishes no DNSKEY RRset; a DS would make validating "
+            "resolvers reject it"))]
+    if any(_matches(record, key, owner) for record in records for key in dnskeys):
+        return []
+    return [_mismatch(record, dnskeys, owner, f"{field}.{index}")
+            for index, record in enumerate(records)]
+
+
+def _matches(record: DsRecord, dnskey_presentation: str, owner: str) -> bool:
+    try:
+        return ds_matches_dnskey(record, dnskey_presentation, owner)
+    except ValidationFailed:
+        return False  # a key the DNS served that cannot be read names no DS
+
+
+def _mismatch(record: DsRecord, dnskeys: Sequence[str], owner: str, field: str) -> FieldError:
+    named = [key for key in dnskeys if _key_tag_and_algorithm(key) ==
+             (record.key_tag, record.algorithm)]
+    if not named:
+        return FieldError(field, "breaks_resolution", (
+            f"no DNSKEY at {owner} has key tag {record.key_tag} and algorithm "
+            f"{record.algorithm}"))
+    if record.digest_type not in _COMPUTABLE_DIGESTS:
+        return FieldError(field, "unverifiable", (
+            f"a digest of type {record.digest_type} cannot be checked here; send a SHA-256 "
+            f"(2) DS of the key with tag {record.key_tag} as well"))
+    if not any(_is_zone_key(key) for key in named):
+        return FieldError(field, "breaks_resolution", (
+            f"the DNSKEY at {owner} with key tag {record.key_tag} is not a zone key "
+            "(flags 256 or 257); a DS cannot name it"))
+    return FieldError(field, "breaks_resolution", (
+        f"the digest does not match the DNSKEY at {owner} with key tag {record.key_tag} "
+        f"and algorithm {record.algorithm}"))
+
+
+def _key_tag_and_algorithm(dnskey_presentation: str) -> tuple[int, int] | None:
+    key = _dnskey(dnskey_presentation, "dnskey", [])
+    return None if key is None else (dns.dnssec.key_id(key), int(key.algorithm))
+
+
+def _is_zone_key(dnskey_presentation: str) -> bool:
+    key = _dnskey(dnskey_presentation, "dnskey", [])
+    return key is not None and bool(key.flags & ZONE_KEY_FLAG) and \
+        key.protocol == DNSKEY_PROTOCOL
 
 
 def _ds_values(raw: Any, field: str, errors: list[FieldError]) -> dict[str, Any] | None:

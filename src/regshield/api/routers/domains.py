@@ -171,7 +171,8 @@ async def set_contacts(name: str, body: ContactsIn, response: Response, actor: A
             responses=PENDING)
 async def set_ds(name: str, body: DsIn, response: Response, actor: SteppedUpActorDep,
                  services: ServicesDep, context: ContextDep) -> DomainOut:
-    requested = await run_flow(services, actor, context, DsSet(name, body.ds))
+    requested = await run_flow(services, actor, context,
+                               DsSet(name, body.ds, force=body.force))
     return await _answer(services, actor, requested, response)
 
 
