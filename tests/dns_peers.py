@@ -14,7 +14,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -124,10 +124,22 @@ def start_unbound(workdir: Path, zone: dns.name.Name, trust_anchor: str,
 
     `trust_anchor` is a DS or DNSKEY record in presentation form, owner included.
     """
+    return start_validating_resolver(workdir, trust_anchor, {str(zone): authorities})
+
+
+def start_validating_resolver(workdir: Path, trust_anchor: str,
+                              stubs: Mapping[str, Sequence[tuple[str, int]]], *,
+                              at: datetime | None = None) -> PeerProcess:
+    """A validating unbound on a free loopback port that reaches each zone of `stubs` only at
+    its servers, validating from `trust_anchor`. With `at`, signatures are checked as at that
+    moment (unbound's `val-override-date`), for zones signed on a test's fake clock."""
     binary = require_binary("unbound")
     port = free_port()
-    stub_addresses = "\n".join(f"    stub-addr: {host}@{peer_port}"
-                               for host, peer_port in authorities)
+    stub_zones = "".join(
+        f'stub-zone:\n    name: "{zone}"\n'
+        + "".join(f"    stub-addr: {host}@{peer_port}\n" for host, peer_port in servers)
+        for zone, servers in stubs.items())
+    override = f'    val-override-date: "{at.astimezone(UTC):%Y%m%d%H%M%S}"\n' if at else ""
     config = workdir / "unbound.conf"
     config.write_text(f"""server:
     interface: {LOOPBACK}@{port}
@@ -151,14 +163,11 @@ def start_unbound(workdir: Path, zone: dns.name.Name, trust_anchor: str,
     domain-insecure: "."
     # unbound answers the RFC 6761 special-use names itself unless told not to.
     local-zone: "test." nodefault
-stub-zone:
-    name: "{zone}"
-{stub_addresses}
-remote-control:
+{override}{stub_zones}remote-control:
     control-enable: no
 """)
     return start_peer("unbound", [binary, "-d", "-c", str(config)], port, workdir,
-                      ready_name=str(zone))
+                      ready_name=next(iter(stubs)))
 
 
 @contextlib.contextmanager

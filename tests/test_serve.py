@@ -14,6 +14,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dns.asyncquery
+import dns.message
+import dns.name
+import dns.rdatatype
 import httpx
 import pytest
 from conftest import PASSWORD
@@ -26,6 +30,9 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+DNS_PORT = free_port()
 
 
 def clean_env() -> dict[str, str]:
@@ -59,9 +66,11 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
     sandbox_port = free_port()
     process = await asyncio.create_subprocess_exec(
         REGSHIELD, "--home", str(home), "serve", "--http", f"127.0.0.1:{port}",
+        "--dns", f"127.0.0.1:{DNS_PORT}",
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE, start_new_session=True,
-        env={**clean_env(), "REGSHIELD_SANDBOX_LISTEN": f"127.0.0.1:{sandbox_port}"},
+        env={**clean_env(), "REGSHIELD_SANDBOX_LISTEN": f"127.0.0.1:{sandbox_port}",
+             "REGSHIELD_SANDBOX_DNS_LISTEN": f"127.0.0.1:{free_port()}"},
     )
     running = Server(process, home, port)
     try:
@@ -75,7 +84,8 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
 
 async def cli(home: Path, *args: str, stdin: str = "") -> tuple[int, str, str]:
     # A serve started here runs its sandbox registry on a free port, not the default 7700.
-    env = {**clean_env(), "REGSHIELD_SANDBOX_LISTEN": f"127.0.0.1:{free_port()}"}
+    env = {**clean_env(), "REGSHIELD_SANDBOX_LISTEN": f"127.0.0.1:{free_port()}",
+           "REGSHIELD_DNS_LISTEN": "off", "REGSHIELD_SANDBOX_DNS_LISTEN": "off"}
     process = await asyncio.create_subprocess_exec(
         REGSHIELD, "--home", str(home), *args, stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
@@ -83,6 +93,17 @@ async def cli(home: Path, *args: str, stdin: str = "") -> tuple[int, str, str]:
     stdout, stderr = await asyncio.wait_for(process.communicate(stdin.encode()), 120)
     assert process.returncode is not None
     return process.returncode, stdout.decode(), stderr.decode()
+
+
+async def answered(name: dns.name.Name, port: int) -> dns.message.Message:
+    """The DNS answer for `name` once the outbox has published it (it runs every second)."""
+    query = dns.message.make_query(name, dns.rdatatype.A, want_dnssec=True)
+    for _ in range(100):
+        response = await dns.asyncquery.udp(query, "127.0.0.1", port=port, timeout=2)
+        if response.answer:
+            return response
+        await asyncio.sleep(0.1)
+    pytest.fail(f"{name} was not served within 10 s")
 
 
 def port_is_open(port: int) -> bool:
@@ -131,6 +152,21 @@ async def test_serve_initializes_announces_answers_over_tcp_and_stops_on_a_signa
         assert available.status_code == 200, available.text
         assert available.json() == [{"name": "example.test", "available": True,
                                      "reason": None}]
+        # A hosted zone is signed and answered by the embedded DNS server.
+        staff = {"Authorization": f"Bearer {token}"}
+        account = await http.post("/api/v1/accounts", json={"name": "Zone Holder"},
+                                  headers=staff)
+        assert account.status_code == 201, account.text
+        zone = await http.post("/api/v1/zones", headers=staff, json={
+            "name": "served.example", "account": account.json()["account_id"]})
+        assert zone.status_code == 201, zone.text
+        record = await http.put("/api/v1/zones/served.example/rrsets/www/A", headers=staff,
+                                json={"ttl": 300, "records": ["192.0.2.80"]})
+        assert record.status_code == 200, record.text
+        await server.wait_until_listening("DNS")
+        answer = await answered(dns.name.from_text("www.served.example."), DNS_PORT)
+        assert [r.to_text() for r in answer.answer[0]] == ["192.0.2.80"]
+        assert answer.answer[1].rdtype == dns.rdatatype.RRSIG
         wrong = await http.post("/api/v1/auth/login",
                                 json={"email": "root@example.net", "password": "not it at all"})
         assert wrong.status_code == 401

@@ -19,6 +19,7 @@ DEFAULT_HOME = "./regshield-data"
 CONFIG_FILE_NAME = "regshield.toml"
 DEFAULT_HTTP_LISTEN = "127.0.0.1:8080"
 DEFAULT_SANDBOX_LISTEN = "127.0.0.1:7700"  # EPP's port 700 needs privileges
+DEFAULT_SANDBOX_DNS_LISTEN = "127.0.0.1:5354"  # beside the embedded server's 5353
 DEFAULT_DNS_LISTEN = "127.0.0.1:5353"  # port 53 needs privileges
 
 
@@ -147,7 +148,8 @@ def _looks_like_address(text: str) -> bool:
 
 
 SERIAL_SCHEMES = ("unixtime", "increment", "date")
-DNS_FILE_KEYS = frozenset({"listen", "nameservers", "hostmaster", "serial_scheme"})
+DNS_FILE_KEYS = frozenset({"listen", "nameservers", "hostmaster", "serial_scheme",
+                           "resolver"})
 
 
 @dataclass(frozen=True)
@@ -162,17 +164,21 @@ class DnsSettings:
     nameservers: tuple[str, ...] = ("ns1.regshield.test.", "ns2.regshield.test.")
     hostmaster: str = "hostmaster.regshield.test."
     serial_scheme: str = "unixtime"
+    # The resolver asked for customers' live DNSKEY sets (DS checks); None: the system's.
+    resolver: Listen | None = None
 
     @classmethod
-    def load(cls, env: dict[str, str], file_values: dict[str, Any]) -> DnsSettings:
+    def load(cls, env: dict[str, str], file_values: dict[str, Any],
+             listen: str | None = None) -> DnsSettings:
         table = file_values.get("dns", {})
         if not isinstance(table, dict):
             raise ConfigurationError("dns: expected a [dns] table")
         unknown = sorted(set(table) - DNS_FILE_KEYS)
         if unknown:
             raise ConfigurationError(f"dns: unknown settings: {', '.join(unknown)}")
-        listen_text = env.get("REGSHIELD_DNS_LISTEN") or _get(file_values, "dns", "listen")
-        listen = None if listen_text == "off" else Listen.parse(
+        listen_text = (listen or env.get("REGSHIELD_DNS_LISTEN")
+                       or _get(file_values, "dns", "listen"))
+        address = None if listen_text == "off" else Listen.parse(
             listen_text or DEFAULT_DNS_LISTEN, "dns.listen")
         nameservers = table.get("nameservers", list(cls.nameservers))
         if (not isinstance(nameservers, list) or not nameservers
@@ -182,9 +188,11 @@ class DnsSettings:
         if scheme not in SERIAL_SCHEMES:
             raise ConfigurationError(f"dns.serial_scheme: expected one of "
                                      f"{', '.join(SERIAL_SCHEMES)}, got {scheme!r}")
-        return cls(listen=listen, nameservers=tuple(_absolute(n) for n in nameservers),
+        resolver_text = env.get("REGSHIELD_DNS_RESOLVER") or _get(file_values, "dns", "resolver")
+        resolver = Listen.parse(resolver_text, "dns.resolver") if resolver_text else None
+        return cls(listen=address, nameservers=tuple(_absolute(n) for n in nameservers),
                    hostmaster=_absolute(str(table.get("hostmaster", cls.hostmaster))),
-                   serial_scheme=scheme)
+                   serial_scheme=scheme, resolver=resolver)
 
 
 def _absolute(name: str) -> str:
@@ -208,6 +216,9 @@ class Settings:
     registries: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Where `regshield serve` runs the sandbox registry when it is the link in use.
     sandbox_listen: Listen = field(default_factory=lambda: Listen.parse(DEFAULT_SANDBOX_LISTEN))
+    # Where the sandbox serves its TLD zones over DNS; None ("off") serves none.
+    sandbox_dns_listen: Listen | None = field(
+        default_factory=lambda: Listen.parse(DEFAULT_SANDBOX_DNS_LISTEN))
     # Overrides the security policy's step-up window (minutes since the last second factor).
     step_up_minutes: int | None = None
     # When the Transfer Policy Review rules take effect here (policy/transfer.py); None keeps
@@ -235,6 +246,7 @@ class Settings:
         database_url: str | None = None,
         http: str | None = None,
         environ: dict[str, str] | None = None,
+        dns: str | None = None,
     ) -> Settings:
         env = dict(os.environ) if environ is None else environ
         home_path = Path(home or env.get("REGSHIELD_HOME") or DEFAULT_HOME).expanduser().absolute()
@@ -254,7 +266,7 @@ class Settings:
             database_url=normalize_database_url(url),
             http=Listen.parse(http_text, "http"),
             smtp=SmtpSettings.load(env, file_values),
-            dns=DnsSettings.load(env, file_values),
+            dns=DnsSettings.load(env, file_values, dns),
             master_key_env=env.get("REGSHIELD_MASTER_KEY") or None,
             log_level=env.get("REGSHIELD_LOG_LEVEL") or _get(file_values, "log", "level") or "info",
             event_anchor_file=_path(env.get("REGSHIELD_EVENT_ANCHORS")
@@ -263,6 +275,10 @@ class Settings:
             sandbox_listen=Listen.parse(
                 env.get("REGSHIELD_SANDBOX_LISTEN") or _get(file_values, "sandbox", "listen")
                 or DEFAULT_SANDBOX_LISTEN, "sandbox.listen"),
+            sandbox_dns_listen=_listen_or_off(
+                env.get("REGSHIELD_SANDBOX_DNS_LISTEN")
+                or _get(file_values, "sandbox", "dns_listen") or DEFAULT_SANDBOX_DNS_LISTEN,
+                "sandbox.dns_listen"),
             step_up_minutes=_minutes(env.get("REGSHIELD_STEP_UP_MINUTES")
                                      or _get(file_values, "security", "step_up_minutes"),
                                      "security.step_up_minutes"),
@@ -303,6 +319,10 @@ def _registries(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
     if not isinstance(tables, dict) or not all(isinstance(t, dict) for t in tables.values()):
         raise ConfigurationError("registries: expected [registries.NAME] tables")
     return {str(name): dict(table) for name, table in tables.items()}
+
+
+def _listen_or_off(text: str, option: str) -> Listen | None:
+    return None if text == "off" else Listen.parse(text, option)
 
 
 def _date(text: str | None, option: str) -> date | None:

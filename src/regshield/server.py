@@ -13,12 +13,15 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from regshield.api.app import API_PREFIX, create_app
 from regshield.config import Listen, Settings
+from regshield.dns.publisher import Publisher
+from regshield.dns.server import DnsServer
 from regshield.errors import ConfigurationError
 from regshield.eventlog.anchors import anchor_head
 from regshield.flows.operations import OUTBOX_KIND as OPERATION_KIND
 from regshield.flows.operations import run_queued
 from regshield.flows.poll import poll_forever
 from regshield.flows.sweeps import sweep_forever
+from regshield.flows.zone_keys import PUBLISH_KIND, keys_forever
 from regshield.notify.delivery import destination as mail_destination
 from regshield.notify.handler import handlers as notify_handlers
 from regshield.outbox.worker import OutboxWorker
@@ -50,10 +53,13 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
     for signal_number in STOP_SIGNALS:
         loop.add_signal_handler(signal_number, server.stop)
     sandbox = await _start_sandbox(services)
-    handlers = {**notify_handlers(), OPERATION_KIND: run_queued}
+    publisher = Publisher(services)
+    dns_server: DnsServer | None = None
+    handlers = {**notify_handlers(), OPERATION_KIND: run_queued, PUBLISH_KIND: publisher.handle}
     background: list[asyncio.Task[None]] = []
-    http = asyncio.create_task(_serve_http(server, settings.http))
     try:
+        dns_server = await _start_dns(services, publisher)
+        http = asyncio.create_task(_serve_http(server, settings.http))
         while not server.started:
             if http.done():
                 await http  # raises why it stopped
@@ -65,6 +71,8 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
             asyncio.create_task(_anchor_periodically(services)),
             asyncio.create_task(sweep_forever(services)),
             asyncio.create_task(poll_forever(services, POLL_INTERVAL_SECONDS)),
+            asyncio.create_task(publisher.run_forever()),
+            asyncio.create_task(keys_forever(services)),
         ]
         base = f"http://{settings.http}"
         announce(f"regshield is running (data in {settings.home})")
@@ -74,8 +82,14 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
             announce(f"  sandbox registry  EPP over TLS on {settings.sandbox_listen} "
                      "(.test, .example), linked as registrar "
                      f"{services.registries.link(SANDBOX_LINK).endpoint.client_id}")
+            if sandbox.dns is not None:
+                announce(f"  sandbox TLD DNS   {settings.sandbox_dns_listen} (signed; trust "
+                         f"anchors: {'; '.join(sandbox.dns.trust_anchors())})")
         for line in links_summary(list(services.registries.links.values())):
             announce(f"  registry   {line}")
+        if dns_server is not None:
+            announce(f"  DNS        {settings.dns.listen} UDP and TCP "
+                     f"({len(publisher.table)} zones served; transfers need TSIG)")
         async with services.store.read() as session:
             if not await staff_count(session):
                 announce("no staff user yet: regshield user create EMAIL --role admin "
@@ -88,6 +102,9 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if dns_server is not None:
+            await dns_server.close()
+        await publisher.close()
         await services.close()
         if sandbox is not None:
             await sandbox.close()
@@ -99,7 +116,8 @@ async def _start_sandbox(services: Services) -> SandboxServer | None:
     settings = services.settings
     if settings.registries:
         return None
-    config = SandboxConfig(directory=sandbox_directory(settings), listen=settings.sandbox_listen)
+    config = SandboxConfig(directory=sandbox_directory(settings), listen=settings.sandbox_listen,
+                           dns_listen=settings.sandbox_dns_listen)
     try:
         sandbox = await SandboxServer.start(config)
     except OSError as exc:
@@ -112,6 +130,21 @@ async def _start_sandbox(services: Services) -> SandboxServer | None:
             link.endpoint.client_id, link.endpoint.password.reveal(),
             lock_password=link.lock_endpoint.password.reveal())
     return sandbox
+
+
+async def _start_dns(services: Services, publisher: Publisher) -> DnsServer | None:
+    """Sign and load every hosted zone, then answer DNS on `[dns] listen` (unless off)."""
+    listen = services.settings.dns.listen
+    await publisher.load_all()
+    if listen is None:
+        return None
+    server = DnsServer(publisher.table, keyring=publisher.keyring,
+                       transfers=publisher.transfers, rrl=publisher.rate_limiter)
+    try:
+        await server.start(listen.host, listen.port)
+    except OSError as exc:
+        raise ConfigurationError(f"DNS could not listen on {listen}: {exc.strerror}") from exc
+    return server
 
 
 async def _anchor_periodically(services: Services) -> None:

@@ -235,3 +235,22 @@ async def test_a_deleted_zone_is_gone_and_its_name_can_be_hosted_again(
     assert (await api.delete(f"{ZONES}/{ZONE}", headers=owner.headers)).status_code == 204
     assert (await api.get(f"{ZONES}/{ZONE}", headers=owner.headers)).status_code == 404
     await create_zone(api, owner, dnssec=False)
+
+
+async def test_sibling_glue_is_kept_only_while_an_ns_rrset_names_it(
+        api: httpx.AsyncClient, owner: Identity) -> None:
+    await create_zone(api, owner)
+    assert (await put(api, owner, "a", "NS", 3600, ["ns.b.hosted.example."])).status_code == 200
+    assert (await put(api, owner, "b", "NS", 3600, ["ns1.example.net."])).status_code == 200
+    # ns.b lies below the delegation b, and a's NS names it: sibling glue (RFC 9471).
+    glue = await put(api, owner, "ns.b", "A", 3600, ["192.0.2.53"])
+    assert glue.status_code == 200, glue.text
+    assert (await put(api, owner, "b", "NS", 3600, ["ns2.example.net."])).status_code == 200
+    occluded = await put(api, owner, "x.b", "TXT", 3600, ['"hidden"'])
+    assert [e["code"] for e in occluded.json()["errors"]] == ["below_delegation"]
+    # Without a's NS, nothing names ns.b: it would be data below a delegation.
+    orphaning = await api.delete(f"{ZONES}/{ZONE}/rrsets/a/NS", headers=owner.headers)
+    assert orphaning.status_code == 422
+    assert [e["code"] for e in orphaning.json()["errors"]] == ["below_delegation"]
+    renaming = await put(api, owner, "a", "NS", 3600, ["ns1.example.net."])
+    assert [e["code"] for e in renaming.json()["errors"]] == ["below_delegation"]

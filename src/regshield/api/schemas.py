@@ -221,6 +221,10 @@ class DsIn(BaseModel):
     ds: Any = Field(json_schema_extra={"type": "array", "items": {"type": "object"}},
                     description="Objects {key_tag, algorithm, digest_type, digest} or "
                                 "presentation text; an empty list removes every DS record")
+    force: bool = Field(default=False,
+                        description="Send the DS records even when they match no key of the "
+                                    "DNSKEY RRset the zone serves now, or when it cannot be "
+                                    "read; what the algorithm policy refuses stays refused")
 
 
 class RenewIn(BaseModel):
@@ -463,3 +467,18 @@ class SecondaryAddedOut(BaseModel):
     tsig_key: str
     tsig_algorithm: str = "hmac-sha256"
     tsig_secret: str | None = Field(description="Shown once, when the key is made")
+
+
+class RolloverIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Text = Field(description="ksk, zsk or csk")
+
+
+class KeysAdvancedOut(BaseModel):
+    zone: str
+    transitions: list[str] = Field(description="Key steps recorded now, as KEY:STEP")
+    generated: list[str]
+    ds_submitted: list[str]
+    check_parent: bool
+    next_event_at: datetime | None
+    ds_operation: str | None = Field(description="The registry operation carrying the new DS")

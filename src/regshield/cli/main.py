@@ -15,7 +15,8 @@ import typer
 from sqlalchemy.exc import DBAPIError
 
 from regshield import logs
-from regshield.config import Settings
+from regshield.cli.zones import zone_app
+from regshield.config import Listen, Settings
 from regshield.errors import RegshieldError, ValidationFailed
 from regshield.eventlog.anchors import anchor_head, check_anchors, read_anchors
 from regshield.eventlog.chain import verify
@@ -26,6 +27,7 @@ from regshield.flows.keys import rotate_master_key
 from regshield.flows.registrar import RegistrarUpdate
 from regshield.flows.runner import Flow, run_flow
 from regshield.flows.users import UserCreate, email_index
+from regshield.flows.zones import SecondaryAdd, ZoneImport, zone_export
 from regshield.services import Services
 from regshield.setup import initialize
 from regshield.store.queries.users import user_by_email_index
@@ -47,6 +49,7 @@ for sub, name in ((account_app, "account"), (user_app, "user"), (token_app, "tok
                   (events_app, "events"), (keys_app, "keys"), (registrar_app, "registrar"),
                   (sandbox_app, "sandbox-registry"), (registry_app, "registry")):
     app.add_typer(sub, name=name)
+app.add_typer(zone_app, name="zone")
 
 
 @dataclass
@@ -54,9 +57,10 @@ class Options:
     home: str | None
     database_url: str | None
 
-    def settings(self, http: str | None = None) -> Settings:
+    def settings(self, http: str | None = None, dns: str | None = None) -> Settings:
         try:
-            return Settings.load(home=self.home, database_url=self.database_url, http=http)
+            return Settings.load(home=self.home, database_url=self.database_url, http=http,
+                                 dns=dns)
         except RegshieldError as exc:  # a bad URL or listen address: a message, no traceback
             raise fail(f"error: {exc.detail}") from None
 
@@ -137,11 +141,14 @@ def serve(
     ctx: typer.Context,
     http: Annotated[str | None, typer.Option(
         "--http", help="HOST:PORT of the HTTP API (default 127.0.0.1:8080).")] = None,
+    dns: Annotated[str | None, typer.Option(
+        "--dns", help="HOST:PORT of the embedded DNS server, UDP and TCP (default "
+                      "127.0.0.1:5353), or 'off'.")] = None,
 ) -> None:
     """Start every listener on this installation, initializing it on first run."""
     from regshield.server import serve_forever
 
-    settings: Settings = ctx.obj.settings(http=http)
+    settings: Settings = ctx.obj.settings(http=http, dns=dns)
     logs.configure(settings.log_level)
     run(serve_forever(settings, announce=typer.echo))
 
@@ -252,9 +259,12 @@ def sandbox_serve(
     listen: Annotated[str, typer.Option(
         "--listen", help="HOST:PORT for EPP over TLS (default 127.0.0.1:7700).")] =
         "127.0.0.1:7700",
+    dns_listen: Annotated[str | None, typer.Option(
+        "--dns-listen", help="HOST:PORT where the TLD zones are served over DNS, signed "
+                             "(default: [sandbox] dns_listen, 127.0.0.1:5354), or 'off'.")]
+        = None,
 ) -> None:
     """Run the sandbox registry until interrupted; state in <home>/sandbox-registry/."""
-    from regshield.config import Listen
     from regshield.registry.sandbox.server import SandboxServer
     from regshield.registry.sandbox.state import SandboxConfig, sandbox_directory
 
@@ -262,9 +272,12 @@ def sandbox_serve(
     logs.configure(settings.log_level)
     try:
         address = Listen.parse(listen, "--listen")
+        dns_address = settings.sandbox_dns_listen if dns_listen is None else (
+            None if dns_listen == "off" else Listen.parse(dns_listen, "--dns-listen"))
     except RegshieldError as exc:
         raise fail(f"error: {exc.detail}", 2) from None
-    config = SandboxConfig(directory=sandbox_directory(settings.home), listen=address)
+    config = SandboxConfig(directory=sandbox_directory(settings.home), listen=address,
+                           dns_listen=dns_address)
 
     async def go() -> None:
         server = await SandboxServer.start(config)
@@ -273,6 +286,11 @@ def sandbox_serve(
                        f"{Listen(address.host, server.port)}")
             typer.echo(f"server certificate: {server.certificate}")
             typer.echo(f"TLDs: {', '.join(config.tlds)}")
+            if server.dns is not None and dns_address is not None:
+                typer.echo(f"TLD zones over DNS on {Listen(dns_address.host, server.dns.port)}; "
+                           "trust anchors:")
+                for line in server.dns.trust_anchors():
+                    typer.echo(f"  {line}")
             await server.serve_forever()
         finally:
             await server.close()
@@ -420,3 +438,73 @@ def _redact_url(url: str) -> str:
 
 def main() -> None:
     app()
+
+
+# --- hosted zones --------------------------------------------------------------------------
+
+
+secondary_app = typer.Typer(help="Secondary servers that transfer hosted zones.",
+                            no_args_is_help=True)
+app.add_typer(secondary_app, name="secondary")
+
+
+@zone_app.command("import")
+def zone_import(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The zone, e.g. example.com.")],
+    zone_file: Annotated[Path, typer.Argument(help="A zone file; '-' reads standard input.")],
+    account: Annotated[str | None, typer.Option(
+        "--account", help="Host the zone for this account first when it is not hosted yet.")
+    ] = None,
+) -> None:
+    """Replace a hosted zone's RRsets with a zone file's (DNSSEC records are made again)."""
+    text = sys.stdin.read() if str(zone_file) == "-" else _read_text(zone_file)
+    report = cli_flow(ctx.obj, ZoneImport(name, text, account))
+    typer.echo(f"{report.zone} serial {report.serial}: {report.rrsets} RRsets, "
+               f"{report.records} records" + (
+                   f" ({report.dropped_signer_records} signer records left out)"
+                   if report.dropped_signer_records else ""))
+
+
+@zone_app.command("export")
+def zone_export_command(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The zone, e.g. example.com.")],
+) -> None:
+    """Print a hosted zone as a zone file (unsigned: the signer's records are made on
+    publication)."""
+    async def go(services: Services) -> str:
+        return await zone_export(services, system_actor("cli"), name)
+    typer.echo(run(with_services(ctx.obj, go)), nl=False)
+
+
+@secondary_app.command("add")
+def secondary_add(
+    ctx: typer.Context,
+    zone: Annotated[str, typer.Argument(help="The hosted zone.")],
+    address: Annotated[str, typer.Argument(help="ADDRESS:PORT of the secondary, e.g. "
+                                                "192.0.2.53:53 or [2001:db8::53]:53.")],
+    tsig: Annotated[str, typer.Option("--tsig", help="The TSIG key name; a new key is made "
+                                                     "unless one of this name exists.")],
+) -> None:
+    """Let a secondary transfer a zone (AXFR/IXFR with TSIG hmac-sha256) and send it NOTIFY.
+    A new key's secret is printed once: configure it on the secondary."""
+    try:
+        listen = Listen.parse(address, "address")
+    except RegshieldError as exc:
+        raise fail(f"error: {exc.detail}") from None
+    added = cli_flow(ctx.obj, SecondaryAdd(zone, listen.host, listen.port, tsig))
+    typer.echo(f"secondary {added.secondary.address} port {added.secondary.port} transfers "
+               f"{zone.rstrip('.')}. with TSIG key {added.tsig_key} (hmac-sha256)")
+    if added.tsig_secret is not None:
+        typer.echo("secret (shown once):")
+        typer.echo(added.tsig_secret)
+    else:
+        typer.echo("the key exists already: its secret is not shown again")
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except UnicodeDecodeError:
+        raise fail(f"error: {path} is not a text file") from None

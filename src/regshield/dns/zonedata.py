@@ -43,13 +43,11 @@ class ServedZone:
     serial: int
     rrsets: tuple[dns.rrset.RRset, ...]
     journal: tuple[ZoneDiff, ...] = ()
+    # Built on the first lookup, not when the snapshot is made: a new serial of a large zone
+    # is served (and NOTIFY sent) without waiting for an index of every RRset.
     _index: dict[tuple[dns.name.Name, int, int], dns.rrset.RRset] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
-
-    def __post_init__(self) -> None:
-        for rrset in self.rrsets:
-            self._index[(rrset.name, rrset.rdtype, rrset.covers)] = rrset
 
     @property
     def soa(self) -> dns.rrset.RRset:
@@ -60,6 +58,8 @@ class ServedZone:
 
     def find(self, name: dns.name.Name, rdtype: int,
              covers: int = dns.rdatatype.NONE) -> dns.rrset.RRset | None:
+        if not self._index and self.rrsets:
+            self._index.update(((r.name, r.rdtype, r.covers), r) for r in self.rrsets)
         return self._index.get((name, rdtype, covers))
 
     def names(self) -> Iterator[dns.name.Name]:

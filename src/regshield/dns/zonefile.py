@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import dns.dnssec
 import dns.exception
 import dns.name
 import dns.rdata
@@ -98,9 +97,3 @@ def render_zone(zone: str, soa_ttl: int, soa: str, rrsets: Iterable[RRset]) -> s
                      for record in rrset.records)
     return "\n".join(lines) + "\n"
 
-
-def ds_from_dnskey(zone: str, dnskey: str, digest: str = "SHA256") -> str:
-    """The DS rdata (presentation text) the parent publishes for a DNSKEY (RFC 4034 section 5)."""
-    origin = dns.name.from_text(zone)
-    rdata = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.DNSKEY, dnskey)
-    return dns.dnssec.make_ds(origin, rdata, digest).to_text()

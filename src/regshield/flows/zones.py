@@ -10,23 +10,30 @@ keys are sealed like personal data; a TSIG secret is sealed and shown once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from ipaddress import ip_address
 from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Text, and_, or_, select
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from regshield.dns.tsig import generate_secret
-from regshield.dns.zonefile import ds_from_dnskey, read_zone_text, render_zone, soa_record
-from regshield.dns.zonekeys import new_zone_key
-from regshield.dnssec import ECDSAP256SHA256
+from regshield.dns.zonefile import read_zone_text, render_zone, soa_record
 from regshield.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
 from regshield.flows.accounts import target_account
 from regshield.flows.context import Actor
 from regshield.flows.runner import Tx
+from regshield.flows.zone_keys import (
+    POLICIES,
+    PUBLISH_KIND,
+    advance_keys,
+    find_zone,
+    publish,
+)
+from regshield.rules.ds import ds_text
 from regshield.rules.names import validate_domain_name
 from regshield.rules.zones import (
     SERIAL_SCHEMES,
@@ -38,15 +45,13 @@ from regshield.rules.zones import (
     validate_rrsets,
     zone_problems,
 )
-from regshield.security.tokens import new_public_id
 from regshield.services import Services
 from regshield.store.models import Account, Secondary, TsigKey, Zone, ZoneKey, ZoneRRset
 from regshield.store.queries.accounts import public_ids
 from regshield.store.queries.domains import live_domain
+from regshield.store.queries.zones import live_zone
 
-PUBLISH_KIND = "dns:publish"
 DENIAL_KINDS = ("nsec", "nsec3")
-POLICIES = ("default",)  # rules/kasp.py; more are configured per installation later
 APEX_NS_TTL = 3600
 SOA_TTL = 3600
 DNS_PORT = 53
@@ -137,8 +142,10 @@ class SecondaryAdded:
 
 def key_state(timers: dict[str, Any]) -> str:
     """The key's current state: the last lifecycle step it has reached (rules/kasp.py)."""
-    for state in ("removed", "retired", "active", "published"):
-        if timers.get(state):
+    for state, timer in (("removed", "removed"), ("retired", "retired"),
+                         ("retiring", "retire_active"), ("active", "active"),
+                         ("ready", "ready"), ("published", "published")):
+        if timers.get(timer):
             return state
     return "created"
 
@@ -159,10 +166,9 @@ async def zone_view(tx: Tx | AsyncSession, zone: Zone, account: str | None = Non
     key_views = [KeyView(
         id=key.public_id, role=key.role, algorithm=key.algorithm, key_tag=key.key_tag,
         state=key_state(key.timers), dnskey=key.dnskey,
-        ds=[ds_from_dnskey(zone.name, key.dnskey)] if key.role in ("ksk", "csk") else [],
+        ds=[ds_text(zone.name, key.dnskey)] if key.role in ("ksk", "csk") else [],
         timers=dict(key.timers), created_at=key.created_at) for key in keys]
-    count = len((await session.execute(
-        select(ZoneRRset.id).where(ZoneRRset.zone_id == zone.id))).all())
+    count = len(await _rows(session, zone))
     return ZoneView(
         name=zone.name, account=account, dnssec=zone.dnssec, denial=zone.denial,
         policy=zone.policy, serial=zone.serial, serial_scheme=zone.serial_scheme,
@@ -198,35 +204,83 @@ def _zone_name(value: Any, errors: list[FieldError], field: str = "name") -> str
     return None if name is None else name.ascii + "."
 
 
-async def live_zone(session: AsyncSession, name: str) -> Zone | None:
-    zone: Zone | None = (await session.execute(select(Zone).where(
-        Zone.name == name, Zone.deleted_at.is_(None)))).scalar_one_or_none()
-    return zone
-
-
 async def _load(tx: Tx, name: Any, action: str = "write") -> Zone:
-    return await _find(tx.session, tx.actor, name, action)
+    return await find_zone(tx.session, tx.actor, name, action)
 
 
-async def _find(session: AsyncSession, actor: Actor, name: Any, action: str) -> Zone:
-    """The live zone for the actor; another tenant's zone reads as not found."""
-    actor.require("zones", action)
-    errors: list[FieldError] = []
-    parsed = _zone_name(name.rstrip(".") if isinstance(name, str) else name, errors)
-    if parsed is None:
-        raise ValidationFailed(errors)
-    zone = await live_zone(session, parsed)
-    if zone is None:
-        raise NotFound("no such zone")
-    actor.require_object("zones", action, zone.account_id)
-    return zone
-
-
-async def _rows(tx: Tx | AsyncSession, zone: Zone) -> list[ZoneRRset]:
+async def _all_rows(tx: Tx | AsyncSession, zone: Zone) -> list[ZoneRRset]:
+    """Every RRset row of the zone, deleted ones (no records) included."""
     session = tx.session if isinstance(tx, Tx) else tx
     return list((await session.execute(
         select(ZoneRRset).where(ZoneRRset.zone_id == zone.id).order_by(ZoneRRset.id)
     )).scalars().all())
+
+
+async def _rows(tx: Tx | AsyncSession, zone: Zone) -> list[ZoneRRset]:
+    return [row for row in await _all_rows(tx, zone) if row.records]
+
+
+async def _neighbourhood(tx: Tx, zone: Zone, owner: str, also: Collection[str] = ()
+                         ) -> list[ZoneRRset]:
+    """The rows an edit at `owner` can affect under the whole-zone rules (rules/zones.py), so
+    that an edit of a large zone does not read all of it: the owner's own rows, its ancestors
+    up to the apex (delegations above it), its descendants (what a delegation here would
+    occlude), the NS RRsets that name the owner or a descendant (what makes them glue), and
+    the rows at `also` (the hosts an NS RRset being changed names)."""
+    ancestors = []
+    name = owner
+    while name != zone.name and "." in name.rstrip("."):
+        name = name.split(".", 1)[1]
+        ancestors.append(name)
+    escaped = owner.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    # The records are a JSON list of strings: a target appears as "name." in its text.
+    records = sql_cast(ZoneRRset.records, Text)
+    query = select(ZoneRRset).where(ZoneRRset.zone_id == zone.id, or_(
+        ZoneRRset.owner.in_([owner, zone.name, *ancestors, *also]),
+        ZoneRRset.owner.like(f"%.{escaped}", escape="\\"),
+        and_(ZoneRRset.rtype == "NS", or_(records.like(f'%"{escaped}"%', escape="\\"),
+                                          records.like(f'%.{escaped}"%', escape="\\")))),
+    ).order_by(ZoneRRset.id)
+    return list((await tx.session.execute(query)).scalars().all())
+
+
+def _ns_hosts(records: Collection[str]) -> list[str]:
+    return [record.lower() for record in records]
+
+
+async def _neighbourhood_of_old_targets(tx: Tx, zone: Zone, rows: list[ZoneRRset],
+                                       owner: str) -> list[ZoneRRset]:
+    """The neighbourhoods of the hosts the owner's NS RRset names now: their glue may lose
+    the NS RRset that keeps it."""
+    known = {row.id for row in rows}
+    targets = [record for row in rows if row.owner == owner and row.rtype == "NS"
+               for record in _ns_hosts(row.records)]
+    found: list[ZoneRRset] = []
+    for target in targets:
+        if not target.endswith(f".{zone.name}"):
+            continue  # out of the zone: nothing here depends on it
+        for row in await _neighbourhood(tx, zone, target):
+            if row.id not in known and row.records:
+                known.add(row.id)
+                found.append(row)
+    return found
+
+
+def _write(tx: Tx, zone: Zone, row: ZoneRRset | None, rrset: RRset | None) -> ZoneRRset:
+    """Store an RRset (None: delete it) under the zone's current revision."""
+    if row is None:
+        assert rrset is not None
+        row = ZoneRRset(zone_id=zone.id, owner=rrset.owner, rtype=rrset.type, ttl=rrset.ttl,
+                        records=list(rrset.records), revision=zone.revision,
+                        updated_at=tx.now)
+        tx.session.add(row)
+        return row
+    if rrset is None:
+        row.records = []
+    else:
+        row.ttl, row.records = rrset.ttl, list(rrset.records)
+    row.revision, row.updated_at = zone.revision, tx.now
+    return row
 
 
 def _as_rrset(row: ZoneRRset) -> RRset:
@@ -238,12 +292,8 @@ def _advance(tx: Tx, zone: Zone, at_least: int | None = None) -> None:
     if at_least is not None and serial_gt(at_least, current):
         current = at_least  # a zone moved here keeps counting up from its old serial
     zone.serial = next_serial(current, cast(SerialScheme, zone.serial_scheme), tx.now)
+    zone.revision += 1
     zone.updated_at = tx.now
-
-
-def _publish(tx: Tx, zone: Zone) -> None:
-    # One queued publication per serial; the publisher always signs what is stored now.
-    tx.enqueue(PUBLISH_KIND, {"zone": zone.name}, dedupe_key=f"dns:{zone.name}:{zone.serial}")
 
 
 async def _account_label(tx: Tx, zone: Zone) -> str:
@@ -291,9 +341,9 @@ class ZoneCreate:
         if not isinstance(self.dnssec, bool):
             errors.append(FieldError("dnssec", "invalid", "must be true or false"))
         policy = self.policy if self.policy is not None else "default"
-        if policy not in POLICIES:
+        if policy not in POLICIES:  # flows/zone_keys.py
             errors.append(FieldError("policy", "unknown",
-                                     f"must be one of: {', '.join(POLICIES)}"))
+                                     f"must be one of: {', '.join(sorted(POLICIES))}"))
         if self.denial not in DENIAL_KINDS:
             errors.append(FieldError("denial", "invalid",
                                      f"must be one of: {', '.join(DENIAL_KINDS)}"))
@@ -312,38 +362,20 @@ class ZoneCreate:
         settings = tx.services.settings.dns
         zone = Zone(name=name, account_id=account.id, dnssec=self.dnssec, denial=self.denial,
                     policy=policy, serial=next_serial(0, cast(SerialScheme, scheme), tx.now),
-                    serial_scheme=scheme, created_at=tx.now, updated_at=tx.now)
+                    serial_scheme=scheme, revision=1, key_plan={}, created_at=tx.now,
+                    updated_at=tx.now)
         tx.session.add(zone)
         await tx.session.flush()
         tx.session.add(ZoneRRset(zone_id=zone.id, owner=name, rtype="NS", ttl=APEX_NS_TTL,
-                                 records=list(settings.nameservers), updated_at=tx.now))
-        keys: list[str] = []
-        if self.dnssec:
-            for role in ("ksk", "zsk"):
-                keys.append(await _add_key(tx, zone, role, ECDSAP256SHA256))
+                                 records=list(settings.nameservers), revision=zone.revision,
+                                 updated_at=tx.now))
         tx.record("dns:zone:created", account=account.public_id, zone=name,
-                  dnssec=self.dnssec, denial=self.denial, policy=policy, keys=keys,
-                  serial=zone.serial)
-        _publish(tx, zone)
+                  dnssec=self.dnssec, denial=self.denial, policy=policy, serial=zone.serial)
+        if self.dnssec:
+            await advance_keys(tx, zone, None)  # the policy's first keys
+        publish(tx, zone)
         await tx.session.flush()
         return await zone_view(tx, zone, account.public_id)
-
-
-async def _add_key(tx: Tx, zone: Zone, role: str, algorithm: int) -> str:
-    new = new_zone_key(role, algorithm)
-    public_id = new_public_id("key")
-    data_key, secret = await tx.sealer.new_data_key(tx.session, tx.now)
-    sealed = tx.sealer.seal(secret, new.private_der, f"zone_key:{public_id}")
-    # A new zone's keys are published and sign at once: nothing depends on them yet; the
-    # KSK's DS goes to the parent from here (DS automation) and the zone is secure once seen.
-    tx.session.add(ZoneKey(
-        public_id=public_id, zone_id=zone.id, role=role, algorithm=new.algorithm,
-        key_tag=new.key_tag, dnskey=new.dnskey, data_key_id=data_key.id,
-        private_sealed=sealed, timers={"created": tx.now.isoformat(),
-                                       "published": tx.now.isoformat(),
-                                       "active": tx.now.isoformat()},
-        created_at=tx.now))
-    return public_id
 
 
 @dataclass(frozen=True)
@@ -399,28 +431,26 @@ class RRsetPut:
         zone = await _load(tx, self.zone)
         origin = zone.name.rstrip(".")
         rrset = validate_rrset(origin, self.owner, self.type, self.ttl, self.records)
-        rows = await _rows(tx, zone)
-        current = next((row for row in rows
-                        if row.owner == rrset.owner and row.rtype == rrset.type), None)
-        others = [_as_rrset(row) for row in rows if row is not current]
+        rows = await _neighbourhood(tx, zone, rrset.owner, _ns_hosts(
+            rrset.records) if rrset.type == "NS" else ())
+        if rrset.type == "NS":  # the hosts the NS RRset named before, whose glue may go
+            rows += await _neighbourhood_of_old_targets(tx, zone, rows, rrset.owner)
+        stored = next((row for row in rows
+                       if row.owner == rrset.owner and row.rtype == rrset.type), None)
+        current = stored if stored is not None and stored.records else None
+        others = [_as_rrset(row) for row in rows if row is not stored and row.records]
         problems = zone_problems(origin, [rrset, *others])
         if problems:
             raise ValidationFailed(_single_problems(problems))
         if current is not None and current.ttl == rrset.ttl \
                 and list(current.records) == list(rrset.records):
             return RRsetChange(zone.name, zone.serial, _rrset_view(current), changed=False)
-        if current is None:
-            current = ZoneRRset(zone_id=zone.id, owner=rrset.owner, rtype=rrset.type,
-                                ttl=rrset.ttl, records=list(rrset.records), updated_at=tx.now)
-            tx.session.add(current)
-        else:
-            current.ttl, current.records, current.updated_at = (
-                rrset.ttl, list(rrset.records), tx.now)
         _advance(tx, zone)
+        current = _write(tx, zone, stored, rrset)
         tx.record("dns:rrset:put", account=await _account_label(tx, zone), zone=zone.name,
                   owner=rrset.owner, type=rrset.type, ttl=rrset.ttl,
                   records=len(rrset.records), serial=zone.serial)
-        _publish(tx, zone)
+        publish(tx, zone)
         return RRsetChange(zone.name, zone.serial, _rrset_view(current), changed=True)
 
 
@@ -446,7 +476,9 @@ class RRsetDelete:
                 raise ValidationFailed(errors) from None
             probe = None
         owner, rtype = _owner_and_type(origin, self.owner, self.type, probe)
-        rows = await _rows(tx, zone)
+        rows = [row for row in await _neighbourhood(tx, zone, owner) if row.records]
+        if rtype == "NS":
+            rows += await _neighbourhood_of_old_targets(tx, zone, rows, owner)
         current = next((row for row in rows if row.owner == owner and row.rtype == rtype), None)
         if current is None:
             raise NotFound(f"no {rtype} RRset at {owner}")
@@ -454,11 +486,11 @@ class RRsetDelete:
         if problems:
             raise ValidationFailed([FieldError("type", problem.code, problem.message)
                                     for problem in problems])
-        await tx.session.delete(current)
         _advance(tx, zone)
+        _write(tx, zone, current, None)
         tx.record("dns:rrset:deleted", account=await _account_label(tx, zone), zone=zone.name,
                   owner=owner, type=rtype, serial=zone.serial)
-        _publish(tx, zone)
+        publish(tx, zone)
         return RRsetChange(zone.name, zone.serial, None, changed=True)
 
 
@@ -503,18 +535,20 @@ class ZoneImport:
         zone = await _load(tx, name)
         content = read_zone_text(zone.name, self.text)
         rrsets = validate_rrsets(zone.name.rstrip("."), content.rrsets)
-        for row in await _rows(tx, zone):
-            await tx.session.delete(row)
-        await tx.session.flush()
-        tx.session.add_all(ZoneRRset(zone_id=zone.id, owner=rrset.owner, rtype=rrset.type,
-                                     ttl=rrset.ttl, records=list(rrset.records),
-                                     updated_at=tx.now) for rrset in rrsets)
         _advance(tx, zone, at_least=content.serial)
+        existing = {(row.owner, row.rtype): row for row in await _all_rows(tx, zone)}
+        for rrset in rrsets:
+            row = existing.pop((rrset.owner, rrset.type), None)
+            if row is None or row.ttl != rrset.ttl or list(row.records) != list(rrset.records):
+                _write(tx, zone, row, rrset)
+        for row in existing.values():
+            if row.records:
+                _write(tx, zone, row, None)
         records = sum(len(rrset.records) for rrset in rrsets)
         tx.record("dns:zone:imported", account=await _account_label(tx, zone), zone=zone.name,
                   rrsets=len(rrsets), records=records, dropped=content.dropped,
                   serial=zone.serial)
-        _publish(tx, zone)
+        publish(tx, zone)
         return ImportReport(zone.name, zone.serial, len(rrsets), records, content.dropped)
 
 
@@ -572,7 +606,7 @@ class SecondaryAdd:
         tx.record("dns:secondary:added", account=await _account_label(tx, zone),
                   zone=zone.name, address=address, port=self.port, tsig_key=key_name,
                   new_key=secret is not None)
-        _publish(tx, zone)  # the publisher reloads its transfer list and sends NOTIFY
+        publish(tx, zone)  # the publisher reloads its transfer list and sends NOTIFY
         views = await _secondary_views(tx.session, zone)
         view = next(v for v in views if v.address == address and v.port == self.port)
         return SecondaryAdded(view, key_name, secret)
@@ -598,7 +632,7 @@ def _key_name(value: Any, errors: list[FieldError]) -> str | None:
 
 async def zone_read(services: Services, actor: Actor, name: str) -> ZoneView:
     async with services.store.read() as session:
-        return await zone_view(session, await _find(session, actor, name, "read"))
+        return await zone_view(session, await find_zone(session, actor, name, "read"))
 
 
 async def zone_list(services: Services, actor: Actor) -> list[ZoneView]:
@@ -614,7 +648,7 @@ async def zone_list(services: Services, actor: Actor) -> list[ZoneView]:
 
 async def rrsets_read(services: Services, actor: Actor, name: str) -> list[RRsetView]:
     async with services.store.read() as session:
-        zone = await _find(session, actor, name, "read")
+        zone = await find_zone(session, actor, name, "read")
         return [_rrset_view(row) for row in sorted(
             await _rows(session, zone), key=lambda row: (row.owner[::-1], row.rtype))]
 
@@ -622,7 +656,7 @@ async def rrsets_read(services: Services, actor: Actor, name: str) -> list[RRset
 async def zone_export(services: Services, actor: Actor, name: str) -> str:
     """The zone as a zone file: SOA (current serial) and every RRset, unsigned."""
     async with services.store.read() as session:
-        zone = await _find(session, actor, name, "read")
+        zone = await find_zone(session, actor, name, "read")
         rows = await _rows(session, zone)
     settings = services.settings.dns
     rows.sort(key=lambda row: (row.owner != zone.name, row.owner, row.rtype))

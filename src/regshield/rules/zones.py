@@ -42,7 +42,7 @@ MIN_TTL = 60
 MAX_TTL = 7 * 86400
 MAX_RECORDS = 100  # per RRset; a larger set belongs in a zone file import, not an edit
 MAX_RECORD_TEXT = 8192  # presentation text of one record; TXT may hold several strings
-MAX_RRSETS = 10000  # per zone, in `validate_rrsets`
+MAX_RRSETS = 250_000  # per zone, in `validate_rrsets` (a zone file import)
 
 # Types the signer regenerates on every signing (RFC 4034, RFC 5155, RFC 7344).
 SIGNER_OWNED_TYPES = frozenset({"DNSKEY", "RRSIG", "NSEC", "NSEC3", "NSEC3PARAM", "CDS",
@@ -524,9 +524,14 @@ def _ns_targets(rrset: RRset) -> set[dns.name.Name]:
 
 
 def _enclosing_cut(name: dns.name.Name, cuts: set[dns.name.Name]) -> dns.name.Name | None:
-    """The highest delegation point at or above `name`, if any."""
+    """The highest delegation point at or above `name`, if any (walking up its ancestors, so
+    that a zone of many delegations is checked in linear time)."""
+    if not cuts:
+        return None
     found: dns.name.Name | None = None
-    for cut in cuts:
-        if name.is_subdomain(cut) and (found is None or found.is_subdomain(cut)):
-            found = cut
+    candidate = name
+    while len(candidate) > 1:
+        if candidate in cuts:
+            found = candidate
+        candidate = candidate.parent()
     return found

@@ -351,17 +351,28 @@ class Zone(Base):
     policy: Mapped[str] = mapped_column(String(64), default="default")
     serial: Mapped[int] = mapped_column(BigInteger)
     serial_scheme: Mapped[str] = mapped_column(String(16), default="unixtime")
+    # The last key plan (rules/kasp.py) as the publisher signs by it: which keys are in the
+    # DNSKEY RRset, which sign it and the data, the CDS to publish, when to plan again.
+    key_plan: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Counts edits; each RRset row carries the revision that last changed it, so the
+    # publisher reads only what changed since it last looked.
+    revision: Mapped[int] = mapped_column(BigInteger, default=0)
+    keys_due_at: Mapped[datetime | None] = mapped_column(Timestamp, index=True)
+    parent_checked_at: Mapped[datetime | None] = mapped_column(Timestamp)
     created_at: Mapped[datetime] = mapped_column(Timestamp)
     updated_at: Mapped[datetime] = mapped_column(Timestamp)
     deleted_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
 class ZoneRRset(Base):
-    """One RRset of a hosted zone, unsigned, in presentation text with absolute names."""
+    """One RRset of a hosted zone, unsigned, in presentation text with absolute names. A
+    deleted RRset stays as a row without records until the name and type are used again, so
+    that the publisher learns of the deletion by its revision."""
 
     __tablename__ = "zone_rrsets"
     __table_args__ = (
         Index("uq_zone_rrsets_owner_type", "zone_id", "owner", "rtype", unique=True),
+        Index("ix_zone_rrsets_revision", "zone_id", "revision"),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     zone_id: Mapped[int] = mapped_column(ForeignKey("zones.id"))
@@ -369,6 +380,7 @@ class ZoneRRset(Base):
     rtype: Mapped[str] = mapped_column(String(16))
     ttl: Mapped[int] = mapped_column(Integer)
     records: Mapped[list[str]] = mapped_column(JSON)
+    revision: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[datetime] = mapped_column(Timestamp)
 
 

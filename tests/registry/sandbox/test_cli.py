@@ -12,6 +12,10 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+import dns.asyncquery
+import dns.message
+import dns.rdatatype
+
 from regshield.config import Listen
 from regshield.registry.codec import DOMAIN_NS, ResultCode, Secret
 from regshield.registry.commands import Login, build_command
@@ -101,10 +105,19 @@ async def test_serve_listens_where_it_says_and_greets(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGSHIELD_")}
     process = await asyncio.create_subprocess_exec(
         REGSHIELD, "--home", str(home), "sandbox-registry", "serve", "--listen",
-        "127.0.0.1:0", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
+        "127.0.0.1:0", "--dns-listen", "127.0.0.1:0", stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env=env)
     try:
         assert process.stdout is not None
         first = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
+        lines = [(await asyncio.wait_for(process.stdout.readline(), 10)).decode()
+                 for _ in range(4)]
+        dns_line = re.search(r"TLD zones over DNS on 127\.0\.0\.1:(\d+)", lines[2])
+        assert dns_line, lines
+        assert lines[3].strip().startswith(("test. DS ", "example. DS "))
+        soa = await dns.asyncquery.udp(dns.message.make_query("test.", "SOA"), "127.0.0.1",
+                                       port=int(dns_line.group(1)), timeout=5)
+        assert soa.answer and soa.answer[0].rdtype == dns.rdatatype.SOA
         match = re.search(r"on 127\.0\.0\.1:(\d+)", first)
         assert match, first
         context = ssl.create_default_context(

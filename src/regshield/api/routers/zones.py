@@ -10,8 +10,10 @@ from dataclasses import asdict
 
 from fastapi import APIRouter, Response, status
 
-from regshield.api.deps import ActorDep, ContextDep, ServicesDep
+from regshield.api.deps import ActorDep, ContextDep, ServicesDep, SteppedUpActorDep
 from regshield.api.schemas import (
+    KeysAdvancedOut,
+    RolloverIn,
     RRsetChangeOut,
     RRsetIn,
     RRsetOut,
@@ -24,6 +26,7 @@ from regshield.api.schemas import (
     ZoneOut,
 )
 from regshield.flows.runner import run_flow
+from regshield.flows.zone_keys import ZoneKeyCompromised, ZoneKeyRollover
 from regshield.flows.zones import (
     RRsetChange,
     RRsetDelete,
@@ -115,3 +118,19 @@ async def add_secondary(name: str, body: SecondaryIn, actor: ActorDep, services:
         name, body.address, body.port, body.tsig_key))
     return SecondaryAddedOut(secondary=SecondaryOut.model_validate(asdict(added.secondary)),
                              tsig_key=added.tsig_key, tsig_secret=added.tsig_secret)
+
+
+@router.post("/zones/{name}/rollover", response_model=KeysAdvancedOut)
+async def rollover(name: str, body: RolloverIn, actor: SteppedUpActorDep,
+                   services: ServicesDep, context: ContextDep) -> KeysAdvancedOut:
+    """Start a key rollover now (one at a time per zone). Needs a step-up (`X-OTP`)."""
+    result = await run_flow(services, actor, context, ZoneKeyRollover(name, body.role))
+    return KeysAdvancedOut.model_validate(asdict(result))
+
+
+@router.post("/zones/{name}/keys/{key}/compromised", response_model=KeysAdvancedOut)
+async def compromised(name: str, key: str, actor: SteppedUpActorDep, services: ServicesDep,
+                      context: ContextDep) -> KeysAdvancedOut:
+    """Declare a key compromised: an emergency rollover replaces it. Needs a step-up."""
+    result = await run_flow(services, actor, context, ZoneKeyCompromised(name, key))
+    return KeysAdvancedOut.model_validate(asdict(result))

@@ -30,6 +30,10 @@ def upgrade() -> None:
         sa.Column('policy', sa.String(length=64), nullable=False),
         sa.Column('serial', sa.BigInteger(), nullable=False),
         sa.Column('serial_scheme', sa.String(length=16), nullable=False),
+        sa.Column('key_plan', sa.JSON(), nullable=False),
+        sa.Column('revision', sa.BigInteger(), nullable=False),
+        sa.Column('keys_due_at', TIMESTAMP, nullable=True),
+        sa.Column('parent_checked_at', TIMESTAMP, nullable=True),
         sa.Column('created_at', TIMESTAMP, nullable=False),
         sa.Column('updated_at', TIMESTAMP, nullable=False),
         sa.Column('deleted_at', TIMESTAMP, nullable=True),
@@ -39,6 +43,7 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_zones_name'), 'zones', ['name'])
     op.create_index(op.f('ix_zones_account_id'), 'zones', ['account_id'])
+    op.create_index(op.f('ix_zones_keys_due_at'), 'zones', ['keys_due_at'])
     op.create_index('uq_zones_live_name', 'zones', ['name'], unique=True,
                     sqlite_where=sa.text('deleted_at IS NULL'),
                     postgresql_where=sa.text('deleted_at IS NULL'))
@@ -50,6 +55,7 @@ def upgrade() -> None:
         sa.Column('rtype', sa.String(length=16), nullable=False),
         sa.Column('ttl', sa.Integer(), nullable=False),
         sa.Column('records', sa.JSON(), nullable=False),
+        sa.Column('revision', sa.BigInteger(), nullable=False),
         sa.Column('updated_at', TIMESTAMP, nullable=False),
         sa.ForeignKeyConstraint(['zone_id'], ['zones.id'],
                                 name=op.f('fk_zone_rrsets_zone_id_zones')),
@@ -57,6 +63,7 @@ def upgrade() -> None:
     )
     op.create_index('uq_zone_rrsets_owner_type', 'zone_rrsets', ['zone_id', 'owner', 'rtype'],
                     unique=True)
+    op.create_index('ix_zone_rrsets_revision', 'zone_rrsets', ['zone_id', 'revision'])
     op.create_table(
         'zone_keys',
         sa.Column('id', ID, autoincrement=True, nullable=False),

@@ -1,0 +1,494 @@
+"""The DNS publisher: turns a hosted zone as stored into the signed zone that is served.
+
+On each `dns:publish` effect (queued by flows/zones.py) it reads the zone, its keys and its
+secondaries, brings the zone's signed form up to date (dnssec/incremental.py re-signs only what
+changed), records the difference in the zone's journal (for IXFR), puts the new snapshot in the
+`ZoneTable` the server and the transfer service answer from, and sends NOTIFY to every
+secondary. It also refreshes signatures before they expire, asks the secondaries which serial
+they serve, and records the transfers they make. Secrets (private keys, TSIG secrets) are
+unsealed in memory only.
+
+The journal lives in memory: after a restart the zone is signed afresh and a secondary that
+asks for IXFR from an older serial is answered with the whole zone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import dns.name
+import dns.rdatatype
+import dns.rrset
+import dns.tsig
+import structlog
+from sqlalchemy import select
+
+from regshield.dns.notify import NotifyResult, query_serial, send_notify
+from regshield.dns.rrl import RateLimiter
+from regshield.dns.transfer import TransferKind, TransferService, diff_zones
+from regshield.dns.tsig import make_key
+from regshield.dns.zonedata import ServedZone, ZoneDiff, ZoneTable
+from regshield.dns.zonefile import soa_record
+from regshield.dns.zonekeys import signing_key
+from regshield.dnssec import SigningKey
+from regshield.dnssec.incremental import SignedZone
+from regshield.eventlog.chain import EventDraft, append
+from regshield.flows.zone_keys import policy_of
+from regshield.rules.ds import ds_text
+from regshield.rules.zones import serial_gt
+from regshield.services import Services
+from regshield.store.models import Secondary, TsigKey, Zone, ZoneKey, ZoneRRset
+
+JOURNAL_LIMIT = 200  # differences kept per zone; older serials get the whole zone
+SOA_TTL = 3600
+SERIAL_CHECK_DELAY = 2.0  # seconds after a NOTIFY before asking the secondary what it serves
+log = structlog.get_logger("regshield.dns")
+
+RRsetKey = tuple[dns.name.Name, int]
+
+
+@dataclass(frozen=True)
+class _Secondary:
+    id: int
+    address: str
+    port: int
+    key: dns.tsig.Key
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """One zone as the store holds it, read in one transaction."""
+
+    zone_id: int
+    origin: dns.name.Name
+    serial: int
+    revision: int
+    dnssec: bool
+    denial: str
+    # Every RRset (`complete`), or those changed since a revision, a deleted one as None.
+    rrsets: dict[RRsetKey, dns.rrset.RRset | None]
+    complete: bool
+    keys: tuple[SigningKey, ...]
+    key_ids: tuple[str, ...]
+    secondaries: tuple[_Secondary, ...]
+
+
+@dataclass(frozen=True)
+class Publication:
+    """What one publication did: the serial now served, the difference, the NOTIFY results."""
+
+    zone: str
+    serial: int | None
+    diff: ZoneDiff | None
+    notified: dict[str, NotifyResult]
+
+
+@dataclass
+class _State:
+    signed: SignedZone | None
+    unsigned: dict[RRsetKey, dns.rrset.RRset]
+    key_ids: tuple[str, ...]
+    denial: str
+    journal: list[ZoneDiff]
+    revision: int
+
+
+class Publisher:
+    def __init__(self, services: Services, table: ZoneTable | None = None, *,
+                 notify_timeout: float = 1.0, notify_retries: int = 3) -> None:
+        self.services = services
+        self.notify_timeout = notify_timeout
+        self.notify_retries = notify_retries
+        self.table = table if table is not None else ZoneTable()
+        # Shared by reference with the server: TSIG key name -> key, zone -> keys allowed.
+        self.keyring: dict[dns.name.Name, dns.tsig.Key] = {}
+        self._allowed: dict[dns.name.Name, frozenset[dns.name.Name]] = {}
+        self._secondaries: dict[dns.name.Name, tuple[_Secondary, ...]] = {}
+        self._states: dict[dns.name.Name, _State] = {}
+        self._secondaries_notified: set[int] = set()
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # The secondaries are never rate limited (their SOA queries, NOTIFY answers).
+        self.rate_limiter = RateLimiter()
+        self.transfers = TransferService(self.table, self.allowed_keys,
+                                         on_transfer=self._transfer_served)
+
+    def allowed_keys(self, origin: dns.name.Name) -> Collection[dns.name.Name]:
+        return self._allowed.get(origin, frozenset())
+
+    # --- the outbox handler and the periodic work ----------------------------------------
+
+    async def handle(self, services: Services, payload: dict[str, Any]) -> None:
+        """The `dns:publish` outbox handler."""
+        await self.publish(str(payload["zone"]))
+
+    async def load_all(self) -> int:
+        """Publish every hosted zone (at start); returns how many are served."""
+        async with self.services.store.read() as session:
+            names = (await session.execute(
+                select(Zone.name).where(Zone.deleted_at.is_(None)))).scalars().all()
+        for name in names:
+            await self.publish(name, notify=False)
+        return len(self.table)
+
+    async def refresh_all(self) -> int:
+        """Re-sign what expires soon in every signed zone; returns how many zones changed."""
+        changed = 0
+        for origin in list(self._states):
+            async with self._lock:
+                state = self._states.get(origin)
+                if state is None or state.signed is None:
+                    continue
+                diff = state.signed.refresh(self.services.clock.now())
+                if diff is None:
+                    continue
+                self._serve(origin, state, diff)
+            changed += 1
+            await self._record_serial(origin, diff.to_serial)
+            await self._notify_all(origin, diff.to_serial)
+        return changed
+
+    async def run_forever(self, refresh_seconds: float = 3600.0,
+                          check_seconds: float = 60.0) -> None:
+        """Refresh signatures and ask the secondaries for their serials, now and then."""
+        ticks = 0
+        while True:
+            try:
+                if ticks % max(1, int(refresh_seconds // check_seconds)) == 0:
+                    await self.refresh_all()
+                await self.check_secondaries()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("dns.periodic_failed")
+            ticks += 1
+            await asyncio.sleep(check_seconds)
+
+    # --- publishing ----------------------------------------------------------------------
+
+    async def publish(self, name: str, *, notify: bool = True) -> Publication:
+        self._loop = asyncio.get_running_loop()
+        origin = dns.name.from_text(name)
+        async with self._lock:
+            state = self._states.get(origin)
+            stored = await self._read(origin, since=state.revision if state else None)
+            if stored is not None and not stored.complete and state is not None and (
+                    state.key_ids != stored.key_ids or state.denial != stored.denial
+                    or (state.signed is None) == stored.dnssec):
+                stored = await self._read(origin, since=None)  # signed afresh: every RRset
+            if stored is None:
+                self.table.remove(origin)
+                self._states.pop(origin, None)
+                self._allowed.pop(origin, None)
+                self._secondaries.pop(origin, None)
+                return Publication(name, None, None, {})
+            self._secondaries[origin] = stored.secondaries
+            for secondary in stored.secondaries:
+                self.keyring[secondary.key.name] = secondary.key
+            allowed = frozenset(s.key.name for s in stored.secondaries)
+            new_secondaries = allowed != self._allowed.get(origin) or any(
+                s.id not in self._secondaries_notified for s in stored.secondaries)
+            self._allowed[origin] = allowed
+            self._allow_secondaries()
+            changed, diff = await self._bring_up_to_date(origin, stored)
+            if changed:
+                self._serve(origin, self._states[origin], diff)
+            served = self.table.get(origin)
+            assert served is not None
+        if served.serial != stored.serial:
+            await self._record_serial(origin, served.serial)
+        # Publications queued by several edits find the work done by the first: NOTIFY goes
+        # out for a new serial or a new secondary, not once per queued publication.
+        notified: dict[str, NotifyResult] = {}
+        if notify and (changed or new_secondaries):
+            notified = await self._notify_all(origin, served.serial)
+        return Publication(name, served.serial, diff, notified)
+
+    def _allow_secondaries(self) -> None:
+        addresses = {s.address for zone in self._secondaries.values() for s in zone}
+        self.rate_limiter.allow_only(addresses)
+
+    async def _bring_up_to_date(self, origin: dns.name.Name, stored: _Stored
+                                ) -> tuple[bool, ZoneDiff | None]:
+        """Whether the served zone must change, and the journal entry of the change."""
+        state = self._states.get(origin)
+        now = self.services.clock.now()
+        previous = self.table.get(origin)
+        journal = state.journal if state else []
+        rebuild = (state is None or state.key_ids != stored.key_ids
+                   or state.denial != stored.denial or (state.signed is None) == stored.dnssec)
+        if rebuild:
+            assert stored.complete
+            rrsets = dict(stored.rrsets)
+            signed = None
+            if stored.dnssec:
+                signed = await asyncio.to_thread(
+                    SignedZone, [r for r in rrsets.values() if r is not None], stored.keys,
+                    now, "nsec3" if stored.denial == "nsec3" else "nsec")
+            live = {key: rrset for key, rrset in rrsets.items() if rrset is not None}
+            self._states[origin] = _State(signed, live, stored.key_ids, stored.denial,
+                                          journal, stored.revision)
+            if previous is None:
+                return True, None
+            new = signed.served() if signed is not None else ServedZone(
+                origin, stored.serial, tuple(live.values()))
+            return True, diff_zones(previous, new)
+        assert state is not None
+        changes = _changes(state.unsigned, stored)
+        state.revision = stored.revision
+        if not changes:
+            return False, None
+        for key, rrset in changes.items():
+            if rrset is None:
+                state.unsigned.pop(key, None)
+            else:
+                state.unsigned[key] = rrset
+        if state.signed is None:
+            new = ServedZone(origin, stored.serial, tuple(state.unsigned.values()))
+            return True, diff_zones(previous, new) if previous is not None else None
+        replace = [rrset for rrset in changes.values() if rrset is not None]
+        delete = [key for key, rrset in changes.items() if rrset is None]
+        return True, state.signed.apply(now, replace=replace, delete=delete)
+
+    def _serve(self, origin: dns.name.Name, state: _State, diff: ZoneDiff | None) -> None:
+        if diff is not None and serial_gt(diff.to_serial, diff.from_serial):
+            state.journal.append(diff)
+            del state.journal[:-JOURNAL_LIMIT]
+        journal = tuple(state.journal)
+        if state.signed is not None:
+            served = state.signed.served(journal)
+        else:
+            soa = state.unsigned[(origin, dns.rdatatype.SOA)]
+            served = ServedZone(origin, int(soa[0].serial), tuple(state.unsigned.values()),
+                                journal)
+        self.table.put(served)
+
+    async def _read(self, origin: dns.name.Name, since: int | None) -> _Stored | None:
+        """The zone as stored; with `since`, only the RRsets changed after that revision (a
+        deleted one as None), which keeps a publication of a large zone fast."""
+        name = origin.to_text()
+        settings = self.services.settings.dns
+        sealer = self.services.sealer
+        async with self.services.store.read() as session:
+            zone = (await session.execute(select(Zone).where(
+                Zone.name == name, Zone.deleted_at.is_(None)))).scalar_one_or_none()
+            if zone is None:
+                return None
+            query = select(ZoneRRset).where(ZoneRRset.zone_id == zone.id)
+            if since is not None:
+                query = query.where(ZoneRRset.revision > since)
+            rows = (await session.execute(query)).scalars().all()
+            key_rows = (await session.execute(
+                select(ZoneKey).where(ZoneKey.zone_id == zone.id, ZoneKey.removed_at.is_(None))
+                .order_by(ZoneKey.id))).scalars().all()
+            secondary_rows = (await session.execute(
+                select(Secondary, TsigKey).join(TsigKey, Secondary.tsig_key_id == TsigKey.id)
+                .where(Secondary.zone_id == zone.id, Secondary.deleted_at.is_(None))
+                .order_by(Secondary.id))).all()
+            data_keys = await sealer.data_keys(
+                session, {row.data_key_id for row in key_rows if row.data_key_id is not None}
+                | {key.data_key_id for _, key in secondary_rows})
+        rrsets: dict[RRsetKey, dns.rrset.RRset | None] = {}
+        soa = dns.rrset.from_text_list(
+            origin, SOA_TTL, "IN", "SOA",
+            [soa_record(settings.nameservers[0], settings.hostmaster, zone.serial)])
+        rrsets[(origin, dns.rdatatype.SOA)] = soa
+        for row in rows:
+            if row.records:
+                rrset = dns.rrset.from_text_list(row.owner, row.ttl, "IN", row.rtype,
+                                                 row.records)
+                rrsets[(rrset.name, rrset.rdtype)] = rrset
+            elif since is not None:  # deleted since
+                rrsets[(dns.name.from_text(row.owner),
+                        dns.rdatatype.from_text(row.rtype))] = None
+        keys: list[SigningKey] = []
+        signing: list[str] = []
+        published: list[str] = []
+        if zone.dnssec:
+            signing, published, cds = _plan_keys(zone.key_plan, key_rows)
+            by_id = {row.public_id: row for row in key_rows}
+            for key_id in signing:
+                key_row = by_id[key_id]
+                assert key_row.data_key_id is not None and key_row.private_sealed is not None
+                der = sealer.open(data_keys[key_row.data_key_id], key_row.private_sealed,
+                                  f"zone_key:{key_row.public_id}")
+                keys.append(signing_key(key_row.role, der))
+            dnskey_ttl = int(policy_of(zone).dnskey_ttl.total_seconds())
+            if published and since is None:  # ahead of signing (pre-publication)
+                rrsets[(origin, dns.rdatatype.DNSKEY)] = dns.rrset.from_text_list(
+                    origin, dnskey_ttl, "IN", "DNSKEY", [by_id[k].dnskey for k in published])
+            cds_sets = _cds_rrsets(origin, dnskey_ttl, cds, by_id)
+            for cds_type in (dns.rdatatype.CDS, dns.rdatatype.CDNSKEY):
+                if (origin, cds_type) in cds_sets:
+                    rrsets[(origin, cds_type)] = cds_sets[(origin, cds_type)]
+                elif since is not None:
+                    rrsets[(origin, cds_type)] = None
+        secondaries = tuple(
+            _Secondary(row.id, row.address, row.port, make_key(key.name, sealer.open(
+                data_keys[key.data_key_id], key.secret_sealed, f"tsig_key:{key.name}").decode()))
+            for row, key in secondary_rows)
+        # A change of the signing keys or of the DNSKEY RRset signs the zone afresh.
+        key_ids = (*signing, "published:", *published) if zone.dnssec else ()
+        return _Stored(zone.id, origin, zone.serial, zone.revision, zone.dnssec, zone.denial,
+                       rrsets, since is None, tuple(keys), key_ids, secondaries)
+
+    # --- secondaries ---------------------------------------------------------------------
+
+    async def _notify_all(self, origin: dns.name.Name, serial: int) -> dict[str, NotifyResult]:
+        secondaries = self._secondaries.get(origin, ())
+        self._secondaries_notified.update(s.id for s in secondaries)
+        if not secondaries:
+            return {}
+        results = await asyncio.gather(*(
+            send_notify(origin, serial, s.address, s.port, s.key, self.notify_timeout,
+                        self.notify_retries) for s in secondaries))
+        now = self.services.clock.now()
+        async with self.services.store.write() as session:
+            for secondary, result in zip(secondaries, results, strict=True):
+                row = await session.get(Secondary, secondary.id)
+                if row is not None:
+                    row.last_notify_at, row.last_notify_result = now, result.outcome
+        self._later(self._check_zone(origin), SERIAL_CHECK_DELAY)
+        return {f"{s.address}:{s.port}": r for s, r in zip(secondaries, results, strict=True)}
+
+    async def check_secondaries(self) -> None:
+        for origin in list(self._secondaries):
+            await self._check_zone(origin)
+
+    async def _check_zone(self, origin: dns.name.Name) -> None:
+        secondaries = self._secondaries.get(origin, ())
+        serials = await asyncio.gather(*(
+            query_serial(origin, s.address, s.port, s.key) for s in secondaries),
+            return_exceptions=True)
+        now = self.services.clock.now()
+        async with self.services.store.write() as session:
+            for secondary, serial in zip(secondaries, serials, strict=True):
+                row = await session.get(Secondary, secondary.id)
+                if row is None:
+                    continue
+                row.served_checked_at = now
+                row.served_serial = serial if isinstance(serial, int) else None
+
+    def _transfer_served(self, origin: dns.name.Name, peer: tuple[str, int],
+                         key_name: dns.name.Name, kind: TransferKind, serial: int) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        record = self._record_transfer(origin, peer[0], key_name, kind, serial)
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._later(record, 0)
+        else:
+            loop.call_soon_threadsafe(self._later, record, 0)
+
+    async def _record_transfer(self, origin: dns.name.Name, address: str,
+                               key_name: dns.name.Name, kind: str, serial: int) -> None:
+        now = self.services.clock.now()
+        ids = [s.id for s in self._secondaries.get(origin, ()) if s.address == address]
+        async with self.services.store.write() as session:
+            for secondary_id in ids:
+                row = await session.get(Secondary, secondary_id)
+                if row is not None:
+                    row.last_transfer_at, row.last_transfer_kind = now, kind
+                    row.last_transfer_serial = serial
+            await append(session, [EventDraft(
+                tag="dns:transfer:served", actor="system:dns", channel="system",
+                occurred_at=now, account=None,
+                summary={"zone": origin.to_text(), "address": address,
+                         "tsig_key": key_name.to_text(), "kind": kind, "serial": serial})])
+
+    async def _record_serial(self, origin: dns.name.Name, serial: int) -> None:
+        """Keep the stored serial level with the served one (a signature refresh moves it)."""
+        async with self.services.store.write() as session:
+            zone = (await session.execute(select(Zone).where(
+                Zone.name == origin.to_text(), Zone.deleted_at.is_(None)))).scalar_one_or_none()
+            if zone is not None and serial_gt(serial, zone.serial):
+                zone.serial = serial
+
+    def _later(self, work: Any, delay: float) -> None:
+        async def run() -> None:
+            if delay:
+                await asyncio.sleep(delay)
+            try:
+                await work
+            except Exception:
+                log.exception("dns.background_failed")
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def settle(self) -> None:
+        """Wait for the background work started so far (recording transfers, serial checks)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+
+def _changes(current: dict[RRsetKey, dns.rrset.RRset], stored: _Stored
+             ) -> dict[RRsetKey, dns.rrset.RRset | None]:
+    """What differs between the RRsets served and those stored (all, or changed ones)."""
+    changes: dict[RRsetKey, dns.rrset.RRset | None] = {}
+    for key, rrset in stored.rrsets.items():
+        if key[1] == dns.rdatatype.DNSKEY:
+            continue  # the signer's own; a change of keys signs the zone afresh
+        before = current.get(key)
+        if rrset is None:
+            if before is not None:
+                changes[key] = None
+        elif before is None or before != rrset or before.ttl != rrset.ttl:
+            changes[key] = rrset
+    if stored.complete:
+        changes.update({key: None for key in current
+                        if key not in stored.rrsets and key[1] != dns.rdatatype.DNSKEY})
+    return changes
+
+
+def _plan_keys(plan: dict[str, Any], rows: Sequence[ZoneKey]
+               ) -> tuple[list[str], list[str], dict[str, Any] | None]:
+    """The keys that sign, those only published, and the CDS to publish, by the zone's key
+    plan (flows/zone_keys.py); before any plan, every key that has become active signs."""
+    known = {row.public_id for row in rows}
+    if not plan:
+        return [row.public_id for row in rows if row.timers.get("active")], [], None
+    signing = [key for key in dict.fromkeys([*plan.get("dnskey_signers", []),
+                                             *plan.get("data_signers", [])]) if key in known]
+    published = [key for key in plan.get("dnskey_set", []) if key in known
+                 and key not in signing]
+    return signing, published, plan.get("cds")
+
+
+def _cds_rrsets(origin: dns.name.Name, ttl: int, cds: dict[str, Any] | None,
+                rows: dict[str, ZoneKey]) -> dict[RRsetKey, dns.rrset.RRset]:
+    """CDS and CDNSKEY at the apex (RFC 7344 section 4): the keys the parent should have a
+    DS for, or the RFC 8078 section 4 delete records when DNSSEC is being turned off."""
+    if cds is None:
+        return {}
+    if cds.get("delete"):
+        cds_records, cdnskey_records = ["0 0 0 00"], ["0 3 0 AA=="]
+    else:
+        keys = [rows[key] for key in cds.get("keys", []) if key in rows]
+        if not keys:
+            return {}
+        cds_records = [ds_text(origin.to_text(), key.dnskey) for key in keys]
+        cdnskey_records = [key.dnskey for key in keys]
+    return {
+        (origin, dns.rdatatype.CDS): dns.rrset.from_text_list(origin, ttl, "IN", "CDS",
+                                                              cds_records),
+        (origin, dns.rdatatype.CDNSKEY): dns.rrset.from_text_list(origin, ttl, "IN", "CDNSKEY",
+                                                                  cdnskey_records),
+    }

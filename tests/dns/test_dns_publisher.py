@@ -1,0 +1,267 @@
+"""Publishing hosted zones: what the API stores becomes a signed zone that the server answers
+and transfers, each edit re-signs only what it touches, and the journal serves IXFR."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import dns.asyncquery
+import dns.dnssec
+import dns.message
+import dns.name
+import dns.rdatatype
+import dns.xfr
+import dns.zone
+import httpx
+import pytest
+from conftest import Identity, World
+from dns_peers import free_port
+from dns_secondaries import knot_secondary, wait_for_serial
+from sqlalchemy import select
+
+from regshield.clock import FakeClock
+from regshield.dns.publisher import Publisher
+from regshield.dns.server import DnsServer
+from regshield.dns.tsig import make_key
+from regshield.flows.zone_keys import PUBLISH_KIND
+from regshield.outbox.worker import OutboxWorker
+from regshield.services import Services
+from regshield.store.models import Event
+
+ZONES = "/api/v1/zones"
+ORIGIN = dns.name.from_text("published.example.")
+WWW = dns.name.from_text("www.published.example.")
+
+
+@pytest.fixture
+async def owner(world: World) -> Identity:
+    return await world.user("owner", await world.account("Publisher Customer"))
+
+
+@pytest.fixture
+async def publisher(services: Services) -> Any:
+    # NOTIFY to a secondary that never answers gives up quickly here.
+    publisher = Publisher(services, notify_timeout=0.2, notify_retries=1)
+    yield publisher
+    await publisher.close()
+
+
+@pytest.fixture
+async def server(publisher: Publisher) -> Any:
+    server = DnsServer(publisher.table, keyring=publisher.keyring,
+                       transfers=publisher.transfers)
+    await server.start("127.0.0.1", 0)
+    yield server
+    await server.close()
+
+
+async def publish_queued(services: Services, publisher: Publisher) -> int:
+    return await OutboxWorker(services, {PUBLISH_KIND: publisher.handle}).run_once()
+
+
+async def put(api: httpx.AsyncClient, who: Identity, owner: str, rtype: str, ttl: int,
+              records: list[str]) -> dict[str, Any]:
+    response = await api.put(f"{ZONES}/published.example/rrsets/{owner}/{rtype}",
+                             json={"ttl": ttl, "records": records}, headers=who.headers)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def query(server: DnsServer, name: dns.name.Name, rdtype: int) -> dns.message.Message:
+    request = dns.message.make_query(name, rdtype, want_dnssec=True)
+    return await dns.asyncquery.udp(request, "127.0.0.1", port=server.port, timeout=2)
+
+
+def validated(response: dns.message.Message, dnskeys: dns.rrset.RRset, rdtype: int) -> None:
+    rrset = response.find_rrset(response.answer, WWW, dns.rdataclass.IN, rdtype)
+    rrsigs = response.find_rrset(response.answer, WWW, dns.rdataclass.IN,
+                                 dns.rdatatype.RRSIG, rdtype)
+    dns.dnssec.validate(rrset, rrsigs, {ORIGIN: dnskeys})
+
+
+async def dnskeys_of(server: DnsServer) -> dns.rrset.RRset:
+    response = await query(server, ORIGIN, dns.rdatatype.DNSKEY)
+    return response.find_rrset(response.answer, ORIGIN, dns.rdataclass.IN,
+                               dns.rdatatype.DNSKEY)
+
+
+async def test_a_created_zone_is_served_signed_with_the_keys_the_api_shows(
+        api: httpx.AsyncClient, owner: Identity, services: Services, publisher: Publisher,
+        server: DnsServer) -> None:
+    created = (await api.post(ZONES, json={"name": "published.example"},
+                              headers=owner.headers)).json()
+    await put(api, owner, "www", "A", 300, ["192.0.2.10"])
+    assert await publish_queued(services, publisher) == 2
+    served = publisher.table.get(ORIGIN)
+    zone = (await api.get(f"{ZONES}/published.example", headers=owner.headers)).json()
+    assert served is not None and served.serial == zone["serial"]
+
+    dnskeys = await dnskeys_of(server)
+    assert {dns.dnssec.key_id(key) for key in dnskeys} == {k["key_tag"] for k in created["keys"]}
+    response = await query(server, WWW, dns.rdatatype.A)
+    assert response.flags & dns.flags.AA
+    validated(response, dnskeys, dns.rdatatype.A)
+    # The DS the API shows is the one that matches the served KSK.
+    ksk = next(key for key in dnskeys if key.flags == 257)
+    assert dns.dnssec.make_ds(ORIGIN, ksk, "SHA256").to_text().lower() == zone["ds"][0]
+
+
+async def test_an_edit_re_signs_only_what_it_touches_and_serves_ixfr_from_the_journal(
+        api: httpx.AsyncClient, owner: Identity, world: World, services: Services,
+        publisher: Publisher, server: DnsServer, clock: FakeClock) -> None:
+    await api.post(ZONES, json={"name": "published.example", "serial_scheme": "increment"},
+                   headers=owner.headers)
+    for index in range(20):
+        await put(api, owner, f"host{index}", "A", 300, [f"192.0.2.{index + 1}"])
+    operator = await world.user("operator")
+    added = (await api.post(f"{ZONES}/published.example/secondaries",
+                            json={"address": "127.0.0.1", "port": 9, "tsig_key": "xfr"},
+                            headers=operator.headers)).json()
+    key = make_key(added["tsig_key"], added["tsig_secret"])
+    await publish_queued(services, publisher)
+    before = publisher.table.get(ORIGIN)
+    assert before is not None
+
+    held = dns.zone.Zone(ORIGIN, relativize=False)
+    axfr, _ = dns.xfr.make_query(held, keyring=key)
+    await dns.asyncquery.inbound_xfr("127.0.0.1", held, axfr, port=server.port, timeout=5)
+    assert held.get_soa().serial == before.serial
+
+    change = await put(api, owner, "www", "A", 300, ["192.0.2.99"])
+    await publish_queued(services, publisher)
+    after = publisher.table.get(ORIGIN)
+    assert after is not None and after.serial == change["serial"]
+    diff = after.journal[-1]
+    assert (diff.from_serial, diff.to_serial) == (before.serial, after.serial)
+    added_names = {(r.name.to_text(), dns.rdatatype.to_text(r.rdtype)) for r in diff.added}
+    # The new RRset, its signature, the SOA and its signature, and the chain links around it.
+    assert ("www.published.example.", "A") in added_names
+    assert ("www.published.example.", "RRSIG") in added_names
+    assert not any(name.startswith("host1") and kind == "A" for name, kind in added_names)
+    assert len(diff.added) < 12
+
+    ixfr, _ = dns.xfr.make_query(held, keyring=key)
+    await dns.asyncquery.inbound_xfr("127.0.0.1", held, ixfr, port=server.port, timeout=5)
+    assert held.get_soa().serial == after.serial
+    assert held.get_rdataset(WWW, dns.rdatatype.A)[0].to_text() == "192.0.2.99"
+    dnskeys = held.get_rrset(ORIGIN, dns.rdatatype.DNSKEY)
+    dns.dnssec.validate(held.get_rrset(WWW, dns.rdatatype.A),
+                        held.get_rrset(WWW, dns.rdatatype.RRSIG, dns.rdatatype.A),
+                        {ORIGIN: dnskeys})
+    await publisher.settle()  # transfers are recorded in the background
+    async with services.store.read() as session:
+        tags = (await session.execute(select(Event.summary).where(
+            Event.tag == "dns:transfer:served"))).scalars().all()
+    assert [(t["kind"], t["serial"]) for t in tags] == [
+        ("AXFR", before.serial), ("IXFR", after.serial)]
+
+
+async def test_a_transfer_without_the_secondary_key_is_refused(
+        api: httpx.AsyncClient, owner: Identity, services: Services, publisher: Publisher,
+        server: DnsServer) -> None:
+    await api.post(ZONES, json={"name": "published.example"}, headers=owner.headers)
+    await publish_queued(services, publisher)
+    held = dns.zone.Zone(ORIGIN, relativize=False)
+    axfr, _ = dns.xfr.make_query(held)
+    with pytest.raises(dns.xfr.TransferError):
+        await dns.asyncquery.inbound_xfr("127.0.0.1", held, axfr, port=server.port, timeout=5)
+
+
+async def test_a_deleted_zone_is_no_longer_served(
+        api: httpx.AsyncClient, owner: Identity, services: Services, publisher: Publisher,
+        server: DnsServer) -> None:
+    await api.post(ZONES, json={"name": "published.example"}, headers=owner.headers)
+    await publish_queued(services, publisher)
+    assert (await query(server, ORIGIN, dns.rdatatype.SOA)).rcode() == dns.rcode.NOERROR
+    await api.delete(f"{ZONES}/published.example", headers=owner.headers)
+    await publish_queued(services, publisher)
+    assert (await query(server, ORIGIN, dns.rdatatype.SOA)).rcode() == dns.rcode.REFUSED
+
+
+async def test_an_unsigned_zone_is_served_without_signatures(
+        api: httpx.AsyncClient, owner: Identity, services: Services, publisher: Publisher,
+        server: DnsServer) -> None:
+    await api.post(ZONES, json={"name": "published.example", "dnssec": False},
+                   headers=owner.headers)
+    await put(api, owner, "www", "A", 300, ["192.0.2.10"])
+    await publish_queued(services, publisher)
+    response = await query(server, WWW, dns.rdatatype.A)
+    assert [r.rdtype for r in response.answer] == [dns.rdatatype.A]
+
+
+async def test_refresh_re_signs_before_signatures_expire(
+        api: httpx.AsyncClient, owner: Identity, services: Services, publisher: Publisher,
+        clock: FakeClock) -> None:
+    await api.post(ZONES, json={"name": "published.example"}, headers=owner.headers)
+    await publish_queued(services, publisher)
+    first = publisher.table.get(ORIGIN)
+    assert first is not None
+    assert await publisher.refresh_all() == 0
+    clock.advance(timedelta(days=12))
+    assert await publisher.refresh_all() == 1
+    refreshed = publisher.table.get(ORIGIN)
+    assert refreshed is not None and refreshed.serial != first.serial
+    zone = (await api.get(f"{ZONES}/published.example", headers=owner.headers)).json()
+    assert zone["serial"] == refreshed.serial  # the stored serial follows the served one
+
+
+async def test_knot_follows_each_published_serial_and_the_api_shows_its_status(
+        api: httpx.AsyncClient, owner: Identity, world: World, services: Services,
+        publisher: Publisher, server: DnsServer, tmp_path: Path) -> None:
+    await api.post(ZONES, json={"name": "published.example"}, headers=owner.headers)
+    await put(api, owner, "www", "A", 300, ["192.0.2.10"])
+    knot_port = free_port()
+    operator = await world.user("operator")
+    added = (await api.post(f"{ZONES}/published.example/secondaries",
+                            json={"address": "127.0.0.1", "port": knot_port,
+                                  "tsig_key": "knot-xfr"}, headers=operator.headers)).json()
+    key = make_key(added["tsig_key"], added["tsig_secret"])
+    with knot_secondary(tmp_path, ORIGIN, server.port, key, port=knot_port) as knot:
+        await publish_queued(services, publisher)
+        first = publisher.table.get(ORIGIN)
+        assert first is not None
+        await wait_for_serial(ORIGIN, knot, key, first.serial)
+
+        change = await put(api, owner, "www", "A", 300, ["192.0.2.99"])
+        await publish_queued(services, publisher)
+        await wait_for_serial(ORIGIN, knot, key, change["serial"])
+        request = dns.message.make_query(WWW, dns.rdatatype.A, want_dnssec=True)
+        answer = await dns.asyncquery.udp(request, "127.0.0.1", port=knot.port, timeout=2)
+        validated(answer, await dnskeys_of(server), dns.rdatatype.A)
+        assert answer.answer[0][0].to_text() == "192.0.2.99"
+
+        await publisher.settle()
+        await publisher.check_secondaries()
+    zone = (await api.get(f"{ZONES}/published.example", headers=owner.headers)).json()
+    [status] = zone["secondaries"]
+    assert (status["served_serial"], status["lag"]) == (change["serial"], 0)
+    assert (status["last_transfer_kind"], status["last_transfer_serial"]) == (
+        "IXFR", change["serial"])
+    assert status["last_notify_result"] == "answered"
+
+
+async def test_a_deleted_rrset_leaves_the_served_zone_and_can_come_back(
+        api: httpx.AsyncClient, owner: Identity, services: Services, publisher: Publisher,
+        server: DnsServer) -> None:
+    await api.post(ZONES, json={"name": "published.example"}, headers=owner.headers)
+    await put(api, owner, "www", "A", 300, ["192.0.2.10"])
+    await publish_queued(services, publisher)
+    deleted = await api.delete(f"{ZONES}/published.example/rrsets/www/A",
+                               headers=owner.headers)
+    assert deleted.status_code == 200
+    await publish_queued(services, publisher)
+    gone = await query(server, WWW, dns.rdatatype.A)
+    assert gone.rcode() == dns.rcode.NXDOMAIN
+    # The denial is signed: an NSEC record with its signature proves the name is gone.
+    assert {r.rdtype for r in gone.authority} >= {dns.rdatatype.NSEC, dns.rdatatype.RRSIG}
+    await put(api, owner, "www", "A", 300, ["192.0.2.11"])
+    await publish_queued(services, publisher)
+    back = await query(server, WWW, dns.rdatatype.A)
+    validated(back, await dnskeys_of(server), dns.rdatatype.A)
+    assert back.answer[0][0].to_text() == "192.0.2.11"
+    listed = (await api.get(f"{ZONES}/published.example/rrsets", headers=owner.headers)).json()
+    assert [r["records"] for r in listed if r["owner"] == "www.published.example."] == [
+        ["192.0.2.11"]]
