@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+import structlog
 from sqlalchemy import text
 
 from regshield.api.app import create_app
@@ -66,6 +67,15 @@ async def _drop_database(name: str) -> None:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@pytest.fixture(autouse=True)
+def logging_as_configured() -> Iterator[None]:
+    """A test that runs the CLI in this process configures logging for the whole process;
+    the next test gets the configuration back as it was."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 @pytest.fixture(scope="session")

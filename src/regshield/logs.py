@@ -55,5 +55,7 @@ def configure(level: str = "info") -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=_stderr_logger,
-        cache_logger_on_first_use=True,
+        # Not cached: a logger bound once would keep this configuration for good, and miss a
+        # later one (a second `configure`, or structlog's capture in tests).
+        cache_logger_on_first_use=False,
     )

@@ -19,7 +19,12 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 import pytest
-from dns_peers import LOOPBACK, PeerProcess, free_port, require_binary, start_peer, start_unbound
+from dns_peers import (
+    LOOPBACK,
+    PeerProcess,
+    start_unbound,
+    start_validating_resolver,
+)
 from registry.sandbox.test_server import Client, Sandbox, create, running_sandbox
 
 from regshield.clock import FakeClock
@@ -275,38 +280,6 @@ def test_the_sandbox_link_checks_the_sandbox_dns_listener(tmp_path: Path) -> Non
 
 # --- the sandbox as the parent a validating resolver starts from ------------------------------
 
-def unbound_config(workdir: Path, port: int, trust_anchor: str,
-                   stubs: dict[str, tuple[str, int]]) -> Path:
-    """unbound validating from `trust_anchor`, reaching each zone of `stubs` at its server."""
-    stub_zones = "".join(f'stub-zone:\n    name: "{zone}"\n    stub-addr: {host}@{peer}\n'
-                         for zone, (host, peer) in stubs.items())
-    config = workdir / "unbound.conf"
-    config.write_text(f"""server:
-    interface: {LOOPBACK}@{port}
-    port: {port}
-    do-ip6: no
-    chroot: ""
-    username: ""
-    directory: "{workdir}"
-    pidfile: "{workdir / 'unbound.pid'}"
-    logfile: ""
-    use-syslog: no
-    verbosity: 1
-    val-log-level: 2
-    do-not-query-localhost: no
-    module-config: "validator iterator"
-    qname-minimisation: no
-    num-threads: 1
-    access-control: 127.0.0.0/8 allow
-    trust-anchor: "{trust_anchor}"
-    domain-insecure: "."
-    local-zone: "test." nodefault
-{stub_zones}remote-control:
-    control-enable: no
-""")
-    return config
-
-
 async def test_a_validating_resolver_follows_the_sandbox_ds_down_to_the_child_zone(
         sandbox: Sandbox, tmp_path: Path, clock: FakeClock) -> None:
     assert sandbox.server.dns is not None
@@ -327,17 +300,14 @@ async def test_a_validating_resolver_follows_the_sandbox_ds_down_to_the_child_zo
                      ("forged.test", new_ds("forged.test."))):
         created = await client.send(create(name), extensions=(SecDnsCreate((ds,)),))
         assert created.code == ResultCode.COMPLETED, created.message
-    port = free_port()
-    config = unbound_config(tmp_path, port, _anchor(sandbox, "test."), {
-        "test.": tld_server(sandbox), "shop.test.": (LOOPBACK, child_server.port),
-        "forged.test.": (LOOPBACK, child_server.port)})
     # unbound queries the sandbox, which answers on this event loop: start it off the loop.
     unbound = await asyncio.to_thread(
-        start_peer, "unbound", [require_binary("unbound"), "-d", "-c", str(config)], port,
-        tmp_path, ready_name="test.")
+        start_validating_resolver, tmp_path, _anchor(sandbox, "test."), {
+            "test.": [tld_server(sandbox)], "shop.test.": [(LOOPBACK, child_server.port)],
+            "forged.test.": [(LOOPBACK, child_server.port)]})
     try:
-        secure = await resolve(port, "www.shop.test.")
-        bogus = await resolve(port, "www.forged.test.")
+        secure = await resolve(unbound.port, "www.shop.test.")
+        bogus = await resolve(unbound.port, "www.forged.test.")
     finally:
         await asyncio.to_thread(unbound.stop)
         await child_server.close()

@@ -3,12 +3,14 @@ and transfers, each edit re-signs only what it touches, and the journal serves I
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import dns.asyncquery
 import dns.dnssec
+import dns.flags
 import dns.message
 import dns.name
 import dns.rdatatype
@@ -17,7 +19,7 @@ import dns.zone
 import httpx
 import pytest
 from conftest import Identity, World
-from dns_peers import free_port
+from dns_peers import free_port, start_unbound
 from dns_secondaries import knot_secondary, wait_for_serial
 from sqlalchemy import select
 
@@ -232,6 +234,20 @@ async def test_knot_follows_each_published_serial_and_the_api_shows_its_status(
         answer = await dns.asyncquery.udp(request, "127.0.0.1", port=knot.port, timeout=2)
         validated(answer, await dnskeys_of(server), dns.rdatatype.A)
         assert answer.answer[0][0].to_text() == "192.0.2.99"
+        # A validating resolver that knows only the zone's DS and reaches only Knot.
+        zone = (await api.get(f"{ZONES}/published.example", headers=owner.headers)).json()
+        workdir = tmp_path / "unbound"
+        workdir.mkdir()
+        unbound = await asyncio.to_thread(
+            start_unbound, workdir, ORIGIN, f"published.example. DS {zone['ds'][0]}",
+            [("127.0.0.1", knot.port)])
+        try:
+            resolved = await dns.asyncquery.udp(request, "127.0.0.1", port=unbound.port,
+                                                timeout=5)
+        finally:
+            await asyncio.to_thread(unbound.stop)
+        assert resolved.flags & dns.flags.AD, unbound.output()
+        assert resolved.answer[0][0].to_text() == "192.0.2.99"
 
         await publisher.settle()
         await publisher.check_secondaries()
