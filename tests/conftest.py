@@ -10,6 +10,7 @@ import asyncio
 import os
 import secrets
 import shutil
+import subprocess
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -76,6 +77,35 @@ def logging_as_configured() -> Iterator[None]:
     saved = structlog.get_config()
     yield
     structlog.configure(**saved)
+
+
+@dataclass(frozen=True)
+class SoftHsm:
+    """A SoftHSM token for PKCS#11 keys; python-pkcs11 reads the SoftHSM configuration once
+    per process, so every test shares this one."""
+
+    config: Path
+    label: str
+    pin: str
+
+
+@pytest.fixture(scope="session")
+def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoftHsm]:
+    tool = shutil.which("softhsm2-util")
+    if tool is None or not Path("/usr/lib/softhsm/libsofthsm2.so").exists():
+        pytest.fail("SoftHSM is missing: install the softhsm2 package (scripts/test-services)")
+    home = tmp_path_factory.mktemp("softhsm")
+    (home / "tokens").mkdir()
+    config = home / "softhsm2.conf"
+    config.write_text(f"directories.tokendir = {home / 'tokens'}\nobjectstore.backend = file\n"
+                      "log.level = ERROR\n")
+    token = SoftHsm(config, "regshield", "271828")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SOFTHSM2_CONF", str(config))
+        subprocess.run([tool, "--init-token", "--free", "--label", token.label, "--pin",
+                        token.pin, "--so-pin", "314159"], check=True, capture_output=True,
+                       env={**os.environ, "SOFTHSM2_CONF": str(config)})
+        yield token
 
 
 @pytest.fixture(scope="session")

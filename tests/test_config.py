@@ -137,3 +137,34 @@ def test_unknown_smtp_settings_are_refused(tmp_path: Path) -> None:
     (tmp_path / "regshield.toml").write_text('[smtp]\nhostname = "relay"\n')
     with pytest.raises(ConfigurationError, match="unknown settings: hostname"):
         Settings.load(home=tmp_path, environ={})
+
+
+def test_dns_settings_take_the_listener_the_nameservers_and_a_token(tmp_path: Path) -> None:
+    (tmp_path / "regshield.toml").write_text(
+        '[dns]\nnameservers = ["NS1.Example.NET", "ns2.example.net."]\n'
+        'hostmaster = "dns.example.net"\nserial_scheme = "increment"\nhsm_token = "zones"\n'
+        f'hsm_pin_file = "{tmp_path / "pin"}"\n')
+    (tmp_path / "pin").write_text("0000\n")
+    settings = Settings.load(home=tmp_path, environ={"REGSHIELD_DNS_LISTEN": "off"})
+
+    assert settings.dns.listen is None
+    assert settings.dns.nameservers == ("ns1.example.net.", "ns2.example.net.")
+    assert (settings.dns.hostmaster, settings.dns.serial_scheme) == ("dns.example.net.",
+                                                                    "increment")
+    assert (settings.dns.hsm_token, settings.dns.hsm_pin) == ("zones", "0000")
+    assert "0000" not in repr(settings)
+
+
+@pytest.mark.parametrize(("table", "option"), [
+    ('serial_scheme = "weekly"', "dns.serial_scheme"),
+    ("nameservers = []", "dns.nameservers"),
+    ('hsm_token = "zones"', "dns.hsm_token"),
+    ('listen = "nowhere"', "dns.listen"),
+    ("tsig = 1", "dns: unknown settings: tsig"),
+])
+def test_bad_dns_settings_are_refused_naming_the_option(tmp_path: Path, table: str,
+                                                        option: str) -> None:
+    (tmp_path / "regshield.toml").write_text(f"[dns]\n{table}\n")
+    with pytest.raises(ConfigurationError) as refused:
+        Settings.load(home=tmp_path, environ={})
+    assert str(refused.value).startswith(option)

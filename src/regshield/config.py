@@ -149,7 +149,8 @@ def _looks_like_address(text: str) -> bool:
 
 SERIAL_SCHEMES = ("unixtime", "increment", "date")
 DNS_FILE_KEYS = frozenset({"listen", "nameservers", "hostmaster", "serial_scheme",
-                           "resolver"})
+                           "resolver", "hsm_module", "hsm_token", "hsm_pin_file"})
+DEFAULT_HSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,11 @@ class DnsSettings:
     serial_scheme: str = "unixtime"
     # The resolver asked for customers' live DNSKEY sets (DS checks); None: the system's.
     resolver: Listen | None = None
+    # With a token label, new zone keys are made in that PKCS#11 token and never leave it
+    # (dnssec/hsm.py); the PIN comes from REGSHIELD_HSM_PIN or `hsm_pin_file`.
+    hsm_module: str = DEFAULT_HSM_MODULE
+    hsm_token: str | None = None
+    hsm_pin: str | None = field(default=None, repr=False)
 
     @classmethod
     def load(cls, env: dict[str, str], file_values: dict[str, Any],
@@ -190,9 +196,24 @@ class DnsSettings:
                                      f"{', '.join(SERIAL_SCHEMES)}, got {scheme!r}")
         resolver_text = env.get("REGSHIELD_DNS_RESOLVER") or _get(file_values, "dns", "resolver")
         resolver = Listen.parse(resolver_text, "dns.resolver") if resolver_text else None
+        token = env.get("REGSHIELD_HSM_TOKEN") or _get(file_values, "dns", "hsm_token")
+        pin = env.get("REGSHIELD_HSM_PIN")
+        pin_file = _get(file_values, "dns", "hsm_pin_file")
+        if token and pin is None and pin_file:
+            try:
+                pin = Path(pin_file).expanduser().read_text().strip()
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"dns.hsm_pin_file: cannot read {pin_file} ({exc.strerror})") from exc
+        if token and not pin:
+            raise ConfigurationError("dns.hsm_token is set but no PIN: set REGSHIELD_HSM_PIN "
+                                     "or dns.hsm_pin_file")
         return cls(listen=address, nameservers=tuple(_absolute(n) for n in nameservers),
                    hostmaster=_absolute(str(table.get("hostmaster", cls.hostmaster))),
-                   serial_scheme=scheme, resolver=resolver)
+                   serial_scheme=scheme, resolver=resolver,
+                   hsm_module=env.get("REGSHIELD_HSM_MODULE")
+                   or _get(file_values, "dns", "hsm_module") or DEFAULT_HSM_MODULE,
+                   hsm_token=token or None, hsm_pin=pin if token else None)
 
 
 def _absolute(name: str) -> str:

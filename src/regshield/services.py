@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from regshield.clock import Clock, SystemClock
 from regshield.config import Settings
+from regshield.dnssec.hsm import HsmSession, HsmUnavailable, open_token
 from regshield.registry.links import Registries, configured_links
 from regshield.security.fields import Sealer
 from regshield.security.keyring import KeyRing, load_keyring
@@ -21,6 +22,8 @@ class Services:
     clock: Clock
     # The registry links (pools open on first use); empty for tools that never reach one.
     registries: Registries = field(default_factory=lambda: Registries(()))
+    # The PKCS#11 session holding zone keys, opened on first use (one per process).
+    _hsm: HsmSession | None = field(default=None, repr=False)
 
     @property
     def sealer(self) -> Sealer:
@@ -37,6 +40,18 @@ class Services:
             registries=Registries(configured_links(settings)),
         )
 
+    def hsm(self) -> HsmSession:
+        """The PKCS#11 token of `[dns] hsm_token`, logged in once for the process."""
+        dns = self.settings.dns
+        if dns.hsm_token is None or dns.hsm_pin is None:
+            raise HsmUnavailable("no PKCS#11 token is configured ([dns] hsm_token)")
+        if self._hsm is None:
+            self._hsm = open_token(dns.hsm_token, dns.hsm_pin, dns.hsm_module)
+        return self._hsm
+
     async def close(self) -> None:
+        if self._hsm is not None:
+            self._hsm.close()
+            self._hsm = None
         await self.registries.close()
         await self.store.close()

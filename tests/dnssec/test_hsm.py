@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import struct
-import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +16,7 @@ import dns.rdatatype
 import dns.rrset
 import pkcs11
 import pytest
+from conftest import SoftHsm
 from dns.rdtypes.ANY.RRSIG import RRSIG
 from pkcs11 import Attribute, KeyType, ObjectClass
 
@@ -38,23 +36,10 @@ ORIGIN = dns.name.from_text("example.com.")
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module")
-def token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A SoftHSM token initialised in its own directory; SOFTHSM2_CONF points at it."""
-    tool = shutil.which("softhsm2-util")
-    if tool is None or not Path(SOFTHSM_MODULE).exists():
-        pytest.fail("SoftHSM is missing: install the softhsm2 package (scripts/test-services)")
-    home = tmp_path_factory.mktemp("softhsm")
-    (home / "tokens").mkdir()
-    config = home / "softhsm2.conf"
-    config.write_text(f"directories.tokendir = {home / 'tokens'}\nobjectstore.backend = file\n"
-                      "log.level = ERROR\n")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SOFTHSM2_CONF", str(config))
-        subprocess.run([tool, "--init-token", "--free", "--label", LABEL, "--pin", PIN,
-                        "--so-pin", SO_PIN], check=True, capture_output=True,
-                       env={**os.environ, "SOFTHSM2_CONF": str(config)})
-        yield config
+@pytest.fixture
+def token(softhsm: SoftHsm) -> Path:
+    assert (softhsm.label, softhsm.pin) == (LABEL, PIN)
+    return softhsm.config
 
 
 @pytest.fixture

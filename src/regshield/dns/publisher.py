@@ -33,9 +33,9 @@ from regshield.dns.transfer import TransferKind, TransferService, diff_zones
 from regshield.dns.tsig import make_key
 from regshield.dns.zonedata import ServedZone, ZoneDiff, ZoneTable
 from regshield.dns.zonefile import soa_record
-from regshield.dns.zonekeys import signing_key
-from regshield.dnssec import SigningKey
+from regshield.dns.zonekeys import ROLE_FLAGS, signing_key
 from regshield.dnssec.incremental import SignedZone
+from regshield.dnssec.keys import AnyKey
 from regshield.eventlog.chain import EventDraft, append
 from regshield.flows.zone_keys import policy_of
 from regshield.rules.ds import ds_text
@@ -72,7 +72,7 @@ class _Stored:
     # Every RRset (`complete`), or those changed since a revision, a deleted one as None.
     rrsets: dict[RRsetKey, dns.rrset.RRset | None]
     complete: bool
-    keys: tuple[SigningKey, ...]
+    keys: tuple[AnyKey, ...]
     key_ids: tuple[str, ...]
     secondaries: tuple[_Secondary, ...]
 
@@ -306,7 +306,7 @@ class Publisher:
             elif since is not None:  # deleted since
                 rrsets[(dns.name.from_text(row.owner),
                         dns.rdatatype.from_text(row.rtype))] = None
-        keys: list[SigningKey] = []
+        keys: list[AnyKey] = []
         signing: list[str] = []
         published: list[str] = []
         if zone.dnssec:
@@ -314,6 +314,10 @@ class Publisher:
             by_id = {row.public_id: row for row in key_rows}
             for key_id in signing:
                 key_row = by_id[key_id]
+                if key_row.hsm_label is not None:  # signs inside the PKCS#11 token
+                    keys.append(self.services.hsm().load_key_by_label(
+                        key_row.hsm_label, ROLE_FLAGS[key_row.role]))
+                    continue
                 assert key_row.data_key_id is not None and key_row.private_sealed is not None
                 der = sealer.open(data_keys[key_row.data_key_id], key_row.private_sealed,
                                   f"zone_key:{key_row.public_id}")

@@ -20,10 +20,13 @@ python-pkcs11 is an optional dependency (the `hsm` extra).
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Self, TypeVar
 
 import dns.rdataclass
 import dns.rdatatype
@@ -79,10 +82,26 @@ class HsmSigningKey:
         return self.session.sign(self, data)
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _one_at_a_time(method: Callable[Concatenate[HsmSession, P], R]
+                   ) -> Callable[Concatenate[HsmSession, P], R]:
+    """A PKCS#11 session is used by one thread at a time: the publisher signs in worker
+    threads while flows make keys."""
+    def serialized(self: HsmSession, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self._lock:
+            return method(self, *args, **kwargs)
+    functools.update_wrapper(serialized, method)
+    return serialized
+
+
 class HsmSession:
     """An open, logged-in session on one token; a context manager that logs out on exit."""
 
     def __init__(self, session: pkcs11.Session) -> None:
+        self._lock = threading.RLock()
         self._session = session
         self._private: dict[bytes, Any] = {}  # handles by CKA_ID: one search per key, not per RRSIG
 
@@ -96,6 +115,7 @@ class HsmSession:
     def close(self) -> None:
         self._session.close()
 
+    @_one_at_a_time
     def generate_key(self, key_id: bytes, algorithm: int = ECDSAP256SHA256,
                      flags: int = ZSK_FLAGS, label: str | None = None) -> HsmSigningKey:
         """Generate a key pair in the token, stored under `key_id` (CKA_ID) and `label`.
@@ -139,6 +159,7 @@ class HsmSession:
                 f"{type(error).__name__}") from error
         return self._signing_key(public, key_id, label, flags, algorithm)
 
+    @_one_at_a_time
     def load_key(self, key_id: bytes, flags: int = ZSK_FLAGS) -> HsmSigningKey:
         """The key stored under `key_id`, as `generate_key` made it."""
         import pkcs11
@@ -152,6 +173,7 @@ class HsmSession:
         _check(algorithm, flags)
         return self._signing_key(public, key_id, str(public[Attribute.LABEL]), flags, algorithm)
 
+    @_one_at_a_time
     def load_key_by_label(self, label: str, flags: int = ZSK_FLAGS) -> HsmSigningKey:
         """The key pair labelled `label` (CKA_LABEL), which must name exactly one."""
         from pkcs11 import Attribute, ObjectClass
@@ -162,6 +184,7 @@ class HsmSession:
             raise LookupError(f"the token holds {len(found)} public keys labelled {label!r}")
         return self.load_key(bytes(found[0][Attribute.ID]), flags)
 
+    @_one_at_a_time
     def sign(self, key: HsmSigningKey, data: bytes) -> bytes:
         import pkcs11
         from pkcs11 import Mechanism

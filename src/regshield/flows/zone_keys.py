@@ -21,7 +21,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from regshield.dns.zonekeys import new_zone_key
+from regshield.dns.zonekeys import ROLE_FLAGS, new_zone_key
 from regshield.errors import FieldError, NotFound, ValidationFailed
 from regshield.flows.context import Actor, RequestContext, system_actor
 from regshield.flows.domains import DsSet, need_step_up
@@ -66,15 +66,24 @@ async def find_zone(session: AsyncSession, actor: Actor, name: Any, action: str)
 
 async def add_zone_key(tx: Tx, zone: Zone, role: str, algorithm: int,
                        timers: dict[str, Any]) -> str:
-    """A new key pair for the zone, its private key sealed like personal data."""
-    new = new_zone_key(role, algorithm)
+    """A new key pair for the zone: made in the PKCS#11 token when one is configured (the
+    private key never leaves it), else here, its private key sealed like personal data."""
     public_id = new_public_id("key")
-    data_key, secret = await tx.sealer.new_data_key(tx.session, tx.now)
-    tx.session.add(ZoneKey(
-        public_id=public_id, zone_id=zone.id, role=role, algorithm=new.algorithm,
-        key_tag=new.key_tag, dnskey=new.dnskey, data_key_id=data_key.id,
-        private_sealed=tx.sealer.seal(secret, new.private_der, f"zone_key:{public_id}"),
-        timers={"created": tx.now.isoformat(), **timers}, created_at=tx.now))
+    row = ZoneKey(public_id=public_id, zone_id=zone.id, role=role,
+                  timers={"created": tx.now.isoformat(), **timers}, created_at=tx.now)
+    if tx.services.settings.dns.hsm_token is not None:
+        held = tx.services.hsm().generate_key(public_id.encode(), algorithm, ROLE_FLAGS[role],
+                                              label=public_id)
+        row.algorithm, row.key_tag, row.dnskey = held.algorithm, held.key_tag, \
+            held.dnskey.to_text()
+        row.hsm_label = public_id
+    else:
+        new = new_zone_key(role, algorithm)
+        data_key, secret = await tx.sealer.new_data_key(tx.session, tx.now)
+        row.algorithm, row.key_tag, row.dnskey = new.algorithm, new.key_tag, new.dnskey
+        row.data_key_id = data_key.id
+        row.private_sealed = tx.sealer.seal(secret, new.private_der, f"zone_key:{public_id}")
+    tx.session.add(row)
     return public_id
 
 
