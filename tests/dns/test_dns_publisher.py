@@ -13,6 +13,8 @@ import dns.dnssec
 import dns.flags
 import dns.message
 import dns.name
+import dns.rcode
+import dns.rdataclass
 import dns.rdatatype
 import dns.xfr
 import dns.zone
@@ -27,7 +29,7 @@ from regshield.clock import FakeClock
 from regshield.dns.publisher import Publisher
 from regshield.dns.server import DnsServer
 from regshield.dns.tsig import make_key
-from regshield.flows.zone_keys import PUBLISH_KIND
+from regshield.flows.zone_keys import PUBLISH_KIND, keys_sweep
 from regshield.outbox.worker import OutboxWorker
 from regshield.services import Services
 from regshield.store.models import Event
@@ -281,3 +283,35 @@ async def test_a_deleted_rrset_leaves_the_served_zone_and_can_come_back(
     listed = (await api.get(f"{ZONES}/published.example/rrsets", headers=owner.headers)).json()
     assert [r["records"] for r in listed if r["owner"] == "www.published.example."] == [
         ["192.0.2.11"]]
+
+
+async def test_the_nameservers_zone_carries_the_bootstrap_signals_of_zones_that_use_them(
+        api: httpx.AsyncClient, owner: Identity, services: Services, publisher: Publisher,
+        server: DnsServer, clock: FakeClock) -> None:
+    # The registrar's nameservers (ns1 and ns2.regshield.test.) live in a zone hosted here.
+    assert (await api.post(ZONES, json={"name": "regshield.test"},
+                           headers=owner.headers)).status_code == 201
+    child = (await api.post(ZONES, json={"name": "published.example"},
+                            headers=owner.headers)).json()
+    ksk = next(key for key in child["keys"] if key["role"] == "ksk")
+    await publish_queued(services, publisher)
+    signal = dns.name.from_text("_dsboot.published.example._signal.ns1.regshield.test.")
+    assert (await query(server, signal, dns.rdatatype.CDS)).rcode() == dns.rcode.NXDOMAIN
+
+    # Once the keys have propagated, the zone asks for its DS: CDS at its apex, and the
+    # RFC 9615 signal beside each of its nameservers.
+    clock.advance(timedelta(days=1, hours=1, minutes=1))
+    await keys_sweep(services, zones=["published.example."])
+    await publish_queued(services, publisher)
+    answer = await query(server, signal, dns.rdatatype.CDS)
+    cds = answer.find_rrset(answer.answer, signal, dns.rdataclass.IN, dns.rdatatype.CDS)
+    assert [r.to_text().lower() for r in cds] == [ksk["ds"][0]]
+    ns_zone = dns.name.from_text("regshield.test.")
+    keyset = await query(server, ns_zone, dns.rdatatype.DNSKEY)
+    dnskeys = keyset.find_rrset(keyset.answer, ns_zone, dns.rdataclass.IN, dns.rdatatype.DNSKEY)
+    rrsigs = answer.find_rrset(answer.answer, signal, dns.rdataclass.IN, dns.rdatatype.RRSIG,
+                               dns.rdatatype.CDS)
+    # Signed on the test's clock, a day ahead of the machine's.
+    dns.dnssec.validate(cds, rrsigs, {ns_zone: dnskeys}, now=clock.now().timestamp())
+    apex = await query(server, ORIGIN, dns.rdatatype.CDS)
+    assert [r.to_text().lower() for r in apex.answer[0]] == [ksk["ds"][0]]

@@ -25,7 +25,8 @@ import dns.rdatatype
 import dns.rrset
 import dns.tsig
 import structlog
-from sqlalchemy import select
+from sqlalchemy import Text, and_, select
+from sqlalchemy import cast as sql_cast
 
 from regshield.dns.notify import NotifyResult, query_serial, send_notify
 from regshield.dns.rrl import RateLimiter
@@ -39,6 +40,7 @@ from regshield.dnssec.keys import AnyKey
 from regshield.eventlog.chain import EventDraft, append
 from regshield.flows.zone_keys import policy_of
 from regshield.rules.ds import ds_text
+from regshield.rules.kasp import bootstrap_signal_names
 from regshield.rules.zones import serial_gt
 from regshield.services import Services
 from regshield.store.models import Secondary, TsigKey, Zone, ZoneKey, ZoneRRset
@@ -181,6 +183,10 @@ class Publisher:
                     state.key_ids != stored.key_ids or state.denial != stored.denial
                     or (state.signed is None) == stored.dnssec):
                 stored = await self._read(origin, since=None)  # signed afresh: every RRset
+            if stored is not None and not stored.complete and state is not None:
+                for key in state.unsigned:  # bootstrap signals withdrawn since
+                    if _is_signal(key[0]) and key not in stored.rrsets:
+                        stored.rrsets[key] = None
             if stored is None:
                 self.table.remove(origin)
                 self._states.pop(origin, None)
@@ -332,6 +338,8 @@ class Publisher:
                     rrsets[(origin, cds_type)] = cds_sets[(origin, cds_type)]
                 elif since is not None:
                     rrsets[(origin, cds_type)] = None
+        if any(ns == name or ns.endswith(f".{name}") for ns in settings.nameservers):
+            rrsets.update(await self._bootstrap_signals(zone))
         secondaries = tuple(
             _Secondary(row.id, row.address, row.port, make_key(key.name, sealer.open(
                 data_keys[key.data_key_id], key.secret_sealed, f"tsig_key:{key.name}").decode()))
@@ -340,6 +348,37 @@ class Publisher:
         key_ids = (*signing, "published:", *published) if zone.dnssec else ()
         return _Stored(zone.id, origin, zone.serial, zone.revision, zone.dnssec, zone.denial,
                        rrsets, since is None, tuple(keys), key_ids, secondaries)
+
+    async def _bootstrap_signals(self, zone: Zone) -> dict[RRsetKey, dns.rrset.RRset | None]:
+        """RFC 9615 signals in a zone of the registrar's own nameservers: for each signed zone
+        whose NS names one of them and that publishes CDS/CDNSKEY now, the same records at
+        `_dsboot.<zone>._signal.<nameserver>`, so that a parent can bootstrap its DS
+        securely."""
+        suffix = f".{zone.name}"
+        found: dict[RRsetKey, dns.rrset.RRset | None] = {}
+        async with self.services.store.read() as session:
+            rows = (await session.execute(
+                select(Zone, ZoneRRset.records).join(ZoneRRset, and_(
+                    ZoneRRset.zone_id == Zone.id, ZoneRRset.owner == Zone.name,
+                    ZoneRRset.rtype == "NS"))
+                .where(Zone.deleted_at.is_(None), Zone.dnssec.is_(True), Zone.id != zone.id,
+                       sql_cast(ZoneRRset.records, Text).like(f'%{suffix}"%')))).all()
+            for child, records in rows:
+                cds = child.key_plan.get("cds")
+                hosts = [host for host in records
+                         if host.endswith(suffix) and not host.endswith(f".{child.name}")]
+                if not cds or cds.get("delete") or not hosts:
+                    continue
+                keys = {row.public_id: row for row in (await session.execute(select(ZoneKey).where(
+                    ZoneKey.zone_id == child.id, ZoneKey.removed_at.is_(None)))).scalars()}
+                ttl = int(policy_of(child).dnskey_ttl.total_seconds())
+                child_origin = dns.name.from_text(child.name)
+                for owner in bootstrap_signal_names(child.name, hosts):
+                    signal = dns.name.from_text(owner)
+                    for (_, rdtype), rrset in _cds_rrsets(child_origin, ttl, cds, keys).items():
+                        found[(signal, rdtype)] = dns.rrset.from_rdata_list(
+                            signal, ttl, list(rrset))
+        return found
 
     # --- secondaries ---------------------------------------------------------------------
 
@@ -441,6 +480,10 @@ class Publisher:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
+
+
+def _is_signal(name: dns.name.Name) -> bool:
+    return bool(name.labels) and name.labels[0].lower() == b"_dsboot"
 
 
 def _changes(current: dict[RRsetKey, dns.rrset.RRset], stored: _Stored

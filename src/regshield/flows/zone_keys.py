@@ -154,6 +154,7 @@ async def advance_keys(tx: Tx, zone: Zone, parent_ds_seen: bool | None) -> KeysA
     generated: list[str] = []
     submitted: list[str] = []
     account = await _account(tx, zone)
+    cds_before = (zone.key_plan or {}).get("cds")
     for _ in range(4):
         rows = await _key_rows(tx, zone)
         states = [key_state(row) for row in rows]
@@ -186,8 +187,22 @@ async def advance_keys(tx: Tx, zone: Zone, parent_ds_seen: bool | None) -> KeysA
     if recorded or generated:
         zone.updated_at = tx.now
         publish(tx, zone)
+    if zone.key_plan.get("cds") != cds_before:
+        await _publish_signal_zones(tx, zone)
     return KeysAdvanced(zone.name, recorded, generated, submitted, result.check_parent,
                         result.next_event_at, operation)
+
+
+async def _publish_signal_zones(tx: Tx, zone: Zone) -> None:
+    """The zones of the registrar's nameservers hosted here carry the zone's RFC 9615 signals
+    (dns/publisher.py): they are published again when its CDS changes."""
+    for nameserver in tx.services.settings.dns.nameservers:
+        labels = nameserver.rstrip(".").split(".")
+        for start in range(1, len(labels) - 1):
+            signal_zone = await live_zone(tx.session, ".".join(labels[start:]) + ".")
+            if signal_zone is not None and signal_zone.id != zone.id:
+                publish(tx, signal_zone)
+                break
 
 
 async def _account(tx: Tx, zone: Zone) -> str:
