@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import dns.name
@@ -97,6 +97,8 @@ class _State:
     denial: str
     journal: list[ZoneDiff]
     revision: int
+    # The RFC 9615 signals served (in the zone of the registrar's nameservers only).
+    signals: set[RRsetKey] = field(default_factory=set)
 
 
 class Publisher:
@@ -184,8 +186,8 @@ class Publisher:
                     or (state.signed is None) == stored.dnssec):
                 stored = await self._read(origin, since=None)  # signed afresh: every RRset
             if stored is not None and not stored.complete and state is not None:
-                for key in state.unsigned:  # bootstrap signals withdrawn since
-                    if _is_signal(key[0]) and key not in stored.rrsets:
+                for key in state.signals:  # bootstrap signals withdrawn since
+                    if key not in stored.rrsets:
                         stored.rrsets[key] = None
             if stored is None:
                 self.table.remove(origin)
@@ -202,6 +204,10 @@ class Publisher:
             self._allowed[origin] = allowed
             self._allow_secondaries()
             changed, diff = await self._bring_up_to_date(origin, stored)
+            # Every signal is read each time (they are few), so this is the whole set.
+            self._states[origin].signals = {
+                key for key, rrset in stored.rrsets.items()
+                if rrset is not None and _is_signal(key[0])}
             if changed:
                 self._serve(origin, self._states[origin], diff)
             served = self.table.get(origin)
