@@ -254,3 +254,13 @@ async def test_sibling_glue_is_kept_only_while_an_ns_rrset_names_it(
     assert [e["code"] for e in orphaning.json()["errors"]] == ["below_delegation"]
     renaming = await put(api, owner, "a", "NS", 3600, ["ns1.example.net."])
     assert [e["code"] for e in renaming.json()["errors"]] == ["below_delegation"]
+
+
+async def test_a_deletion_naming_a_bad_owner_or_type_says_which(
+        api: httpx.AsyncClient, owner: Identity) -> None:
+    await create_zone(api, owner)
+    response = await api.delete(f"{ZONES}/{ZONE}/rrsets/bad..name/NOPE", headers=owner.headers)
+    assert response.status_code == 422
+    assert fields(response) == {"owner", "type"}
+    signer = await api.delete(f"{ZONES}/{ZONE}/rrsets/@/RRSIG", headers=owner.headers)
+    assert [e["code"] for e in signer.json()["errors"]] == ["signer_owned"]

@@ -16,7 +16,7 @@ from datetime import datetime
 from ipaddress import ip_address
 from typing import Any, cast
 
-from sqlalchemy import Text, and_, or_, select
+from sqlalchemy import Text, and_, func, or_, select
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,6 +42,7 @@ from regshield.rules.zones import (
     next_serial,
     serial_gt,
     validate_rrset,
+    validate_rrset_key,
     validate_rrsets,
     zone_problems,
 )
@@ -168,7 +169,8 @@ async def zone_view(tx: Tx | AsyncSession, zone: Zone, account: str | None = Non
         state=key_state(key.timers), dnskey=key.dnskey,
         ds=[ds_text(zone.name, key.dnskey)] if key.role in ("ksk", "csk") else [],
         timers=dict(key.timers), created_at=key.created_at) for key in keys]
-    count = len(await _rows(session, zone))
+    count = (await session.execute(select(func.count()).select_from(ZoneRRset).where(
+        ZoneRRset.zone_id == zone.id, sql_cast(ZoneRRset.records, Text) != "[]"))).scalar_one()
     return ZoneView(
         name=zone.name, account=account, dnssec=zone.dnssec, denial=zone.denial,
         policy=zone.policy, serial=zone.serial, serial_scheme=zone.serial_scheme,
@@ -466,16 +468,7 @@ class RRsetDelete:
     async def run(self, tx: Tx) -> RRsetChange:
         zone = await _load(tx, self.zone)
         origin = zone.name.rstrip(".")
-        # Checked like a PUT of one placeholder record, so the owner and type read the same.
-        errors: list[FieldError] = []
-        try:
-            probe = validate_rrset(origin, self.owner, self.type, 3600, ["placeholder"])
-        except ValidationFailed as failed:
-            errors = [e for e in failed.errors if not e.field.startswith("records")]
-            if errors:
-                raise ValidationFailed(errors) from None
-            probe = None
-        owner, rtype = _owner_and_type(origin, self.owner, self.type, probe)
+        owner, rtype = validate_rrset_key(origin, self.owner, self.type)
         rows = [row for row in await _neighbourhood(tx, zone, owner) if row.records]
         if rtype == "NS":
             rows += await _neighbourhood_of_old_targets(tx, zone, rows, owner)
@@ -492,24 +485,6 @@ class RRsetDelete:
                   owner=owner, type=rtype, serial=zone.serial)
         publish(tx, zone)
         return RRsetChange(zone.name, zone.serial, None, changed=True)
-
-
-def _owner_and_type(origin: str, owner: Any, rtype: Any, probe: RRset | None
-                    ) -> tuple[str, str]:
-    if probe is not None:
-        return probe.owner, probe.type
-    # The placeholder record did not parse for this type: check with a record of the type's
-    # own shape instead; only the owner and type matter here.
-    for sample in ("192.0.2.1", "2001:db8::1", "10 host.invalid.", "host.invalid.", '"x"',
-                   "0 issue \"ca.invalid\"", "1 . alpn=h2", "1 2 3 4 5 6 7 8 9 10 11 12",
-                   "1 1 1 " + "00" * 32, "0 0 1 " + "00" * 32,
-                   "10 0 \"u\" \"\" \"\" host.invalid.", "0 0 0 host.invalid."):
-        try:
-            checked = validate_rrset(origin, owner, rtype, 3600, [sample])
-        except ValidationFailed:
-            continue
-        return checked.owner, checked.type
-    raise ValidationFailed([FieldError("type", "invalid", "cannot delete RRsets of this type")])
 
 
 @dataclass(frozen=True)

@@ -110,6 +110,21 @@ def validate_rrset(zone: str, owner: Any, rtype: Any, ttl: Any, records: Any,
     return rrset
 
 
+def validate_rrset_key(zone: str, owner: Any, rtype: Any) -> tuple[str, str]:
+    """The canonical owner (absolute) and type mnemonic that name an RRset of `zone`, as a
+    deletion names it; raises one ValidationFailed naming `owner` and `type`."""
+    errors: list[FieldError] = []
+    origin = _zone_origin(zone, errors)
+    if origin is None:
+        raise ValidationFailed(errors)
+    owner_name = _owner(origin, owner, "owner", errors)
+    type_name = _type(rtype, "type", errors)
+    if errors:
+        raise ValidationFailed(errors)
+    assert owner_name is not None and type_name is not None
+    return owner_name.to_text(), type_name
+
+
 def validate_rrsets(zone: str, inputs: Sequence[RRsetInput],
                     field: str = "rrsets") -> tuple[RRset, ...]:
     """Check every RRset of a zone, then the whole-zone rules; one ValidationFailed for all.
