@@ -119,3 +119,8 @@ def _reason(exc: Exception) -> str:
     if isinstance(exc, StopIteration):
         return "a .key file without a DNSKEY record"
     return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+
+
+# `regshield zone sign` on its own (see regshield/cli/__init__.py).
+offline_app = typer.Typer(add_completion=False)
+offline_app.add_typer(zone_app, name="zone")
