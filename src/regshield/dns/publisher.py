@@ -34,9 +34,10 @@ from regshield.dns.transfer import TransferKind, TransferService, diff_zones
 from regshield.dns.tsig import make_key
 from regshield.dns.zonedata import ServedZone, ZoneDiff, ZoneTable
 from regshield.dns.zonefile import soa_record
-from regshield.dns.zonekeys import ROLE_FLAGS, signing_key
+from regshield.dns.zonekeys import ROLE_FLAGS
 from regshield.dnssec.incremental import SignedZone
 from regshield.dnssec.keys import AnyKey
+from regshield.dnssec.seal import open_private_key
 from regshield.eventlog.chain import EventDraft, append
 from regshield.flows.zone_keys import policy_of
 from regshield.rules.ds import ds_text
@@ -331,9 +332,9 @@ class Publisher:
                         key_row.hsm_label, ROLE_FLAGS[key_row.role]))
                     continue
                 assert key_row.data_key_id is not None and key_row.private_sealed is not None
-                der = sealer.open(data_keys[key_row.data_key_id], key_row.private_sealed,
-                                  f"zone_key:{key_row.public_id}")
-                keys.append(signing_key(key_row.role, der))
+                keys.append(open_private_key(data_keys[key_row.data_key_id],
+                                             key_row.private_sealed, key_row.public_id,
+                                             ROLE_FLAGS[key_row.role]))
             dnskey_ttl = int(policy_of(zone).dnskey_ttl.total_seconds())
             if published and since is None:  # ahead of signing (pre-publication)
                 rrsets[(origin, dns.rdatatype.DNSKEY)] = dns.rrset.from_text_list(

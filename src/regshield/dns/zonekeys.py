@@ -1,11 +1,11 @@
-"""A hosted zone's DNSSEC keys as the store keeps them: DNSKEY text, key tag, private key DER
-(sealed by the caller), and back to signing keys for the signer."""
+"""A hosted zone's new DNSSEC keys as the store keeps them: DNSKEY text, key tag, private key
+DER (sealed by dnssec/seal.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from regshield.dnssec import KSK_FLAGS, ZSK_FLAGS, SigningKey, generate_key, load_private_key_der
+from regshield.dnssec import KSK_FLAGS, ZSK_FLAGS, generate_key
 from regshield.dnssec import private_key_der as der_of
 
 ROLE_FLAGS = {"ksk": KSK_FLAGS, "zsk": ZSK_FLAGS, "csk": KSK_FLAGS}
@@ -26,7 +26,3 @@ def new_zone_key(role: str, algorithm: int) -> NewZoneKey:
     key = generate_key(algorithm, ROLE_FLAGS[role])
     return NewZoneKey(role, key.algorithm, key.flags, key.key_tag, key.dnskey.to_text(),
                       der_of(key))
-
-
-def signing_key(role: str, private_der: bytes) -> SigningKey:
-    return load_private_key_der(private_der, ROLE_FLAGS[role])

@@ -21,7 +21,9 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from regshield.dns.parent import check_parent_ds
 from regshield.dns.zonekeys import ROLE_FLAGS, new_zone_key
+from regshield.dnssec.seal import seal_private_key
 from regshield.errors import FieldError, NotFound, ValidationFailed
 from regshield.flows.context import Actor, RequestContext, system_actor
 from regshield.flows.domains import DsSet, need_step_up
@@ -82,7 +84,7 @@ async def add_zone_key(tx: Tx, zone: Zone, role: str, algorithm: int,
         data_key, secret = await tx.sealer.new_data_key(tx.session, tx.now)
         row.algorithm, row.key_tag, row.dnskey = new.algorithm, new.key_tag, new.dnskey
         row.data_key_id = data_key.id
-        row.private_sealed = tx.sealer.seal(secret, new.private_der, f"zone_key:{public_id}")
+        row.private_sealed = seal_private_key(secret, new.private_der, public_id)
     tx.session.add(row)
     return public_id
 
@@ -303,29 +305,32 @@ async def keys_sweep(services: Services, *, zones: Collection[str] | None = None
     """Run the key plan of every signed zone that is due, checking the parent first when the
     plan waits for it. The check asks every parent server (dns/parent.py): the registry link's
     configured servers for a domain here, else the servers the parent zone's NS names."""
-    from regshield.dns.parent import check_parent_ds
-
     now = services.clock.now()
     async with services.store.read() as session:
         query = select(Zone).where(Zone.deleted_at.is_(None), Zone.dnssec.is_(True))
         if zones is not None:
             query = query.where(Zone.name.in_(list(zones)))
         rows = (await session.execute(query)).scalars().all()
-        due = [(zone.name, dict(zone.key_plan)) for zone in rows
+        due = [zone for zone in rows
                if zones is not None or zone.keys_due_at is None or zone.keys_due_at <= now
                or zone.key_plan.get("check_parent")]
-        keys = {zone.name: await _ds_by_key(session, zone) for zone in rows}
-        servers = {zone.name: await _parent_servers(services, session, zone) for zone in rows}
+        # Only a zone waiting for its parent needs its DS set and its parent's servers.
+        checks: dict[str, tuple[list[str], Sequence[tuple[str, int]] | None]] = {}
+        for zone in due:
+            if zone.key_plan.get("check_parent"):
+                ds = await _ds_by_key(session, zone)
+                checks[zone.name] = (
+                    [ds[key] for key in zone.key_plan.get("ds_wanted", []) if key in ds],
+                    await _parent_servers(services, session, zone))
+        names = [zone.name for zone in due]
     results: list[SweepResult] = []
     actor = system_actor("dnssec")
-    for name, key_plan in due:
+    for name in names:
         seen: bool | None = None
         try:
-            if key_plan.get("check_parent"):
-                wanted = [keys[name][key] for key in key_plan.get("ds_wanted", [])
-                          if key in keys[name]]
-                check = await check_parent_ds(name, wanted, servers=servers[name])
-                seen = check.seen
+            if name in checks:
+                wanted, servers = checks[name]
+                seen = (await check_parent_ds(name, wanted, servers=servers)).seen
             advanced = await run_flow(services, actor, RequestContext("system"),
                                       ZoneKeysAdvance(name, seen))
             results.append(SweepResult(name, seen, advanced))
