@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from regshield.errors import ConfigurationError
 
@@ -247,6 +248,16 @@ class Settings:
     tpr_effective: date | None = None
     # Whether every registry-lock request also needs a second staff member's approval.
     registry_lock_approval: bool = False
+    # The address the public reaches this installation's HTTP listener at (verification links,
+    # the contact form, the disclosure portal, RDAP links); by default the listener itself.
+    public_url_setting: str | None = None
+
+    @property
+    def public_url(self) -> str:
+        """The public base URL, without a trailing slash."""
+        if self.public_url_setting:
+            return self.public_url_setting.rstrip("/")
+        return f"http://{self.http}"
 
     @property
     def is_sqlite(self) -> bool:
@@ -309,6 +320,8 @@ class Settings:
             registry_lock_approval=(env.get("REGSHIELD_REGISTRY_LOCK_APPROVAL")
                                     or _get(file_values, "registry_lock", "approval")
                                     or "false").lower() in ("1", "true", "yes"),
+            public_url_setting=_public_url(env.get("REGSHIELD_PUBLIC_URL")
+                                           or _get(file_values, "http", "public_url")),
         )
 
 
@@ -361,6 +374,17 @@ def _minutes(text: str | None, option: str) -> int | None:
     if not text.isdigit() or not 1 <= int(text) <= 60:
         raise ConfigurationError(f"{option}: expected whole minutes from 1 to 60, got {text!r}")
     return int(text)
+
+
+def _public_url(text: str | None) -> str | None:
+    if text is None:
+        return None
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query \
+            or parts.fragment:
+        raise ConfigurationError(
+            f"http.public_url: expected an http(s) URL without query or fragment, got {text!r}")
+    return text
 
 
 def _path(text: str | None) -> Path | None:

@@ -10,7 +10,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from regshield import __version__
 from regshield.api import problems
-from regshield.api.routers import auth, contacts, directory, domains, events, zones
+from regshield.api.routers import (
+    auth,
+    contact_form,
+    contacts,
+    directory,
+    disclosure,
+    domains,
+    events,
+    rdap,
+    verify,
+    zones,
+)
 from regshield.flows.context import new_request_id
 from regshield.services import Services
 
@@ -55,7 +66,10 @@ def create_app(services: Services) -> FastAPI:
     problems.install(app)
 
     app.add_middleware(RequestIdentity)
-    for router in (auth.router, contacts.router, directory.router, domains.router,
-                   events.router, zones.router):
+    for router in (auth.router, contacts.router, directory.router, disclosure.router,
+                   domains.router, events.router, zones.router):
         app.include_router(router, prefix=API_PREFIX)
+    # Public pages outside the API: RDAP (/rdap/), the contact form, verification links.
+    for router in (rdap.router, contact_form.router, verify.router):
+        app.include_router(router)
     return app
