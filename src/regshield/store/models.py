@@ -258,6 +258,9 @@ class Domain(Base):
     # server* statuses are what it has applied.
     registry_locked: Mapped[bool] = mapped_column(Boolean, default=False)
     registry_lock_revision: Mapped[int] = mapped_column(Integer, default=0)
+    # The registrant's consent to publish contact fields that are otherwise redacted (RDP §9,
+    # RP 2.7.9): field name -> when consent was given (ISO 8601). rules/redaction.py reads it.
+    publish_consent: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
 
 
 class DomainOperation(Base):
