@@ -217,6 +217,70 @@ class DnsSettings:
                    hsm_token=token or None, hsm_pin=pin if token else None)
 
 
+RDDS_FILE_KEYS = frozenset({"rdap_base_url", "registrar_url", "terms_url", "whois_listen",
+                            "whois_server", "per_minute", "burst", "authenticated_per_minute"})
+DEFAULT_RDDS_PER_MINUTE = 60
+DEFAULT_RDDS_BURST = 30
+DEFAULT_RDDS_AUTHENTICATED_PER_MINUTE = 600
+
+
+@dataclass(frozen=True)
+class RddsSettings:
+    """RDAP and WHOIS: `[rdds]` in regshield.toml.
+
+    `rdap_base_url` is the base registered with IANA and used in RDAP links (by default
+    `<http.public_url>/rdap/`); `registrar_url` and `terms_url` are the registrar's web site and
+    its terms of service (by default pages of the public URL). `whois_listen` is where
+    `regshield serve` answers port-43 WHOIS (off unless set, or `serve --whois`).
+    Limits are per source network per minute, with a burst; authenticated requesters get
+    `authenticated_per_minute` each."""
+
+    rdap_base_url: str | None = None
+    registrar_url: str | None = None
+    terms_url: str | None = None
+    whois_listen: Listen | None = None
+    whois_server: str | None = None  # the host name WHOIS answers name as their server
+    per_minute: int = DEFAULT_RDDS_PER_MINUTE
+    burst: int = DEFAULT_RDDS_BURST
+    authenticated_per_minute: int = DEFAULT_RDDS_AUTHENTICATED_PER_MINUTE
+
+    @classmethod
+    def load(cls, env: dict[str, str], file_values: dict[str, Any],
+             whois: str | None = None) -> RddsSettings:
+        table = file_values.get("rdds", {})
+        if not isinstance(table, dict):
+            raise ConfigurationError("rdds: expected an [rdds] table")
+        unknown = sorted(set(table) - RDDS_FILE_KEYS)
+        if unknown:
+            raise ConfigurationError(f"rdds: unknown settings: {', '.join(unknown)}")
+
+        def value(key: str) -> str | None:
+            return env.get(f"REGSHIELD_RDDS_{key.upper()}") or _get(file_values, "rdds", key)
+
+        urls = {key: _public_url(value(key), f"rdds.{key}")
+                for key in ("rdap_base_url", "registrar_url", "terms_url")}
+        base = urls["rdap_base_url"]
+        whois_text = whois or value("whois_listen")
+        return cls(
+            rdap_base_url=base if base is None or base.endswith("/") else f"{base}/",
+            registrar_url=urls["registrar_url"], terms_url=urls["terms_url"],
+            whois_listen=_listen_or_off(whois_text, "rdds.whois_listen") if whois_text else None,
+            whois_server=value("whois_server"),
+            per_minute=_count(value("per_minute"), "rdds.per_minute", DEFAULT_RDDS_PER_MINUTE),
+            burst=_count(value("burst"), "rdds.burst", DEFAULT_RDDS_BURST),
+            authenticated_per_minute=_count(value("authenticated_per_minute"),
+                                            "rdds.authenticated_per_minute",
+                                            DEFAULT_RDDS_AUTHENTICATED_PER_MINUTE))
+
+
+def _count(text: str | None, option: str, default: int) -> int:
+    if text is None:
+        return default
+    if not text.isdigit() or not 1 <= int(text) <= 10_000_000:
+        raise ConfigurationError(f"{option}: expected a whole number from 1, got {text!r}")
+    return int(text)
+
+
 def _absolute(name: str) -> str:
     return name.lower() if name.endswith(".") else f"{name.lower()}."
 
@@ -228,6 +292,7 @@ class Settings:
     http: Listen = field(default_factory=lambda: Listen.parse(DEFAULT_HTTP_LISTEN))
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     dns: DnsSettings = field(default_factory=DnsSettings)
+    rdds: RddsSettings = field(default_factory=RddsSettings)
     # A master key ring given in the environment instead of the key file (see security/keyring.py).
     master_key_env: str | None = None
     log_level: str = "info"
@@ -260,6 +325,19 @@ class Settings:
         return f"http://{self.http}"
 
     @property
+    def rdap_base_url(self) -> str:
+        """The RDAP base URL, ending in a slash."""
+        return self.rdds.rdap_base_url or f"{self.public_url}/rdap/"
+
+    @property
+    def registrar_url(self) -> str:
+        return self.rdds.registrar_url or f"{self.public_url}/"
+
+    @property
+    def terms_url(self) -> str:
+        return self.rdds.terms_url or f"{self.public_url}/rdap/help"
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
@@ -279,6 +357,7 @@ class Settings:
         http: str | None = None,
         environ: dict[str, str] | None = None,
         dns: str | None = None,
+        whois: str | None = None,
     ) -> Settings:
         env = dict(os.environ) if environ is None else environ
         home_path = Path(home or env.get("REGSHIELD_HOME") or DEFAULT_HOME).expanduser().absolute()
@@ -299,6 +378,7 @@ class Settings:
             http=Listen.parse(http_text, "http"),
             smtp=SmtpSettings.load(env, file_values),
             dns=DnsSettings.load(env, file_values, dns),
+            rdds=RddsSettings.load(env, file_values, whois),
             master_key_env=env.get("REGSHIELD_MASTER_KEY") or None,
             log_level=env.get("REGSHIELD_LOG_LEVEL") or _get(file_values, "log", "level") or "info",
             event_anchor_file=_path(env.get("REGSHIELD_EVENT_ANCHORS")
@@ -321,7 +401,8 @@ class Settings:
                                     or _get(file_values, "registry_lock", "approval")
                                     or "false").lower() in ("1", "true", "yes"),
             public_url_setting=_public_url(env.get("REGSHIELD_PUBLIC_URL")
-                                           or _get(file_values, "http", "public_url")),
+                                           or _get(file_values, "http", "public_url"),
+                                           "http.public_url"),
         )
 
 
@@ -376,14 +457,14 @@ def _minutes(text: str | None, option: str) -> int | None:
     return int(text)
 
 
-def _public_url(text: str | None) -> str | None:
+def _public_url(text: str | None, option: str) -> str | None:
     if text is None:
         return None
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query \
             or parts.fragment:
         raise ConfigurationError(
-            f"http.public_url: expected an http(s) URL without query or fragment, got {text!r}")
+            f"{option}: expected an http(s) URL without query or fragment, got {text!r}")
     return text
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from regshield.clock import Clock, SystemClock
 from regshield.config import Settings
 from regshield.dnssec.hsm import HsmSession, HsmUnavailable, open_token
+from regshield.rdds.limits import Limit, RateLimiter
 from regshield.registry.links import Registries, configured_links
 from regshield.security.fields import Sealer
 from regshield.security.keyring import KeyRing, load_keyring
@@ -24,6 +25,8 @@ class Services:
     registries: Registries = field(default_factory=lambda: Registries(()))
     # The PKCS#11 session holding zone keys, opened on first use (one per process).
     _hsm: HsmSession | None = field(default=None, repr=False)
+    # Query limits of RDAP, WHOIS and the contact form, made on first use (rdds/limits.py).
+    _limiters: dict[str, RateLimiter] = field(default_factory=dict, repr=False)
 
     @property
     def sealer(self) -> Sealer:
@@ -39,6 +42,19 @@ class Services:
             clock=clock or SystemClock(),
             registries=Registries(configured_links(settings)),
         )
+
+    def limiter(self, service: str) -> RateLimiter:
+        """The per-source limits of `service` ("rdap", "whois", "contact") in this process."""
+        limiter = self._limiters.get(service)
+        if limiter is None:
+            rdds = self.settings.rdds
+            limiter = RateLimiter(
+                service, Limit(rdds.per_minute, rdds.burst),
+                Limit(rdds.authenticated_per_minute, max(rdds.burst,
+                                                         rdds.authenticated_per_minute // 2)),
+                self.clock)
+            self._limiters[service] = limiter
+        return limiter
 
     def hsm(self) -> HsmSession:
         """The PKCS#11 token of `[dns] hsm_token`, logged in once for the process."""

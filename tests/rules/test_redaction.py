@@ -16,6 +16,7 @@ from regshield.rules.redaction import (
     Redaction,
     RedactionMethod,
     RedactionRule,
+    handle_redaction,
     redact_contact,
     rules_for,
 )
@@ -366,3 +367,24 @@ def test_a_contact_uri_that_is_not_an_https_web_form_is_refused(uri: str) -> Non
 def test_disclosed_roles_must_be_roles() -> None:
     with pytest.raises(ValueError, match="unknown disclosed_roles 'admin'"):
         redact(REGISTRANT, Persona.DISCLOSED, disclosed_roles={"admin"})
+
+
+@pytest.mark.parametrize(("role", "name"), [(ContactRole.REGISTRANT, "Registry Registrant ID"),
+                                            (ContactRole.TECHNICAL, "Registry Tech ID")])
+def test_a_contact_handle_is_removed_unless_staff_or_covered_by_a_disclosure(
+        role: ContactRole, name: str) -> None:
+    hidden = handle_redaction(role, Persona.ANONYMOUS)
+    assert hidden is not None
+    assert hidden.as_rdap() == {
+        "name": {"type": name},
+        "prePath": f"$.entities[?(@.roles[0]=='{role}')].handle",
+        "pathLang": "jsonpath", "method": "removal", "reason": {"description": "Server policy"}}
+    assert handle_redaction(role, Persona.STAFF) is None
+    assert handle_redaction(role, Persona.DISCLOSED, disclosed_roles={role}) is None
+    assert handle_redaction(role, Persona.DISCLOSED) == hidden
+
+
+def test_plain_http_is_a_web_form_only_on_loopback() -> None:
+    seen = redact_contact({"email": "a@example.net"}, ContactRole.TECHNICAL, Persona.ANONYMOUS,
+                          contact_uri="http://127.0.0.1:8080/contact/x.test/technical")
+    assert seen.contact_uri == "http://127.0.0.1:8080/contact/x.test/technical"

@@ -177,7 +177,7 @@ def redact_contact(
 
     `consent` names the fields this contact agreed to publish; `disclosed_roles` names the
     contacts an approved disclosure covers and is given only for the disclosed persona;
-    `contact_uri` is the https web form that replaces a redacted email.
+    `contact_uri` is the https web form that replaces a redacted email (http on loopback).
     Raises TypeError for arguments of the wrong type and ValueError for unknown personas,
     roles or fields, a contact_uri that is not https, or disclosed_roles for another persona.
     """
@@ -222,6 +222,28 @@ def redact_contact(
                            contact_uri if replaced_email else None)
 
 
+# RP Appendix E: the registry's contact IDs. A public handle would link every domain of one
+# registrant, so it is redacted wherever the contact's personal data is.
+HANDLE_REDACTIONS: Final[Mapping[ContactRole, Redaction]] = MappingProxyType({
+    _R: Redaction("Registry Registrant ID", _REMOVE, SERVER_POLICY,
+                  pre_path="$.entities[?(@.roles[0]=='registrant')].handle"),
+    _T: Redaction("Registry Tech ID", _REMOVE, SERVER_POLICY,
+                  pre_path="$.entities[?(@.roles[0]=='technical')].handle"),
+})
+
+
+def handle_redaction(role: ContactRole | str, persona: Persona | str, *,
+                     disclosed_roles: AbstractSet[ContactRole] = frozenset()
+                     ) -> Redaction | None:
+    """The redaction of the contact's handle for this persona, or None when it is shown:
+    staff see every handle, an approved disclosure the handles of the roles it covers."""
+    role = _member(ContactRole, role, "role")
+    persona = _member(Persona, persona, "persona")
+    if persona is Persona.STAFF or role in disclosed_roles:
+        return None
+    return HANDLE_REDACTIONS[role]
+
+
 def rules_for(role: ContactRole) -> tuple[RedactionRule, ...]:
     """The table's rows for one role, in table order."""
     return tuple(rule for rule in REDACTION_TABLE if rule.role is role)
@@ -249,6 +271,13 @@ def _field_set(value: object, label: str) -> frozenset[str]:
     return frozenset(value)
 
 
+LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
 def _is_web_form(uri: str) -> bool:
+    """An https URL; plain http only on the loopback interface (the embedded installation)."""
     parts = urlsplit(uri)
-    return parts.scheme == "https" and bool(parts.hostname)
+    if not parts.hostname:
+        return False
+    return parts.scheme == "https" or (parts.scheme == "http"
+                                       and parts.hostname in LOOPBACK_HOSTS)
