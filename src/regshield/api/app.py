@@ -12,6 +12,7 @@ from regshield import __version__
 from regshield.api import problems
 from regshield.api.routers import (
     auth,
+    consent,
     contact_form,
     contacts,
     directory,
@@ -66,8 +67,8 @@ def create_app(services: Services) -> FastAPI:
     problems.install(app)
 
     app.add_middleware(RequestIdentity)
-    for router in (auth.router, contacts.router, directory.router, disclosure.router,
-                   domains.router, events.router, zones.router):
+    for router in (auth.router, consent.router, contacts.router, directory.router,
+                   disclosure.router, domains.router, events.router, zones.router):
         app.include_router(router, prefix=API_PREFIX)
     # Public pages outside the API: RDAP (/rdap/), the contact form, verification links.
     for router in (rdap.router, contact_form.router, verify.router):
