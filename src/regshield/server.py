@@ -20,11 +20,14 @@ from regshield.eventlog.anchors import anchor_head
 from regshield.flows.operations import OUTBOX_KIND as OPERATION_KIND
 from regshield.flows.operations import run_queued
 from regshield.flows.poll import poll_forever
+from regshield.flows.relay import handlers as relay_handlers
 from regshield.flows.sweeps import sweep_forever
 from regshield.flows.zone_keys import PUBLISH_KIND, keys_forever
 from regshield.notify.delivery import destination as mail_destination
 from regshield.notify.handler import handlers as notify_handlers
+from regshield.notify.verification import handlers as verification_handlers
 from regshield.outbox.worker import OutboxWorker
+from regshield.rdds.whois import WhoisServer
 from regshield.registry.links import SANDBOX_LINK, links_summary, sandbox_directory
 from regshield.registry.sandbox.server import SandboxServer
 from regshield.registry.sandbox.state import SandboxConfig
@@ -55,10 +58,14 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
     sandbox = await _start_sandbox(services)
     publisher = Publisher(services)
     dns_server: DnsServer | None = None
-    handlers = {**notify_handlers(), OPERATION_KIND: run_queued, PUBLISH_KIND: publisher.handle}
+    whois_server: WhoisServer | None = None
+    handlers = {**notify_handlers(), **verification_handlers(), **relay_handlers(),
+                OPERATION_KIND: run_queued,
+                PUBLISH_KIND: publisher.handle}
     background: list[asyncio.Task[None]] = []
     try:
         dns_server = await _start_dns(services, publisher)
+        whois_server = await _start_whois(services)
         http = asyncio.create_task(_serve_http(server, settings.http))
         while not server.started:
             if http.done():
@@ -90,6 +97,8 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
         if dns_server is not None:
             announce(f"  DNS        {settings.dns.listen} UDP and TCP "
                      f"({len(publisher.table)} zones served; transfers need TSIG)")
+        if whois_server is not None:
+            announce(f"  WHOIS      {whois_server.address} (anonymous, rate limited)")
         async with services.store.read() as session:
             if not await staff_count(session):
                 announce("no staff user yet: regshield user create EMAIL --role admin "
@@ -104,6 +113,8 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
                 await task
         if dns_server is not None:
             await dns_server.close()
+        if whois_server is not None:
+            await whois_server.close()
         await publisher.close()
         await services.close()
         if sandbox is not None:
@@ -144,6 +155,19 @@ async def _start_dns(services: Services, publisher: Publisher) -> DnsServer | No
         await server.start(listen.host, listen.port)
     except OSError as exc:
         raise ConfigurationError(f"DNS could not listen on {listen}: {exc.strerror}") from exc
+    return server
+
+
+async def _start_whois(services: Services) -> WhoisServer | None:
+    """Answer WHOIS queries on `[rdds] whois_listen` (`serve --whois`), when set."""
+    listen = services.settings.rdds.whois_listen
+    if listen is None:
+        return None
+    server = WhoisServer(services)
+    try:
+        await server.start(listen.host, listen.port)
+    except OSError as exc:
+        raise ConfigurationError(f"WHOIS could not listen on {listen}: {exc.strerror}") from exc
     return server
 
 

@@ -50,6 +50,17 @@ SAMPLES: dict[Change, tuple[dict[str, Any], list[str]]] = {
     Change.SECOND_FACTOR: ({"user": "usr_owner", "enabled": False},
                            ["Two-factor authentication", "turned off", "usr_owner"]),
     Change.PASSWORD_CHANGED: ({"user": "usr_owner"}, ["password of user usr_owner"]),
+    Change.ACCURACY_VERIFICATION: (
+        {"contact": "RS-AAAAAAAAAA", "domains": ["example.test"],
+         "deadline": "2026-12-12T12:00:05+00:00"},
+        ["verification link", "RS-AAAAAAAAAA", "example.test", "2026-12-12 12:00:05 UTC"]),
+    Change.ACCURACY_REMINDER: (
+        {"contact": "RS-AAAAAAAAAA", "domains": ["example.test"],
+         "deadline": "2026-12-12T12:00:05+00:00"},
+        ["reminder", "RS-AAAAAAAAAA", "2026-12-12 12:00:05 UTC"]),
+    Change.ACCURACY_SUSPENDED: ({"contact": "RS-AAAAAAAAAA"},
+                                ["suspended", "clientHold", "RS-AAAAAAAAAA"]),
+    Change.ACCURACY_LIFTED: ({"contact": "RS-AAAAAAAAAA"}, ["lifted", "RS-AAAAAAAAAA"]),
 }
 
 

@@ -351,7 +351,7 @@ def test_a_consent_to_an_unknown_field_is_refused() -> None:
 def test_every_problem_is_reported_at_once() -> None:
     with pytest.raises(ValueError) as raised:
         redact_contact({**CONTACT, "handle": "C1-EX", "mail": "x"}, REGISTRANT,
-                       Persona.ANONYMOUS, contact_uri="http://registrar.example/form",
+                       Persona.ANONYMOUS, contact_uri="ftp://registrar.example/form",
                        disclosed_roles={REGISTRANT})
     message = str(raised.value)
     for expected in ("'handle'", "'mail'", "disclosed persona", "https"):
@@ -384,7 +384,7 @@ def test_a_contact_handle_is_removed_unless_staff_or_covered_by_a_disclosure(
     assert handle_redaction(role, Persona.DISCLOSED) == hidden
 
 
-def test_plain_http_is_a_web_form_only_on_loopback() -> None:
+def test_an_installation_served_over_plain_http_still_names_its_form() -> None:
     seen = redact_contact({"email": "a@example.net"}, ContactRole.TECHNICAL, Persona.ANONYMOUS,
                           contact_uri="http://127.0.0.1:8080/contact/x.test/technical")
     assert seen.contact_uri == "http://127.0.0.1:8080/contact/x.test/technical"

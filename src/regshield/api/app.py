@@ -19,6 +19,8 @@ from regshield.api.routers import (
     disclosure,
     domains,
     events,
+    metrics,
+    notices,
     rdap,
     verify,
     zones,
@@ -68,9 +70,10 @@ def create_app(services: Services) -> FastAPI:
 
     app.add_middleware(RequestIdentity)
     for router in (auth.router, consent.router, contacts.router, directory.router,
-                   disclosure.router, domains.router, events.router, zones.router):
+                   disclosure.router, domains.router, events.router, notices.router,
+                   zones.router):
         app.include_router(router, prefix=API_PREFIX)
     # Public pages outside the API: RDAP (/rdap/), the contact form, verification links.
-    for router in (rdap.router, contact_form.router, verify.router):
+    for router in (rdap.router, contact_form.router, verify.router, metrics.router):
         app.include_router(router)
     return app

@@ -57,10 +57,11 @@ class Options:
     home: str | None
     database_url: str | None
 
-    def settings(self, http: str | None = None, dns: str | None = None) -> Settings:
+    def settings(self, http: str | None = None, dns: str | None = None,
+                 whois: str | None = None) -> Settings:
         try:
             return Settings.load(home=self.home, database_url=self.database_url, http=http,
-                                 dns=dns)
+                                 dns=dns, whois=whois)
         except RegshieldError as exc:  # a bad URL or listen address: a message, no traceback
             raise fail(f"error: {exc.detail}") from None
 
@@ -144,11 +145,14 @@ def serve(
     dns: Annotated[str | None, typer.Option(
         "--dns", help="HOST:PORT of the embedded DNS server, UDP and TCP (default "
                       "127.0.0.1:5353), or 'off'.")] = None,
+    whois: Annotated[str | None, typer.Option(
+        "--whois", help="HOST:PORT where WHOIS (port 43 protocol) answers (default: "
+                        "[rdds] whois_listen; off unless set).")] = None,
 ) -> None:
     """Start every listener on this installation, initializing it on first run."""
     from regshield.server import serve_forever
 
-    settings: Settings = ctx.obj.settings(http=http, dns=dns)
+    settings: Settings = ctx.obj.settings(http=http, dns=dns, whois=whois)
     logs.configure(settings.log_level)
     run(serve_forever(settings, announce=typer.echo))
 

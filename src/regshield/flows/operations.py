@@ -763,6 +763,7 @@ class _Settle:
                   **summary)
         if outcome.state == "confirmed":
             await _notify(tx, operation, domain, account, self.claim.snapshot)
+            await _verify_registrant(tx, operation, domain)
         if operation.request.get("ds_window") and outcome.exchanges:
             for exchange, tag in ((outcome.exchanges[0], DS_WINDOW.lifted),
                                   (outcome.exchanges[-1], DS_WINDOW.restored)):
@@ -812,6 +813,20 @@ async def _notify(tx: Tx, operation: DomainOperation, domain: Domain, account: A
         recipients.insert(0, to_contact(request["registrant"]))
     notice(replace(tx, actor=_origin_actor(operation.actor)), change=change,
            recipients=recipients, domain=domain.unicode_name, details=details)
+
+
+async def _verify_registrant(tx: Tx, operation: DomainOperation, domain: Domain) -> None:
+    """The WHOIS Accuracy Program verifies the registrant after a registration, an inbound
+    transfer or a change of registrant (flows/accuracy.py)."""
+    from regshield.flows.accuracy import verification_after_change  # it imports this module
+    from regshield.rules.accuracy import Cause
+
+    cause = {"create": Cause.REGISTRATION, "registrant": Cause.REGISTRANT_CHANGE}.get(
+        operation.kind)
+    if operation.kind == "transfer_request" and domain.state == "active":
+        cause = Cause.TRANSFER_IN
+    if cause is not None:
+        await verification_after_change(tx, domain, cause)
 
 
 def _origin_actor(label: str) -> Actor:

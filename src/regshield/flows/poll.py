@@ -43,6 +43,7 @@ from typing import Any
 import structlog
 
 from regshield.errors import Conflict, RegshieldError
+from regshield.flows.accuracy import verification_after_change
 from regshield.flows.context import RequestContext, system_actor
 from regshield.flows.operations import (
     Conversation,
@@ -71,6 +72,7 @@ from regshield.registry.responses import (
     EppResponse,
     SecDnsInfo,
 )
+from regshield.rules.accuracy import Cause
 from regshield.rules.statuses import Hold, HoldReason, place
 from regshield.services import Services
 from regshield.store.models import Account, Contact, Domain, RegistryMessage
@@ -254,6 +256,7 @@ class PollMessageRecord:
             tx.record("domains:transfer-in:completed", account=account.public_id, **summary,
                       losing_registrar=transfer.acting_client, read_back=info is not None)
             _lock_arrived(tx, domain)
+            await verification_after_change(tx, domain, Cause.TRANSFER_IN)
         elif meaning == "transfer-in:rejected":
             domain.state, domain.ended_at = "ended", tx.now
             tx.record("domains:transfer-in:rejected", account=account.public_id, **summary)

@@ -11,8 +11,10 @@ import contextlib
 
 import structlog
 
+from regshield.flows.accuracy import AccuracySweep
 from regshield.flows.context import RequestContext, system_actor
 from regshield.flows.domains import HoldsSweep
+from regshield.flows.notices import NoticesSweep
 from regshield.flows.operations import OperationBusy, execute_all
 from regshield.flows.registry_lock import RegistryLockSweep
 from regshield.flows.runner import run_flow
@@ -24,7 +26,7 @@ log = structlog.get_logger("regshield.sweeps")
 async def sweep(services: Services) -> list[str]:
     """One pass; returns the registry operations it started (already run once)."""
     started: list[str] = []
-    for flow in (RegistryLockSweep(), HoldsSweep()):
+    for flow in (RegistryLockSweep(), HoldsSweep(), AccuracySweep(), NoticesSweep()):
         started += await run_flow(services, system_actor("sweep"), RequestContext("system"),
                                   flow)
     for operation in started:

@@ -26,10 +26,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from regshield.config import SmtpSettings
 from regshield.flows.contacts import open_contact
 from regshield.flows.context import RequestContext, system_actor
+from regshield.flows.disclosure import LETTER_KIND
+from regshield.flows.notices import MAIL_KIND as NOTICES_MAIL_KIND
 from regshield.flows.runner import Tx, run_flow
 from regshield.flows.users import user_email
 from regshield.notify.delivery import MessageRefused, open_transport
+from regshield.notify.disclosure import send_letter
 from regshield.notify.messages import Letterhead, Notice, compose
+from regshield.notify.notices import send_registrant_notice
 from regshield.notify.requests import KIND, Recipient
 from regshield.outbox.worker import Handler
 from regshield.security.fields import Sealer
@@ -45,7 +49,7 @@ log = structlog.get_logger("regshield.notify")
 
 def handlers() -> dict[str, Handler]:
     """The outbox handlers of this package, for the worker that `regshield serve` starts."""
-    return {KIND: send_notice}
+    return {KIND: send_notice, LETTER_KIND: send_letter, NOTICES_MAIL_KIND: send_registrant_notice}
 
 
 @dataclass(frozen=True)

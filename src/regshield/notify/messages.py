@@ -38,6 +38,10 @@ class Change(StrEnum):
     TRANSFER_APPROVED = "transfer_approved"
     SECOND_FACTOR = "second_factor"
     PASSWORD_CHANGED = "password_changed"  # noqa: S105 (a kind of change, not a secret)
+    ACCURACY_VERIFICATION = "accuracy_verification"  # WHOIS Accuracy Program (WAPS)
+    ACCURACY_REMINDER = "accuracy_reminder"
+    ACCURACY_SUSPENDED = "accuracy_suspended"
+    ACCURACY_LIFTED = "accuracy_lifted"
 
 
 def _listed(values: Any) -> str:
@@ -120,6 +124,32 @@ def _password(d: Mapping[str, Any]) -> list[str]:
     return [f"The password of user {d['user']} was changed."]
 
 
+def _accuracy_verification(d: Mapping[str, Any]) -> list[str]:
+    return [f"A verification link was sent to the registrant contact {d['contact']} of "
+            f"{_listed(d['domains'])}, as ICANN's WHOIS Accuracy Program requires.",
+            f"Unless the registrant follows it by {_when(d['deadline'])}, the domains are "
+            "suspended until they do."]
+
+
+def _accuracy_reminder(d: Mapping[str, Any]) -> list[str]:
+    return [f"The registrant contact {d['contact']} of {_listed(d['domains'])} has not yet "
+            "confirmed its data; a reminder with a new link was sent.",
+            f"Unless the registrant follows it by {_when(d['deadline'])}, the domains are "
+            "suspended until they do."]
+
+
+def _accuracy_suspended(d: Mapping[str, Any]) -> list[str]:
+    return [f"The domain is suspended (clientHold: it does not resolve) because its "
+            f"registrant contact {d['contact']} did not confirm its data within 15 days.",
+            "Following the verification link in the registrant's latest message lifts the "
+            "suspension."]
+
+
+def _accuracy_lifted(d: Mapping[str, Any]) -> list[str]:
+    return [f"The registrant contact {d['contact']} confirmed its data: the accuracy "
+            "suspension of the domain is lifted and it resolves again."]
+
+
 @dataclass(frozen=True)
 class Template:
     """How one kind of change reads: subject, required and optional details, description."""
@@ -152,6 +182,16 @@ TEMPLATES: dict[Change, Template] = {
     Change.SECOND_FACTOR: Template("Two-factor authentication turned {enabled}",
                                    ("user", "enabled"), _second_factor, about_domain=False),
     Change.PASSWORD_CHANGED: Template("Password changed", ("user",), _password, about_domain=False),
+    Change.ACCURACY_VERIFICATION: Template(
+        "Registrant verification sent", ("contact", "domains", "deadline"),
+        _accuracy_verification, about_domain=False, times=("deadline",)),
+    Change.ACCURACY_REMINDER: Template(
+        "Registrant verification reminder", ("contact", "domains", "deadline"),
+        _accuracy_reminder, about_domain=False, times=("deadline",)),
+    Change.ACCURACY_SUSPENDED: Template("Domain suspended: registrant not verified",
+                                        ("contact",), _accuracy_suspended),
+    Change.ACCURACY_LIFTED: Template("Domain suspension lifted: registrant verified",
+                                     ("contact",), _accuracy_lifted),
 }
 
 CHANNELS = {"api": "the API", "console": "the web console", "cli": "the command line",

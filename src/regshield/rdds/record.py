@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import select
+from sqlalchemy import String, cast, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from regshield.flows.contacts import contact_binding
@@ -97,6 +97,17 @@ def contact_form_url(public_url: str, domain: str, role: ContactRole) -> str:
     return f"{public_url.rstrip('/')}/contact/{quote(domain, safe='')}/{role.value}"
 
 
+async def registrar_facts(session: AsyncSession, *, registrar_url: str) -> RegistrarFacts:
+    """The registrar's published identity (RP 2.4)."""
+    registrar = await session.get(Registrar, 1)
+    return RegistrarFacts(
+        name=registrar.name if registrar else "regshield",
+        iana_id=registrar.iana_id if registrar else None,
+        abuse_email=registrar.abuse_email if registrar else None,
+        abuse_phone=registrar.abuse_phone if registrar else None,
+        url=registrar_url)
+
+
 async def load_domain(session: AsyncSession, sealer: Sealer, name: str, *,
                       registrar_url: str) -> DomainRecord | None:
     """The sponsored domain `name` (A-label, lower case), or None."""
@@ -111,13 +122,7 @@ async def load_domain(session: AsyncSession, sealer: Sealer, name: str, *,
 async def load_domains(session: AsyncSession, sealer: Sealer, domains: Sequence[Domain], *,
                        registrar_url: str) -> list[DomainRecord]:
     """Records for `domains` (already known to be sponsored), with a few queries in all."""
-    registrar = await session.get(Registrar, 1)
-    facts = RegistrarFacts(
-        name=registrar.name if registrar else "regshield",
-        iana_id=registrar.iana_id if registrar else None,
-        abuse_email=registrar.abuse_email if registrar else None,
-        abuse_phone=registrar.abuse_phone if registrar else None,
-        url=registrar_url)
+    facts = await registrar_facts(session, registrar_url=registrar_url)
     contact_ids = {cid for d in domains for cid in (d.registrant_id, d.tech_id) if cid}
     contacts: dict[int, Contact] = {}
     if contact_ids:
@@ -158,6 +163,35 @@ async def load_domains(session: AsyncSession, sealer: Sealer, domains: Sequence[
             contacts=tuple(roles), consent=frozenset(domain.publish_consent or {}),
             registrar=facts))
     return records
+
+
+async def nameserver_in_use(session: AsyncSession, host: str) -> bool:
+    """Whether a sponsored domain delegates to `host` (A-label, lower case)."""
+    # The JSON list's text holds each name in double quotes; host names have no LIKE wildcards.
+    found = await session.execute(
+        select(Domain.id).where(Domain.ended_at.is_(None),
+                                Domain.state.in_(SPONSORED_STATES),
+                                cast(Domain.nameservers, String).like(f'%"{host}"%'))
+        .limit(1))
+    return found.first() is not None
+
+
+async def search_domains(session: AsyncSession, sealer: Sealer, *, registrar_url: str,
+                         limit: int, exact: str | None = None, ascii_prefix: str | None = None,
+                         unicode_prefix: str | None = None) -> tuple[list[DomainRecord], bool]:
+    """Sponsored domains named `exact`, or whose A-label (U-label) form starts with the prefix,
+    in name order: at most `limit` records, and whether more matched."""
+    query = select(Domain).where(Domain.ended_at.is_(None), Domain.state.in_(SPONSORED_STATES))
+    if exact is not None:
+        query = query.where(Domain.name == exact)
+    elif ascii_prefix is not None:
+        query = query.where(Domain.name.startswith(ascii_prefix, autoescape=True))
+    elif unicode_prefix is not None:
+        query = query.where(Domain.unicode_name.startswith(unicode_prefix, autoescape=True))
+    rows = list((await session.execute(query.order_by(Domain.name).limit(limit + 1)))
+                .scalars())
+    records = await load_domains(session, sealer, rows[:limit], registrar_url=registrar_url)
+    return records, len(rows) > limit
 
 
 def present(record: DomainRecord, persona: Persona, *, public_url: str,

@@ -177,7 +177,8 @@ def redact_contact(
 
     `consent` names the fields this contact agreed to publish; `disclosed_roles` names the
     contacts an approved disclosure covers and is given only for the disclosed persona;
-    `contact_uri` is the https web form that replaces a redacted email (http on loopback).
+    `contact_uri` is the web form (https, or http where the installation is served so) that
+    replaces a redacted email.
     Raises TypeError for arguments of the wrong type and ValueError for unknown personas,
     roles or fields, a contact_uri that is not https, or disclosed_roles for another persona.
     """
@@ -196,7 +197,7 @@ def redact_contact(
     if covered and persona is not Persona.DISCLOSED:
         problems.append(f"disclosed_roles apply only to the disclosed persona, not {persona}")
     if not _is_web_form(contact_uri):
-        problems.append("contact_uri must be an https URL")
+        problems.append("contact_uri must be a web form (an https URL)")
     if problems:
         raise ValueError("; ".join(problems))
 
@@ -271,13 +272,8 @@ def _field_set(value: object, label: str) -> frozenset[str]:
     return frozenset(value)
 
 
-LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "::1", "localhost"})
-
-
 def _is_web_form(uri: str) -> bool:
-    """An https URL; plain http only on the loopback interface (the embedded installation)."""
+    """An http(s) URL with a host. The profile wants https; the installation's public URL
+    (http.public_url) decides, so a plain-http installation still names its form."""
     parts = urlsplit(uri)
-    if not parts.hostname:
-        return False
-    return parts.scheme == "https" or (parts.scheme == "http"
-                                       and parts.hostname in LOOPBACK_HOSTS)
+    return parts.scheme in ("https", "http") and bool(parts.hostname)

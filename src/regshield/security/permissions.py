@@ -15,7 +15,7 @@ STAFF_ROLES: Final = ("admin", "operator", "support", "compliance", "auditor")
 CUSTOMER_ROLES: Final = ("owner", "member")
 
 RESOURCES: Final = ("registrar", "accounts", "users", "tokens", "contacts", "events", "domains",
-                    "registry_lock", "zones")
+                    "registry_lock", "zones", "disclosure")
 SELF: Final = frozenset({"self:mfa:write", "self:tokens:write", "self:profile:read"})
 
 
@@ -28,17 +28,18 @@ def _every(action: str) -> list[str]:
 
 
 ROLE_PERMISSIONS: Final[dict[str, frozenset[str]]] = {
-    "admin": _registrar(*_every("read"), *_every("write")) | SELF,
+    "admin": _registrar(*_every("read"), *_every("write"), "disclosure:decide") | SELF,
     "operator": _registrar(
         "registrar:read", "accounts:read", "accounts:write", "users:read", "users:write",
         "contacts:read", "contacts:write", "events:read", "domains:read", "domains:write",
         "zones:read", "zones:write",
     ) | SELF,
     "support": _registrar("registrar:read", "accounts:read", "users:read", "contacts:read",
-                          "domains:read", "zones:read") | SELF,
+                          "domains:read", "zones:read", "disclosure:read",
+                          "disclosure:write") | SELF,
     "compliance": _registrar(
         "registrar:read", "accounts:read", "contacts:read", "events:read", "domains:read",
-        "zones:read",
+        "zones:read", "disclosure:read", "disclosure:write", "disclosure:decide",
     ) | SELF,
     "auditor": _registrar(*_every("read")) | SELF,
     "owner": frozenset({

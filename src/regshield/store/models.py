@@ -247,7 +247,8 @@ class Domain(Base):
     ds: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     holds: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     registry_statuses: Mapped[list[str]] = mapped_column(JSON, default=list)
-    expires_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # Indexed: the expiry notices (flows/notices.py) select domains by an expiry range.
+    expires_at: Mapped[datetime | None] = mapped_column(Timestamp, index=True)
     transfer_code_hash: Mapped[str | None] = mapped_column(String(128))
     transfer_code_expires_at: Mapped[datetime | None] = mapped_column(Timestamp)
     created_at: Mapped[datetime] = mapped_column(Timestamp)
@@ -444,3 +445,106 @@ class Secondary(Base):
     last_notify_result: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(Timestamp)
     deleted_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class DisclosureRequest(Base):
+    """A request for non-public registration data (rules/disclosure.py). The requester's
+    name, email, organization and free text live in `requester_sealed`, the decision's
+    rationale in `rationale_sealed`, both under the row's data key. A request filed by a
+    signed-in user names that user: only such a request can be approved, and its approval
+    is what RDAP and WHOIS find when the same user asks."""
+
+    __tablename__ = "disclosure_requests"
+    __table_args__ = (Index("ix_disclosure_requests_open", "state", "ack_due_at"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    domain_id: Mapped[int] = mapped_column(ForeignKey("domains.id"), index=True)
+    requester_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    data_key_id: Mapped[int] = mapped_column(ForeignKey("data_keys.id"))
+    requester_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    purpose: Mapped[str] = mapped_column(String(32))
+    roles: Mapped[list[str]] = mapped_column(JSON)
+    fields: Mapped[list[str]] = mapped_column(JSON)
+    # received | acknowledged | approved | denied | withdrawn
+    state: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime] = mapped_column(Timestamp)
+    ack_due_at: Mapped[datetime] = mapped_column(Timestamp)
+    decision_due_at: Mapped[datetime] = mapped_column(Timestamp)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(96))
+    decided_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    decided_by: Mapped[str | None] = mapped_column(String(96))
+    rationale_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    granted_roles: Mapped[list[str]] = mapped_column(JSON, default=list)
+    expires_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    withdrawn_by: Mapped[str | None] = mapped_column(String(96))
+
+
+class ContactVerification(Base):
+    """One verification of a registrant contact under the WHOIS Accuracy Program
+    (rules/accuracy.py). `fingerprint` is a keyed hash of the contact's normalized data at the
+    start, never the data: a contact whose identical data was verified before is exempt.
+    Links live in `verification_tokens`, as SHA-256 digests only."""
+
+    __tablename__ = "contact_verifications"
+    __table_args__ = (Index("ix_contact_verifications_open", "state", "started_at"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), index=True)
+    # registration | transfer_in | registrant_change | complaint | bounce
+    cause: Mapped[str] = mapped_column(String(32))
+    domain: Mapped[str | None] = mapped_column(String(253))  # the domain that caused it
+    # pending | verified | exempt | superseded
+    state: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(Timestamp)
+    reminders_sent: Mapped[int] = mapped_column(Integer, default=0)
+    verified_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    suspended_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    ended_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class VerificationToken(Base):
+    """One emailed verification link: the SHA-256 digest of its token, one per mail of a
+    verification (`mail`: initial, reminder-1, ...). A mail sent again gets a new token in
+    the same row, so an unsent token never stays valid."""
+
+    __tablename__ = "verification_tokens"
+    __table_args__ = (
+        Index("uq_verification_tokens_mail", "verification_id", "mail", unique=True),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    verification_id: Mapped[int] = mapped_column(ForeignKey("contact_verifications.id"))
+    mail: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    expires_at: Mapped[datetime] = mapped_column(Timestamp)
+    used_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class NotificationLedger(Base):
+    """One registrant notice required by ICANN policy (WDRP reminder, ERRP expiry notice), as
+    evidence that it was sent: which domain, which kind and cycle (rules/notices.py), to whom
+    (recipient roles and references, never addresses), when it was queued and through which
+    outbox row. The unique index makes a notice once per cycle, however many sweeps run."""
+
+    __tablename__ = "notification_ledger"
+    __table_args__ = (
+        Index("uq_notification_ledger_cycle", "domain_id", "kind", "cycle", unique=True),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    domain_id: Mapped[int] = mapped_column(ForeignKey("domains.id"))
+    # wdrp | errp-30 | errp-7 | errp-post
+    kind: Mapped[str] = mapped_column(String(16))
+    # The expiry date (ERRP) or anniversary date (WDRP) the notice is about.
+    cycle: Mapped[str] = mapped_column(String(32))
+    about: Mapped[datetime] = mapped_column(Timestamp)
+    # [{"role": "registrant" | "account_holder", "recipient": "contact:..." | ...}]
+    recipients: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+    late: Mapped[bool] = mapped_column(Boolean, default=False)
+    queued_at: Mapped[datetime] = mapped_column(Timestamp)
+    # The dedupe key of the `notify:email` outbox row that carries the message.
+    outbox_key: Mapped[str | None] = mapped_column(String(128))
+    bounced_at: Mapped[datetime | None] = mapped_column(Timestamp)

@@ -1,7 +1,354 @@
-"""Placeholder, filled in by the rdap work."""
+"""RDAP at /rdap/ (RFC 7480, 9082, 9083; ICANN gTLD RDAP profile, February 2024).
+
+Lookups: `domain/{name}` (A-label or U-label), `nameserver/{name}` (a host a sponsored domain
+delegates to), `entity/{handle}` (the registrar by its IANA ID; a contact by its handle for
+staff), `help`; search: `domains?name=` (a name, or a prefix ending in `*`).
+
+Who asks decides what is shown (rules/redaction.py through rdds/record.py): no credential is
+the anonymous persona; a bearer token of staff who may read every account's contacts is the
+staff persona; another authenticated user whose disclosure request for the domain was approved
+sees the contacts it covers (`disclosed_access`, which records the access), and otherwise
+reads as anonymous. Search is for staff only: anyone else gets 403 (RFC 7480 §5.3 allows 403
+or 404; a search reveals nothing about one name, so refusing it openly leaks nothing).
+
+Every answer, errors included, is an RDAP document (`application/rdap+json`, CORS `*`), and
+HEAD answers as GET without the body. Each query, whether it is answered or not, first takes
+one token of the per-source limit (`services.limiter("rdap")`, per user when authenticated); a
+refusal is 429 with Retry-After. A preflight (OPTIONS) and a refused method take none.
+Anything unexpected is an RDAP 500 with no detail.
+
+A domain lookup reads in one session with a few queries and runs no flow; only a disclosed
+lookup writes, the event of its access.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import json
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import quote, urlsplit
 
-router = APIRouter()
+import structlog
+from fastapi import APIRouter, Request, Response
+
+from regshield.errors import (
+    AuthenticationRequired,
+    NotFound,
+    PermissionDenied,
+    RegshieldError,
+    ValidationFailed,
+)
+from regshield.flows.contacts import contact_read
+from regshield.flows.context import Actor, RequestContext, new_request_id
+from regshield.flows.disclosure import disclosed_access
+from regshield.rdds.rdap import (
+    MEDIA_TYPE,
+    RdapError,
+    Site,
+    contact_response,
+    domain_response,
+    domain_search_response,
+    error_response,
+    help_response,
+    lookup_name,
+    nameserver_response,
+    registrar_response,
+    search_pattern,
+)
+from regshield.rdds.record import (
+    PresentedContact,
+    load_domain,
+    nameserver_in_use,
+    present,
+    registrar_facts,
+    search_domains,
+)
+from regshield.rules.redaction import ContactRole, Persona
+from regshield.security.authentication import actor_for_bearer
+from regshield.services import Services
+
+PREFIX: Final = "/rdap"
+LOOKUP_METHODS: Final = ["GET", "HEAD"]
+ANY_METHOD: Final = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]
+ALLOWED: Final = "GET, HEAD, OPTIONS"
+SEARCH_LIMIT: Final = 100
+LOOKUP_TYPES: Final = frozenset({"domain", "nameserver", "entity"})
+HANDLE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+CORS: Final = {"Access-Control-Allow-Origin": "*"}
+PREFLIGHT: Final = {
+    **CORS,
+    "Access-Control-Allow-Methods": ALLOWED,
+    "Access-Control-Allow-Headers": "Authorization, Accept",
+    "Access-Control-Max-Age": "86400",
+}
+
+log = structlog.get_logger("regshield.rdap")
+router = APIRouter(include_in_schema=False)
+
+
+@dataclass(frozen=True)
+class Requester:
+    """Who asks: the actor of a valid bearer token (None for anonymous) and the context that
+    events of this request carry."""
+
+    actor: Actor | None
+    context: RequestContext
+
+    @property
+    def is_staff(self) -> bool:
+        return self.actor is not None and self.actor.can("contacts", "read")
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def _site(services: Services) -> Site:
+    settings = services.settings
+    port43 = settings.rdds.whois_server
+    if port43 is None and settings.rdds.whois_listen is not None:
+        port43 = urlsplit(settings.public_url).hostname
+    return Site(settings.rdap_base_url, settings.registrar_url, settings.terms_url, port43)
+
+
+def _query_url(request: Request, site: Site) -> str:
+    """The URL of this query under the configured base (the Host header is not trusted)."""
+    path = request.url.path[len(PREFIX):].lstrip("/")
+    url = site.url(quote(path, safe="/"))
+    return f"{url}?{request.url.query}" if request.url.query else url
+
+
+def _render(request: Request, status: int, body: dict[str, Any],
+            headers: dict[str, str] | None = None) -> Response:
+    content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    response = Response(content, status_code=status, media_type=MEDIA_TYPE,
+                        headers={**CORS, **(headers or {})})
+    if request.method == "HEAD":
+        response.body = b""  # Content-Length stays that of the GET answer
+    return response
+
+
+def _error(request: Request, error: RdapError) -> Response:
+    return _render(request, error.status,
+                   error_response(error.status, error.title, error.description), error.headers)
+
+
+def _bearer(request: Request) -> str | None:
+    value = request.headers.get("authorization")
+    if value is None:
+        return None
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise RdapError(401, "Unauthorized", "Send an API token as Authorization: Bearer rs_...",
+                        headers={"WWW-Authenticate": 'Bearer realm="regshield"'})
+    return token.strip()
+
+
+def _limit(services: Services, source: str | None, user: str | None) -> None:
+    decision = services.limiter("rdap").check(source, user=user)
+    if not decision.allowed:
+        raise RdapError(429, "Too many requests",
+                        f"Query limit reached; try again in {decision.retry_after} "
+                        f"second{'' if decision.retry_after == 1 else 's'}.",
+                        headers={"Retry-After": str(decision.retry_after)})
+
+
+async def _requester(request: Request, services: Services) -> Requester:
+    """Authenticate the optional bearer token and take one query from the caller's limit."""
+    source = request.client.host if request.client else None
+    context = RequestContext(channel="api", source_address=source,
+                             request_id=getattr(request.state, "request_id", None)
+                             or new_request_id())
+    try:
+        token = _bearer(request)
+        actor = await actor_for_bearer(services, token) if token is not None else None
+    except (RdapError, AuthenticationRequired) as refused:
+        _limit(services, source, None)  # a wrong token costs its network a query
+        if isinstance(refused, RdapError):
+            raise
+        raise RdapError(401, "Unauthorized", refused.detail,
+                        headers=refused.headers()) from None
+    _limit(services, source, actor.user_public_id if actor else None)
+    return Requester(actor, context)
+
+
+def _only_parameters(request: Request, *allowed: str) -> None:
+    unknown = sorted({key for key in request.query_params if key not in allowed})
+    if unknown:
+        raise RdapError(400, "Unknown query parameters",
+                        f"This query takes no parameter named {', '.join(unknown)[:200]}.")
+    repeated = sorted({key for key in allowed if len(request.query_params.getlist(key)) > 1})
+    if repeated:
+        raise RdapError(400, "Repeated query parameters",
+                        f"Give {', '.join(repeated)} once.")
+
+
+Work = Callable[[Services, Requester, Site, str], Awaitable[dict[str, Any]]]
+
+
+async def _answer(request: Request, work: Work, *parameters: str) -> Response:
+    """Run one query: limits, parameters, the work, and any failure as an RDAP error."""
+    try:
+        services = _services(request)
+        requester = await _requester(request, services)
+        _only_parameters(request, *parameters)
+        site = _site(services)
+        return _render(request, 200, await work(services, requester, site,
+                                                _query_url(request, site)))
+    except RdapError as error:
+        return _error(request, error)
+    except NotFound as missing:
+        return _error(request, RdapError(404, "Not found", missing.detail))
+    except PermissionDenied as denied:
+        return _error(request, RdapError(403, "Forbidden", denied.detail))
+    except ValidationFailed as failed:
+        return _error(request, RdapError(400, "Malformed query", *(
+            f"{e.field} {e.message}" for e in failed.errors)))
+    except RegshieldError as failed:
+        status = failed.http_status if 400 <= failed.http_status < 600 else 500
+        return _error(request, RdapError(status, failed.title, failed.detail))
+    except Exception as exc:
+        log.error("rdap.unexpected_error", error_type=type(exc).__name__,
+                  request_id=getattr(request.state, "request_id", None),
+                  path=request.url.path[:200])
+        return _error(request, RdapError(500, "Internal error",
+                                         "The query failed; try again later."))
+
+
+async def _persona(services: Services, requester: Requester, domain: str
+                   ) -> tuple[Persona, frozenset[ContactRole]]:
+    actor = requester.actor
+    if actor is None:
+        return Persona.ANONYMOUS, frozenset()
+    if requester.is_staff:
+        return Persona.STAFF, frozenset()
+    roles = await disclosed_access(services, actor, requester.context, domain, "rdap")
+    covered = frozenset(ContactRole(role) for role in roles
+                        if role in {r.value for r in ContactRole})
+    if covered:
+        return Persona.DISCLOSED, covered
+    return Persona.ANONYMOUS, frozenset()
+
+
+@router.api_route(f"{PREFIX}/domain/{{name}}", methods=LOOKUP_METHODS)
+async def domain(request: Request, name: str) -> Response:
+    async def work(services: Services, requester: Requester, site: Site,
+                   query_url: str) -> dict[str, Any]:
+        query = lookup_name(name)
+        settings = services.settings
+        async with services.store.read() as session:
+            record = await load_domain(session, services.sealer, query.name.ascii,
+                                       registrar_url=settings.registrar_url)
+        if record is None:
+            raise RdapError(404, "Not found",
+                            f"{query.name.ascii} is not a domain this registrar sponsors.")
+        persona, roles = await _persona(services, requester, record.name)
+        presentation = present(record, persona, public_url=settings.public_url,
+                               disclosed_roles=roles)
+        return domain_response(presentation, site, query_url=query_url,
+                               now=services.clock.now(), unicode_query=query.unicode_query)
+
+    return await _answer(request, work)
+
+
+@router.api_route(f"{PREFIX}/nameserver/{{name}}", methods=LOOKUP_METHODS)
+async def nameserver(request: Request, name: str) -> Response:
+    async def work(services: Services, requester: Requester, site: Site,
+                   query_url: str) -> dict[str, Any]:
+        query = lookup_name(name)
+        async with services.store.read() as session:
+            in_use = await nameserver_in_use(session, query.name.ascii)
+        if not in_use:
+            raise RdapError(404, "Not found",
+                            f"No domain this registrar sponsors uses {query.name.ascii}.")
+        return nameserver_response(query.name, site, query_url=query_url)
+
+    return await _answer(request, work)
+
+
+@router.api_route(f"{PREFIX}/entity/{{handle}}", methods=LOOKUP_METHODS)
+async def entity(request: Request, handle: str) -> Response:
+    async def work(services: Services, requester: Requester, site: Site,
+                   query_url: str) -> dict[str, Any]:
+        if not HANDLE.fullmatch(handle):
+            raise RdapError(400, "Malformed query",
+                            "An entity handle is 1 to 64 letters, digits, dots, hyphens or "
+                            "underscores.")
+        async with services.store.read() as session:
+            facts = await registrar_facts(session, registrar_url=services.settings.registrar_url)
+        if facts.iana_id is not None and handle == str(facts.iana_id):
+            return registrar_response(facts, site, query_url=query_url)
+        if not requester.is_staff:
+            # Contacts are personal data: only staff look them up by handle.
+            raise RdapError(404, "Not found", "No such entity.")
+        assert requester.actor is not None
+        view = await contact_read(services, requester.actor, handle)
+        contact = PresentedContact(ContactRole.REGISTRANT, view.handle, view.data.as_dict(),
+                                   None)
+        return contact_response(contact, site, query_url=query_url)
+
+    return await _answer(request, work)
+
+
+@router.api_route(f"{PREFIX}/domains", methods=LOOKUP_METHODS)
+async def domains(request: Request) -> Response:
+    async def work(services: Services, requester: Requester, site: Site,
+                   query_url: str) -> dict[str, Any]:
+        if not requester.is_staff:
+            raise RdapError(403, "Forbidden",
+                            "Domain search is open to authenticated registrar staff only.")
+        text = request.query_params.get("name")
+        if not text:
+            raise RdapError(400, "Malformed query", "A domain search needs name=<pattern>.")
+        pattern = search_pattern(text)
+        settings = services.settings
+        async with services.store.read() as session:
+            records, truncated = await search_domains(
+                session, services.sealer, registrar_url=settings.registrar_url,
+                limit=SEARCH_LIMIT, exact=pattern.exact, ascii_prefix=pattern.ascii_prefix,
+                unicode_prefix=pattern.unicode_prefix)
+        presentations = [present(record, Persona.STAFF, public_url=settings.public_url)
+                         for record in records]
+        return domain_search_response(presentations, site, query_url=query_url,
+                                      now=services.clock.now(), limit=SEARCH_LIMIT,
+                                      truncated=truncated)
+
+    return await _answer(request, work, "name")
+
+
+@router.api_route(f"{PREFIX}/help", methods=LOOKUP_METHODS)
+async def help_page(request: Request) -> Response:
+    async def work(services: Services, requester: Requester, site: Site,
+                   query_url: str) -> dict[str, Any]:
+        return help_response(site, query_url=query_url)
+
+    return await _answer(request, work)
+
+
+@router.api_route(PREFIX, methods=ANY_METHOD)
+async def base(request: Request) -> Response:
+    return await anything_else(request, "")
+
+
+@router.api_route(f"{PREFIX}/{{rest:path}}", methods=ANY_METHOD)
+async def anything_else(request: Request, rest: str) -> Response:
+    """CORS preflight for every RDAP path; an RDAP error for everything that is no query."""
+    if request.method == "OPTIONS":
+        return Response(status_code=204, headers=PREFLIGHT)
+    if request.method not in LOOKUP_METHODS:
+        return _error(request, RdapError(405, "Method not allowed",
+                                         "RDAP answers GET and HEAD.",
+                                         headers={"Allow": ALLOWED}))
+
+    async def work(services: Services, requester: Requester, site: Site,
+                   query_url: str) -> dict[str, Any]:
+        kind = rest.split("/", 1)[0]
+        if kind in LOOKUP_TYPES:
+            raise RdapError(400, "Malformed query", f"A {kind} lookup takes exactly one name.")
+        raise RdapError(404, "Not found", "This server answers domain, nameserver, entity, "
+                                          "domains (search) and help queries.")
+
+    return await _answer(request, work)

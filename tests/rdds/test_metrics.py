@@ -1,0 +1,58 @@
+"""`GET /metrics`: the rate limiters' counters in the Prometheus text format, for the local
+host and registrar staff only."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from conftest import World
+
+from regshield.api.app import create_app
+from regshield.services import Services
+
+
+@pytest.fixture
+async def local(services: Services) -> AsyncIterator[httpx.AsyncClient]:
+    """A client on the loopback interface, as a Prometheus agent on the same host."""
+    transport = httpx.ASGITransport(app=create_app(services), client=("127.0.0.1", 40001))
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+        yield client
+
+
+def samples(text: str) -> dict[str, float]:
+    return {line.rpartition(" ")[0]: float(line.rpartition(" ")[2])
+            for line in text.splitlines() if line and not line.startswith("#")}
+
+
+async def test_the_local_host_reads_answered_and_refused_queries_per_service(
+        local: httpx.AsyncClient, services: Services) -> None:
+    whois = services.limiter("whois")
+    burst = services.settings.rdds.burst
+    for _ in range(burst + 2):
+        whois.check("192.0.2.1")
+    services.limiter("rdap").check("192.0.2.1", user="usr_1")
+
+    response = await local.get("/metrics")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert "# TYPE regshield_rdds_queries_total counter" in response.text
+    found = samples(response.text)
+    name = "regshield_rdds_queries_total"
+    assert found[f'{name}{{service="whois",outcome="answered",requester="anonymous"}}'] == burst
+    assert found[f'{name}{{service="whois",outcome="refused",requester="anonymous"}}'] == 2
+    assert found[f'{name}{{service="rdap",outcome="answered",requester="authenticated"}}'] == 1
+    assert found[f'{name}{{service="contact",outcome="refused",requester="anonymous"}}'] == 0
+    assert len(found) == 3 * 2 * 2
+
+
+async def test_a_remote_client_needs_a_staff_token(
+        api: httpx.AsyncClient, world: World) -> None:
+    assert (await api.get("/metrics")).status_code == 401
+    customer = await world.user("owner", await world.account())
+    assert (await api.get("/metrics", headers=customer.headers)).status_code == 403
+    auditor = await world.user("auditor")
+    allowed = await api.get("/metrics", headers=auditor.headers)
+    assert allowed.status_code == 200 and "regshield_rdds_queries_total" in allowed.text
