@@ -69,11 +69,12 @@ def create_app(services: Services) -> FastAPI:
     problems.install(app)
 
     app.add_middleware(RequestIdentity)
+    # Public pages outside the API, matched first (RDAP is the busiest): RDAP (/rdap/), the
+    # contact form, verification links, metrics.
+    for router in (rdap.router, contact_form.router, verify.router, metrics.router):
+        app.include_router(router)
     for router in (auth.router, consent.router, contacts.router, directory.router,
                    disclosure.router, domains.router, events.router, notices.router,
                    zones.router):
         app.include_router(router, prefix=API_PREFIX)
-    # Public pages outside the API: RDAP (/rdap/), the contact form, verification links.
-    for router in (rdap.router, contact_form.router, verify.router, metrics.router):
-        app.include_router(router)
     return app

@@ -11,15 +11,16 @@ registry has not confirmed yet, and a domain that ended here, are unknown (RP 2.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import String, cast, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Select, String, bindparam, cast, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import aliased
 
 from regshield.flows.contacts import contact_binding
 from regshield.rules.redaction import (
@@ -30,7 +31,7 @@ from regshield.rules.redaction import (
     redact_contact,
 )
 from regshield.security.fields import Sealer
-from regshield.store.models import Contact, Domain, DomainOperation, Registrar
+from regshield.store.models import Contact, DataKey, Domain, DomainOperation, Registrar
 
 SPONSORED_STATES = frozenset({"active", "pending_delete"})
 TRANSFER_KIND = "transfer_request"
@@ -100,69 +101,85 @@ def contact_form_url(public_url: str, domain: str, role: ContactRole) -> str:
 async def registrar_facts(session: AsyncSession, *, registrar_url: str) -> RegistrarFacts:
     """The registrar's published identity (RP 2.4)."""
     registrar = await session.get(Registrar, 1)
-    return RegistrarFacts(
-        name=registrar.name if registrar else "regshield",
-        iana_id=registrar.iana_id if registrar else None,
-        abuse_email=registrar.abuse_email if registrar else None,
-        abuse_phone=registrar.abuse_phone if registrar else None,
-        url=registrar_url)
+    return _facts(registrar.name if registrar else None,
+                  registrar.iana_id if registrar else None,
+                  registrar.abuse_email if registrar else None,
+                  registrar.abuse_phone if registrar else None, registrar_url)
 
 
-async def load_domain(session: AsyncSession, sealer: Sealer, name: str, *,
+def _facts(name: str | None, iana_id: int | None, abuse_email: str | None,
+           abuse_phone: str | None, registrar_url: str) -> RegistrarFacts:
+    return RegistrarFacts(name=name or "regshield", iana_id=iana_id, abuse_email=abuse_email,
+                          abuse_phone=abuse_phone, url=registrar_url)
+
+
+# One statement per lookup: a lookup is a read of one row with its two contacts, their data
+# keys, the registrar and the last inbound transfer, so that a query costs one round trip.
+_REGISTRANT = aliased(Contact, name="registrant")
+_TECH = aliased(Contact, name="tech")
+_REGISTRANT_KEY = aliased(DataKey, name="registrant_key")
+_TECH_KEY = aliased(DataKey, name="tech_key")
+_TRANSFERRED = (
+    select(func.max(DomainOperation.completed_at))
+    .where(DomainOperation.domain_id == Domain.id, DomainOperation.kind == TRANSFER_KIND,
+           DomainOperation.state == "confirmed")
+    .correlate(Domain).scalar_subquery().label("transferred_at"))
+
+
+def _record_select() -> Select[Any]:
+    return (
+        select(
+            Domain.name, Domain.unicode_name, Domain.roid, Domain.registry_statuses,
+            Domain.created_at, Domain.updated_at, Domain.expires_at, Domain.nameservers,
+            Domain.ds, Domain.publish_consent,
+            _REGISTRANT.handle, _REGISTRANT.data_sealed,
+            _REGISTRANT_KEY.master_key_id, _REGISTRANT_KEY.wrapped,
+            _TECH.handle, _TECH.data_sealed, _TECH_KEY.master_key_id, _TECH_KEY.wrapped,
+            Registrar.name, Registrar.iana_id, Registrar.abuse_email, Registrar.abuse_phone,
+            _TRANSFERRED)
+        .select_from(Domain)
+        .outerjoin(_REGISTRANT, _REGISTRANT.id == Domain.registrant_id)
+        .outerjoin(_REGISTRANT_KEY, _REGISTRANT_KEY.id == _REGISTRANT.data_key_id)
+        .outerjoin(_TECH, _TECH.id == Domain.tech_id)
+        .outerjoin(_TECH_KEY, _TECH_KEY.id == _TECH.data_key_id)
+        .outerjoin(Registrar, Registrar.id == 1)
+        .where(Domain.ended_at.is_(None), Domain.state.in_(SPONSORED_STATES)))
+
+
+_LOOKUP = _record_select().where(Domain.name == bindparam("name"))
+
+
+async def load_domain(reader: AsyncSession | AsyncConnection, sealer: Sealer, name: str, *,
                       registrar_url: str) -> DomainRecord | None:
-    """The sponsored domain `name` (A-label, lower case), or None."""
-    domain = (await session.execute(
-        select(Domain).where(Domain.name == name, Domain.ended_at.is_(None))
-    )).scalar_one_or_none()
-    if domain is None or domain.state not in SPONSORED_STATES:
-        return None
-    return (await load_domains(session, sealer, [domain], registrar_url=registrar_url))[0]
+    """The sponsored domain `name` (A-label, lower case), or None. `reader` is a session or,
+    for a lookup that reads nothing else, a bare connection (`Store.lookup`)."""
+    rows = await reader.execute(_LOOKUP, {"name": name})
+    row = rows.first()
+    return None if row is None else _record(sealer, row, registrar_url)
 
 
-async def load_domains(session: AsyncSession, sealer: Sealer, domains: Sequence[Domain], *,
-                       registrar_url: str) -> list[DomainRecord]:
-    """Records for `domains` (already known to be sponsored), with a few queries in all."""
-    facts = await registrar_facts(session, registrar_url=registrar_url)
-    contact_ids = {cid for d in domains for cid in (d.registrant_id, d.tech_id) if cid}
-    contacts: dict[int, Contact] = {}
-    if contact_ids:
-        found = await session.execute(select(Contact).where(Contact.id.in_(contact_ids)))
-        contacts = {row.id: row for row in found.scalars()}
-    keys = await sealer.data_keys(session, {c.data_key_id for c in contacts.values()})
-    opened = {cid: Sealer.open_json(keys[c.data_key_id], c.data_sealed,
-                                    contact_binding(c.handle))
-              for cid, c in contacts.items()}
-    transfers: dict[int, datetime] = {}
-    if domains:
-        transfer_rows = await session.execute(
-            select(DomainOperation.domain_id, DomainOperation.completed_at).where(
-                DomainOperation.domain_id.in_([d.id for d in domains]),
-                DomainOperation.kind == TRANSFER_KIND,
-                DomainOperation.state == "confirmed"))
-        for row in transfer_rows.all():
-            domain_id, completed_at = row[0], row[1]
-            if completed_at is not None and (domain_id not in transfers
-                                             or completed_at > transfers[domain_id]):
-                transfers[domain_id] = completed_at
-
-    records = []
-    for domain in domains:
-        roles = []
-        for role, contact_id in ((ContactRole.REGISTRANT, domain.registrant_id),
-                                 (ContactRole.TECHNICAL, domain.tech_id)):
-            if contact_id and contact_id in contacts:
-                roles.append(ContactRecord(role, contacts[contact_id].handle,
-                                           opened[contact_id]))
-        changed = domain.updated_at if domain.updated_at > domain.created_at else None
-        records.append(DomainRecord(
-            name=domain.name, unicode_name=domain.unicode_name, roid=domain.roid,
-            statuses=tuple(domain.registry_statuses), registered_at=domain.created_at,
-            expires_at=domain.expires_at, last_changed_at=changed,
-            transferred_at=transfers.get(domain.id),
-            nameservers=tuple(domain.nameservers), ds=tuple(domain.ds),
-            contacts=tuple(roles), consent=frozenset(domain.publish_consent or {}),
-            registrar=facts))
-    return records
+def _record(sealer: Sealer, row: Any, registrar_url: str) -> DomainRecord:
+    (name, unicode_name, roid, statuses, created_at, updated_at, expires_at, nameservers, ds,
+     consent, registrant_handle, registrant_sealed, registrant_master, registrant_wrapped,
+     tech_handle, tech_sealed, tech_master, tech_wrapped, registrar_name, iana_id,
+     abuse_email, abuse_phone, transferred_at) = row
+    contacts = []
+    for role, handle, sealed, master, wrapped in (
+            (ContactRole.REGISTRANT, registrant_handle, registrant_sealed, registrant_master,
+             registrant_wrapped),
+            (ContactRole.TECHNICAL, tech_handle, tech_sealed, tech_master, tech_wrapped)):
+        if handle is None:
+            continue
+        key = sealer.keyring.unwrap(master, wrapped)
+        contacts.append(ContactRecord(role, handle, Sealer.open_json(
+            key, sealed, contact_binding(handle))))
+    return DomainRecord(
+        name=name, unicode_name=unicode_name, roid=roid, statuses=tuple(statuses),
+        registered_at=created_at, expires_at=expires_at,
+        last_changed_at=updated_at if updated_at > created_at else None,
+        transferred_at=transferred_at, nameservers=tuple(nameservers), ds=tuple(ds),
+        contacts=tuple(contacts), consent=frozenset(consent or {}),
+        registrar=_facts(registrar_name, iana_id, abuse_email, abuse_phone, registrar_url))
 
 
 async def nameserver_in_use(session: AsyncSession, host: str) -> bool:
@@ -181,16 +198,15 @@ async def search_domains(session: AsyncSession, sealer: Sealer, *, registrar_url
                          unicode_prefix: str | None = None) -> tuple[list[DomainRecord], bool]:
     """Sponsored domains named `exact`, or whose A-label (U-label) form starts with the prefix,
     in name order: at most `limit` records, and whether more matched."""
-    query = select(Domain).where(Domain.ended_at.is_(None), Domain.state.in_(SPONSORED_STATES))
+    query = _record_select()
     if exact is not None:
         query = query.where(Domain.name == exact)
     elif ascii_prefix is not None:
         query = query.where(Domain.name.startswith(ascii_prefix, autoescape=True))
     elif unicode_prefix is not None:
         query = query.where(Domain.unicode_name.startswith(unicode_prefix, autoescape=True))
-    rows = list((await session.execute(query.order_by(Domain.name).limit(limit + 1)))
-                .scalars())
-    records = await load_domains(session, sealer, rows[:limit], registrar_url=registrar_url)
+    rows = (await session.execute(query.order_by(Domain.name).limit(limit + 1))).all()
+    records = [_record(sealer, row, registrar_url) for row in rows[:limit]]
     return records, len(rows) > limit
 
 

@@ -241,8 +241,8 @@ class WhoisServer:
         settings = services.settings
         now = services.clock.now()
         try:
-            async with services.store.read() as session:
-                record = await load_domain(session, services.sealer, name.ascii,
+            async with services.store.lookup() as connection:
+                record = await load_domain(connection, services.sealer, name.ascii,
                                            registrar_url=settings.registrar_url)
             if record is None:
                 return (f'No match for "{name.ascii}".\r\n'

@@ -14,6 +14,7 @@ from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -69,6 +70,13 @@ class Store:
     async def read(self) -> AsyncIterator[AsyncSession]:
         async with self._reader() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def lookup(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for a read of one statement (an RDAP or WHOIS lookup): no ORM
+        session, so a lookup costs its query and little else."""
+        async with self.engine.connect() as connection:
+            yield connection
 
     async def migrate(self) -> None:
         """Bring the schema to the newest migration (idempotent)."""

@@ -239,8 +239,8 @@ async def domain(request: Request, name: str) -> Response:
                    query_url: str) -> dict[str, Any]:
         query = lookup_name(name)
         settings = services.settings
-        async with services.store.read() as session:
-            record = await load_domain(session, services.sealer, query.name.ascii,
+        async with services.store.lookup() as connection:
+            record = await load_domain(connection, services.sealer, query.name.ascii,
                                        registrar_url=settings.registrar_url)
         if record is None:
             raise RdapError(404, "Not found",
