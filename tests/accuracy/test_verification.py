@@ -345,3 +345,29 @@ async def test_a_link_followed_while_the_registry_is_down_lifts_the_hold_later(
     lifted = registry.domain("example.test")
     assert lifted is not None
     assert "clientHold" not in lifted["statuses"] and lifted["nameservers"] == NS
+
+
+async def test_an_edit_of_the_registrants_own_data_is_verified_again(
+        api: httpx.AsyncClient, holder: Holder, registry: Registry,
+        services: Services) -> None:
+    await registered(api, holder, services)
+    [first] = tokens(services)
+    assert (await api.get(f"/verify/{first}")).status_code == 200
+
+    # A contact that is no domain's registrant starts nothing when edited.
+    spare = await api.post("/api/v1/contacts", headers=holder.headers, json=contact_body(
+        name="Erika Mustermann", email="erika@example.org"))
+    assert spare.status_code == 201
+    edited = await api.patch(f"/api/v1/contacts/{spare.json()['handle']}",
+                             headers=holder.headers, json={"city": "Hamburg"})
+    assert edited.status_code == 200, edited.text
+    assert len(await events(services, "accuracy:verification:started")) == 1
+
+    moved = await api.patch(f"/api/v1/contacts/{holder.contact}", headers=holder.headers,
+                            json={"email": "jane.new@example.net"})
+    assert moved.status_code == 200, moved.text
+    await run_outbox(services)
+
+    started = await events(services, "accuracy:verification:started")
+    assert [e.summary["cause"] for e in started] == ["registration", "contact_update"]
+    assert len(tokens(services, "jane.new@example.net")) == 1

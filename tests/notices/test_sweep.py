@@ -310,6 +310,15 @@ async def test_over_smtp_a_refused_registrant_address_marks_the_notice_bounced(
     assert row.bounced_at == estate.clock.now()
     assert bounced[0]["recipient"] == f"contact:{estate.handle}"
     assert bounced[0]["reason"] == "550"
+    # The bounce is contrary evidence: the registrant's data is verified again.
+    async with services.store.read() as session:
+        reported = (await session.execute(select(Event.summary).where(
+            Event.tag == "accuracy:bounce:reported"))).scalars().all()
+        started = (await session.execute(select(Event.summary).where(
+            Event.tag == "accuracy:verification:started"))).scalars().all()
+    assert [(r["contact"], r["reference"], r["domains"]) for r in reported] == [
+        (estate.handle, f"notice:{row.id}", ["refused.test"])]
+    assert [(s["contact"], s["cause"]) for s in started] == [(estate.handle, "bounce")]
     await deliver(services)  # the outbox row is done: nothing is sent again
     assert len(smtp_server.mailbox.received) == 1
 

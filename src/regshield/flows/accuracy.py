@@ -489,16 +489,32 @@ class BounceReported:
         contact = await contact_by_handle(tx.session, self.contact)
         if contact is None:
             raise NotFound("no such contact")
-        account = await tx.session.get(Account, contact.account_id)
-        assert account is not None
-        domains = await _domains_of(tx, contact.id)
-        tx.record("accuracy:bounce:reported", account=account.public_id,
-                  contact=contact.handle, reference=reference,
-                  domains=[d.name for d in domains])
-        if not domains:
-            return None
-        row = await begin_verification(tx, contact, account, Cause.BOUNCE, domains[0].name)
-        return VerificationView.of(row, contact.handle)
+        row = await reverify_after_bounce(tx, contact, reference)
+        return None if row is None else VerificationView.of(row, contact.handle)
+
+
+async def reverify_after_bounce(tx: Tx, contact: Contact, reference: str | None
+                                ) -> ContactVerification | None:
+    """Record the bounce and, if `contact` is the registrant of a live domain, verify it
+    again. Shared by `BounceReported` and the notice ledger (flows/notices.py), which reports
+    a bounced WDRP or ERRP notice to the registrant."""
+    account = await tx.session.get(Account, contact.account_id)
+    assert account is not None
+    domains = await _domains_of(tx, contact.id)
+    tx.record("accuracy:bounce:reported", account=account.public_id,
+              contact=contact.handle, reference=reference,
+              domains=[d.name for d in domains])
+    if not domains:
+        return None
+    return await begin_verification(tx, contact, account, Cause.BOUNCE, domains[0].name)
+
+
+async def verification_after_update(tx: Tx, contact: Contact, account: Account) -> None:
+    """The registrant edited its own data: verify it again unless identical data was already
+    verified (WAPS 1f). A contact that is no live domain's registrant starts nothing."""
+    domains = await _domains_of(tx, contact.id)
+    if domains:
+        await begin_verification(tx, contact, account, Cause.CONTACT_UPDATE, domains[0].name)
 
 
 # --- shared reads --------------------------------------------------------------------------

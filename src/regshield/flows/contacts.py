@@ -125,6 +125,10 @@ class ContactUpdate:
             contact.updated_at = tx.now
             tx.record("contacts:contact:updated", account=account.public_id,
                       contact=contact.handle, fields=changed)
+            # A registrant's edited data is verified again (flows/accuracy.py imports this
+            # module, hence the late import).
+            from regshield.flows.accuracy import verification_after_update
+            await verification_after_update(tx, contact, account)
         return ContactView(contact.handle, account.public_id, data, contact.created_at,
                            contact.updated_at)
 

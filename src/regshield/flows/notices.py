@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from regshield.errors import FieldError, NotFound, PermissionDenied, ValidationFailed
+from regshield.flows.accuracy import reverify_after_bounce
 from regshield.flows.context import Actor
 from regshield.flows.runner import Tx
 from regshield.policy.notices import notice_policy
@@ -36,6 +37,7 @@ from regshield.rules.notices import (
 from regshield.services import Services
 from regshield.store.models import Contact, Domain, NotificationLedger
 from regshield.store.queries.accounts import public_ids
+from regshield.store.queries.contacts import contact_by_handle
 from regshield.store.queries.domains import live_domain
 from regshield.store.queries.notices import (
     insert_notice,
@@ -50,6 +52,9 @@ MAIL_KIND = "notices:mail"
 SWEEP_LIMIT = 500
 PAGE = 200
 MAX_LIST = 500
+
+# How a notice names a contact recipient (never by address): `contact:<handle>`.
+CONTACT_LABEL = "contact:"
 
 
 def mail_key(domain_id: int, kind: str, cycle: str) -> str:
@@ -128,6 +133,11 @@ async def mark_bounced(tx: Tx, notice_id: int, *, recipient: str | None = None,
     tx.record(f"notice:{row.kind}:bounced", account=account,
               domain=domain.name if domain is not None else None, notice=row.id,
               cycle=row.cycle, recipient=recipient, reason=reason, first=first)
+    # A bounce to the registrant is contrary evidence (WAPS 4): its data is verified again.
+    if first and recipient is not None and recipient.startswith(CONTACT_LABEL):
+        contact = await contact_by_handle(tx.session, recipient.removeprefix(CONTACT_LABEL))
+        if contact is not None:
+            await reverify_after_bounce(tx, contact, f"notice:{row.id}")
     return row
 
 

@@ -46,6 +46,7 @@ class Cause(StrEnum):
     REGISTRATION = "registration"
     TRANSFER_IN = "transfer_in"
     REGISTRANT_CHANGE = "registrant_change"
+    CONTACT_UPDATE = "contact_update"  # the registrant's own data was edited (WAPS 1f)
     COMPLAINT = "complaint"  # an inaccuracy complaint about a domain (WAPS 4)
     BOUNCE = "bounce"  # a WDRP/ERRP or other notice to the registrant bounced
 
