@@ -107,11 +107,11 @@ async def test_unverified_registrant_is_suspended_on_day_16_and_lifted_by_the_li
     suspended = [m for m in mails(services) if "Domain suspended" in str(m["Subject"])]
     assert sorted(str(m["To"]) for m in suspended) == sorted([JANE, holder.identity.email])
 
-    expired = await api.get(f"/verify/{first}")
+    expired = await api.post(f"/verify/{first}")
     assert expired.status_code == 410
     assert "clientHold" in registry.domain("example.test")["statuses"]  # type: ignore[index]
 
-    answered = await api.get(f"/verify/{last}")
+    answered = await api.post(f"/verify/{last}")
     assert answered.status_code == 200, answered.text
     assert "verified" in answered.text and answered.headers["content-type"].startswith(
         "text/html")
@@ -129,9 +129,9 @@ async def test_unverified_registrant_is_suspended_on_day_16_and_lifted_by_the_li
 
     async with services.store.read() as session:
         operations = await session.scalar(select(func.count()).select_from(DomainOperation))
-    again = await api.get(f"/verify/{last}")
+    again = await api.post(f"/verify/{last}")
     assert again.status_code == 409
-    assert (await api.get(f"/verify/{first}")).status_code in (409, 410)
+    assert (await api.post(f"/verify/{first}")).status_code in (409, 410)
     async with services.store.read() as session:
         assert await session.scalar(
             select(func.count()).select_from(DomainOperation)) == operations
@@ -149,7 +149,7 @@ async def test_a_link_answered_in_time_means_no_suspension(
     [token] = tokens(services)
     clock.advance(3 * DAY)
 
-    assert (await api.get(f"/verify/{token}")).status_code == 200
+    assert (await api.post(f"/verify/{token}")).status_code == 200
     clock.advance(20 * DAY)
     await sweep(services)
     await run_outbox(services)
@@ -160,15 +160,34 @@ async def test_a_link_answered_in_time_means_no_suspension(
     assert "clientHold" not in registry.domain("example.test")["statuses"]  # type: ignore[index]
 
 
+async def test_opening_a_link_changes_nothing_until_the_registrant_confirms(
+        api: httpx.AsyncClient, holder: Holder, registry: Registry,
+        services: Services) -> None:
+    await registered(api, holder, services)
+    [token] = tokens(services)
+    for _ in range(3):  # a mail scanner, a link preview, the registrant
+        opened = await api.get(f"/verify/{token}")
+        assert opened.status_code == 200
+        assert opened.headers["x-verification-result"] == "unconfirmed"
+        assert '<form method="post">' in opened.text
+    assert [row.state for row in await verification_rows(services)] == ["pending"]
+    assert await events(services, "accuracy:verification:verified") == []
+
+    confirmed = await api.post(f"/verify/{token}")
+    assert confirmed.status_code == 200
+    assert confirmed.headers["x-verification-result"] == "verified"
+    assert [row.state for row in await verification_rows(services)] == ["verified"]
+
+
 async def test_links_that_are_not_ours_answer_a_page_and_change_nothing(
         api: httpx.AsyncClient, services: Services) -> None:
     for token in ("x", "A" * 43, "%00", "Z" * 5000, "<script>alert(1)<", "%F0%9F%98"):
-        response = await api.get(f"/verify/{token}")
+        response = await api.post(f"/verify/{token}")
         assert response.status_code == 404, token
         assert response.headers["content-type"].startswith("text/html")
         assert "<script>" not in response.text
     # Not a verification path at all once decoded: the application's own 404.
-    assert (await api.get("/verify/..%2F..%2Fetc%2Fpasswd")).status_code == 404
+    assert (await api.post("/verify/..%2F..%2Fetc%2Fpasswd")).status_code == 404
     assert await events(services, "accuracy:") == []
 
 
@@ -181,7 +200,7 @@ async def test_an_identical_verified_contact_needs_no_new_verification(
     await registered(api, holder, services, "second.test")
     assert len(tokens(services)) == 1
     assert len(await events(services, "accuracy:verification:joined")) == 1
-    assert (await api.get(f"/verify/{token}")).status_code == 200
+    assert (await api.post(f"/verify/{token}")).status_code == 200
 
     # The same data written differently, in another contact of the account.
     twin = await api.post("/api/v1/contacts", headers=holder.headers, json=contact_body(
@@ -242,7 +261,7 @@ async def test_a_complaint_restarts_verification_and_its_clock(
     assert body["deadline"].startswith((clock.now() + 15 * DAY).date().isoformat())
     await run_outbox(services)
     assert len(tokens(services)) == 2
-    assert (await api.get(f"/verify/{first}")).status_code == 410  # replaced
+    assert (await api.post(f"/verify/{first}")).status_code == 410  # replaced
 
     clock.advance(5 * DAY + timedelta(seconds=1))  # day 15 of the first verification
     await sweep(services)
@@ -258,7 +277,7 @@ async def test_a_complaint_about_verified_data_asks_again(
         world: World) -> None:
     await registered(api, holder, services)
     [token] = tokens(services)
-    assert (await api.get(f"/verify/{token}")).status_code == 200
+    assert (await api.post(f"/verify/{token}")).status_code == 200
     officer = await world.user("compliance")
 
     filed = await api.post(f"{DOMAINS}/example.test/accuracy-complaints",
@@ -276,7 +295,7 @@ async def test_a_bounced_notice_restarts_verification(
         world: World) -> None:
     await registered(api, holder, services)
     [token] = tokens(services)
-    assert (await api.get(f"/verify/{token}")).status_code == 200
+    assert (await api.post(f"/verify/{token}")).status_code == 200
 
     view = await run_flow(services, system_actor("mail"), RequestContext("system"),
                           BounceReported(holder.contact, "bounce-42"))
@@ -303,7 +322,7 @@ async def test_a_new_domain_of_an_overdue_registrant_gets_its_own_fifteen_days(
     fresh = tokens(services)[-1]
     assert [row.state for row in await verification_rows(services)] == \
         ["superseded", "pending"]
-    assert (await api.get(f"/verify/{fresh}")).status_code == 200
+    assert (await api.post(f"/verify/{fresh}")).status_code == 200
     # The answer clears the contact: the first domain's suspension is lifted too.
     assert "clientHold" not in registry.domain("example.test")["statuses"]  # type: ignore[index]
 
@@ -335,7 +354,7 @@ async def test_a_link_followed_while_the_registry_is_down_lifts_the_hold_later(
     token = tokens(services)[-1]
     await registry.restart(clock, down=True)
 
-    answered = await api.get(f"/verify/{token}")
+    answered = await api.post(f"/verify/{token}")
 
     assert answered.status_code == 200, answered.text
     await registry.restart(clock)
@@ -352,7 +371,7 @@ async def test_an_edit_of_the_registrants_own_data_is_verified_again(
         services: Services) -> None:
     await registered(api, holder, services)
     [first] = tokens(services)
-    assert (await api.get(f"/verify/{first}")).status_code == 200
+    assert (await api.post(f"/verify/{first}")).status_code == 200
 
     # A contact that is no domain's registrant starts nothing when edited.
     spare = await api.post("/api/v1/contacts", headers=holder.headers, json=contact_body(
@@ -371,3 +390,21 @@ async def test_an_edit_of_the_registrants_own_data_is_verified_again(
     started = await events(services, "accuracy:verification:started")
     assert [e.summary["cause"] for e in started] == ["registration", "contact_update"]
     assert len(tokens(services, "jane.new@example.net")) == 1
+
+
+async def test_data_corrected_while_a_link_is_open_gets_a_new_link_and_the_old_one_ends(
+        api: httpx.AsyncClient, holder: Holder, registry: Registry,
+        services: Services) -> None:
+    await registered(api, holder, services)
+    [old] = tokens(services)
+    corrected = await api.patch(f"/api/v1/contacts/{holder.contact}", headers=holder.headers,
+                                json={"phone": "+49 30 87654321"})
+    assert corrected.status_code == 200, corrected.text
+    await run_outbox(services)
+
+    [old_again, new] = tokens(services)
+    assert old_again == old and new != old
+    assert (await api.post(f"/verify/{old}")).status_code == 410
+    assert (await api.post(f"/verify/{new}")).status_code == 200
+    assert [row.state for row in await verification_rows(services)] == [
+        "superseded", "verified"]

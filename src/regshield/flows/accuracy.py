@@ -133,8 +133,11 @@ async def begin_verification(tx: Tx, contact: Contact, account: Account, cause: 
     current = await _open_verification(tx, contact.id)
     # An open verification whose time has run out is not joined: the new domain gets its own
     # 15 days and a fresh link (the domains already suspended stay so until it is answered).
+    # Nor is one of other data (the registrant edited it since): its link would confirm data
+    # that is no longer the registrant's.
     forced = cause in FORCED_CAUSES
-    if current is not None and not forced and not overdue(current.started_at, tx.now):
+    if current is not None and not forced and not overdue(current.started_at, tx.now) \
+            and current.fingerprint == data_fingerprint:
         tx.record("accuracy:verification:joined", account=account.public_id,
                   verification=current.public_id, **summary)
         return current

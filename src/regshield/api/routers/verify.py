@@ -1,10 +1,13 @@
 """The WHOIS Accuracy Program over HTTP: the public verification link a registrant follows
-(`GET /verify/{token}`, answered with a small page), and the inaccuracy complaints staff file
-about a domain (`POST /api/v1/domains/{name}/accuracy-complaints`).
+(`GET /verify/{token}`), and the inaccuracy complaints staff file about a domain
+(`POST /api/v1/domains/{name}/accuracy-complaints`).
 
-The link answers verified, already used, expired or unknown, and only the first changes
-anything; whatever the token, the answer is a page, never an error trace. Lifting a
-suspension is sent to the registry before the page is answered.
+Opening the link changes nothing: it answers a page with one button, which posts to the same
+address. Mail scanners and link previews open every link in a message; a link that verified on
+GET would be verified by them, not by the registrant. The post answers verified, already used,
+expired or unknown, and only the first changes anything; whatever the token, the answer is a
+page, never an error trace. Lifting a suspension is sent to the registry before the page is
+answered.
 """
 
 from __future__ import annotations
@@ -49,19 +52,38 @@ UNAVAILABLE = (status.HTTP_503_SERVICE_UNAVAILABLE, "Please try again",
                "again in a few minutes.")
 
 
+HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
+           "Content-Security-Policy": "default-src 'none'; form-action 'self'"}
+
+
+def _document(title: str, content: str) -> str:
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{html.escape(title)}</title>"
+            "<meta name=\"robots\" content=\"noindex\"></head>"
+            f"<body><h1>{html.escape(title)}</h1>{content}</body></html>\n")
+
+
 def page(verdict: Verdict | None) -> HTMLResponse:
     """The answer page; None when the link could not be checked."""
     code, title, text = PAGES[verdict] if verdict is not None else UNAVAILABLE
-    body = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{html.escape(title)}</title>"
-            "<meta name=\"robots\" content=\"noindex\"></head>"
-            f"<body><h1>{html.escape(title)}</h1><p>{html.escape(text)}</p></body></html>\n")
-    return HTMLResponse(body, status_code=code, headers={
-        "Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
-        "X-Verification-Result": verdict.value if verdict else "unavailable"})
+    return HTMLResponse(_document(title, f"<p>{html.escape(text)}</p>"), status_code=code,
+                        headers={**HEADERS, "X-Verification-Result":
+                                 verdict.value if verdict else "unavailable"})
 
 
 @router.get("/verify/{token}", response_class=HTMLResponse, include_in_schema=False)
+async def confirm_page(token: str) -> HTMLResponse:
+    """The page the link opens: one button that confirms. Nothing is read or changed."""
+    if len(token) > MAX_TOKEN:
+        return page(Verdict.UNKNOWN)
+    content = ("<p>Please confirm that the registration data your registrar sent you is "
+               "correct.</p><form method=\"post\">"
+               "<button type=\"submit\">Confirm my registration data</button></form>")
+    return HTMLResponse(_document("Confirm your registration data", content),
+                        headers={**HEADERS, "X-Verification-Result": "unconfirmed"})
+
+
+@router.post("/verify/{token}", response_class=HTMLResponse, include_in_schema=False)
 async def verify(token: str, services: ServicesDep, context: ContextDep) -> HTMLResponse:
     if len(token) > MAX_TOKEN:
         return page(Verdict.UNKNOWN)
