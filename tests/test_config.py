@@ -168,3 +168,31 @@ def test_bad_dns_settings_are_refused_naming_the_option(tmp_path: Path, table: s
     with pytest.raises(ConfigurationError) as refused:
         Settings.load(home=tmp_path, environ={})
     assert str(refused.value).startswith(option)
+
+
+def test_rdap_base_url_and_rdds_settings(tmp_path: Path) -> None:
+    (tmp_path / "regshield.toml").write_text(
+        '[rdap]\nbase_url = "https://rdap.registrar.example/rdap"\n'
+        '[rdds]\nwhois_listen = "127.0.0.1:4343"\nper_minute = 120\n')
+    settings = Settings.load(home=tmp_path, environ={})
+    assert settings.rdap_base_url == "https://rdap.registrar.example/rdap/"
+    assert str(settings.rdds.whois_listen) == "127.0.0.1:4343"
+    assert settings.rdds.per_minute == 120
+    assert settings.registrar_url == "http://127.0.0.1:8080/"
+    overridden = Settings.load(home=tmp_path, environ={
+        "REGSHIELD_RDAP_BASE_URL": "https://other.example/rdap/",
+        "REGSHIELD_PUBLIC_URL": "https://registrar.example"})
+    assert overridden.rdap_base_url == "https://other.example/rdap/"
+    assert overridden.registrar_url == "https://registrar.example/"
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ('[rdap]\nbase_url = "ftp://x.example/"\n', "rdap.base_url"),
+    ('[rdap]\nurl = "https://x.example/"\n', "rdap: unknown settings: url"),
+    ('[rdds]\nper_minute = 0\n', "rdds.per_minute"),
+    ('[rdds]\nwhois = "127.0.0.1:43"\n', "rdds: unknown settings: whois"),
+])
+def test_bad_rdds_settings_name_the_setting(tmp_path: Path, table: str, message: str) -> None:
+    (tmp_path / "regshield.toml").write_text(table)
+    with pytest.raises(ConfigurationError, match=message):
+        Settings.load(home=tmp_path, environ={})

@@ -217,7 +217,8 @@ class DnsSettings:
                    hsm_token=token or None, hsm_pin=pin if token else None)
 
 
-RDDS_FILE_KEYS = frozenset({"rdap_base_url", "registrar_url", "terms_url", "whois_listen",
+RDAP_FILE_KEYS = frozenset({"base_url"})
+RDDS_FILE_KEYS = frozenset({"registrar_url", "terms_url", "whois_listen",
                             "whois_server", "per_minute", "burst", "authenticated_per_minute"})
 DEFAULT_RDDS_PER_MINUTE = 60
 DEFAULT_RDDS_BURST = 30
@@ -226,11 +227,12 @@ DEFAULT_RDDS_AUTHENTICATED_PER_MINUTE = 600
 
 @dataclass(frozen=True)
 class RddsSettings:
-    """RDAP and WHOIS: `[rdds]` in regshield.toml.
+    """RDAP and WHOIS: `[rdds]` in regshield.toml, and `[rdap] base_url`.
 
-    `rdap_base_url` is the base registered with IANA and used in RDAP links (by default
-    `<http.public_url>/rdap/`); `registrar_url` and `terms_url` are the registrar's web site and
-    its terms of service (by default pages of the public URL). `whois_listen` is where
+    `rdap_base_url` (`[rdap] base_url`, `REGSHIELD_RDAP_BASE_URL`) is the base registered with
+    IANA and used in RDAP links (by default `<http.public_url>/rdap/`); `registrar_url` and
+    `terms_url` are the registrar's web site and its terms of service (by default pages of the
+    public URL). `whois_listen` is where
     `regshield serve` answers port-43 WHOIS (off unless set, or `serve --whois`).
     Limits are per source network per minute, with a burst; authenticated requesters get
     `authenticated_per_minute` each."""
@@ -247,19 +249,21 @@ class RddsSettings:
     @classmethod
     def load(cls, env: dict[str, str], file_values: dict[str, Any],
              whois: str | None = None) -> RddsSettings:
-        table = file_values.get("rdds", {})
-        if not isinstance(table, dict):
-            raise ConfigurationError("rdds: expected an [rdds] table")
-        unknown = sorted(set(table) - RDDS_FILE_KEYS)
-        if unknown:
-            raise ConfigurationError(f"rdds: unknown settings: {', '.join(unknown)}")
+        for section, known in (("rdds", RDDS_FILE_KEYS), ("rdap", RDAP_FILE_KEYS)):
+            table = file_values.get(section, {})
+            if not isinstance(table, dict):
+                raise ConfigurationError(f"{section}: expected an [{section}] table")
+            unknown = sorted(set(table) - known)
+            if unknown:
+                raise ConfigurationError(f"{section}: unknown settings: {', '.join(unknown)}")
 
         def value(key: str) -> str | None:
             return env.get(f"REGSHIELD_RDDS_{key.upper()}") or _get(file_values, "rdds", key)
 
         urls = {key: _public_url(value(key), f"rdds.{key}")
-                for key in ("rdap_base_url", "registrar_url", "terms_url")}
-        base = urls["rdap_base_url"]
+                for key in ("registrar_url", "terms_url")}
+        base = _public_url(env.get("REGSHIELD_RDAP_BASE_URL")
+                           or _get(file_values, "rdap", "base_url"), "rdap.base_url")
         whois_text = whois or value("whois_listen")
         return cls(
             rdap_base_url=base if base is None or base.endswith("/") else f"{base}/",
