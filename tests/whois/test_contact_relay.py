@@ -18,8 +18,9 @@ from sqlalchemy import select
 
 from regshield.clock import FakeClock
 from regshield.flows.relay import MESSAGES_PER_DOMAIN_PER_DAY, handlers
+from regshield.flows.sweeps import sweep
 from regshield.notify.delivery import MAIL_DIRECTORY
-from regshield.outbox.worker import OutboxWorker
+from regshield.outbox.worker import MAX_ATTEMPTS, OutboxWorker
 from regshield.services import Services
 from regshield.store.models import DataKey, Event, OutboxItem
 from whois.conftest import DOMAIN, REGISTRANT
@@ -270,3 +271,27 @@ async def test_a_refused_mailbox_is_recorded_and_the_message_is_shredded(
     async with services.store.read() as session:
         settled = await session.get(OutboxItem, item.id)
         assert settled is not None and settled.completed_at is not None
+
+
+async def test_a_message_the_outbox_gives_up_on_is_shredded_by_the_sweep(
+        api: httpx.AsyncClient, registered: str, services: Services,
+        smtp_server: SmtpServer, clock: FakeClock) -> None:
+    send_through(services, smtp_server)
+    smtp_server.mailbox.defer_next = MAX_ATTEMPTS + 1
+    item = await relayed_once(api, services)
+    for _ in range(MAX_ATTEMPTS):
+        await OutboxWorker(services, handlers()).run_once()
+        clock.advance(timedelta(days=1))
+    async with services.store.read() as session:
+        given_up = await session.get(OutboxItem, item.id)
+        assert given_up is not None and given_up.failed
+    assert await data_key_exists(services, item)
+
+    await sweep(services)
+    await sweep(services)  # a second pass finds nothing left to shred
+
+    assert smtp_server.mailbox.received == []
+    assert not await data_key_exists(services, item)
+    [abandoned] = await tagged(services, "relay:message:abandoned")
+    assert abandoned.summary["relay"] == item.payload["relay"]
+    assert "max.buyer" not in json.dumps(abandoned.summary)

@@ -9,7 +9,8 @@ payload carries it sealed under a data key of its own (AES-256-GCM, security/fie
 to the relay id); the contact is named by handle and its address is opened only when the mail
 is sent. Once the message is delivered, or can never be, `RelayMessageSettle` deletes that data
 key: the sealed copy left in the outbox row no longer opens (crypto-shredding), and nothing of
-the message stays readable at rest. Events carry the relay id, domain and role, never a name,
+the message stays readable at rest. A message the outbox gave up on is shredded by the sweep
+(`RelayKeysShred`). Events carry the relay id, domain and role, never a name,
 an address or the text.
 
 The mail goes to the contact's address with Reply-To set to the sender, so that answering is
@@ -30,7 +31,7 @@ from email.utils import format_datetime, formataddr
 from typing import Any
 
 import structlog
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from regshield.clock import as_utc
@@ -45,7 +46,7 @@ from regshield.rules.contacts import normalize_email
 from regshield.rules.redaction import ContactRole
 from regshield.security.fields import Sealer
 from regshield.services import Services
-from regshield.store.models import Contact, DataKey, Domain
+from regshield.store.models import Contact, DataKey, Domain, OutboxItem
 from regshield.store.queries.accounts import public_ids, registrar
 from regshield.store.queries.contacts import contact_by_handle
 from regshield.store.queries.domains import live_domain
@@ -214,6 +215,30 @@ class RelayMessageSettle:
         await tx.session.execute(delete(DataKey).where(DataKey.id == self.data_key_id))
         tx.record(f"relay:message:{self.outcome}", account=self.account, relay=self.relay_id,
                   **self.summary)
+
+
+@dataclass(frozen=True)
+class RelayKeysShred:
+    """Delete the data keys of relayed messages the outbox gave up on (every attempt deferred):
+    what is left of them at rest stops opening, as for a delivered one. Run by the sweep;
+    returns the relay ids it shredded. Raises nothing of its own."""
+
+    async def run(self, tx: Tx) -> list[str]:
+        rows = await tx.session.execute(select(OutboxItem.payload).where(
+            OutboxItem.kind == KIND, OutboxItem.failed.is_(True)))
+        shredded = []
+        for (payload,) in rows.all():
+            key_id = payload.get("data_key") if isinstance(payload, dict) else None
+            if not isinstance(key_id, int):
+                continue
+            gone = await tx.session.execute(delete(DataKey).where(DataKey.id == key_id))
+            if gone.rowcount:  # type: ignore[attr-defined]
+                relay_id = str(payload.get("relay"))
+                tx.record("relay:message:abandoned", account=payload.get("account"),
+                          relay=relay_id, domain=payload.get("domain"),
+                          role=payload.get("role"))
+                shredded.append(relay_id)
+        return shredded
 
 
 def handlers() -> dict[str, Handler]:

@@ -1,7 +1,9 @@
 """Time-driven work: what becomes due without anyone asking. Registry-lock requests expire
 and unlocked domains are locked again (flows/registry_lock.py); holds whose time has ended are
-released (the change-of-registrant transfer lock, flows/domains.py). `regshield serve` runs
-`sweep_forever`; each pass runs the registry changes it started at once.
+released (the change-of-registrant transfer lock, flows/domains.py); unverified registrants'
+domains are suspended and reminders sent (flows/accuracy.py); WDRP and ERRP notices fall due
+(flows/notices.py); relayed messages the outbox gave up on are shredded (flows/relay.py).
+`regshield serve` runs `sweep_forever`; each pass runs the registry changes it started at once.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from regshield.flows.domains import HoldsSweep
 from regshield.flows.notices import NoticesSweep
 from regshield.flows.operations import OperationBusy, execute_all
 from regshield.flows.registry_lock import RegistryLockSweep
+from regshield.flows.relay import RelayKeysShred
 from regshield.flows.runner import run_flow
 from regshield.services import Services
 
@@ -29,6 +32,8 @@ async def sweep(services: Services) -> list[str]:
     for flow in (RegistryLockSweep(), HoldsSweep(), AccuracySweep(), NoticesSweep()):
         started += await run_flow(services, system_actor("sweep"), RequestContext("system"),
                                   flow)
+    # Not a registry change: what it returns are relay ids, not operations to run.
+    await run_flow(services, system_actor("sweep"), RequestContext("system"), RelayKeysShred())
     for operation in started:
         with contextlib.suppress(OperationBusy):  # the outbox worker has it
             await execute_all(services, operation)
