@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -195,4 +196,17 @@ def test_rdap_base_url_and_rdds_settings(tmp_path: Path) -> None:
 def test_bad_rdds_settings_name_the_setting(tmp_path: Path, table: str, message: str) -> None:
     (tmp_path / "regshield.toml").write_text(table)
     with pytest.raises(ConfigurationError, match=message):
+        Settings.load(home=tmp_path, environ={})
+
+
+def test_disclosure_holidays_come_from_the_file_or_the_environment(tmp_path: Path) -> None:
+    (tmp_path / "regshield.toml").write_text(
+        '[disclosure]\nholidays = ["2026-12-25", "2026-12-26"]\n')
+    assert Settings.load(home=tmp_path, environ={}).disclosure_holidays == frozenset(
+        {date(2026, 12, 25), date(2026, 12, 26)})
+    assert Settings.load(home=tmp_path, environ={
+        "REGSHIELD_DISCLOSURE_HOLIDAYS": "2027-01-01"}).disclosure_holidays == frozenset(
+        {date(2027, 1, 1)})
+    (tmp_path / "regshield.toml").write_text('[disclosure]\nholidays = ["Christmas"]\n')
+    with pytest.raises(ConfigurationError, match=r"disclosure\.holidays"):
         Settings.load(home=tmp_path, environ={})

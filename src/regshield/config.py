@@ -320,6 +320,8 @@ class Settings:
     # The address the public reaches this installation's HTTP listener at (verification links,
     # the contact form, the disclosure portal, RDAP links); by default the listener itself.
     public_url_setting: str | None = None
+    # Days that are not business days for disclosure-request deadlines, beside weekends.
+    disclosure_holidays: frozenset[date] = frozenset()
 
     @property
     def public_url(self) -> str:
@@ -404,6 +406,8 @@ class Settings:
             registry_lock_approval=(env.get("REGSHIELD_REGISTRY_LOCK_APPROVAL")
                                     or _get(file_values, "registry_lock", "approval")
                                     or "false").lower() in ("1", "true", "yes"),
+            disclosure_holidays=_holidays(env.get("REGSHIELD_DISCLOSURE_HOLIDAYS"),
+                                          file_values),
             public_url_setting=_public_url(env.get("REGSHIELD_PUBLIC_URL")
                                            or _get(file_values, "http", "public_url"),
                                            "http.public_url"),
@@ -451,6 +455,23 @@ def _date(text: str | None, option: str) -> date | None:
         return date.fromisoformat(text)
     except ValueError:
         raise ConfigurationError(f"{option}: expected a date (YYYY-MM-DD), got {text!r}") from None
+
+
+def _holidays(text: str | None, file_values: dict[str, Any]) -> frozenset[date]:
+    """`REGSHIELD_DISCLOSURE_HOLIDAYS` (comma-separated dates) or `[disclosure] holidays`."""
+    option = "disclosure.holidays"
+    table = file_values.get("disclosure", {})
+    if not isinstance(table, dict) or set(table) - {"holidays"}:
+        raise ConfigurationError("disclosure: expected a [disclosure] table with holidays only")
+    values: Any = text.split(",") if text is not None else table.get("holidays", [])
+    if not isinstance(values, list):
+        raise ConfigurationError(f"{option}: expected a list of dates (YYYY-MM-DD)")
+    days = set()
+    for value in values:
+        day = _date(str(value).strip(), option) if str(value).strip() else None
+        if day is not None:
+            days.add(day)
+    return frozenset(days)
 
 
 def _minutes(text: str | None, option: str) -> int | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+from dataclasses import replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -92,6 +93,16 @@ async def test_a_friday_request_is_due_for_acknowledgement_on_tuesday(
     late = await api.get(REQUESTS, params={"overdue": "true"}, headers=parties.officer.headers)
     assert [(item["id"], item["ack_overdue"]) for item in late.json()["items"]] == \
         [(filed["id"], True)]
+
+
+async def test_a_configured_holiday_is_not_a_business_day(
+        api: httpx.AsyncClient, parties: Parties, services: Services, clock: FakeClock) -> None:
+    monday = clock.now().date() + timedelta(days=3)  # the suite's clock starts on a Friday
+    services.settings = replace(services.settings, disclosure_holidays=frozenset({monday}))
+    filed = await file(api, parties.requester)
+    received = datetime.fromisoformat(filed["received_at"])
+    due = datetime.fromisoformat(filed["ack_due_at"])
+    assert (due.weekday(), due - received) == (2, timedelta(days=5))  # Wednesday, same hour
 
 
 async def test_a_denial_without_rationale_is_refused_naming_the_field(

@@ -72,8 +72,10 @@ def rationale_binding(public_id: str) -> str:
 
 
 def business_calendar(services: Services) -> BusinessCalendar:
-    """The calendar acknowledgement deadlines are counted on (weekends; UTC days)."""
-    return WEEKDAYS
+    """The calendar acknowledgement deadlines are counted on: weekends and the configured
+    holidays (`[disclosure] holidays`) are not business days; days are UTC dates."""
+    holidays = services.settings.disclosure_holidays
+    return BusinessCalendar(holidays) if holidays else WEEKDAYS
 
 
 @dataclass(frozen=True)
