@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import Select, String, bindparam, cast, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from regshield.flows.contacts import contact_binding
@@ -31,6 +31,7 @@ from regshield.rules.redaction import (
     redact_contact,
 )
 from regshield.security.fields import Sealer
+from regshield.store.engine import Store
 from regshield.store.models import Contact, DataKey, Domain, DomainOperation, Registrar
 
 SPONSORED_STATES = frozenset({"active", "pending_delete"})
@@ -149,12 +150,11 @@ def _record_select() -> Select[Any]:
 _LOOKUP = _record_select().where(Domain.name == bindparam("name"))
 
 
-async def load_domain(reader: AsyncSession | AsyncConnection, sealer: Sealer, name: str, *,
+async def load_domain(store: Store, sealer: Sealer, name: str, *,
                       registrar_url: str) -> DomainRecord | None:
-    """The sponsored domain `name` (A-label, lower case), or None. `reader` is a session or,
-    for a lookup that reads nothing else, a bare connection (`Store.lookup`)."""
-    rows = await reader.execute(_LOOKUP, {"name": name})
-    row = rows.first()
+    """The sponsored domain `name` (A-label, lower case), or None: one statement, read
+    outside any transaction (`Store.lookup`)."""
+    row = await store.lookup(_LOOKUP, {"name": name})
     return None if row is None else _record(sealer, row, registrar_url)
 
 

@@ -241,9 +241,8 @@ class WhoisServer:
         settings = services.settings
         now = services.clock.now()
         try:
-            async with services.store.lookup() as connection:
-                record = await load_domain(connection, services.sealer, name.ascii,
-                                           registrar_url=settings.registrar_url)
+            record = await load_domain(services.store, services.sealer, name.ascii,
+                                       registrar_url=settings.registrar_url)
             if record is None:
                 return (f'No match for "{name.ascii}".\r\n'
                         f">>> Last update of WHOIS database: {iso_utc(now)} <<<\r\n")

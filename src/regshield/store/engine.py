@@ -12,14 +12,15 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Row
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.sql import Executable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -48,6 +49,13 @@ class Store:
         self._writer = async_sessionmaker(writer_engine, expire_on_commit=False)
         self._write_turn = asyncio.Lock() if self.is_sqlite else None
         self._open_writes = 0
+        # Lookups (RDAP, WHOIS) read one statement, so no transaction is wrapped around it:
+        # on SQLite no BEGIN, on PostgreSQL a pool of its own in autocommit and without the
+        # pre-ping (a lookup that meets a connection the server dropped is tried once more).
+        self._lookups: AsyncEngine = (
+            self.engine.execution_options(sqlite_begin=None) if self.is_sqlite
+            else create_async_engine(url, echo=echo, pool_size=20, max_overflow=20,
+                                     isolation_level="AUTOCOMMIT"))
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
@@ -71,12 +79,21 @@ class Store:
         async with self._reader() as session, session.begin():
             yield session
 
-    @asynccontextmanager
-    async def lookup(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for a read of one statement (an RDAP or WHOIS lookup): no ORM
-        session, so a lookup costs its query and little else."""
-        async with self.engine.connect() as connection:
-            yield connection
+    async def lookup(self, statement: Executable, parameters: dict[str, Any]) -> Row[Any] | None:
+        """The first row of one read-only statement (an RDAP or WHOIS lookup), read outside
+        any transaction and without an ORM session: a lookup costs its query and little
+        else."""
+        try:
+            return await self._lookup_once(statement, parameters)
+        except DBAPIError as error:
+            if not error.connection_invalidated:  # only a dropped connection is tried again
+                raise
+        return await self._lookup_once(statement, parameters)
+
+    async def _lookup_once(self, statement: Executable,
+                           parameters: dict[str, Any]) -> Row[Any] | None:
+        async with self._lookups.connect() as connection:
+            return (await connection.execute(statement, parameters)).first()
 
     async def migrate(self) -> None:
         """Bring the schema to the newest migration (idempotent)."""
@@ -84,6 +101,8 @@ class Store:
             await connection.run_sync(_upgrade)
 
     async def close(self) -> None:
+        if self._lookups is not self.engine and not self.is_sqlite:
+            await self._lookups.dispose()
         await self.engine.dispose()
 
 
@@ -116,4 +135,5 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def on_begin(connection: Connection) -> None:
         mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        if mode is not None:  # None: a lookup, one statement in SQLite's own autocommit
+            connection.exec_driver_sql(f"BEGIN {mode}")

@@ -239,9 +239,8 @@ async def domain(request: Request, name: str) -> Response:
                    query_url: str) -> dict[str, Any]:
         query = lookup_name(name)
         settings = services.settings
-        async with services.store.lookup() as connection:
-            record = await load_domain(connection, services.sealer, query.name.ascii,
-                                       registrar_url=settings.registrar_url)
+        record = await load_domain(services.store, services.sealer, query.name.ascii,
+                                   registrar_url=settings.registrar_url)
         if record is None:
             raise RdapError(404, "Not found",
                             f"{query.name.ascii} is not a domain this registrar sponsors.")
