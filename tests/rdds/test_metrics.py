@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from conftest import World
+from prometheus_client.parser import text_string_to_metric_families
 
 from regshield.api.app import create_app
 from regshield.services import Services
@@ -21,9 +22,12 @@ async def local(services: Services) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def samples(text: str) -> dict[str, float]:
-    return {line.rpartition(" ")[0]: float(line.rpartition(" ")[2])
-            for line in text.splitlines() if line and not line.startswith("#")}
+def samples(text: str) -> dict[tuple[str, str, str], float]:
+    """(service, outcome, requester) -> value, as Prometheus's own parser reads the page."""
+    [family] = list(text_string_to_metric_families(text))
+    assert (family.name, family.type) == ("regshield_rdds_queries", "counter")
+    return {(s.labels["service"], s.labels["outcome"], s.labels["requester"]): s.value
+            for s in family.samples if s.name == "regshield_rdds_queries_total"}
 
 
 async def test_the_local_host_reads_answered_and_refused_queries_per_service(
@@ -40,11 +44,10 @@ async def test_the_local_host_reads_answered_and_refused_queries_per_service(
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
     assert "# TYPE regshield_rdds_queries_total counter" in response.text
     found = samples(response.text)
-    name = "regshield_rdds_queries_total"
-    assert found[f'{name}{{service="whois",outcome="answered",requester="anonymous"}}'] == burst
-    assert found[f'{name}{{service="whois",outcome="refused",requester="anonymous"}}'] == 2
-    assert found[f'{name}{{service="rdap",outcome="answered",requester="authenticated"}}'] == 1
-    assert found[f'{name}{{service="contact",outcome="refused",requester="anonymous"}}'] == 0
+    assert found["whois", "answered", "anonymous"] == burst
+    assert found["whois", "refused", "anonymous"] == 2
+    assert found["rdap", "answered", "authenticated"] == 1
+    assert found["contact", "refused", "anonymous"] == 0
     assert len(found) == 3 * 2 * 2
 
 

@@ -11,27 +11,33 @@ the services are being hit, which is of use to whoever is hitting them. Behind a
 proxy on the same host every request comes from loopback, so such a proxy must not forward
 /metrics.
 
-Written by hand rather than with prometheus_client: a few counters in one format.
+The figures are read from the limiters at each scrape (a collector of prometheus_client), so
+nothing is counted twice and nothing is kept beside the limiters.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.registry import Collector
 
 from regshield.api.deps import bearer, services_of
 from regshield.errors import PermissionDenied
 from regshield.security.authentication import actor_for_bearer
+from regshield.services import Services
 
 router = APIRouter(include_in_schema=False)
 
 SERVICES = ("rdap", "whois", "contact")
 REQUESTERS = ("anonymous", "authenticated")
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 @router.get("/metrics")
@@ -45,19 +51,29 @@ async def metrics(
                                        else None)
         if actor.kind != "staff":
             raise PermissionDenied("metrics are for registrar staff and the local host")
-    lines = [
-        "# HELP regshield_rdds_queries_total Queries to RDAP, WHOIS and the contact form, "
-        "by rate-limit outcome and requester.",
-        "# TYPE regshield_rdds_queries_total counter",
-    ]
-    for service in SERVICES:
-        limiter = services.limiter(service)
-        for outcome, counts in (("answered", limiter.answered), ("refused", limiter.refused)):
-            for requester in REQUESTERS:
-                lines.append(f'regshield_rdds_queries_total{{service="{service}",'
-                             f'outcome="{outcome}",requester="{requester}"}} '
-                             f"{counts[requester]}")
-    return PlainTextResponse("\n".join(lines) + "\n", media_type=CONTENT_TYPE)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(LimiterCollector(services))
+    return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_PLAIN_0_0_4)
+
+
+class LimiterCollector(Collector):
+    """`regshield_rdds_queries_total` from this process's rate limiters (rdds/limits.py)."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "regshield_rdds_queries",
+            "Queries to RDAP, WHOIS and the contact form, by rate-limit outcome and requester.",
+            labels=["service", "outcome", "requester"])
+        for service in SERVICES:
+            limiter = self.services.limiter(service)
+            for outcome, counts in (("answered", limiter.answered),
+                                    ("refused", limiter.refused)):
+                for requester in REQUESTERS:
+                    family.add_metric([service, outcome, requester], counts[requester])
+        yield family
 
 
 def is_loopback(host: str | None) -> bool:
