@@ -11,7 +11,7 @@ from conftest import World
 from contact_samples import contact_body
 from domains.conftest import NS, Holder, Registry, as_other_registrar
 from domains.test_lifecycle import DOMAINS, events, register
-from domains.test_poll import transfer_in
+from domains.test_poll import other_registrars_domain, transfer_in
 from sqlalchemy import func, select
 
 from accuracy.conftest import mails, run_outbox, text_of, tokens, verification_mails
@@ -340,6 +340,34 @@ async def test_a_transfer_in_without_a_registrant_here_records_why_nothing_is_ve
                                "reason": "no_registrant"}
     await run_outbox(services)
     assert tokens(services) == []
+
+
+async def test_a_transfer_in_naming_a_registrant_verifies_it_and_rdap_publishes_it(
+        api: httpx.AsyncClient, holder: Holder, registry: Registry,
+        services: Services) -> None:
+    code = "Moving-0ver-2026!"
+    await other_registrars_domain(registry, "other.test", code)
+    unknown = await api.post("/api/v1/transfers", headers=holder.headers, json={
+        "name": "other.test", "auth_code": code, "registrant": "RS-NOSUCHONE"})
+    assert unknown.status_code == 422, unknown.text
+    assert [e["field"] for e in unknown.json()["errors"]] == ["registrant"]
+    asked = await api.post("/api/v1/transfers", headers=holder.headers, json={
+        "name": "other.test", "auth_code": code, "registrant": holder.contact})
+    assert asked.status_code == 202, asked.text
+    assert (await api.get("/rdap/domain/other.test")).status_code == 404  # not ours yet
+
+    approved = await as_other_registrar(registry, DomainTransfer("other.test", op="approve"))
+    assert approved.code == ResultCode.COMPLETED
+    assert await poll_registry(services, "sandbox") == 1
+    await run_outbox(services)
+
+    [started] = await events(services, "accuracy:verification:started")
+    assert (started.summary["cause"], started.summary["domain"]) == ("transfer_in", "other.test")
+    assert len(tokens(services, JANE)) == 1
+    published = await api.get("/rdap/domain/other.test")
+    assert published.status_code == 200, published.text
+    roles = [entity["roles"] for entity in published.json()["entities"]]
+    assert ["registrant"] in roles
 
 
 async def test_a_link_followed_while_the_registry_is_down_lifts_the_hold_later(

@@ -244,6 +244,8 @@ class TransferIn(BaseModel):
     name: Text
     auth_code: str = Field(max_length=255)
     account: str | None = Field(default=None, max_length=100)
+    registrant: str | None = Field(default=None, max_length=64, description=(
+        "The contact this registrar holds as the registrant once the domain arrives"))
 
 
 class TransferRejectIn(BaseModel):

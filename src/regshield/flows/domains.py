@@ -518,12 +518,15 @@ class TransferCodeIssue:
 @dataclass(frozen=True)
 class TransferRequest:
     """Ask the registry to move a domain to this registrar, with the code its holder got from
-    the current registrar. The code is sent and forgotten.
+    the current registrar. The code is sent and forgotten. `registrant` names the contact (of
+    the account) this registrar holds as the registrant once the domain arrives: RDAP and
+    WHOIS publish it, and the accuracy program verifies it.
     Raises PermissionDenied, ValidationFailed, Conflict."""
 
     name: Any
     auth_code: Secret
     account: str | None = None
+    registrant: Any = None
 
     async def run(self, tx: Tx) -> Requested:
         tx.actor.require("domains", "write")
@@ -541,6 +544,7 @@ class TransferRequest:
                                      "must be the transfer code, 1 to 255 characters"))
         account = await target_account(tx, self.account, "domains", errors,
                                        required="staff must name the account of the domain")
+        registrant = await _contact(tx, self.registrant, "registrant", account, errors)
         if errors:
             raise ValidationFailed(errors)
         assert name is not None and link is not None and account is not None
@@ -549,7 +553,8 @@ class TransferRequest:
         domain = Domain(
             name=name.ascii, unicode_name=name.unicode, account_id=account.id,
             registry_link=link.name, state="pending_transfer_in", nameservers=[], ds=[],
-            holds=[], registry_statuses=[], created_at=tx.now, updated_at=tx.now)
+            holds=[], registry_statuses=[], created_at=tx.now, updated_at=tx.now,
+            registrant_id=registrant.id if registrant is not None else None)
         tx.session.add(domain)
         await tx.session.flush()
         operation = new_operation(tx, domain, "transfer_request", {})

@@ -217,7 +217,8 @@ async def transfer_in(body: TransferIn, response: Response, actor: ActorDep,
                       services: ServicesDep, context: ContextDep) -> DomainOut:
     code = Secret(body.auth_code)
     requested = await run_flow(services, actor, context,
-                               TransferRequest(body.name, code, body.account))
+                               TransferRequest(body.name, code, body.account,
+                                               body.registrant))
     answer = await _answer(services, actor, requested, response, created=True, secret=code)
     if answer.state == "pending_transfer_in":
         response.status_code = status.HTTP_202_ACCEPTED
