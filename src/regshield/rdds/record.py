@@ -22,7 +22,10 @@ from sqlalchemy import Select, String, bindparam, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from regshield.errors import PermissionDenied
 from regshield.flows.contacts import contact_binding
+from regshield.flows.context import Actor, RequestContext
+from regshield.flows.disclosure import disclosed_access
 from regshield.rules.redaction import (
     ContactRole,
     Persona,
@@ -31,6 +34,7 @@ from regshield.rules.redaction import (
     redact_contact,
 )
 from regshield.security.fields import Sealer
+from regshield.services import Services
 from regshield.store.engine import Store
 from regshield.store.models import Contact, DataKey, Domain, DomainOperation, Registrar
 
@@ -193,11 +197,15 @@ async def nameserver_in_use(session: AsyncSession, host: str) -> bool:
     return found.first() is not None
 
 
-async def search_domains(session: AsyncSession, sealer: Sealer, *, registrar_url: str,
-                         limit: int, exact: str | None = None, ascii_prefix: str | None = None,
-                         unicode_prefix: str | None = None) -> tuple[list[DomainRecord], bool]:
+async def search_domains(session: AsyncSession, sealer: Sealer, actor: Actor | None, *,
+                         registrar_url: str, limit: int, exact: str | None = None,
+                         ascii_prefix: str | None = None, unicode_prefix: str | None = None
+                         ) -> tuple[list[DomainRecord], bool]:
     """Sponsored domains named `exact`, or whose A-label (U-label) form starts with the prefix,
-    in name order: at most `limit` records, and whether more matched."""
+    in name order: at most `limit` records, and whether more matched. Staff only (a search
+    reads every account's registrants). Raises PermissionDenied."""
+    if not sees_everything(actor):
+        raise PermissionDenied("domain search is open to authenticated registrar staff only")
     query = _record_select()
     if exact is not None:
         query = query.where(Domain.name == exact)
@@ -208,6 +216,26 @@ async def search_domains(session: AsyncSession, sealer: Sealer, *, registrar_url
     rows = (await session.execute(query.order_by(Domain.name).limit(limit + 1))).all()
     records = [_record(sealer, row, registrar_url) for row in rows[:limit]]
     return records, len(rows) > limit
+
+
+def sees_everything(actor: Actor | None) -> bool:
+    """Registrar staff who may read every account's contacts see registration data as it is
+    (the staff persona); no one else does."""
+    return actor is not None and actor.is_staff and actor.can("contacts", "read")
+
+
+async def persona_of(services: Services, actor: Actor | None, context: RequestContext,
+                     domain: str, channel: str) -> tuple[Persona, frozenset[ContactRole]]:
+    """Who `actor` is to `domain`'s registration data: staff, the requester of an approved
+    disclosure (and the contact roles it covers; the access is recorded), or anonymous."""
+    if actor is None or actor.kind == "anonymous":
+        return Persona.ANONYMOUS, frozenset()
+    if sees_everything(actor):
+        return Persona.STAFF, frozenset()
+    roles = await disclosed_access(services, actor, context, domain, channel)
+    covered = frozenset(ContactRole(role) for role in roles
+                        if role in {r.value for r in ContactRole})
+    return (Persona.DISCLOSED, covered) if covered else (Persona.ANONYMOUS, frozenset())
 
 
 def present(record: DomainRecord, persona: Persona, *, public_url: str,

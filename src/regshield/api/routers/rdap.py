@@ -7,7 +7,7 @@ staff), `help`; search: `domains?name=` (a name, or a prefix ending in `*`).
 Who asks decides what is shown (rules/redaction.py through rdds/record.py): no credential is
 the anonymous persona; a bearer token of staff who may read every account's contacts is the
 staff persona; another authenticated user whose disclosure request for the domain was approved
-sees the contacts it covers (`disclosed_access`, which records the access), and otherwise
+sees the contacts it covers (`persona_of` in rdds/record.py records the access), and otherwise
 reads as anonymous. Search is for staff only: anyone else gets 403 (RFC 7480 §5.3 allows 403
 or 404; a search reveals nothing about one name, so refusing it openly leaks nothing).
 
@@ -42,7 +42,6 @@ from regshield.errors import (
 )
 from regshield.flows.contacts import contact_read
 from regshield.flows.context import Actor, RequestContext, new_request_id
-from regshield.flows.disclosure import disclosed_access
 from regshield.rdds.rdap import (
     MEDIA_TYPE,
     RdapError,
@@ -61,9 +60,11 @@ from regshield.rdds.record import (
     PresentedContact,
     load_domain,
     nameserver_in_use,
+    persona_of,
     present,
     registrar_facts,
     search_domains,
+    sees_everything,
 )
 from regshield.rules.redaction import ContactRole, Persona
 from regshield.security.authentication import actor_for_bearer
@@ -98,7 +99,7 @@ class Requester:
 
     @property
     def is_staff(self) -> bool:
-        return self.actor is not None and self.actor.can("contacts", "read")
+        return sees_everything(self.actor)
 
 
 def _services(request: Request) -> Services:
@@ -218,21 +219,6 @@ async def _answer(request: Request, work: Work, *parameters: str) -> Response:
                                          "The query failed; try again later."))
 
 
-async def _persona(services: Services, requester: Requester, domain: str
-                   ) -> tuple[Persona, frozenset[ContactRole]]:
-    actor = requester.actor
-    if actor is None:
-        return Persona.ANONYMOUS, frozenset()
-    if requester.is_staff:
-        return Persona.STAFF, frozenset()
-    roles = await disclosed_access(services, actor, requester.context, domain, "rdap")
-    covered = frozenset(ContactRole(role) for role in roles
-                        if role in {r.value for r in ContactRole})
-    if covered:
-        return Persona.DISCLOSED, covered
-    return Persona.ANONYMOUS, frozenset()
-
-
 @router.api_route(f"{PREFIX}/domain/{{name}}", methods=LOOKUP_METHODS)
 async def domain(request: Request, name: str) -> Response:
     async def work(services: Services, requester: Requester, site: Site,
@@ -244,7 +230,8 @@ async def domain(request: Request, name: str) -> Response:
         if record is None:
             raise RdapError(404, "Not found",
                             f"{query.name.ascii} is not a domain this registrar sponsors.")
-        persona, roles = await _persona(services, requester, record.name)
+        persona, roles = await persona_of(services, requester.actor, requester.context,
+                                          record.name, "rdap")
         presentation = present(record, persona, public_url=settings.public_url,
                                disclosed_roles=roles)
         return domain_response(presentation, site, query_url=query_url,
@@ -296,7 +283,7 @@ async def entity(request: Request, handle: str) -> Response:
 async def domains(request: Request) -> Response:
     async def work(services: Services, requester: Requester, site: Site,
                    query_url: str) -> dict[str, Any]:
-        if not requester.is_staff:
+        if not requester.is_staff:  # search_domains refuses too; this answers before parsing
             raise RdapError(403, "Forbidden",
                             "Domain search is open to authenticated registrar staff only.")
         text = request.query_params.get("name")
@@ -306,7 +293,7 @@ async def domains(request: Request) -> Response:
         settings = services.settings
         async with services.store.read() as session:
             records, truncated = await search_domains(
-                session, services.sealer, registrar_url=settings.registrar_url,
+                session, services.sealer, requester.actor, registrar_url=settings.registrar_url,
                 limit=SEARCH_LIMIT, exact=pattern.exact, ascii_prefix=pattern.ascii_prefix,
                 unicode_prefix=pattern.unicode_prefix)
         presentations = [present(record, Persona.STAFF, public_url=settings.public_url)
