@@ -197,17 +197,31 @@ async def fetch_all(port: int, names: list[str], pid: int, www: Path,
     return phase.requests / phase.seconds, phase.errors
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its children (nginx's workers are children of its
+    master)."""
+    total = process_cpu(pid)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            total += process_cpu(int(stat.parent.name))
+    return total
+
+
 def run_wrk(port: int, names_file: Path, args: argparse.Namespace, label: str,
             pid: int) -> dict[str, float]:
     script = names_file.parent / f"wrk-{label}.lua"
     script.write_text(WRK_SCRIPT % {"names": names_file, "seed": args.seed,
                                     "prefix": "/rdap/domain/"})
-    cpu_before = process_cpu(pid)
+    cpu_before = tree_cpu(pid)
     result = subprocess.run(
         [executable("wrk"), "-t1", f"-c{args.connections}", f"-d{args.seconds}s",
          "--timeout", "10s", "-s", str(script), f"http://127.0.0.1:{port}/"],
         capture_output=True, text=True, timeout=args.seconds + 60, check=False)
-    cpu = process_cpu(pid) - cpu_before
+    cpu = tree_cpu(pid) - cpu_before
     match = re.search(r"RESULT requests=(\d+) seconds=([\d.]+) p50=(\d+) p99=(\d+) "
                       r"non2xx=(\d+) errors=(\d+)", result.stdout)
     if result.returncode != 0 or match is None:
