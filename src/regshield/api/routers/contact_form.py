@@ -76,10 +76,7 @@ def token_is_valid(services: Services, domain: str, role: ContactRole, token: st
 @router.get("/contact/{domain}/{role}", response_class=HTMLResponse)
 async def contact_form(request: Request, domain: str, role: str) -> HTMLResponse:
     services = services_of(request)
-    refused = _limited(services, request)
-    if refused is not None:
-        return refused
-    target = await _target(services, domain, role)
+    target = await _admit(services, request, domain, role)
     if isinstance(target, HTMLResponse):
         return target
     name, contact_role = target
@@ -89,10 +86,7 @@ async def contact_form(request: Request, domain: str, role: str) -> HTMLResponse
 @router.post("/contact/{domain}/{role}", response_class=HTMLResponse)
 async def contact_send(request: Request, domain: str, role: str) -> HTMLResponse:
     services = services_of(request)
-    refused = _limited(services, request)
-    if refused is not None:
-        return refused
-    target = await _target(services, domain, role)
+    target = await _admit(services, request, domain, role)
     if isinstance(target, HTMLResponse):
         return target
     name, contact_role = target
@@ -124,12 +118,15 @@ async def contact_send(request: Request, domain: str, role: str) -> HTMLResponse
         "answer comes to the address you gave.</p>"), 200)
 
 
-def _limited(services: Services, request: Request) -> HTMLResponse | None:
+async def _admit(services: Services, request: Request, domain: str,
+                 role: str) -> tuple[DomainName, ContactRole] | HTMLResponse:
+    """Every request to the form takes a token of its source's bucket first; then the
+    form's domain and role, or the page that refuses the request."""
     source = request.client.host if request.client else None
     decision = services.limiter("contact").check(source)
-    if decision.allowed:
-        return None
-    return _throttled(decision.retry_after, "Too many requests from your network")
+    if not decision.allowed:
+        return _throttled(decision.retry_after, "Too many requests from your network")
+    return await _target(services, domain, role)
 
 
 def _throttled(retry_after: int, detail: str) -> HTMLResponse:
