@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-import dns.dnssec
-import dns.dnssecalgs
 import dns.exception
 import dns.name
 import dns.rdata
@@ -30,6 +28,7 @@ import dns.rdataclass
 import dns.rdatatype
 from dns.rdtypes.ANY.DNSKEY import DNSKEY
 
+from regshield.dns.dnspython_dnssec import dnssec, dnssecalgs
 from regshield.errors import FieldError, ValidationFailed
 from regshield.rules.names import validate_domain_name
 from regshield.rules.text import is_blank, text_value
@@ -252,7 +251,7 @@ def ds_from_dnskey(owner: str, dnskey_presentation: str, digest_type: int = 2, *
     if errors:
         raise ValidationFailed(errors)
     assert name is not None and key is not None
-    ds = dns.dnssec.make_ds(name, key, _COMPUTABLE_DIGESTS[digest_type])
+    ds = dnssec.make_ds(name, key, _COMPUTABLE_DIGESTS[digest_type])
     record = DsRecord(key_tag=ds.key_tag, algorithm=int(ds.algorithm),
                       digest_type=int(ds.digest_type), digest=ds.digest.hex())
     problems = ds_problems(record, field)
@@ -286,7 +285,7 @@ def ds_matches_dnskey(record: DsRecord, dnskey_presentation: str, owner: str, *,
     if hash_name is None:
         return False
     # validating=True: a SHA-1 DS may no longer be created, but an existing one may be checked.
-    ds = dns.dnssec.make_ds(name, key, hash_name, validating=True)
+    ds = dnssec.make_ds(name, key, hash_name, validating=True)
     return (ds.key_tag, int(ds.algorithm), int(ds.digest_type), ds.digest.hex()) == (
         record.key_tag, record.algorithm, record.digest_type, record.digest)
 
@@ -341,7 +340,7 @@ def _mismatch(record: DsRecord, dnskeys: Sequence[str], owner: str, field: str) 
 
 def _key_tag_and_algorithm(dnskey_presentation: str) -> tuple[int, int] | None:
     key = _dnskey(dnskey_presentation, "dnskey", [])
-    return None if key is None else (dns.dnssec.key_id(key), int(key.algorithm))
+    return None if key is None else (dnssec.key_id(key), int(key.algorithm))
 
 
 def _is_zone_key(dnskey_presentation: str) -> bool:
@@ -506,7 +505,7 @@ def _check_key_usable(key: DNSKEY, field: str, errors: list[FieldError]) -> None
                                  _unknown_algorithm_message(int(key.algorithm))))
         return
     try:
-        public_class = dns.dnssecalgs.get_algorithm_cls_from_dnskey(key).public_cls
+        public_class = dnssecalgs.get_algorithm_cls_from_dnskey(key).public_cls
     except dns.exception.UnsupportedAlgorithm:
         return  # registered, but not one dnspython implements: the key cannot be checked
     try:

@@ -26,7 +26,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import dns.dnssec
 import dns.name
 import dns.rdataclass
 import dns.rdatatype
@@ -35,6 +34,7 @@ import structlog
 from sqlalchemy import select
 
 from regshield.config import Listen
+from regshield.dns.dnspython_dnssec import dnssec
 from regshield.dns.server import DnsServer
 from regshield.dns.zonedata import ZoneTable
 from regshield.dns.zonefile import soa_record
@@ -196,7 +196,7 @@ class SandboxDns:
         lines = []
         for tld, (ksk, _) in self._keys.items():
             origin = dns.name.from_text(tld)
-            ds = dns.dnssec.make_ds(origin, ksk.dnskey, "SHA256")
+            ds = dnssec.make_ds(origin, ksk.dnskey, "SHA256")
             lines.append(f"{origin.to_text()} DS {ds.to_text()}")
         return lines
 
