@@ -1,18 +1,41 @@
 # Two commands for a fresh machine: `make run` and `make test` (see README.md).
+# Both install from the lock files in requirements/ (every package pinned, with its hashes);
+# `make lock` refreshes them from pyproject.toml.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+RUN_LOCK  := requirements/run.lock
+TEST_LOCK := requirements/test.lock
 
-.PHONY: run test lint bench clean
+# pip as the locks need it: no configuration file, and no local find-links, extra indexes or
+# constraints from the environment, since a wheel picked from a local directory or index may
+# carry other hashes than the index the locks were made from. PIP_INDEX_URL stays, and so does
+# the CA bundle: PIP_CERT, else the one pip's configuration names (a TLS-inspecting proxy).
+PIP_CERT ?= $(shell $(PYTHON) -m pip config list 2>/dev/null | sed -n "s/^global\.cert='\(.*\)'$$/\1/p")
+PIP := env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL -u PIP_CONSTRAINT -u PIP_NO_INDEX \
+	PIP_CONFIG_FILE=/dev/null $(if $(PIP_CERT),PIP_CERT=$(PIP_CERT)) $(BIN)/python -m pip
+PIP_INSTALL := $(PIP) install --quiet --disable-pip-version-check
+# The lock's own header names this command; `make lock` runs it.
+UV ?= $(BIN)/uv
+# `make lock LOCK_UPGRADE=` keeps the current pins and only adds what pyproject.toml now asks for.
+LOCK_UPGRADE ?= --upgrade
+UV_COMPILE := $(UV) pip compile --quiet --no-config --universal --python-version 3.11 \
+	--generate-hashes --custom-compile-command "make lock"
 
-$(VENV)/.run-installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e .
+.PHONY: run test lint audit lock bench clean
+
+# A changed run lock starts a new virtualenv, so a package dropped from the lock is gone too.
+$(VENV)/.run-locked: $(RUN_LOCK)
+	$(PYTHON) -m venv --clear $(VENV)
+	$(PIP_INSTALL) --require-hashes -r $(RUN_LOCK)
 	touch $@
 
-$(VENV)/.test-installed: $(VENV)/.run-installed
-	$(BIN)/pip install --quiet -e '.[test]'
+$(VENV)/.run-installed: $(VENV)/.run-locked pyproject.toml
+	$(PIP_INSTALL) --no-deps --no-build-isolation -e .
+	touch $@
+
+$(VENV)/.test-installed: $(VENV)/.run-installed $(TEST_LOCK)
+	$(PIP_INSTALL) --require-hashes -r $(TEST_LOCK)
 	touch $@
 
 run: $(VENV)/.run-installed
@@ -22,11 +45,21 @@ lint: $(VENV)/.test-installed
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy src
 
+audit: $(VENV)/.test-installed
+	$(BIN)/python scripts/audit $(RUN_LOCK) $(TEST_LOCK)
+
 test: $(VENV)/.test-installed
 	scripts/test-services
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy src
+	$(BIN)/python scripts/audit $(RUN_LOCK) $(TEST_LOCK)
 	$(BIN)/pytest
+
+# The test lock is solved under the run lock's pins, so both install the same versions.
+lock: $(VENV)/.test-installed
+	$(UV_COMPILE) $(LOCK_UPGRADE) pyproject.toml requirements/install.in -o $(RUN_LOCK)
+	$(UV_COMPILE) $(LOCK_UPGRADE) --extra test -c $(RUN_LOCK) pyproject.toml requirements/install.in \
+		-o $(TEST_LOCK)
 
 bench: $(VENV)/.test-installed
 	scripts/test-services
