@@ -178,6 +178,7 @@ async def test_serve_initializes_announces_answers_over_tcp_and_stops_on_a_signa
     assert server.process.stderr is not None
     stderr = (await server.process.stderr.read()).decode()
     assert "Traceback" not in stderr
+    assert "Warning: " not in stderr, stderr[:2000]  # structured logs only, no Python warning
     assert not port_is_open(server.port)
     with pytest.raises(ProcessLookupError):
         os.killpg(server.process.pid, 0)  # nothing of its session is left running
