@@ -3,14 +3,23 @@ export, secondaries, and who may do what."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
+import dns.asyncquery
+import dns.message
+import dns.rcode
 import httpx
 import pytest
 from conftest import Identity, World
+from dns_peers import LOOPBACK, build_signed_zone
 from sqlalchemy import func, select
 
 from regshield.clock import FakeClock
+from regshield.dns.server import DnsServer
+from regshield.dns.zonedata import ZoneTable
+from regshield.dns.zonefile import MAX_GENERATE_RECORDS
 from regshield.services import Services
 from regshield.store.models import Event, OutboxItem, TsigKey, ZoneKey, ZoneRRset
 
@@ -171,6 +180,58 @@ async def test_an_import_with_mistakes_reports_them_all_and_keeps_the_zone(
     assert syntax.status_code == 422 and fields(syntax) == {"file"}
     listed = (await api.get(f"{ZONES}/{ZONE}/rrsets", headers=owner.headers)).json()
     assert any(r["owner"] == "www.hosted.example." for r in listed)
+
+
+async def test_generate_bomb_is_refused_with_the_line(
+        api: httpx.AsyncClient, owner: Identity, services: Services) -> None:
+    await create_zone(api, owner)
+    events, rows = await count(services, Event), await count(services, ZoneRRset)
+    bomb = ("$ORIGIN hosted.example.\n$TTL 300\n@ NS ns1.example.net.\n"
+            "$GENERATE 1-10000000 host$ A 192.0.2.1\n")
+    started = time.monotonic()
+    response = await api.post(f"{ZONES}/{ZONE}/import", json={"zone_file": bomb},
+                              headers=owner.headers)
+    # Refused before a record is made: ten million would take the better part of an hour.
+    assert time.monotonic() - started < 5
+    assert response.status_code == 422
+    [error] = response.json()["errors"]
+    assert (error["field"], error["code"]) == ("file", "too_many_records")
+    assert error["message"].startswith("line 4: ")
+    assert f"at most {MAX_GENERATE_RECORDS}" in error["message"]
+    assert await count(services, Event) == events
+    assert await count(services, ZoneRRset) == rows
+
+
+async def test_zone_import_does_not_stall_dns(
+        api: httpx.AsyncClient, owner: Identity) -> None:
+    """While a large file is read and checked, the embedded DNS server (on the same event
+    loop, as in `regshield serve`) keeps answering: no answer waits for a sizeable part of
+    the import, however slow the machine is."""
+    await create_zone(api, owner)
+    served = build_signed_zone()
+    server = DnsServer(ZoneTable([served.served]))
+    await server.start(LOOPBACK, 0)
+    large = "$ORIGIN hosted.example.\n$TTL 300\n@ NS ns1.example.net.\n" + "".join(
+        f"host{index} A 192.0.2.{index % 250 + 1}\n" for index in range(10_000))
+    query = dns.message.make_query("www.regshield.test.", "A")
+    gaps: list[float] = []  # between one answer and the next, a pause of 10 ms included
+    try:
+        started = last = time.monotonic()
+        importing = asyncio.create_task(api.post(
+            f"{ZONES}/{ZONE}/import", json={"zone_file": large}, headers=owner.headers))
+        while not importing.done():
+            await asyncio.sleep(0.01)
+            answer = await dns.asyncquery.udp(query, LOOPBACK, port=server.port, timeout=60)
+            assert answer.rcode() == dns.rcode.NOERROR
+            gaps.append(time.monotonic() - last)
+            last = time.monotonic()
+        response = await importing
+        duration = time.monotonic() - started
+    finally:
+        await server.close()
+    assert response.status_code == 200, response.text
+    assert response.json()["rrsets"] == 10_001
+    assert len(gaps) >= 5 and max(gaps) < duration / 4, (max(gaps), duration, len(gaps))
 
 
 async def test_another_account_cannot_see_or_edit_the_zone(

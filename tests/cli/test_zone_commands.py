@@ -61,3 +61,15 @@ async def test_a_secondary_added_from_the_shell_prints_its_secret_once(
     bad = await regshield(settings, "secondary", "add", "shell.example", "nowhere",
                           "--tsig", "shell-xfr")
     assert bad.code == 1 and "Traceback" not in bad.stderr
+
+
+async def test_a_generate_bomb_imported_from_the_shell_is_refused_with_the_line(
+        settings: Settings, world: World) -> None:
+    account = await world.account("Shell Customer")
+    bomb = ZONE_FILE + "$GENERATE 1-10000000 host$ A 192.0.2.1\n"
+    refused = await regshield(settings, "zone", "import", "shell.example", "-",
+                              "--account", account, stdin=bomb)
+    assert refused.code == 1 and "Traceback" not in refused.stderr
+    assert "line 7: $GENERATE would make 10000000 records" in refused.stderr
+    exported = await regshield(settings, "zone", "export", "shell.example")
+    assert exported.code != 0  # nothing was written: the zone was not even created
