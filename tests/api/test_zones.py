@@ -4,7 +4,9 @@ export, secondaries, and who may do what."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import dns.asyncquery
@@ -16,12 +18,14 @@ from conftest import Identity, World
 from dns_peers import LOOPBACK, build_signed_zone
 from sqlalchemy import func, select
 
+from regshield.api.app import create_app
 from regshield.clock import FakeClock
+from regshield.config import Settings
 from regshield.dns.server import DnsServer
 from regshield.dns.zonedata import ZoneTable
 from regshield.dns.zonefile import MAX_GENERATE_RECORDS
 from regshield.services import Services
-from regshield.store.models import Event, OutboxItem, TsigKey, ZoneKey, ZoneRRset
+from regshield.store.models import Event, OutboxItem, Secondary, TsigKey, ZoneKey, ZoneRRset
 
 ZONES = "/api/v1/zones"
 ZONE = "hosted.example"
@@ -53,6 +57,23 @@ async def put(api: httpx.AsyncClient, who: Identity, owner: str, rtype: str, ttl
 
 def fields(response: httpx.Response) -> set[str]:
     return {error["field"] for error in response.json()["errors"]}
+
+
+@contextlib.asynccontextmanager
+async def api_allowing(settings: Settings, clock: FakeClock, networks: str
+                       ) -> AsyncIterator[httpx.AsyncClient]:
+    """The API of the same installation, its configuration allowing `networks` as secondaries
+    (`REGSHIELD_DNS_ALLOWED_SECONDARY_NETWORKS`)."""
+    configured = Services.open(Settings.load(
+        home=settings.home, database_url=settings.database_url,
+        environ={"REGSHIELD_DNS_ALLOWED_SECONDARY_NETWORKS": networks}), clock)
+    transport = httpx.ASGITransport(app=create_app(configured), client=("192.0.2.10", 40000))
+    try:
+        async with httpx.AsyncClient(transport=transport,
+                                     base_url="http://regshield.test") as client:
+            yield client
+    finally:
+        await configured.close()
 
 
 async def count(services: Services, model: Any) -> int:
@@ -249,7 +270,15 @@ async def test_another_account_cannot_see_or_edit_the_zone(
 
 
 async def test_staff_add_a_secondary_and_the_tsig_secret_is_shown_once_and_sealed(
-        api: httpx.AsyncClient, owner: Identity, world: World, services: Services) -> None:
+        owner: Identity, world: World, services: Services, settings: Settings,
+        clock: FakeClock) -> None:
+    # The documentation network stands for one an administrator allowed.
+    async with api_allowing(settings, clock, "192.0.2.0/24") as api:
+        await staff_add_a_secondary(api, owner, world, services)
+
+
+async def staff_add_a_secondary(api: httpx.AsyncClient, owner: Identity, world: World,
+                                services: Services) -> None:
     await create_zone(api, owner)
     refused = await api.post(f"{ZONES}/{ZONE}/secondaries", json={"address": "192.0.2.53"},
                              headers=owner.headers)
@@ -279,6 +308,66 @@ async def test_staff_add_a_secondary_and_the_tsig_secret_is_shown_once_and_seale
     zone = (await api.get(f"{ZONES}/{ZONE}", headers=owner.headers)).json()
     assert [(s["address"], s["port"], s["lag"]) for s in zone["secondaries"]] == [
         ("192.0.2.53", 5300, None), ("192.0.2.54", 53, None)]
+
+
+NOT_PUBLIC = ["10.1.2.3", "172.16.0.53", "192.168.1.53", "fd00::53", "127.0.0.1", "::1",
+              "169.254.1.53", "fe80::53", "100.64.0.53", "192.0.2.53", "2001:db8::53",
+              "240.0.0.53", "255.255.255.255", "::ffff:10.1.2.3", "2002:a01:203::53",
+              "fec0::53"]
+NEVER = ["0.0.0.0", "::", "224.0.0.251", "ff02::fb"]  # noqa: S104 - addresses, not bound
+
+
+async def test_secondary_on_a_private_address_is_refused(
+        api: httpx.AsyncClient, owner: Identity, world: World, services: Services) -> None:
+    await create_zone(api, owner)
+    operator = await world.user("operator")
+    events = await count(services, Event)
+    for address in NOT_PUBLIC + NEVER:
+        response = await api.post(f"{ZONES}/{ZONE}/secondaries",
+                                  json={"address": address, "port": 0},
+                                  headers=operator.headers)
+        assert response.status_code == 422, address
+        # Every reason at once: the address and the port.
+        errors = {e["field"]: e for e in response.json()["errors"]}
+        assert set(errors) == {"address", "port"}, address
+        assert errors["address"]["code"] == "not_public", address
+    assert await count(services, Secondary) == 0
+    assert await count(services, Event) == events
+    public = await api.post(f"{ZONES}/{ZONE}/secondaries", json={"address": "198.41.0.4"},
+                            headers=operator.headers)
+    assert public.status_code == 201, public.text
+
+
+async def test_secondary_on_loopback_is_allowed_only_when_the_network_is_configured(
+        api: httpx.AsyncClient, owner: Identity, world: World, services: Services,
+        settings: Settings, clock: FakeClock) -> None:
+    await create_zone(api, owner)
+    operator = await world.user("operator")
+    secondary = {"address": "127.0.0.1", "port": 5300}
+    refused = await api.post(f"{ZONES}/{ZONE}/secondaries", json=secondary,
+                             headers=operator.headers)
+    assert refused.status_code == 422
+    [error] = refused.json()["errors"]
+    assert (error["field"], error["code"]) == ("address", "not_public")
+    assert "loopback" in error["message"]
+    assert "allowed_secondary_networks" in error["message"]
+    async with api_allowing(settings, clock, "10.0.0.0/8,fd00::/8") as other_networks:
+        elsewhere = await other_networks.post(f"{ZONES}/{ZONE}/secondaries", json=secondary,
+                                              headers=operator.headers)
+        assert elsewhere.status_code == 422
+        private = await other_networks.post(f"{ZONES}/{ZONE}/secondaries",
+                                            json={"address": "10.9.8.7"},
+                                            headers=operator.headers)
+        assert private.status_code == 201, private.text
+    async with api_allowing(settings, clock, "127.0.0.0/8,224.0.0.0/4") as loopback:
+        # A multicast address stays refused whatever the setting says.
+        never = await loopback.post(f"{ZONES}/{ZONE}/secondaries",
+                                    json={"address": "224.0.0.251"}, headers=operator.headers)
+        assert never.status_code == 422
+        added = await loopback.post(f"{ZONES}/{ZONE}/secondaries", json=secondary,
+                                    headers=operator.headers)
+        assert added.status_code == 201, added.text
+    assert await count(services, Secondary) == 2
 
 
 async def test_a_bad_zone_request_names_every_field(api: httpx.AsyncClient,

@@ -34,6 +34,7 @@ from regshield.flows.zone_keys import (
     find_zone,
     publish,
 )
+from regshield.rules.addresses import Network, destination_problem
 from regshield.rules.ds import ds_text
 from regshield.rules.names import validate_domain_name
 from regshield.rules.zones import (
@@ -581,7 +582,8 @@ class SecondaryAdd:
     """Let a secondary server transfer the zone (AXFR/IXFR with TSIG) and send it NOTIFY on
     every serial. `tsig_key` names the key: a new one is made and its secret returned once;
     an existing one is reused (its secret is not shown again). Staff only: the secondaries
-    are the registrar's serving fleet.
+    are the registrar's serving fleet. The address must be public (rules/addresses.py)
+    unless its network is in `[dns] allowed_secondary_networks`.
 
     Raises PermissionDenied, NotFound, ValidationFailed, Conflict (that address already)."""
 
@@ -595,7 +597,8 @@ class SecondaryAdd:
             raise PermissionDenied("only registrar staff add secondaries")
         zone = await _load(tx, self.zone)
         errors: list[FieldError] = []
-        address = _address(self.address, errors)
+        address = _address(self.address, errors,
+                           tx.services.settings.dns.allowed_secondary_networks)
         if isinstance(self.port, bool) or not isinstance(self.port, int) \
                 or not 1 <= self.port <= 65535:
             errors.append(FieldError("port", "invalid", "must be a port number, 1 to 65535"))
@@ -633,13 +636,21 @@ class SecondaryAdd:
         return SecondaryAdded(view, key_name, secret)
 
 
-def _address(value: Any, errors: list[FieldError]) -> str | None:
+def _address(value: Any, errors: list[FieldError], allowed: Collection[Network]
+             ) -> str | None:
+    """The secondary's address: an IP address, public unless its network is allowed."""
     try:
-        return str(ip_address(value)) if isinstance(value, str) else None
+        address = str(ip_address(value)) if isinstance(value, str) else None
     except ValueError:
-        pass
-    errors.append(FieldError("address", "invalid", "must be an IPv4 or IPv6 address"))
-    return None
+        address = None
+    if address is None:
+        errors.append(FieldError("address", "invalid", "must be an IPv4 or IPv6 address"))
+        return None
+    problem = destination_problem(address, allowed)
+    if problem is not None:
+        errors.append(FieldError("address", "not_public", problem))
+        return None
+    return address
 
 
 def _key_name(value: Any, errors: list[FieldError]) -> str | None:
