@@ -219,6 +219,16 @@ async def test_generate_bomb_is_refused_with_the_line(
     assert (error["field"], error["code"]) == ("file", "too_many_records")
     assert error["message"].startswith("line 4: ")
     assert f"at most {MAX_GENERATE_RECORDS}" in error["message"]
+    # The limit is for the file: two lines under it each, over it together.
+    half = MAX_GENERATE_RECORDS // 2 + 1
+    twice = ("$ORIGIN hosted.example.\n$TTL 300\n@ NS ns1.example.net.\n"
+             f"$GENERATE 1-{half} outside$.example.org. A 192.0.2.1\n"
+             f"$GENERATE 1-{half} host$ A 192.0.2.1\n")
+    response = await api.post(f"{ZONES}/{ZONE}/import", json={"zone_file": twice},
+                              headers=owner.headers)
+    assert response.status_code == 422
+    [error] = response.json()["errors"]
+    assert error["code"] == "too_many_records" and error["message"].startswith("line 5: ")
     assert await count(services, Event) == events
     assert await count(services, ZoneRRset) == rows
 
