@@ -162,6 +162,9 @@ def test_dns_settings_take_the_listener_the_nameservers_and_a_token(tmp_path: Pa
     ('hsm_token = "zones"', "dns.hsm_token"),
     ('listen = "nowhere"', "dns.listen"),
     ("tsig = 1", "dns: unknown settings: tsig"),
+    ('allowed_secondary_networks = "10.0.0.0/8"', "dns.allowed_secondary_networks"),
+    ('allowed_secondary_networks = ["10.0.0.1/8"]', "dns.allowed_secondary_networks"),
+    ('allowed_secondary_networks = ["intranet"]', "dns.allowed_secondary_networks"),
 ])
 def test_bad_dns_settings_are_refused_naming_the_option(tmp_path: Path, table: str,
                                                         option: str) -> None:
@@ -210,3 +213,17 @@ def test_disclosure_holidays_come_from_the_file_or_the_environment(tmp_path: Pat
     (tmp_path / "regshield.toml").write_text('[disclosure]\nholidays = ["Christmas"]\n')
     with pytest.raises(ConfigurationError, match=r"disclosure\.holidays"):
         Settings.load(home=tmp_path, environ={})
+
+
+def test_secondaries_may_be_on_private_networks_only_where_the_configuration_allows(
+        tmp_path: Path) -> None:
+    assert Settings.load(home=tmp_path, environ={}).dns.allowed_secondary_networks == ()
+    (tmp_path / "regshield.toml").write_text(
+        '[dns]\nallowed_secondary_networks = ["10.0.0.0/8", "fd00::/8", "192.0.2.53"]\n')
+    from_file = Settings.load(home=tmp_path, environ={}).dns.allowed_secondary_networks
+    assert [str(network) for network in from_file] == ["10.0.0.0/8", "fd00::/8",
+                                                       "192.0.2.53/32"]
+    from_environment = Settings.load(home=tmp_path, environ={
+        "REGSHIELD_DNS_ALLOWED_SECONDARY_NETWORKS": "127.0.0.0/8, ::1"})
+    assert [str(network) for network in from_environment.dns.allowed_secondary_networks] == [
+        "127.0.0.0/8", "::1/128"]

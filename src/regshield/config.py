@@ -6,6 +6,7 @@ Precedence, highest first: command-line options, environment (`REGSHIELD_*`), th
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -150,7 +151,8 @@ def _looks_like_address(text: str) -> bool:
 
 SERIAL_SCHEMES = ("unixtime", "increment", "date")
 DNS_FILE_KEYS = frozenset({"listen", "nameservers", "hostmaster", "serial_scheme",
-                           "resolver", "hsm_module", "hsm_token", "hsm_pin_file"})
+                           "resolver", "hsm_module", "hsm_token", "hsm_pin_file",
+                           "allowed_secondary_networks"})
 DEFAULT_HSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 
 
@@ -173,6 +175,10 @@ class DnsSettings:
     hsm_module: str = DEFAULT_HSM_MODULE
     hsm_token: str | None = None
     hsm_pin: str | None = field(default=None, repr=False)
+    # Networks whose addresses may be secondaries (NOTIFY and SOA queries go there) although
+    # they are not public: loopback, private, link-local... (rules/addresses.py). None by
+    # default: a secondary must be on a public address.
+    allowed_secondary_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
     @classmethod
     def load(cls, env: dict[str, str], file_values: dict[str, Any],
@@ -209,12 +215,37 @@ class DnsSettings:
         if token and not pin:
             raise ConfigurationError("dns.hsm_token is set but no PIN: set REGSHIELD_HSM_PIN "
                                      "or dns.hsm_pin_file")
+        networks_text = env.get("REGSHIELD_DNS_ALLOWED_SECONDARY_NETWORKS")
+        networks = _networks(networks_text.split(",") if networks_text is not None
+                             else table.get("allowed_secondary_networks", []),
+                             "dns.allowed_secondary_networks")
         return cls(listen=address, nameservers=tuple(_absolute(n) for n in nameservers),
                    hostmaster=_absolute(str(table.get("hostmaster", cls.hostmaster))),
                    serial_scheme=scheme, resolver=resolver,
                    hsm_module=env.get("REGSHIELD_HSM_MODULE")
                    or _get(file_values, "dns", "hsm_module") or DEFAULT_HSM_MODULE,
-                   hsm_token=token or None, hsm_pin=pin if token else None)
+                   hsm_token=token or None, hsm_pin=pin if token else None,
+                   allowed_secondary_networks=networks)
+
+
+def _networks(values: Any, option: str
+              ) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """A list of networks in CIDR notation (an address alone is a network of one)."""
+    if not isinstance(values, list):
+        raise ConfigurationError(f"{option}: expected a list of networks, such as "
+                                 '["10.0.0.0/8", "fd00::/8"]')
+    networks = []
+    for value in values:
+        text = str(value).strip()
+        if not text:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(text))
+        except ValueError:
+            raise ConfigurationError(
+                f"{option}: expected networks such as 10.0.0.0/8 (no host bits set), "
+                f"got {text!r}") from None
+    return tuple(networks)
 
 
 RDAP_FILE_KEYS = frozenset({"base_url"})

@@ -3,16 +3,29 @@ export, secondaries, and who may do what."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
 from typing import Any
 
+import dns.asyncquery
+import dns.message
+import dns.rcode
 import httpx
 import pytest
 from conftest import Identity, World
+from dns_peers import LOOPBACK, build_signed_zone
 from sqlalchemy import func, select
 
+from regshield.api.app import create_app
 from regshield.clock import FakeClock
+from regshield.config import Settings
+from regshield.dns.server import DnsServer
+from regshield.dns.zonedata import ZoneTable
+from regshield.dns.zonefile import MAX_GENERATE_RECORDS
 from regshield.services import Services
-from regshield.store.models import Event, OutboxItem, TsigKey, ZoneKey, ZoneRRset
+from regshield.store.models import Event, OutboxItem, Secondary, TsigKey, ZoneKey, ZoneRRset
 
 ZONES = "/api/v1/zones"
 ZONE = "hosted.example"
@@ -44,6 +57,23 @@ async def put(api: httpx.AsyncClient, who: Identity, owner: str, rtype: str, ttl
 
 def fields(response: httpx.Response) -> set[str]:
     return {error["field"] for error in response.json()["errors"]}
+
+
+@contextlib.asynccontextmanager
+async def api_allowing(settings: Settings, clock: FakeClock, networks: str
+                       ) -> AsyncIterator[httpx.AsyncClient]:
+    """The API of the same installation, its configuration allowing `networks` as secondaries
+    (`REGSHIELD_DNS_ALLOWED_SECONDARY_NETWORKS`)."""
+    configured = Services.open(Settings.load(
+        home=settings.home, database_url=settings.database_url,
+        environ={"REGSHIELD_DNS_ALLOWED_SECONDARY_NETWORKS": networks}), clock)
+    transport = httpx.ASGITransport(app=create_app(configured), client=("192.0.2.10", 40000))
+    try:
+        async with httpx.AsyncClient(transport=transport,
+                                     base_url="http://regshield.test") as client:
+            yield client
+    finally:
+        await configured.close()
 
 
 async def count(services: Services, model: Any) -> int:
@@ -173,6 +203,68 @@ async def test_an_import_with_mistakes_reports_them_all_and_keeps_the_zone(
     assert any(r["owner"] == "www.hosted.example." for r in listed)
 
 
+async def test_generate_bomb_is_refused_with_the_line(
+        api: httpx.AsyncClient, owner: Identity, services: Services) -> None:
+    await create_zone(api, owner)
+    events, rows = await count(services, Event), await count(services, ZoneRRset)
+    bomb = ("$ORIGIN hosted.example.\n$TTL 300\n@ NS ns1.example.net.\n"
+            "$GENERATE 1-10000000 host$ A 192.0.2.1\n")
+    started = time.monotonic()
+    response = await api.post(f"{ZONES}/{ZONE}/import", json={"zone_file": bomb},
+                              headers=owner.headers)
+    # Refused before a record is made: ten million would take the better part of an hour.
+    assert time.monotonic() - started < 5
+    assert response.status_code == 422
+    [error] = response.json()["errors"]
+    assert (error["field"], error["code"]) == ("file", "too_many_records")
+    assert error["message"].startswith("line 4: ")
+    assert f"at most {MAX_GENERATE_RECORDS}" in error["message"]
+    # The limit is for the file: two lines under it each, over it together.
+    half = MAX_GENERATE_RECORDS // 2 + 1
+    twice = ("$ORIGIN hosted.example.\n$TTL 300\n@ NS ns1.example.net.\n"
+             f"$GENERATE 1-{half} outside$.example.org. A 192.0.2.1\n"
+             f"$GENERATE 1-{half} host$ A 192.0.2.1\n")
+    response = await api.post(f"{ZONES}/{ZONE}/import", json={"zone_file": twice},
+                              headers=owner.headers)
+    assert response.status_code == 422
+    [error] = response.json()["errors"]
+    assert error["code"] == "too_many_records" and error["message"].startswith("line 5: ")
+    assert await count(services, Event) == events
+    assert await count(services, ZoneRRset) == rows
+
+
+async def test_zone_import_does_not_stall_dns(
+        api: httpx.AsyncClient, owner: Identity) -> None:
+    """While a large file is read and checked, the embedded DNS server (on the same event
+    loop, as in `regshield serve`) keeps answering: no answer waits for a sizeable part of
+    the import, however slow the machine is."""
+    await create_zone(api, owner)
+    served = build_signed_zone()
+    server = DnsServer(ZoneTable([served.served]))
+    await server.start(LOOPBACK, 0)
+    large = "$ORIGIN hosted.example.\n$TTL 300\n@ NS ns1.example.net.\n" + "".join(
+        f"host{index} A 192.0.2.{index % 250 + 1}\n" for index in range(10_000))
+    query = dns.message.make_query("www.regshield.test.", "A")
+    gaps: list[float] = []  # between one answer and the next, a pause of 10 ms included
+    try:
+        started = last = time.monotonic()
+        importing = asyncio.create_task(api.post(
+            f"{ZONES}/{ZONE}/import", json={"zone_file": large}, headers=owner.headers))
+        while not importing.done():
+            await asyncio.sleep(0.01)
+            answer = await dns.asyncquery.udp(query, LOOPBACK, port=server.port, timeout=60)
+            assert answer.rcode() == dns.rcode.NOERROR
+            gaps.append(time.monotonic() - last)
+            last = time.monotonic()
+        response = await importing
+        duration = time.monotonic() - started
+    finally:
+        await server.close()
+    assert response.status_code == 200, response.text
+    assert response.json()["rrsets"] == 10_001
+    assert len(gaps) >= 5 and max(gaps) < duration / 4, (max(gaps), duration, len(gaps))
+
+
 async def test_another_account_cannot_see_or_edit_the_zone(
         api: httpx.AsyncClient, owner: Identity, world: World) -> None:
     await create_zone(api, owner)
@@ -188,7 +280,15 @@ async def test_another_account_cannot_see_or_edit_the_zone(
 
 
 async def test_staff_add_a_secondary_and_the_tsig_secret_is_shown_once_and_sealed(
-        api: httpx.AsyncClient, owner: Identity, world: World, services: Services) -> None:
+        owner: Identity, world: World, services: Services, settings: Settings,
+        clock: FakeClock) -> None:
+    # The documentation network stands for one an administrator allowed.
+    async with api_allowing(settings, clock, "192.0.2.0/24") as api:
+        await staff_add_a_secondary(api, owner, world, services)
+
+
+async def staff_add_a_secondary(api: httpx.AsyncClient, owner: Identity, world: World,
+                                services: Services) -> None:
     await create_zone(api, owner)
     refused = await api.post(f"{ZONES}/{ZONE}/secondaries", json={"address": "192.0.2.53"},
                              headers=owner.headers)
@@ -218,6 +318,66 @@ async def test_staff_add_a_secondary_and_the_tsig_secret_is_shown_once_and_seale
     zone = (await api.get(f"{ZONES}/{ZONE}", headers=owner.headers)).json()
     assert [(s["address"], s["port"], s["lag"]) for s in zone["secondaries"]] == [
         ("192.0.2.53", 5300, None), ("192.0.2.54", 53, None)]
+
+
+NOT_PUBLIC = ["10.1.2.3", "172.16.0.53", "192.168.1.53", "fd00::53", "127.0.0.1", "::1",
+              "169.254.1.53", "fe80::53", "100.64.0.53", "192.0.2.53", "2001:db8::53",
+              "240.0.0.53", "255.255.255.255", "::ffff:10.1.2.3", "2002:a01:203::53",
+              "fec0::53"]
+NEVER = ["0.0.0.0", "::", "224.0.0.251", "ff02::fb"]  # noqa: S104 - addresses, not bound
+
+
+async def test_secondary_on_a_private_address_is_refused(
+        api: httpx.AsyncClient, owner: Identity, world: World, services: Services) -> None:
+    await create_zone(api, owner)
+    operator = await world.user("operator")
+    events = await count(services, Event)
+    for address in NOT_PUBLIC + NEVER:
+        response = await api.post(f"{ZONES}/{ZONE}/secondaries",
+                                  json={"address": address, "port": 0},
+                                  headers=operator.headers)
+        assert response.status_code == 422, address
+        # Every reason at once: the address and the port.
+        errors = {e["field"]: e for e in response.json()["errors"]}
+        assert set(errors) == {"address", "port"}, address
+        assert errors["address"]["code"] == "not_public", address
+    assert await count(services, Secondary) == 0
+    assert await count(services, Event) == events
+    public = await api.post(f"{ZONES}/{ZONE}/secondaries", json={"address": "198.41.0.4"},
+                            headers=operator.headers)
+    assert public.status_code == 201, public.text
+
+
+async def test_secondary_on_loopback_is_allowed_only_when_the_network_is_configured(
+        api: httpx.AsyncClient, owner: Identity, world: World, services: Services,
+        settings: Settings, clock: FakeClock) -> None:
+    await create_zone(api, owner)
+    operator = await world.user("operator")
+    secondary = {"address": "127.0.0.1", "port": 5300}
+    refused = await api.post(f"{ZONES}/{ZONE}/secondaries", json=secondary,
+                             headers=operator.headers)
+    assert refused.status_code == 422
+    [error] = refused.json()["errors"]
+    assert (error["field"], error["code"]) == ("address", "not_public")
+    assert "loopback" in error["message"]
+    assert "allowed_secondary_networks" in error["message"]
+    async with api_allowing(settings, clock, "10.0.0.0/8,fd00::/8") as other_networks:
+        elsewhere = await other_networks.post(f"{ZONES}/{ZONE}/secondaries", json=secondary,
+                                              headers=operator.headers)
+        assert elsewhere.status_code == 422
+        private = await other_networks.post(f"{ZONES}/{ZONE}/secondaries",
+                                            json={"address": "10.9.8.7"},
+                                            headers=operator.headers)
+        assert private.status_code == 201, private.text
+    async with api_allowing(settings, clock, "127.0.0.0/8,224.0.0.0/4") as loopback:
+        # A multicast address stays refused whatever the setting says.
+        never = await loopback.post(f"{ZONES}/{ZONE}/secondaries",
+                                    json={"address": "224.0.0.251"}, headers=operator.headers)
+        assert never.status_code == 422
+        added = await loopback.post(f"{ZONES}/{ZONE}/secondaries", json=secondary,
+                                    headers=operator.headers)
+        assert added.status_code == 201, added.text
+    assert await count(services, Secondary) == 2
 
 
 async def test_a_bad_zone_request_names_every_field(api: httpx.AsyncClient,

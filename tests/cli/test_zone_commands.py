@@ -48,6 +48,14 @@ async def test_a_secondary_added_from_the_shell_prints_its_secret_once(
     path.write_text(ZONE_FILE)
     assert (await regshield(settings, "zone", "import", "shell.example", str(path),
                             "--account", account)).code == 0
+    private = await regshield(settings, "secondary", "add", "shell.example", "10.0.0.53:53",
+                              "--tsig", "shell-xfr")
+    assert private.code == 1 and "Traceback" not in private.stderr
+    assert "address: must be a public address, not a private address" in private.stderr
+    # The documentation networks stand for networks an administrator allowed.
+    settings.home.mkdir(mode=0o700, exist_ok=True)
+    (settings.home / "regshield.toml").write_text(
+        '[dns]\nallowed_secondary_networks = ["192.0.2.0/24", "2001:db8::/32"]\n')
 
     added = await regshield(settings, "secondary", "add", "shell.example", "192.0.2.53:5300",
                             "--tsig", "shell-xfr")
@@ -61,3 +69,15 @@ async def test_a_secondary_added_from_the_shell_prints_its_secret_once(
     bad = await regshield(settings, "secondary", "add", "shell.example", "nowhere",
                           "--tsig", "shell-xfr")
     assert bad.code == 1 and "Traceback" not in bad.stderr
+
+
+async def test_a_generate_bomb_imported_from_the_shell_is_refused_with_the_line(
+        settings: Settings, world: World) -> None:
+    account = await world.account("Shell Customer")
+    bomb = ZONE_FILE + "$GENERATE 1-10000000 host$ A 192.0.2.1\n"
+    refused = await regshield(settings, "zone", "import", "shell.example", "-",
+                              "--account", account, stdin=bomb)
+    assert refused.code == 1 and "Traceback" not in refused.stderr
+    assert "line 7: $GENERATE would make 10000000 records" in refused.stderr
+    exported = await regshield(settings, "zone", "export", "shell.example")
+    assert exported.code != 0  # nothing was written: the zone was not even created

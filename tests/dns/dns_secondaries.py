@@ -24,10 +24,15 @@ from dns_peers import (
     start_peer,
 )
 
+from regshield.config import DnsSettings
 from regshield.dns.notify import query_serial
 from regshield.dns.transfer import TransferKind, diff_zones
 from regshield.dns.zonedata import ServedZone
 from regshield.dnssec import SigningKey, sign_rrset
+
+# The peers run on loopback: its network is allowed as an administrator would allow it.
+LOOPBACK_ALLOWED = DnsSettings.load(
+    {"REGSHIELD_DNS_ALLOWED_SECONDARY_NETWORKS": "127.0.0.0/8"}, {}).allowed_secondary_networks
 
 
 def edited(previous: ServedZone, serial: int, replacement: dns.rrset.RRset,
@@ -172,7 +177,8 @@ async def wait_for_serial(origin: dns.name.Name, secondary: PeerProcess, key: dn
     """Poll the secondary until it serves `serial`; return the seconds it took."""
     started = time.monotonic()
     while time.monotonic() - started < limit:
-        if await query_serial(origin, "127.0.0.1", secondary.port, key) == serial:
+        if await query_serial(origin, "127.0.0.1", secondary.port, key,
+                              allowed=LOOPBACK_ALLOWED) == serial:
             return time.monotonic() - started
         await asyncio.sleep(0.05)
     raise AssertionError(f"{secondary.name} did not serve serial {serial} within {limit} s:\n"

@@ -4,6 +4,7 @@ and transfers, each edit re-signs only what it touches, and the journal serves I
 from __future__ import annotations
 
 import asyncio
+import socket
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import dns.dnssec
 import dns.flags
 import dns.message
 import dns.name
+import dns.opcode
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
@@ -26,6 +28,7 @@ from dns_secondaries import knot_secondary, wait_for_serial
 from sqlalchemy import select
 
 from regshield.clock import FakeClock
+from regshield.config import Settings
 from regshield.dns.publisher import Publisher
 from regshield.dns.server import DnsServer
 from regshield.dns.tsig import make_key
@@ -37,6 +40,19 @@ from regshield.store.models import Event
 ZONES = "/api/v1/zones"
 ORIGIN = dns.name.from_text("published.example.")
 WWW = dns.name.from_text("www.published.example.")
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The secondaries here (Knot, a silent socket) run on loopback: the installation allows
+    that network, as an administrator would in `[dns] allowed_secondary_networks`."""
+    return allowing(settings, "127.0.0.0/8")
+
+
+def allowing(settings: Settings, networks: str) -> Settings:
+    """`settings` with `networks` (comma-separated; "" for none) allowed as secondaries."""
+    return Settings.load(home=settings.home, database_url=settings.database_url,
+                         environ={"REGSHIELD_DNS_ALLOWED_SECONDARY_NETWORKS": networks})
 
 
 @pytest.fixture
@@ -315,3 +331,44 @@ async def test_the_nameservers_zone_carries_the_bootstrap_signals_of_zones_that_
     dns.dnssec.validate(cds, rrsigs, {ns_zone: dnskeys}, now=clock.now().timestamp())
     apex = await query(server, ORIGIN, dns.rdatatype.CDS)
     assert [r.to_text().lower() for r in apex.answer[0]] == [ksk["ds"][0]]
+
+
+async def test_notify_goes_to_a_secondary_only_while_the_configuration_allows_its_network(
+        api: httpx.AsyncClient, owner: Identity, world: World, settings: Settings,
+        clock: FakeClock, publisher: Publisher) -> None:
+    await api.post(ZONES, json={"name": "published.example"}, headers=owner.headers)
+    operator = await world.user("operator")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.setblocking(False)
+        added = await api.post(f"{ZONES}/published.example/secondaries", json={
+            "address": "127.0.0.1", "port": listener.getsockname()[1], "tsig_key": "xfr"},
+            headers=operator.headers)
+        assert added.status_code == 201, added.text
+        # The same installation after an administrator took loopback out of the setting.
+        withdrawn = Services.open(allowing(settings, ""), clock)
+        stale = Publisher(withdrawn, notify_timeout=0.2, notify_retries=0)
+        try:
+            publication = await stale.publish("published.example.")
+            await stale.settle()  # the serial check after the NOTIFY: not sent either
+        finally:
+            await stale.close()
+            await withdrawn.close()
+        [result] = publication.notified.values()
+        assert (result.outcome, result.attempts) == ("refused", 0)
+        assert "loopback" in result.detail
+        with pytest.raises(BlockingIOError):
+            listener.recv(512)  # nothing was sent
+        zone = (await api.get(f"{ZONES}/published.example", headers=owner.headers)).json()
+        [status] = zone["secondaries"]
+        assert status["last_notify_result"] == "refused"
+        assert status["served_checked_at"] is not None and status["served_serial"] is None
+
+        # With loopback allowed, the same publication reaches the socket.
+        publication = await publisher.publish("published.example.")
+        [result] = publication.notified.values()
+        assert result.outcome == "timeout" and result.attempts == 2
+        notify = dns.message.from_wire(listener.recv(512), ignore_trailing=True,
+                                       keyring=False)
+        assert notify.opcode() == dns.opcode.NOTIFY
+        await publisher.settle()

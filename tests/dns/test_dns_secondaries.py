@@ -22,7 +22,14 @@ import dns.rrset
 import dns.tsig
 import pytest
 from dns_peers import PeerProcess, build_signed_zone, running_server
-from dns_secondaries import TransferLog, edited, knot_secondary, nsd_secondary, wait_for_serial
+from dns_secondaries import (
+    LOOPBACK_ALLOWED,
+    TransferLog,
+    edited,
+    knot_secondary,
+    nsd_secondary,
+    wait_for_serial,
+)
 
 from regshield.dns.notify import query_serial, send_notify
 from regshield.dns.server import DnsServer
@@ -90,7 +97,8 @@ async def test_secondary_serves_the_signed_zone_and_follows_each_new_serial(
 
         www = dns.rrset.from_text_list(WWW, 3600, "IN", "A", ["192.0.2.10", "192.0.2.11"])
         primary.table.put(edited(primary.zone, 2, www, KEYS[1]))
-        result = await send_notify(ORIGIN, 2, "127.0.0.1", secondary.port, KEY)
+        result = await send_notify(ORIGIN, 2, "127.0.0.1", secondary.port, KEY,
+                                   allowed=LOOPBACK_ALLOWED)
         assert result.outcome == "answered", result
         assert result.round_trip is not None and result.round_trip < 1
 
@@ -120,14 +128,15 @@ async def test_a_secondary_with_the_wrong_secret_gets_nothing(
     with start_secondary(tmp_path, ORIGIN, primary.port, wrong) as secondary:
         # It refuses our NOTIFY (the signatures do not match), and we refuse its transfers.
         result = await send_notify(ORIGIN, 1, "127.0.0.1", secondary.port, KEY, timeout=0.5,
-                                   retries=1)
+                                   retries=1, allowed=LOOPBACK_ALLOWED)
         assert result.outcome == "refused", result
         for _ in range(50):
             if complaint in secondary.output():
                 break
             await asyncio.sleep(0.1)
         assert complaint in secondary.output()
-        assert await query_serial(ORIGIN, "127.0.0.1", secondary.port, wrong) is None
+        assert await query_serial(ORIGIN, "127.0.0.1", secondary.port, wrong,
+                                  allowed=LOOPBACK_ALLOWED) is None
         answer = await signed_answer(secondary.port, WWW, dns.rdatatype.A)
         assert answer.answer == []
     assert primary.log.transfers == []
@@ -144,7 +153,8 @@ async def test_an_unanswered_notify_is_sent_again_then_reported_as_a_timeout() -
     transport, _ = await loop.create_datagram_endpoint(Silent, local_addr=("127.0.0.1", 0))
     try:
         port = transport.get_extra_info("sockname")[1]
-        result = await send_notify(ORIGIN, 7, "127.0.0.1", port, KEY, timeout=0.05, retries=2)
+        result = await send_notify(ORIGIN, 7, "127.0.0.1", port, KEY, timeout=0.05, retries=2,
+                                   allowed=LOOPBACK_ALLOWED)
     finally:
         transport.close()
 
@@ -157,14 +167,23 @@ async def test_an_unanswered_notify_is_sent_again_then_reported_as_a_timeout() -
 
 
 async def test_a_server_that_takes_no_notify_is_reported_as_refusing(primary: Primary) -> None:
-    result = await send_notify(ORIGIN, 2, "127.0.0.1", primary.port, KEY)
+    result = await send_notify(ORIGIN, 2, "127.0.0.1", primary.port, KEY,
+                               allowed=LOOPBACK_ALLOWED)
 
     assert (result.outcome, result.rcode) == ("refused", dns.rcode.REFUSED)
 
 
 async def test_the_serial_a_server_serves_is_read_with_the_key(primary: Primary) -> None:
-    assert await query_serial(ORIGIN, "127.0.0.1", primary.port, KEY) == 1
+    assert await query_serial(ORIGIN, "127.0.0.1", primary.port, KEY,
+                              allowed=LOOPBACK_ALLOWED) == 1
     other = dns.name.from_text("example.org.")
-    assert await query_serial(other, "127.0.0.1", primary.port, KEY) is None
+    assert await query_serial(other, "127.0.0.1", primary.port, KEY,
+                              allowed=LOOPBACK_ALLOWED) is None
     forged = make_key(KEY.name, generate_secret())
-    assert await query_serial(ORIGIN, "127.0.0.1", primary.port, forged) is None
+    assert await query_serial(ORIGIN, "127.0.0.1", primary.port, forged,
+                              allowed=LOOPBACK_ALLOWED) is None
+    # Without the allowance nothing is sent to loopback: no serial, and NOTIFY refused unsent.
+    assert await query_serial(ORIGIN, "127.0.0.1", primary.port, KEY) is None
+    unsent = await send_notify(ORIGIN, 2, "127.0.0.1", primary.port, KEY)
+    assert (unsent.outcome, unsent.attempts) == ("refused", 0)
+    assert "loopback" in unsent.detail

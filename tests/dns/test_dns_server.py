@@ -474,3 +474,122 @@ def test_several_queries_on_one_tcp_connection_are_answered_in_order(server: Dns
             answers.append(dns.message.from_wire(sock.recv(size, socket.MSG_WAITALL)))
             assert answers[-1].id == query.id
     assert [dns.rcode.to_text(a.rcode()) for a in answers] == ["NOERROR", "NXDOMAIN", "NOERROR"]
+
+
+# -- the answer cache keys on the question's name case-folded, and on its type as it is -------
+
+TYPED = dns.name.from_text("typed.regshield.test.")
+# Types 65 to 90 are the byte values of 'A' to 'Z': lowering the question's type bytes made
+# each share the cached answer of the type 32 above it (HTTPS, 65, with TYPE97).
+TYPED_RECORDS = "typed 3600 HTTPS 1 . alpn=h2\ntyped 3600 DSYNC CDS 1 5359 ns1\n" + "".join(
+    f"typed 3600 TYPE{rdtype} \\# 1 {rdtype:02x}\n" for rdtype in range(67, 91))
+# Two owners that differ only in a byte above ASCII (0xC1, 0xE1: 'Á' and 'á' in Latin-1):
+# RFC 4343 folds ASCII letters only, so these are two names.
+EIGHT_BIT_RECORDS = "\\193 3600 A 192.0.2.65\n\\225 3600 A 192.0.2.97\n"
+# Meta and transfer types, answered by rules of their own (not "the RRset of this type").
+SPECIAL_QTYPES = {dns.rdatatype.OPT, dns.rdatatype.RRSIG, dns.rdatatype.TKEY,
+                  dns.rdatatype.TSIG, dns.rdatatype.IXFR, dns.rdatatype.AXFR,
+                  dns.rdatatype.MAILB, dns.rdatatype.MAILA, dns.rdatatype.ANY}
+
+
+@pytest.fixture(scope="module")
+def typed_zone() -> SignedZone:
+    return build_signed_zone(extra=TYPED_RECORDS + EIGHT_BIT_RECORDS)
+
+
+def plain_query(qname: dns.name.Name, rdtype: int, query_id: int) -> bytes:
+    """A query without EDNS, built by hand: ID `query_id`, the type as given."""
+    wire = qname.to_wire()
+    assert wire is not None
+    return struct.pack("!HHHHHH", query_id, 0, 1, 0, 0, 0) + wire + struct.pack(
+        "!HH", rdtype, dns.rdataclass.IN)
+
+
+def answered_types(port: int, qname: dns.name.Name, rdtypes: list[int],
+                   window: int = 128) -> dict[int, set[int]]:
+    """The types in the answer section for each type asked at `qname`, in the order given.
+
+    Each type is asked as the query's ID, a window at a time over one UDP socket; a question
+    whose answer got lost is asked again.
+    """
+    answered: dict[int, set[int]] = {}
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.connect((LOOPBACK, port))
+        sock.settimeout(2)
+        for start in range(0, len(rdtypes), window):
+            waiting = set(rdtypes[start:start + window])
+            for _ in range(3):
+                for rdtype in sorted(waiting):
+                    sock.send(plain_query(qname, rdtype, rdtype))
+                try:
+                    while waiting:
+                        response = dns.message.from_wire(sock.recv(65535))
+                        assert response.question[0].rdtype == response.id
+                        if response.id in waiting:
+                            waiting.discard(response.id)
+                            answered[response.id] = {r.rdtype for r in response.answer}
+                except TimeoutError:
+                    continue
+                break
+            assert not waiting, f"no answer for types {sorted(waiting)[:10]}"
+    return answered
+
+
+def test_a_type_whose_bytes_are_capital_letters_gets_its_own_answer_after_its_lowercase_twin(
+    typed_zone: SignedZone,
+) -> None:
+    held = range(65, 91)
+    with running_server(DnsServer(ZoneTable([typed_zone.served]))) as running:
+        # The spoofable question first (TYPE97 before HTTPS, ...), then the real one.
+        twins_first = answered_types(running.port, TYPED, [t for r in held for t in (r + 32, r)])
+    with running_server(DnsServer(ZoneTable([typed_zone.served]))) as running:
+        real_first = answered_types(running.port, TYPED, [t for r in held for t in (r, r + 32)])
+    for answered in (twins_first, real_first):
+        assert {rdtype: answered[rdtype] for rdtype in held} == {r: {r} for r in held}
+        assert all(answered[rdtype + 32] == set() for rdtype in held)
+    https = dns.message.from_wire(exchange_raw_to(
+        typed_zone, [plain_query(TYPED, 97, 1), plain_query(TYPED, dns.rdatatype.HTTPS, 2)]))
+    assert [r.to_text() for r in https.answer] == [
+        "typed.regshield.test. 3600 IN HTTPS 1 . alpn=\"h2\""]
+
+
+def exchange_raw_to(zone: SignedZone, wires: list[bytes]) -> bytes:
+    """Send each query in turn to a fresh server of `zone`; the last answer."""
+    with running_server(DnsServer(ZoneTable([zone.served]))) as running:
+        answers = [exchange_raw(running, wire, timeout=2) for wire in wires]
+    assert answers[-1] is not None
+    return answers[-1]
+
+
+def test_every_query_type_gets_the_rrset_of_its_own_type_asked_first_or_from_the_cache(
+    typed_zone: SignedZone,
+) -> None:
+    held = {rrset.rdtype for rrset in typed_zone.served.rrsets if rrset.name == TYPED}
+    # Every type below 1024 (the answer cache holds types below 128), every type whose high
+    # byte is a letter with a few low bytes (letters among them), and one in 251 of the rest.
+    sample = {*range(1, 1024), *range(1024, 65536, 251),
+              *((high << 8) | low for high in (*range(65, 91), *range(97, 123))
+                for low in (0, 65, 97, 255))}
+    asked = [rdtype for rdtype in sorted(sample) if rdtype not in SPECIAL_QTYPES]
+    expected = {rdtype: {rdtype} if rdtype in held else set() for rdtype in asked}
+    with running_server(DnsServer(ZoneTable([typed_zone.served]))) as running:
+        assert answered_types(running.port, TYPED, asked) == expected
+        # Again, descending: every answer now comes from the cache when one was kept.
+        assert answered_types(running.port, TYPED, asked[::-1]) == expected
+
+
+def test_names_that_differ_only_above_ascii_do_not_share_a_cached_answer(
+    typed_zone: SignedZone,
+) -> None:
+    upper, lower = (dns.name.from_text(f"\\{code}.regshield.test.") for code in (193, 225))
+    with running_server(DnsServer(ZoneTable([typed_zone.served]))) as running:
+        for _ in range(2):  # the second round from the cache
+            for qname, address in ((upper, "192.0.2.65"), (lower, "192.0.2.97")):
+                wire = exchange_raw(running, plain_query(qname, dns.rdatatype.A, 7), timeout=2)
+                assert wire is not None
+                assert dns.message.from_wire(wire).answer[0][0].address == address
+        # A 63-octet label (the longest) folds like any other.
+        long_label = "Q" * 63
+        response = ask(running, f"{long_label}.regshield.test.", "A")
+        again = ask(running, f"{long_label.lower()}.regshield.test.", "A")
+        assert response.rcode() == again.rcode() == dns.rcode.NXDOMAIN

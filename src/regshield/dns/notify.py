@@ -4,12 +4,17 @@
 retransmits with a doubling timeout until it answers; its `NotifyResult` says how the
 secondary answered and how long that took. `query_serial` asks a secondary which serial it
 serves, so the lag of each secondary behind the primary can be measured.
+
+Both check the address again before sending (rules/addresses.py, with the networks the
+configuration allows now): a secondary stored while its network was allowed gets nothing once
+the configuration no longer allows it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Literal
 
@@ -25,6 +30,8 @@ import dns.rdatatype
 import dns.rrset
 import dns.tsig
 
+from regshield.rules.addresses import Network, destination_problem
+
 NotifyOutcome = Literal["answered", "refused", "timeout"]
 QUERY_TIMEOUT = 2.0
 
@@ -34,7 +41,8 @@ class NotifyResult:
     """How a secondary took a NOTIFY.
 
     `answered`: it acknowledged (NOERROR). `refused`: it answered with an error, or its answer
-    failed TSIG verification (`detail` says which). `timeout`: no answer after every attempt
+    failed TSIG verification (`detail` says which), or its address may not receive NOTIFY
+    (nothing was sent: `attempts` is 0). `timeout`: no answer after every attempt
     (`detail` names the error when the NOTIFY could not even be sent).
     `round_trip` is the seconds from the last attempt's sending to its answer.
     """
@@ -54,8 +62,12 @@ async def send_notify(
     key: dns.tsig.Key | None = None,
     timeout: float = 1.0,  # noqa: ASYNC109 - the first retransmission timer, not a deadline
     retries: int = 3,
+    *,
+    allowed: Collection[Network] = (),
 ) -> NotifyResult:
-    """Tell the secondary at `address` that `origin` now has `serial` (RFC 1996 §3).
+    """Tell the secondary at `address` that `origin` now has `serial` (RFC 1996 §3), unless
+    the address is not public and not in the `allowed` networks (`[dns]
+    allowed_secondary_networks`).
 
     The first attempt waits `timeout` seconds for an answer, each retransmission twice as long
     as the one before, `retries` retransmissions at most. The SOA in the answer section carries
@@ -64,6 +76,9 @@ async def send_notify(
     """
     if retries < 0 or timeout <= 0:
         raise ValueError("retries must be 0 or more and timeout positive")
+    problem = destination_problem(address, allowed)
+    if problem is not None:
+        return NotifyResult("refused", 0, detail=f"not sent: the address {problem}")
     message = dns.message.make_query(origin, dns.rdatatype.SOA)
     message.flags = dns.flags.AA
     message.set_opcode(dns.opcode.NOTIFY)
@@ -104,13 +119,18 @@ async def query_serial(
     address: str,
     port: int = 53,
     key: dns.tsig.Key | None = None,
+    *,
+    allowed: Collection[Network] = (),
 ) -> int | None:
     """The serial of `origin` the server at `address` serves, or None when it gives none.
 
-    None covers a timeout, an error answer, an answer failing TSIG verification and an answer
+    None covers an address that is not public and not in the `allowed` networks (nothing is
+    sent), a timeout, an error answer, an answer failing TSIG verification and an answer
     without the zone's SOA (a secondary that has not transferred the zone yet). The answer is
     awaited `QUERY_TIMEOUT` seconds at most.
     """
+    if destination_problem(address, allowed) is not None:
+        return None
     message = dns.message.make_query(origin, dns.rdatatype.SOA)
     message.flags = 0  # an authoritative question, not a recursive one
     if key is not None:

@@ -396,7 +396,9 @@ class Publisher:
             return {}
         results = await asyncio.gather(*(
             send_notify(origin, serial, s.address, s.port, s.key, self.notify_timeout,
-                        self.notify_retries) for s in secondaries))
+                        self.notify_retries,
+                        allowed=self.services.settings.dns.allowed_secondary_networks)
+            for s in secondaries))
         now = self.services.clock.now()
         async with self.services.store.write() as session:
             for secondary, result in zip(secondaries, results, strict=True):
@@ -413,7 +415,9 @@ class Publisher:
     async def _check_zone(self, origin: dns.name.Name) -> None:
         secondaries = self._secondaries.get(origin, ())
         serials = await asyncio.gather(*(
-            query_serial(origin, s.address, s.port, s.key) for s in secondaries),
+            query_serial(origin, s.address, s.port, s.key,
+                         allowed=self.services.settings.dns.allowed_secondary_networks)
+            for s in secondaries),
             return_exceptions=True)
         now = self.services.clock.now()
         async with self.services.store.write() as session:

@@ -1,8 +1,9 @@
 """The embedded authoritative DNS server: UDP and TCP on one port, answering from a `ZoneTable`.
 
 Ordinary queries take a fast path: the header, question and OPT record are read by hand and
-the response wire is looked up in a cache keyed by (question, EDNS, DO) and tied to the zone
-snapshot it was built from; only the ID and the RD/CD bits are patched in. Anything else
+the response wire is looked up in a cache keyed by (question name case-folded, type and class
+as sent, EDNS, DO) and tied to the zone snapshot it was built from; only the ID and the RD/CD
+bits are patched in. Anything else
 (TSIG, odd sections, other opcodes, meta types) goes through dnspython.
 
 What the server decides, beyond `answers.ZoneIndex`:
@@ -275,7 +276,7 @@ class DnsServer:
             return _header_only(wire, dns.rcode.SERVFAIL)
 
     def _respond_plain(self, wire: bytes, question: _Question, udp: bool) -> bytes | None:
-        key = wire[12:question.end].lower() + bytes((question.edns, question.dnssec))
+        key = _answer_key(wire, question)
         cached = self._cache.get(key)
         if cached is not None:
             zone = self.table.get(cached.zone.origin)
@@ -413,6 +414,20 @@ def _read_plain_query(wire: bytes) -> _Question | None:
     if root != 0 or rdtype != dns.rdatatype.OPT or version != 0 or end + 11 + rdlen != size:
         return None
     return _Question(end, qtype, True, bool(ednsflags & _DO), payload)
+
+
+def _answer_key(wire: bytes, question: _Question) -> bytes:
+    """The answer cache key of a plain query: its question, the name case-folded, and the
+    EDNS and DO bits.
+
+    Only the name is folded (names compare case-insensitively, RFC 4343): the type and class
+    bytes are numbers, and folding them made TYPE97 share the cached answer of HTTPS (65). The
+    name's length octets are 63 at most (`_question_name_end`), below every ASCII capital, so
+    `bytes.lower` changes label content only.
+    """
+    name_end = question.end - 4
+    return b"".join((wire[12:name_end].lower(), wire[name_end:question.end],
+                     bytes((question.edns, question.dnssec))))
 
 
 def _question_name_end(wire: bytes) -> int | None:

@@ -10,6 +10,7 @@ keys are sealed like personal data; a TSIG secret is sealed and shown once.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,7 +22,7 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from regshield.dns.tsig import generate_secret
-from regshield.dns.zonefile import read_zone_text, render_zone, soa_record
+from regshield.dns.zonefile import ZoneFileContent, read_zone_text, render_zone, soa_record
 from regshield.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
 from regshield.flows.accounts import target_account
 from regshield.flows.context import Actor
@@ -33,6 +34,7 @@ from regshield.flows.zone_keys import (
     find_zone,
     publish,
 )
+from regshield.rules.addresses import Network, destination_problem
 from regshield.rules.ds import ds_text
 from regshield.rules.names import validate_domain_name
 from regshield.rules.zones import (
@@ -56,6 +58,7 @@ DENIAL_KINDS = ("nsec", "nsec3")
 APEX_NS_TTL = 3600
 SOA_TTL = 3600
 DNS_PORT = 53
+IMPORT_FLUSH_ROWS = 500  # rows an import writes per flush
 
 
 # --- views ---------------------------------------------------------------------------------
@@ -488,10 +491,33 @@ class RRsetDelete:
 
 
 @dataclass(frozen=True)
+class ZoneFileRead:
+    """A zone file read and checked for the zone `name` (`ZoneImport.prepare`): its content and
+    RRsets, or why it was refused."""
+
+    name: str
+    content: ZoneFileContent | None
+    rrsets: tuple[RRset, ...] | None
+    refusal: ValidationFailed | None
+
+
+def read_zone_file(name: str, text: str) -> ZoneFileRead:
+    """Parse `text` as the zone file of `name` and check every RRset (rules/zones.py)."""
+    try:
+        content = read_zone_text(name, text)
+        return ZoneFileRead(name, content, validate_rrsets(name.rstrip("."), content.rrsets),
+                            None)
+    except ValidationFailed as refusal:
+        return ZoneFileRead(name, None, None, refusal)
+
+
+@dataclass(frozen=True)
 class ZoneImport:
     """Replace a zone's RRsets with a zone file's. The file's SOA serial is honoured (the new
     serial is greater), and records the signer makes (DNSKEY, RRSIG, NSEC...) are left out.
-    With `account`, a zone not hosted yet is created first (DNSSEC on).
+    With `account`, a zone not hosted yet is created first (DNSSEC on). A file is refused over
+    `MAX_ZONE_FILE_RECORDS` records, or `MAX_GENERATE_RECORDS` made by `$GENERATE`
+    (dns/zonefile.py).
 
     Raises PermissionDenied, NotFound, ValidationFailed (every RRset's problems at once)."""
 
@@ -499,23 +525,44 @@ class ZoneImport:
     text: str
     account: str | None = None
 
+    async def prepare(self, services: Services, context: Any) -> ZoneFileRead | None:
+        """Read and check the file in a worker thread before the transaction opens: a large
+        file takes seconds, which must hold up neither the event loop (HTTP and DNS answers)
+        nor the write lock. Its refusal waits for `run`, after the permission checks."""
+        name = self._name([])
+        if name is None:
+            return None
+        return await asyncio.to_thread(read_zone_file, name, self.text)
+
+    def _name(self, errors: list[FieldError]) -> str | None:
+        return _zone_name(self.name.rstrip(".") if isinstance(self.name, str) else self.name,
+                          errors)
+
     async def run(self, tx: Tx) -> ImportReport:
         errors: list[FieldError] = []
-        name = _zone_name(self.name.rstrip(".") if isinstance(self.name, str) else self.name,
-                          errors)
+        name = self._name(errors)
         if errors or name is None:
             raise ValidationFailed(errors)
         if self.account is not None and await live_zone(tx.session, name) is None:
             await ZoneCreate(name.rstrip("."), account=self.account).run(tx)
         zone = await _load(tx, name)
-        content = read_zone_text(zone.name, self.text)
-        rrsets = validate_rrsets(zone.name.rstrip("."), content.rrsets)
+        read = tx.prepared
+        if not isinstance(read, ZoneFileRead) or read.name != zone.name:  # not prepared
+            read = await asyncio.to_thread(read_zone_file, zone.name, self.text)
+        if read.refusal is not None:
+            raise read.refusal
+        assert read.content is not None and read.rrsets is not None
+        content, rrsets = read.content, read.rrsets
         _advance(tx, zone, at_least=content.serial)
         existing = {(row.owner, row.rtype): row for row in await _all_rows(tx, zone)}
+        written = 0
         for rrset in rrsets:
             row = existing.pop((rrset.owner, rrset.type), None)
             if row is None or row.ttl != rrset.ttl or list(row.records) != list(rrset.records):
                 _write(tx, zone, row, rrset)
+                written += 1
+                if written % IMPORT_FLUSH_ROWS == 0:
+                    await tx.session.flush()  # a batch at a time: the event loop runs between
         for row in existing.values():
             if row.records:
                 _write(tx, zone, row, None)
@@ -535,7 +582,8 @@ class SecondaryAdd:
     """Let a secondary server transfer the zone (AXFR/IXFR with TSIG) and send it NOTIFY on
     every serial. `tsig_key` names the key: a new one is made and its secret returned once;
     an existing one is reused (its secret is not shown again). Staff only: the secondaries
-    are the registrar's serving fleet.
+    are the registrar's serving fleet. The address must be public (rules/addresses.py)
+    unless its network is in `[dns] allowed_secondary_networks`.
 
     Raises PermissionDenied, NotFound, ValidationFailed, Conflict (that address already)."""
 
@@ -549,7 +597,8 @@ class SecondaryAdd:
             raise PermissionDenied("only registrar staff add secondaries")
         zone = await _load(tx, self.zone)
         errors: list[FieldError] = []
-        address = _address(self.address, errors)
+        address = _address(self.address, errors,
+                           tx.services.settings.dns.allowed_secondary_networks)
         if isinstance(self.port, bool) or not isinstance(self.port, int) \
                 or not 1 <= self.port <= 65535:
             errors.append(FieldError("port", "invalid", "must be a port number, 1 to 65535"))
@@ -587,13 +636,21 @@ class SecondaryAdd:
         return SecondaryAdded(view, key_name, secret)
 
 
-def _address(value: Any, errors: list[FieldError]) -> str | None:
+def _address(value: Any, errors: list[FieldError], allowed: Collection[Network]
+             ) -> str | None:
+    """The secondary's address: an IP address, public unless its network is allowed."""
     try:
-        return str(ip_address(value)) if isinstance(value, str) else None
+        address = str(ip_address(value)) if isinstance(value, str) else None
     except ValueError:
-        pass
-    errors.append(FieldError("address", "invalid", "must be an IPv4 or IPv6 address"))
-    return None
+        address = None
+    if address is None:
+        errors.append(FieldError("address", "invalid", "must be an IPv4 or IPv6 address"))
+        return None
+    problem = destination_problem(address, allowed)
+    if problem is not None:
+        errors.append(FieldError("address", "not_public", problem))
+        return None
+    return address
 
 
 def _key_name(value: Any, errors: list[FieldError]) -> str | None:
