@@ -169,6 +169,15 @@ def _is_requester(actor: Actor, row: DisclosureRequest) -> bool:
     return actor.user_id is not None and actor.user_id == row.requester_user_id
 
 
+def _require_requester(actor: Actor) -> None:
+    """A signed-in filer or withdrawer needs `self:disclosure:write` (customers): a read-only
+    credential, or staff, who read registration data through their role, may not. Anyone
+    without a credential may file."""
+    if actor.kind == "anonymous" or actor.kind == "system":
+        return
+    actor.require_self("disclosure:write")
+
+
 def _letter(tx: Tx, row: DisclosureRequest, letter: str) -> None:
     tx.enqueue(LETTER_KIND, {"request": row.public_id, "letter": letter,
                              "request_id": tx.context.request_id,
@@ -203,13 +212,16 @@ async def _filing_refused(tx: Tx) -> Throttled | None:
 @dataclass(frozen=True)
 class DisclosureRequestCreate:
     """File a request for the non-public data of a domain this registrar sponsors. Anyone may
-    file; a signed-in user becomes the requester it is tied to. Raises ValidationFailed
+    file; a signed-in user becomes the requester it is tied to, and needs
+    `self:disclosure:write` (customers; not staff, not a read-only token). Raises
+    PermissionDenied, ValidationFailed
     (every failing field, an unknown or unsponsored domain among them), Throttled (too many
     filings from one address or user in an hour, recorded)."""
 
     fields: Mapping[str, Any]
 
     async def run(self, tx: Tx) -> DisclosureView | None:
+        _require_requester(tx.actor)
         errors: list[FieldError] = []
         checked = None
         try:
@@ -320,7 +332,8 @@ class DisclosureDecide:
 @dataclass(frozen=True)
 class DisclosureWithdraw:
     """Its requester withdraws a request, or staff who decide revoke it; an approval ends at
-    once. Raises NotFound (also for another requester's request), DisclosureRefused."""
+    once. Raises NotFound (also for another requester's request), PermissionDenied (the
+    requester's credential lacks `self:disclosure:write`), DisclosureRefused."""
 
     reference: str
 
@@ -329,6 +342,8 @@ class DisclosureWithdraw:
         if row is None or not (_is_requester(tx.actor, row)
                                or tx.actor.can("disclosure", "decide")):
             raise NotFound("no such disclosure request")
+        if not tx.actor.can("disclosure", "decide"):
+            _require_requester(tx.actor)
         requester = await _user_public_id(tx.session, row.requester_user_id)
         record = withdraw(_record(row, requester), by=tx.actor.label, now=tx.now)
         _save(row, record)
