@@ -230,10 +230,10 @@ async def domain(request: Request, name: str) -> Response:
         if record is None:
             raise RdapError(404, "Not found",
                             f"{query.name.ascii} is not a domain this registrar sponsors.")
-        persona, roles = await persona_of(services, requester.actor, requester.context,
-                                          record.name, "rdap")
+        persona, disclosed = await persona_of(services, requester.actor,
+                                              requester.context, record, "rdap")
         presentation = present(record, persona, public_url=settings.public_url,
-                               disclosed_roles=roles)
+                               disclosed=disclosed)
         return domain_response(presentation, site, query_url=query_url,
                                now=services.clock.now(), unicode_query=query.unicode_query)
 
