@@ -26,6 +26,7 @@ from regshield.errors import PermissionDenied
 from regshield.flows.contacts import contact_binding
 from regshield.flows.context import Actor, RequestContext
 from regshield.flows.disclosure import disclosed_access
+from regshield.flows.personal_data import record_staff_read
 from regshield.rules.redaction import (
     ContactRole,
     Persona,
@@ -230,12 +231,15 @@ NOTHING_DISCLOSED: Disclosed = MappingProxyType({})
 
 async def persona_of(services: Services, actor: Actor | None, context: RequestContext,
                      record: DomainRecord, channel: str) -> tuple[Persona, Disclosed]:
-    """Who `actor` is to `record`'s registration data: staff, the
+    """Who `actor` is to `record`'s registration data: staff (the read is recorded), the
     requester of an approved disclosure (and the fields of each contact role it opens; the
     access is recorded), or anonymous."""
     if actor is None or actor.kind == "anonymous":
         return Persona.ANONYMOUS, NOTHING_DISCLOSED
     if sees_everything(actor):
+        await record_staff_read(services, actor, context,
+                                [contact.handle for contact in record.contacts], via=channel,
+                                domains=[record.name])
         return Persona.STAFF, NOTHING_DISCLOSED
     opened = await disclosed_access(services, actor, context, record.name, channel)
     covered = {ContactRole(role): fields for role, fields in opened.items()
