@@ -257,6 +257,7 @@ async def test_the_whole_path_over_http(
     assert {str(m["To"]) for m in sent} == {"alex.doe@police.example"}
     approval = next(m for m in sent if "approved" in str(m["Subject"]))
     assert "court order 2026/77" in text_of(approval)
+    assert "for these fields only: email, name." in text_of(approval)
     assert parties.requester.user_id in text_of(approval)
 
     tags = [e.tag for e in await events(services, "disclosure:")]
