@@ -2,14 +2,14 @@
 decision, withdrawal, the reads of requesters and staff, and `disclosed_access`, which RDAP and
 WHOIS ask whether a requester's approval opens a domain's contacts.
 
-Anyone may file a request, signed in or not; a signed-in filer becomes the requester the
-request is tied to, and only such a request can be approved, because RDAP and WHOIS recognize
-a requester by their credentials alone. An anonymous filer gets the request's reference and
-hears of the acknowledgement and the decision by email. The rules (deadlines, validation, the
-states) are rules/disclosure.py; the requester's name, address and free text and the
-decision's rationale are sealed under the request's own data key, and the letters to the
-requester are queued as `disclosure:letter` effects that name the request only
-(notify/disclosure.py opens the address when it sends).
+Anyone may file a request, signed in (as a customer: `self:disclosure:write`) or not; a
+signed-in filer becomes the requester the request is tied to, and only such a request can be
+approved, because RDAP and WHOIS recognize a requester by their credentials alone. An
+anonymous filer gets the request's reference and hears of the acknowledgement and the decision
+by email. The rules (deadlines, validation, the states) are rules/disclosure.py; the
+requester's name, address and free text and the decision's rationale are sealed under the
+request's own data key, and the letters to the requester are queued as `disclosure:letter`
+effects that name the request only (notify/disclosure.py opens the address when it sends).
 """
 
 from __future__ import annotations
@@ -447,8 +447,9 @@ def policy_description(calendar: BusinessCalendar = WEEKDAYS) -> dict[str, Any]:
                         " granted, seen through RDAP and WHOIS with your credentials, each "
                         "lookup recorded",
         },
-        "authentication": "file while signed in (Authorization: Bearer) to be eligible for "
-                          "approval; an anonymous request gets a reference and answers by "
+        "authentication": "file while signed in as a customer user (Authorization: Bearer, "
+                          "a credential that may write, not a read-only token) to be eligible "
+                          "for approval; an anonymous request gets a reference and answers by "
                           "email, and can only be denied",
         "holidays": sorted(day.isoformat() for day in calendar.holidays),
     }
