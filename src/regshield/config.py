@@ -23,6 +23,8 @@ DEFAULT_HTTP_LISTEN = "127.0.0.1:8080"
 DEFAULT_SANDBOX_LISTEN = "127.0.0.1:7700"  # EPP's port 700 needs privileges
 DEFAULT_SANDBOX_DNS_LISTEN = "127.0.0.1:5354"  # beside the embedded server's 5353
 DEFAULT_DNS_LISTEN = "127.0.0.1:5353"  # port 53 needs privileges
+MIB = 1024 * 1024
+DEFAULT_ZONE_IMPORT_MAX_BYTES = 16 * MIB
 
 
 @dataclass(frozen=True)
@@ -353,6 +355,8 @@ class Settings:
     public_url_setting: str | None = None
     # Days that are not business days for disclosure-request deadlines, beside weekends.
     disclosure_holidays: frozenset[date] = frozenset()
+    # The largest zone-import request body (every other request body: 1 MiB, api/body_limit.py).
+    zone_import_max_bytes: int = DEFAULT_ZONE_IMPORT_MAX_BYTES
 
     @property
     def public_url(self) -> str:
@@ -442,6 +446,10 @@ class Settings:
             public_url_setting=_public_url(env.get("REGSHIELD_PUBLIC_URL")
                                            or _get(file_values, "http", "public_url"),
                                            "http.public_url"),
+            zone_import_max_bytes=_byte_count(
+                env.get("REGSHIELD_ZONE_IMPORT_MAX_BYTES")
+                or _get(file_values, "http", "zone_import_max_bytes"),
+                "http.zone_import_max_bytes", DEFAULT_ZONE_IMPORT_MAX_BYTES),
         )
 
 
@@ -503,6 +511,17 @@ def _holidays(text: str | None, file_values: dict[str, Any]) -> frozenset[date]:
         if day is not None:
             days.add(day)
     return frozenset(days)
+
+
+def _byte_count(value: object, option: str, default: int) -> int:
+    """A size in bytes, from 1 MiB to 1 GiB."""
+    if value is None:
+        return default
+    text = str(value).strip()
+    if not text.isdigit() or not MIB <= int(text) <= 1024 * MIB:
+        raise ConfigurationError(f"{option}: expected a number of bytes from {MIB} to "
+                                 f"{1024 * MIB}, got {text!r}")
+    return int(text)
 
 
 def _minutes(text: str | None, option: str) -> int | None:

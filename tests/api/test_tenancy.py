@@ -301,8 +301,8 @@ async def test_auditor_reads_everything_but_every_write_is_refused(
         assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["type"] == "urn:regshield:problem:permission-denied"
 
-    assert await contact_of(api, auditor, theirs) == original
     assert await row_counts(services) == {**before, "events": before["events"] + len(writes)}
+    assert await contact_of(api, auditor, theirs) == original  # (a read, itself recorded)
     denials = await events_tagged(services, "authz:permission:denied")
     assert [d.summary["flow"] for d in denials] == [flow for *_, flow in writes]
     assert {(d.actor, d.channel) for d in denials} == {(f"user:{auditor.user_id}", "api")}

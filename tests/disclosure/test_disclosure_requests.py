@@ -46,7 +46,7 @@ async def approve(api: httpx.AsyncClient, parties: Parties, reference: str,
 
 
 async def access(services: Services, who: Identity, domain: str = "example.test",
-                 channel: str = "rdap") -> frozenset[str]:
+                 channel: str = "rdap") -> dict[str, frozenset[str]]:
     actor = await actor_for_bearer(services, who.token)
     return await disclosed_access(services, actor, RequestContext("api"), domain, channel)
 
@@ -120,17 +120,19 @@ async def test_a_denial_without_rationale_is_refused_naming_the_field(
 async def test_an_approval_discloses_the_roles_to_its_requester_and_records_each_access(
         api: httpx.AsyncClient, parties: Parties, services: Services) -> None:
     filed = await file(api, parties.requester, roles=["registrant", "technical"])
-    assert await access(services, parties.requester) == frozenset()
+    assert await access(services, parties.requester) == {}
     approved = await approve(api, parties, filed["id"], roles=["registrant"])
     assert approved.status_code == 200, approved.text
     assert approved.json()["granted_roles"] == ["registrant"]
 
-    assert await access(services, parties.requester, channel="whois") == {"registrant"}
+    assert await access(services, parties.requester, channel="whois") == {
+        "registrant": {"name", "email"}}
     [accessed] = await events(services, "disclosure:data:accessed")
     assert accessed.actor == f"user:{parties.requester.user_id}"
     assert accessed.summary == {"domain": "example.test", "requests": [filed["id"]],
-                                "roles": ["registrant"], "via": "whois"}
-    assert await access(services, parties.requester, domain="other.test") == frozenset()
+                                "roles": ["registrant"], "via": "whois",
+                                "fields": {"registrant": ["email", "name"]}}
+    assert await access(services, parties.requester, domain="other.test") == {}
 
 
 async def test_an_expired_approval_discloses_nothing(
@@ -139,9 +141,9 @@ async def test_an_expired_approval_discloses_nothing(
     expires = clock.now() + timedelta(days=2)
     answer = await approve(api, parties, filed["id"], expires_at=expires.isoformat())
     assert answer.status_code == 200, answer.text
-    assert await access(services, parties.requester) == {"registrant"}
+    assert await access(services, parties.requester) == {"registrant": {"name", "email"}}
     clock.advance(timedelta(days=2))
-    assert await access(services, parties.requester) == frozenset()
+    assert await access(services, parties.requester) == {}
     read = await api.get(f"{REQUESTS}/{filed['id']}", headers=parties.requester.headers)
     assert read.json()["state"] == "expired"
     assert len(await events(services, "disclosure:data:accessed")) == 1
@@ -152,8 +154,8 @@ async def test_another_users_approval_discloses_nothing_to_them(
     filed = await file(api, parties.requester)
     assert (await approve(api, parties, filed["id"])).status_code == 200
     colleague = await world.user("owner", await world.account())
-    assert await access(services, colleague) == frozenset()
-    assert await access(services, parties.holder.identity) == frozenset()
+    assert await access(services, colleague) == {}
+    assert await access(services, parties.holder.identity) == {}
     hidden = await api.get(f"{REQUESTS}/{filed['id']}", headers=colleague.headers)
     assert hidden.status_code == 404
     assert (await api.get(REQUESTS, headers=colleague.headers)).json()["items"] == []
@@ -171,7 +173,7 @@ async def test_customers_cannot_acknowledge_or_decide(
                                       headers=who.headers)
         assert acknowledged.status_code == 403, acknowledged.text
     assert len(await events(services, "authz:permission:denied")) == 4
-    assert await access(services, parties.requester) == frozenset()
+    assert await access(services, parties.requester) == {}
 
 
 async def test_an_anonymous_request_gets_a_reference_and_can_only_be_denied(
@@ -255,6 +257,7 @@ async def test_the_whole_path_over_http(
     assert {str(m["To"]) for m in sent} == {"alex.doe@police.example"}
     approval = next(m for m in sent if "approved" in str(m["Subject"]))
     assert "court order 2026/77" in text_of(approval)
+    assert "for these fields only: email, name." in text_of(approval)
     assert parties.requester.user_id in text_of(approval)
 
     tags = [e.tag for e in await events(services, "disclosure:")]
@@ -266,7 +269,7 @@ async def test_the_whole_path_over_http(
     withdrawn = await api.post(f"{REQUESTS}/{filed['id']}/withdraw",
                                headers=parties.requester.headers)
     assert withdrawn.status_code == 200 and withdrawn.json()["state"] == "withdrawn"
-    assert await access(services, parties.requester) == frozenset()
+    assert await access(services, parties.requester) == {}
 
 
 async def test_anonymous_filing_is_limited_per_address_and_the_refusal_recorded(

@@ -94,8 +94,10 @@ def test_purpose_other_needs_a_detail_and_tech_fields_follow_the_profile() -> No
     assert errors_of(failed) == {"purpose_detail": "required", "fields.1": "not_disclosable"}
 
 
-def received(requester: str | None = "usr_1") -> Any:
-    return receive("dsc_1", REGISTRANT, now=FRIDAY_NOON, requester_user=requester)
+def received(requester: str | None = "usr_1",
+             fields: tuple[str, ...] = ("name", "organization", "street")) -> Any:
+    return receive("dsc_1", REGISTRANT, now=FRIDAY_NOON, requester_user=requester,
+                   fields=fields)
 
 
 def test_a_denial_without_rationale_is_refused_naming_the_rationale() -> None:
@@ -120,8 +122,9 @@ def test_an_approval_lasts_thirty_days_by_default_and_then_grants_nothing() -> N
                                 now=FRIDAY_NOON)
     approved = decide(record, checked, by="user:officer", now=FRIDAY_NOON)
     assert approved.expires_at == FRIDAY_NOON + DEFAULT_APPROVAL
-    assert approved.grants(FRIDAY_NOON + timedelta(days=29)) == REGISTRANT
-    assert approved.grants(FRIDAY_NOON + DEFAULT_APPROVAL) == frozenset()
+    assert approved.grants(FRIDAY_NOON + timedelta(days=29)) == {
+        ContactRole.REGISTRANT: {"name", "organization", "street"}}
+    assert approved.grants(FRIDAY_NOON + DEFAULT_APPROVAL) == {}
     assert approved.status(FRIDAY_NOON + DEFAULT_APPROVAL) == "expired"
 
 
@@ -131,6 +134,22 @@ def test_an_approval_expiry_must_be_ahead_and_roles_among_those_asked() -> None:
                            "expires_at": FRIDAY_NOON - timedelta(seconds=1),
                            "roles": ["technical"]}, received(), now=FRIDAY_NOON)
     assert errors_of(failed) == {"expires_at": "in_the_past", "roles": "not_asked"}
+
+
+def test_an_approval_grants_the_fields_asked_for_and_never_a_field_not_asked() -> None:
+    record = received(fields=("name", "organization", "street"))
+    narrowed = validate_decision({"decision": "approved", "rationale": "ok",
+                                  "fields": ["name"]}, record, now=FRIDAY_NOON)
+    assert decide(record, narrowed, by="user:o", now=FRIDAY_NOON).grants(FRIDAY_NOON) == {
+        ContactRole.REGISTRANT: {"name"}}
+    with pytest.raises(ValidationFailed) as failed:
+        validate_decision({"decision": "approved", "rationale": "ok",
+                           "fields": ["name", "phone", "email"]}, record, now=FRIDAY_NOON)
+    assert errors_of(failed) == {"fields.1": "not_asked", "fields.2": "not_asked"}
+    whole = validate_decision({"decision": "approved", "rationale": "ok"}, record,
+                              now=FRIDAY_NOON)
+    granted = decide(record, whole, by="user:o", now=FRIDAY_NOON).grants(FRIDAY_NOON)
+    assert granted == {ContactRole.REGISTRANT: {"name", "organization", "street"}}
 
 
 def test_steps_out_of_order_are_refused() -> None:

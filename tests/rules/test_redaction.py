@@ -250,9 +250,14 @@ def test_a_redaction_renders_as_an_rfc_9537_member() -> None:
 # Disclosed
 
 
+def opened(role: ContactRole) -> dict[ContactRole, frozenset[str]]:
+    """An approval of every field the role's contact redacts."""
+    return {role: frozenset(rule.field for rule in REDACTED_ROWS if rule.role is role)}
+
+
 @pytest.mark.parametrize("rule", REDACTION_TABLE, ids=row_id)
 def test_disclosed_sees_each_field_of_a_covered_contact(rule: RedactionRule) -> None:
-    result = redact(rule.role, Persona.DISCLOSED, disclosed_roles={rule.role})
+    result = redact(rule.role, Persona.DISCLOSED, disclosed=opened(rule.role))
     assert result.shown[rule.field] == CONTACT[rule.field]
     assert result.redactions == ()
     assert result.contact_uri is None
@@ -263,14 +268,25 @@ def test_disclosed_gets_a_contact_the_approval_does_not_cover_redacted(
         rule: RedactionRule) -> None:
     other = TECHNICAL if rule.role is REGISTRANT else REGISTRANT
     assert_redacted_as_the_row_says(
-        redact(rule.role, Persona.DISCLOSED, disclosed_roles={other}), rule)
+        redact(rule.role, Persona.DISCLOSED, disclosed=opened(other)), rule)
+
+
+@pytest.mark.parametrize("rule", REDACTED_ROWS, ids=row_id)
+def test_disclosed_gets_every_field_the_approval_does_not_name_redacted(
+        rule: RedactionRule) -> None:
+    others = opened(rule.role)[rule.role] - {rule.field}
+    result = redact(rule.role, Persona.DISCLOSED, disclosed={rule.role: others})
+    assert_redacted_as_the_row_says(result, rule)
+    assert set(result.shown) == others | {r.field for r in REDACTION_TABLE
+                                          if r.role is rule.role and r.public}
 
 
 def test_disclosure_of_the_registrant_leaves_the_tech_contact_redacted() -> None:
-    covered = {REGISTRANT}
-    registrant = redact(REGISTRANT, Persona.DISCLOSED, disclosed_roles=covered)
-    tech = redact(TECHNICAL, Persona.DISCLOSED, disclosed_roles=covered)
-    assert dict(registrant.shown) == CONTACT
+    covered = opened(REGISTRANT)
+    registrant = redact(REGISTRANT, Persona.DISCLOSED, disclosed=covered)
+    tech = redact(TECHNICAL, Persona.DISCLOSED, disclosed=covered)
+    assert dict(registrant.shown) == {key: value for key, value in CONTACT.items()
+                                      if key in {r.field for r in rules_for(REGISTRANT)}}
     assert dict(tech.shown) == {}
     assert tech.contact_uri == FORM
 
@@ -281,7 +297,7 @@ def test_disclosed_without_an_approval_reads_like_anonymous() -> None:
 
 def test_disclosed_does_not_see_fields_the_contact_has_no_value_for() -> None:
     result = redact(REGISTRANT, Persona.DISCLOSED, {**CONTACT, "fax": None},
-                    disclosed_roles={REGISTRANT})
+                    disclosed=opened(REGISTRANT))
     assert "fax" not in result.shown
 
 
@@ -352,7 +368,7 @@ def test_every_problem_is_reported_at_once() -> None:
     with pytest.raises(ValueError) as raised:
         redact_contact({**CONTACT, "handle": "C1-EX", "mail": "x"}, REGISTRANT,
                        Persona.ANONYMOUS, contact_uri="ftp://registrar.example/form",
-                       disclosed_roles={REGISTRANT})
+                       disclosed=opened(REGISTRANT))
     message = str(raised.value)
     for expected in ("'handle'", "'mail'", "disclosed persona", "https"):
         assert expected in message
@@ -364,14 +380,16 @@ def test_a_contact_uri_that_is_not_an_https_web_form_is_refused(uri: str) -> Non
         redact_contact(CONTACT, REGISTRANT, Persona.ANONYMOUS, contact_uri=uri)
 
 
-def test_disclosed_roles_must_be_roles() -> None:
-    with pytest.raises(ValueError, match="unknown disclosed_roles 'admin'"):
-        redact(REGISTRANT, Persona.DISCLOSED, disclosed_roles={"admin"})
+def test_disclosed_roles_must_be_roles_and_fields_contact_fields() -> None:
+    with pytest.raises(ValueError, match="unknown disclosed role 'admin'"):
+        redact(REGISTRANT, Persona.DISCLOSED, disclosed={"admin": {"name"}})
+    with pytest.raises(ValueError, match="disclosed names unknown contact fields: handle"):
+        redact(REGISTRANT, Persona.DISCLOSED, disclosed={REGISTRANT: {"handle"}})
 
 
 @pytest.mark.parametrize(("role", "name"), [(ContactRole.REGISTRANT, "Registry Registrant ID"),
                                             (ContactRole.TECHNICAL, "Registry Tech ID")])
-def test_a_contact_handle_is_removed_unless_staff_or_covered_by_a_disclosure(
+def test_a_contact_handle_is_removed_for_everyone_but_staff(
         role: ContactRole, name: str) -> None:
     hidden = handle_redaction(role, Persona.ANONYMOUS)
     assert hidden is not None
@@ -380,7 +398,8 @@ def test_a_contact_handle_is_removed_unless_staff_or_covered_by_a_disclosure(
         "prePath": f"$.entities[?(@.roles[0]=='{role}')].handle",
         "pathLang": "jsonpath", "method": "removal", "reason": {"description": "Server policy"}}
     assert handle_redaction(role, Persona.STAFF) is None
-    assert handle_redaction(role, Persona.DISCLOSED, disclosed_roles={role}) is None
+    # A disclosure approves fields of a contact; the handle, which links every domain of one
+    # registrant, is not one of them.
     assert handle_redaction(role, Persona.DISCLOSED) == hidden
 
 

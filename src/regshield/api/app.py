@@ -10,6 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from regshield import __version__
 from regshield.api import problems
+from regshield.api.body_limit import BodyLimit, RouteLimit
 from regshield.api.routers import (
     auth,
     consent,
@@ -30,6 +31,7 @@ from regshield.services import Services
 
 API_PREFIX = "/api/v1"
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+ZONE_IMPORT = re.compile(re.escape(API_PREFIX) + r"/zones/[^/]+/import")
 
 
 class RequestIdentity:
@@ -68,6 +70,9 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     problems.install(app)
 
+    # Outermost last: every answer, a 413 too, carries the request id.
+    app.add_middleware(BodyLimit, routes=[
+        RouteLimit("POST", ZONE_IMPORT, services.settings.zone_import_max_bytes)])
     app.add_middleware(RequestIdentity)
     # Public pages outside the API, matched first (RDAP is the busiest): RDAP (/rdap/), the
     # contact form, verification links, metrics.

@@ -15,6 +15,9 @@ from regshield.store.models import Account, Event, User
 # the schema documents their types without refusing early on the first wrong one.
 Text = Annotated[Any, Field(json_schema_extra={"type": "string"})]
 OptionalText = Annotated[Any, Field(default=None, json_schema_extra={"type": "string"})]
+# The largest integer both stores hold (a signed 64-bit column): every integer query parameter
+# is bounded by it, so none reaches SQL as a value the driver cannot send.
+MAX_SEQUENCE = 2**63 - 1
 
 
 class LoginIn(BaseModel):

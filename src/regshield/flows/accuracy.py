@@ -428,9 +428,12 @@ class AccuracySweep:
 # --- re-verification -----------------------------------------------------------------------
 
 
-def _require_staff(tx: Tx, resource: str) -> None:
-    if not (tx.actor.is_staff and tx.actor.can(resource, "read")):
-        raise PermissionDenied("only the registrar's staff may start a re-verification")
+def _require_staff(tx: Tx) -> None:
+    """A complaint or a bounce starts a verification that suspends domains after 15 days: a
+    change, for staff who may write `accuracy` (compliance, support, admin), never a read."""
+    if not (tx.actor.is_staff and tx.actor.can("accuracy", "write")):
+        raise PermissionDenied("only registrar staff with accuracy:write may start a "
+                               "re-verification")
 
 
 def _reference(value: str | None) -> str | None:
@@ -455,7 +458,7 @@ class AccuracyComplaint:
     reference: str | None = None
 
     async def run(self, tx: Tx) -> VerificationView:
-        _require_staff(tx, "domains")
+        _require_staff(tx)
         errors: list[FieldError] = []
         parsed = validate_domain_name(self.name, "name", errors)
         if parsed is None:
@@ -487,7 +490,7 @@ class BounceReported:
     reference: str | None = None
 
     async def run(self, tx: Tx) -> VerificationView | None:
-        _require_staff(tx, "contacts")
+        _require_staff(tx)
         reference = _reference(self.reference)
         contact = await contact_by_handle(tx.session, self.contact)
         if contact is None:

@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from regshield.errors import FieldError, NotFound, ValidationFailed
 from regshield.flows.accounts import target_account
-from regshield.flows.context import Actor
+from regshield.flows.context import Actor, RequestContext
+from regshield.flows.personal_data import record_staff_read
 from regshield.flows.runner import Tx
 from regshield.rules.contacts import ContactData, validate_contact
 from regshield.security.fields import Sealer
@@ -148,8 +149,10 @@ class ContactDelete:
 # Reads: authorized the same way as the writes above, answered from a read transaction.
 
 
-async def contact_read(services: Services, actor: Actor, handle: str) -> ContactView:
-    """One contact. Raises PermissionDenied, NotFound (also for another account's contact)."""
+async def contact_read(services: Services, actor: Actor, handle: str, *,
+                       context: RequestContext | None = None, via: str = "api") -> ContactView:
+    """One contact; a staff user's read is recorded (flows/personal_data.py). Raises
+    PermissionDenied, NotFound (also for another account's contact)."""
     actor.require("contacts", "read")
     async with services.store.read() as session:
         contact = await contact_by_handle(session, handle)
@@ -157,14 +160,18 @@ async def contact_read(services: Services, actor: Actor, handle: str) -> Contact
             raise NotFound("no such contact")
         actor.require_object("contacts", "read", contact.account_id)
         account_ids = await public_ids(session, {contact.account_id})
-        return await open_contact(session, services.sealer, contact,
+        view = await open_contact(session, services.sealer, contact,
                                   account_ids[contact.account_id])
+    await record_staff_read(services, actor, context, [view.handle], via=via,
+                            account=view.account)
+    return view
 
 
 async def contact_list(services: Services, actor: Actor, *, limit: int = 100,
                        after: str | None = None, account: str | None = None,
-                       ) -> list[ContactView]:
-    """Contacts the actor may read: a customer's own account, or any (or one) account for staff.
+                       context: RequestContext | None = None) -> list[ContactView]:
+    """Contacts the actor may read: a customer's own account, or any (or one) account for staff
+    (a staff user's read is recorded, flows/personal_data.py).
 
     `after` is the handle the previous page ended with.
     """
@@ -187,4 +194,8 @@ async def contact_list(services: Services, actor: Actor, *, limit: int = 100,
         rows = await list_contacts(session, scope, limit, after_id)
         accounts = await public_ids(session, {row.account_id for row in rows})
         keys = await services.sealer.data_keys(session, {row.data_key_id for row in rows})
-        return [_view(row, keys[row.data_key_id], accounts[row.account_id]) for row in rows]
+        views = [_view(row, keys[row.data_key_id], accounts[row.account_id]) for row in rows]
+    owners = {view.account for view in views}
+    await record_staff_read(services, actor, context, [view.handle for view in views],
+                            via="api", account=owners.pop() if len(owners) == 1 else None)
+    return views

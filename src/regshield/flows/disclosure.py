@@ -2,20 +2,20 @@
 decision, withdrawal, the reads of requesters and staff, and `disclosed_access`, which RDAP and
 WHOIS ask whether a requester's approval opens a domain's contacts.
 
-Anyone may file a request, signed in or not; a signed-in filer becomes the requester the
-request is tied to, and only such a request can be approved, because RDAP and WHOIS recognize
-a requester by their credentials alone. An anonymous filer gets the request's reference and
-hears of the acknowledgement and the decision by email. The rules (deadlines, validation, the
-states) are rules/disclosure.py; the requester's name, address and free text and the
-decision's rationale are sealed under the request's own data key, and the letters to the
-requester are queued as `disclosure:letter` effects that name the request only
-(notify/disclosure.py opens the address when it sends).
+Anyone may file a request, signed in (as a customer: `self:disclosure:write`) or not; a
+signed-in filer becomes the requester the request is tied to, and only such a request can be
+approved, because RDAP and WHOIS recognize a requester by their credentials alone. An
+anonymous filer gets the request's reference and hears of the acknowledgement and the decision
+by email. The rules (deadlines, validation, the states) are rules/disclosure.py; the
+requester's name, address and free text and the decision's rationale are sealed under the
+request's own data key, and the letters to the requester are queued as `disclosure:letter`
+effects that name the request only (notify/disclosure.py opens the address when it sends).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -100,6 +100,7 @@ class DisclosureView:
     decided_at: datetime | None
     rationale: str | None
     granted_roles: tuple[str, ...]
+    granted_fields: tuple[str, ...]
     expires_at: datetime | None
 
 
@@ -116,7 +117,8 @@ def _record(row: DisclosureRequest, requester_user: str | None) -> DisclosureRec
         decided_by=row.decided_by,
         granted_roles=frozenset(ContactRole(role) for role in row.granted_roles),
         expires_at=row.expires_at, withdrawn_at=row.withdrawn_at,
-        withdrawn_by=row.withdrawn_by)
+        withdrawn_by=row.withdrawn_by, fields=frozenset(row.fields),
+        granted_fields=frozenset(row.granted_fields or ()))
 
 
 def _save(row: DisclosureRequest, record: DisclosureRecord) -> None:
@@ -126,6 +128,7 @@ def _save(row: DisclosureRequest, record: DisclosureRecord) -> None:
     row.decided_at = record.decided_at
     row.decided_by = record.decided_by
     row.granted_roles = sorted(str(role) for role in record.granted_roles)
+    row.granted_fields = sorted(record.granted_fields)
     row.expires_at = record.expires_at
     row.withdrawn_at = record.withdrawn_at
     row.withdrawn_by = record.withdrawn_by
@@ -157,7 +160,8 @@ async def _view(session: AsyncSession, sealer: Sealer, row: DisclosureRequest,
         decision_due_at=row.decision_due_at, ack_overdue=record.ack_overdue(now),
         decision_overdue=record.decision_overdue(now), acknowledged_at=row.acknowledged_at,
         decided_at=row.decided_at, rationale=rationale,
-        granted_roles=tuple(sorted(row.granted_roles)), expires_at=row.expires_at)
+        granted_roles=tuple(sorted(row.granted_roles)),
+        granted_fields=tuple(sorted(row.granted_fields or ())), expires_at=row.expires_at)
 
 
 async def _request_row(session: AsyncSession, reference: str) -> DisclosureRequest | None:
@@ -167,6 +171,15 @@ async def _request_row(session: AsyncSession, reference: str) -> DisclosureReque
 
 def _is_requester(actor: Actor, row: DisclosureRequest) -> bool:
     return actor.user_id is not None and actor.user_id == row.requester_user_id
+
+
+def _require_requester(actor: Actor) -> None:
+    """A signed-in filer or withdrawer needs `self:disclosure:write` (customers): a read-only
+    credential, or staff, who read registration data through their role, may not. Anyone
+    without a credential may file."""
+    if actor.kind == "anonymous" or actor.kind == "system":
+        return
+    actor.require_self("disclosure:write")
 
 
 def _letter(tx: Tx, row: DisclosureRequest, letter: str) -> None:
@@ -203,13 +216,16 @@ async def _filing_refused(tx: Tx) -> Throttled | None:
 @dataclass(frozen=True)
 class DisclosureRequestCreate:
     """File a request for the non-public data of a domain this registrar sponsors. Anyone may
-    file; a signed-in user becomes the requester it is tied to. Raises ValidationFailed
+    file; a signed-in user becomes the requester it is tied to, and needs
+    `self:disclosure:write` (customers; not staff, not a read-only token). Raises
+    PermissionDenied, ValidationFailed
     (every failing field, an unknown or unsponsored domain among them), Throttled (too many
     filings from one address or user in an hour, recorded)."""
 
     fields: Mapping[str, Any]
 
     async def run(self, tx: Tx) -> DisclosureView | None:
+        _require_requester(tx.actor)
         errors: list[FieldError] = []
         checked = None
         try:
@@ -232,7 +248,7 @@ class DisclosureRequestCreate:
         public_id = new_public_id(REQUEST_ID_PREFIX)
         requester_user = tx.actor.user_public_id if tx.actor.user_id is not None else None
         record = receive(public_id, checked.roles, now=tx.now, requester_user=requester_user,
-                         calendar=business_calendar(tx.services))
+                         fields=checked.fields, calendar=business_calendar(tx.services))
         key_row, data_key = await tx.sealer.new_data_key(tx.session, tx.now)
         row = DisclosureRequest(
             public_id=public_id, domain_id=domain.id, requester_user_id=tx.actor.user_id,
@@ -242,7 +258,7 @@ class DisclosureRequestCreate:
             purpose=str(checked.purpose), roles=sorted(str(role) for role in checked.roles),
             fields=list(checked.fields), state=str(record.state), received_at=tx.now,
             ack_due_at=record.ack_due_at, decision_due_at=record.decision_due_at,
-            granted_roles=[])
+            granted_roles=[], granted_fields=[])
         tx.session.add(row)
         await tx.session.flush()
         tx.record(DisclosureEvent.REQUESTED, request=public_id, domain=domain.name,
@@ -290,9 +306,10 @@ class DisclosureAcknowledge:
 @dataclass(frozen=True)
 class DisclosureDecide:
     """Staff with `registrar:disclosure:decide` approve or deny, always with a rationale
-    (sealed; sent to the requester). An approval covers the roles asked for (or those the
-    decision names) until `expires_at` (default 30 days). Raises PermissionDenied, NotFound,
-    ValidationFailed, DisclosureRefused (already decided or withdrawn)."""
+    (sealed; sent to the requester). An approval covers the roles and fields asked for (or
+    those of them the decision names) until `expires_at` (default 30 days). Raises
+    PermissionDenied, NotFound, ValidationFailed, DisclosureRefused (already decided or
+    withdrawn)."""
 
     reference: str
     decision: Mapping[str, Any]
@@ -310,7 +327,7 @@ class DisclosureDecide:
         approved = record.state is DisclosureState.APPROVED
         tx.record(DisclosureEvent.APPROVED if approved else DisclosureEvent.DENIED,
                   account=None, request=row.public_id, domain=await _domain_name(tx, row),
-                  roles=row.granted_roles,
+                  roles=row.granted_roles, fields=row.granted_fields,
                   expires_at=record.expires_at.isoformat() if record.expires_at else None,
                   late=tx.now > row.decision_due_at)
         _letter(tx, row, str(record.state))
@@ -320,7 +337,8 @@ class DisclosureDecide:
 @dataclass(frozen=True)
 class DisclosureWithdraw:
     """Its requester withdraws a request, or staff who decide revoke it; an approval ends at
-    once. Raises NotFound (also for another requester's request), DisclosureRefused."""
+    once. Raises NotFound (also for another requester's request), PermissionDenied (the
+    requester's credential lacks `self:disclosure:write`), DisclosureRefused."""
 
     reference: str
 
@@ -329,6 +347,8 @@ class DisclosureWithdraw:
         if row is None or not (_is_requester(tx.actor, row)
                                or tx.actor.can("disclosure", "decide")):
             raise NotFound("no such disclosure request")
+        if not tx.actor.can("disclosure", "decide"):
+            _require_requester(tx.actor)
         requester = await _user_public_id(tx.session, row.requester_user_id)
         record = withdraw(_record(row, requester), by=tx.actor.label, now=tx.now)
         _save(row, record)
@@ -339,16 +359,19 @@ class DisclosureWithdraw:
 
 @dataclass(frozen=True)
 class DisclosureAccessRecord:
-    """Record one use of approved requests to read a domain's contacts. Raises nothing."""
+    """Record one use of approved requests to read a domain's contacts (the field names
+    opened, never their values). Raises nothing."""
 
     domain: str
     requests: tuple[str, ...]
     roles: tuple[str, ...]
     via: str
+    fields: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     async def run(self, tx: Tx) -> None:
         tx.record(DisclosureEvent.ACCESSED, account=None, domain=self.domain,
-                  requests=list(self.requests), roles=list(self.roles), via=self.via)
+                  requests=list(self.requests), roles=list(self.roles), via=self.via,
+                  fields={role: list(names) for role, names in self.fields.items()})
 
 
 # --- reads ---------------------------------------------------------------------------------
@@ -424,20 +447,21 @@ def policy_description(calendar: BusinessCalendar = WEEKDAYS) -> dict[str, Any]:
                         " granted, seen through RDAP and WHOIS with your credentials, each "
                         "lookup recorded",
         },
-        "authentication": "file while signed in (Authorization: Bearer) to be eligible for "
-                          "approval; an anonymous request gets a reference and answers by "
+        "authentication": "file while signed in as a customer user (Authorization: Bearer, "
+                          "a credential that may write, not a read-only token) to be eligible "
+                          "for approval; an anonymous request gets a reference and answers by "
                           "email, and can only be denied",
         "holidays": sorted(day.isoformat() for day in calendar.holidays),
     }
 
 
 async def disclosed_access(services: Services, actor: Actor, context: RequestContext,
-                           domain: str, channel: str) -> frozenset[str]:
-    """The contact roles ("registrant", "technical") that an approved, unexpired disclosure
-    request of `actor` covers for `domain` (A-label); records the access as an event when any.
-    `channel` is "rdap" or "whois"."""
+                           domain: str, channel: str) -> dict[str, frozenset[str]]:
+    """What the approved, unexpired disclosure requests of `actor` open of `domain` (A-label):
+    for each contact role ("registrant", "technical"), exactly the fields approved. Records
+    the access as an event when anything is open. `channel` is "rdap" or "whois"."""
     if actor.user_id is None:
-        return frozenset()
+        return {}
     now = services.clock.now()
     async with services.store.read() as session:
         query = (select(DisclosureRequest).join(Domain, Domain.id == DisclosureRequest.domain_id)
@@ -447,10 +471,14 @@ async def disclosed_access(services: Services, actor: Actor, context: RequestCon
                         DisclosureRequest.expires_at > now))
         rows: Sequence[DisclosureRequest] = (await session.execute(query)).scalars().all()
     covering = [(row.public_id, _record(row, actor.user_public_id).grants(now)) for row in rows]
-    roles = frozenset(role for _, granted in covering for role in granted)
-    if not roles:
-        return frozenset()
+    opened: dict[str, set[str]] = {}
+    for _, granted in covering:
+        for role, fields in granted.items():
+            opened.setdefault(str(role), set()).update(fields)
+    if not opened:
+        return {}
     await run_flow(services, actor, context, DisclosureAccessRecord(
         domain.lower().rstrip("."), tuple(sorted(ref for ref, granted in covering if granted)),
-        tuple(sorted(roles)), channel))
-    return frozenset(str(role) for role in roles)
+        tuple(sorted(opened)), channel,
+        {role: tuple(sorted(fields)) for role, fields in sorted(opened.items())}))
+    return {role: frozenset(fields) for role, fields in opened.items()}

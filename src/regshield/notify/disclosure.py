@@ -42,7 +42,9 @@ def _body(view: DisclosureView, letter: str, registrar_name: str, public_url: st
     elif letter == "approved":
         assert view.expires_at is not None
         roles = ", ".join(view.granted_roles)
-        lines += ["", f"The request was APPROVED for the contact roles: {roles}.",
+        fields = ", ".join(view.granted_fields)
+        lines += ["", f"The request was APPROVED for the contact roles: {roles};",
+                  f"and of their data, for these fields only: {fields}.",
                   f"The approval ends on {format_utc(view.expires_at)}.", "",
                   f"Sign in as user {view.requester_user} and look the domain up in RDAP "
                   f"({public_url}/rdap/domain/{view.domain}) with your API token, or in "

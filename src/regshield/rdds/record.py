@@ -12,9 +12,9 @@ registry has not confirmed yet, and a domain that ended here, are unknown (RP 2.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote
 
@@ -26,6 +26,7 @@ from regshield.errors import PermissionDenied
 from regshield.flows.contacts import contact_binding
 from regshield.flows.context import Actor, RequestContext
 from regshield.flows.disclosure import disclosed_access
+from regshield.flows.personal_data import record_staff_read
 from regshield.rules.redaction import (
     ContactRole,
     Persona,
@@ -224,25 +225,35 @@ def sees_everything(actor: Actor | None) -> bool:
     return actor is not None and actor.is_staff and actor.can("contacts", "read")
 
 
+Disclosed = Mapping[ContactRole, frozenset[str]]
+NOTHING_DISCLOSED: Disclosed = MappingProxyType({})
+
+
 async def persona_of(services: Services, actor: Actor | None, context: RequestContext,
-                     domain: str, channel: str) -> tuple[Persona, frozenset[ContactRole]]:
-    """Who `actor` is to `domain`'s registration data: staff, the requester of an approved
-    disclosure (and the contact roles it covers; the access is recorded), or anonymous."""
+                     record: DomainRecord, channel: str) -> tuple[Persona, Disclosed]:
+    """Who `actor` is to `record`'s registration data: staff (the read is recorded), the
+    requester of an approved disclosure (and the fields of each contact role it opens; the
+    access is recorded), or anonymous."""
     if actor is None or actor.kind == "anonymous":
-        return Persona.ANONYMOUS, frozenset()
+        return Persona.ANONYMOUS, NOTHING_DISCLOSED
     if sees_everything(actor):
-        return Persona.STAFF, frozenset()
-    roles = await disclosed_access(services, actor, context, domain, channel)
-    covered = frozenset(ContactRole(role) for role in roles
-                        if role in {r.value for r in ContactRole})
-    return (Persona.DISCLOSED, covered) if covered else (Persona.ANONYMOUS, frozenset())
+        await record_staff_read(services, actor, context,
+                                [contact.handle for contact in record.contacts], via=channel,
+                                domains=[record.name])
+        return Persona.STAFF, NOTHING_DISCLOSED
+    opened = await disclosed_access(services, actor, context, record.name, channel)
+    covered = {ContactRole(role): fields for role, fields in opened.items()
+               if role in {r.value for r in ContactRole} and fields}
+    if not covered:
+        return Persona.ANONYMOUS, NOTHING_DISCLOSED
+    return Persona.DISCLOSED, MappingProxyType(covered)
 
 
 def present(record: DomainRecord, persona: Persona, *, public_url: str,
-            disclosed_roles: AbstractSet[ContactRole] = frozenset()) -> Presentation:
-    """`record` as `persona` sees it. `disclosed_roles` are the contacts an approved
-    disclosure request covers (the disclosed persona only)."""
-    covered = frozenset(disclosed_roles) if persona is Persona.DISCLOSED else frozenset()
+            disclosed: Disclosed = NOTHING_DISCLOSED) -> Presentation:
+    """`record` as `persona` sees it. `disclosed` maps the contacts an approved disclosure
+    request covers to the fields it approved (the disclosed persona only)."""
+    covered = disclosed if persona is Persona.DISCLOSED else NOTHING_DISCLOSED
     contacts = []
     redactions: list[Redaction] = []
     for contact in record.contacts:
@@ -250,8 +261,8 @@ def present(record: DomainRecord, persona: Persona, *, public_url: str,
         seen = redact_contact(
             contact.fields, contact.role, persona,
             contact_uri=contact_form_url(public_url, record.name, contact.role),
-            consent=consent, disclosed_roles=covered)
-        hidden_handle = handle_redaction(contact.role, persona, disclosed_roles=covered)
+            consent=consent, disclosed=covered)
+        hidden_handle = handle_redaction(contact.role, persona)
         if hidden_handle is not None:
             redactions.append(hidden_handle)
         redactions.extend(seen.redactions)

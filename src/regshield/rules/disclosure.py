@@ -6,7 +6,8 @@ A requester asks for the non-public registration data of a domain, naming a purp
 within `ACK_BUSINESS_DAYS` business days of receipt and decides within
 `DECISION_CALENDAR_DAYS` calendar days (refs/icann-obligations.md row 15), with a rationale for
 every decision. An approval makes the requester the `disclosed` persona of rules/redaction.py
-for the roles it covers until it expires (`DEFAULT_APPROVAL` unless the decision says
+for exactly the fields it grants (those asked for, or fewer as the decision names) of the
+roles it covers, until it expires (`DEFAULT_APPROVAL` unless the decision says
 otherwise); an expired approval discloses nothing, so expiry is read from the time and never
 needs a write.
 
@@ -292,6 +293,8 @@ class DisclosureRecord:
     expires_at: datetime | None = None
     withdrawn_at: datetime | None = None
     withdrawn_by: str | None = None
+    fields: frozenset[str] = field(default_factory=frozenset)  # asked for
+    granted_fields: frozenset[str] = field(default_factory=frozenset)
 
     def ack_overdue(self, now: datetime) -> bool:
         return self.state is DisclosureState.RECEIVED and now > self.ack_due_at
@@ -299,12 +302,16 @@ class DisclosureRecord:
     def decision_overdue(self, now: datetime) -> bool:
         return self.state in OPEN_STATES and now > self.decision_due_at
 
-    def grants(self, now: datetime) -> frozenset[ContactRole]:
-        """The roles this request discloses at `now`: those approved, until expiry."""
+    def grants(self, now: datetime) -> Mapping[ContactRole, frozenset[str]]:
+        """What this request discloses at `now`: for each approved role, the approved fields
+        that the role's contact redacts (until expiry). Nothing else, however the rest of the
+        contact reads to staff."""
         if self.state is not DisclosureState.APPROVED or self.expires_at is None \
                 or now >= self.expires_at:
-            return frozenset()
-        return self.granted_roles
+            return {}
+        opened = {role: self.granted_fields & frozenset(redacted_fields([role]))
+                  for role in self.granted_roles}
+        return {role: fields for role, fields in opened.items() if fields}
 
     def status(self, now: datetime) -> str:
         """The state as a reader sees it: an approval past its expiry reads `expired`."""
@@ -314,12 +321,13 @@ class DisclosureRecord:
 
 
 def receive(public_id: str, roles: AbstractSet[ContactRole], *, now: datetime,
-            requester_user: str | None,
+            requester_user: str | None, fields: Iterable[str] = (),
             calendar: BusinessCalendar = WEEKDAYS) -> DisclosureRecord:
     return DisclosureRecord(public_id=public_id, state=DisclosureState.RECEIVED,
                             roles=frozenset(roles), received_at=now,
                             ack_due_at=ack_due(now, calendar),
-                            decision_due_at=decision_due(now), requester_user=requester_user)
+                            decision_due_at=decision_due(now), requester_user=requester_user,
+                            fields=frozenset(fields))
 
 
 def acknowledge(record: DisclosureRecord, *, by: str, now: datetime) -> DisclosureRecord:
@@ -335,17 +343,20 @@ class DecisionInput:
     rationale: str
     expires_at: datetime | None
     roles: frozenset[ContactRole] | None
+    fields: frozenset[str] | None = None
 
 
 def validate_decision(raw: Mapping[str, Any], record: DisclosureRecord, *,
                       now: datetime) -> DecisionInput:
     """Check a decision against the request: a rationale always, an approval only for a
     request tied to a user account (RDAP and WHOIS know requesters only by their credentials),
-    an expiry in the future and within `MAX_APPROVAL`, roles among those asked for."""
+    an expiry in the future and within `MAX_APPROVAL`, roles and fields among those asked
+    for."""
     errors: list[FieldError] = [FieldError(str(key), "unknown_field",
                                            "is not a field of a decision")
                                 for key in raw if key not in ("decision", "rationale",
-                                                              "expires_at", "roles")]
+                                                              "expires_at", "roles",
+                                                              "fields")]
     decision: Decision | None
     try:
         decision = Decision(str(raw.get("decision")))
@@ -356,6 +367,7 @@ def validate_decision(raw: Mapping[str, Any], record: DisclosureRecord, *,
                       multiline=True)
     expires_at = raw.get("expires_at")
     roles: frozenset[ContactRole] | None = None
+    fields: frozenset[str] | None = None
     if decision is Decision.APPROVED:
         if record.requester_user is None:
             errors.append(FieldError("decision", "requester_not_authenticated",
@@ -375,15 +387,35 @@ def validate_decision(raw: Mapping[str, Any], record: DisclosureRecord, *,
             if roles - record.roles:
                 errors.append(FieldError("roles", "not_asked",
                                          "may only name roles the request asked for"))
+        if raw.get("fields") is not None:
+            fields = _granted_fields(raw.get("fields"), record.fields, errors)
     else:
-        for key in ("expires_at", "roles"):
+        for key in ("expires_at", "roles", "fields"):
             if raw.get(key) is not None:
                 errors.append(FieldError(key, "not_for_denial", "applies only to an approval"))
     if errors:
         raise ValidationFailed(errors)
     assert decision is not None and rationale is not None
     return DecisionInput(decision, rationale,
-                         expires_at if isinstance(expires_at, datetime) else None, roles)
+                         expires_at if isinstance(expires_at, datetime) else None, roles,
+                         fields)
+
+
+def _granted_fields(value: Any, asked: AbstractSet[str],
+                    errors: list[FieldError]) -> frozenset[str] | None:
+    """A decision's `fields`: a non-empty list of fields the request asked for."""
+    listed = ", ".join(sorted(asked))
+    if not isinstance(value, list) or not value:
+        errors.append(FieldError("fields", "required", f"must list one or more of {listed}"))
+        return None
+    chosen: set[str] = set()
+    for index, item in enumerate(value):
+        if isinstance(item, str) and item in asked:
+            chosen.add(item)
+        else:
+            errors.append(FieldError(f"fields.{index}", "not_asked",
+                                     f"may only name fields the request asked for: {listed}"))
+    return frozenset(chosen)
 
 
 def decide(record: DisclosureRecord, decision: DecisionInput, *, by: str,
@@ -398,6 +430,7 @@ def decide(record: DisclosureRecord, decision: DecisionInput, *, by: str,
         return replace(decided, state=DisclosureState.DENIED)
     return replace(decided, state=DisclosureState.APPROVED,
                    granted_roles=decision.roles or record.roles,
+                   granted_fields=decision.fields or record.fields,
                    expires_at=decision.expires_at or now + DEFAULT_APPROVAL)
 
 

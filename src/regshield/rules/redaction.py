@@ -7,8 +7,9 @@ JSONPaths. `redact_contact` applies it to one contact for one persona:
 
 - `anonymous`: public rows are shown, every other row is redacted unless the registrant
   consented to publish that field (RP 2.7.9); fields without a row are not published at all.
-- `disclosed`: a requester whose disclosure request for the domain was approved sees every
-  field of the contacts (by role) the approval covers; other contacts read as for anonymous.
+- `disclosed`: a requester whose disclosure request for the domain was approved sees, of each
+  contact (by role) the approval covers, exactly the fields it approved, beside what anyone
+  sees; every other field, the contact's handle and other contacts read as for anonymous.
 - `staff`: registrar staff with contacts:read see every field and get no redaction records.
 
 A redacted email is replaced by the registrar's contact web form (RP 2.7.8: exactly one of an
@@ -171,16 +172,16 @@ def redact_contact(
     *,
     contact_uri: str,
     consent: AbstractSet[str] = frozenset(),
-    disclosed_roles: AbstractSet[ContactRole] = frozenset(),
+    disclosed: Mapping[ContactRole, AbstractSet[str]] = MappingProxyType({}),
 ) -> RedactedContact:
     """Apply `REDACTION_TABLE` to `contact` (fields named as in rules/contacts.py).
 
-    `consent` names the fields this contact agreed to publish; `disclosed_roles` names the
-    contacts an approved disclosure covers and is given only for the disclosed persona;
-    `contact_uri` is the web form (https, or http where the installation is served so) that
-    replaces a redacted email.
+    `consent` names the fields this contact agreed to publish; `disclosed` maps each contact
+    role an approved disclosure covers to the fields it approved, and is given only for the
+    disclosed persona; `contact_uri` is the web form (https, or http where the installation is
+    served so) that replaces a redacted email.
     Raises TypeError for arguments of the wrong type and ValueError for unknown personas,
-    roles or fields, a contact_uri that is not https, or disclosed_roles for another persona.
+    roles or fields, a contact_uri that is not https, or `disclosed` for another persona.
     """
     role = _member(ContactRole, role, "role")
     persona = _member(Persona, persona, "persona")
@@ -189,29 +190,30 @@ def redact_contact(
     consent = _field_set(consent, "consent")
     if not isinstance(contact_uri, str):
         raise TypeError("contact_uri must be a URL string")
-    if isinstance(disclosed_roles, str) or not isinstance(disclosed_roles, AbstractSet):
-        raise TypeError("disclosed_roles must be a set of contact roles")
-    covered = {_member(ContactRole, covered_role, "disclosed_roles")
-               for covered_role in disclosed_roles}
+    if not isinstance(disclosed, Mapping):
+        raise TypeError("disclosed must map contact roles to sets of field names")
+    covered = {_member(ContactRole, covered_role, "disclosed role"):
+               _field_set(fields, "disclosed") for covered_role, fields in disclosed.items()}
     problems = [f"{name!r} is not a contact field" for name in contact if name not in FIELDS]
-    if covered and persona is not Persona.DISCLOSED:
-        problems.append(f"disclosed_roles apply only to the disclosed persona, not {persona}")
+    if any(covered.values()) and persona is not Persona.DISCLOSED:
+        problems.append(f"disclosed fields apply only to the disclosed persona, not {persona}")
     if not _is_web_form(contact_uri):
         problems.append("contact_uri must be a web form (an https URL)")
     if problems:
         raise ValueError("; ".join(problems))
 
     present = {name: value for name, value in contact.items() if value is not None}
-    if persona is Persona.STAFF or role in covered:
+    if persona is Persona.STAFF:
         return RedactedContact(role, MappingProxyType(present), ())
 
+    opened = covered.get(role, frozenset())
     shown: dict[str, Any] = {}
     redactions: list[Redaction] = []
     replaced_email = False
     for rule in REDACTION_TABLE:
         if rule.role is not role:
             continue
-        if rule.public or rule.field in consent:
+        if rule.public or rule.field in consent or rule.field in opened:
             if rule.field in present:
                 shown[rule.field] = present[rule.field]
             continue
@@ -233,14 +235,12 @@ HANDLE_REDACTIONS: Final[Mapping[ContactRole, Redaction]] = MappingProxyType({
 })
 
 
-def handle_redaction(role: ContactRole | str, persona: Persona | str, *,
-                     disclosed_roles: AbstractSet[ContactRole] = frozenset()
-                     ) -> Redaction | None:
-    """The redaction of the contact's handle for this persona, or None when it is shown:
-    staff see every handle, an approved disclosure the handles of the roles it covers."""
+def handle_redaction(role: ContactRole | str, persona: Persona | str) -> Redaction | None:
+    """The redaction of the contact's handle for this persona, or None when it is shown: only
+    staff see handles (a disclosure approves fields of a contact, and the handle is none)."""
     role = _member(ContactRole, role, "role")
     persona = _member(Persona, persona, "persona")
-    if persona is Persona.STAFF or role in disclosed_roles:
+    if persona is Persona.STAFF:
         return None
     return HANDLE_REDACTIONS[role]
 

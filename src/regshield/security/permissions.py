@@ -15,8 +15,11 @@ STAFF_ROLES: Final = ("admin", "operator", "support", "compliance", "auditor")
 CUSTOMER_ROLES: Final = ("owner", "member")
 
 RESOURCES: Final = ("registrar", "accounts", "users", "tokens", "contacts", "events", "domains",
-                    "registry_lock", "zones", "disclosure")
+                    "registry_lock", "zones", "disclosure", "accuracy")
 SELF: Final = frozenset({"self:mfa:write", "self:tokens:write", "self:profile:read"})
+# Filing and withdrawing one's own disclosure request (RDP §10). Customers only: staff read
+# registration data through their role, and would otherwise decide their own requests.
+REQUESTER: Final = frozenset({"self:disclosure:write"})
 
 
 def _registrar(*pairs: str) -> frozenset[str]:
@@ -34,12 +37,15 @@ ROLE_PERMISSIONS: Final[dict[str, frozenset[str]]] = {
         "contacts:read", "contacts:write", "events:read", "domains:read", "domains:write",
         "zones:read", "zones:write",
     ) | SELF,
+    # accuracy:write: record an inaccuracy complaint or a bounce, which starts a verification
+    # that suspends the domain after 15 days (WAPS 4): a change, never a read.
     "support": _registrar("registrar:read", "accounts:read", "users:read", "contacts:read",
                           "domains:read", "zones:read", "disclosure:read",
-                          "disclosure:write") | SELF,
+                          "disclosure:write", "accuracy:read", "accuracy:write") | SELF,
     "compliance": _registrar(
         "registrar:read", "accounts:read", "contacts:read", "events:read", "domains:read",
         "zones:read", "disclosure:read", "disclosure:write", "disclosure:decide",
+        "accuracy:read", "accuracy:write",
     ) | SELF,
     "auditor": _registrar(*_every("read")) | SELF,
     "owner": frozenset({
@@ -47,10 +53,10 @@ ROLE_PERMISSIONS: Final[dict[str, frozenset[str]]] = {
         "account:users:write", "account:events:read", "account:domains:read",
         "account:domains:write", "account:registry_lock:write", "account:zones:read",
         "account:zones:write",
-    }) | SELF,
+    }) | SELF | REQUESTER,
     "member": frozenset({"account:contacts:read", "account:contacts:write",
                          "account:domains:read", "account:domains:write",
-                         "account:zones:read", "account:zones:write"}) | SELF,
+                         "account:zones:read", "account:zones:write"}) | SELF | REQUESTER,
 }
 
 

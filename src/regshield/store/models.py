@@ -476,6 +476,8 @@ class DisclosureRequest(Base):
     decided_by: Mapped[str | None] = mapped_column(String(96))
     rationale_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     granted_roles: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # The fields the approval opens, of the roles granted: never more than the request asked.
+    granted_fields: Mapped[list[str]] = mapped_column(JSON, default=list)
     expires_at: Mapped[datetime | None] = mapped_column(Timestamp)
     withdrawn_at: Mapped[datetime | None] = mapped_column(Timestamp)
     withdrawn_by: Mapped[str | None] = mapped_column(String(96))

@@ -30,18 +30,20 @@ async def create(body: ContactIn, response: Response, actor: ActorDep, services:
 
 
 @router.get("", response_model=ContactListOut)
-async def list_(actor: ActorDep, services: ServicesDep,
+async def list_(actor: ActorDep, services: ServicesDep, context: ContextDep,
                 limit: Annotated[int, Query(ge=1, le=500)] = 100,
                 after: Annotated[str | None, Query(max_length=16)] = None,
                 account: Annotated[str | None, Query(max_length=100)] = None) -> ContactListOut:
-    views = await contact_list(services, actor, limit=limit, after=after, account=account)
+    views = await contact_list(services, actor, limit=limit, after=after, account=account,
+                               context=context)
     return ContactListOut(items=[ContactOut.of(v) for v in views],
                           next_after=views[-1].handle if len(views) == limit else None)
 
 
 @router.get("/{handle}", response_model=ContactOut)
-async def read(handle: str, actor: ActorDep, services: ServicesDep) -> ContactOut:
-    return ContactOut.of(await contact_read(services, actor, handle))
+async def read(handle: str, actor: ActorDep, services: ServicesDep,
+               context: ContextDep) -> ContactOut:
+    return ContactOut.of(await contact_read(services, actor, handle, context=context))
 
 
 @router.patch("/{handle}", response_model=ContactOut)

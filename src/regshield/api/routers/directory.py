@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, status
 
 from regshield.api.deps import ActorDep, ContextDep, ServicesDep
 from regshield.api.schemas import (
+    MAX_SEQUENCE,
     AccountIn,
     AccountOut,
     RegistrarOut,
@@ -44,7 +45,8 @@ async def account_create(body: AccountIn, actor: ActorDep, services: ServicesDep
 @router.get("/accounts", response_model=list[AccountOut])
 async def accounts(actor: ActorDep, services: ServicesDep,
                    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                   offset: Annotated[int, Query(ge=0)] = 0) -> list[AccountOut]:
+                   offset: Annotated[int, Query(ge=0, le=MAX_SEQUENCE)] = 0
+                   ) -> list[AccountOut]:
     return [AccountOut.of(a) for a in await account_list(services, actor, limit, offset)]
 
 

@@ -70,6 +70,8 @@ class DecisionIn(BaseModel):
                                         "ends (default 30 days)")
     roles: list[str] | None = Field(default=None, max_length=2,
                                     description="approval only: fewer roles than asked for")
+    fields: list[str] | None = Field(default=None, max_length=20,
+                                     description="approval only: fewer fields than asked for")
 
 
 class RequesterOut(BaseModel):
@@ -100,6 +102,8 @@ class DisclosureOut(BaseModel):
     decided_at: datetime | None
     rationale: str | None
     granted_roles: list[str]
+    granted_fields: list[str] = Field(description="the fields the approval opens, of the "
+                                      "roles granted")
     expires_at: datetime | None
 
     @classmethod
@@ -113,7 +117,7 @@ class DisclosureOut(BaseModel):
             ack_overdue=view.ack_overdue, decision_overdue=view.decision_overdue,
             acknowledged_at=view.acknowledged_at, decided_at=view.decided_at,
             rationale=view.rationale, granted_roles=list(view.granted_roles),
-            expires_at=view.expires_at)
+            granted_fields=list(view.granted_fields), expires_at=view.expires_at)
 
 
 class DisclosureListOut(BaseModel):

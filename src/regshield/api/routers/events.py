@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from regshield.api.deps import ActorDep, ServicesDep
-from regshield.api.schemas import EventListOut, EventOut
+from regshield.api.schemas import MAX_SEQUENCE, EventListOut, EventOut
 from regshield.flows.events import event_list
 
 router = APIRouter(prefix="/events", tags=["events"])
@@ -20,7 +20,8 @@ async def list_(actor: ActorDep, services: ServicesDep,
                 tag: Annotated[str | None, Query(max_length=96,
                                                  description="tag prefix, e.g. auth:login")] = None,
                 since: datetime | None = None,
-                after: Annotated[int, Query(ge=0)] = 0,
+                after: Annotated[int, Query(ge=0, le=MAX_SEQUENCE,
+                                            description="the last sequence number seen")] = 0,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> EventListOut:
     events = await event_list(services, actor, account=account, tag_prefix=tag, since=since,
                               after_seq=after, limit=limit)

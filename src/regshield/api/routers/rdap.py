@@ -42,6 +42,7 @@ from regshield.errors import (
 )
 from regshield.flows.contacts import contact_read
 from regshield.flows.context import Actor, RequestContext, new_request_id
+from regshield.flows.personal_data import record_staff_read
 from regshield.rdds.rdap import (
     MEDIA_TYPE,
     RdapError,
@@ -230,10 +231,10 @@ async def domain(request: Request, name: str) -> Response:
         if record is None:
             raise RdapError(404, "Not found",
                             f"{query.name.ascii} is not a domain this registrar sponsors.")
-        persona, roles = await persona_of(services, requester.actor, requester.context,
-                                          record.name, "rdap")
+        persona, disclosed = await persona_of(services, requester.actor,
+                                              requester.context, record, "rdap")
         presentation = present(record, persona, public_url=settings.public_url,
-                               disclosed_roles=roles)
+                               disclosed=disclosed)
         return domain_response(presentation, site, query_url=query_url,
                                now=services.clock.now(), unicode_query=query.unicode_query)
 
@@ -271,7 +272,8 @@ async def entity(request: Request, handle: str) -> Response:
             # Contacts are personal data: only staff look them up by handle.
             raise RdapError(404, "Not found", "No such entity.")
         assert requester.actor is not None
-        view = await contact_read(services, requester.actor, handle)
+        view = await contact_read(services, requester.actor, handle,
+                                  context=requester.context, via="rdap")
         contact = PresentedContact(ContactRole.REGISTRANT, view.handle, view.data.as_dict(),
                                    None)
         return contact_response(contact, site, query_url=query_url)
@@ -296,6 +298,9 @@ async def domains(request: Request) -> Response:
                 session, services.sealer, requester.actor, registrar_url=settings.registrar_url,
                 limit=SEARCH_LIMIT, exact=pattern.exact, ascii_prefix=pattern.ascii_prefix,
                 unicode_prefix=pattern.unicode_prefix)
+        await record_staff_read(services, requester.actor, requester.context,
+                                [c.handle for record in records for c in record.contacts],
+                                via="rdap-search", domains=[record.name for record in records])
         presentations = [present(record, Persona.STAFF, public_url=settings.public_url)
                          for record in records]
         return domain_search_response(presentations, site, query_url=query_url,
