@@ -56,8 +56,6 @@ SAMPLES: dict[Change, tuple[dict[str, Any], list[str]]] = {
                        ["new API token tok_1", "usr_owner", "2027-02-25 12:00:00 UTC"]),
     Change.LOGIN_ADDRESS: ({"user": "usr_owner", "method": "password+totp"},
                            ["usr_owner signed in", "not used for this user before"]),
-    Change.USER_INVITATION: ({"account": "acc_1", "role": "member"},
-                             ["account acc_1", "already has a user"]),
     Change.ACCURACY_VERIFICATION: (
         {"contact": "RS-AAAAAAAAAA", "domains": ["example.test"],
          "deadline": "2026-12-12T12:00:05+00:00"},

@@ -177,9 +177,25 @@ class AccountOut(BaseModel):
 
 class UserIn(BaseModel):
     email: str = Field(max_length=320)
-    password: str = Field(max_length=1024)
+    password: str | None = Field(default=None, max_length=1024, description=(
+        "For users created by staff; a customer's invitation carries none (the invited "
+        "person chooses it)"))
     role: str
     account: str | None = None
+
+
+class InvitationOut(BaseModel):
+    invitation_id: str
+    email: str
+    role: str
+    account: str
+    expires_at: datetime
+
+
+class InvitationAcceptIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    token: str = Field(max_length=128)
+    password: str = Field(max_length=1024)
 
 
 class UserOut(BaseModel):

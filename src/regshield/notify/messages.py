@@ -41,7 +41,6 @@ class Change(StrEnum):
     RECOVERY_CODES = "recovery_codes"
     API_TOKEN = "api_token"  # noqa: S105
     LOGIN_ADDRESS = "login_address"
-    USER_INVITATION = "user_invitation"
     ACCURACY_VERIFICATION = "accuracy_verification"  # WHOIS Accuracy Program (WAPS)
     ACCURACY_REMINDER = "accuracy_reminder"
     ACCURACY_SUSPENDED = "accuracy_suspended"
@@ -149,12 +148,6 @@ def _login_address(d: Mapping[str, Any]) -> list[str]:
             "user before (shown below)."]
 
 
-def _user_invitation(d: Mapping[str, Any]) -> list[str]:
-    return [f"Someone with access to account {d['account']} asked to add this address as a "
-            f"user ({d['role']}). This address already has a user here, so nothing was "
-            "changed and no second user was made for it."]
-
-
 def _accuracy_verification(d: Mapping[str, Any]) -> list[str]:
     return [f"A verification link was sent to the registrant contact {d['contact']} of "
             f"{_listed(d['domains'])}, as ICANN's WHOIS Accuracy Program requires.",
@@ -220,8 +213,6 @@ TEMPLATES: dict[Change, Template] = {
                                _api_token, about_domain=False, times=("expires_at",)),
     Change.LOGIN_ADDRESS: Template("Sign-in from a new address", ("user", "method"),
                                    _login_address, about_domain=False),
-    Change.USER_INVITATION: Template("Request to add this address as a user",
-                                     ("account", "role"), _user_invitation, about_domain=False),
     Change.ACCURACY_VERIFICATION: Template(
         "Registrant verification sent", ("contact", "domains", "deadline"),
         _accuracy_verification, about_domain=False, times=("deadline",)),
