@@ -275,7 +275,9 @@ class UserLogin:
 
 async def check_second_factor(tx: Tx, user: User, code: str) -> str | None:
     """None when the code (TOTP or recovery code) is accepted, else the reason it was not.
-    An accepted TOTP counter is kept, so the same code is never accepted twice."""
+    An accepted TOTP counter is kept, so the same code is never accepted twice: call it only
+    with the user's row locked (`user_for_update`, `user_by_email_index(lock=True)`), so that
+    concurrent requests see each other's counter."""
     if totp.looks_like_recovery_code(code):
         wanted = recovery_code_hash(tx, code)
         for stored in await unused_recovery_codes(tx.session, user.id):
