@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import re
+from email.message import EmailMessage
 from typing import Any
 
 import httpx
@@ -10,6 +13,12 @@ import pytest
 from conftest import PASSWORD, Identity, World
 from contact_samples import events_tagged, failing_fields, row_counts
 
+from api.test_auth import stored_text
+from regshield.clock import FakeClock
+from regshield.notify.delivery import MAIL_DIRECTORY
+from regshield.notify.handler import handlers
+from regshield.outbox.worker import OutboxWorker
+from regshield.policy.security import security_policy
 from regshield.services import Services
 
 ACCOUNTS = "/api/v1/accounts"
@@ -113,20 +122,52 @@ async def test_unknown_account_is_not_found(
 # Users
 
 
-async def test_owner_adds_a_member_to_own_account_who_can_then_sign_in(
+def invitation(email: str = "Newcomer@Example.NET", **changes: Any) -> dict[str, Any]:
+    return {"email": email, "role": "member", **changes}
+
+
+async def mails_to(services: Services, address: str) -> list[EmailMessage]:
+    """Send what the outbox holds (to the mail directory); the messages sent to `address`."""
+    await OutboxWorker(services, handlers()).run_once()
+    directory = services.settings.home / MAIL_DIRECTORY
+    messages = [email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+                for path in sorted(directory.glob("*.eml"))]
+    return [m for m in messages  # type: ignore[misc]
+            if str(m["To"]).casefold() == address.casefold()]
+
+
+def token_in(message: EmailMessage) -> str | None:
+    body = message.get_body(preferencelist=("plain",))
+    assert body is not None
+    found = re.search(r'"token": "([^"]+)"', str(body.get_content()))
+    return found.group(1) if found else None
+
+
+async def test_owner_invites_a_member_who_accepts_once_and_can_then_sign_in(
         api: httpx.AsyncClient, services: Services, world: World) -> None:
     account = await world.account("Customer")
     owner = await world.user("owner", account)
 
-    response = await api.post(USERS, json=new_user(email="Newcomer@Example.NET"),
-                              headers=owner.headers)
+    response = await api.post(USERS, json=invitation(), headers=owner.headers)
 
-    assert response.status_code == 201
-    created = response.json()
-    assert re.fullmatch(r"usr_[0-9a-f]{16}", created["user_id"])
-    assert (created["email"], created["kind"], created["role"], created["account"],
-            created["totp_enabled"]) == ("Newcomer@example.net", "customer", "member", account,
-                                         False)
+    assert response.status_code == 202, response.text
+    invited = response.json()
+    assert re.fullmatch(r"inv_[0-9a-f]{16}", invited["invitation_id"])
+    assert (invited["email"], invited["role"], invited["account"]) == (
+        "Newcomer@example.net", "member", account)
+    [mail] = await mails_to(services, "Newcomer@example.net")
+    token = token_in(mail)
+    assert token is not None
+    assert token not in await stored_text(services)
+    accepted = await api.post("/api/v1/invitations/accept",
+                              json={"token": token, "password": PASSWORD})
+    assert accepted.status_code == 201, accepted.text
+    created = accepted.json()
+    assert (created["email"], created["kind"], created["role"], created["account"]) == (
+        "Newcomer@example.net", "customer", "member", account)
+    again = await api.post("/api/v1/invitations/accept",
+                           json={"token": token, "password": PASSWORD + " again"})
+    assert again.status_code == 404
     login = await api.post("/api/v1/auth/login",
                            json={"email": "newcomer@example.net", "password": PASSWORD})
     assert login.status_code == 200
@@ -134,8 +175,67 @@ async def test_owner_adds_a_member_to_own_account_who_can_then_sign_in(
                        headers={"Authorization": f"Bearer {login.json()['token']}"})
     assert me.json() == created
     event = (await events_tagged(services, "users:user:created"))[-1]
-    assert (event.account, event.actor) == (account, f"user:{owner.user_id}")
+    assert event.account == account
     assert event.summary == {"user": created["user_id"], "role": "member"}
+
+
+async def test_user_create_answers_the_same_for_a_taken_address(
+        api: httpx.AsyncClient, services: Services, world: World) -> None:
+    """An owner inviting an address that is a user elsewhere hears what they would hear for
+    a new address; the holder gets a mail without a link, and no user is made."""
+    elsewhere = await world.account("Elsewhere")
+    holder = await world.user("member", elsewhere, email="holder@example.net")
+    account = await world.account("Customer")
+    owner = await world.user("owner", account)
+
+    fresh = await api.post(USERS, json=invitation("fresh@example.net"), headers=owner.headers)
+    taken = await api.post(USERS, json=invitation(holder.email), headers=owner.headers)
+
+    def shape(answer: httpx.Response) -> tuple[int, set[str], str, str]:
+        body = answer.json()
+        return answer.status_code, set(body), body["role"], body["account"]
+
+    assert shape(taken) == shape(fresh) == (
+        202, {"invitation_id", "email", "role", "account", "expires_at"}, "member", account)
+    assert taken.json()["expires_at"] == fresh.json()["expires_at"]
+    # what the owner can read in the account's events is the same for both
+    seen = (await api.get("/api/v1/events", headers=owner.headers)).json()["items"]
+    mine = [(e["tag"], sorted(e["summary"])) for e in seen
+            if e["tag"].startswith("users:invitation")]
+    assert mine == [("users:invitation:created", ["invitation", "role"])] * 2
+
+    [to_holder] = await mails_to(services, holder.email)
+    assert token_in(to_holder) is None
+    assert "already has a user" in str(to_holder.get_body(preferencelist=("plain",)))
+    [to_fresh] = await mails_to(services, "fresh@example.net")
+    assert token_in(to_fresh) is not None
+    me = await api.get("/api/v1/me", headers=holder.headers)
+    assert me.json()["account"] == elsewhere
+    assert (await api.get("/api/v1/events", headers=owner.headers)).json()["items"] == seen
+
+
+async def test_an_invitation_link_stops_working_when_it_expires(
+        api: httpx.AsyncClient, services: Services, world: World, clock: FakeClock) -> None:
+    account = await world.account("Customer")
+    owner = await world.user("owner", account)
+    assert (await api.post(USERS, json=invitation(), headers=owner.headers)).status_code == 202
+    [mail] = await mails_to(services, "newcomer@example.net")
+    clock.advance(security_policy(clock.now()).invitation_lifetime)
+    late = await api.post("/api/v1/invitations/accept",
+                          json={"token": token_in(mail), "password": PASSWORD})
+    assert late.status_code == 404
+    login = await api.post("/api/v1/auth/login",
+                           json={"email": "newcomer@example.net", "password": PASSWORD})
+    assert login.status_code == 401
+
+
+async def test_an_invitation_carries_no_password(
+        api: httpx.AsyncClient, world: World) -> None:
+    account = await world.account("Customer")
+    owner = await world.user("owner", account)
+    response = await api.post(USERS, json=invitation(password=PASSWORD), headers=owner.headers)
+    assert response.status_code == 422
+    assert failing_fields(response.json()) == {"password": "not_allowed"}
 
 
 async def test_me_shows_the_signed_in_users_own_profile(

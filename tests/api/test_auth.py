@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import email
+import email.policy
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from email.message import EmailMessage
 from typing import Any
 
 import httpx
@@ -18,6 +22,9 @@ from regshield.clock import FakeClock
 from regshield.flows.auth import TokenCreate
 from regshield.flows.context import RequestContext, system_actor
 from regshield.flows.runner import run_flow
+from regshield.notify.delivery import MAIL_DIRECTORY
+from regshield.notify.handler import handlers
+from regshield.outbox.worker import OutboxWorker
 from regshield.policy.security import SecurityPolicy, security_policy
 from regshield.security.totp import code_at
 from regshield.services import Services
@@ -79,6 +86,20 @@ async def stored_text(services: Services) -> str:
     return "\n".join(parts)
 
 
+async def stored_text_without_events(services: Services) -> str:
+    """As stored_text, leaving out the event log and the outbox (which name source addresses
+    on purpose)."""
+    parts: list[str] = []
+    async with services.store.read() as session:
+        for table in Base.metadata.sorted_tables:
+            if table.name in ("events", "outbox"):
+                continue
+            for row in (await session.execute(select(table))).all():
+                parts += [bytes(v).decode("latin-1") if isinstance(v, bytes) else str(v)
+                          for v in row]
+    return "\n".join(parts)
+
+
 async def user_row(services: Services, public_id: str) -> User:
     async with services.store.read() as session:
         user = await user_by_public_id(session, public_id)
@@ -103,17 +124,55 @@ def field_errors(response: httpx.Response) -> dict[str, set[str]]:
     return found
 
 
-async def enable_totp(api: httpx.AsyncClient, who: Identity,
-                      clock: FakeClock) -> tuple[str, list[str]]:
-    """Enroll and confirm TOTP for `who`; the clock then moves to the next time step."""
-    started = await api.post("/api/v1/auth/mfa/totp", headers=who.headers)
+async def signed_in(api: httpx.AsyncClient, who: Identity,
+                    otp: str | None = None) -> dict[str, str]:
+    """Headers with a login token of `who` (second factors are managed only with one)."""
+    response = await login(api, who.email, otp=otp)
+    assert response.status_code == 200, response.text
+    return bearer(response.json()["token"])
+
+
+async def enrol_totp(api: httpx.AsyncClient, who: Identity,
+                     clock: FakeClock) -> tuple[str, list[str], dict[str, str]]:
+    """Enroll and confirm TOTP for `who` from a login token (returned, with the secret and
+    the recovery codes); the clock then moves to the next time step."""
+    headers = await signed_in(api, who)
+    started = await api.post("/api/v1/auth/mfa/totp", headers=headers,
+                             json={"password": PASSWORD})
     assert started.status_code == 200, started.text
     secret = started.json()["secret"]
-    confirmed = await api.post("/api/v1/auth/mfa/totp/confirm", headers=who.headers,
+    confirmed = await api.post("/api/v1/auth/mfa/totp/confirm", headers=headers,
                                json={"otp": code_at(secret, clock.now())})
     assert confirmed.status_code == 200, confirmed.text
     clock.advance(STEP)
-    return secret, confirmed.json()["recovery_codes"]
+    return secret, confirmed.json()["recovery_codes"], headers
+
+
+async def enable_totp(api: httpx.AsyncClient, who: Identity,
+                      clock: FakeClock) -> tuple[str, list[str]]:
+    secret, codes, _ = await enrol_totp(api, who, clock)
+    return secret, codes
+
+
+def current_code(secret: str, clock: FakeClock) -> str:
+    """A code of the current time step; the clock moves on, since a code is accepted once."""
+    code = code_at(secret, clock.now())
+    clock.advance(STEP)
+    return code
+
+
+async def delivered(services: Services) -> list[EmailMessage]:
+    """Send what the outbox holds (to the mail directory) and read every message sent."""
+    await OutboxWorker(services, handlers()).run_once()
+    directory = services.settings.home / MAIL_DIRECTORY
+    return [email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            for path in sorted(directory.glob("*.eml"))]  # type: ignore[misc]
+
+
+def text_of(message: EmailMessage) -> str:
+    body = message.get_body(preferencelist=("plain",))
+    assert body is not None
+    return str(body.get_content())
 
 
 @pytest.fixture
@@ -312,7 +371,8 @@ async def test_failures_from_one_address_throttle_it_and_no_other(
 
 async def test_totp_enrollment_returns_a_secret_and_an_otpauth_uri(
         api: httpx.AsyncClient, member: Identity) -> None:
-    response = await api.post("/api/v1/auth/mfa/totp", headers=member.headers)
+    response = await api.post("/api/v1/auth/mfa/totp", headers=await signed_in(api, member),
+                              json={"password": PASSWORD})
     assert response.status_code == 200, response.text
     body = response.json()
     assert len(body["secret"]) >= 32
@@ -323,17 +383,19 @@ async def test_totp_enrollment_returns_a_secret_and_an_otpauth_uri(
 
 async def test_totp_is_not_required_until_enrollment_is_confirmed(
         api: httpx.AsyncClient, member: Identity) -> None:
-    assert (await api.post("/api/v1/auth/mfa/totp", headers=member.headers)).status_code == 200
+    started = await api.post("/api/v1/auth/mfa/totp", headers=await signed_in(api, member),
+                             json={"password": PASSWORD})
+    assert started.status_code == 200
     assert (await login(api, member.email)).status_code == 200
     assert (await api.get("/api/v1/me", headers=member.headers)).json()["totp_enabled"] is False
 
 
 async def test_confirming_totp_returns_the_recovery_codes_once(
         api: httpx.AsyncClient, member: Identity, clock: FakeClock) -> None:
-    secret, codes = await enable_totp(api, member, clock)
+    secret, codes, headers = await enrol_totp(api, member, clock)
     assert len(codes) == policy(clock).recovery_code_count
     assert len(set(codes)) == len(codes)
-    again = await api.post("/api/v1/auth/mfa/totp/confirm", headers=member.headers,
+    again = await api.post("/api/v1/auth/mfa/totp/confirm", headers=headers,
                            json={"otp": code_at(secret, clock.now())})
     assert_problem(again, 409, "conflict")
     assert "recovery_codes" not in again.json()
@@ -343,19 +405,193 @@ async def test_confirming_totp_returns_the_recovery_codes_once(
 
 async def test_confirming_totp_with_a_wrong_code_is_refused_naming_otp(
         api: httpx.AsyncClient, member: Identity, clock: FakeClock) -> None:
-    secret = (await api.post("/api/v1/auth/mfa/totp", headers=member.headers)).json()["secret"]
+    headers = await signed_in(api, member)
+    secret = (await api.post("/api/v1/auth/mfa/totp", headers=headers,
+                             json={"password": PASSWORD})).json()["secret"]
     wrong = code_at(secret, clock.now() + 10 * STEP)
-    response = await api.post("/api/v1/auth/mfa/totp/confirm", headers=member.headers,
+    response = await api.post("/api/v1/auth/mfa/totp/confirm", headers=headers,
                               json={"otp": wrong})
     assert "otp" in field_errors(response)
     assert (await login(api, member.email)).status_code == 200  # still not enabled
 
 
-async def test_enrolling_again_once_totp_is_enabled_conflicts(
+async def test_stolen_password_alone_cannot_enrol_totp_over_an_existing_factor(
+        api: httpx.AsyncClient, services: Services, member: Identity, clock: FakeClock) -> None:
+    secret, _, headers = await enrol_totp(api, member, clock)
+    password_only = await api.post("/api/v1/auth/mfa/totp", headers=headers,
+                                   json={"password": PASSWORD})
+    assert_problem(password_only, 401, "second-factor-required")
+    guessed = await api.post("/api/v1/auth/mfa/totp", headers=headers,
+                             json={"password": PASSWORD, "otp": "000000"})
+    assert_problem(guessed, 401, "authentication-failed")
+    assert "secret" not in password_only.text + guessed.text
+    for path in ("/api/v1/auth/mfa/totp/remove", "/api/v1/auth/mfa/recovery-codes"):
+        assert_problem(await api.post(path, headers=headers, json={"password": PASSWORD}),
+                       401, "second-factor-required")
+    # the holder's own generator still signs in
+    assert (await login(api, member.email, otp=current_code(secret, clock))).status_code == 200
+    assert (await events(services, "auth:totp:failed"))[-1].summary["reason"] == "totp_invalid"
+
+
+async def test_automation_token_cannot_enrol_totp(
+        api: httpx.AsyncClient, services: Services, member: Identity) -> None:
+    """An API token (scope `*`) is refused every change of password or second factor, even
+    with the right password: only a console session or a login token may make them."""
+    attempts = [
+        ("/api/v1/auth/mfa/totp", {"password": PASSWORD}),
+        ("/api/v1/auth/mfa/totp/confirm", {"otp": "123456"}),
+        ("/api/v1/auth/mfa/totp/remove", {"password": PASSWORD}),
+        ("/api/v1/auth/mfa/recovery-codes", {"password": PASSWORD}),
+        ("/api/v1/auth/password", {"current_password": PASSWORD,
+                                   "new_password": "another long passphrase"}),
+    ]
+    for path, body in attempts:
+        refused = await api.post(path, headers=member.headers, json=body)
+        assert_problem(refused, 403, "permission-denied")
+        assert "secret" not in refused.json() and "recovery_codes" not in refused.json()
+    user = await user_row(services, member.user_id)
+    assert (user.totp_pending_sealed, user.totp_enabled_at) == (None, None)
+    assert (await login(api, member.email)).status_code == 200
+
+
+async def test_enrolling_totp_needs_the_password_and_wrong_ones_count_toward_the_throttle(
         api: httpx.AsyncClient, member: Identity, clock: FakeClock) -> None:
-    await enable_totp(api, member, clock)
-    assert_problem(await api.post("/api/v1/auth/mfa/totp", headers=member.headers), 409,
-                   "conflict")
+    headers = await signed_in(api, member)
+    for _ in range(policy(clock).login_failures_per_user):
+        wrong = await api.post("/api/v1/auth/mfa/totp", headers=headers,
+                               json={"password": "wrong guess number"})
+        assert_problem(wrong, 401, "authentication-failed")
+    right = await api.post("/api/v1/auth/mfa/totp", headers=headers,
+                           json={"password": PASSWORD})
+    assert_problem(right, 429, "throttled")
+    assert_problem(await login(api, member.email), 429, "throttled")
+
+
+async def test_replacing_totp_with_the_current_code_tells_the_user_and_the_owners(
+        api: httpx.AsyncClient, services: Services, world: World, account: str,
+        member: Identity, clock: FakeClock) -> None:
+    owner = await world.user("owner", account)
+    old, old_codes, headers = await enrol_totp(api, member, clock)
+    started = await api.post("/api/v1/auth/mfa/totp", headers=headers, json={
+        "password": PASSWORD, "otp": current_code(old, clock)})
+    assert started.status_code == 200, started.text
+    new = started.json()["secret"]
+    confirmed = await api.post("/api/v1/auth/mfa/totp/confirm", headers=headers,
+                               json={"otp": current_code(new, clock)})
+    assert confirmed.status_code == 200, confirmed.text
+    assert_problem(await login(api, member.email, otp=current_code(old, clock)), 401,
+                   "authentication-failed")
+    assert_problem(await login(api, member.email, otp=old_codes[0]), 401,
+                   "authentication-failed")
+    assert (await login(api, member.email, otp=current_code(new, clock))).status_code == 200
+
+    messages = await delivered(services)
+    enabled = [m for m in messages if "Two-factor authentication turned on" in str(m["Subject"])]
+    assert sorted(str(m["To"]) for m in enabled) == sorted([member.email, owner.email] * 2)
+    replaced = [m for m in enabled if "was replaced" in text_of(m)]
+    assert sorted(str(m["To"]) for m in replaced) == sorted([member.email, owner.email])
+    for message in messages:
+        for secret in (old, new, PASSWORD, *old_codes, *confirmed.json()["recovery_codes"]):
+            assert secret not in message.as_string()
+
+
+async def test_removing_totp_needs_the_password_and_a_current_code_and_tells_the_owners(
+        api: httpx.AsyncClient, services: Services, world: World, account: str,
+        member: Identity, clock: FakeClock) -> None:
+    owner = await world.user("owner", account)
+    secret, codes, headers = await enrol_totp(api, member, clock)
+    wrong_password = await api.post("/api/v1/auth/mfa/totp/remove", headers=headers, json={
+        "password": "wrong guess number", "otp": current_code(secret, clock)})
+    assert_problem(wrong_password, 401, "authentication-failed")
+    removed = await api.post("/api/v1/auth/mfa/totp/remove", headers=headers,
+                             json={"password": PASSWORD, "otp": codes[0]})
+    assert removed.status_code == 204, removed.text
+    assert (await login(api, member.email)).status_code == 200
+    assert [e.tag for e in await events(services, "auth:totp:removed")] == ["auth:totp:removed"]
+    messages = [m for m in await delivered(services)
+                if "Two-factor authentication turned off" in str(m["Subject"])]
+    assert sorted(str(m["To"]) for m in messages) == sorted([member.email, owner.email])
+
+
+async def test_regenerated_recovery_codes_replace_the_old_ones_and_the_user_is_told(
+        api: httpx.AsyncClient, services: Services, member: Identity, clock: FakeClock) -> None:
+    secret, old_codes, headers = await enrol_totp(api, member, clock)
+    password_only = await api.post("/api/v1/auth/mfa/recovery-codes", headers=headers,
+                                   json={"password": PASSWORD})
+    assert_problem(password_only, 401, "second-factor-required")
+    fresh = await api.post("/api/v1/auth/mfa/recovery-codes", headers=headers,
+                           json={"password": PASSWORD, "otp": current_code(secret, clock)})
+    assert fresh.status_code == 200, fresh.text
+    new_codes = fresh.json()["recovery_codes"]
+    assert len(new_codes) == policy(clock).recovery_code_count
+    assert_problem(await login(api, member.email, otp=old_codes[1]), 401,
+                   "authentication-failed")
+    assert (await login(api, member.email, otp=new_codes[0])).status_code == 200
+    messages = [m for m in await delivered(services)
+                if "Recovery codes replaced" in str(m["Subject"])]
+    assert [str(m["To"]) for m in messages] == [member.email]
+    assert not any(code in messages[0].as_string() for code in old_codes + new_codes)
+
+
+async def test_password_change_needs_the_current_password_and_ends_every_other_credential(
+        api: httpx.AsyncClient, services: Services, member: Identity, clock: FakeClock) -> None:
+    new_password = "a different long passphrase"
+    headers = await signed_in(api, member)
+    other_login = await signed_in(api, member)
+    wrong = await api.post("/api/v1/auth/password", headers=headers, json={
+        "current_password": "wrong guess number", "new_password": new_password})
+    assert_problem(wrong, 401, "authentication-failed")
+    weak = await api.post("/api/v1/auth/password", headers=headers, json={
+        "current_password": PASSWORD, "new_password": "short"})
+    assert "new_password" in field_errors(weak)
+    changed = await api.post("/api/v1/auth/password", headers=headers, json={
+        "current_password": PASSWORD, "new_password": new_password})
+    assert changed.status_code == 204, changed.text
+    assert (await api.get("/api/v1/me", headers=headers)).status_code == 200
+    for revoked in (other_login, member.headers):
+        assert_problem(await api.get("/api/v1/me", headers=revoked), 401,
+                       "authentication-failed")
+    assert_problem(await login(api, member.email), 401, "authentication-failed")
+    assert (await login(api, member.email, new_password)).status_code == 200
+    messages = [m for m in await delivered(services) if "Password changed" in str(m["Subject"])]
+    assert [str(m["To"]) for m in messages] == [member.email]
+    assert new_password not in messages[0].as_string() and PASSWORD not in messages[0].as_string()
+
+
+async def test_password_change_on_a_totp_account_needs_a_current_code(
+        api: httpx.AsyncClient, member: Identity, clock: FakeClock) -> None:
+    secret, _, headers = await enrol_totp(api, member, clock)
+    body = {"current_password": PASSWORD, "new_password": "a different long passphrase"}
+    assert_problem(await api.post("/api/v1/auth/password", headers=headers, json=body), 401,
+                   "second-factor-required")
+    changed = await api.post("/api/v1/auth/password", headers=headers,
+                             json={**body, "otp": current_code(secret, clock)})
+    assert changed.status_code == 204, changed.text
+
+
+async def test_a_new_api_token_is_told_to_its_user_without_its_value(
+        api: httpx.AsyncClient, services: Services, member: Identity) -> None:
+    created = await api.post("/api/v1/tokens", headers=member.headers, json={"name": "ci"})
+    assert created.status_code == 201, created.text
+    messages = [m for m in await delivered(services) if "New API token" in str(m["Subject"])]
+    assert [str(m["To"]) for m in messages] == [member.email]
+    assert created.json()["token_id"] in text_of(messages[0])
+    assert created.json()["token"] not in messages[0].as_string()
+
+
+async def test_a_login_from_a_new_address_is_told_to_the_user_but_the_first_login_is_not(
+        api: httpx.AsyncClient, other_address: httpx.AsyncClient, services: Services,
+        member: Identity) -> None:
+    assert (await login(api, member.email)).status_code == 200
+    assert (await login(api, member.email)).status_code == 200
+    assert not [m for m in await delivered(services) if "new address" in str(m["Subject"])]
+    assert (await login(other_address, member.email)).status_code == 200
+    assert (await login(other_address, member.email)).status_code == 200
+    messages = [m for m in await delivered(services) if "new address" in str(m["Subject"])]
+    assert [str(m["To"]) for m in messages] == [member.email]
+    assert "198.51.100.7" in text_of(messages[0])
+    # the addresses seen are kept only as keyed hashes
+    assert "198.51.100.7" not in await stored_text_without_events(services)
 
 
 async def test_login_without_a_code_is_refused_once_totp_is_enabled(
@@ -416,10 +652,12 @@ async def test_totp_code_is_refused_when_replayed(
 
 async def test_code_that_confirmed_enrollment_cannot_be_used_to_sign_in(
         api: httpx.AsyncClient, member: Identity, clock: FakeClock) -> None:
-    started = await api.post("/api/v1/auth/mfa/totp", headers=member.headers)
+    headers = await signed_in(api, member)
+    started = await api.post("/api/v1/auth/mfa/totp", headers=headers,
+                             json={"password": PASSWORD})
     secret = started.json()["secret"]
     code = code_at(secret, clock.now())
-    confirmed = await api.post("/api/v1/auth/mfa/totp/confirm", headers=member.headers,
+    confirmed = await api.post("/api/v1/auth/mfa/totp/confirm", headers=headers,
                                json={"otp": code})
     assert confirmed.status_code == 200
     assert_problem(await login(api, member.email, otp=code), 401, "authentication-failed")
@@ -715,3 +953,63 @@ async def test_checking_a_password_never_holds_the_write_lock(
     assert (await login(api, member.email, "not the password at all")).status_code == 401
 
     assert writes_open_during_checks == [False, False]
+
+
+# --- throttling without locking the holder out, and one code accepted once -------------------
+
+async def test_right_password_still_logs_in_after_an_attacker_failed_five_times_from_elsewhere(
+        api: httpx.AsyncClient, other_address: httpx.AsyncClient, member: Identity,
+        clock: FakeClock) -> None:
+    limit = policy(clock).login_failures_per_user
+    for _ in range(limit):
+        assert_problem(await login(other_address, member.email, "wrong guess number"), 401,
+                       "authentication-failed")
+    # the attacker's source is blocked for this user, even with the right password ...
+    assert_problem(await login(other_address, member.email, "another guess"), 429, "throttled")
+    assert_problem(await login(other_address, member.email), 429, "throttled")
+    # ... but the holder, from a source that never failed, signs in
+    assert (await login(api, member.email)).status_code == 200
+
+
+async def test_a_guarded_user_blocks_each_failing_source_after_its_first_failure(
+        api: httpx.AsyncClient, other_address: httpx.AsyncClient, services: Services,
+        member: Identity, clock: FakeClock) -> None:
+    """Once the user's failures from all sources reach the limit, a further source gets one
+    guess, then waits: spreading guesses over addresses gains one guess per address."""
+    for _ in range(policy(clock).login_failures_per_user):
+        await login(other_address, member.email, "wrong guess number")
+    transport = httpx.ASGITransport(app=create_app(services), client=("203.0.113.9", 1))
+    async with httpx.AsyncClient(transport=transport, base_url="http://regshield.test") as third:
+        assert_problem(await login(third, member.email, "wrong guess"), 401,
+                       "authentication-failed")
+        assert_problem(await login(third, member.email), 429, "throttled")
+    assert (await login(api, member.email)).status_code == 200
+
+
+async def test_totp_code_is_accepted_once_under_concurrent_step_ups(
+        api: httpx.AsyncClient, services: Services, member: Identity, clock: FakeClock) -> None:
+    if services.store.is_sqlite:
+        pytest.skip("SQLite runs one writer at a time; the race needs PostgreSQL")
+    secret, _ = await enable_totp(api, member, clock)
+    headers = await signed_in(api, member, otp=current_code(secret, clock))
+    code = code_at(secret, clock.now())
+    answers = await asyncio.gather(*(
+        api.post("/api/v1/domains/nothing-here.test/registrar-lock",
+                 headers={**headers, "X-OTP": code})
+        for _ in range(8)))
+    # a replayed code is refused (401), and after five refusals the source waits (429)
+    stepped_up = [a for a in answers if a.status_code not in (401, 429)]
+    assert len(stepped_up) == 1, [a.status_code for a in answers]
+    assert stepped_up[0].status_code == 404
+    outcomes = [e.tag for e in await events(services, "auth:step-up:")]
+    assert outcomes.count("auth:step-up:succeeded") == 1
+
+
+async def test_totp_code_is_accepted_once_under_concurrent_logins(
+        api: httpx.AsyncClient, services: Services, member: Identity, clock: FakeClock) -> None:
+    if services.store.is_sqlite:
+        pytest.skip("SQLite runs one writer at a time; the race needs PostgreSQL")
+    secret, _ = await enable_totp(api, member, clock)
+    code = code_at(secret, clock.now())
+    answers = await asyncio.gather(*(login(api, member.email, otp=code) for _ in range(6)))
+    assert sorted(a.status_code for a in answers) == [200] + [401] * 5

@@ -14,6 +14,7 @@ from regshield.errors import (
     AuthenticationFailed,
     AuthenticationRequired,
     NotFound,
+    PermissionDenied,
     SecondFactorRequired,
 )
 from regshield.flows.auth import (
@@ -181,8 +182,9 @@ async def test_console_session_value_is_stored_only_as_its_digest(
 
 async def test_console_login_on_a_totp_account_needs_the_code_and_records_it(
         services: Services, member: Identity, clock: FakeClock) -> None:
-    actor = await actor_for_bearer(services, member.token)
-    enrollment = await run_flow(services, actor, CONSOLE, TotpEnroll())
+    first = await console_login(services, member.email)
+    actor, _ = await actor_for_console_session(services, first.value)
+    enrollment = await run_flow(services, actor, CONSOLE, TotpEnroll(PASSWORD))
     await run_flow(services, actor, CONSOLE,
                    TotpConfirm(code_at(enrollment.secret, clock.now())))
     clock.advance(timedelta(seconds=30))
@@ -192,6 +194,13 @@ async def test_console_login_on_a_totp_account_needs_the_code_and_records_it(
                                  otp=code_at(enrollment.secret, clock.now()))
     signed_in, _ = await actor_for_console_session(services, issued.value)
     assert signed_in.second_factor_at == clock.now()
+
+
+async def test_an_api_token_cannot_enrol_totp_even_in_the_flow(
+        services: Services, member: Identity) -> None:
+    actor = await actor_for_bearer(services, member.token)
+    with pytest.raises(PermissionDenied):
+        await run_flow(services, actor, CONSOLE, TotpEnroll(PASSWORD))
 
 
 async def test_password_only_console_session_has_no_second_factor_time(

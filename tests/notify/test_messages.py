@@ -50,6 +50,12 @@ SAMPLES: dict[Change, tuple[dict[str, Any], list[str]]] = {
     Change.SECOND_FACTOR: ({"user": "usr_owner", "enabled": False},
                            ["Two-factor authentication", "turned off", "usr_owner"]),
     Change.PASSWORD_CHANGED: ({"user": "usr_owner"}, ["password of user usr_owner"]),
+    Change.RECOVERY_CODES: ({"user": "usr_owner"}, ["new recovery codes", "usr_owner"]),
+    Change.API_TOKEN: ({"user": "usr_owner", "token": "tok_1", "scopes": ["*"],
+                        "expires_at": "2027-02-25T12:00:00+00:00"},
+                       ["new API token tok_1", "usr_owner", "2027-02-25 12:00:00 UTC"]),
+    Change.LOGIN_ADDRESS: ({"user": "usr_owner", "method": "password+totp"},
+                           ["usr_owner signed in", "not used for this user before"]),
     Change.ACCURACY_VERIFICATION: (
         {"contact": "RS-AAAAAAAAAA", "domains": ["example.test"],
          "deadline": "2026-12-12T12:00:05+00:00"},

@@ -42,6 +42,24 @@ class OtpIn(BaseModel):
     otp: str = Field(max_length=64)
 
 
+class ProofIn(BaseModel):
+    """Managing second factors needs the password again and, when a one-time code generator
+    is enrolled, a current code or a recovery code."""
+
+    model_config = ConfigDict(extra="forbid")
+    password: str = Field(max_length=1024)
+    otp: str | None = Field(default=None, max_length=64,
+                            description="TOTP code or a recovery code, when enrolled")
+
+
+class PasswordChangeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    current_password: str = Field(max_length=1024)
+    new_password: str = Field(max_length=1024)
+    otp: str | None = Field(default=None, max_length=64,
+                            description="TOTP code or a recovery code, when enrolled")
+
+
 class RecoveryCodesOut(BaseModel):
     recovery_codes: list[str] = Field(description="Shown once; each works once")
 
@@ -162,9 +180,25 @@ class AccountOut(BaseModel):
 
 class UserIn(BaseModel):
     email: str = Field(max_length=320)
-    password: str = Field(max_length=1024)
+    password: str | None = Field(default=None, max_length=1024, description=(
+        "For users created by staff; a customer's invitation carries none (the invited "
+        "person chooses it)"))
     role: str
     account: str | None = None
+
+
+class InvitationOut(BaseModel):
+    invitation_id: str
+    email: str
+    role: str
+    account: str
+    expires_at: datetime
+
+
+class InvitationAcceptIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    token: str = Field(max_length=128)
+    password: str = Field(max_length=1024)
 
 
 class UserOut(BaseModel):

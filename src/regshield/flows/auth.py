@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
@@ -23,9 +23,17 @@ from regshield.errors import (
 from regshield.flows.context import Actor, RequestContext
 from regshield.flows.runner import Tx
 from regshield.flows.users import email_index, user_email
+from regshield.notify.messages import Change
+from regshield.notify.requests import Recipient, notice, to_account_owners, to_user
+from regshield.policy.security import SecurityPolicy, security_policy
 from regshield.security import totp
 from regshield.security.keyring import KeyRing
-from regshield.security.passwords import hash_password, needs_rehash, verify_password
+from regshield.security.passwords import (
+    hash_password,
+    needs_rehash,
+    password_problems,
+    verify_password,
+)
 from regshield.security.permissions import permissions_for, valid_scope
 from regshield.security.step_up import STEP_UP_SCOPE
 from regshield.security.tokens import (
@@ -35,10 +43,20 @@ from regshield.security.tokens import (
     new_public_id,
 )
 from regshield.services import Services
-from regshield.store.models import ApiToken, ConsoleSession, RecoveryCode, ThrottleCounter, User
+from regshield.store.models import (
+    ApiToken,
+    ConsoleSession,
+    LoginSource,
+    RecoveryCode,
+    ThrottleCounter,
+    User,
+)
 from regshield.store.queries.accounts import public_ids
 from regshield.store.queries.users import (
     delete_recovery_codes,
+    has_login_sources,
+    login_source,
+    revoke_other_credentials,
     session_by_hash,
     throttle_counter_values,
     throttle_counters,
@@ -47,6 +65,7 @@ from regshield.store.queries.users import (
     unused_recovery_codes,
     user_by_email_index,
     user_by_public_id,
+    user_for_update,
 )
 
 ISSUER = "regshield"
@@ -79,17 +98,76 @@ class PasswordCheck:
     matched: bool
 
 
-def _throttle_keys(keyring: KeyRing, email: str, context: RequestContext) -> list[str]:
-    return [
-        "login:user:" + keyring.index("login-user", email.strip().lower()),
-        "login:address:" + keyring.index("login-address", context.source_address or "-"),
-    ]
+@dataclass(frozen=True)
+class ThrottleKeys:
+    """The failure counters of one attempt: per user, per source address, and per user and
+    source together (keys are keyed hashes, never the email or the address)."""
+
+    user: str
+    address: str
+    pair: str
+
+    @property
+    def all(self) -> list[str]:
+        return [self.user, self.address, self.pair]
 
 
-def _block_ends(counters: Iterable[ThrottleCounter], now: datetime) -> datetime | None:
-    ends = [as_utc(c.blocked_until) for c in counters
-            if c.blocked_until and as_utc(c.blocked_until) > now]
+def _throttle_keys(keyring: KeyRing, email: str, context: RequestContext) -> ThrottleKeys:
+    who, where = email.strip().lower(), context.source_address or "-"
+    return ThrottleKeys(
+        user="login:user:" + keyring.index("login-user", who),
+        address="login:address:" + keyring.index("login-address", where),
+        pair="login:user-address:" + keyring.index("login-user-address", f"{who}\0{where}"),
+    )
+
+
+def _block_end(keys: ThrottleKeys, counters: Mapping[str, ThrottleCounter], now: datetime,
+               policy: SecurityPolicy) -> datetime | None:
+    """When attempts for this user from this source may resume; None when they may now.
+
+    A source that failed too often is blocked (for every user, or for this user). A user whose
+    failures from all sources together reached the limit is guarded: sources that failed for
+    them are blocked until the guard ends, but a source that has not failed, where the holder
+    signs in with the right password (and second factor), is not. So failures never lock the
+    right password out everywhere (docs/architecture.md, "Login throttling").
+    """
+    def blocked(counter: ThrottleCounter | None) -> datetime | None:
+        end = as_utc(counter.blocked_until) if counter and counter.blocked_until else None
+        return end if end and end > now else None
+
+    ends = [end for end in (blocked(counters.get(keys.address)), blocked(counters.get(keys.pair)))
+            if end]
+    guarded = blocked(counters.get(keys.user))
+    pair = counters.get(keys.pair)
+    if guarded and pair and pair.failures > 0 \
+            and as_utc(pair.window_start) + policy.login_window > now:
+        ends.append(guarded)
     return max(ends) if ends else None
+
+
+def _count_failure(tx: Tx, keys: ThrottleKeys, counters: Mapping[str, ThrottleCounter]) -> None:
+    """One more failed password or one-time code for this user from this source."""
+    policy = tx.security
+    limits = {keys.user: policy.login_failures_per_user,
+              keys.pair: policy.login_failures_per_user,
+              keys.address: policy.login_failures_per_address}
+    for key, limit in limits.items():
+        counter = counters[key]
+        if as_utc(counter.window_start) + policy.login_window <= tx.now:
+            counter.window_start, counter.failures = tx.now, 0
+        counter.failures += 1
+        if counter.failures >= limit:
+            counter.blocked_until = tx.now + policy.login_block
+
+
+def _clear_failures(keys: ThrottleKeys, counters: Mapping[str, ThrottleCounter]) -> None:
+    for key in (keys.user, keys.pair):
+        counters[key].failures = 0
+        counters[key].blocked_until = None
+
+
+def _throttled(tx: Tx, end: datetime) -> Throttled:
+    return Throttled(int((end - tx.now).total_seconds()) + 1)
 
 
 @dataclass(frozen=True)
@@ -111,9 +189,10 @@ class UserLogin:
         when the attempt is throttled anyway, so that a blocked attacker costs nothing."""
         keyring = services.keyring
         async with services.store.read() as session:
-            counters = await throttle_counter_values(
-                session, _throttle_keys(keyring, self.email, context))
-            if _block_ends(counters, services.clock.now()) is not None:
+            keys = _throttle_keys(keyring, self.email, context)
+            now = services.clock.now()
+            counters = {c.key: c for c in await throttle_counter_values(session, keys.all)}
+            if _block_end(keys, counters, now, security_policy(now)) is not None:
                 return None
             user = await user_by_email_index(session, email_index(keyring, self.email))
         password_hash = user.password_hash if user else None
@@ -124,14 +203,17 @@ class UserLogin:
         policy = tx.security
         keyring = tx.services.keyring
         keys = _throttle_keys(keyring, self.email, tx.context)
-        counters = await throttle_counters(tx.session, keys, tx.now)
-        block_end = _block_ends(counters.values(), tx.now)
+        counters = await throttle_counters(tx.session, keys.all, tx.now)
+        block_end = _block_end(keys, counters, tx.now, policy)
         if block_end is not None:
             tx.record("auth:login:throttled", credential=self.credential)
-            tx.refuse(Throttled(int((block_end - tx.now).total_seconds()) + 1))
+            tx.refuse(_throttled(tx, block_end))
             return None
 
-        user = await user_by_email_index(tx.session, email_index(keyring, self.email))
+        # Locked: the one-time code below is checked and its counter kept under the lock, so
+        # concurrent logins cannot both accept the same code.
+        user = await user_by_email_index(tx.session, email_index(keyring, self.email),
+                                         lock=True)
         check: PasswordCheck | None = tx.prepared
         if check is None or (user.id if user else None, user.password_hash if user else None) \
                 != (check.user_id, check.password_hash):
@@ -139,7 +221,7 @@ class UserLogin:
             check = PasswordCheck(None, None, await asyncio.to_thread(
                 verify_password, user.password_hash if user else None, self.password))
         if user is None or not check.matched or user.disabled_at is not None:
-            self._fail(tx, counters, user, "bad_credentials")
+            self._fail(tx, keys, counters, user, "bad_credentials")
             return None
 
         method = "password"
@@ -152,14 +234,13 @@ class UserLogin:
                 return None
             outcome = await check_second_factor(tx, user, self.otp)
             if outcome is not None:
-                self._fail(tx, counters, user, outcome)
+                self._fail(tx, keys, counters, user, outcome)
                 return None
             method = "password+recovery_code" if totp.looks_like_recovery_code(self.otp) \
                 else "password+totp"
             second_factor_at = tx.now
 
-        counters[keys[0]].failures = 0
-        counters[keys[0]].blocked_until = None
+        _clear_failures(keys, counters)
         user.last_login_at = tx.now
         if needs_rehash(user.password_hash):
             user.password_hash = await asyncio.to_thread(hash_password, self.password)
@@ -170,21 +251,15 @@ class UserLogin:
             if self.credential == "api"
             else _issue_session(tx, user, second_factor_at)
         )
-        tx.record("auth:login:succeeded", actor=await self._actor(tx, user), method=method,
+        actor = await self._actor(tx, user)
+        tx.record("auth:login:succeeded", actor=actor, method=method,
                   credential=self.credential, issued=issued.public_id)
+        await _note_login_source(tx, user, actor, method)
         return issued
 
-    def _fail(self, tx: Tx, counters: dict[str, ThrottleCounter], user: User | None,
-              reason: str) -> None:
-        policy = tx.security
-        limits = {"user": policy.login_failures_per_user,
-                  "address": policy.login_failures_per_address}
-        for key, counter in counters.items():
-            if as_utc(counter.window_start) + policy.login_window <= tx.now:
-                counter.window_start, counter.failures = tx.now, 0
-            counter.failures += 1
-            if counter.failures >= limits[key.split(":")[1]]:
-                counter.blocked_until = tx.now + policy.login_block
+    def _fail(self, tx: Tx, keys: ThrottleKeys, counters: dict[str, ThrottleCounter],
+              user: User | None, reason: str) -> None:
+        _count_failure(tx, keys, counters)
         tx.record("auth:login:failed", reason=reason, credential=self.credential,
                   user=user.public_id if user else None)
         tx.refuse(AuthenticationFailed("email, password or one-time code is wrong"))
@@ -200,7 +275,9 @@ class UserLogin:
 
 async def check_second_factor(tx: Tx, user: User, code: str) -> str | None:
     """None when the code (TOTP or recovery code) is accepted, else the reason it was not.
-    An accepted TOTP counter is kept, so the same code is never accepted twice."""
+    An accepted TOTP counter is kept, so the same code is never accepted twice: call it only
+    with the user's row locked (`user_for_update`, `user_by_email_index(lock=True)`), so that
+    concurrent requests see each other's counter."""
     if totp.looks_like_recovery_code(code):
         wanted = recovery_code_hash(tx, code)
         for stored in await unused_recovery_codes(tx.session, user.id):
@@ -253,11 +330,115 @@ async def _acting_user(tx: Tx, permission: str) -> User:
 
 
 @dataclass(frozen=True)
+class Guarded:
+    """The acting user, locked, with the throttle counters of this attempt (locked too)."""
+
+    user: User
+    keys: ThrottleKeys
+    counters: dict[str, ThrottleCounter]
+
+
+async def _guard(tx: Tx, user: User, action: str) -> Guarded | None:
+    """Lock the throttle counters, then the user's row (read again, latest values), before any
+    password or one-time code is checked. None when throttled (refused, with an event)."""
+    email = await user_email(tx.session, tx.sealer, user)
+    keys = _throttle_keys(tx.services.keyring, email, tx.context)
+    counters = await throttle_counters(tx.session, keys.all, tx.now)
+    block_end = _block_end(keys, counters, tx.now, tx.security)
+    if block_end is not None:
+        tx.record(f"auth:{action}:throttled")
+        tx.refuse(_throttled(tx, block_end))
+        return None
+    locked = await user_for_update(tx.session, user.id)
+    if locked is None:
+        raise NotFound("no such user")
+    return Guarded(locked, keys, counters)
+
+
+async def _require_interactive_credential(tx: Tx, what: str) -> None:
+    """Passwords and second factors are managed from a console session or a login token,
+    never with an API token: an automation token must not be able to take the account over."""
+    if tx.actor.kind == "system" or tx.actor.token_id is None:
+        return
+    token = await tx.session.get(ApiToken, tx.actor.token_id)
+    if token is None or token.kind != "login":
+        raise PermissionDenied(f"{what} needs a console session or a login token "
+                               "(POST /auth/login), not an API token")
+
+
+async def _prove_holder(tx: Tx, password: str, otp: str | None, action: str,
+                        what: str) -> User | None:
+    """The acting user, locked, once the credential kind, the password and (when enrolled) a
+    current second factor are proved. Wrong ones count toward the login throttle; None when
+    refused that way (the refusal is raised after the failure is committed).
+
+    Raises PermissionDenied, SecondFactorRequired (and, through tx.refuse, Throttled and
+    AuthenticationFailed).
+    """
+    user = await _acting_user(tx, "mfa:write")
+    await _require_interactive_credential(tx, what)
+    guarded = await _guard(tx, user, action)
+    if guarded is None:
+        return None
+    user = guarded.user
+    # Rare and throttled: the check runs inside the transaction, where the row is locked.
+    reason = None if await asyncio.to_thread(verify_password, user.password_hash, password) \
+        else "bad_password"
+    if reason is None and user.totp_enabled_at is not None:
+        if not otp:
+            raise SecondFactorRequired(f"{what} needs a current one-time code or a recovery "
+                                       "code (otp)")
+        reason = await check_second_factor(tx, user, otp)
+    if reason is not None:
+        _count_failure(tx, guarded.keys, guarded.counters)
+        tx.record(f"auth:{action}:failed", reason=reason)
+        tx.refuse(AuthenticationFailed("the password or the one-time code is wrong"))
+        return None
+    return user
+
+
+def _holder_recipients(user: User, account: str | None) -> list[Recipient]:
+    """A change to a user's credentials is told to the user and to the account's owners."""
+    recipients = [to_user(user.public_id)]
+    if account is not None:
+        recipients.append(to_account_owners(account))
+    return recipients
+
+
+async def _account_of(tx: Tx, user: User) -> str | None:
+    if user.account_id is None:
+        return None
+    return (await public_ids(tx.session, {user.account_id})).get(user.account_id)
+
+
+async def _note_login_source(tx: Tx, user: User, actor: Actor, method: str) -> None:
+    """Remember the source address of a sign-in (as a keyed hash) and tell the user of one
+    not seen before. The first sign-in ever only remembers it."""
+    address = tx.context.source_address
+    if address is None:
+        return
+    address_hash = tx.services.keyring.index("login-source", f"{user.public_id}\0{address}")
+    seen = await login_source(tx.session, user.id, address_hash)
+    if seen is not None:
+        seen.last_seen_at = tx.now
+        return
+    first = not await has_login_sources(tx.session, user.id)
+    tx.session.add(LoginSource(user_id=user.id, address_hash=address_hash,
+                               first_seen_at=tx.now, last_seen_at=tx.now))
+    if first:
+        return
+    tx.record("auth:login:new_address", actor=actor, user=user.public_id)
+    notice(tx, change=Change.LOGIN_ADDRESS, recipients=[to_user(user.public_id)],
+           details={"user": user.public_id, "method": method}, actor=actor)
+
+
+@dataclass(frozen=True)
 class StepUp:
     """Prove a second factor for the credential in use (the `X-OTP` header): the request then
     runs with `second_factor_at` = now, and the token or console session remembers it for the
     step-up window (security/step_up.py). A wrong or replayed code counts toward the same
-    per-user throttle as failed logins and leaves an event.
+    throttle as failed logins and leaves an event. The user's row is locked before the code is
+    checked, so one code is accepted once however many requests race with it.
 
     Raises StepUpRequired (the user has no one-time code generator, or the credential may not
     step up), Throttled, AuthenticationFailed.
@@ -272,24 +453,13 @@ class StepUp:
                                  f"scope {STEP_UP_SCOPE}")
         user = await tx.session.get(User, tx.actor.user_id)
         if user is None or user.totp_enabled_at is None:
-            raise StepUpRequired("enrol a one-time code generator first (POST /auth/totp)")
-        email = await user_email(tx.session, tx.sealer, user)
-        key = _throttle_keys(tx.services.keyring, email, tx.context)[0]
-        counters = await throttle_counters(tx.session, [key], tx.now)
-        block_end = _block_ends(counters.values(), tx.now)
-        if block_end is not None:
-            tx.record("auth:step-up:throttled")
-            tx.refuse(Throttled(int((block_end - tx.now).total_seconds()) + 1))
+            raise StepUpRequired("enrol a one-time code generator first (POST /auth/mfa/totp)")
+        guarded = await _guard(tx, user, "step-up")
+        if guarded is None:
             return tx.actor
-        outcome = await check_second_factor(tx, user, self.otp)
+        outcome = await check_second_factor(tx, guarded.user, self.otp)
         if outcome is not None:
-            policy = tx.security
-            counter = counters[key]
-            if as_utc(counter.window_start) + policy.login_window <= tx.now:
-                counter.window_start, counter.failures = tx.now, 0
-            counter.failures += 1
-            if counter.failures >= policy.login_failures_per_user:
-                counter.blocked_until = tx.now + policy.login_block
+            _count_failure(tx, guarded.keys, guarded.counters)
             tx.record("auth:step-up:failed", reason=outcome)
             tx.refuse(AuthenticationFailed("the one-time code (X-OTP) is wrong"))
             return tx.actor
@@ -313,27 +483,43 @@ class TotpEnrollment:
 
 @dataclass(frozen=True)
 class TotpEnroll:
-    """Start TOTP enrollment: a new secret, pending until confirmed with a code.
+    """Start enrolling a one-time code generator (TOTP), or replacing the one enrolled: a new
+    secret, pending until confirmed with a code. Needs a console session or a login token, the
+    password, and, when a generator is enrolled, a current code or a recovery code (`otp`).
 
-    Raises PermissionDenied, Conflict (already enrolled).
+    Raises PermissionDenied (an API token), SecondFactorRequired, Throttled,
+    AuthenticationFailed.
     """
 
-    async def run(self, tx: Tx) -> TotpEnrollment:
-        user = await _acting_user(tx, "mfa:write")
-        if user.totp_enabled_at is not None:
-            raise Conflict("TOTP is already enabled for this user")
+    password: str
+    otp: str | None = None
+
+    async def run(self, tx: Tx) -> TotpEnrollment | None:
+        user = await _prove_holder(tx, self.password, self.otp, "totp",
+                                   "enrolling a one-time code generator")
+        if user is None:
+            return None
         secret = totp.new_secret()
         data_key = await tx.sealer.data_key(tx.session, user.data_key_id)
         user.totp_pending_sealed = tx.sealer.seal(data_key, secret.encode(),
                                                   totp_binding(user, "totp-pending"))
         label = await user_email(tx.session, tx.sealer, user)
-        tx.record("auth:totp:enrollment_started")
+        tx.record("auth:totp:enrollment_started", replacing=user.totp_enabled_at is not None)
         return TotpEnrollment(secret, totp.provisioning_uri(secret, label, ISSUER))
+
+
+def _new_recovery_codes(tx: Tx, user: User) -> list[str]:
+    codes = [totp.new_recovery_code() for _ in range(tx.security.recovery_code_count)]
+    tx.session.add_all(RecoveryCode(user_id=user.id, code_hash=recovery_code_hash(tx, code),
+                                    created_at=tx.now) for code in codes)
+    return codes
 
 
 @dataclass(frozen=True)
 class TotpConfirm:
-    """Finish TOTP enrollment with a current code; returns the recovery codes, shown once.
+    """Finish enrolling (or replacing) the one-time code generator with a current code of the
+    new secret; returns new recovery codes, shown once. The user and the account's owners are
+    told. Needs a console session or a login token.
 
     Raises PermissionDenied, Conflict (nothing pending), ValidationFailed (otp).
     """
@@ -342,25 +528,131 @@ class TotpConfirm:
 
     async def run(self, tx: Tx) -> list[str]:
         user = await _acting_user(tx, "mfa:write")
-        if user.totp_pending_sealed is None:
+        await _require_interactive_credential(tx, "enrolling a one-time code generator")
+        locked = await user_for_update(tx.session, user.id)
+        pending = locked.totp_pending_sealed if locked else None
+        if locked is None or pending is None:
             raise Conflict("no TOTP enrollment is pending; start one first")
+        user = locked
         data_key = await tx.sealer.data_key(tx.session, user.data_key_id)
-        secret = tx.sealer.open(data_key, user.totp_pending_sealed,
+        secret = tx.sealer.open(data_key, pending,
                                 totp_binding(user, "totp-pending"))
         check = totp.check_code(secret.decode(), self.otp, tx.now, None)
         if check.outcome is not totp.TotpOutcome.ACCEPTED:
             raise ValidationFailed([FieldError("otp", "invalid_code",
                                                "is not the current code of the authenticator")])
+        replaced = user.totp_enabled_at is not None
         user.totp_secret_sealed = tx.sealer.seal(data_key, secret, totp_binding(user, "totp"))
         user.totp_pending_sealed = None
         user.totp_last_counter = check.counter
         user.totp_enabled_at = tx.now
         await delete_recovery_codes(tx.session, user.id)
-        codes = [totp.new_recovery_code() for _ in range(tx.security.recovery_code_count)]
-        tx.session.add_all(RecoveryCode(user_id=user.id, code_hash=recovery_code_hash(tx, code),
-                                        created_at=tx.now) for code in codes)
-        tx.record("auth:totp:enabled", recovery_codes=len(codes))
+        codes = _new_recovery_codes(tx, user)
+        tx.record("auth:totp:replaced" if replaced else "auth:totp:enabled",
+                  recovery_codes=len(codes))
+        notice(tx, change=Change.SECOND_FACTOR,
+               recipients=_holder_recipients(user, await _account_of(tx, user)),
+               details={"user": user.public_id, "enabled": True, "replaced": replaced})
         return codes
+
+
+@dataclass(frozen=True)
+class TotpRemove:
+    """Turn the one-time code generator off: its secret and every recovery code are deleted.
+    Needs a console session or a login token, the password and a current code or a recovery
+    code (`otp`). The user and the account's owners are told.
+
+    Raises PermissionDenied, Conflict (none enrolled), SecondFactorRequired, Throttled,
+    AuthenticationFailed.
+    """
+
+    password: str
+    otp: str | None = None
+
+    async def run(self, tx: Tx) -> None:
+        user = await _prove_holder(tx, self.password, self.otp, "totp",
+                                   "removing the one-time code generator")
+        if user is None:
+            return
+        if user.totp_enabled_at is None:
+            raise Conflict("no one-time code generator is enrolled")
+        user.totp_secret_sealed = None
+        user.totp_pending_sealed = None
+        user.totp_last_counter = None
+        user.totp_enabled_at = None
+        await delete_recovery_codes(tx.session, user.id)
+        tx.record("auth:totp:removed")
+        notice(tx, change=Change.SECOND_FACTOR,
+               recipients=_holder_recipients(user, await _account_of(tx, user)),
+               details={"user": user.public_id, "enabled": False})
+
+
+@dataclass(frozen=True)
+class RecoveryCodesRegenerate:
+    """Replace every recovery code with new ones, shown once. Needs a console session or a
+    login token, the password and a current code or a recovery code (`otp`). The user and
+    the account's owners are told.
+
+    Raises PermissionDenied, Conflict (no generator enrolled), SecondFactorRequired,
+    Throttled, AuthenticationFailed.
+    """
+
+    password: str
+    otp: str | None = None
+
+    async def run(self, tx: Tx) -> list[str] | None:
+        user = await _prove_holder(tx, self.password, self.otp, "recovery-codes",
+                                   "regenerating recovery codes")
+        if user is None:
+            return None
+        if user.totp_enabled_at is None:
+            raise Conflict("recovery codes come with a one-time code generator; enrol one")
+        await delete_recovery_codes(tx.session, user.id)
+        codes = _new_recovery_codes(tx, user)
+        tx.record("auth:recovery-codes:regenerated", recovery_codes=len(codes))
+        notice(tx, change=Change.RECOVERY_CODES,
+               recipients=_holder_recipients(user, await _account_of(tx, user)),
+               details={"user": user.public_id})
+        return codes
+
+
+@dataclass(frozen=True)
+class PasswordChange:
+    """Change the acting user's password. Needs a console session or a login token, the
+    current password and, when enrolled, a current code or a recovery code (`otp`). Every
+    other token and console session of the user is revoked; the user and the account's owners
+    are told.
+
+    Raises PermissionDenied, SecondFactorRequired, Throttled, AuthenticationFailed,
+    ValidationFailed (new_password).
+    """
+
+    current_password: str
+    new_password: str
+    otp: str | None = None
+    session_hash: str | None = None  # the console session in use, kept
+
+    async def run(self, tx: Tx) -> None:
+        user = await _prove_holder(tx, self.current_password, self.otp, "password",
+                                   "changing the password")
+        if user is None:
+            return
+        email = await user_email(tx.session, tx.sealer, user)
+        problems = password_problems(self.new_password, email=email, field="new_password",
+                                     min_length=tx.security.password_min_length)
+        if self.new_password == self.current_password:
+            problems.append(FieldError("new_password", "unchanged",
+                                       "must differ from the current password"))
+        if problems:
+            raise ValidationFailed(problems)
+        user.password_hash = await asyncio.to_thread(hash_password, self.new_password)
+        ended = await revoke_other_credentials(tx.session, user.id, tx.now,
+                                               keep_token=tx.actor.token_id,
+                                               keep_session=self.session_hash)
+        tx.record("auth:password:changed", credentials_ended=ended)
+        notice(tx, change=Change.PASSWORD_CHANGED,
+               recipients=_holder_recipients(user, await _account_of(tx, user)),
+               details={"user": user.public_id})
 
 
 @dataclass(frozen=True)
@@ -415,6 +707,13 @@ class TokenCreate:
                                     second_factor_at=None)
         tx.record("auth:token:created", token=issued.public_id, user=user.public_id,
                   scopes=list(self.scopes), expires_at=issued.expires_at.isoformat())
+        if tx.actor.kind != "system":
+            # The operator's command line is out of band; through the API, a new token is
+            # told to its user (a stolen login token could otherwise mint a quiet one).
+            notice(tx, change=Change.API_TOKEN, recipients=[to_user(user.public_id)],
+                   details={"user": user.public_id, "token": issued.public_id,
+                            "scopes": list(self.scopes),
+                            "expires_at": issued.expires_at.isoformat()})
         return issued
 
 

@@ -29,9 +29,10 @@ from regshield.flows.context import RequestContext, system_actor
 from regshield.flows.disclosure import LETTER_KIND
 from regshield.flows.notices import MAIL_KIND as NOTICES_MAIL_KIND
 from regshield.flows.runner import Tx, run_flow
-from regshield.flows.users import user_email
+from regshield.flows.users import INVITATION_KIND, user_email
 from regshield.notify.delivery import MessageRefused, open_transport
 from regshield.notify.disclosure import send_letter
+from regshield.notify.invitations import send_invitation
 from regshield.notify.messages import Letterhead, Notice, compose
 from regshield.notify.notices import send_registrant_notice
 from regshield.notify.requests import KIND, Recipient
@@ -49,7 +50,8 @@ log = structlog.get_logger("regshield.notify")
 
 def handlers() -> dict[str, Handler]:
     """The outbox handlers of this package, for the worker that `regshield serve` starts."""
-    return {KIND: send_notice, LETTER_KIND: send_letter, NOTICES_MAIL_KIND: send_registrant_notice}
+    return {KIND: send_notice, LETTER_KIND: send_letter, NOTICES_MAIL_KIND: send_registrant_notice,
+            INVITATION_KIND: send_invitation}
 
 
 @dataclass(frozen=True)

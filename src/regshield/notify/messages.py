@@ -38,6 +38,9 @@ class Change(StrEnum):
     TRANSFER_APPROVED = "transfer_approved"
     SECOND_FACTOR = "second_factor"
     PASSWORD_CHANGED = "password_changed"  # noqa: S105 (a kind of change, not a secret)
+    RECOVERY_CODES = "recovery_codes"
+    API_TOKEN = "api_token"  # noqa: S105
+    LOGIN_ADDRESS = "login_address"
     ACCURACY_VERIFICATION = "accuracy_verification"  # WHOIS Accuracy Program (WAPS)
     ACCURACY_REMINDER = "accuracy_reminder"
     ACCURACY_SUSPENDED = "accuracy_suspended"
@@ -116,12 +119,33 @@ def _transfer_approved(d: Mapping[str, Any]) -> list[str]:
 
 
 def _second_factor(d: Mapping[str, Any]) -> list[str]:
+    if d.get("replaced"):
+        return [f"The one-time code generator (authenticator app) of user {d['user']} was "
+                "replaced by a new one; the previous one and its recovery codes no longer "
+                "work."]
     return [f"Two-factor authentication (one-time codes) was turned {_on_off(d['enabled'])} "
             f"for user {d['user']}."]
 
 
 def _password(d: Mapping[str, Any]) -> list[str]:
-    return [f"The password of user {d['user']} was changed."]
+    return [f"The password of user {d['user']} was changed; every other API token and "
+            "session of the user was revoked."]
+
+
+def _recovery_codes(d: Mapping[str, Any]) -> list[str]:
+    return [f"New recovery codes were generated for user {d['user']}; the previous ones no "
+            "longer work."]
+
+
+def _api_token(d: Mapping[str, Any]) -> list[str]:
+    return [f"A new API token {d['token']} was created for user {d['user']}, with the "
+            f"scopes {_listed(d['scopes'])}, valid until {_when(d['expires_at'])}.",
+            f"It can be revoked with DELETE /api/v1/tokens/{d['token']}."]
+
+
+def _login_address(d: Mapping[str, Any]) -> list[str]:
+    return [f"User {d['user']} signed in ({d['method']}) from an address not used for this "
+            "user before (shown below)."]
 
 
 def _accuracy_verification(d: Mapping[str, Any]) -> list[str]:
@@ -180,8 +204,15 @@ TEMPLATES: dict[Change, Template] = {
     Change.TRANSFER_APPROVED: Template("Transfer approved", ("completes_at",),
                                        _transfer_approved, times=("completes_at",)),
     Change.SECOND_FACTOR: Template("Two-factor authentication turned {enabled}",
-                                   ("user", "enabled"), _second_factor, about_domain=False),
+                                   ("user", "enabled"), _second_factor, optional=("replaced",),
+                                   about_domain=False),
     Change.PASSWORD_CHANGED: Template("Password changed", ("user",), _password, about_domain=False),
+    Change.RECOVERY_CODES: Template("Recovery codes replaced", ("user",), _recovery_codes,
+                                    about_domain=False),
+    Change.API_TOKEN: Template("New API token", ("user", "token", "scopes", "expires_at"),
+                               _api_token, about_domain=False, times=("expires_at",)),
+    Change.LOGIN_ADDRESS: Template("Sign-in from a new address", ("user", "method"),
+                                   _login_address, about_domain=False),
     Change.ACCURACY_VERIFICATION: Template(
         "Registrant verification sent", ("contact", "domains", "deadline"),
         _accuracy_verification, about_domain=False, times=("deadline",)),

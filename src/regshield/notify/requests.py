@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast, get_args
 
+from regshield.flows.context import Actor
 from regshield.flows.runner import Tx
 from regshield.notify.messages import Change, Notice, detail_problems
 
@@ -62,13 +63,14 @@ def to_account_owners(account_public_id: str) -> Recipient:
 
 def notice(tx: Tx, *, change: Change | str, recipients: Sequence[Recipient],
            domain: str | None = None, details: Mapping[str, Any] | None = None,
-           event: str | None = None) -> None:
+           event: str | None = None, actor: Actor | None = None) -> None:
     """Queue a notice of `change` to `recipients`, sent once the flow's transaction commits.
 
     Actor, channel, source address, request id and time come from the flow's `Tx`. `details`
     hold the non-personal values the kind of change needs (see `TEMPLATES` in
     notify/messages.py); `event` is the tag of the event recording the change (default: the
-    last one the flow recorded), so that the message can name its sequence number. The same
+    last one the flow recorded), so that the message can name its sequence number; `actor`
+    names who made the change when it is not the flow's actor (a login). The same
     notice queued twice in one request is one effect. Raises ValueError for details that do
     not fit the kind of change, before anything is written.
     """
@@ -80,7 +82,7 @@ def notice(tx: Tx, *, change: Change | str, recipients: Sequence[Recipient],
     if problems:
         raise ValueError("; ".join(problems))
     content = Notice(
-        change=kind, domain=domain, details=values, actor=tx.actor.label,
+        change=kind, domain=domain, details=values, actor=(actor or tx.actor).label,
         channel=tx.context.channel, source_address=tx.context.source_address,
         request_id=tx.context.request_id, occurred_at=tx.now,
         event=event if event is not None else (tx.events[-1].tag if tx.events else None),

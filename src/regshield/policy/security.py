@@ -12,8 +12,10 @@ from regshield.policy import in_force
 class SecurityPolicy:
     effective: date
     password_min_length: int
-    # Failed logins counted per user and per source address inside a sliding window; reaching
-    # the limit blocks further attempts (429) until the block ends.
+    # Failed logins counted per source address, per user and source, and per user inside a
+    # sliding window. A source at its limit is blocked (429) until the block ends; a user at
+    # the limit blocks only the sources that failed for them, never the right password from a
+    # clean source (flows/auth.py `_block_end`).
     login_failures_per_user: int
     login_failures_per_address: int
     login_window: timedelta
@@ -24,6 +26,8 @@ class SecurityPolicy:
     console_session_idle: timedelta
     console_session_absolute: timedelta
     recovery_code_count: int
+    # How long the emailed link of an invitation to become a user of an account works.
+    invitation_lifetime: timedelta
     # Sensitive changes (nameservers, DS, registrant, transfer codes, unlocking) need a second
     # factor proved this recently, whatever the credential.
     step_up_window: timedelta
@@ -43,6 +47,7 @@ VERSIONS: tuple[SecurityPolicy, ...] = (
         console_session_idle=timedelta(minutes=30),
         console_session_absolute=timedelta(hours=12),
         recovery_code_count=10,
+        invitation_lifetime=timedelta(days=7),
         step_up_window=timedelta(minutes=5),
     ),
 )

@@ -163,6 +163,42 @@ class ThrottleCounter(Base):
     blocked_until: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
+class LoginSource(Base):
+    """A source address a user has signed in from, as a keyed hash (never the address): a
+    sign-in from an address not seen before sends the user a notice."""
+
+    __tablename__ = "login_sources"
+    __table_args__ = (
+        Index("uq_login_sources_user_address", "user_id", "address_hash", unique=True),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    address_hash: Mapped[str] = mapped_column(String(64))
+    first_seen_at: Mapped[datetime] = mapped_column(Timestamp)
+    last_seen_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class UserInvitation(Base):
+    """An invitation to become a user of an account: the invited address is sealed, found by
+    its keyed hash; the emailed link's token is kept only as its SHA-256 digest, valid once
+    and until `expires_at`. The user is created when the invited person accepts it."""
+
+    __tablename__ = "user_invitations"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    role: Mapped[str] = mapped_column(String(32))
+    email_index: Mapped[str] = mapped_column(String(64), index=True)
+    email_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    data_key_id: Mapped[int] = mapped_column(ForeignKey("data_keys.id"))
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    invited_by: Mapped[str] = mapped_column(String(96))
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    expires_at: Mapped[datetime] = mapped_column(Timestamp)
+    accepted_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
 class Contact(Base):
     __tablename__ = "contacts"
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)

@@ -10,6 +10,8 @@ from regshield.api.deps import ActorDep, ContextDep, ServicesDep
 from regshield.api.schemas import (
     LoginIn,
     OtpIn,
+    PasswordChangeIn,
+    ProofIn,
     RecoveryCodesOut,
     TokenCreateIn,
     TokenInfoOut,
@@ -17,10 +19,13 @@ from regshield.api.schemas import (
     TotpEnrollOut,
 )
 from regshield.flows.auth import (
+    PasswordChange,
+    RecoveryCodesRegenerate,
     TokenCreate,
     TokenRevoke,
     TotpConfirm,
     TotpEnroll,
+    TotpRemove,
     UserLogin,
     token_list,
 )
@@ -48,11 +53,51 @@ async def logout(actor: ActorDep, services: ServicesDep, context: ContextDep) ->
     await run_flow(services, actor, context, TokenRevoke(None))
 
 
-@router.post("/auth/mfa/totp", response_model=TotpEnrollOut)
-async def totp_enroll(actor: ActorDep, services: ServicesDep,
+FACTOR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **LOGIN_RESPONSES,
+    403: {"description": "An API token: only a console session or a login token may manage "
+                         "passwords and second factors"},
+}
+
+
+@router.post("/auth/mfa/totp", response_model=TotpEnrollOut, responses=FACTOR_RESPONSES)
+async def totp_enroll(body: ProofIn, actor: ActorDep, services: ServicesDep,
                       context: ContextDep) -> TotpEnrollOut:
-    enrollment = await run_flow(services, actor, context, TotpEnroll())
+    """Start enrolling (or replacing) the one-time code generator: the password, and a
+    current code or a recovery code when one is enrolled."""
+    enrollment = await run_flow(services, actor, context, TotpEnroll(body.password, body.otp))
+    assert enrollment is not None
     return TotpEnrollOut(secret=enrollment.secret, uri=enrollment.uri)
+
+
+@router.post("/auth/mfa/totp/remove", status_code=status.HTTP_204_NO_CONTENT,
+             responses=FACTOR_RESPONSES)
+async def totp_remove(body: ProofIn, actor: ActorDep, services: ServicesDep,
+                      context: ContextDep) -> None:
+    """Turn the one-time code generator off: the password and a current code or a recovery
+    code."""
+    await run_flow(services, actor, context, TotpRemove(body.password, body.otp))
+
+
+@router.post("/auth/mfa/recovery-codes", response_model=RecoveryCodesOut,
+             responses=FACTOR_RESPONSES)
+async def recovery_codes_regenerate(body: ProofIn, actor: ActorDep, services: ServicesDep,
+                                    context: ContextDep) -> RecoveryCodesOut:
+    """Replace the recovery codes: the password and a current code or a recovery code."""
+    codes = await run_flow(services, actor, context,
+                           RecoveryCodesRegenerate(body.password, body.otp))
+    assert codes is not None
+    return RecoveryCodesOut(recovery_codes=codes)
+
+
+@router.post("/auth/password", status_code=status.HTTP_204_NO_CONTENT,
+             responses=FACTOR_RESPONSES)
+async def password_change(body: PasswordChangeIn, actor: ActorDep, services: ServicesDep,
+                          context: ContextDep) -> None:
+    """Change the password: the current one and, when enrolled, a one-time code. Every other
+    token and session of the user is revoked."""
+    await run_flow(services, actor, context,
+                   PasswordChange(body.current_password, body.new_password, body.otp))
 
 
 @router.post("/auth/mfa/totp/confirm", response_model=RecoveryCodesOut)

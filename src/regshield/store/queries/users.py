@@ -14,14 +14,28 @@ from regshield.store.models import (
     Account,
     ApiToken,
     ConsoleSession,
+    LoginSource,
     RecoveryCode,
     ThrottleCounter,
     User,
+    UserInvitation,
 )
 
 
-async def user_by_email_index(session: AsyncSession, email_index: str) -> User | None:
+async def user_by_email_index(session: AsyncSession, email_index: str, *,
+                             lock: bool = False) -> User | None:
+    """`lock`: lock the row for this transaction and read its latest committed values (a
+    one-time code is checked and its counter kept under that lock, so it is accepted once)."""
     query = select(User).where(User.email_index == email_index)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def user_for_update(session: AsyncSession, user_id: int) -> User | None:
+    """The user, locked for this transaction, with its latest committed values."""
+    query = (select(User).where(User.id == user_id).with_for_update()
+             .execution_options(populate_existing=True))
     return (await session.execute(query)).scalar_one_or_none()
 
 
@@ -71,6 +85,42 @@ async def tokens_of_user(session: AsyncSession, user_id: int) -> Sequence[ApiTok
     return (await session.execute(query)).scalars().all()
 
 
+async def revoke_other_credentials(session: AsyncSession, user_id: int, now: datetime, *,
+                                   keep_token: int | None, keep_session: str | None) -> int:
+    """Revoke every live token and end every console session of the user but the ones kept;
+    the number of credentials ended."""
+    tokens = await session.execute(
+        update(ApiToken)
+        .where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None),
+               ApiToken.id != (keep_token if keep_token is not None else -1))
+        .values(revoked_at=now))
+    sessions = await session.execute(
+        update(ConsoleSession)
+        .where(ConsoleSession.user_id == user_id, ConsoleSession.ended_at.is_(None),
+               ConsoleSession.session_hash != (keep_session or ""))
+        .values(ended_at=now))
+    return int(tokens.rowcount or 0) + int(sessions.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def login_source(session: AsyncSession, user_id: int,
+                       address_hash: str) -> LoginSource | None:
+    query = select(LoginSource).where(LoginSource.user_id == user_id,
+                                      LoginSource.address_hash == address_hash)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def has_login_sources(session: AsyncSession, user_id: int) -> bool:
+    query = select(LoginSource.id).where(LoginSource.user_id == user_id).limit(1)
+    return (await session.execute(query)).first() is not None
+
+
+async def invitation_by_token_hash(session: AsyncSession,
+                                   token_hash: str) -> UserInvitation | None:
+    query = (select(UserInvitation).where(UserInvitation.token_hash == token_hash)
+             .with_for_update())
+    return (await session.execute(query)).scalar_one_or_none()
+
+
 async def session_by_hash(session: AsyncSession, session_hash: str) -> ConsoleSession | None:
     query = select(ConsoleSession).where(ConsoleSession.session_hash == session_hash)
     return (await session.execute(query)).scalar_one_or_none()
@@ -96,9 +146,13 @@ async def throttle_counter_values(session: AsyncSession,
 
 async def throttle_counters(session: AsyncSession, keys: list[str],
                             now: datetime) -> dict[str, ThrottleCounter]:
-    """The counters for `keys`, created if missing and locked for this transaction."""
-    values = [{"key": k, "window_start": now, "failures": 0, "blocked_until": None} for k in keys]
+    """The counters for `keys`, created if missing and locked for this transaction. Rows are
+    created and locked in key order, so that concurrent attempts never deadlock."""
+    values = [{"key": k, "window_start": now, "failures": 0, "blocked_until": None}
+              for k in sorted(set(keys))]
     insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgresql_insert
     await session.execute(insert(ThrottleCounter).values(values).on_conflict_do_nothing())
-    query = select(ThrottleCounter).where(ThrottleCounter.key.in_(keys)).with_for_update()
+    query = (select(ThrottleCounter).where(ThrottleCounter.key.in_(keys))
+             .order_by(ThrottleCounter.key).with_for_update()
+             .execution_options(populate_existing=True))
     return {row.key: row for row in (await session.execute(query)).scalars().all()}
