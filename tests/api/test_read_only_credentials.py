@@ -36,7 +36,11 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 DOMAIN = "example.test"
 ACTOR_DEPENDENCIES = (actor_of, stepped_up_actor_of, optional_actor)
 # Write routes that take no credential at all; a bearer token changes nothing there.
-PUBLIC = {("POST", f"{API_PREFIX}/auth/login"): "signs in with a password"}
+PUBLIC = {
+    ("POST", f"{API_PREFIX}/auth/login"): "signs in with a password",
+    ("POST", f"{API_PREFIX}/invitations/accept"):
+        "accepts an invitation by its single-use token and sets the new user's password",
+}
 # Routes that act on the caller's own user only. The auditor may secure its own account
 # (and answers there may change only that user); a read-only *token scope* is refused.
 OWN_USER = {
