@@ -4,7 +4,10 @@
 step of each key as an event, generates the keys the plan asks for (sealed at rest), keeps the
 plan the publisher signs by (`Zone.key_plan`), and for a domain this registrar sponsors sends
 the DS set the zone wants to the registry (EPP secDNS, through `DsSet(hosted_zone=True)`, the
-one change a registry lock lets through). A DS is never assumed to have arrived: the caller
+one change a registry lock lets through). Only DS records regshield put at the parent
+(`Zone.ds_owned`, or the DS of the zone's own keys) are ever replaced that way: a DS of
+another provider holds the submission (`Zone.ds_held`, an event and a notice) until the owner
+confirms with a step-up (`ZoneDsTakeover`). A DS is never assumed to have arrived: the caller
 checks every parent server (dns/parent.py) and passes what it saw. `ZoneKeyRollover` starts a
 manual rollover and `ZoneKeyCompromised` an emergency one; both need a step-up.
 """

@@ -6,6 +6,12 @@ at once), advances the SOA serial by the zone's scheme, leaves an event and queu
 publication (`dns:publish`, handled by dns/publisher.py: sign, journal, serve, NOTIFY). Zone
 data is public DNS data; events still carry only names, types and counts. A zone's private
 keys are sealed like personal data; a TSIG secret is sealed and shown once.
+
+Only a zone whose name its account controls is served: `ZoneCreate` refuses names sponsored
+here by another account and the registrar's own nameserver domain, and leaves a zone for a
+name not sponsored here `unverified` until `ZoneVerify` sees its challenge at the delegated
+servers. The sensitive changes (docs/architecture.md, "Sensitive changes") need a step-up in
+the flow; every change at a zone's apex sends a notice to the account's owners.
 """
 
 from __future__ import annotations
