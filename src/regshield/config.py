@@ -172,6 +172,9 @@ class DnsSettings:
     serial_scheme: str = "unixtime"
     # The resolver asked for customers' live DNSKEY sets (DS checks); None: the system's.
     resolver: Listen | None = None
+    # The port asked on the servers a delegation names (a zone's proof-of-control check);
+    # only tests, whose servers listen on loopback ports, set another.
+    authoritative_port: int = 53
     # With a token label, new zone keys are made in that PKCS#11 token and never leave it
     # (dnssec/hsm.py); the PIN comes from REGSHIELD_HSM_PIN or `hsm_pin_file`.
     hsm_module: str = DEFAULT_HSM_MODULE

@@ -10,22 +10,30 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import dns.asyncquery
+import dns.flags
 import dns.message
+import dns.name
 import dns.rcode
+import dns.rdatatype
 import httpx
 import pytest
 from conftest import Identity, World
 from dns_peers import LOOPBACK, build_signed_zone
+from dns_provider import other_provider, verify_through_dns
+from domains.conftest import Holder, stepped_up_owner
 from sqlalchemy import func, select
 
 from regshield.api.app import create_app
 from regshield.clock import FakeClock
 from regshield.config import Settings
+from regshield.dns.publisher import Publisher
 from regshield.dns.server import DnsServer
 from regshield.dns.zonedata import ZoneTable
 from regshield.dns.zonefile import MAX_GENERATE_RECORDS
+from regshield.flows.zone_keys import PUBLISH_KIND
+from regshield.outbox.worker import OutboxWorker
 from regshield.services import Services
-from regshield.store.models import Event, OutboxItem, Secondary, TsigKey, ZoneKey, ZoneRRset
+from regshield.store.models import Event, OutboxItem, Secondary, TsigKey, Zone, ZoneKey, ZoneRRset
 
 ZONES = "/api/v1/zones"
 ZONE = "hosted.example"
@@ -37,11 +45,13 @@ async def account(world: World) -> str:
 
 
 @pytest.fixture
-async def owner(world: World, account: str) -> Identity:
-    return await world.user("owner", account)
+async def owner(world: World, api: httpx.AsyncClient, clock: FakeClock, account: str
+                ) -> Holder:
+    """The account's owner, with a second factor and a token that may step up."""
+    return await stepped_up_owner(world, api, clock, account)
 
 
-async def create_zone(api: httpx.AsyncClient, who: Identity, name: str = ZONE,
+async def create_zone(api: httpx.AsyncClient, who: Identity | Holder, name: str = ZONE,
                       **body: Any) -> dict[str, Any]:
     response = await api.post(ZONES, json={"name": name, **body}, headers=who.headers)
     assert response.status_code == 201, response.text
@@ -49,7 +59,7 @@ async def create_zone(api: httpx.AsyncClient, who: Identity, name: str = ZONE,
     return created
 
 
-async def put(api: httpx.AsyncClient, who: Identity, owner: str, rtype: str, ttl: Any,
+async def put(api: httpx.AsyncClient, who: Identity | Holder, owner: str, rtype: str, ttl: Any,
               records: Any, zone: str = ZONE) -> httpx.Response:
     return await api.put(f"{ZONES}/{zone}/rrsets/{owner}/{rtype}",
                          json={"ttl": ttl, "records": records}, headers=who.headers)
@@ -100,6 +110,14 @@ async def test_a_new_zone_is_signed_with_a_ksk_and_a_zsk_and_shows_the_ds_to_pub
         published = (await session.execute(select(OutboxItem).where(
             OutboxItem.kind == "dns:publish"))).scalars().all()
     assert [item.payload for item in published] == [{"zone": "hosted.example."}]
+    # A name this registrar does not sponsor waits for proof of control.
+    assert zone["state"] == "unverified" and zone["challenge"]["owner"] == \
+        "_regshield-challenge.hosted.example." and zone["challenge"]["type"] == "TXT"
+    assert read["challenge"] == zone["challenge"]
+    # The token is a keyed hash: nothing the database holds makes it.
+    async with services.store.read() as session:
+        stored = (await session.execute(select(Zone))).scalar_one()
+    assert zone["challenge"]["value"] not in str(vars(stored))
 
 
 async def test_an_rrset_put_is_stored_canonically_and_advances_the_serial(
@@ -249,7 +267,8 @@ async def test_zone_import_does_not_stall_dns(
     try:
         started = last = time.monotonic()
         importing = asyncio.create_task(api.post(
-            f"{ZONES}/{ZONE}/import", json={"zone_file": large}, headers=owner.headers))
+            f"{ZONES}/{ZONE}/import", json={"zone_file": large},
+            headers=owner.otp()))  # the file's apex NS is new: a step-up
         while not importing.done():
             await asyncio.sleep(0.01)
             answer = await dns.asyncquery.udp(query, LOOPBACK, port=server.port, timeout=60)
@@ -266,8 +285,10 @@ async def test_zone_import_does_not_stall_dns(
 
 
 async def test_another_account_cannot_see_or_edit_the_zone(
-        api: httpx.AsyncClient, owner: Identity, world: World) -> None:
+        api: httpx.AsyncClient, owner: Holder, world: World, services: Services) -> None:
     await create_zone(api, owner)
+    verified = await verify_through_dns(api, services, owner.headers, ZONE)
+    assert verified.status_code == 200, verified.text
     stranger = await world.user("owner", await world.account("Stranger"))
     assert (await api.get(f"{ZONES}/{ZONE}", headers=stranger.headers)).status_code == 404
     response = await put(api, stranger, "www", "A", 300, ["192.0.2.1"])
@@ -392,7 +413,9 @@ async def test_a_bad_zone_request_names_every_field(api: httpx.AsyncClient,
 async def test_a_deleted_zone_is_gone_and_its_name_can_be_hosted_again(
         api: httpx.AsyncClient, owner: Identity) -> None:
     await create_zone(api, owner)
-    assert (await api.delete(f"{ZONES}/{ZONE}", headers=owner.headers)).status_code == 204
+    refused = await api.delete(f"{ZONES}/{ZONE}", headers=owner.headers)
+    assert refused.status_code == 403 and refused.json()["type"].endswith("step-up-required")
+    assert (await api.delete(f"{ZONES}/{ZONE}", headers=owner.otp())).status_code == 204
     assert (await api.get(f"{ZONES}/{ZONE}", headers=owner.headers)).status_code == 404
     await create_zone(api, owner, dnssec=False)
 
@@ -424,3 +447,139 @@ async def test_a_deletion_naming_a_bad_owner_or_type_says_which(
     assert fields(response) == {"owner", "type"}
     signer = await api.delete(f"{ZONES}/{ZONE}/rrsets/@/RRSIG", headers=owner.headers)
     assert [e["code"] for e in signer.json()["errors"]] == ["signer_owned"]
+
+
+# --- who controls a zone, and its sensitive changes (issue 11, doors 3 and 5) ---------------
+
+
+@pytest.fixture
+async def served(services: Services) -> AsyncIterator[tuple[Publisher, DnsServer]]:
+    """regshield's publisher and its DNS listener on loopback."""
+    publisher = Publisher(services, notify_timeout=0.2, notify_retries=0)
+    server = DnsServer(publisher.table, keyring=publisher.keyring,
+                       transfers=publisher.transfers)
+    await server.start("127.0.0.1", 0)
+    yield publisher, server
+    await server.close()
+    await publisher.close()
+
+
+async def publish_all(services: Services, publisher: Publisher) -> None:
+    while await OutboxWorker(services, {PUBLISH_KIND: publisher.handle}).run_once():
+        pass
+
+
+async def ask(server: DnsServer, name: str, rdtype: int) -> dns.message.Message:
+    query = dns.message.make_query(dns.name.from_text(name), rdtype)
+    return await dns.asyncquery.udp(query, "127.0.0.1", port=server.port, timeout=2)
+
+
+async def dns_events(services: Services) -> int:
+    async with services.store.read() as session:
+        return int((await session.execute(select(func.count()).select_from(Event).where(
+            Event.tag.startswith("dns:")))).scalar_one())
+
+
+async def notices_of(services: Services, change: str) -> list[dict[str, Any]]:
+    async with services.store.read() as session:
+        items = (await session.execute(select(OutboxItem).where(
+            OutboxItem.kind == "notify:email").order_by(OutboxItem.id))).scalars().all()
+    return [item.payload for item in items if item.payload.get("change") == change]
+
+
+async def test_unverified_zone_is_not_served(
+        api: httpx.AsyncClient, owner: Holder, services: Services,
+        served: tuple[Publisher, DnsServer]) -> None:
+    publisher, server = served
+    await create_zone(api, owner)
+    assert (await put(api, owner, "www", "A", 300, ["192.0.2.10"])).status_code == 200
+    await publish_all(services, publisher)
+    answer = await ask(server, f"www.{ZONE}.", dns.rdatatype.A)
+    assert answer.rcode() == dns.rcode.REFUSED and not answer.answer
+
+    # The challenge must be served by the zone's own servers: a wrong value proves nothing.
+    async with other_provider(services, f"{ZONE}.", ["regshield-not-the-token"]):
+        wrong = await api.post(f"{ZONES}/{ZONE}/verify", headers=owner.headers)
+    assert wrong.status_code == 422 and fields(wrong) == {"challenge"}
+    await publish_all(services, publisher)
+    assert (await ask(server, f"www.{ZONE}.", dns.rdatatype.A)).rcode() == dns.rcode.REFUSED
+
+    verified = await verify_through_dns(api, services, owner.headers, ZONE)
+    assert verified.status_code == 200, verified.text
+    assert verified.json()["state"] == "active" and verified.json()["challenge"] is None
+    await publish_all(services, publisher)
+    answer = await ask(server, f"www.{ZONE}.", dns.rdatatype.A)
+    assert answer.rcode() == dns.rcode.NOERROR and answer.flags & dns.flags.AA
+    assert [rrset.to_text() for rrset in answer.answer] == [f"www.{ZONE}. 300 IN A 192.0.2.10"]
+
+
+async def test_customer_cannot_host_the_registrars_nameserver_zone(
+        api: httpx.AsyncClient, owner: Holder, world: World, account: str) -> None:
+    # The default nameservers are ns1 and ns2.regshield.test.
+    for name in ("regshield.test", "ns1.regshield.test", "deep.ns2.regshield.test"):
+        refused = await api.post(ZONES, json={"name": name}, headers=owner.otp())
+        assert refused.status_code == 403, (name, refused.text)
+    operator = await world.user("operator")
+    staff = await api.post(ZONES, json={"name": "regshield.test", "account": account},
+                           headers=operator.headers)
+    assert staff.status_code == 201, staff.text
+
+
+async def test_import_replacing_most_rrsets_needs_force_and_step_up(
+        api: httpx.AsyncClient, owner: Holder, services: Services) -> None:
+    await create_zone(api, owner)
+    head = (f"$ORIGIN {ZONE}.\n@ 3600 IN NS ns1.regshield.test.\n"
+            "@ 3600 IN NS ns2.regshield.test.\n")
+    first = head + "".join(f"host{i} 300 IN A 192.0.2.{i + 1}\n" for i in range(12))
+    imported = await api.post(f"{ZONES}/{ZONE}/import", json={"zone_file": first},
+                              headers=owner.headers)
+    assert imported.status_code == 200, imported.text
+    # A few changes go through as usual.
+    small = first.replace("192.0.2.1\n", "192.0.2.101\n")
+    assert (await api.post(f"{ZONES}/{ZONE}/import", json={"zone_file": small},
+                           headers=owner.headers)).status_code == 200
+    before = await dns_events(services)
+    replacing = head + "".join(f"other{i} 300 IN A 198.51.100.{i + 1}\n" for i in range(12))
+    refused = await api.post(f"{ZONES}/{ZONE}/import", json={"zone_file": replacing},
+                             headers=owner.headers)
+    assert refused.status_code == 422
+    assert [(e["field"], e["code"]) for e in refused.json()["errors"]] == [
+        ("force", "too_many_changes")]
+    forced = await api.post(f"{ZONES}/{ZONE}/import",
+                            json={"zone_file": replacing, "force": True}, headers=owner.headers)
+    assert forced.status_code == 403 and forced.json()["type"].endswith("step-up-required")
+    assert await dns_events(services) == before  # nothing written
+    stepped = await api.post(f"{ZONES}/{ZONE}/import",
+                             json={"zone_file": replacing, "force": True}, headers=owner.otp())
+    assert stepped.status_code == 200, stepped.text
+    listed = (await api.get(f"{ZONES}/{ZONE}/rrsets", headers=owner.headers)).json()
+    owners = {r["owner"] for r in listed}
+    assert f"other0.{ZONE}." in owners and f"host0.{ZONE}." not in owners
+
+
+async def test_apex_ns_change_needs_step_up_and_sends_a_notice(
+        api: httpx.AsyncClient, owner: Holder, services: Services, world: World,
+        account: str) -> None:
+    await create_zone(api, owner)
+    member = await world.user("member", account)
+    elsewhere = ["ns1.attacker.example.", "ns2.attacker.example."]
+    for who in (member.headers, owner.headers):
+        refused = await api.put(f"{ZONES}/{ZONE}/rrsets/@/NS", headers=who,
+                                json={"ttl": 3600, "records": elsewhere})
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["type"].endswith("step-up-required")
+    file = f"$ORIGIN {ZONE}.\n@ 3600 IN NS ns1.attacker.example.\n"
+    imported = await api.post(f"{ZONES}/{ZONE}/import", json={"zone_file": file},
+                              headers=owner.headers)
+    assert imported.status_code == 403
+    assert await notices_of(services, "zone_apex") == []
+    changed = await api.put(f"{ZONES}/{ZONE}/rrsets/@/NS", headers=owner.otp(),
+                            json={"ttl": 3600, "records": elsewhere})
+    assert changed.status_code == 200, changed.text
+    # Other apex data needs no step-up, but the owners hear of every apex change.
+    assert (await put(api, member, "@", "MX", 3600, ["10 mail.attacker.example."])
+            ).status_code == 200
+    sent = await notices_of(services, "zone_apex")
+    assert [(n["details"]["action"], n["details"]["types"]) for n in sent] == [
+        ("changed", ["NS"]), ("changed", ["MX"])]
+    assert all(n["recipients"] == [{"account_owners": account}] for n in sent)

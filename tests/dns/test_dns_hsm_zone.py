@@ -15,6 +15,7 @@ import dns.rdatatype
 import httpx
 import pytest
 from conftest import Identity, SoftHsm, World
+from dns_provider import verify_through_dns
 from sqlalchemy import select
 
 from regshield.dns.publisher import Publisher
@@ -41,6 +42,8 @@ async def test_zone_keys_made_in_the_token_sign_a_zone_that_validates(
     created = await api.post("/api/v1/zones", json={"name": "held.example"},
                              headers=owner.headers)
     assert created.status_code == 201, created.text
+    verified = await verify_through_dns(api, held_keys, owner.headers, "held.example")
+    assert verified.status_code == 200, verified.text
     put = await api.put("/api/v1/zones/held.example/rrsets/www/A", headers=owner.headers,
                         json={"ttl": 300, "records": ["192.0.2.44"]})
     assert put.status_code == 200, put.text

@@ -22,9 +22,11 @@ import dns.xfr
 import dns.zone
 import httpx
 import pytest
-from conftest import Identity, World
+from conftest import World
 from dns_peers import free_port, start_unbound
+from dns_provider import verify_through_dns
 from dns_secondaries import knot_secondary, wait_for_serial
+from domains.conftest import Holder, stepped_up_owner
 from sqlalchemy import select
 
 from regshield.clock import FakeClock
@@ -35,7 +37,7 @@ from regshield.dns.tsig import make_key
 from regshield.flows.zone_keys import PUBLISH_KIND, keys_sweep
 from regshield.outbox.worker import OutboxWorker
 from regshield.services import Services
-from regshield.store.models import Event
+from regshield.store.models import Event, OutboxItem
 
 ZONES = "/api/v1/zones"
 ORIGIN = dns.name.from_text("published.example.")
@@ -56,8 +58,18 @@ def allowing(settings: Settings, networks: str) -> Settings:
 
 
 @pytest.fixture
-async def owner(world: World) -> Identity:
-    return await world.user("owner", await world.account("Publisher Customer"))
+async def owner(world: World, api: httpx.AsyncClient, clock: FakeClock) -> Holder:
+    return await stepped_up_owner(world, api, clock, await world.account("Publisher Customer"))
+
+
+async def host(api: httpx.AsyncClient, services: Services, owner: Holder,
+               body: dict[str, Any]) -> httpx.Response:
+    """Host a zone and prove control of its name, as a customer does, so that it is served."""
+    created = await api.post(ZONES, json=body, headers=owner.headers)
+    assert created.status_code == 201, created.text
+    verified = await verify_through_dns(api, services, owner.headers, body["name"])
+    assert verified.status_code == 200, verified.text
+    return created
 
 
 @pytest.fixture
@@ -78,10 +90,17 @@ async def server(publisher: Publisher) -> Any:
 
 
 async def publish_queued(services: Services, publisher: Publisher) -> int:
-    return await OutboxWorker(services, {PUBLISH_KIND: publisher.handle}).run_once()
+    """Run what the outbox holds; returns how many zone publications were among it (notices
+    of the same changes are queued beside them)."""
+    async with services.store.read() as session:
+        due = len((await session.execute(select(OutboxItem.id).where(
+            OutboxItem.kind == PUBLISH_KIND, OutboxItem.completed_at.is_(None),
+            OutboxItem.failed.is_(False)))).all())
+    await OutboxWorker(services, {PUBLISH_KIND: publisher.handle}).run_once()
+    return due
 
 
-async def put(api: httpx.AsyncClient, who: Identity, owner: str, rtype: str, ttl: int,
+async def put(api: httpx.AsyncClient, who: Holder, owner: str, rtype: str, ttl: int,
               records: list[str]) -> dict[str, Any]:
     response = await api.put(f"{ZONES}/published.example/rrsets/{owner}/{rtype}",
                              json={"ttl": ttl, "records": records}, headers=who.headers)
@@ -109,12 +128,11 @@ async def dnskeys_of(server: DnsServer) -> dns.rrset.RRset:
 
 
 async def test_a_created_zone_is_served_signed_with_the_keys_the_api_shows(
-        api: httpx.AsyncClient, owner: Identity, services: Services, publisher: Publisher,
+        api: httpx.AsyncClient, owner: Holder, services: Services, publisher: Publisher,
         server: DnsServer) -> None:
-    created = (await api.post(ZONES, json={"name": "published.example"},
-                              headers=owner.headers)).json()
+    created = (await host(api, services, owner, {"name": "published.example"})).json()
     await put(api, owner, "www", "A", 300, ["192.0.2.10"])
-    assert await publish_queued(services, publisher) == 2
+    assert await publish_queued(services, publisher) == 3  # create, verify, put
     served = publisher.table.get(ORIGIN)
     zone = (await api.get(f"{ZONES}/published.example", headers=owner.headers)).json()
     assert served is not None and served.serial == zone["serial"]
@@ -130,10 +148,9 @@ async def test_a_created_zone_is_served_signed_with_the_keys_the_api_shows(
 
 
 async def test_an_edit_re_signs_only_what_it_touches_and_serves_ixfr_from_the_journal(
-        api: httpx.AsyncClient, owner: Identity, world: World, services: Services,
+        api: httpx.AsyncClient, owner: Holder, world: World, services: Services,
         publisher: Publisher, server: DnsServer, clock: FakeClock) -> None:
-    await api.post(ZONES, json={"name": "published.example", "serial_scheme": "increment"},
-                   headers=owner.headers)
+    await host(api, services, owner, {"name": "published.example", "serial_scheme": "increment"})
     for index in range(20):
         await put(api, owner, f"host{index}", "A", 300, [f"192.0.2.{index + 1}"])
     operator = await world.user("operator")
@@ -180,9 +197,9 @@ async def test_an_edit_re_signs_only_what_it_touches_and_serves_ixfr_from_the_jo
 
 
 async def test_a_transfer_without_the_secondary_key_is_refused(
-        api: httpx.AsyncClient, owner: Identity, services: Services, publisher: Publisher,
+        api: httpx.AsyncClient, owner: Holder, services: Services, publisher: Publisher,
         server: DnsServer) -> None:
-    await api.post(ZONES, json={"name": "published.example"}, headers=owner.headers)
+    await host(api, services, owner, {"name": "published.example"})
     await publish_queued(services, publisher)
     held = dns.zone.Zone(ORIGIN, relativize=False)
     axfr, _ = dns.xfr.make_query(held)
@@ -191,21 +208,20 @@ async def test_a_transfer_without_the_secondary_key_is_refused(
 
 
 async def test_a_deleted_zone_is_no_longer_served(
-        api: httpx.AsyncClient, owner: Identity, services: Services, publisher: Publisher,
+        api: httpx.AsyncClient, owner: Holder, services: Services, publisher: Publisher,
         server: DnsServer) -> None:
-    await api.post(ZONES, json={"name": "published.example"}, headers=owner.headers)
+    await host(api, services, owner, {"name": "published.example"})
     await publish_queued(services, publisher)
     assert (await query(server, ORIGIN, dns.rdatatype.SOA)).rcode() == dns.rcode.NOERROR
-    await api.delete(f"{ZONES}/published.example", headers=owner.headers)
+    await api.delete(f"{ZONES}/published.example", headers=owner.otp())
     await publish_queued(services, publisher)
     assert (await query(server, ORIGIN, dns.rdatatype.SOA)).rcode() == dns.rcode.REFUSED
 
 
 async def test_an_unsigned_zone_is_served_without_signatures(
-        api: httpx.AsyncClient, owner: Identity, services: Services, publisher: Publisher,
+        api: httpx.AsyncClient, owner: Holder, services: Services, publisher: Publisher,
         server: DnsServer) -> None:
-    await api.post(ZONES, json={"name": "published.example", "dnssec": False},
-                   headers=owner.headers)
+    await host(api, services, owner, {"name": "published.example", "dnssec": False})
     await put(api, owner, "www", "A", 300, ["192.0.2.10"])
     await publish_queued(services, publisher)
     response = await query(server, WWW, dns.rdatatype.A)
@@ -213,9 +229,9 @@ async def test_an_unsigned_zone_is_served_without_signatures(
 
 
 async def test_refresh_re_signs_before_signatures_expire(
-        api: httpx.AsyncClient, owner: Identity, services: Services, publisher: Publisher,
+        api: httpx.AsyncClient, owner: Holder, services: Services, publisher: Publisher,
         clock: FakeClock) -> None:
-    await api.post(ZONES, json={"name": "published.example"}, headers=owner.headers)
+    await host(api, services, owner, {"name": "published.example"})
     await publish_queued(services, publisher)
     first = publisher.table.get(ORIGIN)
     assert first is not None
@@ -229,9 +245,9 @@ async def test_refresh_re_signs_before_signatures_expire(
 
 
 async def test_knot_follows_each_published_serial_and_the_api_shows_its_status(
-        api: httpx.AsyncClient, owner: Identity, world: World, services: Services,
+        api: httpx.AsyncClient, owner: Holder, world: World, services: Services,
         publisher: Publisher, server: DnsServer, tmp_path: Path) -> None:
-    await api.post(ZONES, json={"name": "published.example"}, headers=owner.headers)
+    await host(api, services, owner, {"name": "published.example"})
     await put(api, owner, "www", "A", 300, ["192.0.2.10"])
     knot_port = free_port()
     operator = await world.user("operator")
@@ -278,9 +294,9 @@ async def test_knot_follows_each_published_serial_and_the_api_shows_its_status(
 
 
 async def test_a_deleted_rrset_leaves_the_served_zone_and_can_come_back(
-        api: httpx.AsyncClient, owner: Identity, services: Services, publisher: Publisher,
+        api: httpx.AsyncClient, owner: Holder, services: Services, publisher: Publisher,
         server: DnsServer) -> None:
-    await api.post(ZONES, json={"name": "published.example"}, headers=owner.headers)
+    await host(api, services, owner, {"name": "published.example"})
     await put(api, owner, "www", "A", 300, ["192.0.2.10"])
     await publish_queued(services, publisher)
     deleted = await api.delete(f"{ZONES}/published.example/rrsets/www/A",
@@ -302,13 +318,14 @@ async def test_a_deleted_rrset_leaves_the_served_zone_and_can_come_back(
 
 
 async def test_the_nameservers_zone_carries_the_bootstrap_signals_of_zones_that_use_them(
-        api: httpx.AsyncClient, owner: Identity, services: Services, publisher: Publisher,
-        server: DnsServer, clock: FakeClock) -> None:
+        api: httpx.AsyncClient, owner: Holder, services: Services, publisher: Publisher,
+        server: DnsServer, clock: FakeClock, world: World) -> None:
     # The registrar's nameservers (ns1 and ns2.regshield.test.) live in a zone hosted here.
-    assert (await api.post(ZONES, json={"name": "regshield.test"},
-                           headers=owner.headers)).status_code == 201
-    child = (await api.post(ZONES, json={"name": "published.example"},
-                            headers=owner.headers)).json()
+    # Hosted by the registrar (staff), for the account: never by a customer.
+    operator = await world.user("operator")
+    assert (await api.post(ZONES, headers=operator.headers, json={
+        "name": "regshield.test", "account": owner.identity.account})).status_code == 201
+    child = (await host(api, services, owner, {"name": "published.example"})).json()
     ksk = next(key for key in child["keys"] if key["role"] == "ksk")
     await publish_queued(services, publisher)
     signal = dns.name.from_text("_dsboot.published.example._signal.ns1.regshield.test.")
@@ -334,9 +351,9 @@ async def test_the_nameservers_zone_carries_the_bootstrap_signals_of_zones_that_
 
 
 async def test_notify_goes_to_a_secondary_only_while_the_configuration_allows_its_network(
-        api: httpx.AsyncClient, owner: Identity, world: World, settings: Settings,
-        clock: FakeClock, publisher: Publisher) -> None:
-    await api.post(ZONES, json={"name": "published.example"}, headers=owner.headers)
+        api: httpx.AsyncClient, owner: Holder, world: World, settings: Settings,
+        clock: FakeClock, publisher: Publisher, services: Services) -> None:
+    await host(api, services, owner, {"name": "published.example"})
     operator = await world.user("operator")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener:
         listener.bind(("127.0.0.1", 0))

@@ -133,7 +133,14 @@ class Holder:
 
 @pytest.fixture
 async def holder(world: World, api: httpx.AsyncClient, clock: FakeClock) -> Holder:
-    account = await world.account()
+    return await stepped_up_owner(world, api, clock)
+
+
+async def stepped_up_owner(world: World, api: httpx.AsyncClient, clock: FakeClock,
+                           account: str | None = None) -> Holder:
+    """The owner of `account` (a new one by default), with TOTP, a contact, and a token that
+    may step up."""
+    account = account or await world.account()
     owner = await world.user("owner", account)
     secret, _ = await enable_totp(api, owner, clock)
     created = await api.post("/api/v1/contacts", headers=owner.headers, json=contact_body())

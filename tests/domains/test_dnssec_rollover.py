@@ -161,7 +161,7 @@ async def test_a_zsk_and_a_ksk_rollover_never_break_resolution(
     registered = await api.post("/api/v1/domains", headers=holder.headers, json={
         "name": ZONE, "registrant": holder.contact, "years": 2, "nameservers": NS})
     assert registered.status_code == 201, registered.text
-    zone = (await api.post("/api/v1/zones", json={"name": ZONE}, headers=holder.headers)).json()
+    zone = (await api.post("/api/v1/zones", json={"name": ZONE}, headers=holder.otp())).json()
     put = await api.put(f"/api/v1/zones/{ZONE}/rrsets/www/A", headers=holder.headers,
                         json={"ttl": 300, "records": ["192.0.2.80"]})
     assert put.status_code == 200, put.text

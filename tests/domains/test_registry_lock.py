@@ -258,6 +258,9 @@ async def test_only_a_hosted_zone_s_key_rollover_passes_a_registry_lock(
         await run_flow(services, customer, RequestContext("api"),
                        DsSet("example.test", [DS], hosted_zone=True))
 
+    # The signer vouches only for a zone hosted here for the domain's account.
+    hosted = await api.post("/api/v1/zones", json={"name": "example.test"}, headers=holder.otp())
+    assert hosted.status_code == 201, hosted.text
     requested = await run_flow(services, system_actor("dnssec"), RequestContext("system"),
                                DsSet("example.test", [DS], hosted_zone=True))
     assert requested.operation is not None

@@ -67,6 +67,12 @@ SAMPLES: dict[Change, tuple[dict[str, Any], list[str]]] = {
     Change.ACCURACY_SUSPENDED: ({"contact": "RS-AAAAAAAAAA"},
                                 ["suspended", "clientHold", "RS-AAAAAAAAAA"]),
     Change.ACCURACY_LIFTED: ({"contact": "RS-AAAAAAAAAA"}, ["lifted", "RS-AAAAAAAAAA"]),
+    Change.ZONE_APEX: ({"zone": "example.test.", "action": "changed", "types": ["NS"]},
+                       ["apex", "example.test.", "NS"]),
+    Change.ZONE_SUSPENDED: ({"zone": "example.test."},
+                            ["suspended", "example.test.", "another account"]),
+    Change.ZONE_DS_HELD: ({"zone": "example.test.", "ds": ["12345 13 2 " + "ab" * 32]},
+                          ["did not put there", "12345 13 2", "/ds/takeover"]),
 }
 
 

@@ -15,7 +15,10 @@ from regshield.rules.zones import (
     SERIAL_MODULUS,
     RRset,
     RRsetInput,
+    apex_types_changed,
     next_serial,
+    replaced_fraction,
+    reserved_for_registrar,
     serial_add,
     serial_gt,
     validate_rrset,
@@ -507,3 +510,26 @@ def test_naive_time_and_unknown_schemes_are_programming_errors() -> None:
         next_serial(1, "date", datetime(2026, 11, 27, 12, 0))
     with pytest.raises(ValueError, match="unknown serial scheme"):
         next_serial(1, "weekly", NOW)  # type: ignore[arg-type]
+
+
+def test_the_registrars_nameserver_domain_is_reserved_at_above_and_below() -> None:
+    nameservers = ("ns1.regshield.test.", "ns2.regshield.test.")
+    for zone in ("regshield.test.", "ns1.regshield.test.", "a.b.regshield.test."):
+        assert reserved_for_registrar(zone, nameservers), zone
+    for zone in ("regshield.example.", "notregshield.test.", "shield.test."):
+        assert not reserved_for_registrar(zone, nameservers), zone
+
+
+def test_replacing_more_than_30_percent_of_ten_or_more_rrsets_counts() -> None:
+    def rrsets(count: int, address: str) -> dict[tuple[str, str], RRset]:
+        return {(f"h{i}.z.", "A"): RRset(f"h{i}.z.", "A", 300, (address,))
+                for i in range(count)}
+    before = rrsets(10, "192.0.2.1")
+    changed = dict(before)
+    for i in range(4):
+        changed[(f"h{i}.z.", "A")] = RRset(f"h{i}.z.", "A", 300, ("192.0.2.2",))
+    assert replaced_fraction(before, changed) == 0.4
+    assert replaced_fraction(before, {}) == 1.0
+    assert replaced_fraction(rrsets(9, "192.0.2.1"), {}) == 0.0  # small zones: no rule
+    assert apex_types_changed("z.", {}, {("z.", "MX"): RRset("z.", "MX", 300, ("10 m.z.",))}) \
+        == ["MX"]

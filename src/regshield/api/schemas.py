@@ -443,6 +443,12 @@ class SecondaryOut(BaseModel):
     lag: int | None = Field(description="Serials behind the zone's; null while unknown")
 
 
+class ZoneChallengeOut(BaseModel):
+    owner: str
+    type: str
+    value: str
+
+
 class ZoneOut(BaseModel):
     name: str
     account: str
@@ -457,6 +463,15 @@ class ZoneOut(BaseModel):
     secondaries: list[SecondaryOut]
     created_at: datetime
     updated_at: datetime
+    state: str = Field(description="active (served), unverified (not served until the "
+                                   "challenge is seen) or suspended")
+    verified_at: datetime | None = None
+    challenge: ZoneChallengeOut | None = Field(
+        default=None, description="While unverified: the TXT record to publish at the zone's "
+                                  "current DNS servers, then POST .../verify")
+    ds_held: list[str] = Field(default_factory=list, description=(
+        "DS records at the parent that regshield did not put there: kept until the owner "
+        "confirms with POST .../ds/takeover (step-up)"))
 
 
 class RRsetIn(BaseModel):
@@ -484,6 +499,8 @@ class RRsetChangeOut(BaseModel):
 class ZoneImportIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     zone_file: str = Field(max_length=64 * 1024 * 1024)
+    force: bool = Field(default=False, description=(
+        "Replace more than 30 % of the zone's RRsets (needs a step-up)"))
 
 
 class ZoneImportOut(BaseModel):

@@ -27,7 +27,7 @@ from regshield.flows.keys import rotate_master_key
 from regshield.flows.registrar import RegistrarUpdate
 from regshield.flows.runner import Flow, run_flow
 from regshield.flows.users import UserCreate, email_index
-from regshield.flows.zones import SecondaryAdd, ZoneImport, zone_export
+from regshield.flows.zones import SecondaryAdd, ZoneImport, ZoneVerify, zone_export
 from regshield.services import Services
 from regshield.setup import initialize
 from regshield.store.queries.users import user_by_email_index
@@ -460,14 +460,27 @@ def zone_import(
     account: Annotated[str | None, typer.Option(
         "--account", help="Host the zone for this account first when it is not hosted yet.")
     ] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace more than 30 % of the zone's RRsets.")] = False,
 ) -> None:
     """Replace a hosted zone's RRsets with a zone file's (DNSSEC records are made again)."""
     text = sys.stdin.read() if str(zone_file) == "-" else _read_text(zone_file)
-    report = cli_flow(ctx.obj, ZoneImport(name, text, account))
+    report = cli_flow(ctx.obj, ZoneImport(name, text, account, force=force))
     typer.echo(f"{report.zone} serial {report.serial}: {report.rrsets} RRsets, "
                f"{report.records} records" + (
                    f" ({report.dropped_signer_records} signer records left out)"
                    if report.dropped_signer_records else ""))
+
+
+@zone_app.command("verify")
+def zone_verify_command(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The zone, e.g. example.com.")],
+) -> None:
+    """Serve a zone waiting for proof of control once its _regshield-challenge TXT record is
+    served by every server its parent delegates it to."""
+    view = cli_flow(ctx.obj, ZoneVerify(name))
+    typer.echo(f"{view.name} {view.state}")
 
 
 @zone_app.command("export")

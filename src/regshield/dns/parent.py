@@ -194,4 +194,165 @@ def _read(zone: dns.name.Name, server: Server, response: dns.message.Message) ->
     return ServerDs(server, records, rrset.ttl)
 
 
-__all__ = ["ParentCheck", "ParentUnknown", "ServerDs", "check_parent_ds", "parent_servers"]
+
+
+# --- proof of control: a TXT record at the servers the parent delegates to ---------------------
+
+
+@dataclass(frozen=True)
+class ServerTxt:
+    """The TXT strings one authoritative server serves at the owner name (each record's
+    strings joined), or why it gave no usable answer (as in ServerDs)."""
+
+    server: Server
+    texts: frozenset[str] = frozenset()
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class TxtCheck:
+    """What each server the parent delegates `zone` to answered for `owner`'s TXT RRset."""
+
+    zone: str
+    owner: str
+    servers: tuple[ServerTxt, ...]
+    reasons: tuple[str, ...] = ()
+
+    def missing(self, value: str) -> list[str]:
+        """Why `value` is not proved: the delegation could not be read, no server was asked,
+        or a server failed or does not serve it. Empty when every server serves it."""
+        found = list(self.reasons)
+        if not self.servers and not found:
+            found.append("the parent names no server for the zone")
+        for answer in self.servers:
+            host, port = answer.server
+            if answer.error is not None:
+                found.append(f"{host}:{port}: {answer.error}")
+            elif value not in answer.texts:
+                found.append(f"{host}:{port} does not serve it")
+        return found
+
+
+async def check_delegated_txt(
+    zone: str,
+    owner: str,
+    parents: Sequence[Server] | None = None,
+    *,
+    resolver: Server | None = None,
+    wait: float = DEFAULT_WAIT,
+    port: int = DNS_PORT,
+) -> TxtCheck:
+    """Ask the servers the parent zone delegates `zone` to (not a resolver: a cache or a
+    spoofed answer proves nothing) for the TXT RRset at `owner`.
+
+    The parent's servers are `parents`, else found through `resolver` (HOST, PORT; None: the
+    system's) as `check_parent_ds` finds them. The first parent server that answers gives the
+    delegation: its NS names and their glue; a name without glue is resolved. Each server is
+    asked on `port`, recursion off, and must answer authoritatively. Raises ParentUnknown."""
+    name = dns.name.from_text(zone)
+    asker = _stub_resolver(resolver)
+    if parents is None:
+        parents = await parent_servers(name, asker, port)
+    delegation: tuple[list[dns.name.Name], dict[dns.name.Name, list[str]]] | None = None
+    reasons: list[str] = []
+    for parent in parents:
+        delegation, reason = await _delegation(name, parent, wait)
+        if delegation is not None:
+            break
+        reasons.append(reason)
+    if delegation is None:
+        return TxtCheck(name.to_text(), owner, (), tuple(reasons or ["no parent server"]))
+    targets, glue = delegation
+    servers: list[Server] = []
+    for target in targets:
+        addresses = glue.get(target) or await _addresses(target, asker)
+        servers.extend((address, port) for address in addresses
+                       if (address, port) not in servers)
+    owner_name = dns.name.from_text(owner)
+    answers = await asyncio.gather(*(_ask_txt(owner_name, server, wait) for server in servers))
+    missing = [] if servers else [f"no address for {', '.join(map(str, targets))}"]
+    return TxtCheck(name.to_text(), owner, tuple(answers), tuple(missing))
+
+
+def _stub_resolver(address: Server | None) -> dns.asyncresolver.Resolver:
+    resolver = dns.asyncresolver.Resolver(configure=address is None)
+    if address is not None:
+        resolver.nameservers = [address[0]]
+        resolver.port = address[1]
+    resolver.cache = None
+    return resolver
+
+
+async def _query(name: dns.name.Name, rdtype: dns.rdatatype.RdataType, server: Server,
+                 wait: float) -> dns.message.Message | str:
+    query = dns.message.make_query(name, rdtype, use_edns=0, payload=OUR_UDP_PAYLOAD)
+    query.flags &= ~dns.flags.RD
+    host, port = server
+    error = "timeout"
+    for _ in range(2):
+        try:
+            response, _tcp = await dns.asyncquery.udp_with_fallback(
+                query, host, timeout=wait, port=port)
+        except dns.exception.Timeout:
+            error = "timeout"
+            continue
+        except OSError:
+            error = "unreachable"
+            continue
+        except dns.exception.DNSException as exc:
+            return f"bad response ({exc})"
+        return response
+    return error
+
+
+async def _delegation(zone: dns.name.Name, parent: Server, wait: float
+                      ) -> tuple[tuple[list[dns.name.Name], dict[dns.name.Name, list[str]]]
+                                 | None, str]:
+    """The NS names a parent server gives for `zone` (a referral, or its own authoritative
+    NS RRset when it serves the child too) and the glue addresses beside them."""
+    host, port = parent
+    response = await _query(zone, dns.rdatatype.NS, parent, wait)
+    if isinstance(response, str):
+        return None, f"{host}:{port}: {response}"
+    if response.rcode() != dns.rcode.NOERROR:
+        return None, f"{host}:{port}: {dns.rcode.to_text(response.rcode()).lower()}"
+    rrset = next((found for found in (*response.answer, *response.authority)
+                  if found.rdtype == dns.rdatatype.NS and found.name == zone), None)
+    if rrset is None:
+        return None, f"{host}:{port}: no delegation of {zone}"
+    targets = sorted(rdata.target for rdata in rrset)
+    glue: dict[dns.name.Name, list[str]] = {}
+    for found in response.additional:
+        if found.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA) and found.name in targets:
+            glue.setdefault(found.name, []).extend(rdata.address for rdata in found)
+    return (targets, glue), ""
+
+
+async def _addresses(target: dns.name.Name, resolver: dns.asyncresolver.Resolver) -> list[str]:
+    found: list[str] = []
+    for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+        try:
+            answer = await resolver.resolve(target, rdtype)
+        except dns.exception.DNSException:
+            continue
+        found.extend(rdata.address for rdata in answer)
+    return found
+
+
+async def _ask_txt(owner: dns.name.Name, server: Server, wait: float) -> ServerTxt:
+    response = await _query(owner, dns.rdatatype.TXT, server, wait)
+    if isinstance(response, str):
+        return ServerTxt(server, error=response)
+    rcode = response.rcode()
+    if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+        return ServerTxt(server, error=dns.rcode.to_text(rcode).lower())
+    if not response.flags & dns.flags.AA:
+        return ServerTxt(server, error="lame")
+    rrset = response.get_rrset(response.answer, owner, dns.rdataclass.IN, dns.rdatatype.TXT)
+    texts = frozenset(b"".join(rdata.strings).decode("utf-8", "replace")
+                      for rdata in rrset or ())
+    return ServerTxt(server, texts)
+
+
+__all__ = ["ParentCheck", "ParentUnknown", "ServerDs", "ServerTxt", "TxtCheck",
+           "check_delegated_txt", "check_parent_ds", "parent_servers"]

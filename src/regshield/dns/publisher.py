@@ -136,7 +136,8 @@ class Publisher:
         """Publish every hosted zone (at start); returns how many are served."""
         async with self.services.store.read() as session:
             names = (await session.execute(
-                select(Zone.name).where(Zone.deleted_at.is_(None)))).scalars().all()
+                select(Zone.name).where(Zone.deleted_at.is_(None), Zone.state == "active")
+            )).scalars().all()
         for name in names:
             await self.publish(name, notify=False)
         return len(self.table)
@@ -288,8 +289,11 @@ class Publisher:
         settings = self.services.settings.dns
         sealer = self.services.sealer
         async with self.services.store.read() as session:
+            # Only an active zone is served: one waiting for proof of control, or suspended
+            # because its name was registered here by another account, is dropped.
             zone = (await session.execute(select(Zone).where(
-                Zone.name == name, Zone.deleted_at.is_(None)))).scalar_one_or_none()
+                Zone.name == name, Zone.deleted_at.is_(None), Zone.state == "active"
+            ))).scalar_one_or_none()
             if zone is None:
                 return None
             query = select(ZoneRRset).where(ZoneRRset.zone_id == zone.id)
@@ -369,6 +373,7 @@ class Publisher:
                     ZoneRRset.zone_id == Zone.id, ZoneRRset.owner == Zone.name,
                     ZoneRRset.rtype == "NS"))
                 .where(Zone.deleted_at.is_(None), Zone.dnssec.is_(True), Zone.id != zone.id,
+                       Zone.state == "active",
                        sql_cast(ZoneRRset.records, Text).like(f'%{suffix}"%')))).all()
             for child, records in rows:
                 cds = child.key_plan.get("cds")

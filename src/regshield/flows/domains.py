@@ -29,7 +29,14 @@ from regshield.registry.client import RegistryError
 from regshield.registry.codec import Secret
 from regshield.registry.commands import DomainCheck, DomainInfo
 from regshield.registry.responses import DomainCheckData, DomainInfoData
-from regshield.rules.ds import DsRecord, ds_breakage, ds_problems, validate_ds, validate_ds_set
+from regshield.rules.ds import (
+    DsRecord,
+    ds_breakage,
+    ds_problems,
+    parse_ds,
+    validate_ds,
+    validate_ds_set,
+)
 from regshield.rules.names import DomainName, validate_domain_name, validate_nameservers
 from regshield.rules.registry_lock import DomainLock, change_while_locked
 from regshield.rules.statuses import Hold, HoldReason, Operation, place, refusal, release
@@ -44,6 +51,7 @@ from regshield.store.models import Account, Contact, Domain, DomainOperation
 from regshield.store.queries.accounts import account_by_reference, public_ids
 from regshield.store.queries.contacts import contact_by_handle
 from regshield.store.queries.domains import list_domains, live_domain, open_operations
+from regshield.store.queries.zones import live_zone
 
 MAX_YEARS = 10
 MAX_DS = 8
@@ -399,6 +407,8 @@ class DsSet:
         need_step_up(tx, "changing DS records")
         _active(domain)
         await _no_open_operation(tx, domain)
+        if self.hosted_zone:
+            await _only_our_ds(tx, domain)
         wanted = [record.as_dict() for record in records]
         if {tuple(sorted(r.items())) for r in wanted} == \
                 {tuple(sorted(r.items())) for r in domain.ds}:
@@ -418,6 +428,23 @@ class DsSet:
         tx.record("domains:ds:requested", account=account.public_id, domain=domain.name,
                   operation=operation.public_id, ds=[r.to_text() for r in records], **forced)
         return await requested_answer(tx, domain, operation)
+
+
+async def _only_our_ds(tx: Tx, domain: Domain) -> None:
+    """The signer replaces only DS records regshield itself put at the parent for the zone
+    it hosts (`Zone.ds_owned`): a customer's DS (another DNS provider's keys) is never removed
+    this way, nor through the registry lock's DS window, until the owner confirms it with a
+    step-up (`ZoneDsTakeover` in flows/zone_keys.py)."""
+    zone = await live_zone(tx.session, domain.name + ".")
+    if zone is None or zone.account_id != domain.account_id or zone.state != "active":
+        raise PermissionDenied(f"{domain.name} has no zone hosted here for its account")
+    owned = {parse_ds(text).to_text() for text in zone.ds_owned}
+    foreign = sorted(parse_ds(value).to_text() for value in domain.ds)
+    foreign = [text for text in foreign if text not in owned]
+    if foreign:
+        raise Conflict(f"the parent of {domain.name} publishes DS records regshield did not "
+                       f"put there ({', '.join(foreign)}): the owner confirms replacing them "
+                       "with a one-time code")
 
 
 def _live_problems(live: Any, records: Sequence[DsRecord], zone: str) -> list[FieldError]:

@@ -37,6 +37,7 @@ from regshield.errors import FieldError, RegshieldError, ValidationFailed
 from regshield.flows.contacts import contact_binding
 from regshield.flows.context import Actor, RequestContext, system_actor
 from regshield.flows.runner import Tx, run_flow
+from regshield.flows.zone_control import suspend_zones_of_others
 from regshield.notify.messages import Change
 from regshield.notify.requests import notice, to_account_owners, to_contact
 from regshield.registry.client import (
@@ -742,6 +743,9 @@ class _Settle:
             adopt(domain, outcome.info, outcome.secdns, tx.now)
         if outcome.state == "confirmed":
             apply_confirmed(domain, operation, outcome, tx.now)
+            if operation.kind in ("create", "transfer_request") and domain.state == "active":
+                # The name is sponsored here now: nobody else's zone answers for it.
+                await suspend_zones_of_others(tx, domain)
             if operation.kind in ("create", "registrant") and _statuses_differ(domain):
                 # The lock follows as soon as the domain exists: a create carries no client
                 # status at most registries.

@@ -53,6 +53,7 @@ from regshield.flows.operations import (
     store_holds,
 )
 from regshield.flows.runner import Tx, run_flow
+from regshield.flows.zone_control import suspend_zones_of_others
 from regshield.notify.messages import Change
 from regshield.notify.requests import notice, to_account_owners, to_contact
 from regshield.policy.transfer import transfer_policy
@@ -253,6 +254,7 @@ class PollMessageRecord:
             tx.record("domains:transfer-out:rejected", account=account.public_id, **summary)
         elif meaning == "transfer-in:completed":
             domain.state = "active"
+            await suspend_zones_of_others(tx, domain)  # nobody else's zone answers for it
             tx.record("domains:transfer-in:completed", account=account.public_id, **summary,
                       losing_registrar=transfer.acting_client, read_back=info is not None)
             _lock_arrived(tx, domain)

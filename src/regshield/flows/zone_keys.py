@@ -4,7 +4,10 @@
 step of each key as an event, generates the keys the plan asks for (sealed at rest), keeps the
 plan the publisher signs by (`Zone.key_plan`), and for a domain this registrar sponsors sends
 the DS set the zone wants to the registry (EPP secDNS, through `DsSet(hosted_zone=True)`, the
-one change a registry lock lets through). A DS is never assumed to have arrived: the caller
+one change a registry lock lets through). Only DS records regshield put at the parent
+(`Zone.ds_owned`, or the DS of the zone's own keys) are ever replaced that way: a DS of
+another provider holds the submission (`Zone.ds_held`, an event and a notice) until the owner
+confirms with a step-up (`ZoneDsTakeover`). A DS is never assumed to have arrived: the caller
 checks every parent server (dns/parent.py) and passes what it saw. `ZoneKeyRollover` starts a
 manual rollover and `ZoneKeyCompromised` an emergency one; both need a step-up.
 """
@@ -28,7 +31,10 @@ from regshield.errors import FieldError, NotFound, ValidationFailed
 from regshield.flows.context import Actor, RequestContext, system_actor
 from regshield.flows.domains import DsSet, need_step_up
 from regshield.flows.runner import Tx, run_flow
-from regshield.rules.ds import ds_text
+from regshield.flows.zone_control import PUBLISH_KIND, publish
+from regshield.notify.messages import Change
+from regshield.notify.requests import notice, to_account_owners
+from regshield.rules.ds import ds_text, parse_ds
 from regshield.rules.kasp import KeyState, Plan, Policy, apply_plan, plan, request_rollover
 from regshield.rules.names import validate_domain_name
 from regshield.security.tokens import new_public_id
@@ -39,16 +45,10 @@ from regshield.store.queries.domains import live_domain
 from regshield.store.queries.zones import live_zone
 
 log = structlog.get_logger("regshield.dnssec")
-PUBLISH_KIND = "dns:publish"
 POLICIES: dict[str, Policy] = {"default": Policy()}
+__all__ = ["PUBLISH_KIND", "publish"]  # where the zone flows and the tests find them
 _TIMESTAMPS = tuple(f.name for f in fields(KeyState)
                     if f.name not in ("id", "role", "algorithm", "key_tag", "compromised"))
-
-
-def publish(tx: Tx, zone: Zone) -> None:
-    """Queue the zone's publication (dns/publisher.py signs what is stored when it runs)."""
-    tx.enqueue(PUBLISH_KIND, {"zone": zone.name},
-               dedupe_key=f"dns:{zone.name}:{zone.serial}:{tx.now.isoformat()}")
 
 
 async def find_zone(session: AsyncSession, actor: Actor, name: Any, action: str) -> Zone:
@@ -185,7 +185,7 @@ async def advance_keys(tx: Tx, zone: Zone, parent_ds_seen: bool | None) -> KeysA
         parent_ds_seen = None  # what the parent showed is recorded; new keys start afresh
     operation = None
     if submitted:
-        operation = await _submit_ds(tx, zone, result)
+        operation = await _submit_ds(tx, zone, list(result.ds_wanted))
     if recorded or generated:
         zone.updated_at = tx.now
         publish(tx, zone)
@@ -211,19 +211,78 @@ async def _account(tx: Tx, zone: Zone) -> str:
     return (await public_ids(tx.session, {zone.account_id}))[zone.account_id]
 
 
-async def _submit_ds(tx: Tx, zone: Zone, result: Plan) -> str | None:
-    """The DS set the zone wants, to the registry, when this registrar sponsors the domain."""
+def _ds_texts(values: Sequence[Any]) -> set[str]:
+    """DS records (presentation text or the domain row's dicts) as comparable text."""
+    return {parse_ds(value).to_text() for value in values}
+
+
+async def _submit_ds(tx: Tx, zone: Zone, ds_wanted: Sequence[str]) -> str | None:
+    """The DS set the zone wants (`ds_wanted`: key ids), to the registry, when this registrar
+    sponsors the domain, and only while every DS at the parent is one regshield put there
+    (`Zone.ds_owned`). Otherwise the submission is held: the DS records another provider's
+    keys need stay, the zone records them in `ds_held` with an event and a notice, and the
+    owner's stepped-up `ZoneDsTakeover` lets the submission go."""
     domain = await live_domain(tx.session, zone.name.rstrip("."))
     if domain is None or domain.account_id != zone.account_id or domain.state != "active":
         return None  # elsewhere: the parent reads CDS/CDNSKEY (rules/kasp.py `cds`)
     rows = {row.public_id: row for row in await _key_rows(tx, zone)}
     wanted = [ds_text(zone.name, rows[key_id].dnskey)
-              for key_id in result.ds_wanted if key_id in rows]
+              for key_id in ds_wanted if key_id in rows]
+    present = _ds_texts(domain.ds)
+    # The DS of the zone's own keys counts as put there by regshield too (zones hosted before
+    # `ds_owned` was kept): only regshield holds those keys.
+    ours = _ds_texts(zone.ds_owned) | set((await _ds_by_key(tx.session, zone)).values())
+    foreign = sorted(present - ours)
+    if foreign:
+        if foreign != sorted(zone.ds_held):
+            zone.ds_held = foreign
+            account = await _account(tx, zone)
+            tx.record("dnssec:ds:held", account=account, zone=zone.name, domain=domain.name,
+                      ds=foreign)
+            notice(tx, change=Change.ZONE_DS_HELD, recipients=[to_account_owners(account)],
+                   details={"zone": zone.name, "ds": foreign})
+        return None
+    zone.ds_held = []
+    zone.ds_owned = sorted(ours & present)
     # The signer vouches for its own keys, whoever started the rollover (rules/registry_lock.py
-    # lets exactly this change through a registry lock).
+    # lets exactly this change through a registry lock, and DsSet checks again that only DS
+    # records regshield put there are replaced).
     signer = replace(tx, actor=system_actor("dnssec"))
     requested = await DsSet(domain.name, wanted, hosted_zone=True).run(signer)
+    zone.ds_owned = sorted((_ds_texts(zone.ds_owned) & present) | _ds_texts(wanted))
     return requested.operation
+
+
+@dataclass(frozen=True)
+class ZoneDsTakeover:
+    """The domain's owner confirms, with a step-up, that the DS records at the parent which
+    regshield did not put there (another DNS provider's, listed in the zone's `ds_held`) may
+    be replaced by the DS of the zone's own keys; the DS set goes to the registry at once.
+
+    Raises PermissionDenied (StepUpRequired), NotFound, ValidationFailed (the zone is not
+    signed, or its domain is not sponsored here for the account), Conflict."""
+
+    zone: str
+
+    async def run(self, tx: Tx) -> KeysAdvanced:
+        zone = await find_zone(tx.session, tx.actor, self.zone, "write")
+        domain = await live_domain(tx.session, zone.name.rstrip("."))
+        if not zone.dnssec:
+            raise ValidationFailed([FieldError("zone", "unsigned", "the zone is not signed")])
+        if domain is None or domain.account_id != zone.account_id or domain.state != "active":
+            raise ValidationFailed([FieldError("zone", "not_sponsored", (
+                "the zone's domain is not registered here for this account: its parent reads "
+                "the zone's CDS records instead"))])
+        tx.actor.require_object("domains", "write", domain.account_id)
+        need_step_up(tx, "replacing DS records regshield did not put at the parent")
+        taken = sorted(_ds_texts(domain.ds) - _ds_texts(zone.ds_owned))
+        zone.ds_owned = sorted(_ds_texts(zone.ds_owned) | _ds_texts(domain.ds))
+        zone.ds_held = []
+        tx.record("dnssec:ds:takeover_confirmed", account=await _account(tx, zone),
+                  zone=zone.name, domain=domain.name, ds=taken)
+        operation = await _submit_ds(tx, zone, list(zone.key_plan.get("ds_wanted", [])))
+        return KeysAdvanced(zone.name, [], [], [], bool(zone.key_plan.get("check_parent")),
+                            zone.keys_due_at, operation)
 
 
 @dataclass(frozen=True)
@@ -342,7 +401,7 @@ async def keys_sweep(services: Services, *, zones: Collection[str] | None = None
 
 async def _ds_by_key(session: AsyncSession, zone: Zone) -> dict[str, str]:
     rows = (await session.execute(select(ZoneKey).where(ZoneKey.zone_id == zone.id))).scalars()
-    return {row.public_id: ds_text(zone.name, row.dnskey) for row in rows
+    return {row.public_id: parse_ds(ds_text(zone.name, row.dnskey)).to_text() for row in rows
             if row.role in ("ksk", "csk")}
 
 
@@ -352,6 +411,18 @@ async def _parent_servers(services: Services, session: AsyncSession, zone: Zone
     if domain is None:
         return None
     servers = getattr(services.registries.link(domain.registry_link), "parent_servers", ())
+    return tuple(servers) or None
+
+
+def parent_servers_for(services: Services, zone: str) -> Sequence[tuple[str, int]] | None:
+    """The servers of `zone`'s parent when it is a TLD a registry link serves and the link
+    names them (`parent_servers`); None: find them through the resolver."""
+    labels = zone.rstrip(".").lower().split(".")
+    if len(labels) != 2:
+        return None
+    link = next((link for link in services.registries.links.values()
+                 if labels[1] in link.tlds), None)
+    servers = getattr(link, "parent_servers", ()) if link is not None else ()
     return tuple(servers) or None
 
 

@@ -6,6 +6,12 @@ at once), advances the SOA serial by the zone's scheme, leaves an event and queu
 publication (`dns:publish`, handled by dns/publisher.py: sign, journal, serve, NOTIFY). Zone
 data is public DNS data; events still carry only names, types and counts. A zone's private
 keys are sealed like personal data; a TSIG secret is sealed and shown once.
+
+Only a zone whose name its account controls is served: `ZoneCreate` refuses names sponsored
+here by another account and the registrar's own nameserver domain, and leaves a zone for a
+name not sponsored here `unverified` until `ZoneVerify` sees its challenge at the delegated
+servers. The sensitive changes (docs/architecture.md, "Sensitive changes") need a step-up in
+the flow; every change at a zone's apex sends a notice to the account's owners.
 """
 
 from __future__ import annotations
@@ -21,33 +27,45 @@ from sqlalchemy import Text, and_, func, or_, select
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from regshield.dns.parent import ParentUnknown, TxtCheck, check_delegated_txt
 from regshield.dns.tsig import generate_secret
 from regshield.dns.zonefile import ZoneFileContent, read_zone_text, render_zone, soa_record
 from regshield.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
 from regshield.flows.accounts import target_account
-from regshield.flows.context import Actor
+from regshield.flows.context import Actor, RequestContext
+from regshield.flows.domains import need_step_up
 from regshield.flows.runner import Tx
+from regshield.flows.zone_control import challenge_token
 from regshield.flows.zone_keys import (
     POLICIES,
     PUBLISH_KIND,
     advance_keys,
     find_zone,
+    parent_servers_for,
     publish,
 )
+from regshield.notify.messages import Change
+from regshield.notify.requests import notice, to_account_owners
 from regshield.rules.addresses import Network, destination_problem
 from regshield.rules.ds import ds_text
 from regshield.rules.names import validate_domain_name
 from regshield.rules.zones import (
+    REPLACE_THRESHOLD,
     SERIAL_SCHEMES,
     RRset,
     SerialScheme,
+    apex_types_changed,
+    challenge_owner,
     next_serial,
+    replaced_fraction,
+    reserved_for_registrar,
     serial_gt,
     validate_rrset,
     validate_rrset_key,
     validate_rrsets,
     zone_problems,
 )
+from regshield.security.keyring import KeyRing
 from regshield.services import Services
 from regshield.store.models import Account, Secondary, TsigKey, Zone, ZoneKey, ZoneRRset
 from regshield.store.queries.accounts import public_ids
@@ -101,6 +119,15 @@ class RRsetView:
 
 
 @dataclass(frozen=True)
+class ChallengeView:
+    """The TXT record that proves control of a zone, to publish at its current servers."""
+
+    owner: str
+    type: str
+    value: str
+
+
+@dataclass(frozen=True)
 class ZoneView:
     name: str
     account: str
@@ -115,6 +142,10 @@ class ZoneView:
     secondaries: list[SecondaryView]
     created_at: datetime
     updated_at: datetime
+    state: str
+    verified_at: datetime | None
+    challenge: ChallengeView | None
+    ds_held: list[str]
 
 
 @dataclass(frozen=True)
@@ -160,8 +191,18 @@ def _lag(zone: Zone, served: int | None) -> int | None:
     return (zone.serial - served) % (1 << 32)
 
 
-async def zone_view(tx: Tx | AsyncSession, zone: Zone, account: str | None = None) -> ZoneView:
+def challenge_of(keyring: KeyRing, zone: Zone, account: str) -> ChallengeView | None:
+    if zone.state != "unverified":
+        return None
+    return ChallengeView(challenge_owner(zone.name), "TXT",
+                         challenge_token(keyring, zone.name, account))
+
+
+async def zone_view(tx: Tx | AsyncSession, zone: Zone, account: str | None = None,
+                    keyring: KeyRing | None = None) -> ZoneView:
     session = tx.session if isinstance(tx, Tx) else tx
+    if isinstance(tx, Tx):
+        keyring = tx.services.keyring
     if account is None:
         account = (await public_ids(session, {zone.account_id}))[zone.account_id]
     keys = (await session.execute(
@@ -180,7 +221,10 @@ async def zone_view(tx: Tx | AsyncSession, zone: Zone, account: str | None = Non
         rrsets=count, keys=key_views,
         ds=[ds for key in key_views if key.state in ("published", "active") for ds in key.ds],
         secondaries=await _secondary_views(session, zone),
-        created_at=zone.created_at, updated_at=zone.updated_at)
+        created_at=zone.created_at, updated_at=zone.updated_at, state=zone.state,
+        verified_at=zone.verified_at,
+        challenge=challenge_of(keyring, zone, account) if keyring is not None else None,
+        ds_held=list(zone.ds_held))
 
 
 async def _secondary_views(session: Any, zone: Zone) -> list[SecondaryView]:
@@ -209,8 +253,14 @@ def _zone_name(value: Any, errors: list[FieldError], field: str = "name") -> str
     return None if name is None else name.ascii + "."
 
 
-async def _load(tx: Tx, name: Any, action: str = "write") -> Zone:
-    return await find_zone(tx.session, tx.actor, name, action)
+async def _load(tx: Tx, name: Any, *, editing: bool = True) -> Zone:
+    """The zone to change; a suspended one (its name is registered here by another account)
+    is not edited any more, only exported or deleted."""
+    zone = await find_zone(tx.session, tx.actor, name, "write")
+    if editing and zone.state == "suspended":
+        raise Conflict(f"{zone.name} is suspended: the name is registered here by another "
+                       "account; the zone can only be exported or deleted")
+    return zone
 
 
 async def _all_rows(tx: Tx | AsyncSession, zone: Zone) -> list[ZoneRRset]:
@@ -317,8 +367,27 @@ async def _refuse_foreign_domain(tx: Tx, name: str, account: Account) -> None:
                            "by another account")
     for start in range(1, len(labels) - 1):
         enclosing = await live_zone(tx.session, ".".join(labels[start:]) + ".")
-        if enclosing is not None and enclosing.account_id != account.id:
+        # An unverified zone proves nothing yet: it does not keep anyone else out.
+        if enclosing is not None and enclosing.account_id != account.id \
+                and enclosing.state != "unverified":
             raise Conflict(f"{enclosing.name} is hosted here for another account")
+
+
+def _apex_notice(tx: Tx, zone: Zone, account: str, action: str, types: Sequence[str]) -> None:
+    """Every change at a zone's apex (its NS, MX, SPF and the like) is told to the account's
+    owners: whoever holds the apex decides where the whole name's mail and delegation go."""
+    notice(tx, change=Change.ZONE_APEX, recipients=[to_account_owners(account)],
+           details={"zone": zone.name, "action": action, "types": list(types)})
+
+
+async def _own_domain(tx: Tx, name: str, account: Account) -> bool:
+    """Whether `name` or a name above it is a domain this registrar sponsors for `account`."""
+    labels = name.rstrip(".").split(".")
+    for start in range(len(labels) - 1):
+        domain = await live_domain(tx.session, ".".join(labels[start:]))
+        if domain is not None and domain.account_id == account.id:
+            return True
+    return False
 
 
 # --- create and delete ---------------------------------------------------------------------
@@ -329,8 +398,16 @@ class ZoneCreate:
     """Host a zone: apex SOA and NS from the installation's `[dns]` settings, and with
     `dnssec` a KSK and a ZSK (ECDSAP256SHA256) sealed at rest, per `policy`.
 
-    Raises PermissionDenied, ValidationFailed (every field at once), Conflict (hosted already,
-    or the domain belongs to another account here)."""
+    Who controls the name decides whether it is served at once: a zone at or below a domain
+    this registrar sponsors for the same account is `active`; one created by registrar staff
+    (or the system) too; any other is stored `unverified`, with a TXT challenge to publish at
+    the zone's current servers (`ZoneVerify`), and not served until then. The zone of a domain
+    sponsored here needs a step-up (its DS follows the zone's keys: flows/zone_keys.py). The
+    domain of the registrar's own nameservers is never hosted for a customer.
+
+    Raises PermissionDenied (StepUpRequired; the registrar's nameserver domain),
+    ValidationFailed (every field at once), Conflict (hosted already, or the name or an
+    enclosing one belongs to another account here)."""
 
     name: Any
     dnssec: Any = True
@@ -361,21 +438,40 @@ class ZoneCreate:
         if errors:
             raise ValidationFailed(errors)
         assert name is not None and account is not None
-        if await live_zone(tx.session, name) is not None:
-            raise Conflict(f"{name} is hosted here already")
-        await _refuse_foreign_domain(tx, name, account)
         settings = tx.services.settings.dns
+        staff = tx.actor.can("zones", "write")  # registrar-wide: staff or the system
+        if not staff and reserved_for_registrar(name, settings.nameservers):
+            raise PermissionDenied(f"{name} holds the registrar's own nameservers: it is "
+                                   "hosted by the registrar only")
+        await _refuse_foreign_domain(tx, name, account)
+        existing = await live_zone(tx.session, name)
+        if existing is not None and existing.account_id != account.id \
+                and existing.state in ("unverified", "suspended"):
+            # Never proved, or the name is now registered here by this account: it does not
+            # keep the name from whoever controls it (a squatter could otherwise hold any name
+            # by asking first). Its rows stay, as any deleted zone's.
+            existing.deleted_at = existing.updated_at = tx.now
+            tx.record("dns:zone:deleted", account=await _account_label(tx, existing),
+                      zone=name, reason=f"replaced_while_{existing.state}")
+            await tx.session.flush()
+        elif existing is not None:
+            raise Conflict(f"{name} is hosted here already")
+        if await live_domain(tx.session, name.rstrip(".")) is not None:
+            need_step_up(tx, "hosting the zone of a registered domain")
+        verified = staff or await _own_domain(tx, name, account)
         zone = Zone(name=name, account_id=account.id, dnssec=self.dnssec, denial=self.denial,
                     policy=policy, serial=next_serial(0, cast(SerialScheme, scheme), tx.now),
                     serial_scheme=scheme, revision=1, key_plan={}, created_at=tx.now,
-                    updated_at=tx.now)
+                    updated_at=tx.now, state="active" if verified else "unverified",
+                    verified_at=tx.now if verified else None, ds_owned=[], ds_held=[])
         tx.session.add(zone)
         await tx.session.flush()
         tx.session.add(ZoneRRset(zone_id=zone.id, owner=name, rtype="NS", ttl=APEX_NS_TTL,
                                  records=list(settings.nameservers), revision=zone.revision,
                                  updated_at=tx.now))
         tx.record("dns:zone:created", account=account.public_id, zone=name,
-                  dnssec=self.dnssec, denial=self.denial, policy=policy, serial=zone.serial)
+                  dnssec=self.dnssec, denial=self.denial, policy=policy, serial=zone.serial,
+                  state=zone.state)
         if self.dnssec:
             await advance_keys(tx, zone, None)  # the policy's first keys
         publish(tx, zone)
@@ -386,12 +482,15 @@ class ZoneCreate:
 @dataclass(frozen=True)
 class ZoneDelete:
     """Stop hosting a zone: it is no longer served or transferred; its rows stay as history
-    and its keys are marked removed. Raises PermissionDenied, NotFound."""
+    and its keys are marked removed. Needs a step-up (the name stops resolving, and for a
+    domain sponsored here its DS would point at keys nobody serves); the account's owners
+    get a notice. Raises PermissionDenied (StepUpRequired), NotFound."""
 
     name: Any
 
     async def run(self, tx: Tx) -> None:
-        zone = await _load(tx, self.name)
+        zone = await _load(tx, self.name, editing=False)
+        need_step_up(tx, "deleting a hosted zone")
         zone.deleted_at = zone.updated_at = tx.now
         for key in (await tx.session.execute(select(ZoneKey).where(
                 ZoneKey.zone_id == zone.id, ZoneKey.removed_at.is_(None)))).scalars():
@@ -399,7 +498,9 @@ class ZoneDelete:
         for secondary in (await tx.session.execute(select(Secondary).where(
                 Secondary.zone_id == zone.id, Secondary.deleted_at.is_(None)))).scalars():
             secondary.deleted_at = tx.now
-        tx.record("dns:zone:deleted", account=await _account_label(tx, zone), zone=zone.name)
+        account = await _account_label(tx, zone)
+        tx.record("dns:zone:deleted", account=account, zone=zone.name)
+        _apex_notice(tx, zone, account, "deleted", ["SOA", "NS"])
         tx.enqueue(PUBLISH_KIND, {"zone": zone.name}, dedupe_key=f"dns:{zone.name}:deleted:"
                    f"{zone.id}")
 
@@ -423,8 +524,8 @@ class RRsetPut:
     apex) with `ttl` and `records` in presentation format. A PUT of what is stored already
     changes nothing and keeps the serial.
 
-    Raises PermissionDenied, NotFound, ValidationFailed (the RRset and the whole-zone rules,
-    every reason at once)."""
+    Raises PermissionDenied (StepUpRequired for the apex NS), NotFound, ValidationFailed (the
+    RRset and the whole-zone rules, every reason at once), Conflict (suspended)."""
 
     zone: Any
     owner: Any
@@ -450,11 +551,17 @@ class RRsetPut:
         if current is not None and current.ttl == rrset.ttl \
                 and list(current.records) == list(rrset.records):
             return RRsetChange(zone.name, zone.serial, _rrset_view(current), changed=False)
+        apex = rrset.owner == zone.name
+        if apex and rrset.type == "NS":
+            need_step_up(tx, "changing a zone's apex NS records")
         _advance(tx, zone)
         current = _write(tx, zone, stored, rrset)
-        tx.record("dns:rrset:put", account=await _account_label(tx, zone), zone=zone.name,
+        account = await _account_label(tx, zone)
+        tx.record("dns:rrset:put", account=account, zone=zone.name,
                   owner=rrset.owner, type=rrset.type, ttl=rrset.ttl,
                   records=len(rrset.records), serial=zone.serial)
+        if apex:
+            _apex_notice(tx, zone, account, "changed", [rrset.type])
         publish(tx, zone)
         return RRsetChange(zone.name, zone.serial, _rrset_view(current), changed=True)
 
@@ -462,7 +569,8 @@ class RRsetPut:
 @dataclass(frozen=True)
 class RRsetDelete:
     """Delete the RRset `owner`/`type`. The apex NS cannot go, nor an NS that glue or a DS
-    depends on. Raises PermissionDenied, NotFound, ValidationFailed."""
+    depends on. Raises PermissionDenied (StepUpRequired for the apex NS), NotFound,
+    ValidationFailed, Conflict (suspended)."""
 
     zone: Any
     owner: Any
@@ -482,10 +590,16 @@ class RRsetDelete:
         if problems:
             raise ValidationFailed([FieldError("type", problem.code, problem.message)
                                     for problem in problems])
+        apex = owner == zone.name
+        if apex and rtype == "NS":
+            need_step_up(tx, "changing a zone's apex NS records")
         _advance(tx, zone)
         _write(tx, zone, current, None)
-        tx.record("dns:rrset:deleted", account=await _account_label(tx, zone), zone=zone.name,
+        account = await _account_label(tx, zone)
+        tx.record("dns:rrset:deleted", account=account, zone=zone.name,
                   owner=owner, type=rtype, serial=zone.serial)
+        if apex:
+            _apex_notice(tx, zone, account, "deleted", [rtype])
         publish(tx, zone)
         return RRsetChange(zone.name, zone.serial, None, changed=True)
 
@@ -519,11 +633,17 @@ class ZoneImport:
     `MAX_ZONE_FILE_RECORDS` records, or `MAX_GENERATE_RECORDS` made by `$GENERATE`
     (dns/zonefile.py).
 
-    Raises PermissionDenied, NotFound, ValidationFailed (every RRset's problems at once)."""
+    An import that would change or remove more than 30 % of the zone's RRsets is refused
+    without `force` (the octodns safety rule, rules/zones.py `replaced_fraction`); with it, and
+    for one that changes the apex NS, it needs a step-up. A change at the apex sends a notice.
+
+    Raises PermissionDenied (StepUpRequired), NotFound, ValidationFailed (every RRset's
+    problems at once; `too_many_changes`)."""
 
     name: Any
     text: str
     account: str | None = None
+    force: bool = False
 
     async def prepare(self, services: Services, context: Any) -> ZoneFileRead | None:
         """Read and check the file in a worker thread before the transaction opens: a large
@@ -553,6 +673,7 @@ class ZoneImport:
             raise read.refusal
         assert read.content is not None and read.rrsets is not None
         content, rrsets = read.content, read.rrsets
+        apex_types = await _import_guard(tx, zone, rrsets, self.force)
         _advance(tx, zone, at_least=content.serial)
         existing = {(row.owner, row.rtype): row for row in await _all_rows(tx, zone)}
         written = 0
@@ -567,11 +688,91 @@ class ZoneImport:
             if row.records:
                 _write(tx, zone, row, None)
         records = sum(len(rrset.records) for rrset in rrsets)
-        tx.record("dns:zone:imported", account=await _account_label(tx, zone), zone=zone.name,
+        account = await _account_label(tx, zone)
+        tx.record("dns:zone:imported", account=account, zone=zone.name,
                   rrsets=len(rrsets), records=records, dropped=content.dropped,
-                  serial=zone.serial)
+                  serial=zone.serial, forced=self.force)
+        if apex_types:
+            _apex_notice(tx, zone, account, "imported", apex_types)
         publish(tx, zone)
         return ImportReport(zone.name, zone.serial, len(rrsets), records, content.dropped)
+
+
+async def _import_guard(tx: Tx, zone: Zone, rrsets: Sequence[RRset], force: bool
+                        ) -> list[str]:
+    """Refuse an import that replaces too much without `force`; ask a step-up for a forced one
+    and for one that changes the apex NS. Returns the apex types the import changes."""
+    before = {(row.owner, row.rtype): _as_rrset(row) for row in await _rows(tx, zone)}
+    after = {(rrset.owner, rrset.type): rrset for rrset in rrsets}
+    fraction = replaced_fraction(before, after)
+    if fraction > REPLACE_THRESHOLD:
+        if not force:
+            raise ValidationFailed([FieldError("force", "too_many_changes", (
+                f"the import changes or removes {fraction:.0%} of the zone's {len(before)} "
+                f"RRsets, more than {REPLACE_THRESHOLD:.0%}: send force: true (with a "
+                "one-time code) to replace them"))])
+        need_step_up(tx, "an import that replaces most of a zone")
+    apex_types = apex_types_changed(zone.name, before, after)
+    if "NS" in apex_types:
+        need_step_up(tx, "changing a zone's apex NS records")
+    return apex_types
+
+
+# --- proof of control ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ZoneVerify:
+    """Serve a zone that waits for proof of control: its challenge TXT record must be served
+    by every authoritative server the parent zone delegates it to, each asked directly
+    (dns/parent.py `check_delegated_txt`, in `prepare`, before the transaction). A zone that
+    is active already is left as it is.
+
+    Raises PermissionDenied, NotFound, Conflict (suspended: the name is registered here by
+    another account), ValidationFailed (`challenge`: not seen, with each server's answer)."""
+
+    name: Any
+
+    async def prepare(self, services: Services, context: RequestContext) -> TxtCheck | str:
+        errors: list[FieldError] = []
+        name = _zone_name(self.name.rstrip(".") if isinstance(self.name, str) else self.name,
+                          errors)
+        if name is None:
+            return "the zone name is not valid"
+        dns_settings = services.settings.dns
+        resolver = dns_settings.resolver
+        try:
+            return await check_delegated_txt(
+                name, challenge_owner(name), parent_servers_for(services, name),
+                resolver=(resolver.host, resolver.port) if resolver else None,
+                port=dns_settings.authoritative_port)
+        except ParentUnknown as exc:
+            return str(exc)
+
+    async def run(self, tx: Tx) -> ZoneView:
+        zone = await _load(tx, self.name, editing=False)
+        account = await _account_label(tx, zone)
+        if zone.state == "suspended":
+            raise Conflict(f"{zone.name} is registered here by another account: it cannot "
+                           "be served for this one")
+        if zone.state == "active":
+            return await zone_view(tx, zone, account)
+        challenge = challenge_of(tx.services.keyring, zone, account)
+        assert challenge is not None
+        check = tx.prepared
+        if isinstance(check, TxtCheck):
+            reasons = check.missing(challenge.value)
+        else:  # why the servers could not be found, or the flow run without `prepare`
+            reasons = [check if isinstance(check, str) else "the servers were not asked"]
+        if reasons:
+            raise ValidationFailed([FieldError("challenge", "not_seen", (
+                f"the TXT record {challenge.owner} \"{challenge.value}\" was not served by "
+                f"every server of {zone.name}: {'; '.join(reasons)}"))])
+        zone.state, zone.verified_at, zone.updated_at = "active", tx.now, tx.now
+        tx.record("dns:zone:verified", account=account, zone=zone.name,
+                  servers=len(check.servers) if isinstance(check, TxtCheck) else 0)
+        publish(tx, zone)
+        return await zone_view(tx, zone, account)
 
 
 # --- secondaries ---------------------------------------------------------------------------
@@ -664,7 +865,8 @@ def _key_name(value: Any, errors: list[FieldError]) -> str | None:
 
 async def zone_read(services: Services, actor: Actor, name: str) -> ZoneView:
     async with services.store.read() as session:
-        return await zone_view(session, await find_zone(session, actor, name, "read"))
+        return await zone_view(session, await find_zone(session, actor, name, "read"),
+                               keyring=services.keyring)
 
 
 async def zone_list(services: Services, actor: Actor) -> list[ZoneView]:
@@ -675,7 +877,8 @@ async def zone_list(services: Services, actor: Actor) -> list[ZoneView]:
             query = query.where(Zone.account_id == actor.account_id)
         zones = (await session.execute(query)).scalars().all()
         labels = await public_ids(session, {zone.account_id for zone in zones})
-        return [await zone_view(session, zone, labels[zone.account_id]) for zone in zones]
+        return [await zone_view(session, zone, labels[zone.account_id], services.keyring)
+                for zone in zones]
 
 
 async def rrsets_read(services: Services, actor: Actor, name: str) -> list[RRsetView]:

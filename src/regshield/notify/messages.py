@@ -45,6 +45,9 @@ class Change(StrEnum):
     ACCURACY_REMINDER = "accuracy_reminder"
     ACCURACY_SUSPENDED = "accuracy_suspended"
     ACCURACY_LIFTED = "accuracy_lifted"
+    ZONE_APEX = "zone_apex"  # hosted DNS: the apex of a zone changed, or the zone went
+    ZONE_SUSPENDED = "zone_suspended"
+    ZONE_DS_HELD = "zone_ds_held"
 
 
 def _listed(values: Any) -> str:
@@ -174,6 +177,27 @@ def _accuracy_lifted(d: Mapping[str, Any]) -> list[str]:
             "suspension of the domain is lifted and it resolves again."]
 
 
+def _zone_apex(d: Mapping[str, Any]) -> list[str]:
+    if d["action"] == "deleted":
+        return [f"The hosted zone {d['zone']} was deleted: regshield no longer answers for it."]
+    return [f"The apex of the hosted zone {d['zone']} changed ({d['action']}): "
+            f"{_listed(d['types'])}."]
+
+
+def _zone_suspended(d: Mapping[str, Any]) -> list[str]:
+    return [f"The hosted zone {d['zone']} is suspended: its name was registered through this "
+            "registrar by another account, so regshield no longer answers for it. The zone "
+            "is kept; it can be exported or deleted."]
+
+
+def _zone_ds_held(d: Mapping[str, Any]) -> list[str]:
+    return [f"The parent of the hosted zone {d['zone']} publishes DS records that regshield "
+            "did not put there:", *[f"    {ds}" for ds in d["ds"]],
+            "regshield will not replace them with the DS of its own keys until the domain's "
+            f"owner confirms it with a one-time code (POST /api/v1/zones/{d['zone'].rstrip('.')}"
+            "/ds/takeover)."]
+
+
 @dataclass(frozen=True)
 class Template:
     """How one kind of change reads: subject, required and optional details, description."""
@@ -223,6 +247,12 @@ TEMPLATES: dict[Change, Template] = {
                                         ("contact",), _accuracy_suspended),
     Change.ACCURACY_LIFTED: Template("Domain suspension lifted: registrant verified",
                                      ("contact",), _accuracy_lifted),
+    Change.ZONE_APEX: Template("Hosted zone changed at its apex", ("zone", "action", "types"),
+                               _zone_apex, about_domain=False),
+    Change.ZONE_SUSPENDED: Template("Hosted zone suspended", ("zone",), _zone_suspended,
+                                    about_domain=False),
+    Change.ZONE_DS_HELD: Template("DS records kept: your confirmation is needed",
+                                  ("zone", "ds"), _zone_ds_held, about_domain=False),
 }
 
 CHANNELS = {"api": "the API", "console": "the web console", "cli": "the command line",

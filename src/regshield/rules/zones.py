@@ -550,3 +550,64 @@ def _enclosing_cut(name: dns.name.Name, cuts: set[dns.name.Name]) -> dns.name.Na
             found = candidate
         candidate = candidate.parent()
     return found
+
+
+# --- who may host what, and which changes are sensitive ---------------------------------------
+
+# active: served | unverified: stored, not served, until proof of control | suspended: the
+# name was registered here by another account after the zone was made (kept, not served).
+ZONE_STATES = ("active", "unverified", "suspended")
+CHALLENGE_LABEL = "_regshield-challenge"
+# The octodns safety rule: an import or change that replaces more than this fraction of a
+# zone's RRsets is refused without `force` (and with it, needs a step-up). Like octodns, it
+# applies from this many RRsets on: a zone of a few records is replaced whole in normal use.
+REPLACE_THRESHOLD = 0.30
+REPLACE_MIN_RRSETS = 10
+
+
+def challenge_owner(zone: str) -> str:
+    """Where the proof-of-control TXT record lives: `_regshield-challenge.<zone>`."""
+    return f"{CHALLENGE_LABEL}.{zone.rstrip('.')}."
+
+
+def nameserver_domains(nameservers: Sequence[str]) -> set[str]:
+    """The domains of the registrar's own nameservers (`ns1.regshield.test.` ->
+    `regshield.test.`), absolute and lower case."""
+    found = set()
+    for host in nameservers:
+        labels = host.rstrip(".").lower().split(".")
+        if len(labels) > 2:
+            labels = labels[1:]
+        found.add(".".join(labels) + ".")
+    return found
+
+
+def reserved_for_registrar(zone: str, nameservers: Sequence[str]) -> bool:
+    """Whether `zone` (absolute, lower case) is at, above or below the domain of one of the
+    registrar's own nameservers: whoever hosted it could answer for every zone they serve."""
+    zone = zone.lower()
+    return any(zone == domain or zone.endswith(f".{domain}") or domain.endswith(f".{zone}")
+               for domain in nameserver_domains(nameservers))
+
+
+def replaced_fraction(before: dict[tuple[str, str], RRset],
+                      after: dict[tuple[str, str], RRset]) -> float:
+    """The fraction of the zone's RRsets (`before`) that `after` changes or removes; 0 below
+    REPLACE_MIN_RRSETS RRsets."""
+    if len(before) < REPLACE_MIN_RRSETS:
+        return 0.0
+    replaced = sum(1 for key, rrset in before.items()
+                   if key not in after or after[key].ttl != rrset.ttl
+                   or list(after[key].records) != list(rrset.records))
+    return replaced / len(before)
+
+
+def apex_types_changed(zone: str, before: dict[tuple[str, str], RRset],
+                       after: dict[tuple[str, str], RRset]) -> list[str]:
+    """The types of the apex RRsets that differ between `before` and `after`, sorted."""
+    apex = zone.lower()
+    keys = {key for key in (*before, *after) if key[0] == apex}
+    return sorted(key[1] for key in keys
+                  if (before.get(key) is None) != (after.get(key) is None)
+                  or (before[key].ttl, list(before[key].records))
+                  != (after[key].ttl, list(after[key].records)))

@@ -399,6 +399,18 @@ class Zone(Base):
     revision: Mapped[int] = mapped_column(BigInteger, default=0)
     keys_due_at: Mapped[datetime | None] = mapped_column(Timestamp, index=True)
     parent_checked_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # active: served | unverified: stored, not served, until the proof-of-control challenge
+    # is seen (flows/zones.py `ZoneVerify`) | suspended: the name was registered here by
+    # another account; kept, not served (rules/zones.py ZONE_STATES).
+    state: Mapped[str] = mapped_column(String(16), default="active")
+    verified_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    suspended_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # The DS records (presentation text) regshield put at the parent for this zone: only
+    # those may be replaced by a key rollover without the owner's stepped-up confirmation.
+    ds_owned: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # DS records at the parent that regshield did not put there, last seen by the key sweep
+    # (they hold the DS submission until the owner confirms, `ZoneDsTakeover`).
+    ds_held: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(Timestamp)
     updated_at: Mapped[datetime] = mapped_column(Timestamp)
     deleted_at: Mapped[datetime | None] = mapped_column(Timestamp)

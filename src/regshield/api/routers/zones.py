@@ -2,6 +2,8 @@
 
 Owners in paths are relative to the zone (`www`, `@` for the apex). Every change answers with
 the zone's new serial once it is stored; signing, serving and NOTIFY follow from the outbox.
+The sensitive ones (docs/architecture.md, "Sensitive changes") take a one-time code as `X-OTP`:
+the flows decide when it is needed.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from regshield.api.schemas import (
     ZoneOut,
 )
 from regshield.flows.runner import run_flow
-from regshield.flows.zone_keys import ZoneKeyCompromised, ZoneKeyRollover
+from regshield.flows.zone_keys import ZoneDsTakeover, ZoneKeyCompromised, ZoneKeyRollover
 from regshield.flows.zones import (
     RRsetChange,
     RRsetDelete,
@@ -35,6 +37,7 @@ from regshield.flows.zones import (
     ZoneCreate,
     ZoneDelete,
     ZoneImport,
+    ZoneVerify,
     ZoneView,
     rrsets_read,
     zone_export,
@@ -55,7 +58,7 @@ def _change(change: RRsetChange) -> RRsetChangeOut:
 
 
 @router.post("/zones", response_model=ZoneOut, status_code=status.HTTP_201_CREATED)
-async def create(body: ZoneIn, actor: ActorDep, services: ServicesDep,
+async def create(body: ZoneIn, actor: SteppedUpActorDep, services: ServicesDep,
                  context: ContextDep) -> ZoneOut:
     return _zone(await run_flow(services, actor, context, ZoneCreate(
         body.name, body.dnssec, body.policy, body.denial, body.serial_scheme, body.account)))
@@ -72,10 +75,18 @@ async def read(name: str, actor: ActorDep, services: ServicesDep) -> ZoneOut:
 
 
 @router.delete("/zones/{name}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete(name: str, actor: ActorDep, services: ServicesDep,
+async def delete(name: str, actor: SteppedUpActorDep, services: ServicesDep,
                  context: ContextDep) -> Response:
     await run_flow(services, actor, context, ZoneDelete(name))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/zones/{name}/verify", response_model=ZoneOut)
+async def verify(name: str, actor: ActorDep, services: ServicesDep,
+                 context: ContextDep) -> ZoneOut:
+    """Serve a zone once its challenge TXT record is seen at every server the parent
+    delegates it to (422 `challenge` with each server's answer while it is not)."""
+    return _zone(await run_flow(services, actor, context, ZoneVerify(name)))
 
 
 @router.get("/zones/{name}/rrsets", response_model=list[RRsetOut])
@@ -85,14 +96,14 @@ async def rrsets(name: str, actor: ActorDep, services: ServicesDep) -> list[RRse
 
 
 @router.put("/zones/{name}/rrsets/{owner}/{rtype}", response_model=RRsetChangeOut)
-async def put_rrset(name: str, owner: str, rtype: str, body: RRsetIn, actor: ActorDep,
+async def put_rrset(name: str, owner: str, rtype: str, body: RRsetIn, actor: SteppedUpActorDep,
                     services: ServicesDep, context: ContextDep) -> RRsetChangeOut:
     return _change(await run_flow(services, actor, context, RRsetPut(
         name, owner, rtype, body.ttl, body.records)))
 
 
 @router.delete("/zones/{name}/rrsets/{owner}/{rtype}", response_model=RRsetChangeOut)
-async def delete_rrset(name: str, owner: str, rtype: str, actor: ActorDep,
+async def delete_rrset(name: str, owner: str, rtype: str, actor: SteppedUpActorDep,
                        services: ServicesDep, context: ContextDep) -> RRsetChangeOut:
     return _change(await run_flow(services, actor, context, RRsetDelete(name, owner, rtype)))
 
@@ -104,9 +115,10 @@ async def export(name: str, actor: ActorDep, services: ServicesDep) -> Response:
 
 
 @router.post("/zones/{name}/import", response_model=ZoneImportOut)
-async def import_zone(name: str, body: ZoneImportIn, actor: ActorDep, services: ServicesDep,
-                      context: ContextDep) -> ZoneImportOut:
-    report = await run_flow(services, actor, context, ZoneImport(name, body.zone_file))
+async def import_zone(name: str, body: ZoneImportIn, actor: SteppedUpActorDep,
+                      services: ServicesDep, context: ContextDep) -> ZoneImportOut:
+    report = await run_flow(services, actor, context, ZoneImport(name, body.zone_file,
+                                                                force=body.force))
     return ZoneImportOut.model_validate(asdict(report))
 
 
@@ -133,4 +145,13 @@ async def compromised(name: str, key: str, actor: SteppedUpActorDep, services: S
                       context: ContextDep) -> KeysAdvancedOut:
     """Declare a key compromised: an emergency rollover replaces it. Needs a step-up."""
     result = await run_flow(services, actor, context, ZoneKeyCompromised(name, key))
+    return KeysAdvancedOut.model_validate(asdict(result))
+
+
+@router.post("/zones/{name}/ds/takeover", response_model=KeysAdvancedOut)
+async def ds_takeover(name: str, actor: SteppedUpActorDep, services: ServicesDep,
+                      context: ContextDep) -> KeysAdvancedOut:
+    """Let the DS of the zone's keys replace DS records at the parent that regshield did not
+    put there (the zone's `ds_held`). Needs a step-up."""
+    result = await run_flow(services, actor, context, ZoneDsTakeover(name))
     return KeysAdvancedOut.model_validate(asdict(result))

@@ -4,7 +4,7 @@ An approval now covers the fields the request asked for (or fewer, as the decisi
 `granted_fields`. Approvals made before keep exactly what their requests asked for.
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-06 03:00:00
 
 """
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0013'
-down_revision: str | Sequence[str] | None = '0010'
+down_revision: str | Sequence[str] | None = '0011'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
