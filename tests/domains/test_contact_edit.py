@@ -11,10 +11,12 @@ import email
 import email.policy
 import json
 from dataclasses import replace
+from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any
 
 import httpx
+import pytest
 from conftest import World
 from sqlalchemy import select
 
@@ -323,3 +325,49 @@ async def test_a_registry_locked_registrant_cannot_be_renamed_by_editing_the_con
     phone = await api.patch(contact_url(holder), headers=holder.headers,
                             json={"phone": "+49 30 87654321"})
     assert phone.status_code == 200, phone.text
+
+
+async def test_a_registrant_of_two_domains_changes_both_and_is_told_once(
+        api: httpx.AsyncClient, holder: Holder, registry: Registry,
+        services: Services) -> None:
+    assert (await register(api, holder)).status_code == 201
+    assert (await register(api, holder, "second.test")).status_code == 201
+
+    response = await api.patch(contact_url(holder), headers=holder.otp(),
+                               json={"email": NEW_EMAIL})
+
+    assert response.status_code == 200, response.text
+    confirmed = await events(services, "domains:registrant:confirmed")
+    assert sorted(e.summary["domain"] for e in confirmed) == ["example.test", "second.test"]
+    for name in ("example.test", "second.test"):
+        fetched = await api.get(f"{DOMAINS}/{name}", headers=holder.headers)
+        assert "change_of_registrant_lock" in fetched.json()["holds"]
+    # One registry holds the contact: one contact:update.
+    assert len(await events(services, "domains:contact_update:confirmed")) == 1
+    messages = [m for m in await sent_mail(services)
+                if "Registrant changed" in str(m["Subject"])]
+    assert sorted(str(m["To"]) for m in messages) == sorted(
+        [OLD_EMAIL, NEW_EMAIL, holder.identity.email])
+    body = messages[0].get_body(preferencelist=("plain",))
+    assert body is not None and "example.test, second.test" in body.get_content()
+
+
+async def test_under_the_tpr_a_contact_edit_is_told_but_locks_nothing(
+        api: httpx.AsyncClient, holder: Holder, registry: Registry, services: Services,
+        clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(services, "settings", replace(
+        services.settings, tpr_effective=(clock.now() - timedelta(days=1)).date()))
+    assert (await register(api, holder)).status_code == 201
+
+    refused = await api.patch(contact_url(holder), headers=holder.headers,
+                              json={"name": "Mallory Attacker"})
+    response = await api.patch(contact_url(holder), headers=holder.otp(),
+                               json={"name": "Erika Mustermann"})
+
+    assert refused.status_code == 403, refused.text
+    assert response.status_code == 200, response.text
+    assert "change_of_registrant_lock" not in (await domain(api, holder))["holds"]
+    [requested] = await events(services, "domains:registrant:requested")
+    assert requested.summary["transfer_lock_until"] is None
+    messages = await sent_mail(services)
+    assert to(messages, "Registrant changed") == sorted([OLD_EMAIL, holder.identity.email])
