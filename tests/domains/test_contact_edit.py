@@ -371,3 +371,26 @@ async def test_under_the_tpr_a_contact_edit_is_told_but_locks_nothing(
     assert requested.summary["transfer_lock_until"] is None
     messages = await sent_mail(services)
     assert to(messages, "Registrant changed") == sorted([OLD_EMAIL, holder.identity.email])
+
+
+async def test_a_contact_edited_while_unused_is_brought_up_to_date_when_linked_again(
+        api: httpx.AsyncClient, holder: Holder, registry: Registry,
+        services: Services) -> None:
+    assert (await register(api, holder)).status_code == 201
+    created = await api.post(CONTACTS, headers=holder.headers, json={
+        "name": "Tech Desk", "email": "tech@example.org", "phone": "+49 30 1111111",
+        "street": ["Invalidenstrasse 116"], "city": "Berlin", "postal_code": "10115",
+        "country": "de"})
+    tech = created.json()["handle"]
+    url = f"{DOMAINS}/example.test/contacts"
+    assert (await api.put(url, headers=holder.headers, json={"tech": tech})).status_code == 200
+    assert (await api.put(url, headers=holder.headers, json={"tech": None})).status_code == 200
+    edited = await api.patch(f"{CONTACTS}/{tech}", headers=holder.headers,
+                             json={"name": "Other Desk"})
+    assert edited.status_code == 200, edited.text
+    assert at_registry(registry, tech)["name"] == "Tech Desk"  # no domain there uses it
+
+    linked = await api.put(url, headers=holder.headers, json={"tech": tech})
+
+    assert linked.status_code == 200, linked.text
+    assert at_registry(registry, tech)["name"] == "Other Desk"

@@ -655,8 +655,9 @@ async def registrant_edit_allowed(tx: Tx, domains: Sequence[Domain], fields: Seq
                        for name in fields]
     if errors:
         raise ValidationFailed(errors)
-    need_step_up(tx, "changing the registrant's " + ", ".join(fields)
-                 + f" (the registrant of {', '.join(d.name for d in domains)})")
+    more = f" and {len(domains) - 1} more" if len(domains) > 1 else ""
+    need_step_up(tx, f"changing the {', '.join(fields)} of the registrant of "
+                 f"{domains[0].name}{more}")
     for domain in domains:
         await _no_open_operation(tx, domain)
 

@@ -221,13 +221,16 @@ class Kind:
 
 async def _ensure_contacts(talk: Conversation, snap: Snapshot) -> EppResponse | None:
     """Create the linked contacts at the registry; one that exists already is fine (its
-    handle is ours: `RS-` and ten random symbols), and so is a registry that does not
-    implement contact:create (the domain command then says whether it needs contacts).
+    handle is ours: `RS-` and ten random symbols) and is brought up to date (it may have been
+    edited while no domain there used it), and a registry that does not implement
+    contact:create is fine too (the domain command then says whether it needs contacts).
     Returns a refusal, or None."""
     for command in snap.contact_creates:
         response = await talk.send(command)
-        if not response.succeeded and response.code not in (
-                ResultCode.OBJECT_EXISTS, ResultCode.UNIMPLEMENTED_COMMAND):
+        if response.code == ResultCode.OBJECT_EXISTS:
+            # Best effort: the domain command that follows decides the operation.
+            await talk.send(contact_update_of(command))
+        elif not response.succeeded and response.code != ResultCode.UNIMPLEMENTED_COMMAND:
             return response
     return None
 
