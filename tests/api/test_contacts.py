@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from regshield.clock import FakeClock
 from regshield.services import Services
-from regshield.store.models import Contact
+from regshield.store.models import Contact, Event, OutboxItem
 
 HANDLE = re.compile(r"RS-[A-HJ-NP-Z2-9]{10}")
 
@@ -347,6 +347,22 @@ async def test_patch_event_names_fields_but_holds_none_of_their_values(
     recorded = json.dumps(event.summary)
     for value in ("Janet", "Newname", "Neue Strasse", "Jane Example", "Invalidenstrasse"):
         assert value not in recorded
+
+
+async def test_patch_of_a_contact_no_domain_uses_needs_no_step_up_and_tells_no_registry(
+        api: httpx.AsyncClient, services: Services, owner: Identity) -> None:
+    # Only the registrant of a live domain is a domain's holder (tests/domains/
+    # test_contact_edit.py): a contact that no domain uses is edited as before.
+    created = await create(api, owner)
+
+    response = await api.patch(f"{CONTACTS}/{created['handle']}", headers=owner.headers,
+                               json={"name": "Janet Newname", "email": "janet@example.org"})
+
+    assert response.status_code == 200, response.text
+    async with services.store.read() as session:
+        tags = [e.tag for e in await session.scalars(select(Event))]
+        assert (await session.scalars(select(OutboxItem))).all() == []
+    assert not [tag for tag in tags if tag.startswith("domains:")]
 
 
 async def test_patch_that_changes_nothing_leaves_no_event(

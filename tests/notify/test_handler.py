@@ -29,13 +29,17 @@ from regshield.notify.requests import (
     KIND,
     Recipient,
     notice,
+    previous_address_binding,
     to_account_owners,
     to_contact,
+    to_previous_address,
     to_user,
 )
 from regshield.outbox.worker import OutboxWorker, backoff
+from regshield.security.fields import Sealer
 from regshield.services import Services
 from regshield.store.models import Event, OutboxItem, User
+from regshield.store.queries.contacts import contact_by_handle
 
 from .conftest import SMTP_PASSWORD, SMTP_USER, SmtpServer, send_through
 
@@ -436,3 +440,32 @@ async def test_reports_go_to_the_registrars_abuse_address_or_the_configured_cont
     assert "write to abuse@registrar.example.net" in abuse.get_content()
     assert abuse["From"] == "Example Registrar <notices@registrar.test>"
     assert security["Reply-To"] == "security@registrar.example.net"
+
+
+async def test_a_previous_address_opens_only_under_its_own_contact(
+        services: Services, holder: Holder, world: World, smtp_server: SmtpServer) -> None:
+    """An edit tells the address a contact had before (flows/contacts.py ContactUpdate): it
+    rides in the outbox sealed under that contact's data key, bound to its handle."""
+    send_through(services, smtp_server)
+    other = await world.flow(ContactCreate(contact_body(email="other@example.net"),
+                                           account=holder.account))
+    async with services.store.read() as session:
+        contact = await contact_by_handle(session, holder.contact)
+        assert contact is not None
+        key = await services.sealer.data_key(session, contact.data_key_id)
+    previous = "previous@example.net"
+    sealed = Sealer.seal_json(key, previous, previous_address_binding(holder.contact))
+    # The same sealed address claimed for another contact does not open.
+    await change_nameservers(services, holder, to_previous_address(holder.contact, sealed),
+                             to_previous_address(other.handle, sealed))
+
+    assert await worker(services).run_once() == 1
+
+    assert [r.recipients for r in smtp_server.mailbox.received] == [[previous]]
+    [sent] = await events(services, "notify:email:sent")
+    assert sent.summary["recipient"] == f"contact_previous:{holder.contact}"
+    [skipped] = await events(services, "notify:email:skipped")
+    assert skipped.summary["recipient"] == f"contact_previous:{other.handle}"
+    assert skipped.summary["reason"] == "address_unreadable"
+    [item] = await outbox(services)
+    assert previous not in json.dumps(item.payload)

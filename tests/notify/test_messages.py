@@ -33,6 +33,13 @@ SAMPLES: dict[Change, tuple[dict[str, Any], list[str]]] = {
     Change.REGISTRANT: (
         {"before": "RS-AAAAAAAAAA", "after": "RS-BBBBBBBBBB"},
         ["registrant", "RS-AAAAAAAAAA", "RS-BBBBBBBBBB"]),
+    Change.REGISTRANT_DATA: (
+        {"contact": "RS-AAAAAAAAAA", "fields": ["email", "name"],
+         "domains": ["example.test", "example.org"],
+         "transfer_lock_until": "2027-01-26T12:00:05+00:00", "opted_out": False},
+        ["change of registrant", "contact RS-AAAAAAAAAA", "example.test, example.org",
+         "email, name", "previous and new email address",
+         "transferred to another registrar until 2027-01-26 12:00:05 UTC"]),
     Change.CONTACT: (
         {"contact": "RS-AAAAAAAAAA", "fields": ["email", "phone"]},
         ["contact RS-AAAAAAAAAA", "email, phone"]),

@@ -112,6 +112,9 @@ class ContactPatch(BaseModel):
     state: OptionalText
     postal_code: OptionalText
     country: OptionalText
+    # Not a contact field: for a change of registrant (name, organization or email of a
+    # live domain's registrant), the prior registrant opts out of the 60-day transfer lock.
+    opt_out_of_transfer_lock: bool = False
 
 
 class ContactOut(BaseModel):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -15,12 +15,22 @@ from regshield.flows.accounts import target_account
 from regshield.flows.context import Actor, RequestContext
 from regshield.flows.personal_data import record_staff_read
 from regshield.flows.runner import Tx
+from regshield.notify.messages import MAX_DETAIL_ITEMS, Change
+from regshield.notify.requests import (
+    notice,
+    previous_address_binding,
+    to_account_owners,
+    to_contact,
+    to_previous_address,
+)
+from regshield.policy.transfer import MATERIAL_FIELDS
 from regshield.rules.contacts import ContactData, validate_contact
 from regshield.security.fields import Sealer
 from regshield.services import Services
-from regshield.store.models import Account, Contact
+from regshield.store.models import Account, Contact, Domain
 from regshield.store.queries.accounts import account_by_reference, public_ids
 from regshield.store.queries.contacts import contact_by_handle, list_contacts
+from regshield.store.queries.domains import domains_using_contact
 
 HANDLE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 HANDLE_PREFIX = "RS-"
@@ -42,6 +52,8 @@ class ContactView:
     data: ContactData
     created_at: datetime
     updated_at: datetime
+    # Registry operations an edit started (the contact sent to registries, a transfer lock).
+    operations: tuple[str, ...] = ()
 
 
 async def open_contact(session: AsyncSession, sealer: Sealer, contact: Contact,
@@ -106,32 +118,95 @@ async def _load_for_write(tx: Tx, handle: str) -> tuple[Contact, Account]:
 class ContactUpdate:
     """Change some fields; the merged contact is validated as a whole.
 
-    Raises PermissionDenied, NotFound (also for another account's contact), ValidationFailed.
+    A material change (name, organization, email: `MATERIAL_FIELDS` in policy/transfer.py)
+    of a contact that is the registrant of live domains is a change of registrant of each
+    under the Transfer Policy, as `RegistrantChange` is: refused where the registrant is
+    frozen (registry lock, updates prohibited), needs a step-up, and locks the domains
+    against transfer for 60 days unless the prior registrant opts out
+    (`opt_out_of_transfer_lock`); flows/domains.py `registrant_edit_allowed`,
+    `registrant_edited`. Any edit of a contact that live domains use is told to its previous
+    and its new address and to the account's owners, verifies a registrant again
+    (flows/accuracy.py), and is sent to each registry that holds the contact as a
+    `contact_update` operation (flows/operations.py `push_contact`), whose ids the view
+    carries in `operations`.
+
+    Raises PermissionDenied (StepUpRequired), NotFound (also for another account's
+    contact), ValidationFailed, Conflict (an operation of a domain of the registrant is still
+    open at the registry).
     """
 
     handle: str
     changes: Mapping[str, Any] = field(default_factory=dict)
+    opt_out_of_transfer_lock: bool = False
 
     async def run(self, tx: Tx) -> ContactView:
+        # flows/domains.py, flows/operations.py and flows/accuracy.py import this module.
+        from regshield.flows.accuracy import verification_after_update
+        from regshield.flows.domains import registrant_edit_allowed, registrant_edited
+        from regshield.flows.operations import push_contact
+
         contact, account = await _load_for_write(tx, self.handle)
         current = await open_contact(tx.session, tx.sealer, contact, account.public_id)
         # Unknown fields are reported by the validation, along with every other failing field.
         merged = {**current.data.as_dict(), **self.changes}
         data = validate_contact(merged)
         changed = sorted(k for k, v in data.as_dict().items() if current.data.as_dict()[k] != v)
-        if changed:
-            data_key = await tx.sealer.data_key(tx.session, contact.data_key_id)
-            contact.data_sealed = Sealer.seal_json(data_key, data.as_dict(),
-                                                   contact_binding(contact.handle))
-            contact.updated_at = tx.now
-            tx.record("contacts:contact:updated", account=account.public_id,
-                      contact=contact.handle, fields=changed)
-            # A registrant's edited data is verified again (flows/accuracy.py imports this
-            # module, hence the late import).
-            from regshield.flows.accuracy import verification_after_update
-            await verification_after_update(tx, contact, account)
+        if not changed:
+            return ContactView(contact.handle, account.public_id, data, contact.created_at,
+                               contact.updated_at)
+        used = list(await domains_using_contact(tx.session, contact.id))
+        registrant_of = [d for d in used if d.registrant_id == contact.id]
+        material = [name for name in changed if name in MATERIAL_FIELDS]
+        change_of_registrant = bool(registrant_of and material)
+        if change_of_registrant:
+            await registrant_edit_allowed(tx, registrant_of, material)
+        data_key = await tx.sealer.data_key(tx.session, contact.data_key_id)
+        contact.data_sealed = Sealer.seal_json(data_key, data.as_dict(),
+                                               contact_binding(contact.handle))
+        contact.updated_at = tx.now
+        tx.record("contacts:contact:updated", account=account.public_id,
+                  contact=contact.handle, fields=changed)
+        operations: list[str] = []
+        lock_until: datetime | None = None
+        if change_of_registrant:
+            lock_until, started = await registrant_edited(
+                tx, contact, account, registrant_of, material,
+                opted_out=self.opt_out_of_transfer_lock)
+            operations += started
+        # A registrant's edited data is verified again.
+        await verification_after_update(tx, contact, account)
+        operations += [o.public_id for o in await push_contact(tx, contact.handle,
+                                                               account.public_id)]
+        if used:
+            recipients = [to_contact(contact.handle)]
+            if current.data.email != data.email:
+                recipients.append(to_previous_address(contact.handle, Sealer.seal_json(
+                    data_key, current.data.email, previous_address_binding(contact.handle))))
+            recipients.append(to_account_owners(account.public_id))
+            if change_of_registrant:
+                notice(tx, change=Change.REGISTRANT_DATA, recipients=recipients,
+                       event="contacts:contact:updated", details={
+                           "contact": contact.handle, "fields": changed,
+                           "domains": _listed_domains(registrant_of),
+                           "transfer_lock_until": lock_until.isoformat() if lock_until
+                           else None,
+                           "opted_out": self.opt_out_of_transfer_lock})
+            else:
+                notice(tx, change=Change.CONTACT, recipients=recipients,
+                       event="contacts:contact:updated",
+                       details={"contact": contact.handle, "fields": changed})
         return ContactView(contact.handle, account.public_id, data, contact.created_at,
-                           contact.updated_at)
+                           contact.updated_at, tuple(operations))
+
+
+def _listed_domains(domains: Sequence[Domain]) -> list[str]:
+    """The domains a notice names: at most `MAX_DETAIL_ITEMS` entries, the last one saying
+    how many more there are."""
+    names = [d.unicode_name for d in domains]
+    if len(names) <= MAX_DETAIL_ITEMS:
+        return names
+    shown = names[:MAX_DETAIL_ITEMS - 1]
+    return [*shown, f"and {len(names) - len(shown)} more"]
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,13 @@ from regshield.dns.lookup import LiveKeys, live_dnskeys
 from regshield.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
 from regshield.flows.accounts import target_account
 from regshield.flows.context import Actor
-from regshield.flows.operations import holds_of, new_operation, store_holds
+from regshield.flows.operations import (
+    holds_of,
+    new_operation,
+    place_registrant_lock,
+    statuses_differ,
+    store_holds,
+)
 from regshield.flows.runner import Tx
 from regshield.policy.transfer import change_of_registrant_lock_end, transfer_policy
 from regshield.registry.client import RegistryError
@@ -38,7 +44,7 @@ from regshield.rules.ds import (
     validate_ds_set,
 )
 from regshield.rules.names import DomainName, validate_domain_name, validate_nameservers
-from regshield.rules.registry_lock import DomainLock, change_while_locked
+from regshield.rules.registry_lock import DomainLock, LockRefused, change_while_locked
 from regshield.rules.statuses import Hold, HoldReason, Operation, place, refusal, release
 from regshield.security.step_up import require_step_up
 from regshield.security.transfer_codes import (
@@ -622,9 +628,7 @@ class RegistrantChange:
         _status_refusal(domain, Operation.UPDATE, "registrant")
         previous = await tx.session.get(Contact, domain.registrant_id) \
             if domain.registrant_id else None
-        policy = transfer_policy(tx.now, tx.services.settings.tpr_effective)
-        lock_until = change_of_registrant_lock_end(
-            policy, changed_at=tx.now, opted_out=self.opt_out_of_transfer_lock)
+        lock_until = registrant_lock_until(tx, self.opt_out_of_transfer_lock)
         operation = new_operation(tx, domain, "registrant", {
             "registrant": contact.handle, "registrant_id": contact.id,
             "previous": previous.handle if previous else None,
@@ -636,6 +640,84 @@ class RegistrantChange:
                   opted_out=self.opt_out_of_transfer_lock,
                   transfer_lock_until=lock_until.isoformat() if lock_until else None)
         return await requested_answer(tx, domain, operation)
+
+
+def registrant_lock_until(tx: Tx, opted_out: bool) -> datetime | None:
+    """When the inter-registrar transfer lock after a change of registrant made now ends,
+    under the Transfer Policy in force (the TPR rules only from a configured date); None when
+    the prior registrant opted out beforehand or the policy sends a notice instead."""
+    policy = transfer_policy(tx.now, tx.services.settings.tpr_effective)
+    return change_of_registrant_lock_end(policy, changed_at=tx.now, opted_out=opted_out)
+
+
+def _registrant_frozen(domain: Domain) -> tuple[str, str] | None:
+    """(code, reason) when a change of the domain's registrant is refused: a registry lock
+    (rules/registry_lock.py), or what the status authority says of an update
+    (server/clientUpdateProhibited, a pending operation at the registry)."""
+    try:
+        change_while_locked(
+            DomainLock(domain.name, domain.registry_locked, domain.registry_lock_revision),
+            {"registrant"}, hosted_zone=False)
+    except LockRefused as refused:
+        return "registry_locked", refused.detail
+    reason = refusal(Operation.UPDATE, domain.registry_statuses)
+    return None if reason is None else ("status_prohibits", reason)
+
+
+async def registrant_edit_allowed(tx: Tx, domains: Sequence[Domain], fields: Sequence[str]
+                                  ) -> None:
+    """The checks of `RegistrantChange`, for a material change (`fields`: name,
+    organization, email) of the data of a contact that is the registrant of `domains`: under
+    the Transfer Policy that is a change of registrant of each. Refused where the registrant
+    is frozen (registry lock, update prohibited: every changed field is named), without a
+    step-up, or while an operation of one of the domains is still open at the registry.
+    Raises ValidationFailed, PermissionDenied (StepUpRequired), Conflict."""
+    errors: list[FieldError] = []
+    for domain in domains:
+        frozen = _registrant_frozen(domain)
+        if frozen is not None:
+            code, reason = frozen
+            errors += [FieldError(name, code, f"this contact is the registrant of "
+                                  f"{domain.name}, whose registrant cannot change: {reason}")
+                       for name in fields]
+    if errors:
+        raise ValidationFailed(errors)
+    more = f" and {len(domains) - 1} more" if len(domains) > 1 else ""
+    need_step_up(tx, f"changing the {', '.join(fields)} of the registrant of "
+                 f"{domains[0].name}{more}")
+    for domain in domains:
+        await _no_open_operation(tx, domain)
+
+
+async def registrant_edited(tx: Tx, contact: Contact, account: Account,
+                            domains: Sequence[Domain], fields: Sequence[str], *,
+                            opted_out: bool) -> tuple[datetime | None, list[str]]:
+    """Apply a change of registrant made by editing the registrant's data (after
+    `registrant_edit_allowed`): the contact stays the same, so there is nothing to send to the
+    domain at the registry; each domain gets the change-of-registrant transfer lock unless
+    the prior registrant opted out (the statuses follow as an operation), and the events
+    `RegistrantChange` leaves: `domains:registrant:requested` and `:confirmed` (the change is
+    in force at once; the registry's copy of the contact follows by contact:update).
+    Returns the end of the transfer lock (None: no lock) and the operations started."""
+    lock_until = registrant_lock_until(tx, opted_out)
+    started: list[str] = []
+    until = lock_until.isoformat() if lock_until else None
+    for domain in domains:
+        place_registrant_lock(domain, until)
+        domain.updated_at = tx.now
+        summary: dict[str, Any] = {
+            "account": account.public_id, "domain": domain.name,
+            "registrant": contact.handle, "previous": contact.handle,
+            "via": "contact_update", "fields": list(fields), "opted_out": opted_out,
+            "transfer_lock_until": until}
+        tx.record("domains:registrant:requested", **summary)
+        operation = None
+        if statuses_differ(domain):
+            operation = new_operation(tx, domain, "statuses", {"after": "registrant"})
+            started.append(operation.public_id)
+        tx.record("domains:registrant:confirmed", **summary,
+                  operation=operation.public_id if operation else None)
+    return lock_until, started
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ from regshield.registry.codec import (
 from regshield.registry.commands import (
     Command,
     ContactCreate,
+    ContactUpdate,
     DomainChanges,
     DomainCreate,
     DomainDelete,
@@ -67,6 +68,7 @@ from regshield.registry.commands import (
     DomainTransfer,
     DomainUpdate,
     Extension,
+    PostalInfoChange,
     RgpRestoreRequest,
     SecDnsUpdate,
 )
@@ -94,7 +96,11 @@ from regshield.security.transfer_codes import new_transfer_code
 from regshield.services import Services
 from regshield.store.models import Account, Contact, Domain, DomainOperation
 from regshield.store.queries.contacts import contact_by_handle
-from regshield.store.queries.domains import open_operations, operation_by_public_id
+from regshield.store.queries.domains import (
+    domains_using_contact,
+    open_operations,
+    operation_by_public_id,
+)
 
 LEASE = timedelta(minutes=3)  # longer than a command's timeout and the info after it
 OUTBOX_KIND = "registry:operation"
@@ -216,13 +222,16 @@ class Kind:
 
 async def _ensure_contacts(talk: Conversation, snap: Snapshot) -> EppResponse | None:
     """Create the linked contacts at the registry; one that exists already is fine (its
-    handle is ours: `RS-` and ten random symbols), and so is a registry that does not
-    implement contact:create (the domain command then says whether it needs contacts).
+    handle is ours: `RS-` and ten random symbols) and is brought up to date (it may have been
+    edited while no domain there used it), and a registry that does not implement
+    contact:create is fine too (the domain command then says whether it needs contacts).
     Returns a refusal, or None."""
     for command in snap.contact_creates:
         response = await talk.send(command)
-        if not response.succeeded and response.code not in (
-                ResultCode.OBJECT_EXISTS, ResultCode.UNIMPLEMENTED_COMMAND):
+        if response.code == ResultCode.OBJECT_EXISTS:
+            # Best effort: the domain command that follows decides the operation.
+            await talk.send(contact_update_of(command))
+        elif not response.succeeded and response.code != ResultCode.UNIMPLEMENTED_COMMAND:
             return response
     return None
 
@@ -465,6 +474,35 @@ def _registry_lock_set(snap: Snapshot, request: dict[str, Any], info: DomainInfo
     return set(request["add"]) <= held and not set(request["remove"]) & held
 
 
+def contact_update_of(create: ContactCreate) -> ContactUpdate:
+    """The contact:update that makes the registry's copy of a contact equal to `create`:
+    every postal info form, voice, fax and email given whole (RFC 5733 section 3.2.5). An
+    empty `org` removes an organization the registry still holds."""
+    return ContactUpdate(create.id, postal_info=tuple(
+        PostalInfoChange(info.type, name=info.name, org=info.org or "", street=info.street,
+                         city=info.city, sp=info.sp, pc=info.pc, cc=info.cc)
+        for info in create.postal_info), voice=create.voice, fax=create.fax,
+        email=create.email)
+
+
+async def _send_contact_update(talk: Conversation, snap: Snapshot, request: dict[str, Any],
+                               link: RegistryLink, secret: Secret | None) -> EppResponse:
+    """Push a contact's data to a registry that holds contact objects; one it does not hold
+    (yet) is created instead."""
+    [create] = snap.contact_creates
+    response = await talk.send(contact_update_of(create))
+    if response.code == ResultCode.OBJECT_DOES_NOT_EXIST:
+        return await talk.send(create)
+    return response
+
+
+def _contact_pushed(snap: Snapshot, request: dict[str, Any], info: DomainInfoData | None,
+                    secdns: SecDnsInfo | None) -> bool | None:
+    """A domain:info cannot show a contact's data: an unanswered update is sent again (the
+    whole data each time, so a second one changes nothing)."""
+    return False
+
+
 KINDS: dict[str, Kind] = {
     "create": Kind(_send_create, _created, field="name"),
     "renew": Kind(_send_renew, _renewed, field="years"),
@@ -483,6 +521,9 @@ KINDS: dict[str, Kind] = {
     "registry_lock": Kind(_send_registry_lock, _registry_lock_set, lock_channel=True),
     "registrant": Kind(_send_registrant, _registrant_set, field="registrant"),
     "contacts": Kind(_send_contacts, _contacts_set, field="tech"),
+    # The data of a contact (registrant or tech) changed here; sent to each registry that
+    # holds the contact, as an operation of one of its domains there (`push_contact`).
+    "contact_update": Kind(_send_contact_update, _contact_pushed, field="contact"),
 }
 
 
@@ -503,6 +544,31 @@ def new_operation(tx: Tx, domain: Domain, kind: str, request: dict[str, Any]
         tx.enqueue(OUTBOX_KIND, {"operation": operation.public_id},
                    dedupe_key=f"operation:{operation.public_id}")
     return operation
+
+
+async def push_contact(tx: Tx, handle: str, account: str) -> list[DomainOperation]:
+    """Queue a `contact_update` of the contact `handle` for every registry that holds it:
+    those taking contact objects (not the minimum-data ones, registry/links.py) where a live
+    domain using it (registrant or tech) is registered. One operation per registry, carried
+    by the first such domain by name; it reads the contact's data when it is sent, so the
+    outbox holds only the handle. Returns the operations, each recorded as
+    `domains:contact_update:requested`."""
+    contact = await contact_by_handle(tx.session, handle)
+    if contact is None:
+        return []
+    carriers: dict[str, Domain] = {}
+    for domain in await domains_using_contact(tx.session, contact.id):
+        if domain.registry_link not in carriers and \
+                tx.services.registries.link(domain.registry_link).contacts:
+            carriers[domain.registry_link] = domain
+    started: list[DomainOperation] = []
+    for domain in carriers.values():
+        operation = new_operation(tx, domain, "contact_update", {"contact": handle})
+        tx.record("domains:contact_update:requested", account=account, domain=domain.name,
+                  operation=operation.public_id, contact=handle,
+                  registry=domain.registry_link)
+        started.append(operation)
+    return started
 
 
 # --- running one ---------------------------------------------------------------------------
@@ -563,7 +629,10 @@ async def _claim(services: Services, public_id: str) -> Claim | None:
         assert domain is not None
         snapshot = await _snapshot(session, domain)
         link = services.registries.link(domain.registry_link)
-        if link.contacts and operation.kind in ("create", "registrant", "contacts"):
+        if operation.kind == "contact_update":
+            snapshot = replace(snapshot, contact_creates=(
+                await registry_contact(session, services, operation.request["contact"]),))
+        elif link.contacts and operation.kind in ("create", "registrant", "contacts"):
             handles = [h for h in (operation.request.get("registrant") or snapshot.registrant,
                                    operation.request.get("tech") or snapshot.tech) if h]
             snapshot = replace(snapshot, contact_creates=tuple(
@@ -746,7 +815,7 @@ class _Settle:
             if operation.kind in ("create", "transfer_request") and domain.state == "active":
                 # The name is sponsored here now: nobody else's zone answers for it.
                 await suspend_zones_of_others(tx, domain)
-            if operation.kind in ("create", "registrant") and _statuses_differ(domain):
+            if operation.kind in ("create", "registrant") and statuses_differ(domain):
                 # The lock follows as soon as the domain exists: a create carries no client
                 # status at most registries.
                 new_operation(tx, domain, "statuses", {"after": operation.public_id})
@@ -759,6 +828,8 @@ class _Settle:
             "requested_by": operation.actor, "attempt": operation.attempts,
             "exchanges": [e.as_dict() for e in outcome.exchanges],
         }
+        if operation.kind == "contact_update":
+            summary["contact"] = operation.request["contact"]
         if last is not None:
             summary |= {"cl_trid": last.cl_trid, "sv_trid": last.sv_trid, "code": last.code}
         if outcome.error:
@@ -840,7 +911,8 @@ def _origin_actor(label: str) -> Actor:
     return system_actor(identifier or "regshield")
 
 
-def _statuses_differ(domain: Domain) -> bool:
+def statuses_differ(domain: Domain) -> bool:
+    """Whether the client statuses the holds ask for differ from those the registry shows."""
     current = frozenset(domain.registry_statuses)
     wanted = client_statuses(holds_of(domain), current) & CLIENT_STATUSES
     return wanted != current & CLIENT_STATUSES
@@ -889,12 +961,16 @@ def apply_confirmed(domain: Domain, operation: DomainOperation, outcome: Outcome
         domain.tech_id = request["tech_id"]
     elif operation.kind == "registrant":
         domain.registrant_id = int(request["registrant_id"])
-        if request.get("lock_until"):
-            # Transfer Policy II.C: no inter-registrar transfer for 60 days after a change
-            # of registrant, unless the prior registrant opted out beforehand.
-            store_holds(domain, place(holds_of(domain), Hold.of(
-                HoldReason.CHANGE_OF_REGISTRANT_LOCK,
-                reference=f"until:{request['lock_until']}")))
+        place_registrant_lock(domain, request.get("lock_until"))
+
+
+def place_registrant_lock(domain: Domain, lock_until: str | None) -> None:
+    """Transfer Policy II.C: no inter-registrar transfer for 60 days after a change of
+    registrant (a new contact, or a material change of the contact's data), unless the prior
+    registrant opted out beforehand (`lock_until` None: no lock)."""
+    if lock_until:
+        store_holds(domain, place(holds_of(domain), Hold.of(
+            HoldReason.CHANGE_OF_REGISTRANT_LOCK, reference=f"until:{lock_until}")))
 
 
 def refusal_error(operation: DomainOperation) -> RegistryRefused:

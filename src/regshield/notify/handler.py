@@ -15,11 +15,13 @@ just before a crash, and not yet recorded, is sent again with the same Message-I
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from cryptography.exceptions import InvalidTag
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,7 +37,7 @@ from regshield.notify.disclosure import send_letter
 from regshield.notify.invitations import send_invitation
 from regshield.notify.messages import Letterhead, Notice, compose
 from regshield.notify.notices import send_registrant_notice
-from regshield.notify.requests import KIND, Recipient
+from regshield.notify.requests import KIND, Recipient, previous_address_binding
 from regshield.outbox.worker import Handler
 from regshield.security.fields import Sealer
 from regshield.services import Services
@@ -144,6 +146,8 @@ async def _resolve(session: AsyncSession, sealer: Sealer,
                 continue
             view = await open_contact(session, sealer, contact, account)
             resolution.add(recipient.label, account, view.data.email)
+        elif recipient.kind == "contact_previous":
+            await _add_previous(session, sealer, resolution, recipient)
         elif recipient.kind == "user":
             user = await user_by_public_id(session, recipient.reference)
             if user is None:
@@ -163,6 +167,25 @@ async def _resolve(session: AsyncSession, sealer: Sealer,
             for owner in owners:
                 await _add_user(session, sealer, resolution, owner)
     return resolution
+
+
+async def _add_previous(session: AsyncSession, sealer: Sealer, resolution: Resolution,
+                        recipient: Recipient) -> None:
+    """A contact's address before an edit, opened with the contact's data key."""
+    handle, _, sealed = recipient.reference.partition(":")
+    contact = await contact_by_handle(session, handle, include_deleted=True)
+    if contact is None:
+        resolution.skipped.append(Skipped(recipient.label, None, "contact_unknown"))
+        return
+    account = (await public_ids(session, {contact.account_id}))[contact.account_id]
+    data_key = await sealer.data_key(session, contact.data_key_id)
+    try:
+        address = Sealer.open_json(data_key, base64.urlsafe_b64decode(sealed),
+                                   previous_address_binding(handle))
+    except (ValueError, InvalidTag):
+        resolution.skipped.append(Skipped(recipient.label, account, "address_unreadable"))
+        return
+    resolution.add(recipient.label, account, str(address))
 
 
 async def _add_user(session: AsyncSession, sealer: Sealer, resolution: Resolution,

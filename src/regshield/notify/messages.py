@@ -30,6 +30,7 @@ class Change(StrEnum):
     NAMESERVERS = "nameservers"
     DS_RECORDS = "ds_records"
     REGISTRANT = "registrant"
+    REGISTRANT_DATA = "registrant_data"  # a change of registrant by editing the contact
     CONTACT = "contact"
     REGISTRAR_LOCK = "registrar_lock"
     REGISTRY_LOCK = "registry_lock"
@@ -80,6 +81,21 @@ def _ds_records(d: Mapping[str, Any]) -> list[str]:
 def _registrant(d: Mapping[str, Any]) -> list[str]:
     return [f"The registrant (the holder of the domain) changed from contact {d['before']} "
             f"to contact {d['after']}."]
+
+
+def _registrant_data(d: Mapping[str, Any]) -> list[str]:
+    lines = [f"The registration data of contact {d['contact']}, the registrant (the holder) "
+             f"of {_listed(d['domains'])}, changed: {_listed(d['fields'])}.",
+             "Under ICANN's Transfer Policy this is a change of registrant. This message goes "
+             "to the registrant's previous and new email address."]
+    if d.get("transfer_lock_until"):
+        lines.append("The domains cannot be transferred to another registrar until "
+                     f"{_when(d['transfer_lock_until'])} (the 60-day lock after a change of "
+                     "registrant).")
+    elif d.get("opted_out"):
+        lines.append("The prior registrant opted out of the 60-day transfer lock: the domains "
+                     "can be transferred to another registrar.")
+    return lines
 
 
 def _contact(d: Mapping[str, Any]) -> list[str]:
@@ -215,6 +231,9 @@ TEMPLATES: dict[Change, Template] = {
     Change.NAMESERVERS: Template("Nameservers changed", ("before", "after"), _nameservers),
     Change.DS_RECORDS: Template("DS records changed", ("before", "after"), _ds_records),
     Change.REGISTRANT: Template("Registrant changed", ("before", "after"), _registrant),
+    Change.REGISTRANT_DATA: Template(
+        "Registrant changed", ("contact", "fields", "domains"), _registrant_data,
+        optional=("transfer_lock_until", "opted_out"), about_domain=False),
     Change.CONTACT: Template("Contact data changed", ("contact", "fields"), _contact,
                              about_domain=False),
     Change.REGISTRAR_LOCK: Template("Registrar lock turned {locked}", ("locked",),

@@ -8,6 +8,7 @@ recipient whose address changes before the notice goes out gets it at the new ad
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -19,14 +20,16 @@ from regshield.flows.runner import Tx
 from regshield.notify.messages import Change, Notice, detail_problems
 
 KIND = "notify:email"
-RecipientKind = Literal["user", "contact", "account_owners"]
+RecipientKind = Literal["user", "contact", "account_owners", "contact_previous"]
 RECIPIENT_KINDS: tuple[str, ...] = get_args(RecipientKind)
 
 
 @dataclass(frozen=True)
 class Recipient:
-    """Who a notice goes to, by reference: `user` (public id), `contact` (handle), or
-    `account_owners` (an account's public id: its users with the role `owner`)."""
+    """Who a notice goes to, by reference: `user` (public id), `contact` (handle),
+    `account_owners` (an account's public id: its users with the role `owner`), or
+    `contact_previous` (a contact's address before an edit: `<handle>:<sealed address>`,
+    sealed under the contact's data key, see `to_previous_address`)."""
 
     kind: RecipientKind
     reference: str
@@ -34,6 +37,8 @@ class Recipient:
     @property
     def label(self) -> str:
         """How events name this recipient (`contact:RS-...`), never by address."""
+        if self.kind == "contact_previous":
+            return f"{self.kind}:{self.reference.partition(':')[0]}"
         return f"{self.kind}:{self.reference}"
 
     def as_payload(self) -> dict[str, str]:
@@ -55,6 +60,19 @@ def to_user(public_id: str) -> Recipient:
 
 def to_contact(handle: str) -> Recipient:
     return Recipient("contact", handle)
+
+
+def previous_address_binding(handle: str) -> str:
+    """The associated data of a contact's previous address sealed into a notice."""
+    return f"contacts:{handle}:previous-email"
+
+
+def to_previous_address(handle: str, sealed: bytes) -> Recipient:
+    """The address a contact had before an edit, sealed (AES-256-GCM under the contact's data
+    key, `previous_address_binding`): the outbox never holds it in clear, and it opens only
+    while the contact's key exists."""
+    return Recipient("contact_previous",
+                     f"{handle}:{base64.urlsafe_b64encode(sealed).decode('ascii')}")
 
 
 def to_account_owners(account_public_id: str) -> Recipient:

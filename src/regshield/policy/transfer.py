@@ -82,6 +82,11 @@ POLICY_2016 = TransferPolicy(
 
 VERSIONS: tuple[TransferPolicy, ...] = (POLICY_2016,)
 
+# Transfer Policy Part II (Change of Registrant): a Material Change is a change of the
+# registrant's name, organization or email address. The policy leaves out typographical
+# corrections; regshield cannot tell a typo from a new holder, so every change counts.
+MATERIAL_FIELDS: frozenset[str] = frozenset({"name", "organization", "email"})
+
 # No date until ICANN publishes one (row 18); settings pass theirs to `transfer_policy`.
 TPR_EFFECTIVE: date | None = None
 

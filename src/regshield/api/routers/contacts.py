@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from regshield.api.deps import ActorDep, ContextDep, ServicesDep
+from regshield.api.deps import ActorDep, ContextDep, ServicesDep, SteppedUpActorDep
 from regshield.api.schemas import ContactIn, ContactListOut, ContactOut, ContactPatch
 from regshield.flows.contacts import (
     ContactCreate,
@@ -15,6 +16,7 @@ from regshield.flows.contacts import (
     contact_list,
     contact_read,
 )
+from regshield.flows.operations import OperationBusy, execute_all
 from regshield.flows.runner import run_flow
 
 router = APIRouter(prefix="/contacts", tags=["contacts"])
@@ -47,10 +49,19 @@ async def read(handle: str, actor: ActorDep, services: ServicesDep,
 
 
 @router.patch("/{handle}", response_model=ContactOut)
-async def update(handle: str, body: ContactPatch, actor: ActorDep, services: ServicesDep,
-                 context: ContextDep) -> ContactOut:
-    changes = body.model_dump(exclude_unset=True)
-    return ContactOut.of(await run_flow(services, actor, context, ContactUpdate(handle, changes)))
+async def update(handle: str, body: ContactPatch, actor: SteppedUpActorDep,
+                 services: ServicesDep, context: ContextDep) -> ContactOut:
+    """Edit a contact. A change of the name, organization or email of a live domain's
+    registrant is a change of registrant: it needs a step-up (`X-OTP`), and locks transfers
+    for 60 days unless `opt_out_of_transfer_lock`. Registries that hold the contact are sent
+    the new data before the answer (or later by the outbox, when one cannot be reached)."""
+    changes = body.model_dump(exclude_unset=True, exclude={"opt_out_of_transfer_lock"})
+    view = await run_flow(services, actor, context, ContactUpdate(
+        handle, changes, opt_out_of_transfer_lock=body.opt_out_of_transfer_lock))
+    for operation in view.operations:
+        with contextlib.suppress(OperationBusy):  # the outbox worker has it
+            await execute_all(services, operation)
+    return ContactOut.of(view)
 
 
 @router.delete("/{handle}", status_code=status.HTTP_204_NO_CONTENT)

@@ -55,3 +55,12 @@ async def operations_of(session: AsyncSession, domain_id: int, limit: int = 20
     query = select(DomainOperation).where(DomainOperation.domain_id == domain_id)
     return (await session.execute(query.order_by(DomainOperation.id.desc()).limit(limit))
             ).scalars().all()
+
+
+async def domains_using_contact(session: AsyncSession, contact_id: int) -> Sequence[Domain]:
+    """Live domains (not ended, not an inbound transfer still pending: the registry's
+    registrant holds those) whose registrant or tech contact is `contact_id`, by name."""
+    query = select(Domain).where(
+        Domain.ended_at.is_(None), Domain.state != "pending_transfer_in",
+        (Domain.registrant_id == contact_id) | (Domain.tech_id == contact_id))
+    return (await session.execute(query.order_by(Domain.name))).scalars().all()
