@@ -394,3 +394,15 @@ async def test_a_contact_edited_while_unused_is_brought_up_to_date_when_linked_a
 
     assert linked.status_code == 200, linked.text
     assert at_registry(registry, tech)["name"] == "Other Desk"
+
+
+async def test_the_registrant_of_a_live_domain_cannot_be_deleted_from_under_it(
+        api: httpx.AsyncClient, holder: Holder, registry: Registry, services: Services) -> None:
+    assert (await register(api, holder)).status_code == 201
+
+    response = await api.delete(contact_url(holder), headers=holder.otp())
+
+    assert response.status_code == 409, response.text
+    assert "example.test" in response.json()["detail"]
+    assert (await stored(api, holder))["handle"] == holder.contact
+    assert await events(services, "contacts:contact:deleted") == []

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from regshield.errors import FieldError, NotFound, ValidationFailed
+from regshield.errors import Conflict, FieldError, NotFound, ValidationFailed
 from regshield.flows.accounts import target_account
 from regshield.flows.context import Actor, RequestContext
 from regshield.flows.personal_data import record_staff_read
@@ -211,12 +211,20 @@ def _listed_domains(domains: Sequence[Domain]) -> list[str]:
 
 @dataclass(frozen=True)
 class ContactDelete:
-    """Soft-delete a contact. Raises PermissionDenied, NotFound."""
+    """Soft-delete a contact that no live domain uses. A registrant or tech contact in use is
+    refused: deleting it would leave the domain without the holder its notices, verification
+    and RDAP answers rest on. Raises PermissionDenied, NotFound, Conflict."""
 
     handle: str
 
     async def run(self, tx: Tx) -> None:
         contact, account = await _load_for_write(tx, self.handle)
+        using = await domains_using_contact(tx.session, contact.id)
+        if using:
+            names = ", ".join(domain.name for domain in using[:5])
+            more = f" and {len(using) - 5} more" if len(using) > 5 else ""
+            raise Conflict(f"the contact is in use by {names}{more}: name another contact "
+                           "for those domains first")
         contact.deleted_at = tx.now
         tx.record("contacts:contact:deleted", account=account.public_id, contact=contact.handle)
 
