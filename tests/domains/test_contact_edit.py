@@ -233,6 +233,9 @@ async def test_an_unreachable_registry_gets_the_contact_update_from_the_outbox(
                                json={"phone": "+49 30 87654321"})
 
     assert response.status_code == 200, response.text
+    # The answer says the registry has not got it yet.
+    assert [(o["kind"], o["state"]) for o in response.json()["registry_operations"]] == [
+        ("contact_update", "pending")]
     assert await events(services, "domains:contact_update:confirmed") == []
     await registry.restart(clock)
     await sent_mail(services)
@@ -250,6 +253,8 @@ async def test_phone_change_of_registrant_needs_no_step_up(
         "phone": "+49 30 87654321", "street": ["Unter den Linden 1"]})
 
     assert response.status_code == 200, response.text
+    assert [(o["kind"], o["state"]) for o in response.json()["registry_operations"]] == [
+        ("contact_update", "confirmed")]
     assert at_registry(registry, holder.contact)["voice"] == "+49.3087654321"
     fetched = await domain(api, holder)
     assert "change_of_registrant_lock" not in fetched["holds"]

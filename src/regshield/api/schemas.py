@@ -139,6 +139,13 @@ class ContactOut(BaseModel):
                    updated_at=view.updated_at, **view.data.as_dict())
 
 
+class ContactUpdateOut(ContactOut):
+    registry_operations: list[OperationOut] = Field(description=(
+        "What the edit started at the registries (the contact sent as contact:update, a "
+        "transfer lock), as they stand when the answer is sent: `pending` ones are finished "
+        "by the outbox; a `refused` one names the registry's reason in the domain's events"))
+
+
 class ContactListOut(BaseModel):
     items: list[ContactOut]
     next_after: str | None = Field(description="Pass as `after` for the next page")

@@ -11,7 +11,7 @@ and removing any lock.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -56,7 +56,12 @@ from regshield.services import Services
 from regshield.store.models import Account, Contact, Domain, DomainOperation
 from regshield.store.queries.accounts import account_by_reference, public_ids
 from regshield.store.queries.contacts import contact_by_handle
-from regshield.store.queries.domains import list_domains, live_domain, open_operations
+from regshield.store.queries.domains import (
+    list_domains,
+    live_domain,
+    open_operations,
+    operation_by_public_id,
+)
 from regshield.store.queries.zones import live_zone
 
 MAX_YEARS = 10
@@ -83,6 +88,15 @@ class OperationView:
         return cls(operation.public_id, operation.kind, operation.state, operation.created_at,
                    operation.completed_at, operation.cl_trid, operation.sv_trid,
                    operation.result)
+
+
+async def operations_read(services: Services, public_ids: Iterable[str]
+                          ) -> list[OperationView]:
+    """Registry operations by id, as they stand, for the flow that just started them (the
+    ids come from its answer, never from a request)."""
+    async with services.store.read() as session:
+        found = [await operation_by_public_id(session, public_id) for public_id in public_ids]
+    return [OperationView.of(operation) for operation in found if operation is not None]
 
 
 @dataclass(frozen=True)

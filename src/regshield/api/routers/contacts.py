@@ -8,7 +8,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from regshield.api.deps import ActorDep, ContextDep, ServicesDep, SteppedUpActorDep
-from regshield.api.schemas import ContactIn, ContactListOut, ContactOut, ContactPatch
+from regshield.api.schemas import (
+    ContactIn,
+    ContactListOut,
+    ContactOut,
+    ContactPatch,
+    ContactUpdateOut,
+    OperationOut,
+)
 from regshield.flows.contacts import (
     ContactCreate,
     ContactDelete,
@@ -16,6 +23,7 @@ from regshield.flows.contacts import (
     contact_list,
     contact_read,
 )
+from regshield.flows.domains import operations_read
 from regshield.flows.operations import OperationBusy, execute_all
 from regshield.flows.runner import run_flow
 
@@ -48,9 +56,9 @@ async def read(handle: str, actor: ActorDep, services: ServicesDep,
     return ContactOut.of(await contact_read(services, actor, handle, context=context))
 
 
-@router.patch("/{handle}", response_model=ContactOut)
+@router.patch("/{handle}", response_model=ContactUpdateOut)
 async def update(handle: str, body: ContactPatch, actor: SteppedUpActorDep,
-                 services: ServicesDep, context: ContextDep) -> ContactOut:
+                 services: ServicesDep, context: ContextDep) -> ContactUpdateOut:
     """Edit a contact. A change of the name, organization or email of a live domain's
     registrant is a change of registrant: it needs a step-up (`X-OTP`), and locks transfers
     for 60 days unless `opt_out_of_transfer_lock`. Registries that hold the contact are sent
@@ -61,7 +69,9 @@ async def update(handle: str, body: ContactPatch, actor: SteppedUpActorDep,
     for operation in view.operations:
         with contextlib.suppress(OperationBusy):  # the outbox worker has it
             await execute_all(services, operation)
-    return ContactOut.of(view)
+    settled = await operations_read(services, view.operations)
+    return ContactUpdateOut(**ContactOut.of(view).model_dump(),
+                            registry_operations=[OperationOut.of(o) for o in settled])
 
 
 @router.delete("/{handle}", status_code=status.HTTP_204_NO_CONTENT)
