@@ -149,25 +149,10 @@ async def parent_servers(zone: dns.name.Name, resolver: dns.asyncresolver.Resolv
 
 
 async def _ask(zone: dns.name.Name, server: Server, wait: float) -> ServerDs:
-    query = dns.message.make_query(zone, dns.rdatatype.DS, use_edns=0,
-                                   payload=OUR_UDP_PAYLOAD)
-    query.flags &= ~dns.flags.RD
-    host, port = server
-    error = "timeout"
-    for _ in range(2):
-        try:
-            response, _tcp = await dns.asyncquery.udp_with_fallback(
-                query, host, timeout=wait, port=port)
-        except dns.exception.Timeout:
-            error = "timeout"
-            continue
-        except OSError:
-            error = "unreachable"
-            continue
-        except dns.exception.DNSException as exc:
-            return ServerDs(server, error=f"bad response ({exc})")
-        return _read(zone, server, response)
-    return ServerDs(server, error=error)
+    response = await _query(zone, dns.rdatatype.DS, server, wait)
+    if isinstance(response, str):
+        return ServerDs(server, error=response)
+    return _read(zone, server, response)
 
 
 def _read(zone: dns.name.Name, server: Server, response: dns.message.Message) -> ServerDs:
