@@ -27,6 +27,8 @@ from sqlalchemy import text
 from regshield.api.app import create_app
 from regshield.clock import FakeClock
 from regshield.config import Settings
+from regshield.dns.publisher import Publisher
+from regshield.dns.server import DnsServer
 from regshield.flows.accounts import AccountCreate
 from regshield.flows.auth import TokenCreate
 from regshield.flows.context import RequestContext, system_actor
@@ -177,6 +179,18 @@ async def services(settings: Settings, clock: FakeClock) -> AsyncIterator[Servic
     opened = Services.open(settings, clock)
     yield opened
     await opened.close()
+
+
+@pytest.fixture
+async def served(services: Services) -> AsyncIterator[tuple[Publisher, DnsServer]]:
+    """regshield's publisher and its DNS listener on loopback."""
+    publisher = Publisher(services, notify_timeout=0.2, notify_retries=0)
+    server = DnsServer(publisher.table, keyring=publisher.keyring,
+                       transfers=publisher.transfers)
+    await server.start("127.0.0.1", 0)
+    yield publisher, server
+    await server.close()
+    await publisher.close()
 
 
 @dataclass

@@ -21,6 +21,7 @@ from conftest import Identity, World
 from dns_peers import LOOPBACK, build_signed_zone
 from dns_provider import other_provider, verify_through_dns
 from domains.conftest import Holder, stepped_up_owner
+from domains.test_hosted_zone_control import publish_all
 from sqlalchemy import func, select
 
 from regshield.api.app import create_app
@@ -30,8 +31,6 @@ from regshield.dns.publisher import Publisher
 from regshield.dns.server import DnsServer
 from regshield.dns.zonedata import ZoneTable
 from regshield.dns.zonefile import MAX_GENERATE_RECORDS
-from regshield.flows.zone_keys import PUBLISH_KIND
-from regshield.outbox.worker import OutboxWorker
 from regshield.services import Services
 from regshield.store.models import Event, OutboxItem, Secondary, TsigKey, Zone, ZoneKey, ZoneRRset
 
@@ -449,24 +448,7 @@ async def test_a_deletion_naming_a_bad_owner_or_type_says_which(
     assert [e["code"] for e in signer.json()["errors"]] == ["signer_owned"]
 
 
-# --- who controls a zone, and its sensitive changes (issue 11, doors 3 and 5) ---------------
-
-
-@pytest.fixture
-async def served(services: Services) -> AsyncIterator[tuple[Publisher, DnsServer]]:
-    """regshield's publisher and its DNS listener on loopback."""
-    publisher = Publisher(services, notify_timeout=0.2, notify_retries=0)
-    server = DnsServer(publisher.table, keyring=publisher.keyring,
-                       transfers=publisher.transfers)
-    await server.start("127.0.0.1", 0)
-    yield publisher, server
-    await server.close()
-    await publisher.close()
-
-
-async def publish_all(services: Services, publisher: Publisher) -> None:
-    while await OutboxWorker(services, {PUBLISH_KIND: publisher.handle}).run_once():
-        pass
+# --- who controls a zone, and its sensitive changes ------------------------------------------
 
 
 async def ask(server: DnsServer, name: str, rdtype: int) -> dns.message.Message:

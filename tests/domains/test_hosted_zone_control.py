@@ -4,7 +4,6 @@ zone moves here (issue 11, doors 3 and 4)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -15,7 +14,6 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 import httpx
-import pytest
 from conftest import World
 from dns_provider import verify_through_dns
 from sqlalchemy import select
@@ -54,17 +52,6 @@ async def notices_of(services: Services, change: str) -> list[dict[str, Any]]:
         items = (await session.execute(select(OutboxItem).where(
             OutboxItem.kind == "notify:email").order_by(OutboxItem.id))).scalars().all()
     return [item.payload for item in items if item.payload.get("change") == change]
-
-
-@pytest.fixture
-async def served(services: Services) -> AsyncIterator[tuple[Publisher, DnsServer]]:
-    publisher = Publisher(services, notify_timeout=0.2, notify_retries=0)
-    server = DnsServer(publisher.table, keyring=publisher.keyring,
-                       transfers=publisher.transfers)
-    await server.start("127.0.0.1", 0)
-    yield publisher, server
-    await server.close()
-    await publisher.close()
 
 
 async def publish_all(services: Services, publisher: Publisher) -> None:
