@@ -9,7 +9,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from regshield import __version__
-from regshield.api import problems
+from regshield.api import openapi, problems
 from regshield.api.body_limit import BodyLimit, RouteLimit
 from regshield.api.routers import (
     auth,
@@ -82,4 +82,5 @@ def create_app(services: Services) -> FastAPI:
                    disclosure.router, domains.router, events.router, notices.router,
                    zones.router):
         app.include_router(router, prefix=API_PREFIX)
+    openapi.install(app)
     return app
