@@ -406,7 +406,9 @@ async def test_real_error_answers_match_the_schema_declared_for_their_status(
     def check(method: str, path: str, response: httpx.Response, status: int,
               slug: str) -> dict[str, Any]:
         assert_documented(document, method, path, response)
-        return assert_problem(response, status, slug)
+        body = assert_problem(response, status, slug)
+        assert body["title"] == PROBLEM_TYPES_BY_SLUG[slug].title
+        return body
 
     check("post", "/api/v1/auth/login", await api.post(
         "/api/v1/auth/login", content=b'{"email": "\xff\xfe"}',
@@ -461,6 +463,24 @@ def fill(path: str) -> str:
     return re.sub(r"\{[^}]+\}", "nosuch-example.test", path)
 
 
+def query(operation: dict[str, Any]) -> str:
+    """Every query parameter of the operation, with a value of its type naming nothing."""
+    values: list[tuple[str, str]] = []
+    for parameter in operation.get("parameters", []):
+        if parameter["in"] != "query":
+            continue
+        schema = parameter["schema"]
+        kinds = {part.get("type") for part in schema.get("anyOf", [schema])}
+        if "integer" in kinds:
+            number = next(p for p in schema.get("anyOf", [schema]) if p.get("type") == "integer")
+            values.append((parameter["name"], str(number.get("minimum", 1))))
+        elif "boolean" in kinds:
+            values.append((parameter["name"], "true"))
+        else:
+            values.append((parameter["name"], "nosuch-example.test"))
+    return "?" + "&".join(f"{name}={value}" for name, value in values) if values else ""
+
+
 __all__ = ["registry"]  # the sandbox registry fixture, used below
 
 
@@ -478,7 +498,7 @@ async def test_every_operation_answers_only_documented_statuses_to_bad_requests(
     for method, path, operation in operations(document):
         if path == "/api/v1/auth/logout":
             continue  # it would revoke the tokens used below (its own test is above)
-        url = fill(path)
+        url = fill(path) + query(operation)
         has_body = "requestBody" in operation
         attempts: list[tuple[dict[str, str], bytes | None]] = [
             ({}, b"{}" if has_body else None), (wrong, b"{}" if has_body else None)]

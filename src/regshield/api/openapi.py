@@ -5,18 +5,18 @@ other error. Every error here is an RFC 9457 problem (`api/problems.py`), so `do
 FastAPI's document and, for each operation, derives the error statuses from what the route
 depends on, never from a list kept by hand per route:
 
-| the route ...                                        | may answer                          |
-|------------------------------------------------------|-------------------------------------|
-| anything                                             | 500                                 |
-| takes a credential (the bearer dependency)           | 401, 403                            |
-| reads `X-OTP` (`SteppedUpActorDep`)                  | 401, 403 `step-up-required`, 429    |
-| takes a body                                         | 400, 413, 422                       |
-| takes any parameter                                  | 422                                 |
-| has path parameters, or names objects in a change    | 404                                 |
-| is a change (not GET)                                | 409                                 |
-| runs a throttled flow (`THROTTLED`)                  | 429 (`Retry-After`)                 |
-| talks to a registry (`REGISTRY`)                     | 502, 503, 504                       |
-| runs a registry operation that may stay pending      | 202 (declared by the route)         |
+| the route ...                                          | may answer                         |
+|--------------------------------------------------------|------------------------------------|
+| anything                                               | 500                                |
+| takes a credential (the bearer dependency)             | 401, 403                           |
+| reads `X-OTP` (`SteppedUpActorDep`)                    | 401, 403 `step-up-required`, 429   |
+| takes a body                                           | 400, 413, 422                      |
+| takes any parameter                                    | 422                                |
+| has path or query parameters, or is a change with input | 404                               |
+| is a change (not GET)                                  | 409                                |
+| runs a throttled flow (`THROTTLED`)                    | 429 (`Retry-After`)                |
+| talks to a registry (`REGISTRY`)                       | 502, 503, 504                      |
+| may leave a registry operation pending (`HTTP_202_ACCEPTED`) | 202, with the success body   |
 
 "Runs" and "talks to" are read from the names the endpoint's code uses, and those of the
 helpers of its own module that it calls. The statuses a route declares itself (`responses=`)
@@ -176,7 +176,8 @@ def statuses_of(route: RouteContext) -> dict[int, list[str]]:
     stepped_up = stepped_up_actor_of in calls
     has_body = any(d.body_params for d in dependants)
     path_params = any(d.path_params for d in dependants)
-    parameters = path_params or any(d.query_params or d.header_params for d in dependants)
+    query_params = any(d.query_params for d in dependants)
+    parameters = path_params or query_params or any(d.header_params for d in dependants)
     change = not set(route.methods or ()) <= READS
     names = referenced_names(route.endpoint)
 
@@ -199,7 +200,7 @@ def statuses_of(route: RouteContext) -> dict[int, list[str]]:
         add(413, "body-too-large")
     if has_body or parameters:
         add(422, "validation-failed")
-    if path_params or (change and (has_body or parameters)):
+    if path_params or query_params or (change and (has_body or parameters)):
         add(404, "not-found")
     if change:
         add(409, "conflict")
