@@ -56,6 +56,26 @@ async def test_path_outside_the_api_is_a_404_problem(api: httpx.AsyncClient) -> 
     assert_problem(await api.get("/wp-admin/setup.php"), 404, "not-found")
 
 
+async def test_a_trailing_slash_is_a_404_problem_not_a_redirect(
+        api: httpx.AsyncClient, world: World) -> None:
+    admin = await world.user("admin")
+
+    for method in ("GET", "DELETE"):
+        response = await api.request(method, "/api/v1/contacts/", headers=admin.headers)
+        assert_problem(response, 404, "not-found")
+        assert "location" not in response.headers
+
+
+async def test_a_name_with_an_encoded_slash_is_a_404_problem_not_another_route(
+        api: httpx.AsyncClient, world: World) -> None:
+    admin = await world.user("admin")
+
+    # decoded, the path would be /domains/x/renew (POST only): a 405 no document declares
+    response = await api.delete("/api/v1/domains/x%2Frenew", headers=admin.headers)
+
+    assert_problem(response, 404, "not-found")
+
+
 async def test_wrong_method_is_a_405_problem_naming_the_allowed_methods(
         api: httpx.AsyncClient) -> None:
     response = await api.delete("/api/v1/auth/login")
