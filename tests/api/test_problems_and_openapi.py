@@ -4,6 +4,7 @@ back in the response, and the OpenAPI document describes the API and its bearer 
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import pkgutil
 import re
@@ -19,6 +20,7 @@ from domains.conftest import Registry, registry, stepped_up_owner
 import regshield
 import regshield.api.routers.events as events_router
 from regshield.api.app import create_app
+from regshield.api.openapi import documented_routes, referenced_names
 from regshield.api.problems import PROBLEM_TYPES, PROBLEM_TYPES_BY_SLUG
 from regshield.api.problems import markdown as problems_markdown
 from regshield.clock import FakeClock
@@ -532,3 +534,51 @@ async def test_every_operation_answers_only_documented_statuses_to_bad_requests(
                                          headers={**headers, **json_type})
             assert response.status_code < 500, (method, path, response.text[:300])
             assert_documented(document, method, path, response)
+
+
+RAISED = re.compile(r"(?:raise|refuse\(|return) (\w+)\(")
+CALLED = re.compile(r"(?<![\w.])(\w+)\(")
+
+
+def raised_by(target: Any, errors: dict[str, type[RegshieldError]],
+              seen: set[int]) -> set[str]:
+    """The error classes `target`'s source raises (or refuses with, or returns to be raised),
+    and those of the regshield functions and classes it calls, read from the source text."""
+    if id(target) in seen:
+        return set()
+    seen.add(id(target))
+    try:
+        source = inspect.getsource(target)
+    except (OSError, TypeError):
+        return set()
+    found = {name for name in RAISED.findall(source) if name in errors}
+    module = inspect.getmodule(target)
+    for name in set(CALLED.findall(source)):
+        value = getattr(module, name, None)
+        if (inspect.isfunction(value) or inspect.isclass(value)) and value is not target \
+                and str(getattr(value, "__module__", "")).startswith("regshield."):
+            found |= raised_by(value, errors, seen)
+    return found
+
+
+def test_every_error_class_a_route_can_reach_is_documented_on_it(services: Services) -> None:
+    """Read from the source (not the bytecode names api/openapi.py follows): each error a
+    route's flows and reads raise has its status on the route's operation."""
+    errors = {error.__name__: error for error in all_error_classes()}
+    app = create_app(services)
+    document = app.openapi()
+    reaching = 0
+    for route in documented_routes(app):
+        raised: set[str] = set()
+        for name in referenced_names(route.endpoint):
+            value = route.endpoint.__globals__.get(name)
+            if (inspect.isfunction(value) or inspect.isclass(value)) \
+                    and str(getattr(value, "__module__", "")).startswith("regshield.flows"):
+                raised |= raised_by(value, errors, set())
+        reaching += bool(raised)
+        for method in route.methods:
+            responses = document["paths"][route.path_format][method.lower()]["responses"]
+            for name in raised:
+                status = errors[name].http_status
+                assert str(status) in responses, (method, route.path_format, name, status)
+    assert reaching > len(document["paths"]) // 2  # the reading itself works

@@ -13,14 +13,18 @@ depends on, never from a list kept by hand per route:
 | takes a body                                           | 400, 413, 422                      |
 | takes any parameter                                    | 422                                |
 | has path or query parameters, or is a change with input | 404                               |
-| is a change (not GET)                                  | 409                                |
-| runs a throttled flow (`THROTTLED`)                    | 429 (`Retry-After`)                |
+| is a change (not GET), or runs a flow to record a read | 409                                |
+| runs code that names an error class (`errors.py` and its subclasses) | its status and type  |
 | talks to a registry (`REGISTRY`)                       | 502, 503, 504                      |
 | may leave a registry operation pending (`HTTP_202_ACCEPTED`) | 202, with the success body   |
 
-"Runs" and "talks to" are read from the names the endpoint's code uses, and those of the
-helpers of its own module that it calls. The statuses a route declares itself (`responses=`)
-are kept, with their descriptions; their bodies become problems.
+"Runs" and "talks to" are read from the names the endpoint's code uses, and those of what it
+calls in its own module and in the rest of `regshield` outside `api/` (flows, rules, security,
+store ...), transitively: a flow that can raise `Throttled` makes its route document 429, one
+that names `StepUpRequired` documents 403 `step-up-required`, and so on. Naming an error is
+not always raising it (an `except NotFound`), so this errs on the side of documenting. The
+statuses a route declares itself (`responses=`) are kept, with their descriptions; their bodies
+become problems.
 """
 
 from __future__ import annotations
@@ -36,22 +40,17 @@ from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 
 from regshield.api.deps import bearer, stepped_up_actor_of
 from regshield.api.problems import PROBLEM_TYPE, PROBLEM_TYPES
+from regshield.errors import RegshieldError
 
 PROBLEM_JSON: Final = "application/problem+json"
-# The flows that count failed attempts and answer 429 with Retry-After (flows/auth.py `_guard`,
-# `_prove_holder`; flows/disclosure.py `_filing_refused`); StepUp is the X-OTP dependency.
-THROTTLED: Final = frozenset({
-    "UserLogin", "TotpEnroll", "TotpRemove", "RecoveryCodesRegenerate", "PasswordChange",
-    "DisclosureRequestCreate"})
 # What reaches a registry before the answer (flows/operations.py `execute_all`, the check
-# command of `domain_check`); the registry link's errors are 502, 503 and 504.
+# command of `domain_check`, the mail of a registry-lock code): the registry link's errors,
+# 502, 503 and 504, are raised behind `services.registries.pool(...)`, an attribute that the
+# walk of names below does not follow.
 REGISTRY: Final = frozenset({"execute_all", "domain_check", "send_lock_code"})
 READS: Final = frozenset({"GET", "HEAD"})
-# The flows whose refusals have a type of their own (rules/registry_lock.py LockRefused,
-# rules/disclosure.py DisclosureRefused), by the prefix of the flow's name.
-REFUSALS: Final[dict[str, tuple[int, str]]] = {
-    "RegistryLock": (409, "registry-lock-refused"), "Disclosure": (409, "disclosure-refused")}
-
+FOLLOWED: Final = "regshield."
+API: Final = "regshield.api."
 # The types each status carries, in the document's descriptions.
 _TYPES_BY_STATUS: dict[int, list[str]] = {}
 for _problem in PROBLEM_TYPES:
@@ -144,9 +143,24 @@ def _codes(code: CodeType) -> Iterator[CodeType]:
             yield from _codes(constant)
 
 
+def _followed(value: Any, module: str) -> list[FunctionType]:
+    """The functions to read next: a helper of the router's module, or a function or a flow
+    class (its methods) of `regshield.flows`."""
+    owner = getattr(value, "__module__", "") or ""
+    if not (owner == module or (owner.startswith(FOLLOWED) and not owner.startswith(API))):
+        return []
+    if isinstance(value, FunctionType):
+        return [value]
+    if isinstance(value, type):
+        return [inspect.unwrap(member) for member in vars(value).values()
+                if isinstance(inspect.unwrap(member), FunctionType)]
+    return []
+
+
 def referenced_names(endpoint: Callable[..., Any] | None) -> set[str]:
-    """The global names the endpoint's code uses, and those of the functions of its own
-    module that it calls (transitively)."""
+    """The global and attribute names the endpoint's code uses, and those of what it calls in
+    its own module and in `regshield.flows` (transitively): the flows it runs, the helpers
+    they use."""
     function = inspect.unwrap(endpoint) if endpoint is not None else None
     if not isinstance(function, FunctionType):
         return set()
@@ -162,9 +176,7 @@ def referenced_names(endpoint: Callable[..., Any] | None) -> set[str]:
         for code in _codes(current.__code__):
             for name in code.co_names:
                 names.add(name)
-                value = current.__globals__.get(name)
-                if isinstance(value, FunctionType) and value.__module__ == module:
-                    pending.append(value)
+                pending += _followed(current.__globals__.get(name), module)
     return names
 
 
@@ -202,15 +214,8 @@ def statuses_of(route: RouteContext) -> dict[int, list[str]]:
         add(422, "validation-failed")
     if path_params or query_params or (change and (has_body or parameters)):
         add(404, "not-found")
-    if change:
-        add(409, "conflict")
-    if names & THROTTLED:
-        add(429, "throttled")
-    if "UserLogin" in names:
-        add(401, "authentication-failed", "second-factor-required")
-    if "execute_all" in names:  # a registry operation run before the answer
-        add(409, "operation-busy")
-        add(422, "registry-refused")
+    if change or "run_flow" in names:  # a read that records (a staff read of personal data)
+        add(409, "conflict")  # also a concurrent change that won a unique value (runner.py)
     if names & REGISTRY:
         add(502, *_TYPES_BY_STATUS[502])
         add(503, *_TYPES_BY_STATUS[503])
@@ -219,9 +224,19 @@ def statuses_of(route: RouteContext) -> dict[int, list[str]]:
         status = int(declared)
         if status >= 400 and status not in found:
             add(status, *_TYPES_BY_STATUS.get(status, []))
-    for prefix, (status, slug) in REFUSALS.items():
-        if change and any(name.startswith(prefix) and name[:1].isupper() for name in names):
-            add(status, slug)
+    for error in _error_classes():  # an error class the code it runs names
+        if error.__name__ in names and error.http_status != 500:
+            add(error.http_status, error.type_slug)
+    return found
+
+
+def _error_classes() -> list[type[RegshieldError]]:
+    found: list[type[RegshieldError]] = []
+    pending: list[type[RegshieldError]] = [RegshieldError]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        pending += current.__subclasses__()
     return found
 
 
