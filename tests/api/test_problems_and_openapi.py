@@ -316,6 +316,8 @@ async def test_every_error_answer_is_declared_as_a_problem_and_no_fastapi_error_
         for status, response in responses.items():
             if int(status) >= 400:
                 assert set(response["content"]) == {PROBLEM_JSON}, (method, path, status)
+            elif status != "204":
+                assert response.get("content"), (method, path, status)  # a body to check
         takes_input = "requestBody" in operation or operation.get("parameters")
         if takes_input:
             assert "422" in responses, (method, path)

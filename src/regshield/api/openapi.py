@@ -279,13 +279,18 @@ def document(app: FastAPI, spec: dict[str, Any]) -> dict[str, Any]:
             if operation is None:
                 continue
             responses: dict[str, Any] = operation.setdefault("responses", {})
+            success: dict[str, Any] = next(
+                (r for s, r in sorted(responses.items()) if s.startswith("2") and "content" in r),
+                {})
             if "HTTP_202_ACCEPTED" in referenced_names(route.endpoint) \
                     and "202" not in responses:
-                success: dict[str, Any] = next(
-                    (r for s, r in sorted(responses.items())
-                     if s.startswith("2") and "content" in r), {})
-                responses["202"] = {**success, "description": (
+                responses["202"] = {"description": (
                     "Accepted; the registry has not confirmed yet (the outbox finishes it)")}
+            for code, response in responses.items():
+                # A success declared by its description only has the body of the main one.
+                if code.startswith("2") and code != "204" and "content" not in response \
+                        and "content" in success:
+                    response["content"] = success["content"]
             for status, slugs in sorted(statuses_of(route).items()):
                 declared = route.responses.get(status) or route.responses.get(str(status)) or {}
                 responses[str(status)] = _response(status, slugs, declared.get("description"))
