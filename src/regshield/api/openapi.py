@@ -29,6 +29,7 @@ become problems.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Iterator
 from types import CodeType, FunctionType
@@ -157,13 +158,14 @@ def _followed(value: Any, module: str) -> list[FunctionType]:
     return []
 
 
-def referenced_names(endpoint: Callable[..., Any] | None) -> set[str]:
+@functools.cache
+def referenced_names(endpoint: Callable[..., Any] | None) -> frozenset[str]:
     """The global and attribute names the endpoint's code uses, and those of what it calls in
     its own module and in `regshield.flows` (transitively): the flows it runs, the helpers
     they use."""
     function = inspect.unwrap(endpoint) if endpoint is not None else None
     if not isinstance(function, FunctionType):
-        return set()
+        return frozenset()
     module = function.__module__
     names: set[str] = set()
     pending = [function]
@@ -177,7 +179,7 @@ def referenced_names(endpoint: Callable[..., Any] | None) -> set[str]:
             for name in code.co_names:
                 names.add(name)
                 pending += _followed(current.__globals__.get(name), module)
-    return names
+    return frozenset(names)
 
 
 def statuses_of(route: RouteContext) -> dict[int, list[str]]:
