@@ -246,6 +246,9 @@ def _response(status: int, slugs: list[str], description: str | None) -> dict[st
     schema = SCHEMA_FOR_STATUS.get(status, "Problem")
     types = ", ".join(f"`{slug}`" for slug in slugs)
     text = description or DEFAULT_DESCRIPTIONS.get(status, "A problem")
+    if not description and status == 403 and "step-up-required" in slugs:
+        text += ("; `step-up-required`: send the request again with a current one-time code "
+                 "as `X-OTP`")
     response: dict[str, Any] = {
         "description": f"{text}. Problem types: {types}." if slugs else f"{text}.",
         "content": {PROBLEM_JSON: {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
