@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from regshield import __version__
-from regshield.api import problems
+from regshield.api import openapi, problems
 from regshield.api.body_limit import BodyLimit, RouteLimit
 from regshield.api.routers import (
     auth,
@@ -61,16 +61,38 @@ class RequestIdentity:
         await self.app(scope, receive, send_with_headers)
 
 
+class OneSegmentNames:
+    """A path parameter is one segment: an encoded slash (`%2F`) in an API path answers 404,
+    instead of reaching whichever route the decoded path happens to match (no name, handle
+    or identifier of the API holds a slash)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(API_PREFIX + "/") \
+                and b"%2f" in scope.get("raw_path", b"").lower():
+            request = Request(scope)
+            response = problems.problem(request, 404, "not-found", "Not found",
+                                        "no route matches this path (a name holds no '/')")
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def create_app(services: Services) -> FastAPI:
+    # No redirect from `/path/` to `/path`: an API client gets 404, never a 307 to follow.
     app = FastAPI(
         title="regshield", version=__version__,
         description="Registrar system of record: accounts, identities, contacts, event log.",
         openapi_url=f"{API_PREFIX}/openapi.json", docs_url=f"{API_PREFIX}/docs", redoc_url=None,
+        redirect_slashes=False,
     )
     app.state.services = services
     problems.install(app)
 
     # Outermost last: every answer, a 413 too, carries the request id.
+    app.add_middleware(OneSegmentNames)
     app.add_middleware(BodyLimit, routes=[
         RouteLimit("POST", ZONE_IMPORT, services.settings.zone_import_max_bytes)])
     app.add_middleware(RequestIdentity)
@@ -82,4 +104,5 @@ def create_app(services: Services) -> FastAPI:
                    disclosure.router, domains.router, events.router, notices.router,
                    zones.router):
         app.include_router(router, prefix=API_PREFIX)
+    openapi.install(app)
     return app

@@ -47,9 +47,12 @@ async def login(body: LoginIn, services: ServicesDep, context: ContextDep) -> To
     return TokenOut(token=issued.value, token_id=issued.public_id, expires_at=issued.expires_at)
 
 
-@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
+@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, responses={
+    204: {"description": "The calling token is revoked"}})
 async def logout(actor: ActorDep, services: ServicesDep, context: ContextDep) -> None:
-    """Revoke the token that made this request."""
+    """Sign out: revoke the token (or console session) that made this request. It is revoked
+    at once and for good: every later request with it answers 401 `authentication-failed`,
+    so do not retry a logout, and do not reuse the token; sign in again for a new one."""
     await run_flow(services, actor, context, TokenRevoke(None))
 
 
