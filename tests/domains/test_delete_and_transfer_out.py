@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import httpx
+import structlog.testing
+from conftest import World
 
 from domains.conftest import Holder, Registry, as_other_registrar
 from domains.test_lifecycle import DOMAINS, register
@@ -108,3 +110,27 @@ async def test_no_decision_without_a_pending_transfer(
     response = await api.post(f"{DOMAINS}/example.test/transfer/reject", headers=holder.headers,
                               json={"reason": "fraud"})
     assert response.status_code == 409
+
+
+async def test_another_account_cannot_make_the_registrar_ask_the_registry_about_a_domain(
+        api: httpx.AsyncClient, holder: Holder, registry: Registry, world: World) -> None:
+    """A flow's `prepare` asks the registry before its transaction: it does so only for an
+    actor who may act on the domain, so a stranger learns nothing and costs no command."""
+    assert (await register(api, holder)).status_code == 201
+    stranger = await world.user("owner", await world.account("Stranger"))
+
+    with structlog.testing.capture_logs() as logs:
+        response = await api.post(f"{DOMAINS}/example.test/transfer/reject",
+                                  json={"reason": "fraud"}, headers=stranger.headers)
+
+    assert response.status_code == 404, response.text
+    assert [entry for entry in logs if entry["event"] == "registry:command:answered"] == []
+
+    with structlog.testing.capture_logs() as logs:
+        response = await api.post(f"{DOMAINS}/example.test/transfer/reject",
+                                  json={"reason": "fraud"}, headers=holder.headers)
+
+    # The holder's own request is checked with the registry (no transfer is pending there).
+    assert response.status_code == 409, response.text
+    assert [entry["command"] for entry in logs
+            if entry["event"] == "registry:command:answered"] == ["domain:info"]

@@ -184,7 +184,8 @@ class UserLogin:
     otp: str | None = None
     credential: Credential = "api"
 
-    async def prepare(self, services: Services, context: RequestContext) -> PasswordCheck | None:
+    async def prepare(self, services: Services, context: RequestContext, actor: Actor
+                      ) -> PasswordCheck | None:
         """Check the password outside the write transaction (argon2 takes tens of ms); skip it
         when the attempt is throttled anyway, so that a blocked attacker costs nothing."""
         keyring = services.keyring

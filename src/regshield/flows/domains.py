@@ -192,6 +192,16 @@ def _years(value: Any, errors: list[FieldError]) -> int:
     return value
 
 
+async def actor_may_change(services: Services, actor: Actor, name: DomainName) -> bool:
+    """Whether `actor` may change the live domain `name`: what a flow's `prepare` checks
+    before it asks a registry or DNS servers about it (`run` checks again, and refuses)."""
+    if not actor.can_any("domains", "write"):
+        return False
+    async with services.store.read() as session:
+        domain = await live_domain(session, name.ascii)
+    return domain is not None and actor.can("domains", "write", domain.account_id)
+
+
 async def _load(tx: Tx, name: str, action: str = "write") -> tuple[Domain, Account]:
     """The live domain for a change by the actor; another tenant's reads as not found."""
     tx.actor.require("domains", action)
@@ -388,15 +398,18 @@ class DsSet:
     hosted_zone: bool = False
     force: bool = False
 
-    async def prepare(self, services: Services, context: Any) -> LiveKeys | None:
+    async def prepare(self, services: Services, context: Any, actor: Actor
+                      ) -> LiveKeys | None:
         """The DNSKEY RRset the zone serves now; None when the DS records need no such check
-        (none left: removing DS never breaks resolution; a zone regshield signs; bad input)."""
+        (none left: removing DS never breaks resolution; a zone regshield signs; bad input;
+        a domain the actor may not change)."""
         if self.hosted_zone:
             return None
         errors: list[FieldError] = []
         name = _name(self.name, errors)
         records = validate_ds_set(self.ds, "ds", errors)
-        if name is None or errors or not records:
+        if name is None or errors or not records \
+                or not await actor_may_change(services, actor, name):
             return None
         resolver = services.settings.dns.resolver
         return await live_dnskeys(
@@ -868,12 +881,14 @@ class TransferDecide:
     approve: bool
     reason: str | None = None
 
-    async def prepare(self, services: Services, context: Any) -> frozenset[str] | None:
+    async def prepare(self, services: Services, context: Any, actor: Actor
+                      ) -> frozenset[str] | None:
         """The statuses the registry reports now (a transfer request reaches us through the
-        poll queue, which may lag); None when the registry cannot be asked."""
+        poll queue, which may lag); None when the registry cannot be asked, or the actor may
+        not decide for this domain (`run` refuses)."""
         errors: list[FieldError] = []
         name = _name(self.name, errors)
-        if name is None:
+        if name is None or not await actor_may_change(services, actor, name):
             return None
         try:
             link = services.registries.for_domain(name)

@@ -5,8 +5,12 @@ event and outbox recorders), then appends the recorded events to the hash chain 
 queued side effects, and commits, all or nothing. A flow that must refuse *and* keep a record
 (a failed login counts towards throttling and leaves an event) calls `tx.refuse(error)`: the
 transaction commits and the error is raised afterwards. A permission refusal is recorded as an
-event of its own. A flow may define `async def prepare(self, services, context)` for slow,
-read-only work done before the transaction opens; its result reaches `run` as `tx.prepared`.
+event of its own. A flow may define `async def prepare(self, services, context, actor)` for
+slow, read-only work done before the transaction opens; its result reaches `run` as
+`tx.prepared`. A `prepare` that asks the outside world (a registry, DNS servers) or does heavy
+work for a named object first checks that the actor may act on it (`actor_may_change` in
+flows/domains.py, `actor_may_edit_zone` in flows/zones.py), so that nobody makes the
+registrar query or work for another's object; `run` checks again and refuses.
 """
 
 from __future__ import annotations
@@ -89,7 +93,7 @@ async def run_flow(services: Services, actor: Actor, context: RequestContext,
     # Slow, read-only work (a password hash check) runs before the write transaction, so that
     # it never holds the write lock: on SQLite every writer would wait behind it.
     prepare = getattr(flow, "prepare", None)
-    prepared = await prepare(services, context) if prepare is not None else None
+    prepared = await prepare(services, context, actor) if prepare is not None else None
     try:
         async with services.store.write() as session:
             tx = Tx(session=session, actor=actor, context=context, services=services, now=now,

@@ -253,6 +253,20 @@ def _zone_name(value: Any, errors: list[FieldError], field: str = "name") -> str
     return None if name is None else name.ascii + "."
 
 
+async def actor_may_edit_zone(services: Services, actor: Actor, name: str, *,
+                              creating: bool = False) -> bool:
+    """Whether `actor` may edit the hosted zone `name` (absolute): what a flow's `prepare`
+    checks before it reads a large file or asks DNS servers for it (`run` checks again, and
+    refuses). With `creating`, a zone not hosted yet counts when the actor may host zones."""
+    if not actor.can_any("zones", "write"):
+        return False
+    async with services.store.read() as session:
+        zone = await live_zone(session, name)
+    if zone is None:
+        return creating
+    return actor.can("zones", "write", zone.account_id)
+
+
 async def _load(tx: Tx, name: Any, *, editing: bool = True) -> Zone:
     """The zone to change; a suspended one (its name is registered here by another account)
     is not edited any more, only exported or deleted."""
@@ -645,12 +659,15 @@ class ZoneImport:
     account: str | None = None
     force: bool = False
 
-    async def prepare(self, services: Services, context: Any) -> ZoneFileRead | None:
+    async def prepare(self, services: Services, context: Any, actor: Actor
+                      ) -> ZoneFileRead | None:
         """Read and check the file in a worker thread before the transaction opens: a large
         file takes seconds, which must hold up neither the event loop (HTTP and DNS answers)
-        nor the write lock. Its refusal waits for `run`, after the permission checks."""
+        nor the write lock. Its refusal waits for `run`, after the permission checks; a file
+        for a zone the actor may not edit is not read at all."""
         name = self._name([])
-        if name is None:
+        if name is None or not await actor_may_edit_zone(services, actor, name,
+                                                        creating=self.account is not None):
             return None
         return await asyncio.to_thread(read_zone_file, name, self.text)
 
@@ -733,12 +750,15 @@ class ZoneVerify:
 
     name: Any
 
-    async def prepare(self, services: Services, context: RequestContext) -> TxtCheck | str:
+    async def prepare(self, services: Services, context: RequestContext, actor: Actor
+                      ) -> TxtCheck | str:
         errors: list[FieldError] = []
         name = _zone_name(self.name.rstrip(".") if isinstance(self.name, str) else self.name,
                           errors)
         if name is None:
             return "the zone name is not valid"
+        if not await actor_may_edit_zone(services, actor, name):
+            return "not asked: the zone is not one this credential may edit"
         dns_settings = services.settings.dns
         resolver = dns_settings.resolver
         try:
