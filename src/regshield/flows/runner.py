@@ -12,7 +12,7 @@ read-only work done before the transaction opens; its result reaches `run` as `t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol, TypeVar
 
 import structlog
@@ -68,8 +68,9 @@ class Tx:
             summary=summary,
         ))
 
-    def enqueue(self, kind: str, payload: dict[str, Any], dedupe_key: str | None = None) -> None:
-        self.effects.append(SideEffect(kind, payload, dedupe_key))
+    def enqueue(self, kind: str, payload: dict[str, Any], dedupe_key: str | None = None,
+                delay: timedelta = timedelta(0)) -> None:
+        self.effects.append(SideEffect(kind, payload, dedupe_key, delay))
 
     def refuse(self, error: RegshieldError) -> None:
         """Commit what was recorded so far, then raise `error` to the caller."""
