@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import World
 from domains.conftest import holder, registry
 from pydantic import BaseModel, ValidationError
 
@@ -19,6 +20,8 @@ from api.test_read_only_credentials import (
     generated_body,
     write_routes,
 )
+from regshield.errors import ValidationFailed
+from regshield.flows.zones import ZoneCreate
 from regshield.services import Services
 
 __all__ = ["estate", "holder", "registry"]
@@ -94,3 +97,16 @@ async def test_a_zone_policy_that_is_not_a_policy_name_is_refused(
 
     assert answer.status_code == 422, answer.text
     assert [e["field"] for e in answer.json()["errors"]] == ["policy"]
+
+
+@pytest.mark.parametrize("field", ["policy", "denial", "serial_scheme"])
+@pytest.mark.parametrize("value", [{"kind": "nsec"}, ["nsec"], 1])
+async def test_a_flow_called_without_the_schema_refuses_a_value_of_another_type(
+        world: World, field: str, value: Any) -> None:
+    """The CLI calls flows directly: a flow names the field instead of failing on the value."""
+    account = await world.account()
+
+    with pytest.raises(ValidationFailed) as refused:
+        await world.flow(ZoneCreate("flow.example", account=account, **{field: value}))
+
+    assert [e.field for e in refused.value.errors] == [field]
