@@ -40,6 +40,7 @@ from regshield.store.models import Account, Event, User
 MAX_SEQUENCE = 2**63 - 1
 MAX_HANDLE = 64  # a contact handle, `RS-` and ten symbols, with room to spare
 MAX_ACCOUNT = 100  # an account's public id
+MAX_CHOICE = 64  # a string naming one of a few choices (longer than any of them)
 
 
 def text(limit: int, **extra: Any) -> Any:
@@ -58,8 +59,7 @@ def choice(choices: Iterable[str], **extra: Any) -> Any:
     listed = sorted(choices)
     # An optional choice (default None) takes null too: the enum covers the whole field.
     enum = cast(list[JsonValue], listed + ([None] if extra.get("default", ...) is None else []))
-    return Field(max_length=max(len(c) for c in listed), json_schema_extra={"enum": enum},
-                 **extra)
+    return Field(max_length=MAX_CHOICE, json_schema_extra={"enum": enum}, **extra)
 
 
 def number(minimum: int, maximum: int | None, **extra: Any) -> Any:
@@ -76,6 +76,14 @@ def number(minimum: int, maximum: int | None, **extra: Any) -> Any:
 Flag = Annotated[bool, Field(strict=True)]
 Name = Annotated[str, Field(max_length=MAX_INPUT)]  # a domain or host name (rules/names.py)
 ContactText = Annotated[str, Field(max_length=MAX_TEXT)]
+
+
+def country() -> Any:
+    """Two letters, as documented; a longer string is still an unknown country to the rule."""
+    return Field(default=None, max_length=8, description="ISO 3166-1 alpha-2",
+                 json_schema_extra={"minLength": 2, "maxLength": 2})
+
+
 StreetLines = Annotated[list[ContactText] | None, Field(
     default=None, max_length=4 * MAX_STREET_LINES,
     json_schema_extra={"maxItems": MAX_STREET_LINES})]
@@ -157,7 +165,7 @@ class ContactIn(BaseModel):
     city: ContactText | None = None
     state: ContactText | None = None
     postal_code: str | None = optional_text(MAX_POSTAL_CODE)
-    country: str | None = optional_text(2, description="ISO 3166-1 alpha-2")
+    country: str | None = country()
     account: str | None = optional_text(
         MAX_ACCOUNT, description="Staff only: the account the contact belongs to")
 
@@ -173,7 +181,7 @@ class ContactPatch(BaseModel):
     city: ContactText | None = None
     state: ContactText | None = None
     postal_code: str | None = optional_text(MAX_POSTAL_CODE)
-    country: str | None = optional_text(2, description="ISO 3166-1 alpha-2")
+    country: str | None = country()
     # Not a contact field: for a change of registrant (name, organization or email of a
     # live domain's registrant), the prior registrant opts out of the 60-day transfer lock.
     opt_out_of_transfer_lock: Flag = False

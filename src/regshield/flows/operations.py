@@ -746,7 +746,9 @@ async def _send(services: Services, claim: Claim, secret: Secret | None) -> Outc
                     kind=claim.kind, error=type(exc).__name__)
         return Outcome("failed", talk.exchanges if talk else [], error=type(exc).__name__)
     except Exception as exc:  # a fault of ours, not a registry answer: never left running
-        log.exception("registry:operation:fault", operation=claim.public_id, kind=claim.kind)
+        # The type only: a message or a traceback may carry the values being sent.
+        log.error("registry:operation:fault", operation=claim.public_id, kind=claim.kind,
+                  error=type(exc).__name__)
         sent = talk.exchanges if talk else []
         if talk is not None and (talk.in_flight or sent):
             # It may have reached the registry: ask it (the outbox reconciles `unknown`).
