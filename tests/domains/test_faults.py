@@ -173,9 +173,15 @@ class Injected(RuntimeError):
     """The fault the test injects."""
 
 
-def inject(monkeypatch: pytest.MonkeyPatch, step: str, target: type[Command]) -> None:
-    """Make `step` fail once; `target` is the operation's own command."""
+def inject(monkeypatch: pytest.MonkeyPatch, step: str, target: type[Command]) -> list[str]:
+    """Make `step` fail once; `target` is the operation's own command. Returns the steps that
+    failed, once it happened (a test checks that the fault did happen)."""
     restore: list[Callable[[], None]] = []  # puts the original back: the fault happens once
+    fired: list[str] = []
+
+    def fire() -> None:
+        restore[0]()
+        fired.append(step)
 
     def once(owner: Any, name: str, failing: Callable[..., Awaitable[Any]]) -> None:
         """Replace `owner.name` by `failing` for one call; `failing` gets the original and
@@ -190,12 +196,17 @@ def inject(monkeypatch: pytest.MonkeyPatch, step: str, target: type[Command]) ->
 
     def fail(message: str) -> Callable[..., Awaitable[Any]]:
         async def failing(original: Any, *args: Any, **kwargs: Any) -> Any:
-            restore[0]()
+            fire()
             raise Injected(message)
         return failing
 
     if step == "before the flow commit":  # inside the flow's transaction: all of it undone
-        once(runner, "write_effects", fail("before the commit"))
+        async def committing(original: Any, session: Any, effects: Any, now: Any) -> Any:
+            if not any(e.kind == operations.OUTBOX_KIND for e in effects):
+                return await original(session, effects, now)  # another flow (a step-up)
+            fire()
+            raise Injected("before the commit")
+        once(runner, "write_effects", committing)
     elif step == "after the flow commit":  # the operation is recorded, nothing was sent
         once(domain_routes, "execute_all", fail("after the commit"))
     elif step == "after the registry answered, before settling":
@@ -207,7 +218,7 @@ def inject(monkeypatch: pytest.MonkeyPatch, step: str, target: type[Command]) ->
                           **kwargs: Any) -> Any:
             if not isinstance(command, target):
                 return await original(session, command, **kwargs)
-            restore[0]()
+            fire()
             if step == "while building the command":
                 build_command(command, cl_trid="probe")  # what the session does first
             elif step == "while sending, after the registry executed it":
@@ -216,6 +227,7 @@ def inject(monkeypatch: pytest.MonkeyPatch, step: str, target: type[Command]) ->
                 assert step == "while sending, before it left", step
             raise Injected(step)
         once(EppSession, "execute", sending)
+    return fired
 
 
 STEPS = ["before the flow commit", "after the flow commit", "while building the command",
@@ -247,11 +259,12 @@ async def live(services: Services, name: str) -> Domain | None:
 async def test_a_fault_at_any_step_of_a_registration_leaves_it_undone_or_settled(
         api: httpx.AsyncClient, holder: Holder, registry: Registry, services: Services,
         clock: FakeClock, monkeypatch: pytest.MonkeyPatch, step: str) -> None:
-    inject(monkeypatch, step, DomainCreate)
+    fired = inject(monkeypatch, step, DomainCreate)
 
     await faulty(register(api, holder))
 
     monkeypatch.undo()
+    assert fired == [step]
     await settle_queue(services, clock)
     assert await open_operations_left(services) == []
     domain = await live(services, "example.test")
@@ -273,12 +286,13 @@ async def test_a_fault_at_any_step_of_a_nameserver_change_leaves_it_undone_or_se
         clock: FakeClock, monkeypatch: pytest.MonkeyPatch, step: str) -> None:
     assert (await register(api, holder)).status_code == 201
     await settle_queue(services, clock)
-    inject(monkeypatch, step, DomainUpdate)
+    fired = inject(monkeypatch, step, DomainUpdate)
 
     await faulty(api.put(f"{DOMAINS}/example.test/nameservers", headers=holder.otp(),
                          json={"nameservers": NEW_NS}))
 
     monkeypatch.undo()
+    assert fired == [step]
     await settle_queue(services, clock)
     assert await open_operations_left(services) == []
     domain = await live(services, "example.test")
@@ -299,12 +313,13 @@ async def test_a_fault_at_any_step_of_a_transfer_request_leaves_it_undone_or_set
         api: httpx.AsyncClient, holder: Holder, registry: Registry, services: Services,
         clock: FakeClock, monkeypatch: pytest.MonkeyPatch, step: str) -> None:
     await other_registrars_domain(registry, "other.test", TRANSFER_CODE)
-    inject(monkeypatch, step, DomainTransfer)
+    fired = inject(monkeypatch, step, DomainTransfer)
 
     await faulty(api.post("/api/v1/transfers", headers=holder.headers,
                           json={"name": "other.test", "auth_code": TRANSFER_CODE}))
 
     monkeypatch.undo()
+    assert fired == [step]
     await settle_queue(services, clock)
     assert await open_operations_left(services) == []
     domain = await live(services, "other.test")
