@@ -402,8 +402,18 @@ async def test_secondary_on_loopback_is_allowed_only_when_the_network_is_configu
 
 async def test_a_bad_zone_request_names_every_field(api: httpx.AsyncClient,
                                                     owner: Identity) -> None:
-    response = await api.post(ZONES, json={"name": "-bad-.example", "dnssec": "yes",
-                                           "denial": "nsec5", "policy": "fastest"},
+    response = await api.post(ZONES, json={"name": "-bad-.example", "dnssec": False,
+                                           "denial": "nsec5", "policy": "fastest",
+                                           "serial_scheme": "never"},
+                              headers=owner.headers)
+    assert response.status_code == 422
+    assert fields(response) == {"name", "denial", "policy", "serial_scheme"}
+
+
+async def test_a_zone_request_of_wrong_json_types_names_each_field(
+        api: httpx.AsyncClient, owner: Identity) -> None:
+    response = await api.post(ZONES, json={"name": ["a.example"], "dnssec": "yes",
+                                           "denial": 3, "policy": {}},
                               headers=owner.headers)
     assert response.status_code == 422
     assert fields(response) == {"name", "dnssec", "denial", "policy"}

@@ -2,22 +2,91 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, with_config
+from typing_extensions import TypedDict
 
 from regshield.flows.contacts import ContactView
-from regshield.flows.domains import DomainView, OperationView
+from regshield.flows.domains import DENIAL_REASONS, MAX_DS, MAX_YEARS, DomainView, OperationView
+from regshield.flows.registry_lock import MAX_RELOCK_HOURS
+from regshield.flows.zone_keys import POLICIES
+from regshield.flows.zones import DENIAL_KINDS
+from regshield.rules.contacts import MAX_EMAIL, MAX_POSTAL_CODE, MAX_STREET_LINES, MAX_TEXT
+from regshield.rules.ds import MAX_DS_TEXT
+from regshield.rules.names import MAX_INPUT, MAX_NAMESERVERS
+from regshield.rules.zones import (
+    MAX_RECORD_TEXT,
+    MAX_RECORDS,
+    MAX_TTL,
+    MIN_TTL,
+    SERIAL_SCHEMES,
+)
+from regshield.security.permissions import CUSTOMER_ROLES, STAFF_ROLES
 from regshield.store.models import Account, Event, User
 
-# Contact fields are checked by rules/contacts.py, which reports every failing field at once;
-# the schema documents their types without refusing early on the first wrong one.
-Text = Annotated[Any, Field(json_schema_extra={"type": "string"})]
-OptionalText = Annotated[Any, Field(default=None, json_schema_extra={"type": "string"})]
+# Every request field has its exact JSON type: a value of another type (an object for a
+# string, `true` for a number, a string for a boolean) is a 422 naming the field, never
+# coerced and never handed to a flow (tests/api/test_request_types.py walks every body).
+# Strings and lists are bounded by the rule's own limit where the rule has one. What the rules
+# check of a value of the right type (enumerations, ranges such as years and TTLs, list lengths
+# a rule reports) is documented here and refused by the rule, so that a request learns every
+# such reason at once; the integer itself is bounded by what the store can hold. A wrong type
+# is refused here, with every other wrong type, before any rule runs.
 # The largest integer both stores hold (a signed 64-bit column): every integer query parameter
-# is bounded by it, so none reaches SQL as a value the driver cannot send.
+# and body field is bounded by it, so none reaches SQL as a value the driver cannot send.
 MAX_SEQUENCE = 2**63 - 1
+MAX_HANDLE = 64  # a contact handle, `RS-` and ten symbols, with room to spare
+MAX_ACCOUNT = 100  # an account's public id
+MAX_CHOICE = 64  # a string naming one of a few choices (longer than any of them)
+
+
+def text(limit: int, **extra: Any) -> Any:
+    """A required string field of at most `limit` characters."""
+    return Field(max_length=limit, **extra)
+
+
+def optional_text(limit: int, **extra: Any) -> Any:
+    """An optional string field (null or absent: none) of at most `limit` characters."""
+    return Field(default=None, max_length=limit, **extra)
+
+
+def choice(choices: Iterable[str], **extra: Any) -> Any:
+    """A string that names one of `choices`: documented as an enum, checked by the flow with
+    the request's other reasons (a string of another value is no wrong type)."""
+    listed = sorted(choices)
+    # An optional choice (default None) takes null too: the enum covers the whole field.
+    enum = cast(list[JsonValue], listed + ([None] if extra.get("default", ...) is None else []))
+    return Field(max_length=MAX_CHOICE, json_schema_extra={"enum": enum}, **extra)
+
+
+def number(minimum: int, maximum: int | None, **extra: Any) -> Any:
+    """A whole number (never a boolean, a float or a string of digits) that the store can
+    hold; `minimum` and `maximum` are the range the flow accepts, documented here and checked
+    there with the request's other reasons."""
+    schema: dict[str, JsonValue] = {"minimum": minimum}
+    if maximum is not None:
+        schema["maximum"] = maximum
+    return Field(strict=True, ge=-MAX_SEQUENCE - 1, le=MAX_SEQUENCE,
+                 json_schema_extra=schema, **extra)
+
+
+Flag = Annotated[bool, Field(strict=True)]
+Name = Annotated[str, Field(max_length=MAX_INPUT)]  # a domain or host name (rules/names.py)
+ContactText = Annotated[str, Field(max_length=MAX_TEXT)]
+
+
+def country() -> Any:
+    """Two letters, as documented; a longer string is still an unknown country to the rule."""
+    return Field(default=None, max_length=8, description="ISO 3166-1 alpha-2",
+                 json_schema_extra={"minLength": 2, "maxLength": 2})
+
+
+StreetLines = Annotated[list[ContactText] | None, Field(
+    default=None, max_length=4 * MAX_STREET_LINES,
+    json_schema_extra={"maxItems": MAX_STREET_LINES})]
 
 
 class LoginIn(BaseModel):
@@ -67,8 +136,10 @@ class RecoveryCodesOut(BaseModel):
 class TokenCreateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(default="api", max_length=100)
-    expires_days: int | None = None
-    scopes: list[str] = Field(default_factory=lambda: ["*"], max_length=50)
+    expires_days: int | None = number(1, None, default=None, description=(
+        "At most the policy's longest token lifetime (366 days)"))
+    scopes: list[Annotated[str, Field(max_length=100)]] = Field(
+        default_factory=lambda: ["*"], max_length=50)
 
 
 class TokenInfoOut(BaseModel):
@@ -83,38 +154,37 @@ class TokenInfoOut(BaseModel):
 
 
 class ContactIn(BaseModel):
+    # Unknown fields are reported by rules/contacts.py with the other reasons.
     model_config = ConfigDict(extra="allow")
-    name: Text = None
-    organization: OptionalText
-    email: Text = None
-    phone: Text = None
-    fax: OptionalText
-    street: Annotated[Any, Field(default=None, json_schema_extra={
-        "type": "array", "items": {"type": "string"}, "maxItems": 3})]
-    city: Text = None
-    state: OptionalText
-    postal_code: Text = None
-    country: Text = Field(default=None, description="ISO 3166-1 alpha-2")
-    account: str | None = Field(default=None,
-                                description="Staff only: the account the contact belongs to")
+    name: ContactText | None = None
+    organization: ContactText | None = None
+    email: str | None = optional_text(MAX_EMAIL)
+    phone: str | None = optional_text(64)
+    fax: str | None = optional_text(64)
+    street: StreetLines
+    city: ContactText | None = None
+    state: ContactText | None = None
+    postal_code: str | None = optional_text(MAX_POSTAL_CODE)
+    country: str | None = country()
+    account: str | None = optional_text(
+        MAX_ACCOUNT, description="Staff only: the account the contact belongs to")
 
 
 class ContactPatch(BaseModel):
     model_config = ConfigDict(extra="allow")
-    name: OptionalText
-    organization: OptionalText
-    email: OptionalText
-    phone: OptionalText
-    fax: OptionalText
-    street: Annotated[Any, Field(default=None, json_schema_extra={
-        "type": "array", "items": {"type": "string"}})]
-    city: OptionalText
-    state: OptionalText
-    postal_code: OptionalText
-    country: OptionalText
+    name: ContactText | None = None
+    organization: ContactText | None = None
+    email: str | None = optional_text(MAX_EMAIL)
+    phone: str | None = optional_text(64)
+    fax: str | None = optional_text(64)
+    street: StreetLines
+    city: ContactText | None = None
+    state: ContactText | None = None
+    postal_code: str | None = optional_text(MAX_POSTAL_CODE)
+    country: str | None = country()
     # Not a contact field: for a change of registrant (name, organization or email of a
     # live domain's registrant), the prior registrant opts out of the 60-day transfer lock.
-    opt_out_of_transfer_lock: bool = False
+    opt_out_of_transfer_lock: Flag = False
 
 
 class ContactOut(BaseModel):
@@ -193,8 +263,8 @@ class UserIn(BaseModel):
     password: str | None = Field(default=None, max_length=1024, description=(
         "For users created by staff; a customer's invitation carries none (the invited "
         "person chooses it)"))
-    role: str
-    account: str | None = None
+    role: str = choice(STAFF_ROLES + CUSTOMER_ROLES)
+    account: str | None = optional_text(MAX_ACCOUNT)
 
 
 class InvitationOut(BaseModel):
@@ -236,10 +306,10 @@ class RegistrarOut(BaseModel):
 
 class RegistrarPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str | None = None
-    iana_id: int | None = None
-    abuse_email: str | None = None
-    abuse_phone: str | None = None
+    name: str | None = optional_text(200)
+    iana_id: int | None = number(1, 999_999, default=None)
+    abuse_email: str | None = optional_text(MAX_EMAIL)
+    abuse_phone: str | None = optional_text(64)
 
 
 # --- domains -----------------------------------------------------------------------------------
@@ -247,28 +317,45 @@ class RegistrarPatch(BaseModel):
 # failing field at once (`nameservers.3`, `ds.0.digest`).
 
 
+Nameservers = Annotated[list[Name], Field(max_length=4 * MAX_NAMESERVERS,
+                                           json_schema_extra={"maxItems": MAX_NAMESERVERS})]
+
+
 class DomainIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: Text
-    registrant: Text
-    tech: OptionalText
-    years: Any = Field(default=1, json_schema_extra={"type": "integer"})
-    nameservers: Any = Field(default_factory=list,
-                             json_schema_extra={"type": "array", "items": {"type": "string"}})
-    account: str | None = Field(default=None, max_length=100)
+    name: Name
+    registrant: str = text(MAX_HANDLE)
+    tech: str | None = optional_text(MAX_HANDLE)
+    years: int = number(1, MAX_YEARS, default=1)
+    nameservers: Nameservers = Field(default_factory=list)
+    account: str | None = optional_text(MAX_ACCOUNT)
 
 
 class NameserversIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    nameservers: Any = Field(json_schema_extra={"type": "array", "items": {"type": "string"}})
+    nameservers: Nameservers
+
+
+# A number or its text (digits, or an algorithm's mnemonic): rules/ds.py reads both.
+DsNumber = Annotated[int, Field(strict=True, ge=-MAX_SEQUENCE - 1, le=MAX_SEQUENCE)] | \
+    Annotated[str, Field(max_length=64)]
+
+
+@with_config(ConfigDict(extra="allow"))  # an unknown key is reported by rules/ds.py
+class DsRecordIn(TypedDict, total=False):
+    key_tag: DsNumber
+    algorithm: DsNumber
+    digest_type: DsNumber
+    digest: Annotated[str, Field(max_length=MAX_DS_TEXT)]
 
 
 class DsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    ds: Any = Field(json_schema_extra={"type": "array", "items": {"type": "object"}},
-                    description="Objects {key_tag, algorithm, digest_type, digest} or "
-                                "presentation text; an empty list removes every DS record")
-    force: bool = Field(default=False,
+    ds: list[DsRecordIn | Annotated[str, Field(max_length=MAX_DS_TEXT)]] = Field(
+        max_length=4 * MAX_DS, json_schema_extra={"maxItems": MAX_DS},
+        description="Objects {key_tag, algorithm, digest_type, digest} or "
+                    "presentation text; an empty list removes every DS record")
+    force: Flag = Field(default=False,
                         description="Send the DS records even when they match no key of the "
                                     "DNSKEY RRset the zone serves now, or when it cannot be "
                                     "read; what the algorithm policy refuses stays refused")
@@ -276,30 +363,29 @@ class DsIn(BaseModel):
 
 class RenewIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    years: Any = Field(default=1, json_schema_extra={"type": "integer"})
+    years: int = number(1, MAX_YEARS, default=1)
 
 
 class RegistrarLockIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    update_lock: bool | None = Field(
+    update_lock: Flag | None = Field(
         default=None, description="Also clientUpdateProhibited: blocks the holder's own "
                                   "changes until the lock is removed")
 
 
 class TransferIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: Text
+    name: Name
     auth_code: str = Field(max_length=255)
-    account: str | None = Field(default=None, max_length=100)
-    registrant: str | None = Field(default=None, max_length=64, description=(
+    account: str | None = optional_text(MAX_ACCOUNT)
+    registrant: str | None = Field(default=None, max_length=MAX_HANDLE, description=(
         "The contact this registrar holds as the registrant once the domain arrives"))
 
 
 class TransferRejectIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(max_length=64, description="fraud, dispute, court_order, "
-                        "identity_not_confirmed, unpaid_previous_term, express_objection, "
-                        "registrar_lock or within_restriction_period")
+    reason: str = choice(DENIAL_REASONS, description=(
+        "One of the Transfer Policy's reasons to deny a transfer"))
 
 
 class OperationOut(BaseModel):
@@ -378,10 +464,10 @@ class LockCredentialIn(BaseModel):
 
 class RegistryLockIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    action: str = Field(description="lock or unlock")
+    action: str = choice(("lock", "unlock"))
     lock_password: str = Field(max_length=1024)
-    relock_after_hours: int | None = Field(default=None, description="unlock only: lock "
-                                           "again automatically after this many hours")
+    relock_after_hours: int | None = number(1, MAX_RELOCK_HOURS, default=None, description=(
+        "unlock only: lock again automatically after this many hours"))
 
 
 class RegistryLockRequestOut(BaseModel):
@@ -401,15 +487,16 @@ class RegistryLockVerifyIn(BaseModel):
 
 class RegistrantIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    registrant: Text
-    opt_out_of_transfer_lock: bool = Field(
+    registrant: str = text(MAX_HANDLE)
+    opt_out_of_transfer_lock: Flag = Field(
         default=False, description="The prior registrant opts out of the 60-day transfer lock "
                                    "that follows a change of registrant")
 
 
 class ContactsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    tech: OptionalText = Field(default=None, description="A contact handle, or null to remove")
+    tech: str | None = optional_text(MAX_HANDLE,
+                                     description="A contact handle, or null to remove")
 
 
 # --- hosted zones --------------------------------------------------------------------------
@@ -417,14 +504,14 @@ class ContactsIn(BaseModel):
 
 class ZoneIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: Text
-    dnssec: Any = Field(default=True, json_schema_extra={"type": "boolean"})
-    policy: OptionalText
-    denial: Any = Field(default="nsec", json_schema_extra={"type": "string",
-                                                          "enum": ["nsec", "nsec3"]})
-    serial_scheme: Any = Field(default=None, json_schema_extra={
-        "type": "string", "enum": ["unixtime", "increment", "date"]})
-    account: str | None = Field(default=None, max_length=100)
+    name: Name
+    dnssec: Flag = True
+    policy: str | None = choice(POLICIES, default=None,
+                                description="The key policy; `default` when absent")
+    denial: str = choice(DENIAL_KINDS, default="nsec")
+    serial_scheme: str | None = choice(SERIAL_SCHEMES, default=None,
+                                       description="The server's setting when absent")
+    account: str | None = optional_text(MAX_ACCOUNT)
 
 
 class ZoneKeyOut(BaseModel):
@@ -486,10 +573,11 @@ class ZoneOut(BaseModel):
 
 class RRsetIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    ttl: Any = Field(json_schema_extra={"type": "integer"})
-    records: Any = Field(json_schema_extra={"type": "array", "items": {"type": "string"}},
-                         description="Presentation format; names relative to the zone "
-                                     "unless they end with a dot")
+    ttl: int = number(MIN_TTL, MAX_TTL)
+    records: list[Annotated[str, Field(max_length=MAX_RECORD_TEXT)]] = Field(
+        max_length=4 * MAX_RECORDS, json_schema_extra={"maxItems": MAX_RECORDS},
+        description="Presentation format; names relative to the zone unless they end with "
+                    "a dot")
 
 
 class RRsetOut(BaseModel):
@@ -509,7 +597,7 @@ class RRsetChangeOut(BaseModel):
 class ZoneImportIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     zone_file: str = Field(max_length=64 * 1024 * 1024)
-    force: bool = Field(default=False, description=(
+    force: Flag = Field(default=False, description=(
         "Replace more than 30 % of the zone's RRsets (needs a step-up)"))
 
 
@@ -523,9 +611,10 @@ class ZoneImportOut(BaseModel):
 
 class SecondaryIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    address: Text
-    port: Any = Field(default=53, json_schema_extra={"type": "integer"})
-    tsig_key: OptionalText
+    address: str = text(64, description="An IPv4 or IPv6 address")
+    port: int = number(1, 65535, default=53)
+    tsig_key: str | None = optional_text(MAX_INPUT, description="The name of a TSIG key "
+                                         "this zone's secondaries use already")
 
 
 class SecondaryAddedOut(BaseModel):
@@ -537,7 +626,7 @@ class SecondaryAddedOut(BaseModel):
 
 class RolloverIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    role: Text = Field(description="ksk, zsk or csk")
+    role: str = choice(("ksk", "zsk", "csk"))
 
 
 class KeysAdvancedOut(BaseModel):

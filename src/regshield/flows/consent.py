@@ -72,7 +72,8 @@ def _fields(value: Any, errors: list[FieldError]) -> list[str]:
     if not isinstance(value, Sequence) or isinstance(value, str):
         errors.append(FieldError("fields", "invalid", "must be a list of field names"))
         return []
-    unknown = sorted({str(v) for v in value if v not in CONSENTABLE})
+    unknown = sorted({str(v)[:40] for v in value
+                      if not isinstance(v, str) or v not in CONSENTABLE})
     if unknown:
         errors.append(FieldError(
             "fields", "not_consentable",

@@ -46,6 +46,7 @@ from regshield.rules.ds import (
 from regshield.rules.names import DomainName, validate_domain_name, validate_nameservers
 from regshield.rules.registry_lock import DomainLock, LockRefused, change_while_locked
 from regshield.rules.statuses import Hold, HoldReason, Operation, place, refusal, release
+from regshield.rules.text import check_xml_text
 from regshield.security.step_up import require_step_up
 from regshield.security.transfer_codes import (
     new_transfer_code,
@@ -602,6 +603,8 @@ class TransferRequest:
         if not 1 <= len(code) <= 255 or code != code.strip():
             errors.append(FieldError("auth_code", "invalid",
                                      "must be the transfer code, 1 to 255 characters"))
+        else:  # it is sent as domain:authInfo: refused here, before anything is written
+            check_xml_text(code, "auth_code", errors)
         account = await target_account(tx, self.account, "domains", errors,
                                        required="staff must name the account of the domain")
         registrant = await _contact(tx, self.registrant, "registrant", account, errors)
@@ -907,7 +910,7 @@ class TransferDecide:
             raise Conflict("no transfer of this domain is pending at the registry")
         if self.approve:
             need_step_up(tx, "approving a transfer away")
-        elif self.reason not in DENIAL_REASONS:
+        elif not isinstance(self.reason, str) or self.reason not in DENIAL_REASONS:
             raise ValidationFailed([FieldError(
                 "reason", "invalid",
                 "must be one of " + ", ".join(sorted(DENIAL_REASONS)))])

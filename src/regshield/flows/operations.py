@@ -18,8 +18,13 @@ recorded as drift. The API runs the operation at once (201/200 when confirmed) a
 when it is still pending; the outbox worker finishes it.
 
 Two kinds carry a secret that must never be written down (a new transfer code; the code of an
-incoming transfer). They are not queued: they run only inside the request that holds the
-secret, and one that cannot be sent fails instead of waiting.
+incoming transfer). They run only inside the request that holds the secret, and one that
+cannot be sent fails instead of waiting; their outbox job comes due only after the request's
+lease, to settle what a request that died left open.
+
+An operation whose command cannot be built (a value EPP cannot carry) or that meets any other
+fault of ours settles as failed when nothing reached the registry, or as unknown (reconciled)
+when something may have: an exception never leaves it running past its lease.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from regshield.registry.client import (
     RegistryUnavailable,
 )
 from regshield.registry.codec import (
+    CodecError,
     DomainContact,
     Period,
     Phone,
@@ -77,6 +83,7 @@ from regshield.registry.responses import (
     DomainCreateData,
     DomainInfoData,
     DomainRenewData,
+    DomainTransferData,
     EppResponse,
     SecDnsInfo,
 )
@@ -179,12 +186,16 @@ class Conversation:
     exchanges: list[Exchange] = field(default_factory=list)
     # A session on the registry-lock channel, for a DS change inside the DS window.
     lock_session: EppSession | None = None
+    # A command handed to the session and not answered yet: it may have reached the registry.
+    in_flight: bool = False
 
     async def send(self, command: Command, extensions: tuple[Extension, ...] = (), *,
                    locked: bool = False) -> EppResponse:
         session = self.lock_session if locked else self.session
         assert session is not None
+        self.in_flight = True
         response = await session.execute(command, extensions=extensions)
+        self.in_flight = False
         self.exchanges.append(Exchange(
             f"{command.object_type or 'epp'}:{command.verb}", response.cl_trid,
             response.sv_trid, int(response.code), response.message))
@@ -402,7 +413,17 @@ def _never_known(snap: Snapshot, request: dict[str, Any], info: DomainInfoData |
 async def _send_transfer_request(talk: Conversation, snap: Snapshot, request: dict[str, Any],
                                  link: RegistryLink, secret: Secret | None) -> EppResponse:
     assert secret is not None
-    return await talk.send(DomainTransfer(snap.name, op="request", auth_info=secret))
+    response = await talk.send(DomainTransfer(snap.name, op="request", auth_info=secret))
+    if response.code != ResultCode.OBJECT_PENDING_TRANSFER:
+        return response
+    # A transfer is pending already: ours, when an earlier request whose answer was lost
+    # reached the registry (its outcome could not be read back without the code). The query,
+    # with the code the holder gave again, tells; then this request takes it over.
+    query = await talk.send(DomainTransfer(snap.name, op="query", auth_info=secret))
+    data = query.item(DomainTransferData) if query.succeeded else None
+    ours = data is not None and data.status == "pending" and \
+        data.requesting_client == link.endpoint.client_id
+    return query if ours else response
 
 
 async def _send_transfer_decision(talk: Conversation, snap: Snapshot, request: dict[str, Any],
@@ -532,7 +553,10 @@ KINDS: dict[str, Kind] = {
 
 def new_operation(tx: Tx, domain: Domain, kind: str, request: dict[str, Any]
                   ) -> DomainOperation:
-    """Add the operation to the flow's transaction; queue it unless it carries a secret."""
+    """Add the operation to the flow's transaction and queue it. One that carries a secret
+    runs only in the request that holds it: its job waits for the request's lease to end,
+    then settles whatever the request left open (never sent: failed, as without the secret;
+    claimed by a request that died: reconciled), so that nothing stays pending or running."""
     # Where the change came from, for the notices sent once the registry confirms it.
     origin = {"channel": tx.context.channel, "source_address": tx.context.source_address}
     operation = DomainOperation(
@@ -540,9 +564,9 @@ def new_operation(tx: Tx, domain: Domain, kind: str, request: dict[str, Any]
         request={**request, "_origin": origin}, attempts=0, actor=tx.actor.label,
         request_id=tx.context.request_id, created_at=tx.now)
     tx.session.add(operation)
-    if not KINDS[kind].secret:
-        tx.enqueue(OUTBOX_KIND, {"operation": operation.public_id},
-                   dedupe_key=f"operation:{operation.public_id}")
+    tx.enqueue(OUTBOX_KIND, {"operation": operation.public_id},
+               dedupe_key=f"operation:{operation.public_id}",
+               delay=LEASE if KINDS[kind].secret else timedelta(0))
     return operation
 
 
@@ -715,6 +739,21 @@ async def _send(services: Services, claim: Claim, secret: Secret | None) -> Outc
         return Outcome("failed" if kind.secret else "pending", error=type(exc).__name__)
     except (RegistryConnectionLost, RegistryProtocolError) as exc:
         return Outcome("unknown", talk.exchanges if talk else [], error=type(exc).__name__)
+    except CodecError as exc:
+        # The command could not be built (session.execute builds before it sends): this
+        # command never left, and building it again would fail the same way.
+        log.warning("registry:operation:unbuildable", operation=claim.public_id,
+                    kind=claim.kind, error=type(exc).__name__)
+        return Outcome("failed", talk.exchanges if talk else [], error=type(exc).__name__)
+    except Exception as exc:  # a fault of ours, not a registry answer: never left running
+        # The type only: a message or a traceback may carry the values being sent.
+        log.error("registry:operation:fault", operation=claim.public_id, kind=claim.kind,
+                  error=type(exc).__name__)
+        sent = talk.exchanges if talk else []
+        if talk is not None and (talk.in_flight or sent):
+            # It may have reached the registry: ask it (the outbox reconciles `unknown`).
+            return Outcome("unknown", sent, error=type(exc).__name__)
+        return Outcome("failed", error=type(exc).__name__)
 
 
 @contextlib.asynccontextmanager

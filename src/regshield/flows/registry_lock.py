@@ -222,7 +222,9 @@ class RegistryLockRequestCreate:
         if self.action not in ("lock", "unlock"):
             errors.append(FieldError("action", "invalid", "must be lock or unlock"))
         hours = self.relock_after_hours
-        if hours is not None and (self.action != "unlock" or not 1 <= hours <= MAX_RELOCK_HOURS):
+        if hours is not None and (self.action != "unlock" or isinstance(hours, bool)
+                                  or not isinstance(hours, int)
+                                  or not 1 <= hours <= MAX_RELOCK_HOURS):
             errors.append(FieldError("relock_after_hours", "invalid",
                                      f"an unlock may relock after 1 to {MAX_RELOCK_HOURS} hours"))
         link = tx.services.registries.link(domain.registry_link)

@@ -16,7 +16,7 @@ registrar query or work for another's object; `run` checks again and refuses.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol, TypeVar
 
 import structlog
@@ -72,8 +72,9 @@ class Tx:
             summary=summary,
         ))
 
-    def enqueue(self, kind: str, payload: dict[str, Any], dedupe_key: str | None = None) -> None:
-        self.effects.append(SideEffect(kind, payload, dedupe_key))
+    def enqueue(self, kind: str, payload: dict[str, Any], dedupe_key: str | None = None,
+                delay: timedelta = timedelta(0)) -> None:
+        self.effects.append(SideEffect(kind, payload, dedupe_key, delay))
 
     def refuse(self, error: RegshieldError) -> None:
         """Commit what was recorded so far, then raise `error` to the caller."""

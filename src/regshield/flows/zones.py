@@ -436,15 +436,17 @@ class ZoneCreate:
         name = _zone_name(self.name, errors)
         if not isinstance(self.dnssec, bool):
             errors.append(FieldError("dnssec", "invalid", "must be true or false"))
+        # Each value is checked to be text before it is looked up: a flow is also called from
+        # the CLI, and a list or an object is no key of a table.
         policy = self.policy if self.policy is not None else "default"
-        if policy not in POLICIES:  # flows/zone_keys.py
+        if not isinstance(policy, str) or policy not in POLICIES:  # flows/zone_keys.py
             errors.append(FieldError("policy", "unknown",
                                      f"must be one of: {', '.join(sorted(POLICIES))}"))
-        if self.denial not in DENIAL_KINDS:
+        if not isinstance(self.denial, str) or self.denial not in DENIAL_KINDS:
             errors.append(FieldError("denial", "invalid",
                                      f"must be one of: {', '.join(DENIAL_KINDS)}"))
         scheme = self.serial_scheme or tx.services.settings.dns.serial_scheme
-        if scheme not in SERIAL_SCHEMES:
+        if not isinstance(scheme, str) or scheme not in SERIAL_SCHEMES:
             errors.append(FieldError("serial_scheme", "invalid",
                                      f"must be one of: {', '.join(SERIAL_SCHEMES)}"))
         account = await target_account(tx, self.account, "zones", errors,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
@@ -19,6 +19,8 @@ class SideEffect:
     payload: dict[str, Any]
     # Two effects with the same key are one effect: the second is dropped.
     dedupe_key: str | None = None
+    # Not before this long after the commit: a safety net for work the request does itself.
+    delay: timedelta = timedelta(0)
 
 
 async def write_effects(session: AsyncSession, effects: Sequence[SideEffect],
@@ -31,7 +33,8 @@ async def write_effects(session: AsyncSession, effects: Sequence[SideEffect],
                 continue
             keys.add(effect.dedupe_key)
         rows.append({"kind": effect.kind, "payload": effect.payload,
-                     "dedupe_key": effect.dedupe_key, "created_at": now, "available_at": now,
+                     "dedupe_key": effect.dedupe_key, "created_at": now,
+                     "available_at": now + effect.delay,
                      "attempts": 0, "failed": False})
     if not rows:
         return

@@ -1517,19 +1517,26 @@ def build_hello(*, validate: Validator | None = None) -> bytes:
 def build_command(body: Command, *, extensions: Sequence[Extension] = (),
                   cl_trid: str | None = None, validate: Validator | None = None) -> bytes:
     """The command document. Without a `cl_trid`, a fresh one is generated; a client that
-    tracks its transactions makes one with `new_cl_trid()` and passes it."""
+    tracks its transactions makes one with `new_cl_trid()` and passes it.
+
+    Raises CodecError, also for a value XML 1.0 cannot carry (lxml's ValueError: a control
+    character): nothing was sent."""
     root = new_document()
     command = add(root, EPP_NS, "command")
     verb = add(command, EPP_NS, body.verb)
-    body.write(verb)
-    if extensions:
-        element = add(command, EPP_NS, "extension")
-        for extension in extensions:
-            if isinstance(extension, RawElement):
-                element.append(extension.to_element())
-            else:
-                _check_extends(extension, body)
-                extension.write(element)
+    try:
+        body.write(verb)
+        if extensions:
+            element = add(command, EPP_NS, "extension")
+            for extension in extensions:
+                if isinstance(extension, RawElement):
+                    element.append(extension.to_element())
+                else:
+                    _check_extends(extension, body)
+                    extension.write(element)
+    except ValueError as exc:  # lxml refuses the text; the value itself is never shown
+        raise CodecError(f"{body.object_type or 'epp'}:{body.verb}: a value cannot be "
+                         f"carried in XML ({exc})") from None
     add(command, EPP_NS, "clTRID",
         check_transaction_id(cl_trid if cl_trid is not None else new_cl_trid(), "epp:clTRID"))
     return serialize(root, validate)

@@ -25,14 +25,19 @@ from regshield.flows.disclosure import (
     policy_description,
 )
 from regshield.flows.runner import run_flow
+from regshield.rules.contacts import MAX_EMAIL
+from regshield.rules.disclosure import MAX_LONG_TEXT, MAX_NAME
+from regshield.rules.names import MAX_INPUT
 from regshield.security.authentication import actor_for_bearer
 
 router = APIRouter(prefix="/disclosure-requests", tags=["disclosure"])
 Reference = Annotated[str, Path(max_length=40)]
-# The rules check every field and report each failing one; the schema documents the types.
-Text = Annotated[Any, Field(default=None, json_schema_extra={"type": "string"})]
-TextList = Annotated[Any, Field(default=None, json_schema_extra={
-    "type": "array", "items": {"type": "string"}})]
+# Each field has its exact type and size (api/schemas.py); the rules check every value and
+# report each failing one.
+ShortText = Annotated[str | None, Field(default=None, max_length=MAX_NAME)]
+LongText = Annotated[str | None, Field(default=None, max_length=MAX_LONG_TEXT)]
+TextList = Annotated[list[Annotated[str, Field(max_length=64)]] | None,
+                     Field(default=None, max_length=16)]
 
 
 async def optional_actor(
@@ -48,14 +53,15 @@ async def optional_actor(
 
 class DisclosureRequestIn(BaseModel):
     model_config = ConfigDict(extra="allow")
-    domain: Text
-    requester_name: Text
-    requester_email: Text
-    requester_organization: Text
-    purpose: Text = Field(default=None, description="law_enforcement, intellectual_property, "
-                          "cybersecurity_incident, consumer_protection, legal_claim or other")
-    purpose_detail: Text = Field(default=None, description="required when purpose is other")
-    legal_basis: Text
+    domain: str | None = Field(default=None, max_length=MAX_INPUT)
+    requester_name: ShortText
+    requester_email: str | None = Field(default=None, max_length=MAX_EMAIL)
+    requester_organization: ShortText
+    purpose: str | None = Field(default=None, max_length=64, description=(
+        "law_enforcement, intellectual_property, cybersecurity_incident, consumer_protection, "
+        "legal_claim or other"))
+    purpose_detail: LongText = Field(default=None, description="required when purpose is other")
+    legal_basis: LongText
     roles: TextList = Field(default=None, description="registrant and/or technical")
     fields: TextList = Field(default=None, description="the redacted fields asked for")
 
