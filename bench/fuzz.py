@@ -51,6 +51,7 @@ START_TIMEOUT = 60.0
 ALL_CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
               "response_schema_conformance")
 DEFAULT_PHASES = "examples,coverage,fuzzing"
+HOOKS = Path(__file__).resolve().with_name("fuzz_hooks.py")
 
 
 class FuzzFailure(Exception):
@@ -175,8 +176,11 @@ def schemathesis_run(name: str, port: int, bearer: str, args: argparse.Namespace
         "--output-truncate", "true",
     ]
     command += (["--include-path", LOGOUT] if logout_only else ["--exclude-path", LOGOUT])
-    env = {**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_HOOKS": ""}
-    env.pop("SCHEMATHESIS_HOOKS")
+    env = {k: v for k, v in os.environ.items() if k != "SCHEMATHESIS_HOOKS"}
+    env["NO_COLOR"] = "1"
+    if args.realistic:
+        env["SCHEMATHESIS_HOOKS"] = str(HOOKS)
+        env["FUZZ_ACCOUNT"] = args.account_id
     log = workdir / f"{name}.log"
     with log.open("wb") as out:
         completed = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT,
@@ -231,7 +235,7 @@ def run(args: argparse.Namespace) -> list[RunResult]:
     with tempfile.TemporaryDirectory(prefix="regshield-fuzz-") as tmp:
         workdir = Path(tmp)
         with served(workdir / "home", workdir / "serve.log") as (base, port):
-            cli(base, "account", "create", "fuzz")
+            args.account_id = cli(base, "account", "create", "fuzz").split()[1]
             tokens = {
                 "owner": lambda: identity(base, "owner@fuzz.example", "owner", "fuzz"),
                 "admin": lambda: identity(base, "admin@fuzz.example", "admin"),
@@ -279,6 +283,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--phases", default=DEFAULT_PHASES)
     parser.add_argument("--identities", default="owner,admin")
     parser.add_argument("--skip-logout", action="store_true")
+    parser.add_argument("--realistic", action=argparse.BooleanOptionalAction, default=True,
+                        help="offer valid domain names and the run's account beside the "
+                             "generated values (bench/fuzz_hooks.py)")
     parser.add_argument("--json", help="write the counts and failure examples here")
     parser.add_argument("--keep", help="copy Schemathesis' logs and NDJSON reports here")
     return parser.parse_args(argv)

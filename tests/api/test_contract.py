@@ -4,7 +4,8 @@ bench/fuzz.py starts a real `regshield serve` on loopback (fresh data directory,
 the sandbox registry linked), makes an admin and an account owner with the CLI, each with an API
 token from `regshield token create`, and runs Schemathesis against /api/v1/openapi.json with a
 fixed seed and a few examples per operation (the coverage phase's boundary values, then
-generated requests, positive and negative). `make fuzz` runs the same harness with a deep budget.
+generated requests, positive and negative, some with valid domain names and the run's account
+from bench/fuzz_hooks.py). `make fuzz` runs the same harness with a deep budget.
 
 `POST /api/v1/auth/logout` runs apart with a token of its own: it revokes the token that calls
 it, so inside the main run it would turn every later request into a 401 (bench/fuzz.py says
