@@ -22,7 +22,7 @@ LOCK_UPGRADE ?= --upgrade
 UV_COMPILE := $(UV) pip compile --quiet --no-config --universal --python-version 3.11 \
 	--generate-hashes --custom-compile-command "make lock"
 
-.PHONY: run test lint audit lock bench clean
+.PHONY: run test lint audit lock bench fuzz clean
 
 # A changed run lock starts a new virtualenv, so a package dropped from the lock is gone too.
 $(VENV)/.run-locked: $(RUN_LOCK)
@@ -64,6 +64,12 @@ lock: $(VENV)/.test-installed
 bench: $(VENV)/.test-installed
 	scripts/test-services
 	$(BIN)/python bench/api.py
+
+# Schemathesis against a served instance, as an owner and as an admin, with a deep budget (see
+# bench/fuzz.py; `make test` runs the same harness with a few examples per operation).
+FUZZ_ARGS ?= --max-examples 100 --seed 19
+fuzz: $(VENV)/.test-installed
+	$(BIN)/python bench/fuzz.py $(FUZZ_ARGS)
 
 clean:
 	rm -rf $(VENV) regshield-data .pytest_cache .mypy_cache .ruff_cache
