@@ -30,7 +30,7 @@ CHECKS = ["not_a_server_error"]
 # content_type_conformance) and its schema (response_schema_conformance).
 # Off until the document declares the problem+json error responses and every status each
 # operation answers (issue 19, "The document"); then enable them by setting this to True.
-CONFORMANCE = False
+CONFORMANCE = True
 CONFORMANCE_CHECKS = ["status_code_conformance", "content_type_conformance",
                       "response_schema_conformance"]
 # Every operation but logout in the main runs; logout alone in its own.

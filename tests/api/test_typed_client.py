@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import secrets
 import subprocess
 import sys
@@ -98,6 +99,20 @@ class Generated:
         return self.operation(method, path)(api_config_override=self.config, **arguments)
 
 
+def import_referenced_models(models: Path) -> None:
+    """The generator imports the models a property names directly, but not one named inside
+    a list of alternatives (`ds: List[Union[DsRecordIn, str]]`): each model module gets an
+    import of every other model it names, as the generator does for the others."""
+    names = {path.stem for path in models.glob("*.py") if not path.stem.startswith("_")}
+    for path in models.glob("*.py"):
+        text = path.read_text()
+        missing = sorted(name for name in names - {path.stem}
+                         if re.search(rf"\b{name}\b", text)
+                         and f"from .{name} import" not in text)
+        if missing:
+            path.write_text("".join(f"from .{name} import *\n" for name in missing) + text)
+
+
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[list[str], str]]:
     with fuzz.served(tmp_path / "home", tmp_path / "serve.log") as (base, port):
@@ -118,6 +133,7 @@ def generated(served: tuple[list[str], str], tmp_path: Path) -> Iterator[Generat
                            str(out / PACKAGE)], capture_output=True, text=True, timeout=120,
                           check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+    import_referenced_models(out / PACKAGE / "models")
     sys.path.insert(0, str(out))
     try:
         yield Generated(importlib.import_module(PACKAGE), document, url)
