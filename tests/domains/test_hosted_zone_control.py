@@ -1,6 +1,6 @@
 """Who controls a hosted zone, against the sandbox registry and through the real DNS listener:
 zones of names another account registers here, and the DS of a registry-locked domain whose
-zone moves here (issue 11, doors 3 and 4)."""
+zone moves here."""
 
 from __future__ import annotations
 
