@@ -153,7 +153,9 @@ class TokenInfoOut(BaseModel):
     last_used_at: datetime | None
 
 
-class ContactIn(BaseModel):
+class ContactFields(BaseModel):
+    """The contact's data as a body carries it, in both a creation and an edit."""
+
     # Unknown fields are reported by rules/contacts.py with the other reasons.
     model_config = ConfigDict(extra="allow")
     name: ContactText | None = None
@@ -166,22 +168,14 @@ class ContactIn(BaseModel):
     state: ContactText | None = None
     postal_code: str | None = optional_text(MAX_POSTAL_CODE)
     country: str | None = country()
+
+
+class ContactIn(ContactFields):
     account: str | None = optional_text(
         MAX_ACCOUNT, description="Staff only: the account the contact belongs to")
 
 
-class ContactPatch(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    name: ContactText | None = None
-    organization: ContactText | None = None
-    email: str | None = optional_text(MAX_EMAIL)
-    phone: str | None = optional_text(64)
-    fax: str | None = optional_text(64)
-    street: StreetLines
-    city: ContactText | None = None
-    state: ContactText | None = None
-    postal_code: str | None = optional_text(MAX_POSTAL_CODE)
-    country: str | None = country()
+class ContactPatch(ContactFields):
     # Not a contact field: for a change of registrant (name, organization or email of a
     # live domain's registrant), the prior registrant opts out of the 60-day transfer lock.
     opt_out_of_transfer_lock: Flag = False
