@@ -24,8 +24,9 @@ async def local(services: Services) -> AsyncIterator[httpx.AsyncClient]:
 
 def samples(text: str) -> dict[tuple[str, str, str], float]:
     """(service, outcome, requester) -> value, as Prometheus's own parser reads the page."""
-    [family] = list(text_string_to_metric_families(text))
-    assert (family.name, family.type) == ("regshield_rdds_queries", "counter")
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    family = families["regshield_rdds_queries"]
+    assert family.type == "counter"
     return {(s.labels["service"], s.labels["outcome"], s.labels["requester"]): s.value
             for s in family.samples if s.name == "regshield_rdds_queries_total"}
 
@@ -35,8 +36,8 @@ async def test_the_local_host_reads_answered_and_refused_queries_per_service(
     whois = services.limiter("whois")
     burst = services.settings.rdds.burst
     for _ in range(burst + 2):
-        whois.check("192.0.2.1")
-    services.limiter("rdap").check("192.0.2.1", user="usr_1")
+        await whois.check("192.0.2.1")
+    await services.limiter("rdap").check("192.0.2.1", user="usr_1")
 
     response = await local.get("/metrics")
 

@@ -229,7 +229,7 @@ class WhoisServer:
 
     async def answer(self, raw: bytes, source: str | None) -> str:
         """The whole answer to one query line from `source`."""
-        decision = self.services.limiter("whois").check(source)
+        decision = await self.services.limiter("whois").check(source)
         if not decision.allowed:
             return error_line(f"query rate exceeded; try again in {decision.retry_after} "
                               "seconds")
