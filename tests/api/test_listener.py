@@ -33,8 +33,11 @@ async def listener(services: Services) -> AsyncIterator[tuple[Services, int]]:
                       _limits=None)
     server = uvicorn.Server(http_config(guarded, Listen("127.0.0.1", 0)))
     task = asyncio.create_task(server.serve())
-    while not server.started:
+    for _ in range(1000):  # at most ten seconds to listen
+        if server.started or task.done():
+            break
         await asyncio.sleep(0.01)
+    assert server.started
     port = server.servers[0].sockets[0].getsockname()[1]
     yield guarded, port
     server.should_exit = True
