@@ -60,3 +60,29 @@ async def test_a_remote_client_needs_a_staff_token(
     auditor = await world.user("auditor")
     allowed = await api.get("/metrics", headers=auditor.headers)
     assert allowed.status_code == 200 and "regshield_rdds_queries_total" in allowed.text
+
+
+async def test_api_refusals_fallbacks_and_closed_connections_are_published(
+        local: httpx.AsyncClient, services: Services) -> None:
+    limits = services.limits
+    api = services.limiter("api")
+    burst = services.settings.limits.api_burst
+    for _ in range(burst + 1):
+        await api.check("192.0.2.1")
+    limits.connections_refused["whois", "per_source"] += 2
+    limits.buckets.fallbacks += 3
+
+    response = await local.get("/metrics")
+
+    families = {family.name: family for family in text_string_to_metric_families(response.text)}
+    requests = {(s.labels["outcome"], s.labels["requester"]): s.value
+                for s in families["regshield_api_requests"].samples
+                if s.name == "regshield_api_requests_total"}
+    assert requests["refused", "anonymous"] == 1
+    assert requests["answered", "anonymous"] == burst
+    [fallbacks] = [s for s in families["regshield_rate_limit_fallbacks"].samples
+                   if s.name.endswith("_total")]
+    assert (fallbacks.labels["store"], fallbacks.value) == ("database", 3)
+    [closed] = [s for s in families["regshield_connections_refused"].samples
+                if s.name.endswith("_total")]
+    assert (closed.labels, closed.value) == ({"listener": "whois", "reason": "per_source"}, 2)
