@@ -149,3 +149,19 @@ async def test_two_whois_servers_on_one_redis_share_a_source_limit(
         await second.close()
     assert [answer.startswith("Error: query rate exceeded") for answer in answers] == [
         False, False, False, True]
+
+
+async def test_a_source_over_its_limit_is_refused_without_asking_the_store_again(
+        two_processes: tuple[Services, Services], clock: FakeClock) -> None:
+    first, second = two_processes
+    limiter = first.limiter("whois")
+    assert await allowed(first, "whois", 4) == [True, True, True, False]
+    asked = limiter.buckets.shared_calls
+    assert await allowed(first, "whois", 50) == [False] * 50
+    assert limiter.buckets.shared_calls == asked  # a flood over its limit costs no round trip
+
+    # The other process used the refill: the first still asks the store once it is due.
+    clock.advance(timedelta(seconds=60))
+    assert await allowed(second, "whois", 1) == [True]
+    assert await allowed(first, "whois", 1) == [False]
+    assert limiter.buckets.shared_calls == asked + 1

@@ -16,7 +16,9 @@ Where the buckets live (`[limits] store`):
   PostgreSQL), idle rows deleted now and then;
 - `process`: the buckets of this process only (one process, or tests).
 
-Every instance then counts against the same buckets. Keys are keyed hashes (the key ring's
+Every instance then counts against the same buckets. Once the shared store refuses a bucket,
+the process refuses it on its own until the moment the store said it would allow one again (no
+process can bring that moment closer), so a flood over its limit costs no round trip. Keys are keyed hashes (the key ring's
 index key, purpose `rate-limit`) of the service and the requester, never an address or a
 token. When the shared store does not answer within `[limits] store_timeout_ms`, or fails,
 the request is decided by this process's own buckets instead (never an error to the
@@ -83,10 +85,11 @@ class Limit:
 class Decision:
     allowed: bool
     retry_after: int = 0  # seconds until one request is allowed again (refusals only)
+    wait: float = 0.0  # the same, exactly
 
 
 def refusal(wait: float) -> Decision:
-    return Decision(False, max(1, math.ceil(wait - 1e-6)))
+    return Decision(False, max(1, math.ceil(wait - 1e-6)), wait)
 
 
 def gcra(tat: float | None, now: float, limit: Limit) -> tuple[Decision, float | None]:
@@ -221,8 +224,13 @@ class Buckets:
     timeout: float = 0.5
     local: ProcessBuckets = field(default_factory=ProcessBuckets)
     fallbacks: int = 0  # requests decided here because the shared store failed
+    shared_calls: int = 0  # requests the shared store decided
     _shared_down_until: float = 0.0
     _down: bool = False
+    # Buckets the shared store refused, with the moment it will allow one again. No process
+    # can make that moment come sooner (others only push it later), so until then a refusal
+    # is decided here: a flood over its limit costs a dictionary lookup, not a round trip.
+    _refused_until: OrderedDict[str, float] = field(default_factory=OrderedDict)
 
     @property
     def store_name(self) -> str:
@@ -235,9 +243,15 @@ class Buckets:
         if self._down and time.monotonic() < self._shared_down_until:
             self.fallbacks += 1
             return self.local.take_now(hashed, limit, now)
+        until = self._refused_until.get(hashed)
+        if until is not None:
+            if now < until:
+                return refusal(until - now)
+            del self._refused_until[hashed]
         try:
             async with asyncio.timeout(self.timeout):
                 decision = await self.shared.take(hashed, limit, now)
+                self.shared_calls += 1
         except Exception as error:  # any failure of the store: decide here, never fail
             self._shared_down_until = time.monotonic() + RETRY_SHARED_SECONDS
             if not self._down:
@@ -249,6 +263,10 @@ class Buckets:
         if self._down:
             self._down = False
             log.info("limits.shared_store_restored", store=self.shared.name)
+        if not decision.allowed:
+            self._refused_until[hashed] = now + decision.wait
+            if len(self._refused_until) > MAX_BUCKETS:
+                self._refused_until.popitem(last=False)
         return decision
 
     async def close(self) -> None:
