@@ -22,9 +22,10 @@ process can bring that moment closer), so a flood over its limit costs no round 
 are keyed hashes (the key ring's index key, purpose `rate-limit`) of the service and the
 requester, never an address or a token. When the shared store does not answer within
 `[limits] store_timeout_ms`, or fails, the request is decided by this process's own buckets
-instead (never an error to the requester); the outage is logged once, counted (`fallbacks`, published by /metrics) and the
-shared store is tried again after `RETRY_SHARED_SECONDS`. During an outage each instance
-limits on its own, so the whole fleet allows at most its number of instances times the rate.
+instead (never an error to the requester); the outage is logged once, counted (`fallbacks`,
+published by /metrics) and the shared store is tried again after `RETRY_SHARED_SECONDS`.
+During an outage each instance limits on its own, so the whole fleet allows at most its number
+of instances times the rate.
 
 Counters of what was answered and refused per service and requester kind are kept for
 metrics.
