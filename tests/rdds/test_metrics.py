@@ -4,6 +4,7 @@ host and registrar staff only."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -11,7 +12,14 @@ from conftest import World
 from prometheus_client.parser import text_string_to_metric_families
 
 from regshield.api.app import create_app
+from regshield.config import Settings
 from regshield.services import Services
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The API's limit at a size a test can use up."""
+    return replace(settings, limits=replace(settings.limits, api_burst=20))
 
 
 @pytest.fixture
