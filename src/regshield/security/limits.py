@@ -43,6 +43,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import structlog
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from sqlalchemy import case, delete, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -161,10 +164,10 @@ class RedisBuckets:
     name = "redis"
 
     def __init__(self, url: str, timeout: float) -> None:
-        from redis.asyncio import Redis
-
+        # No retries: a check that fails is decided by the process at once (see Buckets).
         self.client = Redis.from_url(url, socket_timeout=timeout,
-                                     socket_connect_timeout=timeout, retry_on_timeout=False)
+                                     socket_connect_timeout=timeout, retry_on_timeout=False,
+                                     retry=Retry(NoBackoff(), 0))
         self.script = self.client.register_script(GCRA_SCRIPT)
 
     async def take(self, key: str, limit: Limit, now: float) -> Decision:
