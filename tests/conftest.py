@@ -168,7 +168,11 @@ def settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Se
         home.mkdir(mode=0o700)
         shutil.copyfile(request.getfixturevalue("sqlite_template"), home / "regshield.db")
         url = f"sqlite:///{home / 'regshield.db'}"
-    return Settings.load(home=home, database_url=url, environ={})
+    # The clock stands still in tests, so no bucket refills: the API's general rate limit is
+    # set out of the way of tests that walk every route, and tested where it is set
+    # (tests/api/test_listener.py, tests/rdds/test_metrics.py).
+    return Settings.load(home=home, database_url=url,
+                         environ={"REGSHIELD_LIMITS_API_BURST": "10000000"})
 
 
 @pytest.fixture

@@ -202,6 +202,37 @@ def test_bad_rdds_settings_name_the_setting(tmp_path: Path, table: str, message:
         Settings.load(home=tmp_path, environ={})
 
 
+def test_limits_are_kept_in_the_database_unless_redis_is_configured(tmp_path: Path) -> None:
+    embedded = Settings.load(home=tmp_path, environ={})
+    assert (embedded.limits.store, embedded.limits.redis_url) == ("database", None)
+    assert embedded.limits.contact_sender_per_day == 3
+
+    (tmp_path / "regshield.toml").write_text(
+        '[limits]\nredis_url = "redis://127.0.0.1:6379/0"\napi_per_minute = 300\n'
+        'http_header_timeout = 5\n')
+    configured = Settings.load(home=tmp_path, environ={})
+    assert (configured.limits.store, configured.limits.api_per_minute) == ("redis", 300)
+    assert configured.limits.http_header_timeout == 5
+    from_environment = Settings.load(home=tmp_path, environ={
+        "REGSHIELD_REDIS_URL": "redis://10.0.0.5:6379/1", "REGSHIELD_LIMITS_STORE": "process"})
+    assert from_environment.limits.redis_url == "redis://10.0.0.5:6379/1"
+    assert from_environment.limits.store == "process"
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ('[limits]\nstore = "memcached"\n', "limits.store: expected one of redis, database"),
+    ('[limits]\nstore = "redis"\n', "limits.store: redis needs limits.redis_url"),
+    ('[limits]\nredis_url = "http://x"\n', "limits.redis_url"),
+    ('[limits]\napi_burst = 0\n', "limits.api_burst"),
+    ('[limits]\nper_minute = 10\n', "limits: unknown settings: per_minute"),
+])
+def test_bad_limits_settings_name_the_setting(tmp_path: Path, table: str,
+                                              message: str) -> None:
+    (tmp_path / "regshield.toml").write_text(table)
+    with pytest.raises(ConfigurationError, match=message):
+        Settings.load(home=tmp_path, environ={})
+
+
 def test_disclosure_holidays_come_from_the_file_or_the_environment(tmp_path: Path) -> None:
     (tmp_path / "regshield.toml").write_text(
         '[disclosure]\nholidays = ["2026-12-25", "2026-12-26"]\n')

@@ -313,6 +313,76 @@ class RddsSettings:
                                             DEFAULT_RDDS_AUTHENTICATED_PER_MINUTE))
 
 
+LIMITS_FILE_KEYS = frozenset({
+    "store", "redis_url", "store_timeout_ms", "api_per_minute", "api_burst",
+    "contact_sender_per_day", "whois_connections_per_source", "http_connections_per_source",
+    "http_header_timeout", "http_body_timeout", "http_keep_alive_timeout"})
+LIMIT_STORES = ("redis", "database", "process")
+
+
+@dataclass(frozen=True)
+class LimitsSettings:
+    """Limits that hold across processes and instances: `[limits]` in regshield.toml, each key
+    also `REGSHIELD_LIMITS_<KEY>` (and `REGSHIELD_REDIS_URL` for `redis_url`).
+
+    `store` is where the rate-limit buckets of RDAP, WHOIS, the contact form and the API are
+    kept (security/limits.py): `redis` (the default when `redis_url` is set), `database` (the
+    default otherwise: a table every instance shares) or `process` (this process only). A
+    store that does not answer within `store_timeout_ms` leaves the decision to the process's
+    own buckets. `api_per_minute` and `api_burst` bound the API per source address and, apart,
+    per bearer token. `contact_sender_per_day` is how many messages one sender (source
+    network) may send to one domain's contacts in a day, within the domain's own daily cap.
+    `whois_connections_per_source` and `http_connections_per_source` cap one source's open
+    connections; the HTTP listener closes a connection that has not sent a request's headers
+    within `http_header_timeout` seconds (counted from its start or from the last answer), or
+    its body within `http_body_timeout`, and an idle keep-alive connection after
+    `http_keep_alive_timeout`."""
+
+    store: str = "database"
+    redis_url: str | None = None
+    store_timeout_ms: int = 500
+    api_per_minute: int = 1200
+    api_burst: int = 600
+    contact_sender_per_day: int = 3
+    whois_connections_per_source: int = 8
+    http_connections_per_source: int = 64
+    http_header_timeout: int = 10
+    http_body_timeout: int = 60
+    http_keep_alive_timeout: int = 5
+
+    @classmethod
+    def load(cls, env: dict[str, str], file_values: dict[str, Any]) -> LimitsSettings:
+        table = file_values.get("limits", {})
+        if not isinstance(table, dict):
+            raise ConfigurationError("limits: expected a [limits] table")
+        unknown = sorted(set(table) - LIMITS_FILE_KEYS)
+        if unknown:
+            raise ConfigurationError(f"limits: unknown settings: {', '.join(unknown)}")
+
+        def value(key: str) -> str | None:
+            return env.get(f"REGSHIELD_LIMITS_{key.upper()}") or _get(file_values, "limits", key)
+
+        redis_url = env.get("REGSHIELD_REDIS_URL") or value("redis_url") or None
+        if redis_url is not None and not redis_url.startswith(("redis://", "rediss://",
+                                                               "unix://")):
+            raise ConfigurationError("limits.redis_url: expected a redis://, rediss:// or "
+                                     "unix:// URL")
+        store = (value("store") or ("redis" if redis_url else "database")).lower()
+        if store not in LIMIT_STORES:
+            raise ConfigurationError(f"limits.store: expected one of {', '.join(LIMIT_STORES)}, "
+                                     f"got {store!r}")
+        if store == "redis" and redis_url is None:
+            raise ConfigurationError("limits.store: redis needs limits.redis_url "
+                                     "(or REGSHIELD_REDIS_URL)")
+        defaults = cls()
+        counts = {key: _count(value(key), f"limits.{key}", getattr(defaults, key))
+                  for key in ("store_timeout_ms", "api_per_minute", "api_burst",
+                              "contact_sender_per_day", "whois_connections_per_source",
+                              "http_connections_per_source", "http_header_timeout",
+                              "http_body_timeout", "http_keep_alive_timeout")}
+        return cls(store=store, redis_url=redis_url, **counts)
+
+
 def _count(text: str | None, option: str, default: int) -> int:
     if text is None:
         return default
@@ -333,6 +403,7 @@ class Settings:
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     dns: DnsSettings = field(default_factory=DnsSettings)
     rdds: RddsSettings = field(default_factory=RddsSettings)
+    limits: LimitsSettings = field(default_factory=LimitsSettings)
     # A master key ring given in the environment instead of the key file (see security/keyring.py).
     master_key_env: str | None = None
     log_level: str = "info"
@@ -423,6 +494,7 @@ class Settings:
             smtp=SmtpSettings.load(env, file_values),
             dns=DnsSettings.load(env, file_values, dns),
             rdds=RddsSettings.load(env, file_values, whois),
+            limits=LimitsSettings.load(env, file_values),
             master_key_env=env.get("REGSHIELD_MASTER_KEY") or None,
             log_level=env.get("REGSHIELD_LOG_LEVEL") or _get(file_values, "log", "level") or "info",
             event_anchor_file=_path(env.get("REGSHIELD_EVENT_ANCHORS")

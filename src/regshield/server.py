@@ -12,6 +12,7 @@ import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
 from regshield.api.app import API_PREFIX, create_app
+from regshield.api.listener import guarded_protocol
 from regshield.config import Listen, Settings
 from regshield.dns.publisher import Publisher
 from regshield.dns.server import DnsServer
@@ -46,12 +47,7 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
     if report.created_home or report.created_keys:
         announce(f"initialized {settings.home}")
     services = Services.open(settings)
-    config = uvicorn.Config(
-        create_app(services), host=settings.http.host, port=settings.http.port,
-        log_config=None, access_log=False, proxy_headers=False, server_header=False,
-        lifespan="off",
-    )
-    server = _Server(config)
+    server = _Server(http_config(services, settings.http))
     loop = asyncio.get_running_loop()
     for signal_number in STOP_SIGNALS:
         loop.add_signal_handler(signal_number, server.stop)
@@ -119,6 +115,19 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
         await services.close()
         if sandbox is not None:
             await sandbox.close()
+
+
+def http_config(services: Services, listen: Listen) -> uvicorn.Config:
+    """uvicorn's settings for the HTTP listener: the application, and a connection guard with
+    the deadlines and per-source cap of `[limits]` (api/listener.py)."""
+    limits = services.settings.limits
+    return uvicorn.Config(
+        create_app(services), host=listen.host, port=listen.port,
+        http=guarded_protocol(limits, services.limits.connections_refused),
+        timeout_keep_alive=limits.http_keep_alive_timeout,
+        log_config=None, access_log=False, proxy_headers=False, server_header=False,
+        lifespan="off",
+    )
 
 
 async def _start_sandbox(services: Services) -> SandboxServer | None:

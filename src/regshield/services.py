@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from regshield.clock import Clock, SystemClock
 from regshield.config import Settings
 from regshield.dnssec.hsm import HsmSession, HsmUnavailable, open_token
-from regshield.rdds.limits import Limit, RateLimiter
 from regshield.registry.links import Registries, configured_links
 from regshield.security.fields import Sealer
 from regshield.security.keyring import KeyRing, load_keyring
+from regshield.security.limits import Limits, RateLimiter
 from regshield.store.engine import Store
 
 
@@ -25,8 +25,9 @@ class Services:
     registries: Registries = field(default_factory=lambda: Registries(()))
     # The PKCS#11 session holding zone keys, opened on first use (one per process).
     _hsm: HsmSession | None = field(default=None, repr=False)
-    # Query limits of RDAP, WHOIS and the contact form, made on first use (rdds/limits.py).
-    _limiters: dict[str, RateLimiter] = field(default_factory=dict, repr=False)
+    # Rate limits of RDAP, WHOIS, the contact form and the API, in the store every process
+    # shares; made on first use (security/limits.py).
+    _limits: Limits | None = field(default=None, repr=False)
 
     @property
     def sealer(self) -> Sealer:
@@ -44,17 +45,15 @@ class Services:
         )
 
     def limiter(self, service: str) -> RateLimiter:
-        """The per-source limits of `service` ("rdap", "whois", "contact") in this process."""
-        limiter = self._limiters.get(service)
-        if limiter is None:
-            rdds = self.settings.rdds
-            limiter = RateLimiter(
-                service, Limit(rdds.per_minute, rdds.burst),
-                Limit(rdds.authenticated_per_minute, max(rdds.burst,
-                                                         rdds.authenticated_per_minute // 2)),
-                self.clock)
-            self._limiters[service] = limiter
-        return limiter
+        """The rate limits of `service` ("rdap", "whois", "contact", "api"), in the store
+        every process shares (`[limits] store`)."""
+        return self.limits.limiter(service)
+
+    @property
+    def limits(self) -> Limits:
+        if self._limits is None:
+            self._limits = Limits(self.settings, self.store, self.keyring, self.clock)
+        return self._limits
 
     def hsm(self) -> HsmSession:
         """The PKCS#11 token of `[dns] hsm_token`, logged in once for the process."""
@@ -70,4 +69,7 @@ class Services:
             self._hsm.close()
             self._hsm = None
         await self.registries.close()
+        if self._limits is not None:
+            await self._limits.close()
+            self._limits = None
         await self.store.close()

@@ -7,6 +7,8 @@ import email
 import email.policy
 import json
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -16,6 +18,7 @@ import pytest
 from notify.conftest import SmtpServer, send_through
 from sqlalchemy import select
 
+from regshield.api.app import create_app
 from regshield.clock import FakeClock
 from regshield.flows.relay import MESSAGES_PER_DOMAIN_PER_DAY, handlers
 from regshield.flows.sweeps import sweep
@@ -182,19 +185,59 @@ async def test_a_body_that_is_not_a_bounded_form_is_refused(
     assert garbage.status_code == 400
 
 
+@asynccontextmanager
+async def sender_at(services: Services, address: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the form from `address` (each address is a sender of its own)."""
+    transport = httpx.ASGITransport(app=create_app(services), client=(address, 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://regshield.test") as client:
+        yield client
+
+
 async def test_one_domain_takes_a_limited_number_of_messages_a_day(
         api: httpx.AsyncClient, registered: str, services: Services,
         clock: FakeClock) -> None:
+    per_sender = services.settings.limits.contact_sender_per_day
+    sent = 0
+    for number in range(MESSAGES_PER_DOMAIN_PER_DAY):
+        async with sender_at(services, f"198.51.100.{number // per_sender + 1}") as sender:
+            assert (await send(sender, await form_token(sender))).status_code == 200
+            sent += 1
+
+    # A sender with allowance left is refused too: the domain has had its day.
+    async with sender_at(services, "203.0.113.1") as fresh:
+        refused = await send(fresh, await form_token(fresh))
+
+    assert sent == MESSAGES_PER_DOMAIN_PER_DAY
+    assert refused.status_code == 429
+    assert 0 < int(refused.headers["Retry-After"]) <= 86400
+    assert [e.summary["reason"] for e in await tagged(services, "relay:message:refused")] == \
+        ["domain_daily_limit"]
+    clock.advance(timedelta(days=1, seconds=1))
+    assert (await send(api, await form_token(api))).status_code == 200
+
+
+async def test_a_sender_who_used_up_their_allowance_does_not_block_another_sender(
+        api: httpx.AsyncClient, registered: str, services: Services,
+        clock: FakeClock) -> None:
+    per_sender = services.settings.limits.contact_sender_per_day
+    assert per_sender < MESSAGES_PER_DOMAIN_PER_DAY
     token = await form_token(api)
-    for _ in range(MESSAGES_PER_DOMAIN_PER_DAY):
+    for _ in range(per_sender):
         assert (await send(api, token)).status_code == 200
 
     refused = await send(api, token)
 
     assert refused.status_code == 429
     assert 0 < int(refused.headers["Retry-After"]) <= 86400
+    assert "one sender" in refused.text
+    async with sender_at(services, "203.0.113.2") as other:
+        assert (await send(other, await form_token(other))).status_code == 200
     assert [e.summary["reason"] for e in await tagged(services, "relay:message:refused")] == \
-        ["domain_daily_limit"]
+        ["sender_daily_limit"]
+    async with services.store.read() as session:
+        queued = (await session.scalars(select(OutboxItem).where(
+            OutboxItem.kind == "relay:message"))).all()
+    assert len(queued) == per_sender + 1
     clock.advance(timedelta(days=1, seconds=1))
     assert (await send(api, await form_token(api))).status_code == 200
 

@@ -190,19 +190,66 @@ def test_a_query_of_exactly_the_limit_is_read_but_one_byte_more_is_not() -> None
         parse_query(b"a" * (MAX_QUERY_BYTES + 1) + b"\r\n")
 
 
-async def test_connections_beyond_the_limit_are_refused_at_once(
-        registered: str, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("regshield.rdds.whois.MAX_CONNECTIONS", 1)
+async def connect_from(server: WhoisServer,
+                       address: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection("127.0.0.1", server.port, local_addr=(address, 0))
+
+
+async def query_from(server: WhoisServer, address: str, line: bytes) -> str:
+    reader, writer = await connect_from(server, address)
+    writer.write(line)
+    answer = (await asyncio.wait_for(reader.read(), 30)).decode()
+    writer.close()
+    return answer
+
+
+async def test_many_idle_sockets_from_one_address_leave_the_port_to_others(
+        registered: str, services: Services) -> None:
+    per_source = services.settings.limits.whois_connections_per_source
     server = WhoisServer(services)
     await server.start("127.0.0.1", 0)
+    held = []
     try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-        await asyncio.sleep(0.05)  # the first connection holds the one slot, saying nothing
-        busy = await raw_query(server, b"example.test\r\n")
-        assert busy == "Error: the server is busy; try again in a moment.\r\n"
+        for _ in range(per_source):
+            held.append(await connect_from(server, "127.0.0.1"))
+        await asyncio.sleep(0.05)
+        refused = [await query_from(server, "127.0.0.1", b"example.test\r\n")
+                   for _ in range(30)]
+        answered = await query_from(server, "127.0.0.2", b"example.test\r\n")
+        # The held connections are still served once they ask.
+        reader, writer = held[0]
         writer.write(b"example.test\r\n")
         first = (await asyncio.wait_for(reader.read(), 30)).decode()
-        writer.close()
-        assert fields(first)["Domain Name"] == [DOMAIN]
     finally:
+        for _, writer in held:
+            writer.close()
         await server.close()
+    assert set(refused) == {"Error: too many connections from your network; close one and "
+                            "try again.\r\n"}
+    assert fields(answered)["Domain Name"] == [DOMAIN]
+    assert fields(first)["Domain Name"] == [DOMAIN]
+    assert services.limits.connections_refused["whois", "per_source"] == 30
+
+
+async def test_when_every_slot_is_taken_a_newcomer_closes_the_oldest_idle_connection(
+        registered: str, services: Services) -> None:
+    server = WhoisServer(services, max_connections=3, per_source=10)
+    await server.start("127.0.0.1", 0)
+    held = []
+    try:
+        for _ in range(3):
+            held.append(await connect_from(server, "127.0.0.1"))
+            await asyncio.sleep(0.02)  # in this order
+        answered = await query_from(server, "127.0.0.2", b"example.test\r\n")
+        oldest = await asyncio.wait_for(held[0][0].read(), 5)
+        reader, writer = held[1]
+        writer.write(b"example.test\r\n")
+        second = (await asyncio.wait_for(reader.read(), 30)).decode()
+    finally:
+        for _, writer in held:
+            writer.close()
+        await server.close()
+    assert fields(answered)["Domain Name"] == [DOMAIN]
+    assert oldest == b""  # closed without an answer
+    assert fields(second)["Domain Name"] == [DOMAIN]
+    assert services.limits.connections_refused["whois", "oldest_idle"] == 1

@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from regshield import __version__
 from regshield.api import openapi, problems
 from regshield.api.body_limit import BodyLimit, RouteLimit
+from regshield.api.rate_limit import ApiRateLimit
 from regshield.api.routers import (
     auth,
     consent,
@@ -93,6 +94,7 @@ def create_app(services: Services) -> FastAPI:
 
     # Outermost last: every answer, a 413 too, carries the request id.
     app.add_middleware(OneSegmentNames)
+    app.add_middleware(ApiRateLimit, services=services, prefix=API_PREFIX)
     app.add_middleware(BodyLimit, routes=[
         RouteLimit("POST", ZONE_IMPORT, services.settings.zone_import_max_bytes)])
     app.add_middleware(RequestIdentity)

@@ -202,6 +202,7 @@ def statuses_of(route: RouteContext) -> dict[int, list[str]]:
         kinds = found.setdefault(status, [])
         kinds += [slug for slug in slugs if slug not in kinds]
 
+    add(429, "throttled")  # the API's rate limit, per source and per token (api/rate_limit.py)
     if authenticated:
         add(401, "authentication-required", "authentication-failed")
         add(403, "permission-denied")

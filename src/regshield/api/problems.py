@@ -103,9 +103,10 @@ PROBLEM_TYPES: tuple[ProblemType, ...] = (
                 "`max_bytes` gives the limit.",
                 "Send a smaller body; do not retry the same one."),
     ProblemType("throttled", 429, "Too many attempts",
-                "Too many attempts from this source or for this user (sign-in, one-time "
-                "codes, disclosure filings). `Retry-After` and `retry_after` give the wait "
-                "in seconds.",
+                "Too many requests from this source or with this token (the API's rate "
+                "limit, `[limits] api_per_minute`, shared by every instance), or too many "
+                "attempts for this user (sign-in, one-time codes, disclosure filings). "
+                "`Retry-After` and `retry_after` give the wait in seconds.",
                 "Wait `Retry-After` seconds before trying again."),
     ProblemType("internal-error", 500, "Internal error",
                 "An unexpected failure; nothing was changed (the transaction is rolled back).",

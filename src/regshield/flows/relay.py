@@ -2,8 +2,11 @@
 passed on without showing the sender the contact's address (RDP publication: the web form that
 stands in for a redacted email, `contact_form_url` in rdds/record.py).
 
-`RelayMessageSend` checks the message, counts it against the domain's daily allowance (so the
-form cannot be used to flood one holder), and queues `relay:message` in the outbox. The
+`RelayMessageSend` checks the message, counts it against the sender's daily allowance for this
+domain (the sender is their source network: `[limits] contact_sender_per_day`, so one sender
+cannot use up the domain's day for everyone else) and against the domain's daily allowance,
+all senders together (so the form cannot be used to flood one holder), and queues
+`relay:message` in the outbox. The
 message is personal data (the sender's name and address, and whatever they wrote), so the
 payload carries it sealed under a data key of its own (AES-256-GCM, security/fields.py, bound
 to the relay id); the contact is named by handle and its address is opened only when the mail
@@ -45,6 +48,7 @@ from regshield.rdds.record import SPONSORED_STATES
 from regshield.rules.contacts import normalize_email
 from regshield.rules.redaction import ContactRole
 from regshield.security.fields import Sealer
+from regshield.security.limits import network_of
 from regshield.services import Services
 from regshield.store.models import Contact, DataKey, Domain, OutboxItem
 from regshield.store.queries.accounts import public_ids, registrar
@@ -57,7 +61,9 @@ MAX_SENDER_NAME = 100
 MAX_MESSAGE = 4000
 MIN_MESSAGE = 10
 # How many messages one domain's contacts receive through the form in a day, all senders
-# together; a per-source limit (services.limiter("contact")) comes first in the adapter.
+# together (each sender has a smaller allowance of their own, `[limits]
+# contact_sender_per_day`); a per-source rate limit (services.limiter("contact")) comes first
+# in the adapter.
 MESSAGES_PER_DOMAIN_PER_DAY = 20
 DAY = timedelta(days=1)
 log = structlog.get_logger("regshield.relay")
@@ -150,7 +156,8 @@ class RelayMessageSend:
     """Queue `message` for the `role` contact of `domain` (A-label). Returns the relay id.
 
     Raises NotFound (the domain is not sponsored here, or has no such contact) and Throttled
-    (the domain's contacts had their day's share of messages; the refusal is an event).
+    (this sender, or all senders together, sent the domain's contacts their day's share of
+    messages; the refusal is an event).
     """
 
     domain: str
@@ -165,21 +172,34 @@ class RelayMessageSend:
         contact = await tx.session.get(Contact, contact_id)
         assert contact is not None
         account = (await public_ids(tx.session, {row.account_id}))[row.account_id]
-        key = "relay:domain:" + tx.services.keyring.index("relay-domain", self.domain)
-        counter = (await throttle_counters(tx.session, [key], tx.now))[key]
-        # The counter's `failures` column counts messages here: one window per day.
-        window_start = as_utc(counter.window_start)
-        if window_start + DAY <= tx.now:
-            counter.window_start, counter.failures = tx.now, 0
-            window_start = tx.now
-        if counter.failures >= MESSAGES_PER_DOMAIN_PER_DAY:
-            wait = max(1, math.ceil((window_start + DAY - tx.now).total_seconds()))
-            tx.record("relay:message:refused", account=account, domain=self.domain,
-                      role=str(self.role), reason="domain_daily_limit")
-            tx.refuse(Throttled(wait, "this domain's contacts have received as many messages "
-                                      "through the form as they accept today; try later"))
-            return ""
-        counter.failures += 1
+        keyring = tx.services.keyring
+        domain_key = "relay:domain:" + keyring.index("relay-domain", self.domain)
+        sender = network_of(tx.context.source_address)
+        sender_key = "relay:sender:" + keyring.index("relay-sender", f"{self.domain} {sender}")
+        counters = await throttle_counters(tx.session, [domain_key, sender_key], tx.now)
+        # Each counter's `failures` column counts messages here: one window per day. The
+        # sender's own allowance comes first, so that a sender over it takes nothing from
+        # the domain's.
+        for key, allowance, reason, detail in (
+                (sender_key, tx.services.settings.limits.contact_sender_per_day,
+                 "sender_daily_limit", "you have sent this domain's contacts as many messages "
+                                       "through the form as one sender may today; try later"),
+                (domain_key, MESSAGES_PER_DOMAIN_PER_DAY, "domain_daily_limit",
+                 "this domain's contacts have received as many messages through the form as "
+                 "they accept today; try later")):
+            counter = counters[key]
+            window_start = as_utc(counter.window_start)
+            if window_start + DAY <= tx.now:
+                counter.window_start, counter.failures = tx.now, 0
+                window_start = tx.now
+            if counter.failures >= allowance:
+                wait = max(1, math.ceil((window_start + DAY - tx.now).total_seconds()))
+                tx.record("relay:message:refused", account=account, domain=self.domain,
+                          role=str(self.role), reason=reason)
+                tx.refuse(Throttled(wait, detail))
+                return ""
+        for counter in counters.values():
+            counter.failures += 1
 
         relay_id = "rl_" + secrets.token_hex(12)
         data_key_row, data_key = await tx.sealer.new_data_key(tx.session, tx.now)

@@ -11,9 +11,14 @@ redacted exactly when RDAP lists a redaction of the same name.
 `MAX_QUERY_BYTES` bytes, ended by LF or CRLF, holding one domain name (A-labels or U-labels, any
 case, a trailing dot allowed). Every refusal is one `Error: ...` line; a name this registrar
 does not sponsor answers `No match for "NAME".`. Port 43 has no authentication, so every query
-is anonymous and limited per source network (`services.limiter("whois")`); the limiter's
-counters are what /metrics publishes. Connections beyond `MAX_CONNECTIONS` at once are refused
-at once with a line, so a flood cannot hold the database.
+is anonymous and limited per source network (`services.limiter("whois")`, shared by every
+process); the limiter's counters are what /metrics publishes.
+
+Connections are bounded so that a flood of idle sockets cannot take the port from everyone:
+one source network holds at most `[limits] whois_connections_per_source` at once (one more is
+refused at once with a line), and when all `MAX_CONNECTIONS` are taken a newcomer closes the
+oldest connection still waiting for its query; only when every connection is being answered is
+the newcomer told the server is busy. Each closure is counted (`connections_refused`).
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -31,6 +38,7 @@ from regshield.errors import ValidationFailed
 from regshield.rdds.record import Presentation, load_domain, present
 from regshield.rules.names import ACE_PREFIX, DomainName, parse_domain_name
 from regshield.rules.redaction import ContactRole, Persona
+from regshield.security.limits import network_of
 from regshield.services import Services
 
 MAX_QUERY_BYTES = 255
@@ -189,13 +197,26 @@ def _one_line(text: str) -> str:
     return "".join(ch if ch.isprintable() else " " for ch in text)
 
 
+@dataclass(eq=False)
+class _Connection:
+    network: str
+    task: asyncio.Task[None] | None
+    waiting: bool = True  # no query line yet: the connection may be closed for a newcomer
+    dropped: bool = field(default=False)
+
+
 class WhoisServer:
     """The port-43 listener of one installation."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, *, max_connections: int = MAX_CONNECTIONS,
+                 per_source: int | None = None) -> None:
         self.services = services
         self._server: asyncio.Server | None = None
-        self._slots = asyncio.Semaphore(MAX_CONNECTIONS)
+        self.max_connections = max_connections
+        self.per_source = per_source or services.settings.limits.whois_connections_per_source
+        # Open connections, oldest first, and how many each source network holds.
+        self._open: dict[_Connection, None] = {}
+        self._per_network: Counter[str] = Counter()
 
     @property
     def whois_server(self) -> str:
@@ -229,7 +250,7 @@ class WhoisServer:
 
     async def answer(self, raw: bytes, source: str | None) -> str:
         """The whole answer to one query line from `source`."""
-        decision = self.services.limiter("whois").check(source)
+        decision = await self.services.limiter("whois").check(source)
         if not decision.allowed:
             return error_line(f"query rate exceeded; try again in {decision.retry_after} "
                               "seconds")
@@ -257,21 +278,60 @@ class WhoisServer:
                           writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         source = str(peer[0]) if isinstance(peer, tuple) and peer else None
+        connection = _Connection(network_of(source), asyncio.current_task())
         try:
-            if self._slots.locked():
-                answer = error_line("the server is busy; try again in a moment")
+            refusal = self._admit(connection)
+            if refusal is not None:
+                answer = error_line(refusal)
             else:
-                async with self._slots:
-                    answer = await self._serve(reader, source)
+                answer = await self._serve(reader, source, connection)
             await self._finish(reader, writer, answer)
         except (ConnectionError, OSError):
             pass  # the client went away: nothing to answer
+        except asyncio.CancelledError:
+            if not connection.dropped:
+                raise  # the server is closing
+            # Closed for a newcomer: the task ends normally (see _drop_oldest_waiting).
         finally:
+            self._release(connection)
             writer.close()
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
 
-    async def _serve(self, reader: asyncio.StreamReader, source: str | None) -> str:
+    def _admit(self, connection: _Connection) -> str | None:
+        """Count `connection` in, or say why it is refused (its source holds its share, or
+        every connection is being answered)."""
+        refused = self.services.limits.connections_refused
+        if self._per_network[connection.network] >= self.per_source:
+            refused["whois", "per_source"] += 1
+            return "too many connections from your network; close one and try again"
+        if len(self._open) >= self.max_connections and not self._drop_oldest_waiting():
+            refused["whois", "busy"] += 1
+            return "the server is busy; try again in a moment"
+        self._open[connection] = None
+        self._per_network[connection.network] += 1
+        return None
+
+    def _drop_oldest_waiting(self) -> bool:
+        """Close the oldest connection that has not sent its query yet, for a newcomer."""
+        for oldest in self._open:
+            if oldest.waiting and oldest.task is not None:
+                oldest.dropped = True
+                self._release(oldest)
+                oldest.task.cancel()
+                self.services.limits.connections_refused["whois", "oldest_idle"] += 1
+                return True
+        return False
+
+    def _release(self, connection: _Connection) -> None:
+        if connection in self._open:
+            del self._open[connection]
+            self._per_network[connection.network] -= 1
+            if self._per_network[connection.network] <= 0:
+                del self._per_network[connection.network]
+
+    async def _serve(self, reader: asyncio.StreamReader, source: str | None,
+                     connection: _Connection) -> str:
         try:
             line = await asyncio.wait_for(reader.readuntil(b"\n"), READ_TIMEOUT_SECONDS)
         except TimeoutError:
@@ -280,6 +340,7 @@ class WhoisServer:
             return error_line(f"query is longer than {MAX_QUERY_BYTES} bytes")
         except asyncio.IncompleteReadError as ended:
             line = ended.partial  # the client closed its side without a line end
+        connection.waiting = False
         return await self.answer(line, source)
 
     @staticmethod

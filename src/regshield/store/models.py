@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -598,3 +599,14 @@ class NotificationLedger(Base):
     # The dedupe key of the `notify:email` outbox row that carries the message.
     outbox_key: Mapped[str | None] = mapped_column(String(128))
     bounced_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class RateBucket(Base):
+    """One rate-limit bucket shared by every process and instance (security/limits.py): the
+    theoretical arrival time of GCRA, in Unix seconds. Keys are keyed hashes of the service and
+    the source network, token or user, never the raw value; a row past its time is idle and
+    is deleted by the limiter now and then."""
+
+    __tablename__ = "rate_buckets"
+    key: Mapped[str] = mapped_column(String(96), primary_key=True)
+    tat: Mapped[float] = mapped_column(Float)

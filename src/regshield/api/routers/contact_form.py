@@ -123,7 +123,7 @@ async def _admit(services: Services, request: Request, domain: str,
     """Every request to the form takes a token of its source's bucket first; then the
     form's domain and role, or the page that refuses the request."""
     source = request.client.host if request.client else None
-    decision = services.limiter("contact").check(source)
+    decision = await services.limiter("contact").check(source)
     if not decision.allowed:
         return _throttled(decision.retry_after, "Too many requests from your network")
     return await _target(services, domain, role)

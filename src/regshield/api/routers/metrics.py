@@ -2,8 +2,13 @@
 
 `regshield_rdds_queries_total{service, outcome, requester}` counts the queries to RDAP, WHOIS
 and the contact form that this process's rate limiters let through (`answered`) or refused
-(`refused`), for anonymous and authenticated requesters (rdds/limits.py). A sudden rise of
-refusals is a flood or a scraper.
+(`refused`), for anonymous and authenticated requesters (security/limits.py);
+`regshield_api_requests_total{outcome, requester}` the same for the API's own limit.
+`regshield_rate_limit_fallbacks_total{store}` counts requests decided by this process's own
+buckets because the shared store (Redis or the database) failed, and
+`regshield_connections_refused_total{listener, reason}` the connections the WHOIS and HTTP
+listeners closed early (a source over its cap, an idle one dropped for a newcomer, a
+deadline passed). A sudden rise of refusals is a flood or a scraper.
 
 Who may read: a client on the loopback interface (a Prometheus agent on the same host), or
 registrar staff with an API token. Anyone else gets 401 or 403: the figures say how hard
@@ -57,7 +62,8 @@ async def metrics(
 
 
 class LimiterCollector(Collector):
-    """`regshield_rdds_queries_total` from this process's rate limiters (rdds/limits.py)."""
+    """`regshield_rdds_queries_total` and the other limit counters from this process's rate
+    limiters (security/limits.py)."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -74,6 +80,28 @@ class LimiterCollector(Collector):
                 for requester in REQUESTERS:
                     family.add_metric([service, outcome, requester], counts[requester])
         yield family
+        limits = self.services.limits
+        api = limits.limiter("api")
+        requests = CounterMetricFamily(
+            "regshield_api_requests", "API requests, by rate-limit outcome and requester.",
+            labels=["outcome", "requester"])
+        for outcome, counts in (("answered", api.answered), ("refused", api.refused)):
+            for requester in REQUESTERS:
+                requests.add_metric([outcome, requester], counts[requester])
+        yield requests
+        fallbacks = CounterMetricFamily(
+            "regshield_rate_limit_fallbacks",
+            "Requests limited by this process alone because the shared store failed.",
+            labels=["store"])
+        fallbacks.add_metric([limits.buckets.store_name], limits.buckets.fallbacks)
+        yield fallbacks
+        refused = CounterMetricFamily(
+            "regshield_connections_refused",
+            "Connections closed early by a listener, by listener and reason.",
+            labels=["listener", "reason"])
+        for (listener, reason), count in sorted(limits.connections_refused.items()):
+            refused.add_metric([listener, reason], count)
+        yield refused
 
 
 def is_loopback(host: str | None) -> bool:

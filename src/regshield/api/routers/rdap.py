@@ -149,8 +149,8 @@ def _bearer(request: Request) -> str | None:
     return token.strip()
 
 
-def _limit(services: Services, source: str | None, user: str | None) -> None:
-    decision = services.limiter("rdap").check(source, user=user)
+async def _limit(services: Services, source: str | None, user: str | None) -> None:
+    decision = await services.limiter("rdap").check(source, user=user)
     if not decision.allowed:
         raise RdapError(429, "Too many requests",
                         f"Query limit reached; try again in {decision.retry_after} "
@@ -168,12 +168,12 @@ async def _requester(request: Request, services: Services) -> Requester:
         token = _bearer(request)
         actor = await actor_for_bearer(services, token) if token is not None else None
     except (RdapError, AuthenticationRequired) as refused:
-        _limit(services, source, None)  # a wrong token costs its network a query
+        await _limit(services, source, None)  # a wrong token costs its network a query
         if isinstance(refused, RdapError):
             raise
         raise RdapError(401, "Unauthorized", refused.detail,
                         headers=refused.headers()) from None
-    _limit(services, source, actor.user_public_id if actor else None)
+    await _limit(services, source, actor.user_public_id if actor else None)
     return Requester(actor, context)
 
 

@@ -8,8 +8,12 @@ present exactly that certificate (compared by SHA-256 fingerprint at login). The
 certificates are the only trust anchors, so a self-signed certificate works as it does at most
 registries' OT&E.
 
-Each session gets the greeting on connection, then one response per data unit. A broken frame
-or an idle session closes the connection; nothing a client sends stops the server. A timer
+Each session gets the greeting on connection, then one response per data unit. A broken frame,
+a frame longer than `max_frame_bytes` (refused from its length header, never allocated), a
+session not logged in within `login_timeout` or idle for `idle_timeout` closes the
+connection; nothing a client sends stops the server. Connections are capped in total and per
+source address (`max_connections`, `connections_per_source`): one more is closed before its
+TLS handshake costs anything. A timer
 does the registry's own work as time passes (schedule.py) while the server runs.
 
 With a DNS address configured, the server also serves its TLD zones there (zone.py), started
@@ -21,6 +25,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+import time
+from collections import Counter
 from pathlib import Path
 
 import structlog
@@ -51,6 +57,7 @@ class SandboxServer:
         self._server: asyncio.Server | None = None
         self._contexts: dict[tuple[str, ...], ssl.SSLContext] = {}
         self._connections: set[asyncio.Task[None]] = set()
+        self._per_source: Counter[str] = Counter()
         self._timer: asyncio.Task[None] | None = None
         self.dns: SandboxDns | None = None
 
@@ -114,7 +121,16 @@ class SandboxServer:
                           writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        peer = writer.get_extra_info("peername")
+        source = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+        config = self.state.config
+        if (len(self._connections) >= config.max_connections
+                or self._per_source[source] >= config.connections_per_source):
+            log.info("sandbox:connection:refused", reason="too_many_connections")
+            writer.transport.abort()
+            return
         self._connections.add(task)
+        self._per_source[source] += 1
         try:
             await self._session(reader, writer)
         except (ConnectionError, ssl.SSLError, TimeoutError, OSError) as exc:
@@ -128,6 +144,9 @@ class SandboxServer:
             log.exception("sandbox:connection:crashed")
         finally:
             self._connections.discard(task)
+            self._per_source[source] -= 1
+            if self._per_source[source] <= 0:
+                del self._per_source[source]
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 5)
@@ -145,14 +164,21 @@ class SandboxServer:
         peer = tls.getpeercert(binary_form=True) if tls is not None else None
         session = SandboxSession(self.state, fingerprint(peer) if peer else None)
         await write_frame(writer, session.greeting())
+        config = self.state.config
+        login_deadline = time.monotonic() + config.login_timeout
         while True:
+            # A whole frame must arrive within the wait, however slowly its bytes trickle.
+            wait = config.idle_timeout
+            if session.client_id is None:
+                wait = min(wait, max(0.0, login_deadline - time.monotonic()))
             try:
-                data = await asyncio.wait_for(read_frame(reader),
-                                              self.state.config.idle_timeout)
+                data = await asyncio.wait_for(read_frame(reader, config.max_frame_bytes), wait)
             except asyncio.IncompleteReadError:
                 return  # the client hung up
             except TimeoutError:
-                await self._last_word(writer, "session idle for too long")
+                await self._last_word(writer, "session idle for too long"
+                                      if session.client_id is not None
+                                      else "no login within the allowed time")
                 return
             except FramingError as exc:
                 # The stream cannot be resynchronized after a bad length: say why, then close.

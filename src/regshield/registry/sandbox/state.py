@@ -85,13 +85,23 @@ class SandboxConfig:
 
     With `dns_listen`, the server also publishes its TLD zones, signed, over DNS on that
     address (zone.py; port 0 picks a free port); `dns_ttl` is the TTL of their records (the
-    DS TTL a key rollover waits out). None, the default, publishes nothing."""
+    DS TTL a key rollover waits out). None, the default, publishes nothing.
+
+    Against floods: a data unit longer than `max_frame_bytes` is refused from its length
+    header alone (nothing is allocated for it); at most `max_connections` connections are
+    open at once and `connections_per_source` from one address (one more is closed before
+    its TLS handshake); a session that has not logged in within `login_timeout` seconds, or
+    sends nothing for `idle_timeout`, is closed with a last word."""
 
     directory: Path
     listen: Listen = field(default_factory=lambda: Listen.parse(DEFAULT_LISTEN))
     tlds: tuple[str, ...] = DEFAULT_TLDS
     database: Path | None = None
     idle_timeout: float = 600.0  # seconds without a command before the session is closed
+    login_timeout: float = 60.0  # seconds from connecting to a successful login
+    max_frame_bytes: int = 256 * 1024  # a client's largest command is a few KiB
+    max_connections: int = 256
+    connections_per_source: int = 16
     max_login_failures: int = 3
     transfer_auto_approve: timedelta = POLICY_2016.registry_auto_approve
     add_grace_period: timedelta = timedelta(days=5)

@@ -1,0 +1,377 @@
+"""Rate limits that hold across processes and instances: RDAP, WHOIS, the contact form and the
+API.
+
+Each limit is a bucket per requester: a source network (an IPv4 /32 or IPv6 /64: one host, or
+one customer's LAN), or, for authenticated requesters, their user or token, so a disclosure
+requester or a staff search is not throttled with its network. The algorithm is GCRA (the
+generic cell rate algorithm, a token bucket kept as one number: the theoretical arrival time
+of the next request): `per_minute` on average, `burst` at once. A refusal says when to come
+back (`retry_after`, whole seconds, for Retry-After).
+
+Where the buckets live (`[limits] store`):
+- `redis` (the default when `[limits] redis_url` or REGSHIELD_REDIS_URL is set): one Lua
+  script per request, atomic in Redis, keys that expire when the bucket is full again;
+- `database` (the default otherwise): the `rate_buckets` table, one atomic
+  `INSERT ... ON CONFLICT DO UPDATE ... WHERE ... RETURNING` per request (SQLite and
+  PostgreSQL), idle rows deleted now and then;
+- `process`: the buckets of this process only (one process, or tests).
+
+Every instance then counts against the same buckets. Once the shared store refuses a bucket,
+the process refuses it on its own until the moment the store said it would allow one again (no
+process can bring that moment closer), so a flood over its limit costs no round trip. Keys
+are keyed hashes (the key ring's index key, purpose `rate-limit`) of the service and the
+requester, never an address or a token. When the shared store does not answer within
+`[limits] store_timeout_ms`, or fails, the request is decided by this process's own buckets
+instead (never an error to the requester); the outage is logged once, counted (`fallbacks`,
+published by /metrics) and the shared store is tried again after `RETRY_SHARED_SECONDS`.
+During an outage each instance limits on its own, so the whole fleet allows at most its number
+of instances times the rate.
+
+Counters of what was answered and refused per service and requester kind are kept for
+metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import math
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import structlog
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from sqlalchemy import case, delete, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from regshield.clock import Clock
+from regshield.config import Settings
+from regshield.security.keyring import KeyRing
+from regshield.store.engine import Store
+from regshield.store.models import RateBucket
+
+MAX_BUCKETS = 100_000  # the least recently used buckets of a process are forgotten past this
+RETRY_SHARED_SECONDS = 5.0  # after a failure, the shared store is left alone this long
+PRUNE_SECONDS = 300.0  # how often the database store deletes idle rows
+REDIS_PREFIX = "regshield:rate:"
+log = structlog.get_logger("regshield.limits")
+
+
+@dataclass(frozen=True)
+class Limit:
+    """`per_minute` requests a minute on average, with bursts of up to `burst`."""
+
+    per_minute: int
+    burst: int
+
+    def __post_init__(self) -> None:
+        if self.per_minute < 1 or self.burst < 1:
+            raise ValueError("a limit needs at least one request a minute and a burst of one")
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two requests at the average rate."""
+        return 60.0 / self.per_minute
+
+    @property
+    def tolerance(self) -> float:
+        """How far ahead of now the bucket's arrival time may run: the burst."""
+        return self.interval * self.burst
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    retry_after: int = 0  # seconds until one request is allowed again (refusals only)
+    wait: float = 0.0  # the same, exactly
+
+
+def refusal(wait: float) -> Decision:
+    return Decision(False, max(1, math.ceil(wait - 1e-6)), wait)
+
+
+def gcra(tat: float | None, now: float, limit: Limit) -> tuple[Decision, float | None]:
+    """One request against a bucket whose arrival time is `tat` (None: a new bucket): the
+    decision, and the new arrival time to keep (None: unchanged)."""
+    start = now if tat is None or tat < now else tat
+    new_tat = start + limit.interval
+    if new_tat - now > limit.tolerance + 1e-9:
+        return refusal(new_tat - now - limit.tolerance), None
+    return Decision(True), new_tat
+
+
+class BucketStore(Protocol):
+    """Where buckets are kept; `take` is atomic for every process that shares the store."""
+
+    name: str
+
+    async def take(self, key: str, limit: Limit, now: float) -> Decision: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass
+class ProcessBuckets:
+    """The buckets of this process (least recently used forgotten past `MAX_BUCKETS`)."""
+
+    name: str = "process"
+    _tats: OrderedDict[str, float] = field(default_factory=OrderedDict)
+
+    def take_now(self, key: str, limit: Limit, now: float) -> Decision:
+        decision, new_tat = gcra(self._tats.get(key), now, limit)
+        if new_tat is not None:
+            self._tats[key] = new_tat
+            self._tats.move_to_end(key)
+            if len(self._tats) > MAX_BUCKETS:
+                self._tats.popitem(last=False)
+        return decision
+
+    async def take(self, key: str, limit: Limit, now: float) -> Decision:
+        return self.take_now(key, limit, now)
+
+    async def close(self) -> None:
+        self._tats.clear()
+
+
+# KEYS[1] the bucket; ARGV: now, interval, tolerance (seconds). Returns {allowed, wait}; the
+# wait is text, as Redis would cut a Lua number to an integer.
+GCRA_SCRIPT = """
+local now = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local tolerance = tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]))
+if not tat or tat < now then tat = now end
+local new_tat = tat + interval
+if new_tat - now > tolerance + 1e-9 then
+  return {0, tostring(new_tat - now - tolerance)}
+end
+redis.call('SET', KEYS[1], string.format('%.6f', new_tat), 'PX',
+           math.ceil((new_tat - now) * 1000) + 1)
+return {1, '0'}
+"""
+
+
+class RedisBuckets:
+    """Buckets in Redis, one GCRA script run per request."""
+
+    name = "redis"
+
+    def __init__(self, url: str, timeout: float) -> None:
+        # No retries: a check that fails is decided by the process at once (see Buckets).
+        self.client = Redis.from_url(url, socket_timeout=timeout,
+                                     socket_connect_timeout=timeout, retry_on_timeout=False,
+                                     retry=Retry(NoBackoff(), 0))
+        self.script = self.client.register_script(GCRA_SCRIPT)
+
+    async def take(self, key: str, limit: Limit, now: float) -> Decision:
+        allowed, wait = await self.script(keys=[REDIS_PREFIX + key],
+                                          args=[repr(now), repr(limit.interval),
+                                                repr(limit.tolerance)])
+        return Decision(True) if int(allowed) else refusal(float(wait))
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+class DatabaseBuckets:
+    """Buckets in the `rate_buckets` table: one atomic upsert per request, which writes only
+    when the request is allowed; a refusal reads the row to say how long to wait.
+
+    On SQLite the upsert runs in the store's write transaction, which waits its turn with the
+    process's other writers (first come, first served) instead of in SQLite's busy handler.
+    On PostgreSQL it runs alone in autocommit on a small pool of its own, without waiting for
+    the commit to reach the disk (`synchronous_commit off`): a crash may forget the last
+    milliseconds of counting, which costs nothing worth an fsync per request."""
+
+    name = "database"
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.insert = sqlite_insert if store.is_sqlite else postgresql_insert
+        self._engine: AsyncEngine | None = None
+        if not store.is_sqlite:
+            self._engine = create_async_engine(
+                store.url, pool_size=5, max_overflow=10, isolation_level="AUTOCOMMIT",
+                connect_args={"server_settings": {"synchronous_commit": "off"}})
+        self._pruned_at = time.monotonic()
+
+    async def take(self, key: str, limit: Limit, now: float) -> Decision:
+        start = case((RateBucket.tat > now, RateBucket.tat), else_=now)
+        upsert = (
+            self.insert(RateBucket).values(key=key, tat=now + limit.interval)
+            .on_conflict_do_update(
+                index_elements=[RateBucket.key], set_={"tat": start + limit.interval},
+                where=start + limit.interval - now <= limit.tolerance + 1e-9)
+            .returning(RateBucket.tat))
+        read = select(RateBucket.tat).where(RateBucket.key == key)
+        prune = None
+        if time.monotonic() - self._pruned_at > PRUNE_SECONDS:
+            self._pruned_at = time.monotonic()
+            prune = delete(RateBucket).where(RateBucket.tat < now)
+        tat = None
+        if self._engine is None:
+            async with self.store.write() as session:
+                allowed = (await session.execute(upsert)).first() is not None
+                if not allowed:
+                    tat = (await session.execute(read)).scalar_one_or_none()
+                if prune is not None:
+                    await session.execute(prune)
+        else:
+            async with self._engine.connect() as connection:
+                allowed = (await connection.execute(upsert)).first() is not None
+                if not allowed:
+                    tat = (await connection.execute(read)).scalar_one_or_none()
+                if prune is not None:
+                    await connection.execute(prune)
+        if allowed:
+            return Decision(True)
+        decision, _ = gcra(tat, now, limit)
+        return decision
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+
+
+@dataclass
+class Buckets:
+    """The buckets every limiter of a process takes from: the shared store, and this process's
+    own buckets when the shared store fails (see the module docstring)."""
+
+    shared: BucketStore | None
+    hash_key: Callable[[str], str] = field(default=lambda key: key)
+    timeout: float = 0.5
+    local: ProcessBuckets = field(default_factory=ProcessBuckets)
+    fallbacks: int = 0  # requests decided here because the shared store failed
+    shared_calls: int = 0  # requests the shared store decided
+    _shared_down_until: float = 0.0
+    _down: bool = False
+    # Buckets the shared store refused, with the moment it will allow one again. No process
+    # can make that moment come sooner (others only push it later), so until then a refusal
+    # is decided here: a flood over its limit costs a dictionary lookup, not a round trip.
+    _refused_until: OrderedDict[str, float] = field(default_factory=OrderedDict)
+
+    @property
+    def store_name(self) -> str:
+        return self.shared.name if self.shared is not None else self.local.name
+
+    async def take(self, key: str, limit: Limit, now: float) -> Decision:
+        hashed = self.hash_key(key)
+        if self.shared is None:
+            return self.local.take_now(hashed, limit, now)
+        if self._down and time.monotonic() < self._shared_down_until:
+            self.fallbacks += 1
+            return self.local.take_now(hashed, limit, now)
+        until = self._refused_until.get(hashed)
+        if until is not None:
+            if now < until:
+                return refusal(until - now)
+            del self._refused_until[hashed]
+        try:
+            async with asyncio.timeout(self.timeout):
+                decision = await self.shared.take(hashed, limit, now)
+                self.shared_calls += 1
+        except Exception as error:  # any failure of the store: decide here, never fail
+            self._shared_down_until = time.monotonic() + RETRY_SHARED_SECONDS
+            if not self._down:
+                self._down = True
+                log.warning("limits.shared_store_unavailable", store=self.shared.name,
+                            error_type=type(error).__name__)
+            self.fallbacks += 1
+            return self.local.take_now(hashed, limit, now)
+        if self._down:
+            self._down = False
+            log.info("limits.shared_store_restored", store=self.shared.name)
+        if not decision.allowed:
+            self._refused_until[hashed] = now + decision.wait
+            if len(self._refused_until) > MAX_BUCKETS:
+                self._refused_until.popitem(last=False)
+        return decision
+
+    async def close(self) -> None:
+        if self.shared is not None:
+            await self.shared.close()
+
+
+@dataclass
+class RateLimiter:
+    """The limits of one service (`rdap`, `whois`, `contact`, `api`)."""
+
+    service: str
+    anonymous: Limit
+    authenticated: Limit
+    clock: Clock
+    buckets: Buckets = field(default_factory=lambda: Buckets(None))
+    answered: Counter[str] = field(default_factory=Counter)
+    refused: Counter[str] = field(default_factory=Counter)
+
+    async def check(self, source: str | None, *, user: str | None = None) -> Decision:
+        """Take one request from the bucket of `user` (when authenticated) or of `source`'s
+        network. An unparseable or missing source shares one bucket with all such requests."""
+        kind = "authenticated" if user else "anonymous"
+        limit = self.authenticated if user else self.anonymous
+        key = f"{self.service}:user:{user}" if user else f"{self.service}:net:{network_of(source)}"
+        decision = await self.buckets.take(key, limit, self.clock.now().timestamp())
+        (self.answered if decision.allowed else self.refused)[kind] += 1
+        return decision
+
+
+def network_of(source: str | None) -> str:
+    """The network a source address is limited as: the address itself for IPv4, its /64 for
+    IPv6 (one host's many privacy addresses)."""
+    if not source:
+        return "unknown"
+    try:
+        address = ipaddress.ip_address(source)
+    except ValueError:
+        return "unknown"
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    mapped = getattr(address, "ipv4_mapped", None)
+    return str(mapped or address)
+
+
+SERVICES = ("rdap", "whois", "contact", "api")
+
+
+class Limits:
+    """The rate limiters of one process, all taking from one `Buckets` (the configured shared
+    store, `[limits] store`). Made on first use by `Services.limiter`."""
+
+    def __init__(self, settings: Settings, store: Store, keyring: KeyRing, clock: Clock) -> None:
+        limits = settings.limits
+        shared: BucketStore | None
+        if limits.store == "redis":
+            assert limits.redis_url is not None
+            shared = RedisBuckets(limits.redis_url, limits.store_timeout_ms / 1000)
+        elif limits.store == "database":
+            shared = DatabaseBuckets(store)
+        else:
+            shared = None
+        self.buckets = Buckets(shared, lambda key: keyring.index("rate-limit", key),
+                               timeout=limits.store_timeout_ms / 1000)
+        rdds = settings.rdds
+        rdds_limits = (Limit(rdds.per_minute, rdds.burst),
+                       Limit(rdds.authenticated_per_minute,
+                             max(rdds.burst, rdds.authenticated_per_minute // 2)))
+        api = Limit(limits.api_per_minute, limits.api_burst)
+        self.limiters = {
+            service: RateLimiter(service, *(rdds_limits if service != "api" else (api, api)),
+                                 clock, self.buckets)
+            for service in SERVICES}
+        # Connections a listener closed at once or early, by listener and reason (a source
+        # over its cap, the oldest idle one dropped for a newcomer, a deadline passed).
+        self.connections_refused: Counter[tuple[str, str]] = Counter()
+
+    def limiter(self, service: str) -> RateLimiter:
+        return self.limiters[service]
+
+    async def close(self) -> None:
+        await self.buckets.close()

@@ -1,0 +1,177 @@
+"""The HTTP listener under attack, through a real uvicorn socket on loopback: a client that
+trickles its headers or its body is cut off after a bounded time, an idle keep-alive
+connection is closed, one source cannot hold more than its share of connections while another
+is still answered, and the API's rate limit answers 429 with Retry-After per source and per
+token (api/listener.py, api/rate_limit.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import pytest
+import uvicorn
+
+from regshield.config import Listen
+from regshield.server import http_config
+from regshield.services import Services
+
+MISSING = b"GET /api/v1/no-such-thing HTTP/1.1\r\nHost: regshield.test\r\n"
+
+
+@pytest.fixture
+async def listener(services: Services) -> AsyncIterator[tuple[Services, int]]:
+    """A real HTTP listener on 127.0.0.1 with short deadlines, four connections per source
+    and an API limit of three requests at once, then one a minute."""
+    limits = replace(services.settings.limits, http_header_timeout=1, http_body_timeout=1,
+                     http_keep_alive_timeout=1, http_connections_per_source=4,
+                     api_per_minute=1, api_burst=3)
+    guarded = replace(services, settings=replace(services.settings, limits=limits),
+                      _limits=None)
+    server = uvicorn.Server(http_config(guarded, Listen("127.0.0.1", 0)))
+    task = asyncio.create_task(server.serve())
+    for _ in range(1000):  # at most ten seconds to listen
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.01)
+    assert server.started
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield guarded, port
+    server.should_exit = True
+    await task
+    await guarded.limits.close()
+
+
+async def connect(port: int, source: str = "127.0.0.1",
+                  ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+
+
+async def closed_within(reader: asyncio.StreamReader, seconds: float) -> float:
+    """How long until the server closed the connection (reading what it sent meanwhile)."""
+    started = time.monotonic()
+    async with asyncio.timeout(seconds):
+        while await reader.read(65536):
+            pass
+    return time.monotonic() - started
+
+
+async def request(port: int, head: bytes = MISSING, source: str = "127.0.0.1",
+                  ) -> tuple[int, dict[str, str], bytes]:
+    reader, writer = await connect(port, source)
+    writer.write(head + b"Connection: close\r\n\r\n")
+    raw = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    status_line, _, rest = raw.partition(b"\r\n")
+    header_block, _, body = rest.partition(b"\r\n\r\n")
+    headers = dict(line.decode().lower().split(": ", 1) for line in header_block.split(b"\r\n"))
+    return int(status_line.split()[1]), headers, body
+
+
+async def test_headers_sent_one_byte_at_a_time_are_cut_off_after_the_header_timeout(
+        listener: tuple[Services, int]) -> None:
+    services, port = listener
+    reader, writer = await connect(port)
+    started = time.monotonic()
+
+    async def trickle() -> None:
+        for byte in MISSING:
+            writer.write(bytes([byte]))
+            await asyncio.sleep(0.2)
+
+    sender = asyncio.create_task(trickle())
+    try:
+        await closed_within(reader, 5)
+    finally:
+        sender.cancel()
+        writer.close()
+    assert time.monotonic() - started < 2.5  # the deadline, not the trickle, decided
+    assert services.limits.connections_refused["http", "header_timeout"] == 1
+
+
+async def test_a_silent_connection_is_closed_after_the_header_timeout(
+        listener: tuple[Services, int]) -> None:
+    _, port = listener
+    reader, writer = await connect(port)
+    assert await closed_within(reader, 5) < 2.5
+    writer.close()
+
+
+async def test_a_body_sent_slowly_is_cut_off_after_the_body_timeout(
+        listener: tuple[Services, int]) -> None:
+    services, port = listener
+    reader, writer = await connect(port)
+    writer.write(b"POST /api/v1/auth/login HTTP/1.1\r\nHost: regshield.test\r\n"
+                 b"Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{")
+
+    async def trickle() -> None:
+        for _ in range(50):
+            writer.write(b" ")
+            await asyncio.sleep(0.2)
+
+    sender = asyncio.create_task(trickle())
+    try:
+        assert await closed_within(reader, 5) < 2.5
+    finally:
+        sender.cancel()
+        writer.close()
+    assert services.limits.connections_refused["http", "body_timeout"] == 1
+
+
+async def test_an_idle_keep_alive_connection_is_closed(listener: tuple[Services, int]) -> None:
+    _, port = listener
+    reader, writer = await connect(port)
+    writer.write(MISSING + b"\r\n")
+    first = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    assert first.startswith(b"HTTP/1.1 404")
+    started = time.monotonic()
+    await closed_within(reader, 5)
+    writer.close()
+    assert time.monotonic() - started < 2.5
+
+
+async def test_one_source_holds_at_most_its_share_while_another_is_answered(
+        listener: tuple[Services, int]) -> None:
+    services, port = listener
+    held = [await connect(port) for _ in range(4)]
+    await asyncio.sleep(0.05)
+    extra_reader, extra_writer = await connect(port)
+    try:
+        assert await closed_within(extra_reader, 1) < 0.5  # closed at once
+        status, _, _ = await request(port, source="127.0.0.2")
+        assert status == 404
+    finally:
+        extra_writer.close()
+        for _, writer in held:
+            writer.close()
+    assert services.limits.connections_refused["http", "per_source"] == 1
+
+
+async def test_the_api_limit_answers_429_per_source_and_per_token(
+        listener: tuple[Services, int]) -> None:
+    services, port = listener
+    assert [(await request(port))[0] for _ in range(3)] == [404, 404, 404]
+
+    status, headers, body = await request(port)
+
+    assert status == 429
+    assert headers["content-type"] == "application/problem+json"
+    wait = int(headers["retry-after"])
+    assert 1 <= wait <= 60
+    problem = json.loads(body)
+    assert problem["type"] == "urn:regshield:problem:throttled"
+    assert problem["retry_after"] == wait
+    assert problem["request_id"] == headers["x-request-id"]
+    # Another source has a bucket of its own, and paths outside the API are not counted here.
+    assert (await request(port, source="127.0.0.3"))[0] == 404
+    assert (await request(port, b"GET /rdap/help HTTP/1.1\r\nHost: x\r\n"))[0] == 200
+
+    # One token from many sources: its own bucket holds wherever it comes from.
+    token = b"Authorization: Bearer rs_spread_over_many_sources\r\n"
+    statuses = [(await request(port, MISSING + token, source=f"127.0.1.{n}"))[0]
+                for n in range(1, 5)]
+    assert statuses == [404, 404, 404, 429]
+    assert services.limiter("api").refused["authenticated"] == 1
