@@ -43,6 +43,7 @@ import dns.tsig
 import structlog
 
 from regshield.dns.answers import Answer, ZoneIndex
+from regshield.dns.denial import Proof, label_starts
 from regshield.dns.rrl import RateLimiter, Verdict
 from regshield.dns.zonedata import ServedZone, ZoneTable
 
@@ -92,12 +93,55 @@ class _Question:
     payload: int
 
 
-@dataclass
+@dataclass(slots=True)
 class _CachedResponse:
     zone: ServedZone
-    zones_served: int
+    generation: int  # of the table when the zone was last seen answering this question
     wire: bytes  # ID zero, RD and CD clear
     truncated: bytes | None = None
+
+
+class _RenderedDenial:
+    """The sections of one proof, rendered once against the proof's template name.
+
+    `head` is the response header from the flags on (RD and CD clear), None when the proof
+    could not be rendered for reuse (its questions then take the general path). The sections'
+    compression pointers may point into the question (at the template name and above) or
+    into the sections themselves: for a question `delta` octets longer than the template,
+    each moves by `delta`, which `sections` applies.
+    """
+
+    __slots__ = ("_last_delta", "_last_sections", "_pointers", "_segments", "compressible",
+                 "head", "opt", "template_length", "truncated_head", "zone")
+
+    def __init__(self, zone: ServedZone, template_length: int = 0, head: bytes | None = None,
+                 truncated_head: bytes = b"", opt: bytes = b"",
+                 compressible: frozenset[bytes] = frozenset(), sections: bytes = b"",
+                 pointers: tuple[int, ...] = ()) -> None:
+        self.zone = zone
+        self.template_length = template_length
+        self.head = head
+        self.truncated_head = truncated_head
+        self.opt = opt
+        self.compressible = compressible
+        starts = (0, *(pointer + 2 for pointer in pointers))
+        ends = (*pointers, len(sections))
+        self._segments = tuple(sections[start:end] for start, end in zip(starts, ends,
+                                                                         strict=True))
+        self._pointers = tuple(int.from_bytes(sections[at:at + 2]) for at in pointers)
+        self._last_delta = 0
+        self._last_sections = sections
+
+    def sections(self, delta: int) -> bytes:
+        """The sections after a question name `delta` octets longer than the template's."""
+        if delta == self._last_delta:
+            return self._last_sections
+        parts = [self._segments[0]]
+        for pointer, segment in zip(self._pointers, self._segments[1:], strict=True):
+            parts += ((pointer + delta).to_bytes(2), segment)
+        sections = b"".join(parts)
+        self._last_delta, self._last_sections = delta, sections
+        return sections
 
 
 class DnsServer:
@@ -123,11 +167,21 @@ class DnsServer:
         self.rrl = rrl
         self.port = 0
         self._cache: dict[bytes, _CachedResponse] = {}
+        self._denials: dict[tuple[object, ...], _RenderedDenial] = {}
         self._cache_size = answer_cache_size
-        self._indexes: dict[dns.name.Name, ZoneIndex] = {}
+        self._indexes: dict[bytes, ZoneIndex] = {}
+        self._origins: dict[bytes, ServedZone] = {}
+        self._origins_generation = -1
+        self.cache_hits = 0
+        self.cache_misses = 0
         self._udp: socket.socket | None = None
         self._tcp: asyncio.Server | None = None
         self._tcp_tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def answer_cache_size(self) -> int:
+        """Responses kept: per question (data) and per proof (denials, referrals)."""
+        return len(self._cache) + len(self._denials)
 
     async def start(self, host: str, port: int) -> None:
         """Bind UDP and TCP on `host`:`port`; port 0 picks a port free for both (`.port`)."""
@@ -278,15 +332,24 @@ class DnsServer:
     def _respond_plain(self, wire: bytes, question: _Question, udp: bool) -> bytes | None:
         key = _answer_key(wire, question)
         cached = self._cache.get(key)
-        if cached is not None:
-            zone = self.table.get(cached.zone.origin)
-            if zone is not cached.zone or len(self.table) != cached.zones_served:
-                cached = None
+        if cached is not None and cached.generation != self.table.generation:
+            cached = self._still_served(cached, wire, question)
         if cached is None:
-            qname = dns.name.from_wire(wire, 12)[0]
-            zone = self._zone_for(qname, question.qtype)
-            if zone is None:
+            name = wire[12:question.end - 4].lower()
+            starts = label_starts(name)
+            found = self._zone_for_wire(name, starts, question.qtype)
+            if found is None:
                 return self._respond_general(wire, udp)
+            zone, origin_at = found
+            index = self._index(zone, name[starts[origin_at]:])
+            proof = index.denial.proof(name, starts, origin_at, question.qtype, question.dnssec)
+            if proof is not None:
+                denied = self._respond_denied(wire, question, udp, zone, index, proof, name,
+                                              starts, origin_at)
+                if denied is not None:
+                    return denied
+            self.cache_misses += 1
+            qname = dns.name.from_wire(wire, 12)[0]
             message = dns.message.Message(id=0)
             message.flags = dns.flags.Flag(dns.flags.QR)
             message.question = [
@@ -298,11 +361,13 @@ class DnsServer:
                 message.use_edns(
                     0, dns.flags.DO if question.dnssec else 0, OUR_UDP_PAYLOAD
                 )
-            answer = self._index(zone).lookup(qname, question.qtype, question.dnssec)
-            cached = _CachedResponse(zone, len(self.table), _finish(message, answer))
+            answer = index.lookup(qname, question.qtype, question.dnssec)
+            cached = _CachedResponse(zone, self.table.generation, _finish(message, answer))
             if len(self._cache) >= self._cache_size:
                 self._cache.clear()
             self._cache[key] = cached
+        else:
+            self.cache_hits += 1
         response = cached.wire
         if udp and len(response) > _udp_limit(question):
             if cached.truncated is None:
@@ -314,6 +379,53 @@ class DnsServer:
             response[4:12],
             wire[12:question.end],
             response[question.end:],
+        ))
+
+    def _still_served(self, cached: _CachedResponse, wire: bytes,
+                      question: _Question) -> _CachedResponse | None:
+        """`cached` if the zone that answers its question is still the snapshot it came from."""
+        name = wire[12:question.end - 4].lower()
+        found = self._zone_for_wire(name, label_starts(name), question.qtype)
+        if found is None or found[0] is not cached.zone:
+            return None
+        cached.generation = self.table.generation
+        return cached
+
+    def _respond_denied(self, wire: bytes, question: _Question, udp: bool, zone: ServedZone,
+                        index: ZoneIndex, proof: Proof, name: bytes, starts: list[int],
+                        origin_at: int) -> bytes | None:
+        """The negative answer or referral of `proof`, its sections rendered once per proof;
+        None when they cannot be put after this question unchanged (the general path then)."""
+        key = (name[starts[origin_at]:], proof.key, question.edns, question.dnssec)
+        rendered = self._denials.get(key)
+        if rendered is None or rendered.zone is not zone:
+            self.cache_misses += 1
+            rendered = _render_denial(zone, index, wire, question, name[starts[proof.template]:])
+            if len(self._denials) >= self._cache_size:
+                self._denials.clear()
+            self._denials[key] = rendered
+        else:
+            self.cache_hits += 1
+        if rendered.head is None:
+            return None
+        compressible = rendered.compressible
+        for at in range(proof.template):
+            if name[starts[at]:] in compressible:
+                # This question holds a name of the sections below the template: a renderer
+                # would point there, and the response would not be the one the general path
+                # renders (a few octets shorter). Rare, and only with a crafted name.
+                return None
+        sections = rendered.sections(len(name) - rendered.template_length)
+        if udp and question.end + len(sections) > _udp_limit(question):
+            head, sections = rendered.truncated_head, rendered.opt
+        else:
+            head = rendered.head
+        return b"".join((
+            wire[:2],
+            bytes((head[0] | (wire[2] & _RD), head[1] | (wire[3] & _CD))),
+            head[2:],
+            wire[12:question.end],
+            sections,
         ))
 
     def _respond_general(self, wire: bytes, udp: bool) -> bytes | None:
@@ -357,7 +469,8 @@ class DnsServer:
             if query.edns >= 0 else MINIMUM_UDP_PAYLOAD
         if udp and len(full) > limit:
             response = _make_response(query)
-            response.flags |= dns.flags.TC
+            # As the cached answers truncate: the header of the whole answer, TC set.
+            response.flags |= dns.flags.TC | (dns.flags.AA if answer.authoritative else 0)
             return _finish(response, answer.rcode)
         return full
 
@@ -370,23 +483,47 @@ class DnsServer:
             return self.table.closest(qname.parent()) or zone
         return zone
 
-    def _index(self, zone: ServedZone) -> ZoneIndex:
-        index = self._indexes.get(zone.origin)
+    def _zone_for_wire(self, name: bytes, starts: list[int],
+                       qtype: int) -> tuple[ServedZone, int] | None:
+        """`_zone_for` on a lowercased wire name: the zone and the label index of its origin."""
+        if self._origins_generation != self.table.generation:
+            self._origins = {_canonical_wire(zone.origin): zone for zone in self.table}
+            self._origins_generation = self.table.generation
+        origins = self._origins
+        for at, start in enumerate(starts):
+            zone = origins.get(name[start:])
+            if zone is None:
+                continue
+            if at == 0 and qtype == dns.rdatatype.DS and len(starts) > 1:
+                for parent_at in range(1, len(starts)):
+                    parent = origins.get(name[starts[parent_at]:])
+                    if parent is not None:
+                        return parent, parent_at
+            return zone, at
+        return None
+
+    def _index(self, zone: ServedZone, origin: bytes | None = None) -> ZoneIndex:
+        """The lookup index of `zone`; `origin` is its origin's lowercased wire form."""
+        if origin is None:
+            origin = _canonical_wire(zone.origin)
+        index = self._indexes.get(origin)
         if index is None or index.zone is not zone:
             if index is not None:
                 self._forget(index.zone)
             if len(self._indexes) > len(self.table):
-                for origin, stale in list(self._indexes.items()):
-                    if self.table.get(origin) is not stale.zone:
+                for known, stale in list(self._indexes.items()):
+                    if self.table.get(stale.zone.origin) is not stale.zone:
                         self._forget(stale.zone)
-                        del self._indexes[origin]
-            index = self._indexes[zone.origin] = ZoneIndex(zone)
+                        del self._indexes[known]
+            index = self._indexes[origin] = ZoneIndex(zone)
         return index
 
     def _forget(self, zone: ServedZone) -> None:
         """Drop the cached answers of a snapshot no longer served, so it can be freed."""
         self._cache = {key: cached for key, cached in self._cache.items()
                        if cached.zone is not zone}
+        self._denials = {key: rendered for key, rendered in self._denials.items()
+                         if rendered.zone is not zone}
 
 
 def _read_plain_query(wire: bytes) -> _Question | None:
@@ -428,6 +565,104 @@ def _answer_key(wire: bytes, question: _Question) -> bytes:
     name_end = question.end - 4
     return b"".join((wire[12:name_end].lower(), wire[name_end:question.end],
                      bytes((question.edns, question.dnssec))))
+
+
+def _render_denial(zone: ServedZone, index: ZoneIndex, wire: bytes, question: _Question,
+                   template_wire: bytes) -> _RenderedDenial:
+    """Render the answer to the question in `wire` (one of a proof) for reuse by the proof.
+
+    The sections are rendered twice, after the template name and after the template name
+    under one more label: what differs between the two renderings are the compression
+    pointers, each moved by that label's length. Rendering against the template (the closest
+    encloser, the cut, the existing name), the compression matches what the general path
+    renders for any question of the proof, except when the question holds one of the
+    sections' names below the template: `compressible` lists them.
+    """
+    qname = dns.name.from_wire(wire, 12)[0]
+    answer = index.lookup(qname, question.qtype, question.dnssec)
+    shift = min(64, 255 - len(template_wire))  # the longer name stays within 255 octets
+    if answer.answer or shift < 2:
+        return _RenderedDenial(zone)
+    template = dns.name.from_wire(template_wire, 0)[0]
+    longer = dns.name.Name((b"\0" * (shift - 1), *template.labels))
+    renderings = []
+    for name in (template, longer):
+        message = dns.message.Message(id=0)
+        message.flags = dns.flags.Flag(dns.flags.QR)
+        message.question = [dns.rrset.RRset(
+            name, dns.rdataclass.IN, dns.rdatatype.RdataType.make(question.qtype))]
+        if question.edns:
+            message.use_edns(0, dns.flags.DO if question.dnssec else 0, OUR_UDP_PAYLOAD)
+        renderings.append(_finish(message, answer))
+    first, second = renderings
+    sections = first[12 + len(template_wire) + 4:]
+    pointers = _moved_pointers(sections, second[12 + len(template_wire) + shift + 4:], shift)
+    if pointers is None:
+        return _RenderedDenial(zone)
+    compressible = frozenset(
+        suffix for rrset in (*answer.authority, *answer.additional)
+        for name in _names_of(rrset) for suffix in _suffixes(name)
+    )
+    qdcount = _COUNTS.unpack_from(first, 4)[0]
+    truncated_flags = bytes((first[2] | 0x02, first[3]))  # TC
+    return _RenderedDenial(
+        zone, len(template_wire), first[2:12],
+        truncated_head=truncated_flags + _COUNTS.pack(qdcount, 0, 0, 1 if question.edns else 0),
+        opt=first[-11:] if question.edns else b"", compressible=compressible,
+        sections=sections, pointers=pointers,
+    )
+
+
+def _moved_pointers(first: bytes, second: bytes, shift: int) -> tuple[int, ...] | None:
+    """The offsets of the compression pointers that differ by `shift` between two renderings
+    of the same sections, or None when the renderings differ otherwise."""
+    if len(first) != len(second):
+        return None
+    pointers: list[int] = []
+    position = 0
+    while position < len(first):
+        if first[position] == second[position]:
+            position += 1
+            continue
+        # The first octet that differs is the pointer's low one, or its high one on a carry.
+        for start in (position, position - 1):
+            if (start >= 0 and first[start] >= 0xC0 and (not pointers or start >= pointers[-1] + 2)
+                    and int.from_bytes(second[start:start + 2])
+                    - int.from_bytes(first[start:start + 2]) == shift
+                    and (int.from_bytes(first[start:start + 2]) & 0x3FFF) + 255 <= 0x3FFF):
+                pointers.append(start)
+                position = start + 2
+                break
+        else:
+            return None
+    moved = bytearray(first)
+    for pointer in pointers:
+        moved[pointer:pointer + 2] = (int.from_bytes(first[pointer:pointer + 2]) + shift
+                                      ).to_bytes(2)
+    return tuple(pointers) if bytes(moved) == second else None
+
+
+def _names_of(rrset: dns.rrset.RRset) -> list[dns.name.Name]:
+    """The owner of `rrset` and the names in its records."""
+    names = [rrset.name]
+    for rdata in rrset:
+        for field in ("target", "mname", "rname", "exchange", "next", "signer"):
+            value = getattr(rdata, field, None)
+            if isinstance(value, dns.name.Name):
+                names.append(value)
+    return names
+
+
+def _suffixes(name: dns.name.Name) -> list[bytes]:
+    wire = _canonical_wire(name)
+    return [wire[start:] for start in label_starts(wire)]
+
+
+def _canonical_wire(name: dns.name.Name) -> bytes:
+    """The name in wire form, lowercased: how the fast paths key names."""
+    wire = name.canonicalize().to_wire()
+    assert wire is not None
+    return wire
 
 
 def _question_name_end(wire: bytes) -> int | None:
