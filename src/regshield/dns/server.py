@@ -569,93 +569,115 @@ def _answer_key(wire: bytes, question: _Question) -> bytes:
 
 def _render_denial(zone: ServedZone, index: ZoneIndex, wire: bytes, question: _Question,
                    template_wire: bytes) -> _RenderedDenial:
-    """Render the answer to the question in `wire` (one of a proof) for reuse by the proof.
+    """Render the sections answering the question in `wire` (one of a proof) for reuse.
 
-    The sections are rendered twice, after the template name and after the template name
-    under one more label: what differs between the two renderings are the compression
-    pointers, each moved by that label's length. Rendering against the template (the closest
-    encloser, the cut, the existing name), the compression matches what the general path
-    renders for any question of the proof, except when the question holds one of the
-    sections' names below the template: `compressible` lists them.
+    The records come from the general lookup; they are written as dnspython's renderer
+    writes them after a question naming the template (the closest encloser, the cut, the
+    existing name), with its name compression, so the response of any question of the proof
+    is the general path's one but for the question, except when the question holds one of
+    the sections' names below the template: `compressible` lists those names.
     """
     qname = dns.name.from_wire(wire, 12)[0]
     answer = index.lookup(qname, question.qtype, question.dnssec)
-    shift = min(64, 255 - len(template_wire))  # the longer name stays within 255 octets
-    if answer.answer or shift < 2:
+    if answer.answer:
         return _RenderedDenial(zone)
-    template = dns.name.from_wire(template_wire, 0)[0]
-    longer = dns.name.Name((b"\0" * (shift - 1), *template.labels))
-    renderings = []
-    for name in (template, longer):
-        message = dns.message.Message(id=0)
-        message.flags = dns.flags.Flag(dns.flags.QR)
-        message.question = [dns.rrset.RRset(
-            name, dns.rdataclass.IN, dns.rdatatype.RdataType.make(question.qtype))]
-        if question.edns:
-            message.use_edns(0, dns.flags.DO if question.dnssec else 0, OUR_UDP_PAYLOAD)
-        renderings.append(_finish(message, answer))
-    first, second = renderings
-    sections = first[12 + len(template_wire) + 4:]
-    pointers = _moved_pointers(sections, second[12 + len(template_wire) + shift + 4:], shift)
-    if pointers is None:
+    writer = _SectionWriter(template_wire)
+    try:
+        for rrset in answer.authority:
+            writer.add(rrset)
+        authority = writer.records
+        for rrset in answer.additional:
+            writer.add(rrset)
+    except _NotRenderable:
         return _RenderedDenial(zone)
-    compressible = frozenset(
-        suffix for rrset in (*answer.authority, *answer.additional)
-        for name in _names_of(rrset) for suffix in _suffixes(name)
-    )
-    qdcount = _COUNTS.unpack_from(first, 4)[0]
-    truncated_flags = bytes((first[2] | 0x02, first[3]))  # TC
+    additional = writer.records - authority
+    flags = dns.flags.QR | (dns.flags.AA if answer.authoritative else 0)
+    opt = b""
+    if question.edns:
+        opt = b"\0" + struct.pack("!HHIH", dns.rdatatype.OPT, OUR_UDP_PAYLOAD,
+                                  dns.flags.DO if question.dnssec else 0, 0)
+    head = struct.pack("!HHHHH", flags | answer.rcode, 1, 0, authority,
+                       additional + (1 if opt else 0))
+    truncated_head = struct.pack("!HHHHH", flags | answer.rcode | dns.flags.TC, 1, 0, 0,
+                                 1 if opt else 0)
     return _RenderedDenial(
-        zone, len(template_wire), first[2:12],
-        truncated_head=truncated_flags + _COUNTS.pack(qdcount, 0, 0, 1 if question.edns else 0),
-        opt=first[-11:] if question.edns else b"", compressible=compressible,
-        sections=sections, pointers=pointers,
+        zone, len(template_wire), head, truncated_head=truncated_head, opt=opt,
+        compressible=frozenset(writer.compress), sections=bytes(writer.output) + opt,
+        pointers=tuple(writer.pointers),
     )
 
 
-def _moved_pointers(first: bytes, second: bytes, shift: int) -> tuple[int, ...] | None:
-    """The offsets of the compression pointers that differ by `shift` between two renderings
-    of the same sections, or None when the renderings differ otherwise."""
-    if len(first) != len(second):
-        return None
-    pointers: list[int] = []
-    position = 0
-    while position < len(first):
-        if first[position] == second[position]:
-            position += 1
-            continue
-        # The first octet that differs is the pointer's low one, or its high one on a carry.
-        for start in (position, position - 1):
-            if (start >= 0 and first[start] >= 0xC0 and (not pointers or start >= pointers[-1] + 2)
-                    and int.from_bytes(second[start:start + 2])
-                    - int.from_bytes(first[start:start + 2]) == shift
-                    and (int.from_bytes(first[start:start + 2]) & 0x3FFF) + 255 <= 0x3FFF):
-                pointers.append(start)
-                position = start + 2
-                break
-        else:
-            return None
-    moved = bytearray(first)
-    for pointer in pointers:
-        moved[pointer:pointer + 2] = (int.from_bytes(first[pointer:pointer + 2]) + shift
-                                      ).to_bytes(2)
-    return tuple(pointers) if bytes(moved) == second else None
+class _NotRenderable(Exception):
+    """A record whose names `_SectionWriter` does not know how to compress."""
 
 
-def _names_of(rrset: dns.rrset.RRset) -> list[dns.name.Name]:
-    """The owner of `rrset` and the names in its records."""
-    names = [rrset.name]
-    for rdata in rrset:
-        for field in ("target", "mname", "rname", "exchange", "next", "signer"):
-            value = getattr(rdata, field, None)
-            if isinstance(value, dns.name.Name):
-                names.append(value)
-    return names
+# Types whose records hold no name that dnspython compresses: written as they are.
+_PLAIN_TYPES = frozenset({
+    dns.rdatatype.A, dns.rdatatype.AAAA, dns.rdatatype.DS, dns.rdatatype.NSEC,
+    dns.rdatatype.NSEC3, dns.rdatatype.RRSIG, dns.rdatatype.DNSKEY, dns.rdatatype.NSEC3PARAM,
+    dns.rdatatype.TXT,
+})
 
 
-def _suffixes(name: dns.name.Name) -> list[bytes]:
-    wire = _canonical_wire(name)
-    return [wire[start:] for start in label_starts(wire)]
+class _SectionWriter:
+    """Writes RRsets after a question for `template` (lowercased wire) as dnspython's
+    renderer does, name compression included, recording where the pointers are."""
+
+    def __init__(self, template: bytes) -> None:
+        self.output = bytearray()
+        self.base = 12 + len(template) + 4  # where the sections start in the message
+        self.pointers: list[int] = []
+        self.records = 0
+        # Lowercased wire suffix -> offset; the question's names first (dnspython's table).
+        self.compress: dict[bytes, int] = {}
+        for start in label_starts(template)[:-1]:
+            self.compress[template[start:]] = 12 + start
+
+    def add(self, rrset: dns.rrset.RRset) -> None:
+        owner = _wire(rrset.name)
+        fixed = struct.pack("!HHI", rrset.rdtype, rrset.rdclass, rrset.ttl)
+        for rdata in rrset:
+            self.name(owner)
+            self.output += fixed
+            length_at = len(self.output)
+            self.output += b"\0\0"
+            if rrset.rdtype in _PLAIN_TYPES:
+                self.output += rdata.to_wire()
+            elif rrset.rdtype == dns.rdatatype.SOA:
+                self.name(_wire(rdata.mname))
+                self.name(_wire(rdata.rname))
+                self.output += struct.pack("!IIIII", rdata.serial, rdata.refresh, rdata.retry,
+                                           rdata.expire, rdata.minimum)
+            elif rrset.rdtype == dns.rdatatype.NS:
+                self.name(_wire(rdata.target))
+            else:
+                raise _NotRenderable(rrset.rdtype)
+            struct.pack_into("!H", self.output, length_at, len(self.output) - length_at - 2)
+            self.records += 1
+
+    def name(self, wire: bytes) -> None:
+        """Write the name `wire` (as it is cased in the zone), compressed."""
+        lowered = wire.lower()  # length octets are below 64: only letters change
+        for start in label_starts(lowered):
+            if lowered[start] == 0:
+                self.output.append(0)
+                return
+            suffix = lowered[start:]
+            target = self.compress.get(suffix)
+            if target is not None:
+                self.pointers.append(len(self.output))
+                self.output += struct.pack("!H", 0xC000 | target)
+                return
+            position = self.base + len(self.output)
+            if position <= 0x3FFF:
+                self.compress[suffix] = position
+            self.output += wire[start:start + 1 + lowered[start]]
+
+
+def _wire(name: dns.name.Name) -> bytes:
+    wire = name.to_wire()
+    assert wire is not None
+    return wire
 
 
 def _canonical_wire(name: dns.name.Name) -> bytes:
