@@ -4,6 +4,7 @@ registry links."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from regshield.clock import Clock, SystemClock
 from regshield.config import Settings
@@ -13,6 +14,9 @@ from regshield.registry.links import Registries, configured_links
 from regshield.security.fields import Sealer
 from regshield.security.keyring import KeyRing, load_keyring
 from regshield.store.engine import Store
+
+if TYPE_CHECKING:
+    from regshield.dns.server import DnsServer
 
 
 @dataclass
@@ -27,6 +31,8 @@ class Services:
     _hsm: HsmSession | None = field(default=None, repr=False)
     # Query limits of RDAP, WHOIS and the contact form, made on first use (rdds/limits.py).
     _limiters: dict[str, RateLimiter] = field(default_factory=dict, repr=False)
+    # The embedded DNS servers this process runs (`regshield serve`), read by GET /metrics.
+    dns_servers: list[DnsServer] = field(default_factory=list, repr=False)
 
     @property
     def sealer(self) -> Sealer:

@@ -18,7 +18,10 @@ What the server decides, beyond `answers.ZoneIndex`:
 - AXFR and IXFR over TCP go to the `TransferHandler` (REFUSED without one); over UDP, AXFR is
   FORMERR (as BIND answers) and IXFR gets the current SOA alone (RFC 1995 §2);
 - NOTIFY: REFUSED (this server is a primary only); other opcodes: NOTIMP;
-- UDP responses pass the rate limiter when one is given; TCP is never limited.
+- UDP responses pass the rate limiter when one is given; TCP is never limited;
+- TCP: at most `max_tcp_clients` connections, `tcp_connections_per_source` of them from one
+  address (more are closed at once); when every slot is taken, a new connection closes the
+  one idle the longest, so idle sockets cannot lock everyone out.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import asyncio
 import contextlib
 import socket
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import dns.flags
@@ -53,6 +56,7 @@ OUR_UDP_PAYLOAD = 1232  # the DNS flag day 2020 size: no fragmentation on common
 MINIMUM_UDP_PAYLOAD = 512
 TCP_IDLE_SECONDS = 10.0
 MAX_TCP_CLIENTS = 256
+TCP_CONNECTIONS_PER_SOURCE = 16  # one address cannot hold every slot
 ANSWER_CACHE_SIZE = 100_000
 UDP_BUFFER_BYTES = 4 << 20  # absorbs a few hundred ms of flood while the process is not scheduled
 UDP_BATCH = 256  # datagrams answered before other tasks (TCP clients) get their turn
@@ -99,6 +103,42 @@ class _CachedResponse:
     generation: int  # of the table when the zone was last seen answering this question
     wire: bytes  # ID zero, RD and CD clear
     truncated: bytes | None = None
+
+
+_NO_RESPONSE = 16  # the index counting queries left unanswered (dropped, or not DNS)
+
+
+@dataclass
+class DnsCounters:
+    """What the server did since it started, for metrics: responses by rcode (the header's
+    four bits; index 16 counts queries that got none) per transport, and TCP connections
+    closed by the server by reason."""
+
+    udp: list[int] = field(default_factory=lambda: [0] * (_NO_RESPONSE + 1))
+    tcp: list[int] = field(default_factory=lambda: [0] * (_NO_RESPONSE + 1))
+    tcp_closed: dict[str, int] = field(default_factory=lambda: {
+        "per_source_limit": 0, "no_slot": 0, "idle_evicted": 0})
+
+    def by_rcode(self, transport: str) -> dict[str, int]:
+        """The responses over `transport` ("udp", "tcp") by rcode name, "none" for no response;
+        rcodes never sent are left out."""
+        counts = self.udp if transport == "udp" else self.tcp
+        return {_rcode_name(code): count for code, count in enumerate(counts) if count}
+
+
+def _rcode_name(code: int) -> str:
+    if code == _NO_RESPONSE:
+        return "none"
+    try:
+        return dns.rcode.to_text(dns.rcode.Rcode(code))
+    except ValueError:
+        return str(code)
+
+
+@dataclass(slots=True)
+class _TcpClient:
+    writer: asyncio.StreamWriter
+    idle_since: float | None  # loop time since it waits for a query; None while answering
 
 
 class _RenderedDenial:
@@ -160,6 +200,8 @@ class DnsServer:
         transfers: TransferHandler | None = None,
         rrl: RateLimiter | None = None,
         answer_cache_size: int = ANSWER_CACHE_SIZE,
+        max_tcp_clients: int = MAX_TCP_CLIENTS,
+        tcp_connections_per_source: int = TCP_CONNECTIONS_PER_SOURCE,
     ) -> None:
         self.table = table
         self.keyring = keyring if keyring is not None else {}
@@ -177,6 +219,11 @@ class DnsServer:
         self._udp: socket.socket | None = None
         self._tcp: asyncio.Server | None = None
         self._tcp_tasks: set[asyncio.Task[None]] = set()
+        self.max_tcp_clients = max_tcp_clients
+        self.tcp_connections_per_source = tcp_connections_per_source
+        self._tcp_clients: dict[asyncio.Task[None], _TcpClient] = {}  # holding a slot
+        self._tcp_per_source: dict[str, int] = {}
+        self.counters = DnsCounters()
 
     @property
     def answer_cache_size(self) -> int:
@@ -250,30 +297,45 @@ class DnsServer:
     def answer_udp(self, wire: bytes, peer: tuple[str, int]) -> bytes | None:
         """The UDP response to `wire` from `peer`, after rate limiting; None to stay silent."""
         if self.rrl is None:
-            return self._respond(wire, udp=True)
-        if len(wire) < 12 or wire[2] & _QR:
-            return None
-        # Decided before answering, so a flood that is dropped costs no answer building.
-        verdict = self.rrl.check(peer[0])
-        if verdict is Verdict.DROP:
-            return None
-        response = self._respond(wire, udp=True)
-        if response is None or verdict is Verdict.SEND:
-            return response
-        return _truncate_to_header(response)
+            response = self._respond(wire, udp=True)
+        elif len(wire) < 12 or wire[2] & _QR:
+            response = None
+        else:
+            # Decided before answering, so a flood that is dropped costs no answer building.
+            verdict = self.rrl.check(peer[0])
+            if verdict is Verdict.DROP:
+                response = None
+            else:
+                response = self._respond(wire, udp=True)
+                if response is not None and verdict is Verdict.SLIP:
+                    response = _truncate_to_header(response)
+        self.counters.udp[_NO_RESPONSE if response is None else response[3] & 0x0F] += 1
+        return response
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        if len(self._tcp_tasks) >= MAX_TCP_CLIENTS:
+        peer = writer.get_extra_info("peername")
+        source = str(peer[0])
+        if self._tcp_per_source.get(source, 0) >= self.tcp_connections_per_source:
+            self.counters.tcp_closed["per_source_limit"] += 1
             writer.close()
             return
+        if len(self._tcp_clients) >= self.max_tcp_clients and not self._close_oldest_idle():
+            self.counters.tcp_closed["no_slot"] += 1
+            writer.close()
+            return
+        loop = asyncio.get_running_loop()
+        client = _TcpClient(writer, loop.time())
         self._tcp_tasks.add(task)
-        peer = writer.get_extra_info("peername")
+        self._tcp_clients[task] = client
+        self._tcp_per_source[source] = self._tcp_per_source.get(source, 0) + 1
         try:
             while True:
+                client.idle_since = loop.time()
                 try:
                     size_wire = await asyncio.wait_for(reader.readexactly(2), TCP_IDLE_SECONDS)
+                    client.idle_since = None
                     (size,) = struct.unpack("!H", size_wire)
                     wire = await asyncio.wait_for(reader.readexactly(size), TCP_IDLE_SECONDS)
                 except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
@@ -283,6 +345,8 @@ class DnsServer:
                     transfer if transfer is not None
                     else [self._respond(wire, udp=False)]
                 )
+                first = responses[0] if responses else None
+                self.counters.tcp[_NO_RESPONSE if first is None else first[3] & 0x0F] += 1
                 for response in responses:
                     if response is not None:
                         writer.write(struct.pack("!H", len(response)) + response)
@@ -291,9 +355,25 @@ class DnsServer:
             return
         finally:
             self._tcp_tasks.discard(task)
+            self._tcp_clients.pop(task, None)
+            remaining = self._tcp_per_source.pop(source, 1) - 1
+            if remaining:
+                self._tcp_per_source[source] = remaining
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+    def _close_oldest_idle(self) -> bool:
+        """Free a slot by closing the connection idle the longest; False when none is idle."""
+        idle = [(client.idle_since, task) for task, client in self._tcp_clients.items()
+                if client.idle_since is not None]
+        if not idle:
+            return False
+        _, task = min(idle, key=lambda entry: entry[0])
+        client = self._tcp_clients.pop(task)
+        client.writer.transport.abort()
+        self.counters.tcp_closed["idle_evicted"] += 1
+        return True
 
     async def _transfer(self, wire: bytes, peer: tuple[str, int]) -> list[bytes] | None:
         """The messages of a zone transfer, or None when `wire` is not a good transfer query."""
