@@ -212,7 +212,9 @@ class DnsSettings:
 
     `nameservers` make a new zone's apex NS RRset and its SOA MNAME (the first); `hostmaster`
     is the SOA RNAME, as a domain name. `listen` is where `regshield serve` answers DNS
-    (UDP and TCP, with transfers to the secondaries); "off" turns it off."""
+    (UDP and TCP, with transfers to the secondaries); "off" turns it off. `[dns.rrl]` limits
+    its UDP answers (`RrlSettings`); `tcp_connections_per_source` caps the TCP connections
+    one address holds open."""
 
     listen: Listen | None = field(default_factory=lambda: Listen.parse(DEFAULT_DNS_LISTEN))
     nameservers: tuple[str, ...] = ("ns1.regshield.test.", "ns2.regshield.test.")

@@ -3,8 +3,10 @@
 Ordinary queries take a fast path: the header, question and OPT record are read by hand and
 the response wire is looked up in a cache keyed by (question name case-folded, type and class
 as sent, EDNS, DO) and tied to the zone snapshot it was built from; only the ID and the RD/CD
-bits are patched in. Anything else
-(TSIG, odd sections, other opcodes, meta types) goes through dnspython.
+bits are patched in. A question that gets no data (NXDOMAIN, NODATA, a referral) is answered
+from its proof (`denial.py`): the sections are rendered once per proof and put after the
+query's own question, so names never asked before cost no lookup and no cache entry of their
+own. Anything else (TSIG, odd sections, other opcodes, meta types) goes through dnspython.
 
 What the server decides, beyond `answers.ZoneIndex`:
 - names outside every zone: REFUSED; classes other than IN: REFUSED; no recursion (RA off);
