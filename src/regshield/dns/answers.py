@@ -101,10 +101,13 @@ class ZoneIndex:
             None if soa_rrsig is None else _with_ttl(soa_rrsig, negative_ttl)
         )
         self.denial = DenialIndex(
-            types=self._types, signed=[name for name, sets in self._rrsigs.items() if sets],
+            rrsets=zone.rrsets, types=self._types,
+            signed=[name for name, sets in self._rrsigs.items() if sets],
             existing=self._existing, cuts=self._cuts, nsec_owners=self._nsec_owners,
-            nsec3_digests=self._nsec3_digests, nsec3_salt=self._nsec3_salt,
+            nsec3=self._nsec3, nsec3_salt=self._nsec3_salt,
             nsec3_iterations=self._nsec3_iterations,
+            negative_soa=self._negative_soa_section(False),
+            negative_soa_signed=self._negative_soa_section(True),
         )
 
     def lookup(self, qname: dns.name.Name, qtype: int, dnssec: bool) -> Answer:

@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import dns.name
 import dns.rdatatype
+import dns.rrset
 
 _WILDCARD = b"\x01*"
+_DENIAL_TYPES = (dns.rdatatype.NSEC, dns.rdatatype.NSEC3)
 
 
 @dataclass(frozen=True)
@@ -45,20 +47,35 @@ class Proof:
 class DenialIndex:
     """What `proof` needs from one zone snapshot, keyed by lowercased wire names."""
 
-    def __init__(self, *, types: Mapping[dns.name.Name, Collection[int]],
+    def __init__(self, *, rrsets: Iterable[dns.rrset.RRset],
+                 types: Mapping[dns.name.Name, Collection[int]],
                  signed: Iterable[dns.name.Name], existing: Iterable[dns.name.Name],
                  cuts: Iterable[dns.name.Name], nsec_owners: Iterable[dns.name.Name],
-                 nsec3_digests: Iterable[bytes], nsec3_salt: bytes,
-                 nsec3_iterations: int) -> None:
+                 nsec3: Iterable[tuple[bytes, dns.name.Name]], nsec3_salt: bytes,
+                 nsec3_iterations: int,
+                 negative_soa: Sequence[dns.rrset.RRset],
+                 negative_soa_signed: Sequence[dns.rrset.RRset]) -> None:
         self._types = {_wire(name): frozenset(rdtypes) for name, rdtypes in types.items()}
         self._signed = {_wire(name) for name in signed}
         self._existing = {_wire(name) for name in existing}
         self._cuts = {_wire(name) for name in cuts}
         # Sorted again by the byte key, which is what bisect compares against.
-        self._nsec_keys = sorted(_canonical_key(_wire(name)) for name in nsec_owners)
-        self._nsec3_digests = list(nsec3_digests)
+        nsec = sorted((_canonical_key(_wire(name)), _wire(name)) for name in nsec_owners)
+        self._nsec_keys = [key for key, _ in nsec]
+        self._nsec_owners = [owner for _, owner in nsec]
+        nsec3_sorted = sorted(nsec3)
+        self._nsec3_digests = [digest for digest, _ in nsec3_sorted]
+        self._nsec3_owners = [_wire(owner) for _, owner in nsec3_sorted]
         self._nsec3_salt = nsec3_salt
         self._nsec3_iterations = nsec3_iterations
+        # The denial records and their signatures by owner, as the proofs pick them.
+        self._records: dict[bytes, dict[tuple[int, int], dns.rrset.RRset]] = {}
+        for rrset in rrsets:
+            if rrset.rdtype in _DENIAL_TYPES or rrset.covers in _DENIAL_TYPES:
+                self._records.setdefault(_wire(rrset.name), {})[
+                    (rrset.rdtype, rrset.covers)] = rrset
+        self._negative_soa = tuple(negative_soa)
+        self._negative_soa_signed = tuple(negative_soa_signed)
 
     def proof(self, name: bytes, starts: list[int], origin_at: int, qtype: int,
               dnssec: bool) -> Proof | None:
@@ -94,6 +111,66 @@ class DenialIndex:
         return Proof(("nxdomain", encloser, self._covering(name, starts, encloser_at, dnssec)),
                      encloser_at)
 
+    def authority(self, proof: Proof, dnssec: bool) -> list[dns.rrset.RRset] | None:
+        """The authority section of a negative answer, as `ZoneIndex.lookup` builds it
+        (RFC 4035 §3.1.3, RFC 5155 §7.2), from the proof alone; None for a referral."""
+        kind = proof.key[0]
+        if kind == "referral":
+            return None
+        authority = list(self._negative_soa_signed if dnssec else self._negative_soa)
+        if not dnssec:
+            return authority
+        if kind == "nodata":
+            name = proof.key[1]
+            assert isinstance(name, bytes)
+            if self._nsec3_digests:
+                authority += self._nsec3_matching(name)
+            elif name in self._types and (dns.rdatatype.NSEC, 0) in self._records.get(name, {}):
+                authority += self._with_rrsig(name, dns.rdatatype.NSEC)
+            elif self._nsec_owners:  # an empty non-terminal: the NSEC that covers it
+                index = bisect.bisect_right(self._nsec_keys, _canonical_key(name)) - 1
+                authority += self._with_rrsig(self._nsec_owners[index], dns.rdatatype.NSEC)
+            return authority
+        _, encloser, covering = proof.key
+        assert isinstance(encloser, bytes)
+        wildcard = _WILDCARD + encloser
+        if self._nsec3_digests:
+            assert isinstance(covering, int)
+            covers_next_closer = self._with_rrsig(self._nsec3_owners[covering], dns.rdatatype.NSEC3)
+            authority += self._nsec3_matching(encloser) + covers_next_closer
+            if kind == "nxdomain":
+                index = bisect.bisect_left(self._nsec3_digests, self._nsec3_digest(wildcard)) - 1
+                authority += self._with_rrsig(self._nsec3_owners[index], dns.rdatatype.NSEC3)
+            else:
+                authority += self._nsec3_matching(wildcard) + covers_next_closer
+        elif self._nsec_owners:
+            assert isinstance(covering, int)
+            covers_name = self._with_rrsig(self._nsec_owners[covering], dns.rdatatype.NSEC)
+            if kind == "nxdomain":
+                index = bisect.bisect_right(self._nsec_keys, _canonical_key(wildcard)) - 1
+                authority += covers_name + self._with_rrsig(self._nsec_owners[index],
+                                                        dns.rdatatype.NSEC)
+            else:
+                authority += covers_name + self._with_rrsig(wildcard, dns.rdatatype.NSEC)
+                authority += covers_name
+        return _unique(authority)
+
+    def _nsec3_matching(self, name: bytes) -> list[dns.rrset.RRset]:
+        digest = self._nsec3_digest(name)
+        index = bisect.bisect_left(self._nsec3_digests, digest)
+        if index < len(self._nsec3_digests) and self._nsec3_digests[index] == digest:
+            return self._with_rrsig(self._nsec3_owners[index], dns.rdatatype.NSEC3)
+        return []
+
+    def _with_rrsig(self, owner: bytes, rdtype: int) -> list[dns.rrset.RRset]:
+        """The `rdtype` RRset at `owner` and its RRSIG RRset, those that exist."""
+        records = self._records.get(owner, {})
+        rrset = records.get((rdtype, 0))
+        if rrset is None:
+            return []
+        rrsig = records.get((dns.rdatatype.RRSIG, rdtype))
+        return [rrset] if rrsig is None else [rrset, rrsig]
+
     def _has_data(self, name: bytes, qtype: int) -> bool:
         """Whether the lookup at existing `name` finds data or a CNAME to follow."""
         types = self._types.get(name, frozenset())
@@ -123,6 +200,17 @@ class DenialIndex:
         for _ in range(self._nsec3_iterations):
             digest = hashlib.sha1(digest + salt, usedforsecurity=False).digest()
         return digest
+
+
+def _unique(rrsets: list[dns.rrset.RRset]) -> list[dns.rrset.RRset]:
+    """Drop repeated RRsets (one record may both cover the name and the wildcard)."""
+    seen: set[int] = set()
+    unique = []
+    for rrset in rrsets:
+        if id(rrset) not in seen:
+            seen.add(id(rrset))
+            unique.append(rrset)
+    return unique
 
 
 def label_starts(name: bytes) -> list[int]:

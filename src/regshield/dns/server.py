@@ -482,7 +482,8 @@ class DnsServer:
         rendered = self._denials.get(key)
         if rendered is None or rendered.zone is not zone:
             self.cache_misses += 1
-            rendered = _render_denial(zone, index, wire, question, name[starts[proof.template]:])
+            rendered = _render_denial(zone, index, wire, question, proof,
+                                      name[starts[proof.template]:])
             if len(self._denials) >= self._cache_size:
                 self._denials.clear()
             self._denials[key] = rendered
@@ -650,35 +651,41 @@ def _answer_key(wire: bytes, question: _Question) -> bytes:
 
 
 def _render_denial(zone: ServedZone, index: ZoneIndex, wire: bytes, question: _Question,
-                   template_wire: bytes) -> _RenderedDenial:
-    """Render the sections answering the question in `wire` (one of a proof) for reuse.
+                   proof: Proof, template_wire: bytes) -> _RenderedDenial:
+    """Render the sections answering the question in `wire` (one of `proof`'s) for reuse.
 
-    The records come from the general lookup; they are written as dnspython's renderer
-    writes them after a question naming the template (the closest encloser, the cut, the
-    existing name), with its name compression, so the response of any question of the proof
-    is the general path's one but for the question, except when the question holds one of
-    the sections' names below the template: `compressible` lists those names.
+    The records are the proof's (`DenialIndex.authority`; a referral's come from the general
+    lookup); they are written as dnspython's renderer writes them after a question naming
+    the template (the closest encloser, the cut, the existing name), with its name
+    compression, so the response of any question of the proof is the general path's one but
+    for the question, except when the question holds one of the sections' names below the
+    template: `compressible` lists those names.
     """
-    qname = dns.name.from_wire(wire, 12)[0]
-    answer = index.lookup(qname, question.qtype, question.dnssec)
+    authority = index.denial.authority(proof, question.dnssec)
+    if authority is not None:
+        rcode = dns.rcode.NXDOMAIN if proof.key[0] == "nxdomain" else dns.rcode.NOERROR
+        answer = Answer(rcode, True, (), tuple(authority))
+    else:
+        qname = dns.name.from_wire(wire, 12)[0]
+        answer = index.lookup(qname, question.qtype, question.dnssec)
     if answer.answer:
         return _RenderedDenial(zone)
     writer = _SectionWriter(template_wire)
     try:
         for rrset in answer.authority:
             writer.add(rrset)
-        authority = writer.records
+        authority_records = writer.records
         for rrset in answer.additional:
             writer.add(rrset)
     except _NotRenderable:
         return _RenderedDenial(zone)
-    additional = writer.records - authority
+    additional = writer.records - authority_records
     flags = dns.flags.QR | (dns.flags.AA if answer.authoritative else 0)
     opt = b""
     if question.edns:
         opt = b"\0" + struct.pack("!HHIH", dns.rdatatype.OPT, OUR_UDP_PAYLOAD,
                                   dns.flags.DO if question.dnssec else 0, 0)
-    head = struct.pack("!HHHHH", flags | answer.rcode, 1, 0, authority,
+    head = struct.pack("!HHHHH", flags | answer.rcode, 1, 0, authority_records,
                        additional + (1 if opt else 0))
     truncated_head = struct.pack("!HHHHH", flags | answer.rcode | dns.flags.TC, 1, 0, 0,
                                  1 if opt else 0)
