@@ -101,7 +101,7 @@ class ZoneIndex:
             None if soa_rrsig is None else _with_ttl(soa_rrsig, negative_ttl)
         )
         self.denial = DenialIndex(
-            rrsets=zone.rrsets, types=self._types,
+            origin=self.origin, rrsets=zone.rrsets, types=self._types,
             signed=[name for name, sets in self._rrsigs.items() if sets],
             existing=self._existing, cuts=self._cuts, nsec_owners=self._nsec_owners,
             nsec3=self._nsec3, nsec3_salt=self._nsec3_salt,

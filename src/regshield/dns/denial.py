@@ -21,6 +21,7 @@ import bisect
 import hashlib
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import dns.name
 import dns.rdatatype
@@ -47,7 +48,7 @@ class Proof:
 class DenialIndex:
     """What `proof` needs from one zone snapshot, keyed by lowercased wire names."""
 
-    def __init__(self, *, rrsets: Iterable[dns.rrset.RRset],
+    def __init__(self, *, origin: dns.name.Name, rrsets: Iterable[dns.rrset.RRset],
                  types: Mapping[dns.name.Name, Collection[int]],
                  signed: Iterable[dns.name.Name], existing: Iterable[dns.name.Name],
                  cuts: Iterable[dns.name.Name], nsec_owners: Iterable[dns.name.Name],
@@ -56,6 +57,7 @@ class DenialIndex:
                  negative_soa: Sequence[dns.rrset.RRset],
                  negative_soa_signed: Sequence[dns.rrset.RRset]) -> None:
         self._types = {_wire(name): frozenset(rdtypes) for name, rdtypes in types.items()}
+        self.origin = _wire(origin)
         self._signed = {_wire(name) for name in signed}
         self._existing = {_wire(name) for name in existing}
         self._cuts = {_wire(name) for name in cuts}
@@ -66,6 +68,8 @@ class DenialIndex:
         nsec3_sorted = sorted(nsec3)
         self._nsec3_digests = [digest for digest, _ in nsec3_sorted]
         self._nsec3_owners = [_wire(owner) for _, owner in nsec3_sorted]
+        self.nsec3 = bool(self._nsec3_owners)
+        self.nsec3_owner_names = frozenset(self._nsec3_owners)
         self._nsec3_salt = nsec3_salt
         self._nsec3_iterations = nsec3_iterations
         # The denial records and their signatures by owner, as the proofs pick them.
@@ -76,6 +80,9 @@ class DenialIndex:
                     (rrset.rdtype, rrset.covers)] = rrset
         self._negative_soa = tuple(negative_soa)
         self._negative_soa_signed = tuple(negative_soa_signed)
+        # What the server rendered from this snapshot: RRsets cut for its section writer (by
+        # id, each entry holding its RRset) and fragments of responses.
+        self.rendered: dict[Any, Any] = {}
 
     def proof(self, name: bytes, starts: list[int], origin_at: int, qtype: int,
               dnssec: bool) -> Proof | None:

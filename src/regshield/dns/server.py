@@ -33,7 +33,7 @@ import contextlib
 import socket
 import struct
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import dns.flags
 import dns.message
@@ -73,6 +73,9 @@ _CD = 0x10
 _OPCODE_MASK = 0x78
 _DO = 0x8000
 _TRANSFER_TYPES = (dns.rdatatype.AXFR, dns.rdatatype.IXFR)
+_COUNTS_FLAGS = struct.Struct("!HHHHH")
+_OPT_DO = b"\0" + struct.pack("!HHIH", dns.rdatatype.OPT, 1232, dns.flags.DO, 0)
+_EDNS_KEYS = (b"\0\0", b"\1\0", b"\1\1")  # by EDNS + DO (DO only comes with EDNS)
 _TSIG_ERRORS: tuple[tuple[type[Exception], int], ...] = (
     (dns.message.UnknownTSIGKey, dns.rcode.BADKEY),
     (dns.tsig.BadKey, dns.rcode.BADKEY),
@@ -88,7 +91,7 @@ class TransferHandler(Protocol):
     def respond(self, query: dns.message.Message, peer: tuple[str, int]) -> list[bytes]: ...
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Question:
     """What the fast path reads from a plain query."""
 
@@ -105,6 +108,9 @@ class _CachedResponse:
     generation: int  # of the table when the zone was last seen answering this question
     wire: bytes  # ID zero, RD and CD clear
     truncated: bytes | None = None
+    # What follows the question in `wire` and in `truncated`, cut once.
+    tail: bytes | None = None
+    truncated_tail: bytes = b""
 
 
 _NO_RESPONSE = 16  # the index counting queries left unanswered (dropped, or not DNS)
@@ -291,7 +297,7 @@ class DnsServer:
                 return
             except OSError:
                 continue  # an ICMP error for an earlier response: nothing to read
-            response = self.answer_udp(wire, (address[0], address[1]))
+            response = self.answer_udp(wire, address)
             if response is not None:
                 with contextlib.suppress(OSError):
                     sock.sendto(response, address)
@@ -426,8 +432,12 @@ class DnsServer:
             index = self._index(zone, name[starts[origin_at]:])
             proof = index.denial.proof(name, starts, origin_at, question.qtype, question.dnssec)
             if proof is not None:
-                denied = self._respond_denied(wire, question, udp, zone, index, proof, name,
-                                              starts, origin_at)
+                if index.denial.nsec3 and question.dnssec and proof.key[0] != "referral":
+                    denied = self._respond_composed(wire, question, udp, index, proof, name,
+                                                    starts)
+                else:
+                    denied = self._respond_denied(wire, question, udp, zone, index, proof,
+                                                  name, starts, origin_at)
                 if denied is not None:
                     return denied
             self.cache_misses += 1
@@ -454,14 +464,75 @@ class DnsServer:
         if udp and len(response) > _udp_limit(question):
             if cached.truncated is None:
                 cached.truncated = _truncate_to_header(response)
+                cached.truncated_tail = cached.truncated[question.end:]
             response = cached.truncated
+            tail = cached.truncated_tail
+        else:
+            if cached.tail is None:
+                cached.tail = response[question.end:]
+            tail = cached.tail
         return b"".join((
             wire[:2],
             bytes((response[2] | (wire[2] & _RD), response[3] | (wire[3] & _CD))),
             response[4:12],
             wire[12:question.end],
-            response[question.end:],
+            tail,
         ))
+
+    def _respond_composed(self, wire: bytes, question: _Question, udp: bool,
+                          index: ZoneIndex, proof: Proof, name: bytes,
+                          starts: list[int]) -> bytes | None:
+        """A negative answer with NSEC3 proofs, put together from rendered fragments.
+
+        With NSEC3, the proofs of names under existing names are as many as pairs of an
+        encloser and a hash: too many to cache whole. Each NSEC3 record (with its RRSIG) is
+        rendered once; its names compress only into the zone's name in the question and into
+        itself, so it can be placed anywhere. The SOA part is rendered once per template, as
+        its names may compress into the question's. None sends the question to the general
+        path (a name of the sections below the template in the question).
+        """
+        denial = index.denial
+        authority = denial.authority(proof, question.dnssec)
+        if authority is None or not _signed_pairs(authority):
+            return None
+        fragments = denial.rendered
+        template = name[starts[proof.template]:]
+        soa_key = ("soa", template)
+        soa = fragments.get(soa_key)
+        if soa is None:
+            self.cache_misses += 1
+            soa = fragments[soa_key] = _Fragment.render(template, authority[:2], fragments)
+        else:
+            self.cache_hits += 1
+        for at in range(proof.template):
+            suffix = name[starts[at]:]
+            if suffix in denial.nsec3_owner_names or suffix in soa.compressible:
+                return None
+        parts = [soa]
+        for position in range(2, len(authority), 2):
+            nsec3 = authority[position]
+            key = ("nsec3", id(nsec3))  # the writer's cut of the RRset keeps it alive
+            fragment = fragments.get(key)
+            if fragment is None:
+                fragment = fragments[key] = _Fragment.render(
+                    denial.origin, authority[position:position + 2], fragments)
+            parts.append(fragment)
+        name_end = 12 + len(name)
+        sections: list[bytes] = []
+        at = question.end
+        records = 0
+        for fragment in parts:
+            sections += fragment.placed(at, name_end)
+            at += len(fragment.data)
+            records += fragment.records
+        opt = _OPT_DO
+        rcode = 3 if proof.key[0] == "nxdomain" else 0  # NXDOMAIN or NOERROR
+        flags = 0x8400 | rcode | (wire[2] & _RD) << 8 | (wire[3] & _CD)  # QR, AA
+        if udp and at + len(opt) > _udp_limit(question):
+            return b"".join((wire[:2], _COUNTS_FLAGS.pack(flags | 0x0200, 1, 0, 0, 1),  # TC
+                             wire[12:question.end], opt))
+        return b"".join((wire[:2], _COUNTS_FLAGS.pack(flags, 1, 0, records, 1),
+                         wire[12:question.end], *sections, opt))
 
     def _still_served(self, cached: _CachedResponse, wire: bytes,
                       question: _Question) -> _CachedResponse | None:
@@ -646,8 +717,8 @@ def _answer_key(wire: bytes, question: _Question) -> bytes:
     `bytes.lower` changes label content only.
     """
     name_end = question.end - 4
-    return b"".join((wire[12:name_end].lower(), wire[name_end:question.end],
-                     bytes((question.edns, question.dnssec))))
+    return (wire[12:name_end].lower() + wire[name_end:question.end]
+            + _EDNS_KEYS[question.edns + question.dnssec])
 
 
 def _render_denial(zone: ServedZone, index: ZoneIndex, wire: bytes, question: _Question,
@@ -670,7 +741,7 @@ def _render_denial(zone: ServedZone, index: ZoneIndex, wire: bytes, question: _Q
         answer = index.lookup(qname, question.qtype, question.dnssec)
     if answer.answer:
         return _RenderedDenial(zone)
-    writer = _SectionWriter(template_wire)
+    writer = _SectionWriter(template_wire, index.denial.rendered)
     try:
         for rrset in answer.authority:
             writer.add(rrset)
@@ -696,6 +767,62 @@ def _render_denial(zone: ServedZone, index: ZoneIndex, wire: bytes, question: _Q
     )
 
 
+def _signed_pairs(rrsets: list[dns.rrset.RRset]) -> bool:
+    """Whether `rrsets` is a SOA and NSEC3 RRsets, each followed by its RRSIG."""
+    if len(rrsets) % 2 or rrsets[0].rdtype != dns.rdatatype.SOA:
+        return False
+    return all(rrsets[at + 1].rdtype == dns.rdatatype.RRSIG
+               and rrsets[at + 1].covers == rrsets[at].rdtype
+               and (at == 0 or rrsets[at].rdtype == dns.rdatatype.NSEC3)
+               for at in range(0, len(rrsets), 2))
+
+
+@dataclass(frozen=True, slots=True)
+class _Fragment:
+    """RRsets rendered on their own, to be placed anywhere after a question that ends with
+    the same names as the template it was rendered after."""
+
+    data: bytes
+    records: int
+    # (offset in data, target counted back from the end of the question's name)
+    question_pointers: tuple[tuple[int, int], ...]
+    local_pointers: tuple[tuple[int, int], ...]  # (offset in data, target offset in data)
+    compressible: frozenset[bytes]
+
+    @classmethod
+    def render(cls, template: bytes, rrsets: list[dns.rrset.RRset],
+               cache: dict[Any, Any]) -> _Fragment:
+        writer = _SectionWriter(template, cache)
+        for rrset in rrsets:
+            writer.add(rrset)
+        data = bytes(writer.output)
+        question_pointers, local_pointers = [], []
+        for pointer in writer.pointers:
+            target = int.from_bytes(data[pointer:pointer + 2]) & 0x3FFF
+            if target < writer.base:
+                question_pointers.append((pointer, 12 + len(template) - target))
+            else:
+                local_pointers.append((pointer, target - writer.base))
+        return cls(data, writer.records, tuple(question_pointers), tuple(local_pointers),
+                   frozenset(writer.compress))
+
+    def placed(self, at: int, name_end: int) -> list[bytes]:
+        """The fragment's bytes at message offset `at`, the question's name ending at
+        `name_end`, cut around the pointers."""
+        if not self.question_pointers and not self.local_pointers:
+            return [self.data]
+        moved = [(position, name_end - back) for position, back in self.question_pointers]
+        moved += [(position, at + target) for position, target in self.local_pointers]
+        moved.sort()
+        parts: list[bytes] = []
+        start = 0
+        for position, target in moved:
+            parts += (self.data[start:position], (0xC000 | target).to_bytes(2))
+            start = position + 2
+        parts.append(self.data[start:])
+        return parts
+
+
 class _NotRenderable(Exception):
     """A record whose names `_SectionWriter` does not know how to compress."""
 
@@ -712,36 +839,32 @@ class _SectionWriter:
     """Writes RRsets after a question for `template` (lowercased wire) as dnspython's
     renderer does, name compression included, recording where the pointers are."""
 
-    def __init__(self, template: bytes) -> None:
+    def __init__(self, template: bytes, cache: dict[int, Any]) -> None:
         self.output = bytearray()
         self.base = 12 + len(template) + 4  # where the sections start in the message
         self.pointers: list[int] = []
         self.records = 0
+        self.cache = cache
         # Lowercased wire suffix -> offset; the question's names first (dnspython's table).
         self.compress: dict[bytes, int] = {}
         for start in label_starts(template)[:-1]:
             self.compress[template[start:]] = 12 + start
 
     def add(self, rrset: dns.rrset.RRset) -> None:
-        owner = _wire(rrset.name)
-        fixed = struct.pack("!HHI", rrset.rdtype, rrset.rdclass, rrset.ttl)
-        for rdata in rrset:
-            self.name(owner)
-            self.output += fixed
-            length_at = len(self.output)
-            self.output += b"\0\0"
-            if rrset.rdtype in _PLAIN_TYPES:
-                self.output += rdata.to_wire()
-            elif rrset.rdtype == dns.rdatatype.SOA:
-                self.name(_wire(rdata.mname))
-                self.name(_wire(rdata.rname))
-                self.output += struct.pack("!IIIII", rdata.serial, rdata.refresh, rdata.retry,
-                                           rdata.expire, rdata.minimum)
-            elif rrset.rdtype == dns.rdatatype.NS:
-                self.name(_wire(rdata.target))
-            else:
-                raise _NotRenderable(rrset.rdtype)
-            struct.pack_into("!H", self.output, length_at, len(self.output) - length_at - 2)
+        cached = self.cache.get(id(rrset))
+        if cached is None:
+            cached = self.cache[id(rrset)] = _RRsetWire.of(rrset)
+        assert isinstance(cached, _RRsetWire) and cached.rrset is rrset
+        output = self.output
+        for names, rest in cached.records:
+            self.name(cached.owner)
+            output += cached.fixed
+            length_at = len(output)
+            output += b"\0\0"
+            for name in names:
+                self.name(name)
+            output += rest
+            struct.pack_into("!H", output, length_at, len(output) - length_at - 2)
             self.records += 1
 
     def name(self, wire: bytes) -> None:
@@ -761,6 +884,33 @@ class _SectionWriter:
             if position <= 0x3FFF:
                 self.compress[suffix] = position
             self.output += wire[start:start + 1 + lowered[start]]
+
+
+@dataclass(frozen=True, slots=True)
+class _RRsetWire:
+    """An RRset cut for `_SectionWriter`: per record, the names it compresses and the rest."""
+
+    rrset: dns.rrset.RRset  # kept alive: the cache is keyed by its id
+    owner: bytes
+    fixed: bytes  # type, class, TTL
+    records: tuple[tuple[tuple[bytes, ...], bytes], ...]
+
+    @classmethod
+    def of(cls, rrset: dns.rrset.RRset) -> _RRsetWire:
+        records: list[tuple[tuple[bytes, ...], bytes]] = []
+        for rdata in rrset:
+            if rrset.rdtype in _PLAIN_TYPES:
+                records.append(((), rdata.to_wire()))
+            elif rrset.rdtype == dns.rdatatype.SOA:
+                records.append(((_wire(rdata.mname), _wire(rdata.rname)), struct.pack(
+                    "!IIIII", rdata.serial, rdata.refresh, rdata.retry, rdata.expire,
+                    rdata.minimum)))
+            elif rrset.rdtype == dns.rdatatype.NS:
+                records.append(((_wire(rdata.target),), b""))
+            else:
+                raise _NotRenderable(rrset.rdtype)
+        return cls(rrset, _wire(rrset.name),
+                   struct.pack("!HHI", rrset.rdtype, rrset.rdclass, rrset.ttl), tuple(records))
 
 
 def _wire(name: dns.name.Name) -> bytes:
