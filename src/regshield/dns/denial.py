@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -161,6 +161,12 @@ class DenialIndex:
                 authority += covers_name + self._with_rrsig(wildcard, dns.rdatatype.NSEC)
                 authority += covers_name
         return _unique(authority)
+
+    def signed_denial_records(self) -> Iterator[list[dns.rrset.RRset]]:
+        """Every NSEC or NSEC3 RRset with its RRSIG RRset, for rendering ahead of queries."""
+        rdtype = dns.rdatatype.NSEC3 if self.nsec3 else dns.rdatatype.NSEC
+        for owner in self._nsec3_owners if self.nsec3 else self._nsec_owners:
+            yield self._with_rrsig(owner, rdtype)
 
     def _nsec3_matching(self, name: bytes) -> list[dns.rrset.RRset]:
         digest = self._nsec3_digest(name)

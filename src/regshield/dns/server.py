@@ -670,6 +670,7 @@ class DnsServer:
                         self._forget(stale.zone)
                         del self._indexes[known]
             index = self._indexes[origin] = ZoneIndex(zone)
+            _render_ahead(index)
         return index
 
     def _forget(self, zone: ServedZone) -> None:
@@ -765,6 +766,22 @@ def _render_denial(zone: ServedZone, index: ZoneIndex, wire: bytes, question: _Q
         compressible=frozenset(writer.compress), sections=bytes(writer.output) + opt,
         pointers=tuple(writer.pointers),
     )
+
+
+def _render_ahead(index: ZoneIndex) -> None:
+    """Cut every signed NSEC or NSEC3 RRset for the section writer, and render the NSEC3
+    fragments, while the index is built: a flood of new names then renders nothing."""
+    denial = index.denial
+    cache = denial.rendered
+    for rrsets in denial.signed_denial_records():
+        try:
+            if denial.nsec3 and len(rrsets) == 2:
+                cache[("nsec3", id(rrsets[0]))] = _Fragment.render(denial.origin, rrsets, cache)
+            else:
+                for rrset in rrsets:
+                    cache[id(rrset)] = _RRsetWire.of(rrset)
+        except _NotRenderable:
+            continue
 
 
 def _signed_pairs(rrsets: list[dns.rrset.RRset]) -> bool:
