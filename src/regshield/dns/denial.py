@@ -9,7 +9,8 @@ NSEC3 hashes. `proof` reads a question's name as bytes and says which `Proof` an
 NODATA at an existing name, NODATA through a wildcard, NXDOMAIN, or a referral, with the
 denial records chosen. Two questions with the same proof get the same sections; only the
 question differs. Anything else (data, a CNAME, a wildcard expansion) is `None`: the
-general lookup answers it.
+general lookup answers it. `authority` picks a negative answer's records from its proof,
+by owner wire name, without a lookup of dnspython names.
 
 The choices mirror `ZoneIndex.lookup` step for step (RFC 1034 §4.3.2, RFC 4035 §3.1.3,
 RFC 5155 §7.2); tests compare both on many random names.
@@ -69,6 +70,9 @@ class DenialIndex:
         self._nsec3_digests = [digest for digest, _ in nsec3_sorted]
         self._nsec3_owners = [_wire(owner) for _, owner in nsec3_sorted]
         self.nsec3 = bool(self._nsec3_owners)
+        # By (matching, name): the NSEC3 records of existing names and of their wildcards, at
+        # most two per name of the zone.
+        self._nsec3_found: dict[tuple[bool, bytes], list[dns.rrset.RRset]] = {}
         self.nsec3_owner_names = frozenset(self._nsec3_owners)
         self._nsec3_salt = nsec3_salt
         self._nsec3_iterations = nsec3_iterations
@@ -146,8 +150,7 @@ class DenialIndex:
             covers_next_closer = self._with_rrsig(self._nsec3_owners[covering], dns.rdatatype.NSEC3)
             authority += self._nsec3_matching(encloser) + covers_next_closer
             if kind == "nxdomain":
-                index = bisect.bisect_left(self._nsec3_digests, self._nsec3_digest(wildcard)) - 1
-                authority += self._with_rrsig(self._nsec3_owners[index], dns.rdatatype.NSEC3)
+                authority += self._nsec3_covering(wildcard)
             else:
                 authority += self._nsec3_matching(wildcard) + covers_next_closer
         elif self._nsec_owners:
@@ -169,11 +172,25 @@ class DenialIndex:
             yield self._with_rrsig(owner, rdtype)
 
     def _nsec3_matching(self, name: bytes) -> list[dns.rrset.RRset]:
-        digest = self._nsec3_digest(name)
-        index = bisect.bisect_left(self._nsec3_digests, digest)
-        if index < len(self._nsec3_digests) and self._nsec3_digests[index] == digest:
-            return self._with_rrsig(self._nsec3_owners[index], dns.rdatatype.NSEC3)
-        return []
+        """The NSEC3 of `name`: an existing name or a wildcard, so kept once found."""
+        found = self._nsec3_found.get((True, name))
+        if found is None:
+            digest = self._nsec3_digest(name)
+            index = bisect.bisect_left(self._nsec3_digests, digest)
+            found = []
+            if index < len(self._nsec3_digests) and self._nsec3_digests[index] == digest:
+                found = self._with_rrsig(self._nsec3_owners[index], dns.rdatatype.NSEC3)
+            self._nsec3_found[True, name] = found
+        return found
+
+    def _nsec3_covering(self, wildcard: bytes) -> list[dns.rrset.RRset]:
+        """The NSEC3 covering the wildcard of a closest encloser, kept once found."""
+        found = self._nsec3_found.get((False, wildcard))
+        if found is None:
+            index = bisect.bisect_left(self._nsec3_digests, self._nsec3_digest(wildcard)) - 1
+            found = self._with_rrsig(self._nsec3_owners[index], dns.rdatatype.NSEC3)
+            self._nsec3_found[False, wildcard] = found
+        return found
 
     def _with_rrsig(self, owner: bytes, rdtype: int) -> list[dns.rrset.RRset]:
         """The `rdtype` RRset at `owner` and its RRSIG RRset, those that exist."""
