@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import socket
 import struct
+from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -164,7 +165,7 @@ class _RenderedDenial:
 
     def __init__(self, zone: ServedZone, template_length: int = 0, head: bytes | None = None,
                  truncated_head: bytes = b"", opt: bytes = b"",
-                 compressible: frozenset[bytes] = frozenset(), sections: bytes = b"",
+                 compressible: Container[bytes] = frozenset(), sections: bytes = b"",
                  pointers: tuple[int, ...] = ()) -> None:
         self.zone = zone
         self.template_length = template_length
@@ -179,6 +180,27 @@ class _RenderedDenial:
         self._pointers = tuple(int.from_bytes(sections[at:at + 2]) for at in pointers)
         self._last_delta = 0
         self._last_sections = sections
+
+    @classmethod
+    def of_fragments(cls, zone: ServedZone, template: bytes, fragments: list[_Fragment],
+                     proof: Proof, also_compressible: Container[bytes]) -> _RenderedDenial:
+        """The negative answer (with DO) made of `fragments`, for reuse like a rendered one."""
+        name_end = 12 + len(template)
+        at = name_end + 4
+        sections: list[bytes] = []
+        pointers: list[int] = []
+        records = 0
+        for fragment in fragments:
+            offset = at - name_end - 4
+            pointers += (offset + position for position in fragment.pointer_offsets)
+            sections += fragment.placed(at, name_end)
+            at += len(fragment.data)
+            records += fragment.records
+        rcode = 3 if proof.key[0] == "nxdomain" else 0  # NXDOMAIN or NOERROR
+        return cls(zone, len(template), _COUNTS_FLAGS.pack(0x8400 | rcode, 1, 0, records, 1),
+                   truncated_head=_COUNTS_FLAGS.pack(0x8600 | rcode, 1, 0, 0, 1), opt=_OPT_DO,
+                   compressible=_Either(fragments[0].compressible, also_compressible),
+                   sections=b"".join(sections) + _OPT_DO, pointers=tuple(sorted(pointers)))
 
     def sections(self, delta: int) -> bytes:
         """The sections after a question name `delta` octets longer than the template's."""
@@ -433,8 +455,8 @@ class DnsServer:
             proof = index.denial.proof(name, starts, origin_at, question.qtype, question.dnssec)
             if proof is not None:
                 if index.denial.nsec3 and question.dnssec and proof.key[0] != "referral":
-                    denied = self._respond_composed(wire, question, udp, index, proof, name,
-                                                    starts)
+                    denied = self._respond_composed(wire, question, udp, zone, index, proof,
+                                                    name, starts)
                 else:
                     denied = self._respond_denied(wire, question, udp, zone, index, proof,
                                                   name, starts, origin_at)
@@ -480,7 +502,7 @@ class DnsServer:
         ))
 
     def _respond_composed(self, wire: bytes, question: _Question, udp: bool,
-                          index: ZoneIndex, proof: Proof, name: bytes,
+                          zone: ServedZone, index: ZoneIndex, proof: Proof, name: bytes,
                           starts: list[int]) -> bytes | None:
         """A negative answer with NSEC3 proofs, put together from rendered fragments.
 
@@ -492,6 +514,15 @@ class DnsServer:
         path (a name of the sections below the template in the question).
         """
         denial = index.denial
+        # Proofs about an existing name or with the apex as closest encloser are as many as
+        # the zone's names: those are kept whole, like other proofs.
+        kept = proof.key[0] == "nodata" or proof.key[1] == denial.origin
+        key = (denial.origin, proof.key, True, True)
+        if kept:
+            rendered = self._denials.get(key)
+            if rendered is not None and rendered.zone is zone:
+                self.cache_hits += 1
+                return _assemble(wire, question, udp, rendered, proof, name, starts)
         authority = denial.authority(proof, question.dnssec)
         if authority is None or not _signed_pairs(authority):
             return None
@@ -511,12 +542,19 @@ class DnsServer:
         parts = [soa]
         for position in range(2, len(authority), 2):
             nsec3 = authority[position]
-            key = ("nsec3", id(nsec3))  # the writer's cut of the RRset keeps it alive
-            fragment = fragments.get(key)
+            fragment_key = ("nsec3", id(nsec3))  # the writer's cut of the RRset keeps it alive
+            fragment = fragments.get(fragment_key)
             if fragment is None:
-                fragment = fragments[key] = _Fragment.render(
+                fragment = fragments[fragment_key] = _Fragment.render(
                     denial.origin, authority[position:position + 2], fragments)
             parts.append(fragment)
+        if kept:
+            rendered = _RenderedDenial.of_fragments(zone, template, parts, proof,
+                                                    denial.nsec3_owner_names)
+            if len(self._denials) >= self._cache_size:
+                self._denials.clear()
+            self._denials[key] = rendered
+            return _assemble(wire, question, udp, rendered, proof, name, starts)
         name_end = 12 + len(name)
         sections: list[bytes] = []
         at = question.end
@@ -560,27 +598,7 @@ class DnsServer:
             self._denials[key] = rendered
         else:
             self.cache_hits += 1
-        if rendered.head is None:
-            return None
-        compressible = rendered.compressible
-        for at in range(proof.template):
-            if name[starts[at]:] in compressible:
-                # This question holds a name of the sections below the template: a renderer
-                # would point there, and the response would not be the one the general path
-                # renders (a few octets shorter). Rare, and only with a crafted name.
-                return None
-        sections = rendered.sections(len(name) - rendered.template_length)
-        if udp and question.end + len(sections) > _udp_limit(question):
-            head, sections = rendered.truncated_head, rendered.opt
-        else:
-            head = rendered.head
-        return b"".join((
-            wire[:2],
-            bytes((head[0] | (wire[2] & _RD), head[1] | (wire[3] & _CD))),
-            head[2:],
-            wire[12:question.end],
-            sections,
-        ))
+        return _assemble(wire, question, udp, rendered, proof, name, starts)
 
     def _respond_general(self, wire: bytes, udp: bool) -> bytes | None:
         if len(wire) < 12 or wire[2] & _QR:
@@ -722,6 +740,33 @@ def _answer_key(wire: bytes, question: _Question) -> bytes:
             + _EDNS_KEYS[question.edns + question.dnssec])
 
 
+def _assemble(wire: bytes, question: _Question, udp: bool, rendered: _RenderedDenial,
+              proof: Proof, name: bytes, starts: list[int]) -> bytes | None:
+    """The response of `rendered` (a proof's sections) to the query `wire`; None when they
+    cannot be put after this question unchanged (the general path then)."""
+    if rendered.head is None:
+        return None
+    compressible = rendered.compressible
+    for at in range(proof.template):
+        if name[starts[at]:] in compressible:
+            # This question holds a name of the sections below the template: a renderer
+            # would point there, and the response would not be the one the general path
+            # renders (a few octets shorter). Rare, and only with a crafted name.
+            return None
+    sections = rendered.sections(len(name) - rendered.template_length)
+    if udp and question.end + len(sections) > _udp_limit(question):
+        head, sections = rendered.truncated_head, rendered.opt
+    else:
+        head = rendered.head
+    return b"".join((
+        wire[:2],
+        bytes((head[0] | (wire[2] & _RD), head[1] | (wire[3] & _CD))),
+        head[2:],
+        wire[12:question.end],
+        sections,
+    ))
+
+
 def _render_denial(zone: ServedZone, index: ZoneIndex, wire: bytes, question: _Question,
                    proof: Proof, template_wire: bytes) -> _RenderedDenial:
     """Render the sections answering the question in `wire` (one of `proof`'s) for reuse.
@@ -784,6 +829,18 @@ def _render_ahead(index: ZoneIndex) -> None:
             continue
 
 
+class _Either:
+    """Holds what either of two containers holds."""
+
+    __slots__ = ("first", "second")
+
+    def __init__(self, first: Container[bytes], second: Container[bytes]) -> None:
+        self.first, self.second = first, second
+
+    def __contains__(self, item: object) -> bool:
+        return item in self.first or item in self.second
+
+
 def _signed_pairs(rrsets: list[dns.rrset.RRset]) -> bool:
     """Whether `rrsets` is a SOA and NSEC3 RRsets, each followed by its RRSIG."""
     if len(rrsets) % 2 or rrsets[0].rdtype != dns.rdatatype.SOA:
@@ -822,6 +879,10 @@ class _Fragment:
                 local_pointers.append((pointer, target - writer.base))
         return cls(data, writer.records, tuple(question_pointers), tuple(local_pointers),
                    frozenset(writer.compress))
+
+    @property
+    def pointer_offsets(self) -> list[int]:
+        return [position for position, _ in (*self.question_pointers, *self.local_pointers)]
 
     def placed(self, at: int, name_end: int) -> list[bytes]:
         """The fragment's bytes at message offset `at`, the question's name ending at
