@@ -9,6 +9,11 @@ NXDOMAIN, NODATA (MX) and referrals; one pass through the 20,000 queries first (
 server builds and caches each answer on first use; its qps in that pass is printed too), then
 `--seconds` of measurement. It prints the qps of each and the ratio.
 
+Then the random-name flood, as in a random-subdomain attack: every question is a name never
+asked before (a random label under the apex, or under an existing name, one in four), type A
+with DO, from a file of `--flood-names` names, more than either server answers in the time;
+each server is measured for `--seconds` on the same file, beside the other.
+
 Then the RRL demonstration: the embedded server with RRL on (`--rrl` responses per second
 per prefix, slip 2); dnsperf floods it from 127.0.0.1 (the attacker's /24) at `--flood-qps`
 while a legitimate client on 127.0.1.1 asks one question every 50 ms (1 s timeout); it prints
@@ -17,7 +22,7 @@ client's questions answered.
 
     .venv/bin/python bench/serve.py [--names 10000] [--seconds 10] [--nsec3]
                                     [--knot-workers 1] [--rrl 200] [--clients 4]
-                                    [--flood-qps 15000]
+                                    [--flood-qps 15000] [--flood-names 1000000]
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import re
 import shutil
 import signal
 import socket
+import string
 import subprocess
 import sys
 import tempfile
@@ -122,6 +128,19 @@ def write_queries(path: Path, names: int) -> None:
         else:
             lines.append(f"host{index}.bench.example. MX")
     path.write_text("\n".join(lines) + "\n")
+
+
+def write_random_names(path: Path, count: int, names: int) -> None:
+    """`count` questions for names never asked before: a random label of 16 letters and
+    digits under the apex, or (one in four) under an existing name (a delegation's: a
+    referral)."""
+    chooser = random.Random(1034)
+    alphabet = string.ascii_lowercase + string.digits
+    with path.open("w") as output:
+        for number in range(count):
+            label = "".join(chooser.choices(alphabet, k=16))
+            parent = f"host{chooser.randrange(names)}." if number % 4 == 0 else ""
+            output.write(f"{label}.{parent}{ORIGIN} A\n")
 
 
 def free_port() -> int:
@@ -263,6 +282,7 @@ def main() -> None:
     parser.add_argument("--knot-workers", type=int, default=1)
     parser.add_argument("--rrl", type=int, default=200)
     parser.add_argument("--flood-qps", type=int, default=15_000)
+    parser.add_argument("--flood-names", type=int, default=1_000_000)
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -274,9 +294,11 @@ def main() -> None:
         workdir = Path(directory)
         zone_file = workdir / "bench.example.zone"
         queries = workdir / "queries.txt"
+        random_names = workdir / "random-names.txt"
         started = time.perf_counter()
         write_signed_zone(zone_file, args.names, args.nsec3)
         write_queries(queries, args.names)
+        write_random_names(random_names, args.flood_names, args.names)
         print(f"zone: {args.names} names, {'NSEC3' if args.nsec3 else 'NSEC'}, signed and "
               f"written in {time.perf_counter() - started:.1f} s; dnsperf -D, "
               f"{args.clients} clients, {args.seconds:g} s each, {os.cpu_count()} cores")
@@ -286,6 +308,7 @@ def main() -> None:
         try:
             ours_cold = dnsperf(port, queries, args.seconds, args.clients, passes=1)
             ours = dnsperf(port, queries, args.seconds, args.clients)
+            ours_random = dnsperf(port, random_names, args.seconds, args.clients)
         finally:
             stop(embedded)
         port = free_port()
@@ -293,6 +316,7 @@ def main() -> None:
         try:
             dnsperf(port, queries, args.seconds, args.clients, passes=1)
             theirs = dnsperf(port, queries, args.seconds, args.clients)
+            theirs_random = dnsperf(port, random_names, args.seconds, args.clients)
         finally:
             knot.terminate()
             knot.wait(timeout=20)
@@ -301,6 +325,17 @@ def main() -> None:
         print(f"Knot DNS ({args.knot_workers} UDP worker{'s' if args.knot_workers > 1 else ''}):"
               f" {theirs['qps']:10.0f} qps  (lost {theirs['lost']:.0f})")
         print(f"ratio: regshield serves {ours['qps'] / theirs['qps']:.2f}x Knot DNS's qps")
+        for figures in (ours_random, theirs_random):
+            if figures["sent"] >= args.flood_names:
+                print(f"warning: {figures['sent']:.0f} queries sent from {args.flood_names} "
+                      "names: some were asked twice (raise --flood-names)")
+        print(f"random-name flood ({'NSEC3' if args.nsec3 else 'NSEC'}, DO, every name new):")
+        print(f"  regshield embedded: {ours_random['qps']:10.0f} qps  "
+              f"(lost {ours_random['lost']:.0f})")
+        print(f"  Knot DNS:           {theirs_random['qps']:10.0f} qps  "
+              f"(lost {theirs_random['lost']:.0f})")
+        print(f"  ratio: regshield serves {ours_random['qps'] / theirs_random['qps']:.2f}x "
+              "Knot DNS's qps")
 
         port = free_port()
         limited = start_embedded(zone_file, port, rrl=args.rrl)

@@ -154,8 +154,56 @@ def _looks_like_address(text: str) -> bool:
 SERIAL_SCHEMES = ("unixtime", "increment", "date")
 DNS_FILE_KEYS = frozenset({"listen", "nameservers", "hostmaster", "serial_scheme",
                            "resolver", "hsm_module", "hsm_token", "hsm_pin_file",
-                           "allowed_secondary_networks"})
+                           "allowed_secondary_networks", "rrl", "tcp_connections_per_source"})
+DNS_RRL_KEYS = frozenset({"enabled", "responses_per_second", "slip", "window",
+                          "exempt_networks"})
 DEFAULT_HSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+DEFAULT_TCP_CONNECTIONS_PER_SOURCE = 16
+
+
+@dataclass(frozen=True)
+class RrlSettings:
+    """Response rate limiting of the embedded DNS server's UDP answers: `[dns.rrl]`.
+
+    Each client prefix (IPv4 /24, IPv6 /56) may get `responses_per_second` answers, and up
+    to `responses_per_second * window` at once after a quiet spell; beyond that every
+    `slip`-th answer goes out truncated (the client retries over TCP) and the others are
+    dropped (`slip = 0` drops them all, `slip = 1` truncates them all). Addresses in
+    `exempt_networks` and the zones' secondaries are never limited. `enabled = false` turns
+    it off (not advised on a public address: the server becomes an amplifier)."""
+
+    enabled: bool = True
+    responses_per_second: float = 200.0
+    slip: int = 2
+    window: float = 1.0
+    exempt_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+
+    @classmethod
+    def load(cls, table: Any) -> RrlSettings:
+        if not isinstance(table, dict):
+            raise ConfigurationError("dns.rrl: expected a table ([dns.rrl])")
+        unknown = sorted(set(table) - DNS_RRL_KEYS)
+        if unknown:
+            raise ConfigurationError(
+                f"dns.rrl: unknown settings: {', '.join(unknown)} (known: "
+                f"{', '.join(sorted(DNS_RRL_KEYS))})")
+        enabled = table.get("enabled", cls.enabled)
+        if not isinstance(enabled, bool):
+            raise ConfigurationError("dns.rrl.enabled: expected true or false")
+        rate = table.get("responses_per_second", cls.responses_per_second)
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0:
+            raise ConfigurationError("dns.rrl.responses_per_second: expected a number above 0")
+        slip = table.get("slip", cls.slip)
+        if isinstance(slip, bool) or not isinstance(slip, int) or not 0 <= slip <= 10:
+            raise ConfigurationError("dns.rrl.slip: expected a whole number from 0 (drop every "
+                                     "limited answer) to 10")
+        window = table.get("window", cls.window)
+        if isinstance(window, bool) or not isinstance(window, int | float) or not (
+                0 < window <= 60):
+            raise ConfigurationError("dns.rrl.window: expected seconds above 0, at most 60")
+        networks = _networks(table.get("exempt_networks", []), "dns.rrl.exempt_networks")
+        return cls(enabled=enabled, responses_per_second=float(rate), slip=slip,
+                   window=float(window), exempt_networks=networks)
 
 
 @dataclass(frozen=True)
@@ -164,7 +212,9 @@ class DnsSettings:
 
     `nameservers` make a new zone's apex NS RRset and its SOA MNAME (the first); `hostmaster`
     is the SOA RNAME, as a domain name. `listen` is where `regshield serve` answers DNS
-    (UDP and TCP, with transfers to the secondaries); "off" turns it off."""
+    (UDP and TCP, with transfers to the secondaries); "off" turns it off. `[dns.rrl]` limits
+    its UDP answers (`RrlSettings`); `tcp_connections_per_source` caps the TCP connections
+    one address holds open."""
 
     listen: Listen | None = field(default_factory=lambda: Listen.parse(DEFAULT_DNS_LISTEN))
     nameservers: tuple[str, ...] = ("ns1.regshield.test.", "ns2.regshield.test.")
@@ -184,6 +234,10 @@ class DnsSettings:
     # they are not public: loopback, private, link-local... (rules/addresses.py). None by
     # default: a secondary must be on a public address.
     allowed_secondary_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    # Response rate limiting of UDP answers ([dns.rrl], see RrlSettings).
+    rrl: RrlSettings = field(default_factory=RrlSettings)
+    # TCP connections one address may hold open at once; beyond, new ones are closed at once.
+    tcp_connections_per_source: int = DEFAULT_TCP_CONNECTIONS_PER_SOURCE
 
     @classmethod
     def load(cls, env: dict[str, str], file_values: dict[str, Any],
@@ -224,13 +278,19 @@ class DnsSettings:
         networks = _networks(networks_text.split(",") if networks_text is not None
                              else table.get("allowed_secondary_networks", []),
                              "dns.allowed_secondary_networks")
+        rrl = RrlSettings.load(table.get("rrl", {}))
+        per_source = table.get("tcp_connections_per_source", DEFAULT_TCP_CONNECTIONS_PER_SOURCE)
+        if isinstance(per_source, bool) or not isinstance(per_source, int) or per_source < 1:
+            raise ConfigurationError("dns.tcp_connections_per_source: expected a whole number "
+                                     "of at least 1")
         return cls(listen=address, nameservers=tuple(_absolute(n) for n in nameservers),
                    hostmaster=_absolute(str(table.get("hostmaster", cls.hostmaster))),
                    serial_scheme=scheme, resolver=resolver,
                    hsm_module=env.get("REGSHIELD_HSM_MODULE")
                    or _get(file_values, "dns", "hsm_module") or DEFAULT_HSM_MODULE,
                    hsm_token=token or None, hsm_pin=pin if token else None,
-                   allowed_secondary_networks=networks)
+                   allowed_secondary_networks=networks, rrl=rrl,
+                   tcp_connections_per_source=per_source)
 
 
 def _networks(values: Any, option: str

@@ -108,6 +108,7 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if dns_server is not None:
+            services.dns_servers.remove(dns_server)
             await dns_server.close()
         if whois_server is not None:
             await whois_server.close()
@@ -158,12 +159,15 @@ async def _start_dns(services: Services, publisher: Publisher) -> DnsServer | No
     await publisher.load_all()
     if listen is None:
         return None
-    server = DnsServer(publisher.table, keyring=publisher.keyring,
-                       transfers=publisher.transfers, rrl=publisher.rate_limiter)
+    server = DnsServer(
+        publisher.table, keyring=publisher.keyring, transfers=publisher.transfers,
+        rrl=publisher.rate_limiter,
+        tcp_connections_per_source=services.settings.dns.tcp_connections_per_source)
     try:
         await server.start(listen.host, listen.port)
     except OSError as exc:
         raise ConfigurationError(f"DNS could not listen on {listen}: {exc.strerror}") from exc
+    services.dns_servers.append(server)  # its counters, for GET /metrics
     return server
 
 

@@ -4,6 +4,7 @@ registry links."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from regshield.clock import Clock, SystemClock
 from regshield.config import Settings
@@ -13,6 +14,9 @@ from regshield.security.fields import Sealer
 from regshield.security.keyring import KeyRing, load_keyring
 from regshield.security.limits import Limits, RateLimiter
 from regshield.store.engine import Store
+
+if TYPE_CHECKING:
+    from regshield.dns.server import DnsServer
 
 
 @dataclass
@@ -28,6 +32,8 @@ class Services:
     # Rate limits of RDAP, WHOIS, the contact form and the API, in the store every process
     # shares; made on first use (security/limits.py).
     _limits: Limits | None = field(default=None, repr=False)
+    # The embedded DNS servers this process runs (`regshield serve`), read by GET /metrics.
+    dns_servers: list[DnsServer] = field(default_factory=list, repr=False)
 
     @property
     def sealer(self) -> Sealer:

@@ -23,6 +23,7 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
+from regshield.dns.denial import DenialIndex
 from regshield.dns.zonedata import ServedZone
 
 # Longest CNAME chain followed inside one zone before the answer is returned as it stands.
@@ -98,6 +99,15 @@ class ZoneIndex:
         soa_rrsig = zone.find(self.origin, dns.rdatatype.RRSIG, dns.rdatatype.SOA)
         self._negative_soa_rrsig = (
             None if soa_rrsig is None else _with_ttl(soa_rrsig, negative_ttl)
+        )
+        self.denial = DenialIndex(
+            origin=self.origin, rrsets=zone.rrsets, types=self._types,
+            signed=[name for name, sets in self._rrsigs.items() if sets],
+            existing=self._existing, cuts=self._cuts, nsec_owners=self._nsec_owners,
+            nsec3=self._nsec3, nsec3_salt=self._nsec3_salt,
+            nsec3_iterations=self._nsec3_iterations,
+            negative_soa=self._negative_soa_section(False),
+            negative_soa_signed=self._negative_soa_section(True),
         )
 
     def lookup(self, qname: dns.name.Name, qtype: int, dnssec: bool) -> Answer:
@@ -204,7 +214,7 @@ class ZoneIndex:
                 authority += self._nsec3_matching(encloser)
                 authority += self._nsec3_covering(_next_closer(name, encloser))
                 authority += self._nsec3_matching(wildcard)
-            else:
+            elif self._nsec_owners:  # an unsigned zone has nothing to prove with
                 authority += self._nsec_covering(name) + self._nsec_matching(wildcard)
         return Answer(dns.rcode.NOERROR, True, (), tuple(authority))
 

@@ -118,8 +118,14 @@ class Publisher:
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
-        # The secondaries are never rate limited (their SOA queries, NOTIFY answers).
-        self.rate_limiter = RateLimiter()
+        # The secondaries are never rate limited (their SOA queries, NOTIFY answers), nor the
+        # networks `[dns.rrl] exempt_networks` names; None when `[dns.rrl]` turns RRL off.
+        rrl = services.settings.dns.rrl
+        self._rrl_exempt = tuple(str(network) for network in rrl.exempt_networks)
+        self.rate_limiter = RateLimiter(
+            rrl.responses_per_second, burst=rrl.responses_per_second * rrl.window,
+            slip=rrl.slip, allow=self._rrl_exempt,
+        ) if rrl.enabled else None
         self.transfers = TransferService(self.table, self.allowed_keys,
                                          on_transfer=self._transfer_served)
 
@@ -225,7 +231,8 @@ class Publisher:
 
     def _allow_secondaries(self) -> None:
         addresses = {s.address for zone in self._secondaries.values() for s in zone}
-        self.rate_limiter.allow_only(addresses)
+        if self.rate_limiter is not None:
+            self.rate_limiter.allow_only([*self._rrl_exempt, *sorted(addresses)])
 
     async def _bring_up_to_date(self, origin: dns.name.Name, stored: _Stored
                                 ) -> tuple[bool, ZoneDiff | None]:

@@ -3,8 +3,10 @@
 Ordinary queries take a fast path: the header, question and OPT record are read by hand and
 the response wire is looked up in a cache keyed by (question name case-folded, type and class
 as sent, EDNS, DO) and tied to the zone snapshot it was built from; only the ID and the RD/CD
-bits are patched in. Anything else
-(TSIG, odd sections, other opcodes, meta types) goes through dnspython.
+bits are patched in. A question that gets no data (NXDOMAIN, NODATA, a referral) is answered
+from its proof (`denial.py`): the sections are rendered once per proof and put after the
+query's own question, so names never asked before cost no lookup and no cache entry of their
+own. Anything else (TSIG, odd sections, other opcodes, meta types) goes through dnspython.
 
 What the server decides, beyond `answers.ZoneIndex`:
 - names outside every zone: REFUSED; classes other than IN: REFUSED; no recursion (RA off);
@@ -18,7 +20,10 @@ What the server decides, beyond `answers.ZoneIndex`:
 - AXFR and IXFR over TCP go to the `TransferHandler` (REFUSED without one); over UDP, AXFR is
   FORMERR (as BIND answers) and IXFR gets the current SOA alone (RFC 1995 §2);
 - NOTIFY: REFUSED (this server is a primary only); other opcodes: NOTIMP;
-- UDP responses pass the rate limiter when one is given; TCP is never limited.
+- UDP responses pass the rate limiter when one is given; TCP is never limited;
+- TCP: at most `max_tcp_clients` connections, `tcp_connections_per_source` of them from one
+  address (more are closed at once); when every slot is taken, a new connection closes the
+  one idle the longest, so idle sockets cannot lock everyone out.
 """
 
 from __future__ import annotations
@@ -27,8 +32,9 @@ import asyncio
 import contextlib
 import socket
 import struct
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Container
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import dns.flags
 import dns.message
@@ -43,6 +49,7 @@ import dns.tsig
 import structlog
 
 from regshield.dns.answers import Answer, ZoneIndex
+from regshield.dns.denial import Proof, label_starts
 from regshield.dns.rrl import RateLimiter, Verdict
 from regshield.dns.zonedata import ServedZone, ZoneTable
 
@@ -52,6 +59,7 @@ OUR_UDP_PAYLOAD = 1232  # the DNS flag day 2020 size: no fragmentation on common
 MINIMUM_UDP_PAYLOAD = 512
 TCP_IDLE_SECONDS = 10.0
 MAX_TCP_CLIENTS = 256
+TCP_CONNECTIONS_PER_SOURCE = 16  # one address cannot hold every slot
 ANSWER_CACHE_SIZE = 100_000
 UDP_BUFFER_BYTES = 4 << 20  # absorbs a few hundred ms of flood while the process is not scheduled
 UDP_BATCH = 256  # datagrams answered before other tasks (TCP clients) get their turn
@@ -66,6 +74,9 @@ _CD = 0x10
 _OPCODE_MASK = 0x78
 _DO = 0x8000
 _TRANSFER_TYPES = (dns.rdatatype.AXFR, dns.rdatatype.IXFR)
+_COUNTS_FLAGS = struct.Struct("!HHHHH")
+_OPT_DO = b"\0" + struct.pack("!HHIH", dns.rdatatype.OPT, 1232, dns.flags.DO, 0)
+_EDNS_KEYS = (b"\0\0", b"\1\0", b"\1\1")  # by EDNS + DO (DO only comes with EDNS)
 _TSIG_ERRORS: tuple[tuple[type[Exception], int], ...] = (
     (dns.message.UnknownTSIGKey, dns.rcode.BADKEY),
     (dns.tsig.BadKey, dns.rcode.BADKEY),
@@ -81,7 +92,7 @@ class TransferHandler(Protocol):
     def respond(self, query: dns.message.Message, peer: tuple[str, int]) -> list[bytes]: ...
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Question:
     """What the fast path reads from a plain query."""
 
@@ -92,12 +103,115 @@ class _Question:
     payload: int
 
 
-@dataclass
+@dataclass(slots=True)
 class _CachedResponse:
     zone: ServedZone
-    zones_served: int
+    generation: int  # of the table when the zone was last seen answering this question
     wire: bytes  # ID zero, RD and CD clear
     truncated: bytes | None = None
+    # What follows the question in `wire` and in `truncated`, cut once.
+    tail: bytes | None = None
+    truncated_tail: bytes = b""
+
+
+_NO_RESPONSE = 16  # the index counting queries left unanswered (dropped, or not DNS)
+
+
+@dataclass
+class DnsCounters:
+    """What the server did since it started, for metrics: responses by rcode (the header's
+    four bits; index 16 counts queries that got none) per transport, and TCP connections
+    closed by the server by reason."""
+
+    udp: list[int] = field(default_factory=lambda: [0] * (_NO_RESPONSE + 1))
+    tcp: list[int] = field(default_factory=lambda: [0] * (_NO_RESPONSE + 1))
+    tcp_closed: dict[str, int] = field(default_factory=lambda: {
+        "per_source_limit": 0, "no_slot": 0, "idle_evicted": 0})
+
+    def by_rcode(self, transport: str) -> dict[str, int]:
+        """The responses over `transport` ("udp", "tcp") by rcode name, "none" for no response;
+        rcodes never sent are left out."""
+        counts = self.udp if transport == "udp" else self.tcp
+        return {_rcode_name(code): count for code, count in enumerate(counts) if count}
+
+
+def _rcode_name(code: int) -> str:
+    if code == _NO_RESPONSE:
+        return "none"
+    try:
+        return dns.rcode.to_text(dns.rcode.Rcode(code))
+    except ValueError:
+        return str(code)
+
+
+@dataclass(slots=True)
+class _TcpClient:
+    writer: asyncio.StreamWriter
+    idle_since: float | None  # loop time since it waits for a query; None while answering
+
+
+class _RenderedDenial:
+    """The sections of one proof, rendered once against the proof's template name.
+
+    `head` is the response header from the flags on (RD and CD clear), None when the proof
+    could not be rendered for reuse (its questions then take the general path). The sections'
+    compression pointers may point into the question (at the template name and above) or
+    into the sections themselves: for a question `delta` octets longer than the template,
+    each moves by `delta`, which `sections` applies.
+    """
+
+    __slots__ = ("_last_delta", "_last_sections", "_pointers", "_segments", "compressible",
+                 "head", "opt", "template_length", "truncated_head", "zone")
+
+    def __init__(self, zone: ServedZone, template_length: int = 0, head: bytes | None = None,
+                 truncated_head: bytes = b"", opt: bytes = b"",
+                 compressible: Container[bytes] = frozenset(), sections: bytes = b"",
+                 pointers: tuple[int, ...] = ()) -> None:
+        self.zone = zone
+        self.template_length = template_length
+        self.head = head
+        self.truncated_head = truncated_head
+        self.opt = opt
+        self.compressible = compressible
+        starts = (0, *(pointer + 2 for pointer in pointers))
+        ends = (*pointers, len(sections))
+        self._segments = tuple(sections[start:end] for start, end in zip(starts, ends,
+                                                                         strict=True))
+        self._pointers = tuple(int.from_bytes(sections[at:at + 2]) for at in pointers)
+        self._last_delta = 0
+        self._last_sections = sections
+
+    @classmethod
+    def of_fragments(cls, zone: ServedZone, template: bytes, fragments: list[_Fragment],
+                     proof: Proof, also_compressible: Container[bytes]) -> _RenderedDenial:
+        """The negative answer (with DO) made of `fragments`, for reuse like a rendered one."""
+        name_end = 12 + len(template)
+        at = name_end + 4
+        sections: list[bytes] = []
+        pointers: list[int] = []
+        records = 0
+        for fragment in fragments:
+            offset = at - name_end - 4
+            pointers += (offset + position for position in fragment.pointer_offsets)
+            sections += fragment.placed(at, name_end)
+            at += len(fragment.data)
+            records += fragment.records
+        rcode = 3 if proof.key[0] == "nxdomain" else 0  # NXDOMAIN or NOERROR
+        return cls(zone, len(template), _COUNTS_FLAGS.pack(0x8400 | rcode, 1, 0, records, 1),
+                   truncated_head=_COUNTS_FLAGS.pack(0x8600 | rcode, 1, 0, 0, 1), opt=_OPT_DO,
+                   compressible=_Either(fragments[0].compressible, also_compressible),
+                   sections=b"".join(sections) + _OPT_DO, pointers=tuple(sorted(pointers)))
+
+    def sections(self, delta: int) -> bytes:
+        """The sections after a question name `delta` octets longer than the template's."""
+        if delta == self._last_delta:
+            return self._last_sections
+        parts = [self._segments[0]]
+        for pointer, segment in zip(self._pointers, self._segments[1:], strict=True):
+            parts += ((pointer + delta).to_bytes(2), segment)
+        sections = b"".join(parts)
+        self._last_delta, self._last_sections = delta, sections
+        return sections
 
 
 class DnsServer:
@@ -116,6 +230,8 @@ class DnsServer:
         transfers: TransferHandler | None = None,
         rrl: RateLimiter | None = None,
         answer_cache_size: int = ANSWER_CACHE_SIZE,
+        max_tcp_clients: int = MAX_TCP_CLIENTS,
+        tcp_connections_per_source: int = TCP_CONNECTIONS_PER_SOURCE,
     ) -> None:
         self.table = table
         self.keyring = keyring if keyring is not None else {}
@@ -123,11 +239,26 @@ class DnsServer:
         self.rrl = rrl
         self.port = 0
         self._cache: dict[bytes, _CachedResponse] = {}
+        self._denials: dict[tuple[object, ...], _RenderedDenial] = {}
         self._cache_size = answer_cache_size
-        self._indexes: dict[dns.name.Name, ZoneIndex] = {}
+        self._indexes: dict[bytes, ZoneIndex] = {}
+        self._origins: dict[bytes, ServedZone] = {}
+        self._origins_generation = -1
+        self.cache_hits = 0
+        self.cache_misses = 0
         self._udp: socket.socket | None = None
         self._tcp: asyncio.Server | None = None
         self._tcp_tasks: set[asyncio.Task[None]] = set()
+        self.max_tcp_clients = max_tcp_clients
+        self.tcp_connections_per_source = tcp_connections_per_source
+        self._tcp_clients: dict[asyncio.Task[None], _TcpClient] = {}  # holding a slot
+        self._tcp_per_source: dict[str, int] = {}
+        self.counters = DnsCounters()
+
+    @property
+    def answer_cache_size(self) -> int:
+        """Responses kept: per question (data) and per proof (denials, referrals)."""
+        return len(self._cache) + len(self._denials)
 
     async def start(self, host: str, port: int) -> None:
         """Bind UDP and TCP on `host`:`port`; port 0 picks a port free for both (`.port`)."""
@@ -188,7 +319,7 @@ class DnsServer:
                 return
             except OSError:
                 continue  # an ICMP error for an earlier response: nothing to read
-            response = self.answer_udp(wire, (address[0], address[1]))
+            response = self.answer_udp(wire, address)
             if response is not None:
                 with contextlib.suppress(OSError):
                     sock.sendto(response, address)
@@ -196,30 +327,45 @@ class DnsServer:
     def answer_udp(self, wire: bytes, peer: tuple[str, int]) -> bytes | None:
         """The UDP response to `wire` from `peer`, after rate limiting; None to stay silent."""
         if self.rrl is None:
-            return self._respond(wire, udp=True)
-        if len(wire) < 12 or wire[2] & _QR:
-            return None
-        # Decided before answering, so a flood that is dropped costs no answer building.
-        verdict = self.rrl.check(peer[0])
-        if verdict is Verdict.DROP:
-            return None
-        response = self._respond(wire, udp=True)
-        if response is None or verdict is Verdict.SEND:
-            return response
-        return _truncate_to_header(response)
+            response = self._respond(wire, udp=True)
+        elif len(wire) < 12 or wire[2] & _QR:
+            response = None
+        else:
+            # Decided before answering, so a flood that is dropped costs no answer building.
+            verdict = self.rrl.check(peer[0])
+            if verdict is Verdict.DROP:
+                response = None
+            else:
+                response = self._respond(wire, udp=True)
+                if response is not None and verdict is Verdict.SLIP:
+                    response = _truncate_to_header(response)
+        self.counters.udp[_NO_RESPONSE if response is None else response[3] & 0x0F] += 1
+        return response
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        if len(self._tcp_tasks) >= MAX_TCP_CLIENTS:
+        peer = writer.get_extra_info("peername")
+        source = str(peer[0])
+        if self._tcp_per_source.get(source, 0) >= self.tcp_connections_per_source:
+            self.counters.tcp_closed["per_source_limit"] += 1
             writer.close()
             return
+        if len(self._tcp_clients) >= self.max_tcp_clients and not self._close_oldest_idle():
+            self.counters.tcp_closed["no_slot"] += 1
+            writer.close()
+            return
+        loop = asyncio.get_running_loop()
+        client = _TcpClient(writer, loop.time())
         self._tcp_tasks.add(task)
-        peer = writer.get_extra_info("peername")
+        self._tcp_clients[task] = client
+        self._tcp_per_source[source] = self._tcp_per_source.get(source, 0) + 1
         try:
             while True:
+                client.idle_since = loop.time()
                 try:
                     size_wire = await asyncio.wait_for(reader.readexactly(2), TCP_IDLE_SECONDS)
+                    client.idle_since = None
                     (size,) = struct.unpack("!H", size_wire)
                     wire = await asyncio.wait_for(reader.readexactly(size), TCP_IDLE_SECONDS)
                 except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
@@ -229,6 +375,8 @@ class DnsServer:
                     transfer if transfer is not None
                     else [self._respond(wire, udp=False)]
                 )
+                first = responses[0] if responses else None
+                self.counters.tcp[_NO_RESPONSE if first is None else first[3] & 0x0F] += 1
                 for response in responses:
                     if response is not None:
                         writer.write(struct.pack("!H", len(response)) + response)
@@ -237,9 +385,25 @@ class DnsServer:
             return
         finally:
             self._tcp_tasks.discard(task)
+            self._tcp_clients.pop(task, None)
+            remaining = self._tcp_per_source.pop(source, 1) - 1
+            if remaining:
+                self._tcp_per_source[source] = remaining
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+    def _close_oldest_idle(self) -> bool:
+        """Free a slot by closing the connection idle the longest; False when none is idle."""
+        idle = [(client.idle_since, task) for task, client in self._tcp_clients.items()
+                if client.idle_since is not None]
+        if not idle:
+            return False
+        _, task = min(idle, key=lambda entry: entry[0])
+        client = self._tcp_clients.pop(task)
+        client.writer.transport.abort()
+        self.counters.tcp_closed["idle_evicted"] += 1
+        return True
 
     async def _transfer(self, wire: bytes, peer: tuple[str, int]) -> list[bytes] | None:
         """The messages of a zone transfer, or None when `wire` is not a good transfer query."""
@@ -278,15 +442,28 @@ class DnsServer:
     def _respond_plain(self, wire: bytes, question: _Question, udp: bool) -> bytes | None:
         key = _answer_key(wire, question)
         cached = self._cache.get(key)
-        if cached is not None:
-            zone = self.table.get(cached.zone.origin)
-            if zone is not cached.zone or len(self.table) != cached.zones_served:
-                cached = None
+        if cached is not None and cached.generation != self.table.generation:
+            cached = self._still_served(cached, wire, question)
         if cached is None:
-            qname = dns.name.from_wire(wire, 12)[0]
-            zone = self._zone_for(qname, question.qtype)
-            if zone is None:
+            name = wire[12:question.end - 4].lower()
+            starts = label_starts(name)
+            found = self._zone_for_wire(name, starts, question.qtype)
+            if found is None:
                 return self._respond_general(wire, udp)
+            zone, origin_at = found
+            index = self._index(zone, name[starts[origin_at]:])
+            proof = index.denial.proof(name, starts, origin_at, question.qtype, question.dnssec)
+            if proof is not None:
+                if index.denial.nsec3 and question.dnssec and proof.key[0] != "referral":
+                    denied = self._respond_composed(wire, question, udp, zone, index, proof,
+                                                    name, starts)
+                else:
+                    denied = self._respond_denied(wire, question, udp, zone, index, proof,
+                                                  name, starts, origin_at)
+                if denied is not None:
+                    return denied
+            self.cache_misses += 1
+            qname = dns.name.from_wire(wire, 12)[0]
             message = dns.message.Message(id=0)
             message.flags = dns.flags.Flag(dns.flags.QR)
             message.question = [
@@ -298,23 +475,130 @@ class DnsServer:
                 message.use_edns(
                     0, dns.flags.DO if question.dnssec else 0, OUR_UDP_PAYLOAD
                 )
-            answer = self._index(zone).lookup(qname, question.qtype, question.dnssec)
-            cached = _CachedResponse(zone, len(self.table), _finish(message, answer))
+            answer = index.lookup(qname, question.qtype, question.dnssec)
+            cached = _CachedResponse(zone, self.table.generation, _finish(message, answer))
             if len(self._cache) >= self._cache_size:
                 self._cache.clear()
             self._cache[key] = cached
+        else:
+            self.cache_hits += 1
         response = cached.wire
         if udp and len(response) > _udp_limit(question):
             if cached.truncated is None:
                 cached.truncated = _truncate_to_header(response)
+                cached.truncated_tail = cached.truncated[question.end:]
             response = cached.truncated
+            tail = cached.truncated_tail
+        else:
+            if cached.tail is None:
+                cached.tail = response[question.end:]
+            tail = cached.tail
         return b"".join((
             wire[:2],
             bytes((response[2] | (wire[2] & _RD), response[3] | (wire[3] & _CD))),
             response[4:12],
             wire[12:question.end],
-            response[question.end:],
+            tail,
         ))
+
+    def _respond_composed(self, wire: bytes, question: _Question, udp: bool,
+                          zone: ServedZone, index: ZoneIndex, proof: Proof, name: bytes,
+                          starts: list[int]) -> bytes | None:
+        """A negative answer with NSEC3 proofs, put together from rendered fragments.
+
+        With NSEC3, the proofs of names under existing names are as many as pairs of an
+        encloser and a hash: too many to cache whole. Each NSEC3 record (with its RRSIG) is
+        rendered once; its names compress only into the zone's name in the question and into
+        itself, so it can be placed anywhere. The SOA part is rendered once per template, as
+        its names may compress into the question's. None sends the question to the general
+        path (a name of the sections below the template in the question).
+        """
+        denial = index.denial
+        # Proofs about an existing name or with the apex as closest encloser are as many as
+        # the zone's names: those are kept whole, like other proofs.
+        kept = proof.key[0] == "nodata" or proof.key[1] == denial.origin
+        key = (denial.origin, proof.key, True, True)
+        if kept:
+            rendered = self._denials.get(key)
+            if rendered is not None and rendered.zone is zone:
+                self.cache_hits += 1
+                return _assemble(wire, question, udp, rendered, proof, name, starts)
+        authority = denial.authority(proof, question.dnssec)
+        if authority is None or not _signed_pairs(authority):
+            return None
+        fragments = denial.rendered
+        template = name[starts[proof.template]:]
+        soa_key = ("soa", template)
+        soa = fragments.get(soa_key)
+        if soa is None:
+            self.cache_misses += 1
+            soa = fragments[soa_key] = _Fragment.render(template, authority[:2], fragments)
+        else:
+            self.cache_hits += 1
+        for at in range(proof.template):
+            suffix = name[starts[at]:]
+            if suffix in denial.nsec3_owner_names or suffix in soa.compressible:
+                return None
+        parts = [soa]
+        for position in range(2, len(authority), 2):
+            nsec3 = authority[position]
+            fragment_key = ("nsec3", id(nsec3))  # the writer's cut of the RRset keeps it alive
+            fragment = fragments.get(fragment_key)
+            if fragment is None:
+                fragment = fragments[fragment_key] = _Fragment.render(
+                    denial.origin, authority[position:position + 2], fragments)
+            parts.append(fragment)
+        if kept:
+            rendered = _RenderedDenial.of_fragments(zone, template, parts, proof,
+                                                    denial.nsec3_owner_names)
+            if len(self._denials) >= self._cache_size:
+                self._denials.clear()
+            self._denials[key] = rendered
+            return _assemble(wire, question, udp, rendered, proof, name, starts)
+        name_end = 12 + len(name)
+        sections: list[bytes] = []
+        at = question.end
+        records = 0
+        for fragment in parts:
+            sections += fragment.placed(at, name_end)
+            at += len(fragment.data)
+            records += fragment.records
+        opt = _OPT_DO
+        rcode = 3 if proof.key[0] == "nxdomain" else 0  # NXDOMAIN or NOERROR
+        flags = 0x8400 | rcode | (wire[2] & _RD) << 8 | (wire[3] & _CD)  # QR, AA
+        if udp and at + len(opt) > _udp_limit(question):
+            return b"".join((wire[:2], _COUNTS_FLAGS.pack(flags | 0x0200, 1, 0, 0, 1),  # TC
+                             wire[12:question.end], opt))
+        return b"".join((wire[:2], _COUNTS_FLAGS.pack(flags, 1, 0, records, 1),
+                         wire[12:question.end], *sections, opt))
+
+    def _still_served(self, cached: _CachedResponse, wire: bytes,
+                      question: _Question) -> _CachedResponse | None:
+        """`cached` if the zone that answers its question is still the snapshot it came from."""
+        name = wire[12:question.end - 4].lower()
+        found = self._zone_for_wire(name, label_starts(name), question.qtype)
+        if found is None or found[0] is not cached.zone:
+            return None
+        cached.generation = self.table.generation
+        return cached
+
+    def _respond_denied(self, wire: bytes, question: _Question, udp: bool, zone: ServedZone,
+                        index: ZoneIndex, proof: Proof, name: bytes, starts: list[int],
+                        origin_at: int) -> bytes | None:
+        """The negative answer or referral of `proof`, its sections rendered once per proof;
+        None when they cannot be put after this question unchanged (the general path then)."""
+        key = (name[starts[origin_at]:], proof.key, question.edns, question.dnssec)
+        rendered = self._denials.get(key)
+        if rendered is None or rendered.zone is not zone:
+            self.cache_misses += 1
+            rendered = _render_denial(zone, index, wire, question, proof,
+                                      name[starts[proof.template]:])
+            if len(self._denials) >= self._cache_size:
+                self._denials.clear()
+            self._denials[key] = rendered
+        else:
+            self.cache_hits += 1
+        return _assemble(wire, question, udp, rendered, proof, name, starts)
 
     def _respond_general(self, wire: bytes, udp: bool) -> bytes | None:
         if len(wire) < 12 or wire[2] & _QR:
@@ -357,7 +641,8 @@ class DnsServer:
             if query.edns >= 0 else MINIMUM_UDP_PAYLOAD
         if udp and len(full) > limit:
             response = _make_response(query)
-            response.flags |= dns.flags.TC
+            # As the cached answers truncate: the header of the whole answer, TC set.
+            response.flags |= dns.flags.TC | (dns.flags.AA if answer.authoritative else 0)
             return _finish(response, answer.rcode)
         return full
 
@@ -370,23 +655,48 @@ class DnsServer:
             return self.table.closest(qname.parent()) or zone
         return zone
 
-    def _index(self, zone: ServedZone) -> ZoneIndex:
-        index = self._indexes.get(zone.origin)
+    def _zone_for_wire(self, name: bytes, starts: list[int],
+                       qtype: int) -> tuple[ServedZone, int] | None:
+        """`_zone_for` on a lowercased wire name: the zone and the label index of its origin."""
+        if self._origins_generation != self.table.generation:
+            self._origins = {_canonical_wire(zone.origin): zone for zone in self.table}
+            self._origins_generation = self.table.generation
+        origins = self._origins
+        for at, start in enumerate(starts):
+            zone = origins.get(name[start:])
+            if zone is None:
+                continue
+            if at == 0 and qtype == dns.rdatatype.DS and len(starts) > 1:
+                for parent_at in range(1, len(starts)):
+                    parent = origins.get(name[starts[parent_at]:])
+                    if parent is not None:
+                        return parent, parent_at
+            return zone, at
+        return None
+
+    def _index(self, zone: ServedZone, origin: bytes | None = None) -> ZoneIndex:
+        """The lookup index of `zone`; `origin` is its origin's lowercased wire form."""
+        if origin is None:
+            origin = _canonical_wire(zone.origin)
+        index = self._indexes.get(origin)
         if index is None or index.zone is not zone:
             if index is not None:
                 self._forget(index.zone)
             if len(self._indexes) > len(self.table):
-                for origin, stale in list(self._indexes.items()):
-                    if self.table.get(origin) is not stale.zone:
+                for known, stale in list(self._indexes.items()):
+                    if self.table.get(stale.zone.origin) is not stale.zone:
                         self._forget(stale.zone)
-                        del self._indexes[origin]
-            index = self._indexes[zone.origin] = ZoneIndex(zone)
+                        del self._indexes[known]
+            index = self._indexes[origin] = ZoneIndex(zone)
+            _render_ahead(index)
         return index
 
     def _forget(self, zone: ServedZone) -> None:
         """Drop the cached answers of a snapshot no longer served, so it can be freed."""
         self._cache = {key: cached for key, cached in self._cache.items()
                        if cached.zone is not zone}
+        self._denials = {key: rendered for key, rendered in self._denials.items()
+                         if rendered.zone is not zone}
 
 
 def _read_plain_query(wire: bytes) -> _Question | None:
@@ -426,8 +736,272 @@ def _answer_key(wire: bytes, question: _Question) -> bytes:
     `bytes.lower` changes label content only.
     """
     name_end = question.end - 4
-    return b"".join((wire[12:name_end].lower(), wire[name_end:question.end],
-                     bytes((question.edns, question.dnssec))))
+    return (wire[12:name_end].lower() + wire[name_end:question.end]
+            + _EDNS_KEYS[question.edns + question.dnssec])
+
+
+def _assemble(wire: bytes, question: _Question, udp: bool, rendered: _RenderedDenial,
+              proof: Proof, name: bytes, starts: list[int]) -> bytes | None:
+    """The response of `rendered` (a proof's sections) to the query `wire`; None when they
+    cannot be put after this question unchanged (the general path then)."""
+    if rendered.head is None:
+        return None
+    compressible = rendered.compressible
+    for at in range(proof.template):
+        if name[starts[at]:] in compressible:
+            # This question holds a name of the sections below the template: a renderer
+            # would point there, and the response would not be the one the general path
+            # renders (a few octets shorter). Rare, and only with a crafted name.
+            return None
+    sections = rendered.sections(len(name) - rendered.template_length)
+    if udp and question.end + len(sections) > _udp_limit(question):
+        head, sections = rendered.truncated_head, rendered.opt
+    else:
+        head = rendered.head
+    return b"".join((
+        wire[:2],
+        bytes((head[0] | (wire[2] & _RD), head[1] | (wire[3] & _CD))),
+        head[2:],
+        wire[12:question.end],
+        sections,
+    ))
+
+
+def _render_denial(zone: ServedZone, index: ZoneIndex, wire: bytes, question: _Question,
+                   proof: Proof, template_wire: bytes) -> _RenderedDenial:
+    """Render the sections answering the question in `wire` (one of `proof`'s) for reuse.
+
+    The records are the proof's (`DenialIndex.authority`; a referral's come from the general
+    lookup); they are written as dnspython's renderer writes them after a question naming
+    the template (the closest encloser, the cut, the existing name), with its name
+    compression, so the response of any question of the proof is the general path's one but
+    for the question, except when the question holds one of the sections' names below the
+    template: `compressible` lists those names.
+    """
+    authority = index.denial.authority(proof, question.dnssec)
+    if authority is not None:
+        rcode = dns.rcode.NXDOMAIN if proof.key[0] == "nxdomain" else dns.rcode.NOERROR
+        answer = Answer(rcode, True, (), tuple(authority))
+    else:
+        qname = dns.name.from_wire(wire, 12)[0]
+        answer = index.lookup(qname, question.qtype, question.dnssec)
+    if answer.answer:
+        return _RenderedDenial(zone)
+    writer = _SectionWriter(template_wire, index.denial.rendered)
+    try:
+        for rrset in answer.authority:
+            writer.add(rrset)
+        authority_records = writer.records
+        for rrset in answer.additional:
+            writer.add(rrset)
+    except _NotRenderable:
+        return _RenderedDenial(zone)
+    additional = writer.records - authority_records
+    flags = dns.flags.QR | (dns.flags.AA if answer.authoritative else 0)
+    opt = b""
+    if question.edns:
+        opt = b"\0" + struct.pack("!HHIH", dns.rdatatype.OPT, OUR_UDP_PAYLOAD,
+                                  dns.flags.DO if question.dnssec else 0, 0)
+    head = struct.pack("!HHHHH", flags | answer.rcode, 1, 0, authority_records,
+                       additional + (1 if opt else 0))
+    truncated_head = struct.pack("!HHHHH", flags | answer.rcode | dns.flags.TC, 1, 0, 0,
+                                 1 if opt else 0)
+    return _RenderedDenial(
+        zone, len(template_wire), head, truncated_head=truncated_head, opt=opt,
+        compressible=frozenset(writer.compress), sections=bytes(writer.output) + opt,
+        pointers=tuple(writer.pointers),
+    )
+
+
+def _render_ahead(index: ZoneIndex) -> None:
+    """Cut every signed NSEC or NSEC3 RRset for the section writer, and render the NSEC3
+    fragments, while the index is built: a flood of new names then renders nothing."""
+    denial = index.denial
+    cache = denial.rendered
+    for rrsets in denial.signed_denial_records():
+        try:
+            if denial.nsec3 and len(rrsets) == 2:
+                cache[("nsec3", id(rrsets[0]))] = _Fragment.render(denial.origin, rrsets, cache)
+            else:
+                for rrset in rrsets:
+                    cache[id(rrset)] = _RRsetWire.of(rrset)
+        except _NotRenderable:
+            continue
+
+
+class _Either:
+    """Holds what either of two containers holds."""
+
+    __slots__ = ("first", "second")
+
+    def __init__(self, first: Container[bytes], second: Container[bytes]) -> None:
+        self.first, self.second = first, second
+
+    def __contains__(self, item: object) -> bool:
+        return item in self.first or item in self.second
+
+
+def _signed_pairs(rrsets: list[dns.rrset.RRset]) -> bool:
+    """Whether `rrsets` is a SOA and NSEC3 RRsets, each followed by its RRSIG."""
+    if len(rrsets) % 2 or rrsets[0].rdtype != dns.rdatatype.SOA:
+        return False
+    return all(rrsets[at + 1].rdtype == dns.rdatatype.RRSIG
+               and rrsets[at + 1].covers == rrsets[at].rdtype
+               and (at == 0 or rrsets[at].rdtype == dns.rdatatype.NSEC3)
+               for at in range(0, len(rrsets), 2))
+
+
+@dataclass(frozen=True, slots=True)
+class _Fragment:
+    """RRsets rendered on their own, to be placed anywhere after a question that ends with
+    the same names as the template it was rendered after."""
+
+    data: bytes
+    records: int
+    # (offset in data, target counted back from the end of the question's name)
+    question_pointers: tuple[tuple[int, int], ...]
+    local_pointers: tuple[tuple[int, int], ...]  # (offset in data, target offset in data)
+    compressible: frozenset[bytes]
+
+    @classmethod
+    def render(cls, template: bytes, rrsets: list[dns.rrset.RRset],
+               cache: dict[Any, Any]) -> _Fragment:
+        writer = _SectionWriter(template, cache)
+        for rrset in rrsets:
+            writer.add(rrset)
+        data = bytes(writer.output)
+        question_pointers, local_pointers = [], []
+        for pointer in writer.pointers:
+            target = int.from_bytes(data[pointer:pointer + 2]) & 0x3FFF
+            if target < writer.base:
+                question_pointers.append((pointer, 12 + len(template) - target))
+            else:
+                local_pointers.append((pointer, target - writer.base))
+        return cls(data, writer.records, tuple(question_pointers), tuple(local_pointers),
+                   frozenset(writer.compress))
+
+    @property
+    def pointer_offsets(self) -> list[int]:
+        return [position for position, _ in (*self.question_pointers, *self.local_pointers)]
+
+    def placed(self, at: int, name_end: int) -> list[bytes]:
+        """The fragment's bytes at message offset `at`, the question's name ending at
+        `name_end`, cut around the pointers."""
+        if not self.question_pointers and not self.local_pointers:
+            return [self.data]
+        moved = [(position, name_end - back) for position, back in self.question_pointers]
+        moved += [(position, at + target) for position, target in self.local_pointers]
+        moved.sort()
+        parts: list[bytes] = []
+        start = 0
+        for position, target in moved:
+            parts += (self.data[start:position], (0xC000 | target).to_bytes(2))
+            start = position + 2
+        parts.append(self.data[start:])
+        return parts
+
+
+class _NotRenderable(Exception):
+    """A record whose names `_SectionWriter` does not know how to compress."""
+
+
+# Types whose records hold no name that dnspython compresses: written as they are.
+_PLAIN_TYPES = frozenset({
+    dns.rdatatype.A, dns.rdatatype.AAAA, dns.rdatatype.DS, dns.rdatatype.NSEC,
+    dns.rdatatype.NSEC3, dns.rdatatype.RRSIG, dns.rdatatype.DNSKEY, dns.rdatatype.NSEC3PARAM,
+    dns.rdatatype.TXT,
+})
+
+
+class _SectionWriter:
+    """Writes RRsets after a question for `template` (lowercased wire) as dnspython's
+    renderer does, name compression included, recording where the pointers are."""
+
+    def __init__(self, template: bytes, cache: dict[int, Any]) -> None:
+        self.output = bytearray()
+        self.base = 12 + len(template) + 4  # where the sections start in the message
+        self.pointers: list[int] = []
+        self.records = 0
+        self.cache = cache
+        # Lowercased wire suffix -> offset; the question's names first (dnspython's table).
+        self.compress: dict[bytes, int] = {}
+        for start in label_starts(template)[:-1]:
+            self.compress[template[start:]] = 12 + start
+
+    def add(self, rrset: dns.rrset.RRset) -> None:
+        cached = self.cache.get(id(rrset))
+        if cached is None:
+            cached = self.cache[id(rrset)] = _RRsetWire.of(rrset)
+        assert isinstance(cached, _RRsetWire) and cached.rrset is rrset
+        output = self.output
+        for names, rest in cached.records:
+            self.name(cached.owner)
+            output += cached.fixed
+            length_at = len(output)
+            output += b"\0\0"
+            for name in names:
+                self.name(name)
+            output += rest
+            struct.pack_into("!H", output, length_at, len(output) - length_at - 2)
+            self.records += 1
+
+    def name(self, wire: bytes) -> None:
+        """Write the name `wire` (as it is cased in the zone), compressed."""
+        lowered = wire.lower()  # length octets are below 64: only letters change
+        for start in label_starts(lowered):
+            if lowered[start] == 0:
+                self.output.append(0)
+                return
+            suffix = lowered[start:]
+            target = self.compress.get(suffix)
+            if target is not None:
+                self.pointers.append(len(self.output))
+                self.output += struct.pack("!H", 0xC000 | target)
+                return
+            position = self.base + len(self.output)
+            if position <= 0x3FFF:
+                self.compress[suffix] = position
+            self.output += wire[start:start + 1 + lowered[start]]
+
+
+@dataclass(frozen=True, slots=True)
+class _RRsetWire:
+    """An RRset cut for `_SectionWriter`: per record, the names it compresses and the rest."""
+
+    rrset: dns.rrset.RRset  # kept alive: the cache is keyed by its id
+    owner: bytes
+    fixed: bytes  # type, class, TTL
+    records: tuple[tuple[tuple[bytes, ...], bytes], ...]
+
+    @classmethod
+    def of(cls, rrset: dns.rrset.RRset) -> _RRsetWire:
+        records: list[tuple[tuple[bytes, ...], bytes]] = []
+        for rdata in rrset:
+            if rrset.rdtype in _PLAIN_TYPES:
+                records.append(((), rdata.to_wire()))
+            elif rrset.rdtype == dns.rdatatype.SOA:
+                records.append(((_wire(rdata.mname), _wire(rdata.rname)), struct.pack(
+                    "!IIIII", rdata.serial, rdata.refresh, rdata.retry, rdata.expire,
+                    rdata.minimum)))
+            elif rrset.rdtype == dns.rdatatype.NS:
+                records.append(((_wire(rdata.target),), b""))
+            else:
+                raise _NotRenderable(rrset.rdtype)
+        return cls(rrset, _wire(rrset.name),
+                   struct.pack("!HHI", rrset.rdtype, rrset.rdclass, rrset.ttl), tuple(records))
+
+
+def _wire(name: dns.name.Name) -> bytes:
+    wire = name.to_wire()
+    assert wire is not None
+    return wire
+
+
+def _canonical_wire(name: dns.name.Name) -> bytes:
+    """The name in wire form, lowercased: how the fast paths key names."""
+    wire = name.canonicalize().to_wire()
+    assert wire is not None
+    return wire
 
 
 def _question_name_end(wire: bytes) -> int | None:

@@ -78,16 +78,23 @@ class ServedZone:
 
 
 class ZoneTable:
-    """The zones being served, by origin; replaced one whole zone at a time."""
+    """The zones being served, by origin; replaced one whole zone at a time.
+
+    `generation` changes with every `put` and `remove`: what was derived from the table
+    (cached answers, the map of origins) holds while it stays the same.
+    """
 
     def __init__(self, zones: Iterable[ServedZone] = ()) -> None:
         self._zones: dict[dns.name.Name, ServedZone] = {zone.origin: zone for zone in zones}
+        self.generation = 0
 
     def put(self, zone: ServedZone) -> None:
         self._zones[zone.origin] = zone
+        self.generation += 1
 
     def remove(self, origin: dns.name.Name) -> None:
         self._zones.pop(origin, None)
+        self.generation += 1
 
     def get(self, origin: dns.name.Name) -> ServedZone | None:
         return self._zones.get(origin)

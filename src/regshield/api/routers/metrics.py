@@ -16,8 +16,21 @@ the services are being hit, which is of use to whoever is hitting them. Behind a
 proxy on the same host every request comes from loopback, so such a proxy must not forward
 /metrics.
 
-The figures are read from the limiters at each scrape (a collector of prometheus_client), so
-nothing is counted twice and nothing is kept beside the limiters.
+The embedded DNS server (`regshield serve`, `[dns] listen`) adds:
+- `regshield_dns_queries_total{transport, rcode}`: queries over `udp` and `tcp` by the rcode
+  of the response (`NOERROR`, `NXDOMAIN`, `REFUSED`, ...; `none` when none was sent: dropped
+  by RRL, or not a DNS query);
+- `regshield_dns_rrl_responses_total{action}`: UDP responses the rate limiter let through
+  (`answered`), sent truncated (`slipped`) or dropped (`dropped`), secondaries and exempt
+  networks included in `answered`;
+- `regshield_dns_answer_cache_hits_total`, `regshield_dns_answer_cache_misses_total` and the
+  gauge `regshield_dns_answer_cache_entries`: the cached responses (per question for data,
+  per proof for denials and referrals); under a random-name flood the misses stay flat;
+- `regshield_dns_tcp_connections_closed_total{reason}`: TCP connections the server closed
+  on arrival (`per_source_limit`, `no_slot`) or to make room (`idle_evicted`).
+
+The figures are read from the limiters and servers at each scrape (a collector of
+prometheus_client), so nothing is counted twice and nothing is kept beside them.
 """
 
 from __future__ import annotations
@@ -30,7 +43,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 
@@ -58,6 +71,7 @@ async def metrics(
             raise PermissionDenied("metrics are for registrar staff and the local host")
     registry = CollectorRegistry(auto_describe=False)
     registry.register(LimiterCollector(services))
+    registry.register(DnsCollector(services))
     return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
 
@@ -102,6 +116,53 @@ class LimiterCollector(Collector):
         for (listener, reason), count in sorted(limits.connections_refused.items()):
             refused.add_metric([listener, reason], count)
         yield refused
+
+
+class DnsCollector(Collector):
+    """The `regshield_dns_*` figures of the embedded DNS servers of this process."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def collect(self) -> Iterator[Metric]:
+        servers = list(self.services.dns_servers)
+        if not servers:
+            return
+        queries = CounterMetricFamily(
+            "regshield_dns_queries", "DNS queries by transport and response code.",
+            labels=["transport", "rcode"])
+        for transport in ("udp", "tcp"):
+            totals: dict[str, int] = {}
+            for server in servers:
+                for rcode, count in server.counters.by_rcode(transport).items():
+                    totals[rcode] = totals.get(rcode, 0) + count
+            for rcode, count in sorted(totals.items()):
+                queries.add_metric([transport, rcode], count)
+        yield queries
+        rrl = CounterMetricFamily(
+            "regshield_dns_rrl_responses", "UDP responses by response rate limiting action.",
+            labels=["action"])
+        limiters = [server.rrl for server in servers if server.rrl is not None]
+        for action in ("answered", "slipped", "dropped"):
+            rrl.add_metric([action], sum(getattr(limiter.counters, action)
+                                         for limiter in limiters))
+        yield rrl
+        yield CounterMetricFamily(
+            "regshield_dns_answer_cache_hits", "DNS responses served from the answer cache.",
+            value=sum(server.cache_hits for server in servers))
+        yield CounterMetricFamily(
+            "regshield_dns_answer_cache_misses", "DNS responses built because none was cached.",
+            value=sum(server.cache_misses for server in servers))
+        yield GaugeMetricFamily(
+            "regshield_dns_answer_cache_entries", "Responses held in the DNS answer cache.",
+            value=sum(server.answer_cache_size for server in servers))
+        closed = CounterMetricFamily(
+            "regshield_dns_tcp_connections_closed", "DNS TCP connections the server closed, "
+            "by reason.", labels=["reason"])
+        for reason in ("per_source_limit", "no_slot", "idle_evicted"):
+            closed.add_metric([reason], sum(server.counters.tcp_closed[reason]
+                                            for server in servers))
+        yield closed
 
 
 def is_loopback(host: str | None) -> bool:
