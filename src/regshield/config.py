@@ -155,6 +155,7 @@ SERIAL_SCHEMES = ("unixtime", "increment", "date")
 DNS_FILE_KEYS = frozenset({"listen", "nameservers", "hostmaster", "serial_scheme",
                            "resolver", "hsm_module", "hsm_token", "hsm_pin_file",
                            "allowed_secondary_networks"})
+DNS_FILE_KEYS |= {"workers"}
 DEFAULT_HSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 
 
@@ -184,6 +185,9 @@ class DnsSettings:
     # they are not public: loopback, private, link-local... (rules/addresses.py). None by
     # default: a secondary must be on a public address.
     allowed_secondary_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    # Processes answering on `listen` together (SO_REUSEPORT): this one and `workers - 1`
+    # children fed every snapshot by it (dns/workers.py). 0 in the file: one per core.
+    workers: int = 1
 
     @classmethod
     def load(cls, env: dict[str, str], file_values: dict[str, Any],
@@ -230,7 +234,24 @@ class DnsSettings:
                    hsm_module=env.get("REGSHIELD_HSM_MODULE")
                    or _get(file_values, "dns", "hsm_module") or DEFAULT_HSM_MODULE,
                    hsm_token=token or None, hsm_pin=pin if token else None,
-                   allowed_secondary_networks=networks)
+                   allowed_secondary_networks=networks,
+                   workers=_workers(env.get("REGSHIELD_DNS_WORKERS")
+                                    or table.get("workers", 0), "dns.workers"))
+
+
+MAX_WORKERS = 256
+
+
+def _workers(value: Any, option: str) -> int:
+    """A number of processes: 0 (or "auto") for one per core the process may run on."""
+    if value in (0, "0", "auto"):
+        return max(1, len(os.sched_getaffinity(0)))
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_WORKERS:
+        raise ConfigurationError(f"{option}: expected a number of processes from 1 to "
+                                 f"{MAX_WORKERS}, or 0 for one per core, got {value!r}")
+    return value
 
 
 def _networks(values: Any, option: str

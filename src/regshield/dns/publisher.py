@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,7 +121,10 @@ class Publisher:
         # The secondaries are never rate limited (their SOA queries, NOTIFY answers).
         self.rate_limiter = RateLimiter()
         self.transfers = TransferService(self.table, self.allowed_keys,
-                                         on_transfer=self._transfer_served)
+                                         on_transfer=self.transfer_served)
+        # Awaited before NOTIFY goes out: other processes answering from copies of the table
+        # (dns/workers.py) serve the new serial before a secondary asks them for it.
+        self.before_notify: Callable[[], Awaitable[object]] | None = None
 
     def allowed_keys(self, origin: dns.name.Name) -> Collection[dns.name.Name]:
         return self._allowed.get(origin, frozenset())
@@ -399,6 +402,8 @@ class Publisher:
         self._secondaries_notified.update(s.id for s in secondaries)
         if not secondaries:
             return {}
+        if self.before_notify is not None:
+            await self.before_notify()
         results = await asyncio.gather(*(
             send_notify(origin, serial, s.address, s.port, s.key, self.notify_timeout,
                         self.notify_retries,
@@ -433,7 +438,7 @@ class Publisher:
                 row.served_checked_at = now
                 row.served_serial = serial if isinstance(serial, int) else None
 
-    def _transfer_served(self, origin: dns.name.Name, peer: tuple[str, int],
+    def transfer_served(self, origin: dns.name.Name, peer: tuple[str, int],
                          key_name: dns.name.Name, kind: TransferKind, serial: int) -> None:
         loop = self._loop
         if loop is None:
