@@ -15,7 +15,7 @@ from regshield.api.app import API_PREFIX, create_app
 from regshield.config import Listen, Settings
 from regshield.dns.publisher import Publisher
 from regshield.dns.server import DnsServer
-from regshield.dns.workers import DnsWorkers, WatchedTable
+from regshield.dns.workers import DnsWorkers, WatchedTable, check_port_free
 from regshield.errors import ConfigurationError
 from regshield.eventlog.anchors import anchor_head
 from regshield.flows.operations import OUTBOX_KIND as OPERATION_KIND
@@ -160,6 +160,8 @@ async def _start_dns(services: Services, publisher: Publisher
     server = DnsServer(publisher.table, keyring=publisher.keyring,
                        transfers=publisher.transfers, rrl=publisher.rate_limiter)
     try:
+        if count > 1 and listen.port:
+            check_port_free(listen.host, listen.port)
         await server.start(listen.host, listen.port, reuse_port=count > 1)
     except OSError as exc:
         raise ConfigurationError(f"DNS could not listen on {listen}: {exc.strerror}") from exc

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import dns.asyncquery
+import dns.exception
 import dns.message
 import dns.name
 import dns.rcode
@@ -119,7 +120,7 @@ async def ask_from_many_ports(port: int, name: dns.name.Name = WWW,
         query = dns.message.make_query(name, rdtype)
         try:
             return await dns.asyncquery.udp(query, LOOPBACK, port=port, timeout=wait)
-        except TimeoutError:
+        except dns.exception.Timeout:
             return None
     return list(await asyncio.gather(*(one() for _ in range(count))))
 

@@ -36,11 +36,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import multiprocessing
 import multiprocessing.connection
 import os
 import pickle
 import signal
+import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
@@ -99,11 +101,22 @@ class WorkerCounters:
 
 @dataclass
 class _Child:
-    process: multiprocessing.process.BaseProcess
+    process: subprocess.Popen[bytes]
     connection: multiprocessing.connection.Connection
+    exit_watch: int  # a pidfd, readable once the process has exited
     started: asyncio.Future[int]
     acknowledged: int = 0
     counted: dict[int, WorkerCounters] = field(default_factory=dict)
+
+    def is_alive(self) -> bool:
+        return self.process.poll() is None
+
+
+# A fresh interpreter (as multiprocessing's "spawn" makes, never a fork of a process that has
+# threads), isolated from the working directory, with this process's import path.
+_BOOTSTRAP = ("import json, sys; arguments = json.loads(sys.argv[1]); "
+              "sys.path[:0] = arguments.pop('path'); "
+              "from regshield.dns.workers import child_main; child_main(**arguments)")
 
 
 class DnsWorkers:
@@ -134,7 +147,6 @@ class DnsWorkers:
         self.catch_up_seconds = CATCH_UP_TIMEOUT_SECONDS
         self.host = ""
         self.port = 0
-        self._context = multiprocessing.get_context("spawn")
         self._children: list[_Child] = []
         self._sent: dict[dns.name.Name, ServedZone] = {}
         self._stale: set[dns.name.Name] = set()
@@ -152,7 +164,7 @@ class DnsWorkers:
     def pids(self) -> list[int]:
         """The children listening now."""
         return [c.started.result() for c in self._children
-                if c.started.done() and not c.started.exception() and c.process.is_alive()]
+                if c.started.done() and not c.started.exception() and c.is_alive()]
 
     async def start(self, host: str, port: int) -> None:
         """Start `count - 1` children answering on `host`:`port`, where the main process
@@ -179,7 +191,7 @@ class DnsWorkers:
         async with self._progress:
             try:
                 await asyncio.wait_for(self._progress.wait_for(
-                    lambda: all(c.acknowledged >= mark or not c.process.is_alive()
+                    lambda: all(c.acknowledged >= mark or not c.is_alive()
                                 for c in children)), timeout)
             except TimeoutError:
                 log.warning("dns:workers:behind", mark=mark, timeout=timeout)
@@ -199,7 +211,7 @@ class DnsWorkers:
         async with self._progress:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._progress.wait_for(
-                    lambda: all(mark in c.counted or not c.process.is_alive()
+                    lambda: all(mark in c.counted or not c.is_alive()
                                 for c in children)), timeout)
         return [c.counted.pop(mark) for c in children if mark in c.counted]
 
@@ -215,13 +227,15 @@ class DnsWorkers:
             with contextlib.suppress(ValueError, OSError):
                 loop.remove_reader(child.connection.fileno())
             with contextlib.suppress(ValueError, OSError):
-                loop.remove_reader(child.process.sentinel)
+                loop.remove_reader(child.exit_watch)
+            os.close(child.exit_watch)
             child.connection.close()  # the child sees the pipe close and stops
         for child in self._children:
-            await asyncio.to_thread(child.process.join, STOP_TIMEOUT_SECONDS)
-            if child.process.is_alive():
+            try:
+                await asyncio.to_thread(child.process.wait, STOP_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
                 child.process.kill()
-                await asyncio.to_thread(child.process.join, STOP_TIMEOUT_SECONDS)
+                await asyncio.to_thread(child.process.wait)
         self._children = []
 
     # --- children ------------------------------------------------------------------------
@@ -231,18 +245,19 @@ class DnsWorkers:
 
         Called with the lock held, so no later batch reaches the child before this one."""
         loop = asyncio.get_running_loop()
-        ours, theirs = self._context.Pipe(duplex=True)
-        limiter = {"responses_per_second": self.rate_limiter.responses_per_second,
-                   "burst": self.rate_limiter.burst, "slip": self.rate_limiter.slip}
-        process = self._context.Process(
-            target=_child_main, name="regshield-dns-worker", daemon=True,
-            args=(theirs, self.host, self.port, limiter, self.log_level))
-        process.start()
-        theirs.close()
-        child = _Child(process, ours, loop.create_future())
+        ours, theirs = socket.socketpair()
+        arguments = {
+            "path": sys.path, "descriptor": theirs.fileno(), "host": self.host,
+            "port": self.port, "log_level": self.log_level,
+            "limiter": {"responses_per_second": self.rate_limiter.responses_per_second,
+                        "burst": self.rate_limiter.burst, "slip": self.rate_limiter.slip}}
+        with theirs:
+            process = _start_process(arguments, theirs.fileno())
+        connection = multiprocessing.connection.Connection(ours.detach())
+        child = _Child(process, connection, os.pidfd_open(process.pid), loop.create_future())
         self._children.append(child)
-        loop.add_reader(ours.fileno(), self._receive, child)
-        loop.add_reader(process.sentinel, self._exited, child)
+        loop.add_reader(connection.fileno(), self._receive, child)
+        loop.add_reader(child.exit_watch, self._exited, child)
         messages: list[_Message] = [("keys", self._keys), ("allowed", self._allowed),
                                     ("allow", self._allow)]
         messages += [_whole(zone) for zone in self._sent.values()]
@@ -261,22 +276,23 @@ class DnsWorkers:
     def _exited(self, child: _Child) -> None:
         loop = asyncio.get_running_loop()
         with contextlib.suppress(ValueError, OSError):
-            loop.remove_reader(child.process.sentinel)
+            loop.remove_reader(child.exit_watch)
         with contextlib.suppress(ValueError, OSError):
             loop.remove_reader(child.connection.fileno())
+        os.close(child.exit_watch)
         child.connection.close()
         if self._closing:
             return
         self._children.remove(child)
         if not child.started.done():
             child.started.set_exception(OSError(
-                f"a DNS worker exited with status {child.process.exitcode} before it listened"))
+                f"a DNS worker exited with status {child.process.poll()} before it listened"))
             return
         self._background(self._restart(child))
 
     async def _restart(self, dead: _Child) -> None:
-        await asyncio.to_thread(dead.process.join, STOP_TIMEOUT_SECONDS)
-        log.error("dns:workers:exited", pid=dead.process.pid, status=dead.process.exitcode)
+        log.error("dns:workers:exited", pid=dead.process.pid,
+                  status=await asyncio.to_thread(dead.process.wait))
         await asyncio.sleep(RESTART_DELAY_SECONDS)
         if self._closing:
             return
@@ -398,6 +414,27 @@ class DnsWorkers:
         task.add_done_callback(self._tasks.discard)
 
 
+def _start_process(arguments: dict[str, Any], descriptor: int) -> subprocess.Popen[bytes]:
+    """Start a child: a fresh interpreter that inherits only the socket `descriptor`."""
+    return subprocess.Popen(  # noqa: S603 - this interpreter running our own module
+        [sys.executable, "-I", "-c", _BOOTSTRAP, json.dumps(arguments)],
+        stdin=subprocess.DEVNULL, pass_fds=(descriptor,))
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise OSError when a socket is bound to `port` already (UDP or TCP).
+
+    Sockets that ask for SO_REUSEPORT share a port with any other process of the same user that
+    asks too: a second server started by mistake would silently take half the queries. Binding
+    without it first finds such a server, as a plain bind would."""
+    for family, kind, _, _, address in socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[:1]:
+        for transport in (kind, socket.SOCK_STREAM):
+            with socket.socket(family, transport) as probe:
+                if transport == socket.SOCK_STREAM:
+                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(address)
+
+
 def _whole(zone: ServedZone) -> _Message:
     return ("zone", zone.origin, zone.serial, zone.rrsets, zone.journal)
 
@@ -445,12 +482,14 @@ def apply_diff(zone: ServedZone, diff: ZoneDiff, journal_length: int) -> ServedZ
 # --- the child process -----------------------------------------------------------------------
 
 
-def _child_main(connection: multiprocessing.connection.Connection, host: str, port: int,
-                limiter: dict[str, float], log_level: str) -> None:
-    """A worker process: answer DNS from what the main process sends until its pipe closes."""
+def child_main(descriptor: int, host: str, port: int, limiter: dict[str, float],
+               log_level: str) -> None:
+    """A worker process: answer DNS from what the main process sends down the socket
+    `descriptor` until it closes."""
     from regshield import logs
 
     logs.configure(log_level)
+    connection = multiprocessing.connection.Connection(descriptor)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     asyncio.run(_serve(connection, host, port, limiter))
 
