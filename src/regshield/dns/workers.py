@@ -123,7 +123,8 @@ class DnsWorkers:
     """The child processes answering DNS beside the main one, and what keeps them current.
 
     `table`, `keyring`, `allowed_keys` and `rate_limiter` are the publisher's (read, never
-    changed here); `on_transfer` is told of each transfer a child serves.
+    changed here; each child limits with the same settings and allow-list, or not at all
+    without one); `on_transfer` is told of each transfer a child serves.
     """
 
     def __init__(
@@ -133,7 +134,7 @@ class DnsWorkers:
         *,
         keyring: dict[dns.name.Name, dns.tsig.Key],
         allowed_keys: Callable[[dns.name.Name], Collection[dns.name.Name]],
-        rate_limiter: RateLimiter,
+        rate_limiter: RateLimiter | None,
         on_transfer: TransferListener | None = None,
         log_level: str = "info",
     ) -> None:
@@ -249,8 +250,9 @@ class DnsWorkers:
         arguments = {
             "path": sys.path, "descriptor": theirs.fileno(), "host": self.host,
             "port": self.port, "log_level": self.log_level,
-            "limiter": {"responses_per_second": self.rate_limiter.responses_per_second,
-                        "burst": self.rate_limiter.burst, "slip": self.rate_limiter.slip}}
+            "limiter": None if self.rate_limiter is None else {
+                "responses_per_second": self.rate_limiter.responses_per_second,
+                "burst": self.rate_limiter.burst, "slip": self.rate_limiter.slip}}
         with theirs:
             process = _start_process(arguments, theirs.fileno())
         connection = multiprocessing.connection.Connection(ours.detach())
@@ -392,7 +394,8 @@ class DnsWorkers:
         if allowed != self._allowed:
             self._allowed = allowed
             messages.append(("allowed", allowed))
-        allow = tuple(str(network) for network in self.rate_limiter.allowed)
+        allow = () if self.rate_limiter is None else tuple(
+            str(network) for network in self.rate_limiter.allowed)
         if allow != self._allow:
             self._allow = allow
             messages.append(("allow", allow))
@@ -482,7 +485,7 @@ def apply_diff(zone: ServedZone, diff: ZoneDiff, journal_length: int) -> ServedZ
 # --- the child process -----------------------------------------------------------------------
 
 
-def child_main(descriptor: int, host: str, port: int, limiter: dict[str, float],
+def child_main(descriptor: int, host: str, port: int, limiter: dict[str, float] | None,
                log_level: str) -> None:
     """A worker process: answer DNS from what the main process sends down the socket
     `descriptor` until it closes."""
@@ -495,7 +498,7 @@ def child_main(descriptor: int, host: str, port: int, limiter: dict[str, float],
 
 
 async def _serve(connection: multiprocessing.connection.Connection, host: str, port: int,
-                 limiter: dict[str, float]) -> None:
+                 limiter: dict[str, float] | None) -> None:
     await _Worker(connection, limiter).run(host, port)
 
 
@@ -503,13 +506,13 @@ class _Worker:
     """One child: its own table, keys and rate limiter, fed by the main process."""
 
     def __init__(self, connection: multiprocessing.connection.Connection,
-                 limiter: dict[str, float]) -> None:
+                 limiter: dict[str, float] | None) -> None:
         self.connection = connection
         self.table = ZoneTable()
         self.keyring: dict[dns.name.Name, dns.tsig.Key] = {}
         self.allowed: dict[dns.name.Name, frozenset[dns.name.Name]] = {}
-        self.rate_limiter = RateLimiter(limiter["responses_per_second"], burst=limiter["burst"],
-                                        slip=int(limiter["slip"]))
+        self.rate_limiter = None if limiter is None else RateLimiter(
+            limiter["responses_per_second"], burst=limiter["burst"], slip=int(limiter["slip"]))
         transfers = TransferService(
             self.table, lambda origin: self.allowed.get(origin, frozenset()),
             on_transfer=self._transfer_served)
@@ -594,14 +597,15 @@ class _Worker:
                 self.keyring.update(keys)
             elif kind == "allowed":
                 self.allowed = message[1]
-            elif kind == "allow":
+            elif kind == "allow" and self.rate_limiter is not None:
                 self.rate_limiter.allow_only(message[1])
             elif kind == "start" and not self._bind.done():
                 self._bind.set_result(None)
             elif kind == "mark":
                 self._report({"kind": "acknowledged", "mark": message[1]})
             elif kind == "count":
-                counted: RateLimitCounters = self.rate_limiter.counters
+                counted = (RateLimitCounters() if self.rate_limiter is None
+                           else self.rate_limiter.counters)
                 self._report({"kind": "counters", "mark": message[1],
                               "answered": counted.answered, "dropped": counted.dropped,
                               "slipped": counted.slipped})
