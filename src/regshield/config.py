@@ -165,7 +165,8 @@ class DnsSettings:
 
     `nameservers` make a new zone's apex NS RRset and its SOA MNAME (the first); `hostmaster`
     is the SOA RNAME, as a domain name. `listen` is where `regshield serve` answers DNS
-    (UDP and TCP, with transfers to the secondaries); "off" turns it off."""
+    (UDP and TCP, with transfers to the secondaries); "off" turns it off. `workers` processes
+    answer there (`REGSHIELD_DNS_WORKERS`; one per core by default; dns/workers.py)."""
 
     listen: Listen | None = field(default_factory=lambda: Listen.parse(DEFAULT_DNS_LISTEN))
     nameservers: tuple[str, ...] = ("ns1.regshield.test.", "ns2.regshield.test.")
