@@ -29,9 +29,9 @@ from dns_peers import LOOPBACK, free_port
 
 from regshield.dns.rrl import RateLimiter
 from regshield.dns.server import DnsServer
-from regshield.dns.transfer import TransferService
+from regshield.dns.transfer import TransferService, diff_zones
 from regshield.dns.tsig import generate_secret, make_key
-from regshield.dns.workers import DnsWorkers, WatchedTable, apply_diff, fingerprint
+from regshield.dns.workers import DnsWorkers, WatchedTable, apply_diffs, fingerprint
 from regshield.dns.zonedata import ServedZone
 from regshield.dnssec import KSK_FLAGS, generate_key
 from regshield.dnssec.incremental import SignedZone
@@ -176,6 +176,38 @@ async def test_a_change_reaches_the_workers_on_its_own_within_a_second(
         await asyncio.sleep(0.05)
 
 
+async def test_a_journal_entry_that_does_not_lead_to_the_snapshot_gets_the_zone_sent_whole(
+        primary: Primary) -> None:
+    workers = await primary.start()
+    honest = primary.change("192.0.2.89")
+    assert await workers.caught_up()
+    # A snapshot whose last journal entry says less than what changed (www moved too): a
+    # child that applied the entry alone would serve www at its old address.
+    www = dns.rrset.from_text(WWW, 300, "IN", "A", "203.0.113.9")
+    primary.signed.apply(NOW, replace=[www])
+    moved = primary.signed.served()
+    ftp = dns.rrset.from_text("ftp.workers.example.", 300, "IN", "A", "192.0.2.21")
+    entry = diff_zones(honest, replace_rrset(honest, ftp, moved.serial))
+    primary.table.put(ServedZone(ORIGIN, moved.serial, moved.rrsets, (entry,)))
+
+    deadline = time.monotonic() + 5
+    while True:
+        responses = await ask_from_many_ports(primary.server.port, count=40)
+        if all(addresses(response) == ["203.0.113.9"] for response in responses):
+            break
+        assert time.monotonic() < deadline, "a child kept serving what the entry said"
+        await asyncio.sleep(0.1)
+
+
+def replace_rrset(zone: ServedZone, rrset: dns.rrset.RRset, serial: int) -> ServedZone:
+    """`zone` with `rrset` added and its SOA at `serial` (signatures left as they are)."""
+    soa = zone.soa.copy()
+    soa.clear()
+    soa.add(zone.soa[0].replace(serial=serial), zone.soa.ttl)
+    kept = [r for r in zone.rrsets if r.rdtype != dns.rdatatype.SOA]
+    return ServedZone(zone.origin, serial, (soa, *kept, rrset))
+
+
 async def test_a_removed_zone_is_refused_by_every_process(primary: Primary) -> None:
     workers = await primary.start()
 
@@ -227,11 +259,12 @@ async def test_zones_published_before_a_worker_starts_are_served_by_it(
 
 async def test_every_process_serves_transfers_with_the_journal_and_reports_them(
         primary: Primary) -> None:
-    await primary.start(count=3)
+    workers = await primary.start(count=3)
     before = primary.signed.serial
     primary.change("192.0.2.87")
-    latest = primary.change("192.0.2.88")
-    assert primary.workers is not None and await primary.workers.caught_up()
+    assert await workers.caught_up()
+    latest = primary.change("192.0.2.88")  # reaches the children as a journal entry
+    assert await workers.caught_up()
 
     async def transfer(rdtype: int) -> set[tuple[Any, ...]]:
         query, _ = dns.xfr.make_query(dns.zone.Zone(ORIGIN), serial=before,
@@ -261,21 +294,24 @@ async def test_every_process_serves_transfers_with_the_journal_and_reports_them(
     assert {kind for *_, kind, _ in reported} <= {"AXFR", "IXFR"}
 
 
-def test_applying_a_journal_entry_rebuilds_the_new_serial_exactly() -> None:
+def test_applying_journal_entries_rebuilds_the_new_serial_exactly() -> None:
     signed = SignedZone(zone_rrsets(ORIGIN, 1, "192.0.2.80"), KEYS, NOW)
     old = signed.served()
     www = dns.rrset.from_text(WWW, 600, "IN", "A", "192.0.2.90", "192.0.2.91")  # new TTL
     mail = (dns.name.from_text("mail.workers.example."), dns.rdatatype.MX)
-    diff = signed.apply(NOW, replace=[www], delete=[mail])
-    new = signed.served((diff,))
+    first = signed.apply(NOW, replace=[www], delete=[mail])
+    ftp = dns.rrset.from_text("ftp.workers.example.", 300, "IN", "AAAA", "2001:db8::21")
+    second = signed.apply(NOW, replace=[ftp, dns.rrset.from_text(WWW, 600, "IN", "A",
+                                                                   "192.0.2.91")])
+    new = signed.served((first, second))
 
-    rebuilt = apply_diff(old, diff, journal_length=1)
+    rebuilt = apply_diffs(old, [first, second], journal_length=1)
 
     assert records_of(rebuilt.rrsets) == records_of(new.rrsets)
     assert fingerprint(rebuilt) == fingerprint(new)
-    assert rebuilt.serial == new.serial and rebuilt.journal == (diff,)
+    assert rebuilt.serial == new.serial and rebuilt.journal == (second,)
     with pytest.raises(ValueError, match="starts at"):
-        apply_diff(new, diff, journal_length=1)
+        apply_diffs(old, [second], journal_length=1)
 
 
 CHILD_SCRIPT = textwrap.dedent("""

@@ -9,7 +9,7 @@ The main process stays the only one that reads the store and signs; the children
 a private key. After each change to the `ZoneTable` (a `WatchedTable` tells of every put and
 removal) it sends, in one pickled batch down a pipe to every child:
 - a zone it has not sent before whole (its RRsets, serial and journal), and each later serial
-  as the journal entry that leads to it (the IXFR difference), which the child applies to its
+  as the journal entries that lead to it (IXFR differences), which the child applies to its
   copy and checks against a count of RRsets and records; a child whose copy does not match
   says so and is sent the zone whole;
 - the zones removed, the TSIG keys, which keys may transfer which zone, and the allow-list
@@ -44,7 +44,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -375,10 +375,11 @@ class DnsWorkers:
             sent = self._sent.get(origin)
             if sent is zone:
                 continue
-            last = zone.journal[-1] if zone.journal else None
-            if (sent is not None and last is not None and last.from_serial == sent.serial
-                    and last.to_serial == zone.serial):
-                messages.append(("diff", origin, last, len(zone.journal), zone))
+            # The journal entries since the serial the children hold, when the journal reaches
+            # back that far (several publications may come between two batches).
+            diffs = zone.diffs_since(sent.serial) if sent is not None else None
+            if diffs and diffs[-1].to_serial == zone.serial:
+                messages.append(("diffs", origin, tuple(diffs), len(zone.journal), zone))
             else:
                 messages.append(_whole(zone))
             self._sent[origin] = zone
@@ -447,9 +448,9 @@ def _pickle_batch(messages: list[_Message]) -> bytes:
     rather than the zone."""
     sent: list[_Message] = []
     for message in messages:
-        if message[0] == "diff":
-            kind, origin, diff, length, zone = message
-            message = (kind, origin, diff, length, fingerprint(zone))
+        if message[0] == "diffs":
+            kind, origin, diffs, length, zone = message
+            message = (kind, origin, diffs, length, fingerprint(zone))
         sent.append(message)
     return pickle.dumps(sent, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -458,28 +459,33 @@ def fingerprint(zone: ServedZone) -> _Fingerprint:
     return zone.serial, len(zone.rrsets), sum(len(rrset) for rrset in zone.rrsets)
 
 
-def apply_diff(zone: ServedZone, diff: ZoneDiff, journal_length: int) -> ServedZone:
-    """The snapshot `diff` leads to from `zone`, as a secondary applies an IXFR (RFC 1995):
-    the records removed, then those added (an RRset's TTL is the added records')."""
-    if diff.from_serial != zone.serial:
-        raise ValueError(f"the difference starts at {diff.from_serial}, not {zone.serial}")
+def apply_diffs(zone: ServedZone, diffs: Sequence[ZoneDiff], journal_length: int
+                ) -> ServedZone:
+    """The snapshot `diffs` lead to from `zone`, as a secondary applies an IXFR (RFC 1995):
+    for each, the records removed, then those added (an RRset's TTL is the added records');
+    the journal keeps its last `journal_length` entries."""
     rrsets = {(r.name, r.rdtype, r.covers): r for r in zone.rrsets}
-    for removed in diff.removed:
-        key = (removed.name, removed.rdtype, removed.covers)
-        current = rrsets.pop(key, None)
-        if current is None:
-            continue
-        kept = [rdata for rdata in current if rdata not in removed]
-        if kept:
-            rrsets[key] = dns.rrset.from_rdata_list(current.name, current.ttl, kept)
-    for added in diff.added:
-        key = (added.name, added.rdtype, added.covers)
-        current = rrsets.get(key)
-        records = [*added] if current is None else [
-            *current, *(rdata for rdata in added if rdata not in current)]
-        rrsets[key] = dns.rrset.from_rdata_list(added.name, added.ttl, records)
-    journal = (*zone.journal, diff)[-journal_length:] if journal_length else ()
-    return ServedZone(zone.origin, diff.to_serial, tuple(rrsets.values()), journal)
+    serial = zone.serial
+    for diff in diffs:
+        if diff.from_serial != serial:
+            raise ValueError(f"a difference starts at {diff.from_serial}, not {serial}")
+        serial = diff.to_serial
+        for removed in diff.removed:
+            key = (removed.name, removed.rdtype, removed.covers)
+            current = rrsets.pop(key, None)
+            if current is None:
+                continue
+            kept = [rdata for rdata in current if rdata not in removed]
+            if kept:
+                rrsets[key] = dns.rrset.from_rdata_list(current.name, current.ttl, kept)
+        for added in diff.added:
+            key = (added.name, added.rdtype, added.covers)
+            current = rrsets.get(key)
+            records = [*added] if current is None else [
+                *current, *(rdata for rdata in added if rdata not in current)]
+            rrsets[key] = dns.rrset.from_rdata_list(added.name, added.ttl, records)
+    journal = (*zone.journal, *diffs)[-journal_length:] if journal_length else ()
+    return ServedZone(zone.origin, serial, tuple(rrsets.values()), journal)
 
 
 # --- the child process -----------------------------------------------------------------------
@@ -563,13 +569,13 @@ class _Worker:
             _, origin, serial, rrsets, journal = message
             zone = self._latest[origin] = ServedZone(origin, serial, rrsets, journal)
             return ("put", zone)
-        if kind == "diff":
-            _, origin, diff, length, expected = message
+        if kind == "diffs":
+            _, origin, diffs, length, expected = message
             current = self._latest.get(origin)
             try:
                 if current is None:
                     raise ValueError("no copy of the zone")
-                zone = apply_diff(current, diff, length)
+                zone = apply_diffs(current, diffs, length)
                 if fingerprint(zone) != tuple(expected):
                     raise ValueError("the zone does not match its fingerprint")
             except ValueError as error:
