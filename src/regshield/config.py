@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from datetime import date
@@ -244,14 +245,21 @@ MAX_WORKERS = 256
 
 
 def _workers(value: Any, option: str) -> int:
-    """A number of processes: 0 (or "auto") for one per core the process may run on."""
+    """A number of processes: 0 (or "auto") for one per core the process may run on.
+
+    Several processes on one port need Linux: its SO_REUSEPORT spreads datagrams over them
+    (elsewhere the last one bound gets them all), and children are watched by pidfd."""
+    linux = sys.platform == "linux"
     if value in (0, "0", "auto"):
-        return max(1, len(os.sched_getaffinity(0)))
+        return max(1, len(os.sched_getaffinity(0))) if linux else 1
     if isinstance(value, str) and value.isdigit():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_WORKERS:
         raise ConfigurationError(f"{option}: expected a number of processes from 1 to "
                                  f"{MAX_WORKERS}, or 0 for one per core, got {value!r}")
+    if value > 1 and not linux:
+        raise ConfigurationError(f"{option}: more than one process needs Linux (SO_REUSEPORT "
+                                 f"spreading queries over them), not {sys.platform}")
     return value
 
 
