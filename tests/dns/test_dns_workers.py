@@ -4,6 +4,7 @@ one from the zones, keys and allow-list the main process publishes, and none out
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -27,6 +28,7 @@ import dns.zone
 import pytest
 from dns_peers import LOOPBACK, free_port
 
+from regshield.dns import workers as workers_module
 from regshield.dns.rrl import RateLimiter
 from regshield.dns.server import DnsServer
 from regshield.dns.transfer import TransferService, diff_zones
@@ -237,6 +239,42 @@ async def test_a_worker_that_died_is_restarted_with_every_zone(primary: Primary)
     assert all(addresses(response) == ["192.0.2.83"] for response in responses)
     [restarted] = await workers.counters()
     assert restarted.pid == second and restarted.answered > 0  # it answered its share
+
+
+async def test_a_stopped_child_holds_up_nothing_and_is_replaced_once_it_lags_too_far(
+        primary: Primary, monkeypatch: pytest.MonkeyPatch) -> None:
+    workers = await primary.start()
+    [stopped] = workers.pids
+    workers.catch_up_seconds = 0.5
+    os.kill(stopped, signal.SIGSTOP)
+    try:
+        primary.change("192.0.2.90")
+        started = time.monotonic()
+        assert not await workers.caught_up()  # NOTIFY would go out after half a second
+        assert time.monotonic() - started < 2
+
+        # A zone far larger than the socket buffers waits unread; the next batch finds it.
+        monkeypatch.setattr(workers_module, "MAX_QUEUED_BYTES", 1)
+        large = dns.name.from_text("large.example.")
+        primary.table.put(ServedZone(large, 1, tuple(
+            dns.rrset.from_text(f"host{index}.large.example.", 300, "IN", "TXT", "x" * 200)
+            for index in range(5_000))))
+        assert not await workers.caught_up()
+        primary.change("192.0.2.91")
+        await workers.caught_up()  # finds the zone still queued: the child is killed
+        monkeypatch.undo()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(stopped, signal.SIGCONT)
+    deadline = time.monotonic() + 15
+    while workers.pids in ([], [stopped]):
+        assert time.monotonic() < deadline, "the child that stopped reading was not replaced"
+        await asyncio.sleep(0.1)
+    assert exited(stopped)
+    workers.catch_up_seconds = 2
+    assert await workers.caught_up()
+    responses = await ask_from_many_ports(primary.server.port)
+    assert all(addresses(response) == ["192.0.2.91"] for response in responses)
 
 
 async def test_zones_published_before_a_worker_starts_are_served_by_it(

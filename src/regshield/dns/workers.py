@@ -62,8 +62,13 @@ log = structlog.get_logger("regshield.dns")
 
 START_TIMEOUT_SECONDS = 30.0  # a spawned interpreter imports dnspython before it binds
 CATCH_UP_TIMEOUT_SECONDS = 2.0
-RESTART_DELAY_SECONDS = 1.0
+RESTART_DELAY_SECONDS = 1.0  # doubled after each failed start, up to the maximum
+MAX_RESTART_DELAY_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 5.0
+# A child that lets more than this pile up unread (beyond what the socket buffers) has stopped
+# reading (hung, or stopped): it is killed and started afresh rather than left to hold the
+# main process's memory.
+MAX_QUEUED_BYTES = 512 << 20
 _MAX_REPORT = 4096  # a child's messages to the main process are small JSON documents
 
 # What the main process tells a child, one pickled list of these per batch.
@@ -107,9 +112,36 @@ class _Child:
     started: asyncio.Future[int]
     acknowledged: int = 0
     counted: dict[int, WorkerCounters] = field(default_factory=dict)
+    # Batches wait here and one task writes them in order, so a slow child slows no one;
+    # None tells that task to stop.
+    queue: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
+    queued_bytes: int = 0
+    writer: asyncio.Task[None] | None = None
+    released: bool = False
 
     def is_alive(self) -> bool:
         return self.process.poll() is None
+
+    def release(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Stop watching the child and shut the pipe (once): the child reads its end, a write
+        in progress fails at once, and the writing task closes our end when it stops (never
+        while a thread may still write to it)."""
+        if self.released:
+            return
+        self.released = True
+        descriptor = self.connection.fileno()  # only this method closes the connection
+        for watched in (self.exit_watch, descriptor):
+            with contextlib.suppress(ValueError, OSError):
+                loop.remove_reader(watched)
+        os.close(self.exit_watch)
+        with contextlib.suppress(OSError), socket.fromfd(
+                descriptor, socket.AF_UNIX, socket.SOCK_STREAM) as pipe:
+            pipe.shutdown(socket.SHUT_RDWR)
+        self.queue.put_nowait(None)
+        if self.writer is None or self.writer.done():
+            self.connection.close()
+        else:
+            self.writer.add_done_callback(lambda _: self.connection.close())
 
 
 # A fresh interpreter (as multiprocessing's "spawn" makes, never a fork of a process that has
@@ -208,7 +240,7 @@ class DnsWorkers:
             payload = pickle.dumps([("count", mark)])
             children = [c for c in self._children if c.started.done()]
             for child in children:
-                await self._deliver(child, payload)
+                self._deliver(child, payload)
         async with self._progress:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._progress.wait_for(
@@ -225,18 +257,15 @@ class DnsWorkers:
                 await task
         loop = asyncio.get_running_loop()
         for child in self._children:
-            with contextlib.suppress(ValueError, OSError):
-                loop.remove_reader(child.connection.fileno())
-            with contextlib.suppress(ValueError, OSError):
-                loop.remove_reader(child.exit_watch)
-            os.close(child.exit_watch)
-            child.connection.close()  # the child sees the pipe close and stops
+            child.release(loop)  # the child sees the pipe close and stops
         for child in self._children:
             try:
                 await asyncio.to_thread(child.process.wait, STOP_TIMEOUT_SECONDS)
             except subprocess.TimeoutExpired:
                 child.process.kill()
                 await asyncio.to_thread(child.process.wait)
+        await asyncio.gather(*(c.writer for c in self._children if c.writer is not None),
+                             return_exceptions=True)
         self._children = []
 
     # --- children ------------------------------------------------------------------------
@@ -257,6 +286,7 @@ class DnsWorkers:
             process = _start_process(arguments, theirs.fileno())
         connection = multiprocessing.connection.Connection(ours.detach())
         child = _Child(process, connection, os.pidfd_open(process.pid), loop.create_future())
+        child.writer = loop.create_task(_write_batches(child))
         self._children.append(child)
         loop.add_reader(connection.fileno(), self._receive, child)
         loop.add_reader(child.exit_watch, self._exited, child)
@@ -264,25 +294,22 @@ class DnsWorkers:
                                     ("allow", self._allow)]
         messages += [_whole(zone) for zone in self._sent.values()]
         messages.append(("start",))
-        # The whole table may be large: pickled and written in a thread, not on the loop.
-        await self._deliver(child, await asyncio.to_thread(_pickle_batch, messages))
+        # The whole table may be large: pickled in a thread, not on the loop.
+        self._deliver(child, await asyncio.to_thread(_pickle_batch, messages))
         return child
 
     async def _wait_started(self, child: _Child) -> None:
         try:
             await asyncio.wait_for(asyncio.shield(child.started), START_TIMEOUT_SECONDS)
         except TimeoutError:
+            child.process.kill()
             raise OSError(f"a DNS worker did not start within {START_TIMEOUT_SECONDS:.0f} s"
                           ) from None
 
     def _exited(self, child: _Child) -> None:
-        loop = asyncio.get_running_loop()
-        with contextlib.suppress(ValueError, OSError):
-            loop.remove_reader(child.exit_watch)
-        with contextlib.suppress(ValueError, OSError):
-            loop.remove_reader(child.connection.fileno())
-        os.close(child.exit_watch)
-        child.connection.close()
+        if child.released:
+            return
+        child.release(asyncio.get_running_loop())
         if self._closing:
             return
         self._children.remove(child)
@@ -295,17 +322,21 @@ class DnsWorkers:
     async def _restart(self, dead: _Child) -> None:
         log.error("dns:workers:exited", pid=dead.process.pid,
                   status=await asyncio.to_thread(dead.process.wait))
-        await asyncio.sleep(RESTART_DELAY_SECONDS)
-        if self._closing:
+        delay = RESTART_DELAY_SECONDS
+        while True:
+            await asyncio.sleep(delay)
+            if self._closing:
+                return
+            async with self._lock:
+                child = await self._spawn()
+            try:
+                await self._wait_started(child)
+            except OSError as error:
+                log.error("dns:workers:restart_failed", reason=str(error))
+                delay = min(2 * delay, MAX_RESTART_DELAY_SECONDS)
+                continue
+            log.info("dns:workers:restarted", pid=child.process.pid)
             return
-        async with self._lock:
-            child = await self._spawn()
-        try:
-            await self._wait_started(child)
-        except OSError as error:
-            log.error("dns:workers:restart_failed", reason=str(error))
-            return
-        log.info("dns:workers:restarted", pid=child.process.pid)
 
     def _receive(self, child: _Child) -> None:
         """Read what a child reports: started, acknowledged, a transfer served, counters."""
@@ -404,13 +435,21 @@ class DnsWorkers:
         messages.append(("mark", self._mark))
         payload = await asyncio.to_thread(_pickle_batch, messages)
         for child in list(self._children):
-            await self._deliver(child, payload)
+            self._deliver(child, payload)
         return self._mark
 
-    async def _deliver(self, child: _Child, payload: bytes) -> None:
-        """Write one batch to a child; a child that has died gets the whole state on restart."""
-        with contextlib.suppress(OSError, ValueError):
-            await asyncio.to_thread(child.connection.send_bytes, payload)
+    def _deliver(self, child: _Child, payload: bytes) -> None:
+        """Queue one batch for a child; one that has stopped reading is killed (and started
+        afresh with the whole state)."""
+        if child.released:
+            return
+        if child.queued_bytes > MAX_QUEUED_BYTES:
+            log.error("dns:workers:not_reading", pid=child.process.pid,
+                      queued_bytes=child.queued_bytes)
+            child.process.kill()
+            return
+        child.queued_bytes += len(payload)
+        child.queue.put_nowait(payload)
 
     def _background(self, work: Any) -> None:
         task = asyncio.get_running_loop().create_task(work)
@@ -437,6 +476,17 @@ def check_port_free(host: str, port: int) -> None:
                 if transport == socket.SOCK_STREAM:
                     probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 probe.bind(address)
+
+
+async def _write_batches(child: _Child) -> None:
+    """Write a child's batches in order, each in a thread (a large one takes a while), until
+    told to stop."""
+    while (payload := await child.queue.get()) is not None:
+        try:
+            await asyncio.to_thread(child.connection.send_bytes, payload)
+        except (OSError, ValueError):
+            return  # it has exited: `_exited` follows, and a new child gets everything
+        child.queued_bytes -= len(payload)
 
 
 def _whole(zone: ServedZone) -> _Message:
