@@ -409,8 +409,8 @@ async def test_knot_follows_each_serial_from_whichever_dns_worker_it_reaches(
     await workers.start("127.0.0.1", server.port)
     caught_up: list[bool] = []
 
-    async def before_notify() -> None:
-        caught_up.append(await workers.caught_up())
+    async def before_notify(origin: dns.name.Name) -> None:
+        caught_up.append(await workers.caught_up(origin))
     publisher.before_notify = before_notify
     try:
         await host(api, services, owner, {"name": "published.example"})

@@ -23,6 +23,7 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
+import dns.tsig
 import dns.xfr
 import dns.zone
 import pytest
@@ -73,19 +74,20 @@ class Primary:
         self.journal: list[Any] = []
         self.table.put(self.signed.served())
         self.keyring = {TRANSFER_KEY.name: TRANSFER_KEY}
+        self.allowed = {ORIGIN: [TRANSFER_KEY.name]}
         # A limiter that would drop nearly everything but the allow-listed loopback.
         self.rate_limiter = RateLimiter(1, slip=0, allow=["127.0.0.0/8"])
         self.transfers_served: list[tuple[Any, ...]] = []
         self.server = DnsServer(
             self.table, keyring=self.keyring, rrl=self.rate_limiter,
-            transfers=TransferService(self.table, {ORIGIN: [TRANSFER_KEY.name]}))
+            transfers=TransferService(self.table, self.allowed))
         self.workers: DnsWorkers | None = None
 
     async def start(self, count: int = 2) -> DnsWorkers:
         await self.server.start(LOOPBACK, free_port(), reuse_port=True)
         self.workers = DnsWorkers(
             count, self.table, keyring=self.keyring,
-            allowed_keys=lambda origin: [TRANSFER_KEY.name] if origin == ORIGIN else [],
+            allowed_keys=lambda origin: self.allowed.get(origin, []),
             rate_limiter=self.rate_limiter,
             on_transfer=lambda *served: self.transfers_served.append(served))
         await self.workers.start(LOOPBACK, self.server.port)
@@ -330,6 +332,31 @@ async def test_every_process_serves_transfers_with_the_journal_and_reports_them(
     assert {(origin, key, serial) for origin, _, key, _, serial in reported} == {
         (ORIGIN, TRANSFER_KEY.name, latest.serial)}
     assert {kind for *_, kind, _ in reported} <= {"AXFR", "IXFR"}
+
+
+async def test_a_new_secondary_key_reaches_every_process_before_notify_without_a_new_serial(
+        primary: Primary) -> None:
+    workers = await primary.start(count=3)
+    newcomer = make_key("newcomer.workers.example.", generate_secret())
+
+    async def axfr() -> int:
+        query = dns.message.make_query(ORIGIN, dns.rdatatype.AXFR)
+        query.use_tsig({newcomer.name: newcomer}, keyname=newcomer.name)
+        try:
+            response = await dns.asyncquery.tcp(query, LOOPBACK, port=primary.server.port,
+                                                timeout=5)
+        except dns.tsig.PeerBadKey:
+            return dns.rcode.NOTAUTH  # NOTAUTH with BADKEY: the key was not known there
+        return response.rcode()
+
+    assert dns.rcode.NOERROR not in await asyncio.gather(*(axfr() for _ in range(12)))
+    # What the publisher does for a secondary added to a zone that has not changed: the key
+    # joins the keyring and the zone's allowed keys, and NOTIFY waits for the children.
+    primary.keyring[newcomer.name] = newcomer
+    primary.allowed[ORIGIN] = [TRANSFER_KEY.name, newcomer.name]
+    assert await workers.caught_up(ORIGIN)
+
+    assert set(await asyncio.gather(*(axfr() for _ in range(24)))) == {dns.rcode.NOERROR}
 
 
 def test_applying_journal_entries_rebuilds_the_new_serial_exactly() -> None:

@@ -122,9 +122,10 @@ class Publisher:
         self.rate_limiter = RateLimiter()
         self.transfers = TransferService(self.table, self.allowed_keys,
                                          on_transfer=self.transfer_served)
-        # Awaited before NOTIFY goes out: other processes answering from copies of the table
-        # (dns/workers.py) serve the new serial before a secondary asks them for it.
-        self.before_notify: Callable[[], Awaitable[object]] | None = None
+        # Awaited with the zone before NOTIFY goes out: other processes answering from copies
+        # of the table (dns/workers.py) serve the new serial, and take the zone's new
+        # secondaries' keys, before a secondary asks them.
+        self.before_notify: Callable[[dns.name.Name], Awaitable[object]] | None = None
 
     def allowed_keys(self, origin: dns.name.Name) -> Collection[dns.name.Name]:
         return self._allowed.get(origin, frozenset())
@@ -400,10 +401,10 @@ class Publisher:
     async def _notify_all(self, origin: dns.name.Name, serial: int) -> dict[str, NotifyResult]:
         secondaries = self._secondaries.get(origin, ())
         self._secondaries_notified.update(s.id for s in secondaries)
+        if self.before_notify is not None:
+            await self.before_notify(origin)
         if not secondaries:
             return {}
-        if self.before_notify is not None:
-            await self.before_notify()
         results = await asyncio.gather(*(
             send_notify(origin, serial, s.address, s.port, s.key, self.notify_timeout,
                         self.notify_retries,

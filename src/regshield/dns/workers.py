@@ -77,21 +77,22 @@ _Fingerprint = tuple[int, int, int]  # serial, RRsets, records
 
 
 class WatchedTable(ZoneTable):
-    """A `ZoneTable` that calls `on_change` after every put and removal (on the event loop)."""
+    """A `ZoneTable` that calls `on_change(origin)` after every put and removal (on the event
+    loop)."""
 
     def __init__(self, zones: Iterable[ServedZone] = ()) -> None:
         super().__init__(zones)
-        self.on_change: Callable[[], None] | None = None
+        self.on_change: Callable[[dns.name.Name], None] | None = None
 
     def put(self, zone: ServedZone) -> None:
         super().put(zone)
         if self.on_change is not None:
-            self.on_change()
+            self.on_change(zone.origin)
 
     def remove(self, origin: dns.name.Name) -> None:
         super().remove(origin)
         if self.on_change is not None:
-            self.on_change()
+            self.on_change(origin)
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,9 @@ class DnsWorkers:
         self._children: list[_Child] = []
         self._sent: dict[dns.name.Name, ServedZone] = {}
         self._stale: set[dns.name.Name] = set()
+        # Zones to look at in the next batch: changed in the table, or about to be notified
+        # (their allowed keys may have changed alone). Batches cost what changed, not the table.
+        self._dirty: set[dns.name.Name] = set()
         self._keys: dict[dns.name.Name, tuple[bytes, str]] = {}
         self._allowed: dict[dns.name.Name, frozenset[dns.name.Name]] = {}
         self._allow: tuple[str, ...] = ()
@@ -203,7 +207,8 @@ class DnsWorkers:
         """Start `count - 1` children answering on `host`:`port`, where the main process
         already listens with `reuse_port`; returns once every one listens."""
         self.host, self.port = host, port
-        self.table.on_change = self._wake.set
+        self.table.on_change = self._note
+        self._dirty.update(zone.origin for zone in self.table)
         async with self._lock:
             await self._send_changes()
             children = [await self._spawn() for _ in range(self.count - 1)]
@@ -214,10 +219,13 @@ class DnsWorkers:
             raise
         self._background(self._sync_forever())
 
-    async def caught_up(self) -> bool:
-        """Send what changed and wait until every child serves it; False when one has not
-        within `catch_up_seconds`."""
+    async def caught_up(self, origin: dns.name.Name | None = None) -> bool:
+        """Send what changed (and what `origin` is now: its zone, the keys that may transfer
+        it) and wait until every child serves it; False when one has not within
+        `catch_up_seconds`."""
         timeout = self.catch_up_seconds
+        if origin is not None:
+            self._dirty.add(origin)
         async with self._lock:
             mark = await self._send_changes()
         children = [c for c in self._children if c.started.done()]
@@ -372,7 +380,7 @@ class DnsWorkers:
                 log.warning("dns:workers:resent", zone=origin.to_text())
                 self._stale.add(origin)
                 self._sent.pop(origin, None)  # sent whole next time, to every child
-                self._wake.set()
+                self._note(origin)
         elif kind == "transfer" and self.on_transfer is not None:
             self.on_transfer(dns.name.from_text(str(report["zone"])),
                              (str(report["address"]), int(report["port"])),
@@ -388,6 +396,10 @@ class DnsWorkers:
 
     # --- keeping children current --------------------------------------------------------
 
+    def _note(self, origin: dns.name.Name) -> None:
+        self._dirty.add(origin)
+        self._wake.set()
+
     async def _sync_forever(self) -> None:
         while True:
             await self._wake.wait()
@@ -401,31 +413,37 @@ class DnsWorkers:
     async def _send_changes(self) -> int:
         """Send every child what changed since the last batch, then a mark; returns the mark."""
         messages: list[_Message] = []
-        served = {zone.origin: zone for zone in self.table}
-        for origin, zone in served.items():
-            sent = self._sent.get(origin)
-            if sent is zone:
+        dirty, self._dirty = self._dirty, set()
+        allowed: dict[dns.name.Name, frozenset[dns.name.Name]] = {}
+        for origin in dirty:
+            zone, sent = self.table.get(origin), self._sent.get(origin)
+            if zone is None:
+                if sent is not None:
+                    messages.append(("remove", origin))
+                    del self._sent[origin]
+                if self._allowed.pop(origin, None) is not None:
+                    allowed[origin] = frozenset()
                 continue
-            # The journal entries since the serial the children hold, when the journal reaches
-            # back that far (several publications may come between two batches).
-            diffs = zone.diffs_since(sent.serial) if sent is not None else None
-            if diffs and diffs[-1].to_serial == zone.serial:
-                messages.append(("diffs", origin, tuple(diffs), len(zone.journal), zone))
-            else:
-                messages.append(_whole(zone))
-            self._sent[origin] = zone
-            self._stale.discard(origin)
-        for origin in [origin for origin in self._sent if origin not in served]:
-            messages.append(("remove", origin))
-            del self._sent[origin]
-        keys = {name: (key.secret, str(key.algorithm)) for name, key in self.keyring.items()}
-        if keys != self._keys:
-            self._keys = keys
-            messages.append(("keys", keys))
-        allowed = {origin: frozenset(self.allowed_keys(origin)) for origin in served}
-        if allowed != self._allowed:
-            self._allowed = allowed
+            if sent is not zone:
+                # The journal entries since the serial the children hold, when the journal
+                # reaches back that far (several publications may come between two batches).
+                diffs = zone.diffs_since(sent.serial) if sent is not None else None
+                if diffs and diffs[-1].to_serial == zone.serial:
+                    messages.append(("diffs", origin, tuple(diffs), len(zone.journal), zone))
+                else:
+                    messages.append(_whole(zone))
+                self._sent[origin] = zone
+                self._stale.discard(origin)
+            keys_allowed = frozenset(self.allowed_keys(origin))
+            if self._allowed.get(origin, frozenset()) != keys_allowed:
+                self._allowed[origin] = allowed[origin] = keys_allowed
+        if allowed:
             messages.append(("allowed", allowed))
+        if dirty:  # the keyring changes only with a publication
+            keys = {name: (key.secret, str(key.algorithm)) for name, key in self.keyring.items()}
+            if keys != self._keys:
+                self._keys = keys
+                messages.append(("keys", keys))
         allow = () if self.rate_limiter is None else tuple(
             str(network) for network in self.rate_limiter.allowed)
         if allow != self._allow:
@@ -651,8 +669,12 @@ class _Worker:
                         for name, (secret, algorithm) in message[1].items()}
                 self.keyring.clear()
                 self.keyring.update(keys)
-            elif kind == "allowed":
-                self.allowed = message[1]
+            elif kind == "allowed":  # an empty set: none (the zone is gone, or has none)
+                for origin, names in message[1].items():
+                    if names:
+                        self.allowed[origin] = names
+                    else:
+                        self.allowed.pop(origin, None)
             elif kind == "allow" and self.rate_limiter is not None:
                 self.rate_limiter.allow_only(message[1])
             elif kind == "start" and not self._bind.done():
