@@ -7,7 +7,8 @@ connections over them by a hash of the source address and port.
 
 The main process stays the only one that reads the store and signs; the children never hold
 a private key. After each change to the `ZoneTable` (a `WatchedTable` tells of every put and
-removal) it sends, in one pickled batch down a pipe to every child:
+removal) and before each NOTIFY, it sends, for the zones named since the last batch, in one
+pickled batch down a pipe to every child:
 - a zone it has not sent before whole (its RRsets, serial and journal), and each later serial
   as the journal entries that lead to it (IXFR differences), which the child applies to its
   copy and checks against a count of RRsets and records; a child whose copy does not match
