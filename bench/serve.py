@@ -2,12 +2,17 @@
 
 Builds one zone of N names (hosts with A and AAAA, one in twenty a signed delegation with glue),
 signs it with regshield's signer (NSEC, or NSEC3 with `--nsec3`) and writes it to a zone file.
-The embedded server (in a process of its own) and Knot DNS (`knotd`, one UDP worker unless
-`--knot-workers` says otherwise, so that both use one core) serve that same file on loopback
-ports; dnsperf sends each the same query mix with the DO bit set: existing names (A, AAAA),
-NXDOMAIN, NODATA (MX) and referrals; one pass through the 20,000 queries first (the embedded
-server builds and caches each answer on first use; its qps in that pass is printed too), then
-`--seconds` of measurement. It prints the qps of each and the ratio.
+The embedded server (in processes of its own: `--workers`, one by default, the others fed the
+zone as `regshield serve` feeds its DNS workers) and Knot DNS (`knotd`, as many UDP workers as
+the embedded server has processes unless `--knot-workers` says otherwise, so that both use
+the same cores) serve that same file on loopback ports; dnsperf sends each the same query mix
+with the DO bit set: existing names (A, AAAA), NXDOMAIN, NODATA (MX) and referrals; one pass
+through the 20,000 queries first (the embedded server builds and caches each answer on first
+use; its qps in that pass is printed too; with workers, each process has its own cache, and
+more passes from more sockets warm every one), then `--seconds` of measurement. It prints the qps
+of each, per core (per process or UDP worker) too, and the ratio. dnsperf runs on the same
+machine: with as many workers as cores, it takes CPU from the servers, and the figures per
+core fall for both alike.
 
 Then the random-name flood, as in a random-subdomain attack: every question is a name never
 asked before (a random label under the apex, or under an existing name, one in four), type A
@@ -20,8 +25,8 @@ while a legitimate client on 127.0.1.1 asks one question every 50 ms (1 s timeou
 the attacker's full answers per second (bounded by the limit) and the share of the legitimate
 client's questions answered.
 
-    .venv/bin/python bench/serve.py [--names 10000] [--seconds 10] [--nsec3]
-                                    [--knot-workers 1] [--rrl 200] [--clients 4]
+    .venv/bin/python bench/serve.py [--names 10000] [--seconds 10] [--nsec3] [--workers 1]
+                                    [--knot-workers N] [--rrl 200] [--clients 4]
                                     [--flood-qps 15000] [--flood-names 1000000]
 """
 
@@ -56,7 +61,8 @@ import dns.zone
 
 from regshield.dns.rrl import RateLimiter
 from regshield.dns.server import DnsServer
-from regshield.dns.zonedata import ServedZone, ZoneTable
+from regshield.dns.workers import DnsWorkers, WatchedTable
+from regshield.dns.zonedata import ServedZone
 from regshield.dnssec import KSK_FLAGS, ZSK_FLAGS, generate_key, sign_zone
 
 ORIGIN = dns.name.from_text("bench.example.")
@@ -188,9 +194,10 @@ def dnsperf(port: int, queries: Path, seconds: float, clients: int, *,
     return figures
 
 
-def start_embedded(zone_file: Path, port: int, rrl: int | None) -> subprocess.Popen[bytes]:
+def start_embedded(zone_file: Path, port: int, rrl: int | None,
+                   workers: int) -> subprocess.Popen[bytes]:
     command = [sys.executable, __file__, "--serve", str(zone_file), "--port", str(port),
-               "--rrl", str(rrl or 0)]
+               "--rrl", str(rrl or 0), "--workers", str(workers)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE)
     wait_until_served(port, process)
     return process
@@ -232,15 +239,17 @@ zone:
 
 
 def socket_drops(port: int) -> int | None:
-    """Datagrams the kernel dropped at the UDP socket on `port`, its buffer full (Linux)."""
+    """Datagrams the kernel dropped at the UDP sockets on `port` (one per process), their
+    buffers full (Linux)."""
     table = Path("/proc/net/udp")
     if not table.exists():
         return None
-    for line in table.read_text().splitlines()[1:]:
-        fields = line.split()
-        if fields[1].endswith(f":{port:04X}"):
-            return int(fields[-1])
-    return None
+    return sum(int(fields[-1]) for fields in map(str.split, table.read_text().splitlines()[1:])
+               if fields[1].endswith(f":{port:04X}"))
+
+
+def plural(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
 
 
 def legitimate_client(port: int, stop_event: threading.Event, results: list[bool]) -> None:
@@ -256,21 +265,31 @@ def legitimate_client(port: int, stop_event: threading.Event, results: list[bool
         stop_event.wait(max(0.0, 0.05 - (time.monotonic() - started)))
 
 
-def serve(zone_file: Path, port: int, rrl: int | None) -> None:
-    """The embedded server process: serve until SIGTERM, then print the RRL counters."""
+def serve(zone_file: Path, port: int, rrl: int | None, workers: int) -> None:
+    """The embedded server process (and its workers): serve until SIGTERM, then print the RRL
+    counters of every process added up."""
     limiter = RateLimiter(rrl) if rrl is not None else None
-    server = DnsServer(ZoneTable([load_zone(zone_file)]), rrl=limiter)
+    table = WatchedTable([load_zone(zone_file)])
+    server = DnsServer(table, rrl=limiter)
+    totals: dict[str, int] = {}
 
     async def run() -> None:
-        await server.start(LOOPBACK, port)
+        await server.start(LOOPBACK, port, reuse_port=workers > 1)
+        children = DnsWorkers(workers, table, keyring={}, allowed_keys=lambda origin: (),
+                              rate_limiter=limiter, log_level="warning")
+        await children.start(LOOPBACK, server.port)
         stopping = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
         await stopping.wait()
+        if limiter is not None:
+            counted = [limiter.counters, *await children.counters()]
+            for key in ("answered", "dropped", "slipped"):
+                totals[key] = sum(getattr(counters, key) for counters in counted)
+        await children.close()
         await server.close()
 
     asyncio.run(run())
-    counters = limiter.counters.__dict__ if limiter is not None else {}
-    print(json.dumps(counters), flush=True)
+    print(json.dumps(totals), flush=True)
 
 
 def main() -> None:
@@ -279,7 +298,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--nsec3", action="store_true")
-    parser.add_argument("--knot-workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes of the embedded server (SO_REUSEPORT)")
+    parser.add_argument("--knot-workers", type=int, default=None,
+                        help="Knot's UDP workers (default: as many as --workers)")
     parser.add_argument("--rrl", type=int, default=200)
     parser.add_argument("--flood-qps", type=int, default=15_000)
     parser.add_argument("--flood-names", type=int, default=1_000_000)
@@ -287,8 +309,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve is not None:
-        serve(args.serve, args.port, args.rrl if args.rrl > 0 else None)
+        serve(args.serve, args.port, args.rrl if args.rrl > 0 else None, args.workers)
         return
+    knot_workers = args.knot_workers or args.workers
 
     with tempfile.TemporaryDirectory(prefix="regshield-bench-") as directory:
         workdir = Path(directory)
@@ -304,15 +327,20 @@ def main() -> None:
               f"{args.clients} clients, {args.seconds:g} s each, {os.cpu_count()} cores")
 
         port = free_port()
-        embedded = start_embedded(zone_file, port, rrl=None)
+        embedded = start_embedded(zone_file, port, rrl=None, workers=args.workers)
         try:
             ours_cold = dnsperf(port, queries, args.seconds, args.clients, passes=1)
+            if args.workers > 1:
+                # Each process builds its own answers, and sees only the questions sent from
+                # the source ports hashed to it: more passes from more sockets warm them all.
+                dnsperf(port, queries, args.seconds, 4 * args.workers * args.clients,
+                        passes=2 * args.workers)
             ours = dnsperf(port, queries, args.seconds, args.clients)
             ours_random = dnsperf(port, random_names, args.seconds, args.clients)
         finally:
             stop(embedded)
         port = free_port()
-        knot = start_knot(workdir, zone_file, port, args.knot_workers)
+        knot = start_knot(workdir, zone_file, port, knot_workers)
         try:
             dnsperf(port, queries, args.seconds, args.clients, passes=1)
             theirs = dnsperf(port, queries, args.seconds, args.clients)
@@ -321,10 +349,17 @@ def main() -> None:
             knot.terminate()
             knot.wait(timeout=20)
         print(f"regshield embedded, first pass (answers built): {ours_cold['qps']:10.0f} qps")
-        print(f"regshield embedded: {ours['qps']:10.0f} qps  (lost {ours['lost']:.0f})")
-        print(f"Knot DNS ({args.knot_workers} UDP worker{'s' if args.knot_workers > 1 else ''}):"
-              f" {theirs['qps']:10.0f} qps  (lost {theirs['lost']:.0f})")
-        print(f"ratio: regshield serves {ours['qps'] / theirs['qps']:.2f}x Knot DNS's qps")
+        print(f"regshield embedded ({plural(args.workers, 'process', 'processes')}): "
+              f"{ours['qps']:10.0f} qps, {ours['qps'] / args.workers:10.0f} per core  "
+              f"(lost {ours['lost']:.0f})")
+        print(f"Knot DNS ({plural(knot_workers, 'UDP worker', 'UDP workers')}): "
+              f"{theirs['qps']:10.0f} qps, {theirs['qps'] / knot_workers:10.0f} per core  "
+              f"(lost {theirs['lost']:.0f})")
+        print(f"ratio: regshield serves {ours['qps'] / theirs['qps']:.2f}x Knot DNS's qps, "
+              f"{(ours['qps'] / args.workers) / (theirs['qps'] / knot_workers):.2f}x per core")
+        if args.workers + 1 > (os.cpu_count() or 1):
+            print(f"  (dnsperf shares the {os.cpu_count()} cores with the servers: figures per "
+                  "core are below what a core gives with the load generator elsewhere)")
         for figures in (ours_random, theirs_random):
             if figures["sent"] >= args.flood_names:
                 print(f"warning: {figures['sent']:.0f} queries sent from {args.flood_names} "
@@ -334,11 +369,12 @@ def main() -> None:
               f"(lost {ours_random['lost']:.0f})")
         print(f"  Knot DNS:           {theirs_random['qps']:10.0f} qps  "
               f"(lost {theirs_random['lost']:.0f})")
+        per_core = (ours_random["qps"] / args.workers) / (theirs_random["qps"] / knot_workers)
         print(f"  ratio: regshield serves {ours_random['qps'] / theirs_random['qps']:.2f}x "
-              "Knot DNS's qps")
+              f"Knot DNS's qps, {per_core:.2f}x per core")
 
         port = free_port()
-        limited = start_embedded(zone_file, port, rrl=args.rrl)
+        limited = start_embedded(zone_file, port, rrl=args.rrl, workers=args.workers)
         stop_event = threading.Event()
         results: list[bool] = []
         client = threading.Thread(target=legitimate_client, args=(port, stop_event, results))
@@ -356,7 +392,8 @@ def main() -> None:
             counters = json.loads(stop(limited).decode().strip().splitlines()[-1])
         legitimate_answers = sum(results)
         attacker_answered = counters["answered"] - legitimate_answers
-        print(f"RRL {args.rrl}/s per prefix, slip 2, {seconds:g} s flood from {LOOPBACK}:")
+        print(f"RRL {args.rrl}/s per prefix in each process, slip 2, {seconds:g} s flood "
+              f"from {LOOPBACK}:")
         print(f"  attacker sent {attack['sent']:.0f} queries "
               f"({attack['sent'] / seconds:.0f}/s): {attacker_answered / seconds:.0f} full "
               f"answers/s, {counters['slipped'] / seconds:.0f} truncated/s, "

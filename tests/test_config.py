@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date
 from pathlib import Path
 
@@ -258,3 +259,22 @@ def test_secondaries_may_be_on_private_networks_only_where_the_configuration_all
         "REGSHIELD_DNS_ALLOWED_SECONDARY_NETWORKS": "127.0.0.0/8, ::1"})
     assert [str(network) for network in from_environment.dns.allowed_secondary_networks] == [
         "127.0.0.0/8", "::1/128"]
+
+
+def test_dns_answers_in_one_process_per_core_unless_told_how_many(tmp_path: Path) -> None:
+    cores = len(os.sched_getaffinity(0))
+    assert Settings.load(home=tmp_path, environ={}).dns.workers == cores
+    (tmp_path / "regshield.toml").write_text("[dns]\nworkers = 3\n")
+    assert Settings.load(home=tmp_path, environ={}).dns.workers == 3
+    assert Settings.load(home=tmp_path,
+                         environ={"REGSHIELD_DNS_WORKERS": "1"}).dns.workers == 1
+    assert Settings.load(home=tmp_path,
+                         environ={"REGSHIELD_DNS_WORKERS": "auto"}).dns.workers == cores
+
+
+@pytest.mark.parametrize("value", ["-1", "257", '"many"', "2.5", "true"])
+def test_a_bad_number_of_dns_workers_is_refused_naming_the_option(tmp_path: Path,
+                                                                  value: str) -> None:
+    (tmp_path / "regshield.toml").write_text(f"[dns]\nworkers = {value}\n")
+    with pytest.raises(ConfigurationError, match=r"^dns\.workers: expected a number"):
+        Settings.load(home=tmp_path, environ={})

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dns.asyncquery
+import dns.exception
 import dns.message
 import dns.name
 import dns.rdatatype
@@ -61,7 +62,8 @@ class Server:
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[Server]:
+async def server(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Server]:
+    """`regshield serve` on a fresh home; a test may add environment (indirect parameter)."""
     home, port = tmp_path / "fresh-home", free_port()
     sandbox_port = free_port()
     process = await asyncio.create_subprocess_exec(
@@ -70,7 +72,8 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE, start_new_session=True,
         env={**clean_env(), "REGSHIELD_SANDBOX_LISTEN": f"127.0.0.1:{sandbox_port}",
-             "REGSHIELD_SANDBOX_DNS_LISTEN": f"127.0.0.1:{free_port()}"},
+             "REGSHIELD_SANDBOX_DNS_LISTEN": f"127.0.0.1:{free_port()}",
+             **getattr(request, "param", {})},
     )
     running = Server(process, home, port)
     try:
@@ -208,3 +211,102 @@ async def test_serve_stops_on_sigterm_from_a_service_manager(server: Server) -> 
     assert server.process.stderr is not None
     assert "Traceback" not in (await server.process.stderr.read()).decode()
     assert not port_is_open(server.port)
+
+
+def children_of(pid: int) -> dict[int, str]:
+    """The processes whose parent is `pid`, with their command lines."""
+    found: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat_fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(stat_fields[1]) == pid and stat_fields[0] not in ("Z", "X"):
+            found[int(entry.name)] = command
+    return found
+
+
+def exited(pid: int) -> bool:
+    """Gone, or a zombie waiting for whoever inherited it to reap it."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except FileNotFoundError:
+        return True
+    return state in ("Z", "X")
+
+
+async def addresses_seen(name: dns.name.Name, queries: int, wait: float) -> list[list[str] | None]:
+    """Ask for `name` from `queries` sockets (source ports) at once: each answer's addresses,
+    None where no answer came within `wait` seconds."""
+    async def one() -> list[str] | None:
+        query = dns.message.make_query(name, dns.rdatatype.A)
+        try:
+            response = await dns.asyncquery.udp(query, "127.0.0.1", port=DNS_PORT,
+                                                timeout=wait)
+        except dns.exception.Timeout:
+            return None
+        return sorted(r.to_text() for rrset in response.answer
+                      if rrset.rdtype == dns.rdatatype.A for r in rrset)
+    return list(await asyncio.gather(*(one() for _ in range(queries))))
+
+
+async def host_zone(server: Server, http: httpx.AsyncClient) -> dict[str, str]:
+    """A staff user, an account and the zone served.example with www; the staff headers."""
+    code, _, err = await cli(server.home, "user", "create", "root@example.net", "--role",
+                             "admin", "--password-stdin", stdin=PASSWORD + "\n")
+    assert code == 0, err
+    login = await http.post("/api/v1/auth/login",
+                            json={"email": "root@example.net", "password": PASSWORD})
+    assert login.status_code == 200, login.text
+    staff = {"Authorization": f"Bearer {login.json()['token']}"}
+    account = await http.post("/api/v1/accounts", json={"name": "Zone Holder"}, headers=staff)
+    assert account.status_code == 201, account.text
+    zone = await http.post("/api/v1/zones", headers=staff, json={
+        "name": "served.example", "account": account.json()["account_id"]})
+    assert zone.status_code == 201, zone.text
+    return staff
+
+
+@pytest.mark.parametrize("server", [{"REGSHIELD_DNS_WORKERS": "2"}], indirect=True)
+async def test_serve_answers_dns_in_every_worker_and_leaves_none_behind_when_killed(
+        server: Server) -> None:
+    await server.wait_until_listening("UDP and TCP")
+    assert any("2 processes" in line for line in server.announced if "UDP and TCP" in line)
+    everything = children_of(server.process.pid)
+    workers = [pid for pid, command in everything.items() if "regshield.dns.workers" in command]
+    assert len(workers) == 1, everything
+    www = dns.name.from_text("www.served.example.")
+
+    async with httpx.AsyncClient(base_url=server.base, timeout=10) as http:
+        staff = await host_zone(server, http)
+        for address in ("192.0.2.80", "192.0.2.81"):
+            record = await http.put("/api/v1/zones/served.example/rrsets/www/A",
+                                    headers=staff, json={"ttl": 300, "records": [address]})
+            assert record.status_code == 200, record.text
+            # Published by the main process; every process answers it within a bound.
+            deadline = asyncio.get_running_loop().time() + 15
+            while set(map(tuple, await addresses_seen(www, 40, 2))) != {(address,)}:
+                assert asyncio.get_running_loop().time() < deadline, f"{address} not served"
+                await asyncio.sleep(0.2)
+
+    # Each process answers a share of the source ports: with one stopped, the other still
+    # answers its share and only its share.
+    for stopped in (server.process.pid, workers[0]):
+        os.kill(stopped, signal.SIGSTOP)
+        try:
+            seen = await addresses_seen(www, 40, 1)
+        finally:
+            os.kill(stopped, signal.SIGCONT)
+        assert ["192.0.2.81"] in seen, f"nobody answered while {stopped} was stopped"
+        assert None in seen, f"{stopped} was stopped yet every query was answered"
+        assert all(answer in (None, ["192.0.2.81"]) for answer in seen)
+
+    server.process.kill()  # SIGKILL: the main process cleans nothing up
+    await server.process.wait()
+    deadline = asyncio.get_running_loop().time() + 5
+    while not all(exited(pid) for pid in everything):
+        assert asyncio.get_running_loop().time() < deadline, "a worker outlived serve"
+        await asyncio.sleep(0.05)

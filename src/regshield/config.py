@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from datetime import date
@@ -157,6 +158,7 @@ DNS_FILE_KEYS = frozenset({"listen", "nameservers", "hostmaster", "serial_scheme
                            "allowed_secondary_networks", "rrl", "tcp_connections_per_source"})
 DNS_RRL_KEYS = frozenset({"enabled", "responses_per_second", "slip", "window",
                           "exempt_networks"})
+DNS_FILE_KEYS |= {"workers"}
 DEFAULT_HSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 DEFAULT_TCP_CONNECTIONS_PER_SOURCE = 16
 
@@ -214,7 +216,8 @@ class DnsSettings:
     is the SOA RNAME, as a domain name. `listen` is where `regshield serve` answers DNS
     (UDP and TCP, with transfers to the secondaries); "off" turns it off. `[dns.rrl]` limits
     its UDP answers (`RrlSettings`); `tcp_connections_per_source` caps the TCP connections
-    one address holds open."""
+    one address holds open. `workers` processes answer there (`REGSHIELD_DNS_WORKERS`; one
+    per core by default; dns/workers.py)."""
 
     listen: Listen | None = field(default_factory=lambda: Listen.parse(DEFAULT_DNS_LISTEN))
     nameservers: tuple[str, ...] = ("ns1.regshield.test.", "ns2.regshield.test.")
@@ -238,6 +241,9 @@ class DnsSettings:
     rrl: RrlSettings = field(default_factory=RrlSettings)
     # TCP connections one address may hold open at once; beyond, new ones are closed at once.
     tcp_connections_per_source: int = DEFAULT_TCP_CONNECTIONS_PER_SOURCE
+    # Processes answering on `listen` together (SO_REUSEPORT): this one and `workers - 1`
+    # children fed every snapshot by it (dns/workers.py). 0 in the file: one per core.
+    workers: int = 1
 
     @classmethod
     def load(cls, env: dict[str, str], file_values: dict[str, Any],
@@ -290,7 +296,31 @@ class DnsSettings:
                    or _get(file_values, "dns", "hsm_module") or DEFAULT_HSM_MODULE,
                    hsm_token=token or None, hsm_pin=pin if token else None,
                    allowed_secondary_networks=networks, rrl=rrl,
-                   tcp_connections_per_source=per_source)
+                   tcp_connections_per_source=per_source,
+                   workers=_workers(env.get("REGSHIELD_DNS_WORKERS")
+                                    or table.get("workers", 0), "dns.workers"))
+
+
+MAX_WORKERS = 256
+
+
+def _workers(value: Any, option: str) -> int:
+    """A number of processes: 0 (or "auto") for one per core the process may run on.
+
+    Several processes on one port need Linux: its SO_REUSEPORT spreads datagrams over them
+    (elsewhere the last one bound gets them all), and children are watched by pidfd."""
+    linux = sys.platform == "linux"
+    if value in (0, "0", "auto"):
+        return max(1, len(os.sched_getaffinity(0))) if linux else 1
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_WORKERS:
+        raise ConfigurationError(f"{option}: expected a number of processes from 1 to "
+                                 f"{MAX_WORKERS}, or 0 for one per core, got {value!r}")
+    if value > 1 and not linux:
+        raise ConfigurationError(f"{option}: more than one process needs Linux (SO_REUSEPORT "
+                                 f"spreading queries over them), not {sys.platform}")
+    return value
 
 
 def _networks(values: Any, option: str

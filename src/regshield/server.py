@@ -16,6 +16,7 @@ from regshield.api.listener import guarded_protocol
 from regshield.config import Listen, Settings
 from regshield.dns.publisher import Publisher
 from regshield.dns.server import DnsServer
+from regshield.dns.workers import DnsWorkers, WatchedTable, check_port_free
 from regshield.errors import ConfigurationError
 from regshield.eventlog.anchors import anchor_head
 from regshield.flows.operations import OUTBOX_KIND as OPERATION_KIND
@@ -52,15 +53,16 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
     for signal_number in STOP_SIGNALS:
         loop.add_signal_handler(signal_number, server.stop)
     sandbox = await _start_sandbox(services)
-    publisher = Publisher(services)
+    publisher = Publisher(services, WatchedTable())
     dns_server: DnsServer | None = None
+    dns_workers: DnsWorkers | None = None
     whois_server: WhoisServer | None = None
     handlers = {**notify_handlers(), **verification_handlers(), **relay_handlers(),
                 OPERATION_KIND: run_queued,
                 PUBLISH_KIND: publisher.handle}
     background: list[asyncio.Task[None]] = []
     try:
-        dns_server = await _start_dns(services, publisher)
+        dns_server, dns_workers = await _start_dns(services, publisher)
         whois_server = await _start_whois(services)
         http = asyncio.create_task(_serve_http(server, settings.http))
         while not server.started:
@@ -91,8 +93,9 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
         for line in links_summary(list(services.registries.links.values())):
             announce(f"  registry   {line}")
         if dns_server is not None:
+            processes = f", {settings.dns.workers} processes" if dns_workers else ""
             announce(f"  DNS        {settings.dns.listen} UDP and TCP "
-                     f"({len(publisher.table)} zones served; transfers need TSIG)")
+                     f"({len(publisher.table)} zones served; transfers need TSIG{processes})")
         if whois_server is not None:
             announce(f"  WHOIS      {whois_server.address} (anonymous, rate limited)")
         async with services.store.read() as session:
@@ -107,6 +110,8 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if dns_workers is not None:
+            await dns_workers.close()
         if dns_server is not None:
             services.dns_servers.remove(dns_server)
             await dns_server.close()
@@ -153,22 +158,42 @@ async def _start_sandbox(services: Services) -> SandboxServer | None:
     return sandbox
 
 
-async def _start_dns(services: Services, publisher: Publisher) -> DnsServer | None:
-    """Sign and load every hosted zone, then answer DNS on `[dns] listen` (unless off)."""
+async def _start_dns(services: Services, publisher: Publisher
+                     ) -> tuple[DnsServer | None, DnsWorkers | None]:
+    """Sign and load every hosted zone, then answer DNS on `[dns] listen` (unless off), in
+    `[dns] workers` processes."""
     listen = services.settings.dns.listen
     await publisher.load_all()
     if listen is None:
-        return None
+        return None, None
+    count = services.settings.dns.workers
     server = DnsServer(
         publisher.table, keyring=publisher.keyring, transfers=publisher.transfers,
         rrl=publisher.rate_limiter,
         tcp_connections_per_source=services.settings.dns.tcp_connections_per_source)
     try:
-        await server.start(listen.host, listen.port)
+        if count > 1 and listen.port:
+            check_port_free(listen.host, listen.port)
+        await server.start(listen.host, listen.port, reuse_port=count > 1)
     except OSError as exc:
         raise ConfigurationError(f"DNS could not listen on {listen}: {exc.strerror}") from exc
     services.dns_servers.append(server)  # its counters, for GET /metrics
-    return server
+    if count == 1:
+        return server, None
+    assert isinstance(publisher.table, WatchedTable)
+    workers = DnsWorkers(count, publisher.table, keyring=publisher.keyring,
+                         allowed_keys=publisher.allowed_keys, rate_limiter=publisher.rate_limiter,
+                         on_transfer=publisher.transfer_served,
+                         log_level=services.settings.log_level,
+                         tcp_connections_per_source=services.settings.dns
+                         .tcp_connections_per_source)
+    try:
+        await workers.start(listen.host, server.port)
+    except OSError as exc:
+        await server.close()
+        raise ConfigurationError(f"DNS workers could not start on {listen}: {exc}") from exc
+    publisher.before_notify = workers.caught_up
+    return server, workers
 
 
 async def _start_whois(services: Services) -> WhoisServer | None:

@@ -34,6 +34,7 @@ from regshield.config import Settings
 from regshield.dns.publisher import Publisher
 from regshield.dns.server import DnsServer
 from regshield.dns.tsig import make_key
+from regshield.dns.workers import DnsWorkers, WatchedTable
 from regshield.flows.zone_keys import PUBLISH_KIND, keys_sweep
 from regshield.outbox.worker import OutboxWorker
 from regshield.services import Services
@@ -389,3 +390,56 @@ async def test_notify_goes_to_a_secondary_only_while_the_configuration_allows_it
                                        keyring=False)
         assert notify.opcode() == dns.opcode.NOTIFY
         await publisher.settle()
+
+
+async def test_knot_follows_each_serial_from_whichever_dns_worker_it_reaches(
+        api: httpx.AsyncClient, owner: Holder, world: World, services: Services,
+        tmp_path: Path) -> None:
+    """Three processes answer on the port; Knot's SOA queries and transfers reach any of them,
+    and NOTIFY goes out only once all of them serve the new serial."""
+    publisher = Publisher(services, WatchedTable(), notify_timeout=0.5, notify_retries=1)
+    server = DnsServer(publisher.table, keyring=publisher.keyring,
+                       transfers=publisher.transfers, rrl=publisher.rate_limiter)
+    await server.start("127.0.0.1", 0, reuse_port=True)
+    assert isinstance(publisher.table, WatchedTable)
+    workers = DnsWorkers(3, publisher.table, keyring=publisher.keyring,
+                         allowed_keys=publisher.allowed_keys,
+                         rate_limiter=publisher.rate_limiter,
+                         on_transfer=publisher.transfer_served)
+    await workers.start("127.0.0.1", server.port)
+    caught_up: list[bool] = []
+
+    async def before_notify(origin: dns.name.Name) -> None:
+        caught_up.append(await workers.caught_up(origin))
+    publisher.before_notify = before_notify
+    try:
+        await host(api, services, owner, {"name": "published.example"})
+        await put(api, owner, "www", "A", 300, ["192.0.2.10"])
+        knot_port = free_port()
+        operator = await world.user("operator")
+        added = (await api.post(f"{ZONES}/published.example/secondaries",
+                                json={"address": "127.0.0.1", "port": knot_port,
+                                      "tsig_key": "knot-xfr"}, headers=operator.headers)).json()
+        key = make_key(added["tsig_key"], added["tsig_secret"])
+        with knot_secondary(tmp_path, ORIGIN, server.port, key, port=knot_port) as knot:
+            await publish_queued(services, publisher)
+            first = publisher.table.get(ORIGIN)
+            assert first is not None
+            await wait_for_serial(ORIGIN, knot, key, first.serial)
+            for address in ("192.0.2.98", "192.0.2.99"):
+                change = await put(api, owner, "www", "A", 300, [address])
+                await publish_queued(services, publisher)
+                await wait_for_serial(ORIGIN, knot, key, change["serial"])
+            request = dns.message.make_query(WWW, dns.rdatatype.A, want_dnssec=True)
+            answer = await dns.asyncquery.udp(request, "127.0.0.1", port=knot.port, timeout=2)
+            assert answer.answer[0][0].to_text() == "192.0.2.99"
+            await asyncio.sleep(0.3)  # a transfer a child served is reported, then recorded
+            await publisher.settle()
+        assert caught_up and all(caught_up)
+        zone = (await api.get(f"{ZONES}/published.example", headers=owner.headers)).json()
+        [status] = zone["secondaries"]
+        assert status["last_transfer_serial"] == change["serial"]
+    finally:
+        await workers.close()
+        await server.close()
+        await publisher.close()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,7 +127,11 @@ class Publisher:
             slip=rrl.slip, allow=self._rrl_exempt,
         ) if rrl.enabled else None
         self.transfers = TransferService(self.table, self.allowed_keys,
-                                         on_transfer=self._transfer_served)
+                                         on_transfer=self.transfer_served)
+        # Awaited with the zone before NOTIFY goes out: other processes answering from copies
+        # of the table (dns/workers.py) serve the new serial, and take the zone's new
+        # secondaries' keys, before a secondary asks them.
+        self.before_notify: Callable[[dns.name.Name], Awaitable[object]] | None = None
 
     def allowed_keys(self, origin: dns.name.Name) -> Collection[dns.name.Name]:
         return self._allowed.get(origin, frozenset())
@@ -404,6 +408,8 @@ class Publisher:
     async def _notify_all(self, origin: dns.name.Name, serial: int) -> dict[str, NotifyResult]:
         secondaries = self._secondaries.get(origin, ())
         self._secondaries_notified.update(s.id for s in secondaries)
+        if self.before_notify is not None:
+            await self.before_notify(origin)
         if not secondaries:
             return {}
         results = await asyncio.gather(*(
@@ -440,7 +446,7 @@ class Publisher:
                 row.served_checked_at = now
                 row.served_serial = serial if isinstance(serial, int) else None
 
-    def _transfer_served(self, origin: dns.name.Name, peer: tuple[str, int],
+    def transfer_served(self, origin: dns.name.Name, peer: tuple[str, int],
                          key_name: dns.name.Name, kind: TransferKind, serial: int) -> None:
         loop = self._loop
         if loop is None:

@@ -260,8 +260,12 @@ class DnsServer:
         """Responses kept: per question (data) and per proof (denials, referrals)."""
         return len(self._cache) + len(self._denials)
 
-    async def start(self, host: str, port: int) -> None:
-        """Bind UDP and TCP on `host`:`port`; port 0 picks a port free for both (`.port`)."""
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> None:
+        """Bind UDP and TCP on `host`:`port`; port 0 picks a port free for both (`.port`).
+
+        With `reuse_port`, other processes may bind the same port (SO_REUSEPORT, every one of
+        them asking for it) and the kernel spreads datagrams and connections over them.
+        """
         loop = asyncio.get_running_loop()
         family, _, _, _, address = (
             await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
@@ -273,10 +277,13 @@ class DnsServer:
             with contextlib.suppress(OSError):
                 udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_BUFFER_BYTES)
             try:
+                if reuse_port:
+                    udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
                 udp.bind(address)
                 udp_port = udp.getsockname()[1]
                 self._tcp = await asyncio.start_server(
-                    self._serve_tcp, host, udp_port, reuse_address=True
+                    self._serve_tcp, host, udp_port, reuse_address=True,
+                    reuse_port=reuse_port or None,
                 )
             except OSError:
                 udp.close()

@@ -1,0 +1,708 @@
+"""DNS workers: more processes answering on the DNS port, each from its own copy of the zones.
+
+With `[dns] workers = N`, `regshield serve` answers DNS in N processes: the main one, which
+runs the publisher and a `DnsServer` of its own, and N - 1 children started here. Every one
+binds the same UDP and TCP port with SO_REUSEPORT, and the kernel spreads datagrams and
+connections over them by a hash of the source address and port.
+
+The main process stays the only one that reads the store and signs; the children never hold
+a private key. After each change to the `ZoneTable` (a `WatchedTable` tells of every put and
+removal) and before each NOTIFY, it sends, for the zones named since the last batch, in one
+pickled batch down a pipe to every child:
+- a zone it has not sent before whole (its RRsets, serial and journal), and each later serial
+  as the journal entries that lead to it (IXFR differences), which the child applies to its
+  copy and checks against a count of RRsets and records; a child whose copy does not match
+  says so and is sent the zone whole;
+- the zones removed, the TSIG keys, which keys may transfer which zone, and the allow-list
+  of the rate limiter (the secondaries);
+- a mark, which the child acknowledges once everything before it is served. The publisher
+  waits for those acknowledgements before it sends NOTIFY, so a secondary that asks any
+  process for the SOA after a NOTIFY sees the new serial.
+
+A child swaps each zone into its own `ZoneTable` in one assignment, as the publisher does, so
+a query sees one whole serial. It answers everything the main process does, zone transfers
+included (it holds the journal and the keys), and tells the main process of each transfer
+served, which records it. A child started late, or restarted after it died, is sent every zone
+before it binds the port, so it never answers REFUSED for a zone that is served. Children
+answer the main process in JSON, never pickle: a child faces the network, and what it says
+must not be able to run code in the process that holds the keys. A child exits when the pipe
+from the main process closes, so none outlives it.
+
+Each process limits its own UDP responses (RRL): a client whose queries come from many source
+ports is counted by several processes, so it may receive up to N times the configured rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import multiprocessing.connection
+import os
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import dns.name
+import dns.rrset
+import dns.tsig
+import structlog
+
+from regshield.dns.rrl import RateLimitCounters, RateLimiter
+from regshield.dns.server import DnsServer
+from regshield.dns.transfer import TransferKind, TransferListener, TransferService
+from regshield.dns.zonedata import ServedZone, ZoneDiff, ZoneTable
+
+log = structlog.get_logger("regshield.dns")
+
+START_TIMEOUT_SECONDS = 30.0  # a spawned interpreter imports dnspython before it binds
+CATCH_UP_TIMEOUT_SECONDS = 2.0
+RESTART_DELAY_SECONDS = 1.0  # doubled after each failed start, up to the maximum
+MAX_RESTART_DELAY_SECONDS = 60.0
+STOP_TIMEOUT_SECONDS = 5.0
+# A child that lets more than this pile up unread (beyond what the socket buffers) has stopped
+# reading (hung, or stopped): it is killed and started afresh rather than left to hold the
+# main process's memory.
+MAX_QUEUED_BYTES = 512 << 20
+_MAX_REPORT = 4096  # a child's messages to the main process are small JSON documents
+
+# What the main process tells a child, one pickled list of these per batch.
+_Message = tuple[Any, ...]
+_Fingerprint = tuple[int, int, int]  # serial, RRsets, records
+
+
+class WatchedTable(ZoneTable):
+    """A `ZoneTable` that calls `on_change(origin)` after every put and removal (on the event
+    loop)."""
+
+    def __init__(self, zones: Iterable[ServedZone] = ()) -> None:
+        super().__init__(zones)
+        self.on_change: Callable[[dns.name.Name], None] | None = None
+
+    def put(self, zone: ServedZone) -> None:
+        super().put(zone)
+        if self.on_change is not None:
+            self.on_change(zone.origin)
+
+    def remove(self, origin: dns.name.Name) -> None:
+        super().remove(origin)
+        if self.on_change is not None:
+            self.on_change(origin)
+
+
+@dataclass(frozen=True)
+class WorkerCounters:
+    """What one process's rate limiter counted: its UDP responses sent, dropped, slipped."""
+
+    pid: int
+    answered: int
+    dropped: int
+    slipped: int
+
+
+@dataclass
+class _Child:
+    process: subprocess.Popen[bytes]
+    connection: multiprocessing.connection.Connection
+    exit_watch: int  # a pidfd, readable once the process has exited
+    started: asyncio.Future[int]
+    acknowledged: int = 0
+    counted: dict[int, WorkerCounters] = field(default_factory=dict)
+    # Batches wait here and one task writes them in order, so a slow child slows no one;
+    # None tells that task to stop.
+    queue: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
+    queued_bytes: int = 0
+    writer: asyncio.Task[None] | None = None
+    released: bool = False
+
+    def is_alive(self) -> bool:
+        return self.process.poll() is None
+
+    def release(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Stop watching the child and shut the pipe (once): the child reads its end, a write
+        in progress fails at once, and the writing task closes our end when it stops (never
+        while a thread may still write to it)."""
+        if self.released:
+            return
+        self.released = True
+        descriptor = self.connection.fileno()  # only this method closes the connection
+        for watched in (self.exit_watch, descriptor):
+            with contextlib.suppress(ValueError, OSError):
+                loop.remove_reader(watched)
+        os.close(self.exit_watch)
+        with contextlib.suppress(OSError), socket.fromfd(
+                descriptor, socket.AF_UNIX, socket.SOCK_STREAM) as pipe:
+            pipe.shutdown(socket.SHUT_RDWR)
+        self.queue.put_nowait(None)
+        if self.writer is None or self.writer.done():
+            self.connection.close()
+        else:
+            self.writer.add_done_callback(lambda _: self.connection.close())
+
+
+# A fresh interpreter (as multiprocessing's "spawn" makes, never a fork of a process that has
+# threads), isolated from the working directory, with this process's import path.
+_BOOTSTRAP = ("import json, sys; arguments = json.loads(sys.argv[1]); "
+              "sys.path[:0] = arguments.pop('path'); "
+              "from regshield.dns.workers import child_main; child_main(**arguments)")
+
+
+class DnsWorkers:
+    """The child processes answering DNS beside the main one, and what keeps them current.
+
+    `table`, `keyring`, `allowed_keys` and `rate_limiter` are the publisher's (read, never
+    changed here; each child limits with the same settings and allow-list, or not at all
+    without one); `on_transfer` is told of each transfer a child serves.
+    """
+
+    def __init__(
+        self,
+        count: int,
+        table: WatchedTable,
+        *,
+        keyring: dict[dns.name.Name, dns.tsig.Key],
+        allowed_keys: Callable[[dns.name.Name], Collection[dns.name.Name]],
+        rate_limiter: RateLimiter | None,
+        on_transfer: TransferListener | None = None,
+        log_level: str = "info",
+        tcp_connections_per_source: int | None = None,
+    ) -> None:
+        self.count = count
+        self.tcp_connections_per_source = tcp_connections_per_source
+        self.table = table
+        self.keyring = keyring
+        self.allowed_keys = allowed_keys
+        self.rate_limiter = rate_limiter
+        self.on_transfer = on_transfer
+        self.log_level = log_level
+        self.catch_up_seconds = CATCH_UP_TIMEOUT_SECONDS
+        self.host = ""
+        self.port = 0
+        self._children: list[_Child] = []
+        self._sent: dict[dns.name.Name, ServedZone] = {}
+        self._stale: set[dns.name.Name] = set()
+        # Zones to look at in the next batch: changed in the table, or about to be notified
+        # (their allowed keys may have changed alone). Batches cost what changed, not the table.
+        self._dirty: set[dns.name.Name] = set()
+        self._keys: dict[dns.name.Name, tuple[bytes, str]] = {}
+        self._allowed: dict[dns.name.Name, frozenset[dns.name.Name]] = {}
+        self._allow: tuple[str, ...] = ()
+        self._mark = 0
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._progress = asyncio.Condition()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+
+    @property
+    def pids(self) -> list[int]:
+        """The children listening now."""
+        return [c.started.result() for c in self._children
+                if c.started.done() and not c.started.exception() and c.is_alive()]
+
+    async def start(self, host: str, port: int) -> None:
+        """Start `count - 1` children answering on `host`:`port`, where the main process
+        already listens with `reuse_port`; returns once every one listens."""
+        self.host, self.port = host, port
+        self.table.on_change = self._note
+        self._dirty.update(zone.origin for zone in self.table)
+        async with self._lock:
+            await self._send_changes()
+            children = [await self._spawn() for _ in range(self.count - 1)]
+        try:
+            await asyncio.gather(*(self._wait_started(child) for child in children))
+        except BaseException:
+            await self.close()
+            raise
+        self._background(self._sync_forever())
+
+    async def caught_up(self, origin: dns.name.Name | None = None) -> bool:
+        """Send what changed (and what `origin` is now: its zone, the keys that may transfer
+        it) and wait until every child serves it; False when one has not within
+        `catch_up_seconds`."""
+        timeout = self.catch_up_seconds
+        if origin is not None:
+            self._dirty.add(origin)
+        async with self._lock:
+            mark = await self._send_changes()
+        children = [c for c in self._children if c.started.done()]
+        async with self._progress:
+            try:
+                await asyncio.wait_for(self._progress.wait_for(
+                    lambda: all(c.acknowledged >= mark or not c.is_alive()
+                                for c in children)), timeout)
+            except TimeoutError:
+                log.warning("dns:workers:behind", mark=mark, timeout=timeout)
+                return False
+        return True
+
+    async def counters(self) -> list[WorkerCounters]:
+        """Every child's rate limiter counters (what it answered over UDP), asked now."""
+        timeout = self.catch_up_seconds
+        async with self._lock:
+            self._mark += 1
+            mark = self._mark
+            payload = pickle.dumps([("count", mark)])
+            children = [c for c in self._children if c.started.done()]
+            for child in children:
+                self._deliver(child, payload)
+        async with self._progress:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._progress.wait_for(
+                    lambda: all(mark in c.counted or not c.is_alive()
+                                for c in children)), timeout)
+        return [c.counted.pop(mark) for c in children if mark in c.counted]
+
+    async def close(self) -> None:
+        self._closing = True
+        self.table.on_change = None
+        for task in list(self._tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        loop = asyncio.get_running_loop()
+        for child in self._children:
+            child.release(loop)  # the child sees the pipe close and stops
+        for child in self._children:
+            try:
+                await asyncio.to_thread(child.process.wait, STOP_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                child.process.kill()
+                await asyncio.to_thread(child.process.wait)
+        await asyncio.gather(*(c.writer for c in self._children if c.writer is not None),
+                             return_exceptions=True)
+        self._children = []
+
+    # --- children ------------------------------------------------------------------------
+
+    async def _spawn(self) -> _Child:
+        """Start one child and send it everything served; it binds once it has read that.
+
+        Called with the lock held, so no later batch reaches the child before this one."""
+        loop = asyncio.get_running_loop()
+        ours, theirs = socket.socketpair()
+        arguments = {
+            "path": sys.path, "descriptor": theirs.fileno(), "host": self.host,
+            "port": self.port, "log_level": self.log_level,
+            "tcp_connections_per_source": self.tcp_connections_per_source,
+            "limiter": None if self.rate_limiter is None else {
+                "responses_per_second": self.rate_limiter.responses_per_second,
+                "burst": self.rate_limiter.burst, "slip": self.rate_limiter.slip}}
+        with theirs:
+            process = _start_process(arguments, theirs.fileno())
+        connection = multiprocessing.connection.Connection(ours.detach())
+        child = _Child(process, connection, os.pidfd_open(process.pid), loop.create_future())
+        child.writer = loop.create_task(_write_batches(child))
+        self._children.append(child)
+        loop.add_reader(connection.fileno(), self._receive, child)
+        loop.add_reader(child.exit_watch, self._exited, child)
+        messages: list[_Message] = [("keys", self._keys), ("allowed", self._allowed),
+                                    ("allow", self._allow)]
+        messages += [_whole(zone) for zone in self._sent.values()]
+        messages.append(("start",))
+        # The whole table may be large: pickled in a thread, not on the loop.
+        self._deliver(child, await asyncio.to_thread(_pickle_batch, messages))
+        return child
+
+    async def _wait_started(self, child: _Child) -> None:
+        try:
+            await asyncio.wait_for(asyncio.shield(child.started), START_TIMEOUT_SECONDS)
+        except TimeoutError:
+            child.process.kill()
+            raise OSError(f"a DNS worker did not start within {START_TIMEOUT_SECONDS:.0f} s"
+                          ) from None
+
+    def _exited(self, child: _Child) -> None:
+        if child.released:
+            return
+        child.release(asyncio.get_running_loop())
+        if self._closing:
+            return
+        self._children.remove(child)
+        if not child.started.done():
+            child.started.set_exception(OSError(
+                f"a DNS worker exited with status {child.process.poll()} before it listened"))
+            return
+        self._background(self._restart(child))
+
+    async def _restart(self, dead: _Child) -> None:
+        log.error("dns:workers:exited", pid=dead.process.pid,
+                  status=await asyncio.to_thread(dead.process.wait))
+        delay = RESTART_DELAY_SECONDS
+        while True:
+            await asyncio.sleep(delay)
+            if self._closing:
+                return
+            async with self._lock:
+                child = await self._spawn()
+            try:
+                await self._wait_started(child)
+            except OSError as error:
+                log.error("dns:workers:restart_failed", reason=str(error))
+                delay = min(2 * delay, MAX_RESTART_DELAY_SECONDS)
+                continue
+            log.info("dns:workers:restarted", pid=child.process.pid)
+            return
+
+    def _receive(self, child: _Child) -> None:
+        """Read what a child reports: started, acknowledged, a transfer served, counters."""
+        try:
+            while child.connection.poll():
+                wire = child.connection.recv_bytes(_MAX_REPORT)
+                try:
+                    report = json.loads(wire)
+                    self._handle(child, report if isinstance(report, dict) else {})
+                except (ValueError, KeyError, TypeError) as error:
+                    log.warning("dns:workers:bad_report", error_type=type(error).__name__)
+        except (EOFError, OSError):  # it has exited, or said too much: `_exited` follows
+            with contextlib.suppress(ValueError, OSError):
+                asyncio.get_running_loop().remove_reader(child.connection.fileno())
+
+    def _handle(self, child: _Child, report: dict[str, Any]) -> None:
+        kind = report.get("kind")
+        if kind == "started" and not child.started.done():
+            child.started.set_result(int(report["pid"]))
+        elif kind == "failed" and not child.started.done():
+            child.started.set_exception(OSError(str(report["reason"])))
+        elif kind == "acknowledged":
+            child.acknowledged = max(child.acknowledged, int(report["mark"]))
+            self._notify_progress()
+        elif kind == "counters":
+            child.counted[int(report["mark"])] = WorkerCounters(
+                child.process.pid or 0, int(report["answered"]), int(report["dropped"]),
+                int(report["slipped"]))
+            self._notify_progress()
+        elif kind == "stale":
+            origin = dns.name.from_text(str(report["zone"]))
+            if origin not in self._stale:
+                log.warning("dns:workers:resent", zone=origin.to_text())
+                self._stale.add(origin)
+                self._sent.pop(origin, None)  # sent whole next time, to every child
+                self._note(origin)
+        elif kind == "transfer" and self.on_transfer is not None:
+            self.on_transfer(dns.name.from_text(str(report["zone"])),
+                             (str(report["address"]), int(report["port"])),
+                             dns.name.from_text(str(report["key"])),
+                             "IXFR" if report["transfer"] == "IXFR" else "AXFR",
+                             int(report["serial"]))
+
+    def _notify_progress(self) -> None:
+        async def notify() -> None:
+            async with self._progress:
+                self._progress.notify_all()
+        self._background(notify())
+
+    # --- keeping children current --------------------------------------------------------
+
+    def _note(self, origin: dns.name.Name) -> None:
+        self._dirty.add(origin)
+        self._wake.set()
+
+    async def _sync_forever(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                async with self._lock:
+                    await self._send_changes()
+            except Exception:
+                log.exception("dns:workers:sync_failed")
+
+    async def _send_changes(self) -> int:
+        """Send every child what changed since the last batch, then a mark; returns the mark."""
+        messages: list[_Message] = []
+        dirty, self._dirty = self._dirty, set()
+        allowed: dict[dns.name.Name, frozenset[dns.name.Name]] = {}
+        for origin in dirty:
+            zone, sent = self.table.get(origin), self._sent.get(origin)
+            if zone is None:
+                if sent is not None:
+                    messages.append(("remove", origin))
+                    del self._sent[origin]
+                if self._allowed.pop(origin, None) is not None:
+                    allowed[origin] = frozenset()
+                continue
+            if sent is not zone:
+                # The journal entries since the serial the children hold, when the journal
+                # reaches back that far (several publications may come between two batches).
+                diffs = zone.diffs_since(sent.serial) if sent is not None else None
+                if diffs and diffs[-1].to_serial == zone.serial:
+                    messages.append(("diffs", origin, tuple(diffs), len(zone.journal), zone))
+                else:
+                    messages.append(_whole(zone))
+                self._sent[origin] = zone
+                self._stale.discard(origin)
+            keys_allowed = frozenset(self.allowed_keys(origin))
+            if self._allowed.get(origin, frozenset()) != keys_allowed:
+                self._allowed[origin] = allowed[origin] = keys_allowed
+        if allowed:
+            messages.append(("allowed", allowed))
+        if dirty:  # the keyring changes only with a publication
+            keys = {name: (key.secret, str(key.algorithm)) for name, key in self.keyring.items()}
+            if keys != self._keys:
+                self._keys = keys
+                messages.append(("keys", keys))
+        allow = () if self.rate_limiter is None else tuple(
+            str(network) for network in self.rate_limiter.allowed)
+        if allow != self._allow:
+            self._allow = allow
+            messages.append(("allow", allow))
+        self._mark += 1
+        messages.append(("mark", self._mark))
+        payload = await asyncio.to_thread(_pickle_batch, messages)
+        for child in list(self._children):
+            self._deliver(child, payload)
+        return self._mark
+
+    def _deliver(self, child: _Child, payload: bytes) -> None:
+        """Queue one batch for a child; one that has stopped reading is killed (and started
+        afresh with the whole state)."""
+        if child.released:
+            return
+        if child.queued_bytes > MAX_QUEUED_BYTES:
+            log.error("dns:workers:not_reading", pid=child.process.pid,
+                      queued_bytes=child.queued_bytes)
+            child.process.kill()
+            return
+        child.queued_bytes += len(payload)
+        child.queue.put_nowait(payload)
+
+    def _background(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _start_process(arguments: dict[str, Any], descriptor: int) -> subprocess.Popen[bytes]:
+    """Start a child: a fresh interpreter that inherits only the socket `descriptor`."""
+    return subprocess.Popen(  # noqa: S603 - this interpreter running our own module
+        [sys.executable, "-I", "-c", _BOOTSTRAP, json.dumps(arguments)],
+        stdin=subprocess.DEVNULL, pass_fds=(descriptor,))
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise OSError when a socket is bound to `port` already (UDP or TCP).
+
+    Sockets that ask for SO_REUSEPORT share a port with any other process of the same user that
+    asks too: a second server started by mistake would silently take half the queries. Binding
+    without it first finds such a server, as a plain bind would."""
+    for family, kind, _, _, address in socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[:1]:
+        for transport in (kind, socket.SOCK_STREAM):
+            with socket.socket(family, transport) as probe:
+                if transport == socket.SOCK_STREAM:
+                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(address)
+
+
+async def _write_batches(child: _Child) -> None:
+    """Write a child's batches in order, each in a thread (a large one takes a while), until
+    told to stop."""
+    while (payload := await child.queue.get()) is not None:
+        try:
+            await asyncio.to_thread(child.connection.send_bytes, payload)
+        except (OSError, ValueError):
+            return  # it has exited: `_exited` follows, and a new child gets everything
+        child.queued_bytes -= len(payload)
+
+
+def _whole(zone: ServedZone) -> _Message:
+    return ("zone", zone.origin, zone.serial, zone.rrsets, zone.journal)
+
+
+def _pickle_batch(messages: list[_Message]) -> bytes:
+    """The batch as sent: a difference carries the fingerprint of the zone it leads to
+    rather than the zone."""
+    sent: list[_Message] = []
+    for message in messages:
+        if message[0] == "diffs":
+            kind, origin, diffs, length, zone = message
+            message = (kind, origin, diffs, length, fingerprint(zone))
+        sent.append(message)
+    return pickle.dumps(sent, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def fingerprint(zone: ServedZone) -> _Fingerprint:
+    return zone.serial, len(zone.rrsets), sum(len(rrset) for rrset in zone.rrsets)
+
+
+def apply_diffs(zone: ServedZone, diffs: Sequence[ZoneDiff], journal_length: int
+                ) -> ServedZone:
+    """The snapshot `diffs` lead to from `zone`, as a secondary applies an IXFR (RFC 1995):
+    for each, the records removed, then those added (an RRset's TTL is the added records');
+    the journal keeps its last `journal_length` entries."""
+    rrsets = {(r.name, r.rdtype, r.covers): r for r in zone.rrsets}
+    serial = zone.serial
+    for diff in diffs:
+        if diff.from_serial != serial:
+            raise ValueError(f"a difference starts at {diff.from_serial}, not {serial}")
+        serial = diff.to_serial
+        for removed in diff.removed:
+            key = (removed.name, removed.rdtype, removed.covers)
+            current = rrsets.pop(key, None)
+            if current is None:
+                continue
+            kept = [rdata for rdata in current if rdata not in removed]
+            if kept:
+                rrsets[key] = dns.rrset.from_rdata_list(current.name, current.ttl, kept)
+        for added in diff.added:
+            key = (added.name, added.rdtype, added.covers)
+            current = rrsets.get(key)
+            records = [*added] if current is None else [
+                *current, *(rdata for rdata in added if rdata not in current)]
+            rrsets[key] = dns.rrset.from_rdata_list(added.name, added.ttl, records)
+    journal = (*zone.journal, *diffs)[-journal_length:] if journal_length else ()
+    return ServedZone(zone.origin, serial, tuple(rrsets.values()), journal)
+
+
+# --- the child process -----------------------------------------------------------------------
+
+
+def child_main(descriptor: int, host: str, port: int, limiter: dict[str, float] | None,
+               log_level: str, tcp_connections_per_source: int | None = None) -> None:
+    """A worker process: answer DNS from what the main process sends down the socket
+    `descriptor` until it closes."""
+    from regshield import logs
+
+    logs.configure(log_level)
+    connection = multiprocessing.connection.Connection(descriptor)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    asyncio.run(_serve(connection, host, port, limiter, tcp_connections_per_source))
+
+
+async def _serve(connection: multiprocessing.connection.Connection, host: str, port: int,
+                 limiter: dict[str, float] | None,
+                 tcp_connections_per_source: int | None) -> None:
+    await _Worker(connection, limiter, tcp_connections_per_source).run(host, port)
+
+
+class _Worker:
+    """One child: its own table, keys and rate limiter, fed by the main process."""
+
+    def __init__(self, connection: multiprocessing.connection.Connection,
+                 limiter: dict[str, float] | None,
+                 tcp_connections_per_source: int | None = None) -> None:
+        self.connection = connection
+        self.table = ZoneTable()
+        self.keyring: dict[dns.name.Name, dns.tsig.Key] = {}
+        self.allowed: dict[dns.name.Name, frozenset[dns.name.Name]] = {}
+        self.rate_limiter = None if limiter is None else RateLimiter(
+            limiter["responses_per_second"], burst=limiter["burst"], slip=int(limiter["slip"]))
+        transfers = TransferService(
+            self.table, lambda origin: self.allowed.get(origin, frozenset()),
+            on_transfer=self._transfer_served)
+        options = ({} if tcp_connections_per_source is None
+                   else {"tcp_connections_per_source": tcp_connections_per_source})
+        self.server = DnsServer(self.table, keyring=self.keyring, transfers=transfers,
+                                rrl=self.rate_limiter, **options)
+        self._latest: dict[dns.name.Name, ServedZone] = {}  # the reading thread's view
+        self._stop = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        self._bind: asyncio.Future[None] = self._loop.create_future()
+
+    async def run(self, host: str, port: int) -> None:
+        self._loop.add_signal_handler(signal.SIGTERM, self._stop.set)
+        reader = threading.Thread(target=self._read, name="dns-worker-pipe", daemon=True)
+        reader.start()
+        stop = asyncio.ensure_future(self._stop.wait())
+        waiting: list[asyncio.Future[Any]] = [self._bind, stop]
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if self._stop.is_set():
+            return
+        try:
+            await self.server.start(host, port, reuse_port=True)
+        except OSError as error:
+            self._report({"kind": "failed",
+                          "reason": f"DNS could not listen on {host}:{port}: {error.strerror}"})
+            return
+        self._report({"kind": "started", "pid": os.getpid()})
+        try:
+            await stop
+        finally:
+            await self.server.close()
+
+    def _read(self) -> None:
+        """In a thread: read, unpickle and prepare each batch, then hand it to the loop, so
+        a large zone arriving does not stop the answering."""
+        while True:
+            try:
+                # Only the main process writes to this pipe (it started this one).
+                batch = pickle.loads(self.connection.recv_bytes())  # noqa: S301
+            except (EOFError, OSError):
+                break
+            prepared = [self._prepare(message) for message in batch]
+            self._loop.call_soon_threadsafe(self._apply, prepared)
+        self._loop.call_soon_threadsafe(self._stop.set)
+
+    def _prepare(self, message: _Message) -> _Message:
+        kind = message[0]
+        if kind == "zone":
+            _, origin, serial, rrsets, journal = message
+            zone = self._latest[origin] = ServedZone(origin, serial, rrsets, journal)
+            return ("put", zone)
+        if kind == "diffs":
+            _, origin, diffs, length, expected = message
+            current = self._latest.get(origin)
+            try:
+                if current is None:
+                    raise ValueError("no copy of the zone")
+                zone = apply_diffs(current, diffs, length)
+                if fingerprint(zone) != tuple(expected):
+                    raise ValueError("the zone does not match its fingerprint")
+            except ValueError as error:
+                log.warning("dns:worker:stale", zone=origin.to_text(), reason=str(error))
+                return ("stale", origin)
+            self._latest[origin] = zone
+            return ("put", zone)
+        if kind == "remove":
+            self._latest.pop(message[1], None)
+        return message
+
+    def _apply(self, batch: list[_Message]) -> None:
+        for message in batch:
+            kind = message[0]
+            if kind == "put":
+                self.table.put(message[1])
+            elif kind == "remove":
+                self.table.remove(message[1])
+            elif kind == "stale":
+                self._report({"kind": "stale", "zone": message[1].to_text()})
+            elif kind == "keys":
+                keys = {name: dns.tsig.Key(name, secret, algorithm)
+                        for name, (secret, algorithm) in message[1].items()}
+                self.keyring.clear()
+                self.keyring.update(keys)
+            elif kind == "allowed":  # an empty set: none (the zone is gone, or has none)
+                for origin, names in message[1].items():
+                    if names:
+                        self.allowed[origin] = names
+                    else:
+                        self.allowed.pop(origin, None)
+            elif kind == "allow" and self.rate_limiter is not None:
+                self.rate_limiter.allow_only(message[1])
+            elif kind == "start" and not self._bind.done():
+                self._bind.set_result(None)
+            elif kind == "mark":
+                self._report({"kind": "acknowledged", "mark": message[1]})
+            elif kind == "count":
+                counted = (RateLimitCounters() if self.rate_limiter is None
+                           else self.rate_limiter.counters)
+                self._report({"kind": "counters", "mark": message[1],
+                              "answered": counted.answered, "dropped": counted.dropped,
+                              "slipped": counted.slipped})
+
+    def _transfer_served(self, origin: dns.name.Name, peer: tuple[str, int],
+                         key_name: dns.name.Name, kind: TransferKind, serial: int) -> None:
+        # Called from the thread that rendered the transfer.
+        self._loop.call_soon_threadsafe(self._report, {
+            "kind": "transfer", "zone": origin.to_text(), "address": peer[0], "port": peer[1],
+            "key": key_name.to_text(), "transfer": kind, "serial": serial})
+
+    def _report(self, report: dict[str, Any]) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.connection.send_bytes(json.dumps(report).encode())
