@@ -43,9 +43,13 @@ def with_config(settings: Settings, text: str) -> Settings:
 @pytest.fixture
 async def serving(services: Services) -> AsyncIterator[tuple[Publisher, DnsServer]]:
     """The publisher and DNS listener as `regshield serve` starts them, the test zone served."""
-    publisher = Publisher(services)
-    server = await _start_dns(services, publisher)
-    assert server is not None
+    # One process: the counters read below are this process's (workers have their own).
+    dns_settings = dataclasses.replace(services.settings.dns, workers=1)
+    one_process = dataclasses.replace(
+        services, settings=dataclasses.replace(services.settings, dns=dns_settings))
+    publisher = Publisher(one_process)
+    server, workers = await _start_dns(one_process, publisher)
+    assert server is not None and workers is None
     publisher.table.put(ZONE.served)
     yield publisher, server
     services.dns_servers.remove(server)
