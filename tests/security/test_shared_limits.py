@@ -165,3 +165,28 @@ async def test_a_source_over_its_limit_is_refused_without_asking_the_store_again
     assert await allowed(second, "whois", 1) == [True]
     assert await allowed(first, "whois", 1) == [False]
     assert limiter.buckets.shared_calls == asked + 1
+
+
+async def test_leases_cut_round_trips_and_the_fleet_never_passes_the_limit(
+        services: Services, clock: FakeClock) -> None:
+    """A burst of 100 leases 10 at a time: two processes asking in turn get exactly the
+    burst between them, for about one round trip in ten."""
+    settings = replace(services.settings,
+                       rdds=replace(services.settings.rdds, burst=100, per_minute=1),
+                       limits=replace(services.settings.limits, store="redis",
+                                      redis_url=REDIS_URL))
+    first, second = Services.open(settings, clock), Services.open(settings, clock)
+    try:
+        source = "203.0.113.77"
+        decisions = []
+        for _ in range(80):
+            for process in (first, second):
+                decisions.append((await process.limiter("rdap").check(source)).allowed)
+        calls = sum(p.limiter("rdap").buckets.shared_calls for p in (first, second))
+    finally:
+        await first.close()
+        await second.close()
+    assert sum(decisions) == 100
+    assert decisions[:100] == [True] * 100
+    # 10 leases of 10, then one refusal per process (the retry for one more counts too).
+    assert calls <= 14

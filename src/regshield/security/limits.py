@@ -16,6 +16,13 @@ Where the buckets live (`[limits] store`):
   PostgreSQL), idle rows deleted now and then;
 - `process`: the buckets of this process only (one process, or tests).
 
+A shared store is asked for a lease of several requests at once (`lease_size`: a tenth of
+the burst, at most `MAX_LEASE`), which the process then spends on its own until they run out
+or their time passes, so a busy requester costs a round trip every few requests, not one
+each. Leased requests are taken from the shared bucket when leased: the fleet never allows
+more than the limit; a requester spread over several processes may be refused up to a lease
+early.
+
 Every instance then counts against the same buckets. Once the shared store refuses a bucket,
 the process refuses it on its own until the moment the store said it would allow one again (no
 process can bring that moment closer), so a flood over its limit costs no round trip. Keys
@@ -58,6 +65,8 @@ from regshield.store.engine import Store
 from regshield.store.models import RateBucket
 
 MAX_BUCKETS = 100_000  # the least recently used buckets of a process are forgotten past this
+MAX_LEASE = 100  # requests taken from a shared bucket in one round trip, at most
+LEASE_SHARE = 10  # a lease is at most this fraction of the burst
 RETRY_SHARED_SECONDS = 5.0  # after a failure, the shared store is left alone this long
 PRUNE_SECONDS = 300.0  # how often the database store deletes idle rows
 REDIS_PREFIX = "regshield:rate:"
@@ -97,11 +106,17 @@ def refusal(wait: float) -> Decision:
     return Decision(False, max(1, math.ceil(wait - 1e-6)), wait)
 
 
-def gcra(tat: float | None, now: float, limit: Limit) -> tuple[Decision, float | None]:
-    """One request against a bucket whose arrival time is `tat` (None: a new bucket): the
-    decision, and the new arrival time to keep (None: unchanged)."""
+def lease_size(limit: Limit) -> int:
+    """How many requests to take from a shared bucket at once."""
+    return max(1, min(limit.burst // LEASE_SHARE, MAX_LEASE))
+
+
+def gcra(tat: float | None, now: float, limit: Limit,
+         count: int = 1) -> tuple[Decision, float | None]:
+    """`count` requests at once against a bucket whose arrival time is `tat` (None: a new
+    bucket): the decision, and the new arrival time to keep (None: unchanged)."""
     start = now if tat is None or tat < now else tat
-    new_tat = start + limit.interval
+    new_tat = start + limit.interval * count
     if new_tat - now > limit.tolerance + 1e-9:
         return refusal(new_tat - now - limit.tolerance), None
     return Decision(True), new_tat
@@ -112,7 +127,9 @@ class BucketStore(Protocol):
 
     name: str
 
-    async def take(self, key: str, limit: Limit, now: float) -> Decision: ...
+    async def take(self, key: str, limit: Limit, now: float, count: int = 1) -> Decision:
+        """Take `count` requests at once from the bucket `key`, all or none."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -124,8 +141,8 @@ class ProcessBuckets:
     name: str = "process"
     _tats: OrderedDict[str, float] = field(default_factory=OrderedDict)
 
-    def take_now(self, key: str, limit: Limit, now: float) -> Decision:
-        decision, new_tat = gcra(self._tats.get(key), now, limit)
+    def take_now(self, key: str, limit: Limit, now: float, count: int = 1) -> Decision:
+        decision, new_tat = gcra(self._tats.get(key), now, limit, count)
         if new_tat is not None:
             self._tats[key] = new_tat
             self._tats.move_to_end(key)
@@ -133,22 +150,23 @@ class ProcessBuckets:
                 self._tats.popitem(last=False)
         return decision
 
-    async def take(self, key: str, limit: Limit, now: float) -> Decision:
-        return self.take_now(key, limit, now)
+    async def take(self, key: str, limit: Limit, now: float, count: int = 1) -> Decision:
+        return self.take_now(key, limit, now, count)
 
     async def close(self) -> None:
         self._tats.clear()
 
 
-# KEYS[1] the bucket; ARGV: now, interval, tolerance (seconds). Returns {allowed, wait}; the
-# wait is text, as Redis would cut a Lua number to an integer.
+# KEYS[1] the bucket; ARGV: now, interval, tolerance (seconds), count. Returns {allowed, wait};
+# the wait is text, as Redis would cut a Lua number to an integer.
 GCRA_SCRIPT = """
 local now = tonumber(ARGV[1])
 local interval = tonumber(ARGV[2])
 local tolerance = tonumber(ARGV[3])
+local count = tonumber(ARGV[4])
 local tat = tonumber(redis.call('GET', KEYS[1]))
 if not tat or tat < now then tat = now end
-local new_tat = tat + interval
+local new_tat = tat + interval * count
 if new_tat - now > tolerance + 1e-9 then
   return {0, tostring(new_tat - now - tolerance)}
 end
@@ -170,10 +188,10 @@ class RedisBuckets:
                                      retry=Retry(NoBackoff(), 0))
         self.script = self.client.register_script(GCRA_SCRIPT)
 
-    async def take(self, key: str, limit: Limit, now: float) -> Decision:
+    async def take(self, key: str, limit: Limit, now: float, count: int = 1) -> Decision:
         allowed, wait = await self.script(keys=[REDIS_PREFIX + key],
                                           args=[repr(now), repr(limit.interval),
-                                                repr(limit.tolerance)])
+                                                repr(limit.tolerance), count])
         return Decision(True) if int(allowed) else refusal(float(wait))
 
     async def close(self) -> None:
@@ -202,13 +220,14 @@ class DatabaseBuckets:
                 connect_args={"server_settings": {"synchronous_commit": "off"}})
         self._pruned_at = time.monotonic()
 
-    async def take(self, key: str, limit: Limit, now: float) -> Decision:
+    async def take(self, key: str, limit: Limit, now: float, count: int = 1) -> Decision:
         start = case((RateBucket.tat > now, RateBucket.tat), else_=now)
+        cost = limit.interval * count
         upsert = (
-            self.insert(RateBucket).values(key=key, tat=now + limit.interval)
+            self.insert(RateBucket).values(key=key, tat=now + cost)
             .on_conflict_do_update(
-                index_elements=[RateBucket.key], set_={"tat": start + limit.interval},
-                where=start + limit.interval - now <= limit.tolerance + 1e-9)
+                index_elements=[RateBucket.key], set_={"tat": start + cost},
+                where=start + cost - now <= limit.tolerance + 1e-9)
             .returning(RateBucket.tat))
         read = select(RateBucket.tat).where(RateBucket.key == key)
         prune = None
@@ -232,8 +251,8 @@ class DatabaseBuckets:
                     await connection.execute(prune)
         if allowed:
             return Decision(True)
-        decision, _ = gcra(tat, now, limit)
-        return decision
+        decision, _ = gcra(tat, now, limit, count)
+        return decision if not decision.allowed else refusal(limit.interval)
 
     async def close(self) -> None:
         if self._engine is not None:
@@ -257,6 +276,8 @@ class Buckets:
     # can make that moment come sooner (others only push it later), so until then a refusal
     # is decided here: a flood over its limit costs a dictionary lookup, not a round trip.
     _refused_until: OrderedDict[str, float] = field(default_factory=OrderedDict)
+    # Requests taken from the shared store and not spent yet: bucket -> (left, until when).
+    _leases: OrderedDict[str, tuple[int, float]] = field(default_factory=OrderedDict)
 
     @property
     def store_name(self) -> str:
@@ -274,10 +295,20 @@ class Buckets:
             if now < until:
                 return refusal(until - now)
             del self._refused_until[hashed]
+        lease = self._leases.pop(hashed, None)
+        if lease is not None and lease[0] > 0 and now < lease[1]:
+            if lease[0] > 1:
+                self._leases[hashed] = (lease[0] - 1, lease[1])
+            return Decision(True)
+        count = lease_size(limit)
         try:
             async with asyncio.timeout(self.timeout):
-                decision = await self.shared.take(hashed, limit, now)
+                decision = await self.shared.take(hashed, limit, now, count)
                 self.shared_calls += 1
+                if not decision.allowed and count > 1:
+                    count = 1  # near the limit: one request may still fit
+                    decision = await self.shared.take(hashed, limit, now)
+                    self.shared_calls += 1
         except Exception as error:  # any failure of the store: decide here, never fail
             self._shared_down_until = time.monotonic() + RETRY_SHARED_SECONDS
             if not self._down:
@@ -293,6 +324,11 @@ class Buckets:
             self._refused_until[hashed] = now + decision.wait
             if len(self._refused_until) > MAX_BUCKETS:
                 self._refused_until.popitem(last=False)
+        elif count > 1:
+            # The lease lasts as long as its requests would at the average rate.
+            self._leases[hashed] = (count - 1, now + limit.interval * count)
+            if len(self._leases) > MAX_BUCKETS:
+                self._leases.popitem(last=False)
         return decision
 
     async def close(self) -> None:
