@@ -54,7 +54,7 @@ class RequestIdentity:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 headers["X-Request-ID"] = request_id
-                headers["Cache-Control"] = "no-store"
+                headers.setdefault("Cache-Control", "no-store")  # unless the route set one
                 headers["X-Content-Type-Options"] = "nosniff"
             await send(message)
 
@@ -95,6 +95,7 @@ def create_app(services: Services) -> FastAPI:
     app.add_middleware(OneSegmentNames)
     app.add_middleware(BodyLimit, routes=[
         RouteLimit("POST", ZONE_IMPORT, services.settings.zone_import_max_bytes)])
+    app.add_middleware(rdap.CachedDomains)  # anonymous RDAP domain lookups, before routing
     app.add_middleware(RequestIdentity)
     # Public pages outside the API, matched first (RDAP is the busiest): RDAP (/rdap/), the
     # contact form, verification links, metrics.
