@@ -308,3 +308,19 @@ async def test_unknown_names_are_404_and_leave_nothing_behind(
     async with services.store.read() as session:
         assert (await session.execute(select(func.count()).select_from(RdapDocument))
                 ).scalar_one() == 1
+
+
+async def test_a_restart_loads_the_stored_documents_into_memory(
+        api: httpx.AsyncClient, published: Published, services: Services,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert (await register(api, published.holder, name="second.test")).status_code == 201
+    await rendered(services)
+    assert len(document_cache(services)) == 2  # what was rendered here is kept at once
+    monkeypatch.setattr("regshield.rdds.documents._caches", weakref.WeakKeyDictionary())
+    restarted = document_cache(services)
+    assert len(restarted) == 0
+
+    assert await restarted.preload() == 2
+
+    assert len(restarted) == 2
+    await cached(api, "/rdap/domain/second.test")

@@ -32,6 +32,7 @@ import json
 import time
 import weakref
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
@@ -150,11 +151,47 @@ class DocumentCache:
         if row is None:
             return None
         domain_id, registrant_id, tech_id, etag, body, rendered_at = tuple(row)
-        found = Document(name, domain_id, tuple(c for c in (registrant_id, tech_id) if c),
-                         etag, bytes(body), rendered_at)
+        found = _document(name, domain_id, registrant_id, tech_id, etag, body, rendered_at)
         if self._generation == generation:  # else a change may have come in since the read
             self._keep(found)
         return found
+
+    def offer(self, documents: Iterable[Document], generation: int) -> int:
+        """Keep documents the store held at `generation`, unless this copy already applied a
+        later change (its next check drops those a change since then touched). Offers fill
+        free room only: they never push out what queries brought in. Returns how many were
+        kept."""
+        if self._generation is None:  # never checked: the copy starts at `generation`
+            self._generation = generation
+        if self._generation > generation:
+            return 0
+        kept = 0
+        for document in documents:
+            if self._bytes + len(document.body) > self.memory_bytes:
+                break
+            self._keep(document)
+            kept += 1
+        return kept
+
+    async def preload(self, batch: int = 1000) -> int:
+        """Fill memory with the store's documents (at start: a restart answers from memory at
+        once), up to the memory bound. Returns how many were loaded."""
+        await self._current()
+        loaded, after = 0, ""
+        while self._bytes < self.memory_bytes:
+            async with self.store.read() as session:
+                generation = int((await session.execute(_GENERATION)).scalar() or 0)
+                rows = (await session.execute(
+                    select(RdapDocument.name, RdapDocument.domain_id,
+                           RdapDocument.registrant_id, RdapDocument.tech_id, RdapDocument.etag,
+                           RdapDocument.body, RdapDocument.rendered_at)
+                    .where(RdapDocument.name > after, RdapDocument.site == self.site)
+                    .order_by(RdapDocument.name).limit(batch))).all()
+            if not rows:
+                break
+            loaded += self.offer([_document(*row) for row in rows], generation)
+            after = rows[-1][0]
+        return loaded
 
     def _stale(self) -> bool:
         return (self._local != local_commits()
@@ -232,6 +269,12 @@ class DocumentCache:
         self._bytes = 0
 
 
+def _document(name: str, domain_id: int, registrant_id: int | None, tech_id: int | None,
+              etag: str, body: bytes, rendered_at: datetime) -> Document:
+    return Document(name, domain_id, tuple(c for c in (registrant_id, tech_id) if c), etag,
+                    bytes(body), rendered_at)
+
+
 _caches: weakref.WeakKeyDictionary[Store, DocumentCache] = weakref.WeakKeyDictionary()
 
 
@@ -307,9 +350,16 @@ class Materializer:
                         and row["tech_id"] not in contacts]
             if not rows:
                 return 0
-            await session.execute(delete(RdapDocument).where(
+            # On the connection: through the session, an insert of many rows runs one statement
+            # per row.
+            connection = await session.connection()
+            await connection.execute(delete(RdapDocument).where(
                 RdapDocument.name.in_([row["name"] for row in rows])))
-            await session.execute(insert(RdapDocument), rows)
+            await connection.execute(insert(RdapDocument), rows)
+        document_cache(self.services).offer(
+            [_document(row["name"], row["domain_id"], row["registrant_id"], row["tech_id"],
+                       row["etag"], row["body"], row["rendered_at"]) for row in rows],
+            generation)
         return len(rows)
 
     async def prune(self) -> None:
@@ -320,10 +370,15 @@ class Materializer:
                 RdapChange.generation <= generation - KEEP_CHANGES))
 
     async def run_forever(self) -> None:
-        """Render what is missing whenever the generation moves, and a full pass now and
-        then."""
+        """Load the stored documents into this process's memory, then render what is missing
+        whenever the generation moves, and a full pass now and then."""
         seen: int | None = None
         passed = float("-inf")
+        try:
+            loaded = await document_cache(self.services).preload()
+            log.info("rdap.documents_loaded", count=loaded)
+        except Exception:  # the store is not reachable yet: documents load as they are asked
+            log.exception("rdap.preload_failed")
         while True:
             try:
                 row = await self.services.store.lookup(_GENERATION, {})
