@@ -32,7 +32,7 @@ from urllib.parse import quote
 
 import structlog
 from fastapi import APIRouter, Request, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from regshield.errors import (
     AuthenticationRequired,
@@ -359,8 +359,9 @@ CANONICAL: Final = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+"
 class CachedDomains:
     """Anonymous domain lookups answered from the rendered documents (rdds/documents.py).
 
-    Plain ASGI ahead of the router: a `GET` or `HEAD` of `domain/<name>` with no credentials,
-    no query parameters and the name in its canonical form takes one token of the source's
+    Plain ASGI, called by the application ahead of its middleware and router for a request
+    that `cacheable` accepts: a `GET` or `HEAD` of `domain/<name>` with no credentials, no query
+    parameters and the name in its canonical form. Such a query takes one token of the source's
     limit, as every query does, and is answered with the stored bytes, a strong ETag,
     Last-Modified and Cache-Control, or 304 when the requester's copy is current
     (If-None-Match, else If-Modified-Since). A name without a document (unknown, or not rendered
@@ -368,14 +369,9 @@ class CachedDomains:
     token: staff, disclosure requesters) goes to the router as before.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        name = _cacheable(scope)
-        if name is None:
-            await self.app(scope, receive, send)
-            return
+        name = cacheable(scope)
+        assert name is not None, "the application sends only cacheable lookups here"
         services: Services = scope["app"].state.services
         client = scope.get("client")
         source = client[0] if client else None
@@ -401,7 +397,8 @@ class CachedDomains:
         await response(scope, receive, send)
 
 
-def _cacheable(scope: Scope) -> str | None:
+def cacheable(scope: Scope) -> str | None:
+    """The name of an anonymous domain lookup that documents may answer, else None."""
     if scope["type"] != "http" or scope["method"] not in LOOKUP_METHODS:
         return None
     path: str = scope["path"]
