@@ -324,3 +324,16 @@ async def test_a_restart_loads_the_stored_documents_into_memory(
 
     assert len(restarted) == 2
     await cached(api, "/rdap/domain/second.test")
+
+
+async def test_names_without_a_document_answer_as_the_dynamic_path_does(
+        api: httpx.AsyncClient, published: Published, services: Services) -> None:
+    await rendered(services)
+    for name, status in (("ab--cd.test", 400), ("xn--zz.test", 400), ("1.2.3.4", 400),
+                         ("unknown.test", 404)):
+        fast = await api.get(f"/rdap/domain/{name}")
+        # With a token the same query takes the dynamic path.
+        dynamic = await api.get(f"/rdap/domain/{name}", headers=published.holder.headers)
+        assert fast.status_code == dynamic.status_code == status, name
+        assert fast.content == dynamic.content, name
+        assert fast.headers["content-type"] == "application/rdap+json"

@@ -36,16 +36,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
+from enum import Enum
 from functools import cached_property
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 import structlog
-from sqlalchemy import bindparam, delete, exists, insert, select
+from sqlalchemy import and_, bindparam, delete, exists, insert, select
 
 from regshield.config import Settings
 from regshield.rdds.rdap import Site, domain_response
-from regshield.rdds.record import DomainRecord, load_domains_after, present
+from regshield.rdds.record import SPONSORED_STATES, DomainRecord, load_domains_after, present
 from regshield.rules.redaction import Persona
 from regshield.services import Services
 from regshield.store.engine import Store
@@ -110,10 +111,21 @@ class Document:
         return format_datetime(self.rendered_at, usegmt=True)
 
 
-_DOCUMENT = (select(RdapDocument.domain_id, RdapDocument.registrant_id, RdapDocument.tech_id,
+# One statement per name not in memory: the sponsored domain, and its document if rendered.
+_DOCUMENT = (select(Domain.id, RdapDocument.registrant_id, RdapDocument.tech_id,
                     RdapDocument.etag, RdapDocument.body, RdapDocument.rendered_at)
-             .where(RdapDocument.name == bindparam("name"),
-                    RdapDocument.site == bindparam("site")))
+             .select_from(Domain)
+             .outerjoin(RdapDocument, and_(RdapDocument.name == Domain.name,
+                                           RdapDocument.site == bindparam("site")))
+             .where(Domain.name == bindparam("name"), Domain.ended_at.is_(None),
+                    Domain.state.in_(SPONSORED_STATES)))
+
+
+class Missing(Enum):
+    """Why a name has no document: no sponsored domain has it, or it is not rendered yet."""
+
+    UNKNOWN = "unknown"
+    NOT_RENDERED = "not rendered"
 _GENERATION = select(RdapGeneration.generation).where(RdapGeneration.id == 1)
 
 
@@ -138,9 +150,9 @@ class DocumentCache:
     def __len__(self) -> int:
         return len(self._documents)
 
-    async def document(self, name: str) -> Document | None:
-        """`name`'s document (A-label, lower case), or None when it has none: an unknown name,
-        or a domain not rendered yet. Nothing is kept for a name without a document."""
+    async def document(self, name: str) -> Document | Missing:
+        """`name`'s document (A-label, lower case), or why it has none. Nothing is kept for a
+        name without a document."""
         await self._current()
         found = self._documents.get(name)
         if found is not None:
@@ -149,8 +161,10 @@ class DocumentCache:
         generation = self._generation
         row = await self.store.lookup(_DOCUMENT, {"name": name, "site": self.site})
         if row is None:
-            return None
+            return Missing.UNKNOWN
         domain_id, registrant_id, tech_id, etag, body, rendered_at = tuple(row)
+        if body is None:
+            return Missing.NOT_RENDERED
         found = _document(name, domain_id, registrant_id, tech_id, etag, body, rendered_at)
         if self._generation == generation:  # else a change may have come in since the read
             self._keep(found)

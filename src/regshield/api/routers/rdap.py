@@ -44,7 +44,14 @@ from regshield.errors import (
 from regshield.flows.contacts import contact_read
 from regshield.flows.context import Actor, RequestContext, new_request_id
 from regshield.flows.personal_data import record_staff_read
-from regshield.rdds.documents import CACHE_CONTROL, Document, document_cache, rdap_json, site_of
+from regshield.rdds.documents import (
+    CACHE_CONTROL,
+    Document,
+    Missing,
+    document_cache,
+    rdap_json,
+    site_of,
+)
 from regshield.rdds.rdap import (
     MEDIA_TYPE,
     RdapError,
@@ -225,6 +232,10 @@ async def domain(request: Request, name: str) -> Response:
     return await _answer(request, _domain_lookup(name))
 
 
+def _not_sponsored(name: str) -> RdapError:
+    return RdapError(404, "Not found", f"{name} is not a domain this registrar sponsors.")
+
+
 def _domain_lookup(name: str) -> Work:
     async def work(services: Services, requester: Requester, site: Site,
                    query_url: str) -> dict[str, Any]:
@@ -233,8 +244,7 @@ def _domain_lookup(name: str) -> Work:
         record = await load_domain(services.store, services.sealer, query.name.ascii,
                                    registrar_url=settings.registrar_url)
         if record is None:
-            raise RdapError(404, "Not found",
-                            f"{query.name.ascii} is not a domain this registrar sponsors.")
+            raise _not_sponsored(query.name.ascii)
         persona, disclosed = await persona_of(services, requester.actor,
                                               requester.context, record, "rdap")
         presentation = present(record, persona, public_url=settings.public_url,
@@ -384,9 +394,18 @@ class CachedDomains:
             document = await document_cache(services).document(name)
         except Exception:  # the store is unreachable: the dynamic path answers (or says so)
             log.warning("rdap.document_unavailable", exc_info=True)
-            document = None
-        if document is not None:
+            document = Missing.NOT_RENDERED
+        if isinstance(document, Document):
             await _send_document(scope, send, document)
+            return
+        if document is Missing.UNKNOWN:
+            # The dynamic path's answer, without reading the store again: 400 for a name that
+            # is not one, else 404.
+            try:
+                lookup_name(name)
+                raise _not_sponsored(name)
+            except RdapError as error:
+                await _error(Request(scope, receive), error)(scope, receive, send)
             return
         request = Request(scope, receive)
         context = RequestContext(channel="api", source_address=source,
