@@ -337,3 +337,21 @@ async def test_names_without_a_document_answer_as_the_dynamic_path_does(
         assert fast.status_code == dynamic.status_code == status, name
         assert fast.content == dynamic.content, name
         assert fast.headers["content-type"] == "application/rdap+json"
+
+
+async def test_a_failure_ahead_of_the_application_is_an_rdap_500_without_detail(
+        api: httpx.AsyncClient, published: Published, services: Services,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    await rendered(services)
+
+    class Broken:
+        def check(self, source: str | None, *, user: str | None = None) -> None:
+            raise RuntimeError("limits store unreachable at 10.0.0.7")
+
+    monkeypatch.setattr(services, "limiter", lambda service: Broken())
+
+    response = await api.get(LOOKUP)
+
+    assert response.status_code == 500 and response.json()["errorCode"] == 500
+    assert "10.0.0.7" not in response.text and "Jane" not in response.text
+    assert response.headers["x-request-id"]

@@ -390,6 +390,13 @@ class CachedDomains:
         except RdapError as refused:
             await _error(Request(scope, receive), refused)(scope, receive, send)
             return
+        except Exception as exc:  # ahead of the application's error handling: answer as it
+            log.error("rdap.unexpected_error", error_type=type(exc).__name__,
+                      path=scope["path"][:200])
+            await _error(Request(scope, receive), RdapError(
+                500, "Internal error", "The query failed; try again later."))(
+                scope, receive, send)
+            return
         try:
             document = await document_cache(services).document(name)
         except Exception:  # the store is unreachable: the dynamic path answers (or says so)
