@@ -445,7 +445,7 @@ async def _send_document(scope: Scope, send: Send, document: Document) -> None:
         await send({"type": "http.response.body", "body": b""})
         return
     headers += [(b"content-type", MEDIA_TYPE.encode()),
-                (b"content-length", str(len(document.body)).encode())]
+                (b"content-length", str(document.size).encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body",
                 "body": b"" if scope["method"] == "HEAD" else document.body})
