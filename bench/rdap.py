@@ -2,18 +2,26 @@
 
 Builds an installation of N sponsored domains (default 100,000; 1,000 distinct contacts, sealed
 as always, half of the domains with a technical contact, one in four with DS records) on SQLite
-or PostgreSQL, starts a real `regshield serve`, and fetches every domain's RDAP document once,
-checking each (status 200, `application/rdap+json`, the name, the redactions). Those documents
-are written as static files and served by nginx (one worker process, like the one regshield
-process; `--nginx-workers` changes it), the ceiling for HTTP on this machine.
+or PostgreSQL, starts a real `regshield serve` and waits until it has rendered every domain's
+anonymous document (rdds/documents.py; the rate is printed).
 
-Then wrk (one thread, `--connections` keep-alive connections, `--seconds` each) asks both for
-random domains of the N, anonymously, and the lookups per second, the p50/p99 latency and the
-ratio are printed. wrk counts every answer that is not 2xx; any makes the run exit 1. The rate
-limit is raised for the run (it would otherwise refuse a benchmark from one address).
+Then, with wrk (one thread, `--connections` keep-alive connections, `--seconds` each phase,
+anonymous):
+- cold: names never asked before, each once, in a shuffled order, with one query in
+  `--unknown-every` for a name that no domain has (404, and no state may be kept for it);
+- the documents of every domain are fetched once and checked (status 200,
+  `application/rdap+json`, the name, the redactions), and written as static files for nginx
+  (one worker process, like the one regshield process; `--nginx-workers` changes it), the
+  ceiling for HTTP on this machine;
+- warm: random domains of the N.
+nginx answers the same two phases. The lookups per second, the p50/p99 latency, the CPU per
+lookup and the ratio are printed. wrk counts every answer that is not 2xx: any in the warm
+phase, or more than the unknown names in the cold phase, makes the run exit 1. The rate limit is
+raised for the run (it would otherwise refuse a benchmark from one address).
 
     .venv/bin/python bench/rdap.py [--domains 100000] [--seconds 15] [--connections 32]
                                    [--backend sqlite|postgresql] [--nginx-workers 1]
+                                   [--unknown-every 10]
 
 Needs `nginx` and `wrk` (Debian packages nginx-light and wrk). Only 127.0.0.1 is contacted.
 """
@@ -50,7 +58,7 @@ from api import (
     process_cpu,
     server,
 )
-from sqlalchemy import insert, update
+from sqlalchemy import func, insert, select, update
 
 from regshield import logs
 from regshield.config import Settings
@@ -59,7 +67,8 @@ from regshield.flows.contacts import ContactCreate
 from regshield.flows.context import RequestContext, system_actor
 from regshield.flows.runner import run_flow
 from regshield.services import Services
-from regshield.store.models import Domain, Registrar
+from regshield.store.engine import Store
+from regshield.store.models import Domain, RdapDocument, Registrar
 from regshield.store.queries.contacts import contact_by_handle
 
 TLDS = ("test", "example", "invalid-bench")
@@ -67,8 +76,16 @@ WRK_SCRIPT = """
 local names = {}
 for line in io.lines("%(names)s") do names[#names + 1] = line end
 math.randomseed(%(seed)d)
+local walked = 0
 request = function()
-  return wrk.format("GET", "%(prefix)s" .. names[math.random(#names)])
+  local name
+  if %(walk)s then
+    walked = walked + 1
+    name = names[(walked - 1) %% #names + 1]
+  else
+    name = names[math.random(#names)]
+  end
+  return wrk.format("GET", "%(prefix)s" .. name)
 end
 done = function(summary, latency, requests)
   io.write(string.format("RESULT requests=%%d seconds=%%.6f p50=%%d p99=%%d non2xx=%%d "
@@ -212,10 +229,12 @@ def tree_cpu(pid: int) -> float:
 
 
 def run_wrk(port: int, names_file: Path, args: argparse.Namespace, label: str,
-            pid: int) -> dict[str, float]:
+            pid: int, *, walk: bool = False) -> dict[str, float]:
+    """wrk for `--seconds`: random names of the file, or (`walk`) each name once in order."""
     script = names_file.parent / f"wrk-{label}.lua"
     script.write_text(WRK_SCRIPT % {"names": names_file, "seed": args.seed,
-                                    "prefix": "/rdap/domain/"})
+                                    "prefix": "/rdap/domain/",
+                                    "walk": "true" if walk else "false"})
     cpu_before = tree_cpu(pid)
     result = subprocess.run(
         [executable("wrk"), "-t1", f"-c{args.connections}", f"-d{args.seconds}s",
@@ -232,6 +251,45 @@ def run_wrk(port: int, names_file: Path, args: argparse.Namespace, label: str,
             "cpu_per_request_ms": cpu / max(requests, 1) * 1000}
 
 
+async def wait_rendered(home: Path, database: str | None, expected: int,
+                        limit_seconds: float) -> float:
+    """Seconds until the server has a document for `expected` domains."""
+    settings = Settings.load(home=home, database_url=database)
+    store = Store(settings.database_url)
+    started = time.perf_counter()
+    try:
+        while True:
+            row = await store.lookup(select(func.count()).select_from(RdapDocument), {})
+            if row is not None and row[0] >= expected:
+                return time.perf_counter() - started
+            if time.perf_counter() - started > limit_seconds:
+                raise BenchFailure(f"only {row[0] if row else 0:,} of {expected:,} documents "
+                                   f"were rendered in {limit_seconds:.0f} s")
+            await asyncio.sleep(0.5)
+    finally:
+        await store.close()
+
+
+def cold_names(names: list[str], args: argparse.Namespace) -> list[str]:
+    """The cold walk: every name in a shuffled order, and one in `--unknown-every` a name no
+    domain has."""
+    rng = random.Random(args.seed + 1)
+    walk = list(names)
+    rng.shuffle(walk)
+    mixed: list[str] = []
+    for name in walk:
+        if args.unknown_every and (len(mixed) + 1) % args.unknown_every == 0:
+            mixed.append(f"unknown-{secrets.token_hex(6)}.{rng.choice(TLDS)}")
+        mixed.append(name)
+    return mixed
+
+
+def cold_failures(figures: dict[str, float], unknown_every: int, connections: int) -> bool:
+    """Whether the cold phase had answers other than the expected 404s of unknown names."""
+    expected = figures["requests"] / unknown_every if unknown_every else 0
+    return figures["errors"] > 0 or abs(figures["non2xx"] - expected) > connections + 2
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--domains", type=int, default=100_000)
@@ -242,6 +300,9 @@ def main() -> int:
     parser.add_argument("--postgres", default="postgresql://127.0.0.1:5432")
     parser.add_argument("--postgres-admin", default="postgresql://127.0.0.1:5432/test")
     parser.add_argument("--nginx-workers", type=int, default=1)
+    parser.add_argument("--unknown-every", type=int, default=10,
+                        help="one query in this many of the cold phase is for an unknown name")
+    parser.add_argument("--render-timeout", type=float, default=900.0)
     parser.add_argument("--seed", type=int, default=5)
     args = parser.parse_args()
     for tool in ("nginx", "wrk"):
@@ -256,6 +317,9 @@ def main() -> int:
         tmp.chmod(0o755)  # nginx's workers run as an unprivileged user and read the files
         names_file = tmp / "names.txt"
         names_file.write_text("\n".join(names) + "\n")
+        walk = cold_names(names, args)
+        cold_file = tmp / "cold.txt"
+        cold_file.write_text("\n".join(walk) + "\n")
         home = tmp / "home"
         with (postgres_database(args.postgres_admin, "regshield_rdap_bench")
               if args.backend == "postgresql" else _none()) as db:
@@ -274,6 +338,15 @@ def main() -> int:
                         "10000000", "REGSHIELD_LOG_LEVEL": "warning"})
             with server([*base, "serve", "--http", f"127.0.0.1:{port}", "--dns", "off"],
                         port, tmp / "serve.log", env) as process:
+                seconds = asyncio.run(wait_rendered(home, url, len(names),
+                                                    args.render_timeout))
+                print(f"rendered {len(names):,} documents in {seconds:.1f} s "
+                      f"({len(names) / max(seconds, 1e-9):,.0f}/s, in the background)")
+                ours_cold = run_wrk(port, cold_file, args, "regshield-cold", process.pid,
+                                    walk=True)
+                if ours_cold["requests"] >= len(walk):
+                    print("the cold walk wrapped around: use more --domains or fewer "
+                          "--seconds", file=sys.stderr)
                 rate, errors = asyncio.run(fetch_all(port, names, process.pid, tmp / "www",
                                                      args.connections))
                 if errors:
@@ -291,18 +364,29 @@ def main() -> int:
             nginx = shutil.which("nginx") or "/usr/sbin/nginx"
             with server([nginx, "-c", str(conf), "-e", str(tmp / "nginx-error.log")],
                         nginx_port, tmp / "nginx.log") as process:
+                theirs_cold = run_wrk(nginx_port, cold_file, args, "nginx-cold", process.pid,
+                                      walk=True)
                 theirs = run_wrk(nginx_port, names_file, args, "nginx", process.pid)
     report = {"domains": len(names), "backend": args.backend, "regshield": ours,
-              "nginx": theirs, "ratio": ours["rps"] / theirs["rps"]}
+              "nginx": theirs, "ratio": ours["rps"] / theirs["rps"],
+              "regshield_cold": ours_cold, "nginx_cold": theirs_cold,
+              "ratio_cold": ours_cold["rps"] / theirs_cold["rps"],
+              "unknown_every": args.unknown_every, "render_seconds": seconds}
     print(f"\n/rdap/domain/{{name}}, {len(names):,} domains, wrk -c{args.connections} "
-          f"{args.seconds}s, anonymous")
-    print(f"{'':12}{'lookups/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'CPU ms/req':>12}")
-    for label, figures in (("regshield", ours), ("nginx", theirs)):
-        print(f"{label:12}{figures['rps']:>12,.0f}{figures['p50_ms']:>9.2f}"
+          f"{args.seconds}s per phase, anonymous; cold: names never asked before, one in "
+          f"{args.unknown_every} unknown (404)")
+    print(f"{'':16}{'lookups/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'CPU ms/req':>12}")
+    for label, figures in (("regshield cold", ours_cold), ("nginx cold", theirs_cold),
+                           ("regshield warm", ours), ("nginx warm", theirs)):
+        print(f"{label:16}{figures['rps']:>12,.0f}{figures['p50_ms']:>9.2f}"
               f"{figures['p99_ms']:>9.2f}{figures['cpu_per_request_ms']:>12.3f}")
-    print(f"ratio regshield / nginx: {report['ratio']:.3f}")
+    print(f"ratio regshield / nginx: warm {report['ratio']:.3f}, "
+          f"cold {report['ratio_cold']:.3f}")
     print(json.dumps(report))
-    if ours["non2xx"] or ours["errors"] or theirs["non2xx"] or theirs["errors"]:
+    failed = (ours["non2xx"] or ours["errors"] or theirs["non2xx"] or theirs["errors"]
+              or cold_failures(ours_cold, args.unknown_every, args.connections)
+              or cold_failures(theirs_cold, args.unknown_every, args.connections))
+    if failed:
         print("some requests failed (non-2xx answers or socket errors)", file=sys.stderr)
         return 1
     return 0

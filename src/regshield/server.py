@@ -29,6 +29,7 @@ from regshield.notify.delivery import destination as mail_destination
 from regshield.notify.handler import handlers as notify_handlers
 from regshield.notify.verification import handlers as verification_handlers
 from regshield.outbox.worker import OutboxWorker
+from regshield.rdds.documents import Materializer
 from regshield.rdds.whois import WhoisServer
 from regshield.registry.links import SANDBOX_LINK, links_summary, sandbox_directory
 from regshield.registry.sandbox.server import SandboxServer
@@ -78,6 +79,7 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
             asyncio.create_task(poll_forever(services, POLL_INTERVAL_SECONDS)),
             asyncio.create_task(publisher.run_forever()),
             asyncio.create_task(keys_forever(services)),
+            asyncio.create_task(Materializer(services).run_forever()),
         ]
         base = f"http://{settings.http}"
         announce(f"regshield is running (data in {settings.home})")

@@ -12,6 +12,7 @@ import pytest
 from rdap.conftest import Published
 from regshield.clock import FakeClock
 from regshield.config import Settings
+from regshield.rdds.documents import Materializer
 from regshield.services import Services
 
 LOOKUP = "/rdap/domain/example.test"
@@ -49,3 +50,17 @@ async def test_a_source_over_its_limit_gets_429_with_retry_after_until_it_waits(
 
     clock.advance(timedelta(seconds=wait))
     assert (await api.get(LOOKUP)).status_code == 200
+
+
+async def test_an_answer_from_a_rendered_document_takes_its_query_from_the_limit(
+        api: httpx.AsyncClient, published: Published, services: Services) -> None:
+    await Materializer(services).render_missing()
+    first = await api.get(LOOKUP)
+    assert first.status_code == 200 and first.headers["etag"]
+    assert (await api.head(LOOKUP)).status_code == 200
+
+    refused = await api.get(LOOKUP, headers={"If-None-Match": first.headers["etag"]})
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+    assert refused.json()["errorCode"] == 429
+    assert (await api.get("/rdap/domain/unknown.test")).status_code == 429
+    assert services.limiter("rdap").refused["anonymous"] == 2

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from fastapi import FastAPI, Request
-from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from regshield import __version__
@@ -32,6 +32,7 @@ from regshield.services import Services
 
 API_PREFIX = "/api/v1"
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+IDENTITY_HEADERS = frozenset({b"x-request-id", b"x-content-type-options"})
 ZONE_IMPORT = re.compile(re.escape(API_PREFIX) + r"/zones/[^/]+/import")
 
 
@@ -47,16 +48,21 @@ class RequestIdentity:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        offered = Headers(scope=scope).get("x-request-id", "")
+        offered = next((value for key, value in scope["headers"] if key == b"x-request-id"),
+                       b"").decode("latin-1")
         request_id = offered if REQUEST_ID.fullmatch(offered) else new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
+        added = [(b"x-request-id", request_id.encode()), (b"x-content-type-options", b"nosniff")]
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers["X-Request-ID"] = request_id
-                headers["Cache-Control"] = "no-store"
-                headers["X-Content-Type-Options"] = "nosniff"
+                # Raw header pairs (lower-case names, as Starlette and ASGI send them): the
+                # MutableHeaders way cost more than an RDAP answer from memory.
+                headers = [(key, value) for key, value in message.get("headers", ())
+                           if key.lower() not in IDENTITY_HEADERS]
+                if not any(key.lower() == b"cache-control" for key, _ in headers):
+                    headers.append((b"cache-control", b"no-store"))  # unless the route set one
+                message = {**message, "headers": headers + added}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -81,9 +87,25 @@ class OneSegmentNames:
         await self.app(scope, receive, send)
 
 
+class Application(FastAPI):
+    """The FastAPI application, with anonymous RDAP domain lookups (the busiest public path)
+    answered ahead of its middleware stack and router, which cost more than the answer."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._cached_domains = RequestIdentity(rdap.CachedDomains())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if rdap.cacheable(scope) is not None:
+            scope["app"] = self
+            await self._cached_domains(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(services: Services) -> FastAPI:
     # No redirect from `/path/` to `/path`: an API client gets 404, never a 307 to follow.
-    app = FastAPI(
+    app = Application(
         title="regshield", version=__version__,
         description="Registrar system of record: accounts, identities, contacts, event log.",
         openapi_url=f"{API_PREFIX}/openapi.json", docs_url=f"{API_PREFIX}/docs", redoc_url=None,

@@ -1,9 +1,10 @@
-"""The HTTP listener's connection guard: uvicorn's HTTP/1.1 protocol (h11) with deadlines and
-a per-source cap, against slow clients (slowloris) and socket floods.
+"""The HTTP listener's connection guard: uvicorn's HTTP/1.1 protocol (httptools, the C parser)
+with deadlines and a per-source cap, against slow clients (slowloris) and socket floods.
 
 uvicorn arms its keep-alive timer only after an answer and disarms it on any byte, so a client
 that sends a header line one byte every few seconds, or opens a socket and says nothing, holds
-a connection for ever. Here every connection has one deadline at a time:
+a connection for ever. Here every connection has one deadline at a time, set when the parser
+moves from one part of a request to the next (never by a byte arriving):
 - from its start, and from the end of each answer, the next request's headers must arrive in
   full within `[limits] http_header_timeout` seconds, however they trickle in;
 - a request's body must arrive in full within `http_body_timeout` seconds of its headers;
@@ -18,26 +19,28 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from typing import Any
 
-import h11
 import structlog
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from regshield.config import LimitsSettings
 
 log = structlog.get_logger("regshield.http")
 
+HEADERS = "headers"
+BODY = "body"
+REASONS = {HEADERS: "header_timeout", BODY: "body_timeout"}  # as /metrics counts them
+
 
 def guarded_protocol(limits: LimitsSettings,
-                     refused: Counter[tuple[str, str]]) -> type[H11Protocol]:
-    """An H11Protocol class for uvicorn's `http` setting, with `limits` and one count of open
-    connections per source shared by every connection of the listener."""
+                     refused: Counter[tuple[str, str]]) -> type[HttpToolsProtocol]:
+    """An HttpToolsProtocol class for uvicorn's `http` setting, with `limits` and one count of
+    open connections per source shared by every connection of the listener."""
     open_per_source: Counter[str] = Counter()
+    seconds_for = {HEADERS: limits.http_header_timeout, BODY: limits.http_body_timeout}
 
-    class GuardedH11Protocol(H11Protocol):
+    class GuardedProtocol(HttpToolsProtocol):
         _deadline: asyncio.TimerHandle | None = None
-        _waiting_for: object = None  # the h11 state the deadline is for
         _source: str | None = None
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -48,56 +51,42 @@ def guarded_protocol(limits: LimitsSettings,
                 refused["http", "per_source"] += 1
                 transport.close()
                 return
-            self._arm()
+            self._await(HEADERS)
 
         def connection_lost(self, exc: Exception | None) -> None:
             key = self._source or ""
             open_per_source[key] -= 1
             if open_per_source[key] <= 0:
                 del open_per_source[key]
-            self._disarm()
+            self._await(None)
             super().connection_lost(exc)
 
-        def data_received(self, data: bytes) -> None:
-            super().data_received(data)
-            self._arm()
+        def on_headers_complete(self) -> None:
+            self._await(BODY)  # cleared at once by on_message_complete when there is none
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            self._await(None)  # the application's turn
+            super().on_message_complete()
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
-            self._arm()
+            if not self.transport.is_closing():
+                self._await(HEADERS)
 
-        def _arm(self) -> None:
-            """Set the deadline for what the client owes now: headers, a body, or nothing
-            (the application is answering, or the connection is done)."""
-            if self.transport is None or self.transport.is_closing():
-                self._disarm()
-                return
-            state = self.conn.their_state
-            if state is h11.IDLE and (self.cycle is None or self.cycle.response_complete):
-                seconds: float | None = limits.http_header_timeout
-            elif state is h11.SEND_BODY:
-                seconds = limits.http_body_timeout
-            else:
-                seconds = None
-            if state is self._waiting_for and self._deadline is not None:
-                return  # the same deadline keeps running: trickling bytes do not extend it
-            self._disarm()
-            if seconds is not None:
-                self._waiting_for = state
-                self._deadline = self.loop.call_later(seconds, self._expired, state)
-
-        def _disarm(self) -> None:
+        def _await(self, part: str | None) -> None:
+            """Start the deadline for what the client owes now (None: nothing)."""
             if self._deadline is not None:
                 self._deadline.cancel()
                 self._deadline = None
-            self._waiting_for = None
+            if part is not None:
+                self._deadline = self.loop.call_later(seconds_for[part], self._expired, part)
 
-        def _expired(self, state: Any) -> None:
+        def _expired(self, part: str) -> None:
             self._deadline = None
-            if self.transport.is_closing() or self.conn.their_state is not state:
+            if self.transport.is_closing():
                 return
-            reason = "header_timeout" if state is h11.IDLE else "body_timeout"
-            refused["http", reason] += 1
+            refused["http", REASONS[part]] += 1
             self.transport.close()
 
-    return GuardedH11Protocol
+    return GuardedProtocol

@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import Select, String, bindparam, cast, func, select
+from sqlalchemy import ColumnElement, Select, String, bindparam, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -185,6 +185,29 @@ def _record(sealer: Sealer, row: Any, registrar_url: str) -> DomainRecord:
         transferred_at=transferred_at, nameservers=tuple(nameservers), ds=tuple(ds),
         contacts=tuple(contacts), consent=frozenset(consent or {}),
         registrar=_facts(registrar_name, iana_id, abuse_email, abuse_phone, registrar_url))
+
+
+@dataclass(frozen=True)
+class Sourced:
+    """A record with the rows it was read from: its domain and the contacts it shows."""
+
+    record: DomainRecord
+    domain_id: int
+    registrant_id: int | None
+    tech_id: int | None
+
+
+async def load_domains_after(session: AsyncSession, sealer: Sealer, after: int, limit: int,
+                             *, registrar_url: str,
+                             where: ColumnElement[bool] | None = None) -> list[Sourced]:
+    """Up to `limit` sponsored domains with an id above `after` (and meeting `where`), in id
+    order."""
+    query = (_record_select().add_columns(Domain.id, Domain.registrant_id, Domain.tech_id)
+             .where(Domain.id > after).order_by(Domain.id).limit(limit))
+    if where is not None:
+        query = query.where(where)
+    rows = (await session.execute(query)).all()
+    return [Sourced(_record(sealer, row[:-3], registrar_url), *row[-3:]) for row in rows]
 
 
 async def nameserver_in_use(session: AsyncSession, host: str) -> bool:

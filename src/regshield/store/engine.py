@@ -22,6 +22,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.sql import Executable
 
+from regshield.store import rdap_changes  # noqa: F401  (its session events record changes)
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 

@@ -610,3 +610,39 @@ class RateBucket(Base):
     __tablename__ = "rate_buckets"
     key: Mapped[str] = mapped_column(String(96), primary_key=True)
     tat: Mapped[float] = mapped_column(Float)
+
+
+class RdapDocument(Base):
+    """A sponsored domain's anonymous RDAP answer as served, rendered when the domain, one of
+    its contacts or the registrar changes (rdds/documents.py). `site` is a digest of the
+    settings the document links to; a row rendered under other settings is not served."""
+
+    __tablename__ = "rdap_documents"
+    name: Mapped[str] = mapped_column(String(253), primary_key=True)  # A-label
+    domain_id: Mapped[int] = mapped_column(Id, index=True)
+    registrant_id: Mapped[int | None] = mapped_column(Id, index=True)
+    tech_id: Mapped[int | None] = mapped_column(Id, index=True)
+    site: Mapped[str] = mapped_column(String(64))
+    etag: Mapped[str] = mapped_column(String(64))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    rendered_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class RdapGeneration(Base):
+    """One counter (a single row, id 1) that each transaction changing what an RDAP document
+    shows advances; its row lock orders those transactions with the writes of documents."""
+
+    __tablename__ = "rdap_generation"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger)
+
+
+class RdapChange(Base):
+    """What one generation changed: a domain, a contact (every domain naming it), or, with
+    neither, everything (the registrar's record)."""
+
+    __tablename__ = "rdap_changes"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    generation: Mapped[int] = mapped_column(BigInteger, index=True)
+    domain_id: Mapped[int | None] = mapped_column(Id)
+    contact_id: Mapped[int | None] = mapped_column(Id)

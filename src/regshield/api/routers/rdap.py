@@ -23,15 +23,16 @@ lookup writes, the event of its access.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Any, Final
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import structlog
 from fastapi import APIRouter, Request, Response
+from starlette.types import Receive, Scope, Send
 
 from regshield.errors import (
     AuthenticationRequired,
@@ -43,6 +44,14 @@ from regshield.errors import (
 from regshield.flows.contacts import contact_read
 from regshield.flows.context import Actor, RequestContext, new_request_id
 from regshield.flows.personal_data import record_staff_read
+from regshield.rdds.documents import (
+    CACHE_CONTROL,
+    Document,
+    Missing,
+    document_cache,
+    rdap_json,
+    site_of,
+)
 from regshield.rdds.rdap import (
     MEDIA_TYPE,
     RdapError,
@@ -109,11 +118,7 @@ def _services(request: Request) -> Services:
 
 
 def _site(services: Services) -> Site:
-    settings = services.settings
-    port43 = settings.rdds.whois_server
-    if port43 is None and settings.rdds.whois_listen is not None:
-        port43 = urlsplit(settings.public_url).hostname
-    return Site(settings.rdap_base_url, settings.registrar_url, settings.terms_url, port43)
+    return site_of(services.settings)
 
 
 def _query_url(request: Request, site: Site) -> str:
@@ -125,8 +130,7 @@ def _query_url(request: Request, site: Site) -> str:
 
 def _render(request: Request, status: int, body: dict[str, Any],
             headers: dict[str, str] | None = None) -> Response:
-    content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-    response = Response(content, status_code=status, media_type=MEDIA_TYPE,
+    response = Response(rdap_json(body), status_code=status, media_type=MEDIA_TYPE,
                         headers={**CORS, **(headers or {})})
     if request.method == "HEAD":
         response.body = b""  # Content-Length stays that of the GET answer
@@ -191,11 +195,14 @@ def _only_parameters(request: Request, *allowed: str) -> None:
 Work = Callable[[Services, Requester, Site, str], Awaitable[dict[str, Any]]]
 
 
-async def _answer(request: Request, work: Work, *parameters: str) -> Response:
-    """Run one query: limits, parameters, the work, and any failure as an RDAP error."""
+async def _answer(request: Request, work: Work, *parameters: str,
+                  requester: Requester | None = None) -> Response:
+    """Run one query: limits (unless the `requester` was already counted), parameters, the
+    work, and any failure as an RDAP error."""
     try:
         services = _services(request)
-        requester = await _requester(request, services)
+        if requester is None:
+            requester = await _requester(request, services)
         _only_parameters(request, *parameters)
         site = _site(services)
         return _render(request, 200, await work(services, requester, site,
@@ -222,6 +229,14 @@ async def _answer(request: Request, work: Work, *parameters: str) -> Response:
 
 @router.api_route(f"{PREFIX}/domain/{{name}}", methods=LOOKUP_METHODS)
 async def domain(request: Request, name: str) -> Response:
+    return await _answer(request, _domain_lookup(name))
+
+
+def _not_sponsored(name: str) -> RdapError:
+    return RdapError(404, "Not found", f"{name} is not a domain this registrar sponsors.")
+
+
+def _domain_lookup(name: str) -> Work:
     async def work(services: Services, requester: Requester, site: Site,
                    query_url: str) -> dict[str, Any]:
         query = lookup_name(name)
@@ -229,8 +244,7 @@ async def domain(request: Request, name: str) -> Response:
         record = await load_domain(services.store, services.sealer, query.name.ascii,
                                    registrar_url=settings.registrar_url)
         if record is None:
-            raise RdapError(404, "Not found",
-                            f"{query.name.ascii} is not a domain this registrar sponsors.")
+            raise _not_sponsored(query.name.ascii)
         persona, disclosed = await persona_of(services, requester.actor,
                                               requester.context, record, "rdap")
         presentation = present(record, persona, public_url=settings.public_url,
@@ -238,7 +252,7 @@ async def domain(request: Request, name: str) -> Response:
         return domain_response(presentation, site, query_url=query_url,
                                now=services.clock.now(), unicode_query=query.unicode_query)
 
-    return await _answer(request, work)
+    return work
 
 
 @router.api_route(f"{PREFIX}/nameserver/{{name}}", methods=LOOKUP_METHODS)
@@ -343,3 +357,118 @@ async def anything_else(request: Request, rest: str) -> Response:
                                           "domains (search) and help queries.")
 
     return await _answer(request, work)
+
+
+DOMAIN_PATH: Final = f"{PREFIX}/domain/"
+# A name as documents are keyed: A-labels in lower case, no trailing dot. Any other spelling
+# takes the dynamic path, which reads it as a name and links to the query as it was asked.
+CANONICAL: Final = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+"
+                              r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+class CachedDomains:
+    """Anonymous domain lookups answered from the rendered documents (rdds/documents.py).
+
+    Plain ASGI, called by the application ahead of its middleware and router for a request
+    that `cacheable` accepts: a `GET` or `HEAD` of `domain/<name>` with no credentials, no query
+    parameters and the name in its canonical form. Such a query takes one token of the source's
+    limit, as every query does, and is answered with the stored bytes, a strong ETag,
+    Last-Modified and Cache-Control, or 304 when the requester's copy is current
+    (If-None-Match, else If-Modified-Since). A name without a document (unknown, or not rendered
+    yet) is answered by the dynamic lookup without a second token. Everything else (a bearer
+    token: staff, disclosure requesters) goes to the router as before.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        name = cacheable(scope)
+        assert name is not None, "the application sends only cacheable lookups here"
+        services: Services = scope["app"].state.services
+        client = scope.get("client")
+        source = client[0] if client else None
+        try:
+            await _limit(services, source, None)
+        except RdapError as refused:
+            await _error(Request(scope, receive), refused)(scope, receive, send)
+            return
+        except Exception as exc:  # ahead of the application's error handling: answer as it
+            log.error("rdap.unexpected_error", error_type=type(exc).__name__,
+                      path=scope["path"][:200])
+            await _error(Request(scope, receive), RdapError(
+                500, "Internal error", "The query failed; try again later."))(
+                scope, receive, send)
+            return
+        try:
+            document = await document_cache(services).document(name)
+        except Exception:  # the store is unreachable: the dynamic path answers (or says so)
+            log.warning("rdap.document_unavailable", exc_info=True)
+            document = Missing.NOT_RENDERED
+        if isinstance(document, Document):
+            await _send_document(scope, send, document)
+            return
+        if document is Missing.UNKNOWN:
+            # The dynamic path's answer, without reading the store again: 400 for a name that
+            # is not one, else 404.
+            try:
+                lookup_name(name)
+                raise _not_sponsored(name)
+            except RdapError as error:
+                await _error(Request(scope, receive), error)(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        context = RequestContext(channel="api", source_address=source,
+                                 request_id=getattr(request.state, "request_id", None)
+                                 or new_request_id())
+        response = await _answer(request, _domain_lookup(name),
+                                 requester=Requester(None, context))
+        await response(scope, receive, send)
+
+
+def cacheable(scope: Scope) -> str | None:
+    """The name of an anonymous domain lookup that documents may answer, else None."""
+    if scope["type"] != "http" or scope["method"] not in LOOKUP_METHODS:
+        return None
+    path: str = scope["path"]
+    if not path.startswith(DOMAIN_PATH) or scope.get("query_string"):
+        return None
+    if any(key == b"authorization" for key, _ in scope["headers"]):
+        return None
+    name = path[len(DOMAIN_PATH):]
+    return name if CANONICAL.fullmatch(name) else None
+
+
+async def _send_document(scope: Scope, send: Send, document: Document) -> None:
+    headers = [(b"access-control-allow-origin", b"*"), (b"etag", document.etag.encode()),
+               (b"last-modified", document.last_modified.encode()),
+               (b"cache-control", CACHE_CONTROL.encode())]
+    if _not_modified(scope, document):
+        await send({"type": "http.response.start", "status": 304, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    headers += [(b"content-type", MEDIA_TYPE.encode()),
+                (b"content-length", str(document.size).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body",
+                "body": b"" if scope["method"] == "HEAD" else document.body})
+
+
+def _not_modified(scope: Scope, document: Document) -> bool:
+    """RFC 9110 §13.1.2 (If-None-Match, weak comparison) and §13.1.3 (If-Modified-Since,
+    only without If-None-Match)."""
+    none_match = since = None
+    for key, value in scope["headers"]:
+        if key == b"if-none-match":
+            none_match = value.decode("latin-1")
+        elif key == b"if-modified-since":
+            since = value.decode("latin-1")
+    if none_match is not None:
+        tags = {tag.strip().removeprefix("W/") for tag in none_match.split(",")}
+        return "*" in tags or document.etag in tags
+    if since is None:
+        return False
+    try:
+        when = parsedate_to_datetime(since)
+    except (TypeError, ValueError):
+        return False  # an unreadable date is ignored (RFC 9110 §13.1.3)
+    if when.tzinfo is None:
+        return False
+    return document.rendered_at.replace(microsecond=0) <= when

@@ -1,0 +1,421 @@
+"""Anonymous RDAP domain documents: rendered when their data changes, served from memory.
+
+What an anonymous requester sees of a domain changes only when the domain, one of its contacts
+or the registrar's record changes, so it is rendered then, not per query, as the DNS publisher
+signs a zone when it changes rather than per DNS query:
+
+- `rdap_documents` (store) holds each sponsored domain's anonymous answer as served: the JSON
+  bytes and their strong ETag, keyed by name. A `Materializer` in `regshield serve` renders the
+  domains that have no document (new, changed, or never rendered) in the background, in
+  batches; the transaction that changes a domain deletes its document
+  (store/rdap_changes.py), so a stale document is never read from the store.
+- `DocumentCache` keeps documents in this process's memory (least recently used first out,
+  at most `MEMORY_BYTES`). It checks the store's generation counter before answering when it
+  last did so more than `CHECK_SECONDS` ago, or at once after this process committed a change,
+  and drops what the changes since then touched. A change committed by any process is therefore
+  never served from here more than `CHECK_SECONDS` later.
+- A name with no document (unknown, or not rendered yet) is answered by the dynamic path
+  (rdds/record.py), which keeps no state for names it does not know.
+
+A document's `site` is a digest of the settings it links to: one rendered under other
+settings (after a change of the public or terms URL and a restart) is not served, and is
+rendered again. Redaction is the dynamic path's: `render_anonymous` is `present` for the
+anonymous persona and `domain_response` for the canonical query URL; the one difference is
+the "last update of RDAP database" event, which carries the time the document was rendered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+import weakref
+import zlib
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import format_datetime
+from enum import Enum
+from functools import cached_property
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import structlog
+from sqlalchemy import and_, bindparam, delete, exists, insert, select
+
+from regshield.config import Settings
+from regshield.rdds.rdap import Site, domain_response
+from regshield.rdds.record import SPONSORED_STATES, DomainRecord, load_domains_after, present
+from regshield.rules.redaction import Persona
+from regshield.services import Services
+from regshield.store.engine import Store
+from regshield.store.models import Domain, RdapChange, RdapDocument, RdapGeneration
+from regshield.store.rdap_changes import local_commits
+
+MEMORY_BYTES: Final = 256 * 1024 * 1024  # documents (deflated) kept in one process's memory
+CHECK_SECONDS: Final = 0.5  # longest a change by another process goes unseen by a cache
+CACHE_CONTROL: Final = "public, max-age=60"  # how long a client or proxy may reuse an answer
+BATCH: Final = 100  # documents rendered and written in one transaction
+KEEP_CHANGES: Final = 100_000  # generations of changes kept for caches that fell behind
+IDLE_SECONDS: Final = 1.0  # between the materializer's looks for work
+FULL_PASS_SECONDS: Final = 60.0  # a full pass catches domains added without the ORM
+log = structlog.get_logger("regshield.rdap")
+
+
+def site_of(settings: Settings) -> Site:
+    """What RDAP answers link to, from the settings."""
+    port43 = settings.rdds.whois_server
+    if port43 is None and settings.rdds.whois_listen is not None:
+        port43 = urlsplit(settings.public_url).hostname
+    return Site(settings.rdap_base_url, settings.registrar_url, settings.terms_url, port43)
+
+
+def site_digest(settings: Settings) -> str:
+    """A digest of every setting a document shows: the site's URLs and the public URL the
+    contact forms are under."""
+    site = site_of(settings)
+    shown = [site.base_url, site.registrar_url, site.terms_url, site.port43,
+             settings.public_url]
+    return hashlib.sha256(json.dumps(shown).encode()).hexdigest()[:32]
+
+
+def rdap_json(body: dict[str, Any]) -> bytes:
+    """An RDAP document as bytes on the wire (every answer, materialized or not)."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def render_anonymous(record: DomainRecord, site: Site, *, public_url: str,
+                     now: datetime) -> bytes:
+    """The anonymous answer to `domain/<name>`, exactly as the dynamic path renders it."""
+    presentation = present(record, Persona.ANONYMOUS, public_url=public_url)
+    return rdap_json(domain_response(presentation, site,
+                                     query_url=site.url(f"domain/{record.name}"), now=now))
+
+
+def strong_etag(body: bytes) -> str:
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+@dataclass(frozen=True)
+class Document:
+    """A document as memory keeps it: the JSON deflated (about a fifth of its size, so that
+    a process holds five times as many; inflating one costs far less than the query)."""
+
+    name: str
+    domain_id: int
+    contact_ids: tuple[int, ...]
+    etag: str
+    packed: bytes  # zlib
+    size: int  # of the JSON, for Content-Length
+    rendered_at: datetime
+
+    @property
+    def body(self) -> bytes:
+        return zlib.decompress(self.packed)
+
+    @cached_property
+    def last_modified(self) -> str:
+        return format_datetime(self.rendered_at, usegmt=True)
+
+
+# One statement per name not in memory: the sponsored domain, and its document if rendered.
+_DOCUMENT = (select(Domain.id, RdapDocument.registrant_id, RdapDocument.tech_id,
+                    RdapDocument.etag, RdapDocument.body, RdapDocument.rendered_at)
+             .select_from(Domain)
+             .outerjoin(RdapDocument, and_(RdapDocument.name == Domain.name,
+                                           RdapDocument.site == bindparam("site")))
+             .where(Domain.name == bindparam("name"), Domain.ended_at.is_(None),
+                    Domain.state.in_(SPONSORED_STATES)))
+
+
+class Missing(Enum):
+    """Why a name has no document: no sponsored domain has it, or it is not rendered yet."""
+
+    UNKNOWN = "unknown"
+    NOT_RENDERED = "not rendered"
+_GENERATION = select(RdapGeneration.generation).where(RdapGeneration.id == 1)
+
+
+class DocumentCache:
+    """One process's memory copy of the documents (see the module docstring)."""
+
+    def __init__(self, store: Store, site: str, *, memory_bytes: int = MEMORY_BYTES,
+                 check_seconds: float = CHECK_SECONDS) -> None:
+        self.store = store
+        self.site = site
+        self.memory_bytes = memory_bytes
+        self.check_seconds = check_seconds
+        self._documents: OrderedDict[str, Document] = OrderedDict()
+        self._by_domain: dict[int, str] = {}
+        self._by_contact: dict[int, set[str]] = {}
+        self._bytes = 0
+        self._generation: int | None = None
+        self._checked = float("-inf")
+        self._local = -1
+        self._checking: asyncio.Task[None] | None = None
+
+    def __len__(self) -> int:
+        return len(self._documents)
+
+    async def document(self, name: str) -> Document | Missing:
+        """`name`'s document (A-label, lower case), or why it has none. Nothing is kept for a
+        name without a document."""
+        await self._current()
+        found = self._documents.get(name)
+        if found is not None:
+            self._documents.move_to_end(name)
+            return found
+        generation = self._generation
+        row = await self.store.lookup(_DOCUMENT, {"name": name, "site": self.site})
+        if row is None:
+            return Missing.UNKNOWN
+        domain_id, registrant_id, tech_id, etag, body, rendered_at = tuple(row)
+        if body is None:
+            return Missing.NOT_RENDERED
+        found = _document(name, domain_id, registrant_id, tech_id, etag, body, rendered_at)
+        if self._generation == generation:  # else a change may have come in since the read
+            self._keep(found)
+        return found
+
+    def offer(self, documents: Iterable[Document], generation: int) -> int:
+        """Keep documents the store held at `generation`, unless this copy already applied a
+        later change (its next check drops those a change since then touched). Offers fill
+        free room only: they never push out what queries brought in. Returns how many were
+        kept."""
+        if self._generation is None:  # never checked: the copy starts at `generation`
+            self._generation = generation
+        if self._generation > generation:
+            return 0
+        kept = 0
+        for document in documents:
+            if self._bytes + len(document.packed) > self.memory_bytes:
+                break
+            self._keep(document)
+            kept += 1
+        return kept
+
+    async def preload(self, batch: int = 1000) -> int:
+        """Fill memory with the store's documents (at start: a restart answers from memory at
+        once), up to the memory bound. Returns how many were loaded."""
+        await self._current()
+        loaded, after = 0, ""
+        while self._bytes < self.memory_bytes:
+            async with self.store.read() as session:
+                generation = int((await session.execute(_GENERATION)).scalar() or 0)
+                rows = (await session.execute(
+                    select(RdapDocument.name, RdapDocument.domain_id,
+                           RdapDocument.registrant_id, RdapDocument.tech_id, RdapDocument.etag,
+                           RdapDocument.body, RdapDocument.rendered_at)
+                    .where(RdapDocument.name > after, RdapDocument.site == self.site)
+                    .order_by(RdapDocument.name).limit(batch))).all()
+            if not rows:
+                break
+            loaded += self.offer([_document(*row) for row in rows], generation)
+            after = rows[-1][0]
+        return loaded
+
+    def _stale(self) -> bool:
+        return (self._local != local_commits()
+                or time.monotonic() - self._checked >= self.check_seconds)
+
+    async def _current(self) -> None:
+        """Bring the memory copy up to the store's generation, if it was not checked lately;
+        concurrent queries wait for one check."""
+        while self._stale():
+            if self._checking is None or self._checking.done():
+                self._checking = asyncio.create_task(self._check())
+            await asyncio.shield(self._checking)
+
+    async def _check(self) -> None:
+        local, started = local_commits(), time.monotonic()
+        row = await self.store.lookup(_GENERATION, {})
+        generation = int(row[0]) if row is not None else 0
+        seen = self._generation
+        if seen is not None and generation != seen:
+            await self._apply_changes(seen, generation)
+        self._generation = generation
+        self._local, self._checked = local, started
+
+    async def _apply_changes(self, seen: int, generation: int) -> None:
+        if generation < seen:  # the counter went back: a store restored from a backup
+            self.clear()
+            return
+        async with self.store.read() as session:
+            rows = (await session.execute(
+                select(RdapChange.generation, RdapChange.domain_id, RdapChange.contact_id)
+                .where(RdapChange.generation > seen))).all()
+        generations = {row[0] for row in rows}
+        latest = max(generations | {generation})
+        if len(generations) != latest - seen:  # pruned changes: what they touched is unknown
+            self.clear()
+            return
+        for _, domain_id, contact_id in rows:
+            if domain_id is None and contact_id is None:
+                self.clear()
+                return
+            if domain_id is not None:
+                self._forget(self._by_domain.get(domain_id))
+            if contact_id is not None:
+                for name in list(self._by_contact.get(contact_id, ())):
+                    self._forget(name)
+
+    def _keep(self, document: Document) -> None:
+        self._forget(document.name)
+        self._documents[document.name] = document
+        self._by_domain[document.domain_id] = document.name
+        for contact_id in document.contact_ids:
+            self._by_contact.setdefault(contact_id, set()).add(document.name)
+        self._bytes += len(document.packed)
+        while self._bytes > self.memory_bytes and self._documents:
+            self._forget(next(iter(self._documents)))
+
+    def _forget(self, name: str | None) -> None:
+        document = self._documents.pop(name, None) if name is not None else None
+        if document is None:
+            return
+        self._bytes -= len(document.packed)
+        if self._by_domain.get(document.domain_id) == document.name:
+            del self._by_domain[document.domain_id]
+        for contact_id in document.contact_ids:
+            names = self._by_contact.get(contact_id)
+            if names is not None:
+                names.discard(document.name)
+                if not names:
+                    del self._by_contact[contact_id]
+
+    def clear(self) -> None:
+        self._documents.clear()
+        self._by_domain.clear()
+        self._by_contact.clear()
+        self._bytes = 0
+
+
+def _document(name: str, domain_id: int, registrant_id: int | None, tech_id: int | None,
+              etag: str, body: bytes, rendered_at: datetime) -> Document:
+    return Document(name, domain_id, tuple(c for c in (registrant_id, tech_id) if c), etag,
+                    zlib.compress(body, 1), len(body), rendered_at)
+
+
+_caches: weakref.WeakKeyDictionary[Store, DocumentCache] = weakref.WeakKeyDictionary()
+
+
+def document_cache(services: Services) -> DocumentCache:
+    """This process's cache of the documents of `services`' store."""
+    cache = _caches.get(services.store)
+    if cache is None:
+        cache = DocumentCache(services.store, site_digest(services.settings))
+        _caches[services.store] = cache
+    return cache
+
+
+class Materializer:
+    """Renders and stores the documents that are missing (see the module docstring)."""
+
+    def __init__(self, services: Services, *, batch: int = BATCH) -> None:
+        self.services = services
+        self.batch = batch
+        self.site = site_digest(services.settings)
+
+    async def render_missing(self) -> int:
+        """One pass over every sponsored domain: render those without a current document.
+        Returns how many documents were written."""
+        written, after = 0, 0
+        while True:
+            count, after, more = await self._render_batch(after)
+            written += count
+            if not more:
+                return written
+
+    async def _render_batch(self, after: int) -> tuple[int, int, bool]:
+        services, settings = self.services, self.services.settings
+        site = site_of(settings)
+        current = exists().where(RdapDocument.name == Domain.name,
+                                 RdapDocument.site == self.site)
+        async with services.store.read() as session:
+            # The generation first: the records read next are at least as new as it.
+            read_at = int((await session.execute(_GENERATION)).scalar() or 0)
+            sourced = await load_domains_after(
+                session, services.sealer, after, self.batch,
+                registrar_url=settings.registrar_url, where=~current)
+        if not sourced:
+            return 0, after, False
+        rows = []
+        for item in sourced:
+            now = services.clock.now()
+            body = render_anonymous(item.record, site, public_url=settings.public_url, now=now)
+            rows.append({"name": item.record.name, "domain_id": item.domain_id,
+                         "registrant_id": item.registrant_id, "tech_id": item.tech_id,
+                         "site": self.site, "etag": strong_etag(body), "body": body,
+                         "rendered_at": now})
+            await asyncio.sleep(0)  # rendering is CPU: let queries in between
+        written = await self._write(rows, read_at)
+        return written, sourced[-1].domain_id, len(sourced) == self.batch
+
+    async def _write(self, rows: list[dict[str, Any]], read_at: int) -> int:
+        """Write documents rendered from data read at generation `read_at`, leaving out those
+        a change committed since touched. The counter's row lock (a SQLite write holds the
+        whole database) keeps a change from committing between that check and this commit."""
+        async with self.services.store.write() as session:
+            generation = int((await session.execute(
+                _GENERATION.with_for_update())).scalar() or 0)
+            if generation != read_at:
+                changes = (await session.execute(
+                    select(RdapChange.domain_id, RdapChange.contact_id)
+                    .where(RdapChange.generation > read_at))).all()
+                if any(d is None and c is None for d, c in changes):
+                    return 0
+                domains = {d for d, _ in changes if d is not None}
+                contacts = {c for _, c in changes if c is not None}
+                rows = [row for row in rows if row["domain_id"] not in domains
+                        and row["registrant_id"] not in contacts
+                        and row["tech_id"] not in contacts]
+            if not rows:
+                return 0
+            # On the connection: through the session, an insert of many rows runs one statement
+            # per row.
+            connection = await session.connection()
+            await connection.execute(delete(RdapDocument).where(
+                RdapDocument.name.in_([row["name"] for row in rows])))
+            await connection.execute(insert(RdapDocument), rows)
+        document_cache(self.services).offer(
+            [_document(row["name"], row["domain_id"], row["registrant_id"], row["tech_id"],
+                       row["etag"], row["body"], row["rendered_at"]) for row in rows],
+            generation)
+        return len(rows)
+
+    async def prune(self) -> None:
+        """Forget changes no cache can still need."""
+        async with self.services.store.write() as session:
+            generation = int((await session.execute(_GENERATION)).scalar() or 0)
+            await session.execute(delete(RdapChange).where(
+                RdapChange.generation <= generation - KEEP_CHANGES))
+
+    async def run_forever(self) -> None:
+        """Load the stored documents into this process's memory, then render what is missing
+        whenever the generation moves, and a full pass now and then."""
+        seen: int | None = None
+        passed = float("-inf")
+        try:
+            loaded = await document_cache(self.services).preload()
+            log.info("rdap.documents_loaded", count=loaded)
+        except Exception:  # the store is not reachable yet: documents load as they are asked
+            log.exception("rdap.preload_failed")
+        while True:
+            try:
+                row = await self.services.store.lookup(_GENERATION, {})
+                generation = int(row[0]) if row is not None else 0
+                if generation != seen or time.monotonic() - passed >= FULL_PASS_SECONDS:
+                    passed = time.monotonic()
+                    written = await self.render_missing()
+                    if written:
+                        log.info("rdap.documents_rendered", count=written)
+                    if seen is None or generation // 1000 != seen // 1000:
+                        await self.prune()
+                    seen = generation
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a broken database must not end the materializer for good
+                log.exception("rdap.materialize_failed")
+            await asyncio.sleep(IDLE_SECONDS)
