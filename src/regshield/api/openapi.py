@@ -203,6 +203,7 @@ def statuses_of(route: RouteContext) -> dict[int, list[str]]:
         kinds += [slug for slug in slugs if slug not in kinds]
 
     add(429, "throttled")  # the API's rate limit, per source and per token (api/rate_limit.py)
+    add(503, "busy")  # every database connection taken (api/problems.py)
     if authenticated:
         add(401, "authentication-required", "authentication-failed")
         add(403, "permission-denied")

@@ -14,12 +14,14 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from regshield.errors import FieldError, RegshieldError, ValidationFailed
 
 PROBLEM_TYPE = "urn:regshield:problem:"
 log = structlog.get_logger("regshield.api")
+BUSY_RETRY_AFTER_SECONDS = 1
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,11 @@ PROBLEM_TYPES: tuple[ProblemType, ...] = (
                 "No session with the registry could be opened; the command was not sent and "
                 "nothing was changed.",
                 "Retry later: it is safe to send the same request again."),
+    ProblemType("busy", 503, "Too busy to answer now",
+                "Every connection to the database stayed taken for 5 seconds (a flood, or a "
+                "slow database); the request was not carried out and nothing was changed. "
+                "`Retry-After` gives the wait in seconds.",
+                "Retry after `Retry-After` seconds: it is safe to send the same request again."),
     ProblemType("registry-lock-code-undelivered", 503,
                 "The verification code could not be sent",
                 "The registry-lock verification code could not be mailed; the request was "
@@ -271,6 +278,15 @@ def install(app: FastAPI) -> None:
         title = known.title if known else str(exc.detail)
         return problem(request, exc.status_code, slug, title, str(exc.detail),
                        headers=dict(exc.headers or {}))
+
+    @app.exception_handler(PoolTimeout)
+    async def busy(request: Request, exc: PoolTimeout) -> ProblemResponse:
+        # Every database connection is taken (a flood, or a slow database): say so at once,
+        # rather than queue the request or call it an internal error.
+        log.warning("api.busy", path=request.url.path[:200])
+        return problem(request, 503, "busy", "Too busy to answer now",
+                       "Every database connection is in use; try again shortly.",
+                       headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)})
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> ProblemResponse:

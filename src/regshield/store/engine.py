@@ -26,6 +26,8 @@ from regshield.store import rdap_changes  # noqa: F401  (its session events reco
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
+POOL_WAIT_SECONDS = 5.0  # the wait for a free database connection (the `busy` problem)
+
 
 class Store:
     """Owns the engine. `write()` opens a transaction for a flow, `read()` one for a query."""
@@ -33,7 +35,9 @@ class Store:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        kwargs: dict[str, Any] = {"echo": echo}
+        # A request that finds every connection taken waits this long, then is answered 503
+        # (api/problems.py "busy"), not queued behind a flood.
+        kwargs: dict[str, Any] = {"echo": echo, "pool_timeout": POOL_WAIT_SECONDS}
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 30}
         else:
@@ -57,6 +61,7 @@ class Store:
         self._lookups: AsyncEngine = (
             self.engine.execution_options(sqlite_begin=None) if self.is_sqlite
             else create_async_engine(url, echo=echo, pool_size=20, max_overflow=20,
+                                     pool_timeout=POOL_WAIT_SECONDS,
                                      isolation_level="AUTOCOMMIT"))
 
     @asynccontextmanager

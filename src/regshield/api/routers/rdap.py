@@ -32,6 +32,7 @@ from urllib.parse import quote
 
 import structlog
 from fastapi import APIRouter, Request, Response
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import Receive, Scope, Send
 
 from regshield.errors import (
@@ -219,6 +220,11 @@ async def _answer(request: Request, work: Work, *parameters: str,
     except RegshieldError as failed:
         status = failed.http_status if 400 <= failed.http_status < 600 else 500
         return _error(request, RdapError(status, failed.title, failed.detail))
+    except PoolTimeout:
+        log.warning("rdap.busy", path=request.url.path[:200])
+        return _error(request, RdapError(503, "Service busy",
+                                         "Every database connection is in use; try again "
+                                         "shortly.", headers={"Retry-After": "1"}))
     except Exception as exc:
         log.error("rdap.unexpected_error", error_type=type(exc).__name__,
                   request_id=getattr(request.state, "request_id", None),
