@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import httpx
+from conftest import World
+from contact_samples import CONTACTS, contact_body
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from sqlalchemy import event
 
 from regshield.api.app import create_app
 from regshield.services import Services
@@ -45,3 +50,42 @@ async def test_no_endpoint_or_dependency_runs_in_the_thread_pool(services: Servi
                         for call in (route.endpoint, *_calls(route.dependant))
                         if not _runs_on_the_loop(call)})
     assert offenders == []
+
+
+@contextmanager
+def statements(services: Services) -> Iterator[list[str]]:
+    """The SQL statements the store sends while the block runs."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(" ".join(statement.split()))
+
+    # On SQLite the lookups go through the main engine (with other options).
+    engines = {services.store.engine.sync_engine}
+    if not services.store.is_sqlite:
+        engines.add(services.store._lookups.sync_engine)
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", record)
+
+
+async def test_reading_a_contact_takes_two_statements_and_no_transaction(
+        api: httpx.AsyncClient, services: Services, world: World) -> None:
+    """The token with its holder, then the contact with its account and sealed key."""
+    owner = await world.user("owner", await world.account())
+    created = await api.post(CONTACTS, json=contact_body(), headers=owner.headers)
+    assert created.status_code == 201, created.text
+    path = f"{CONTACTS}/{created.json()['handle']}"
+
+    with statements(services) as seen:
+        response = await api.get(path, headers=owner.headers)
+
+    assert response.status_code == 200
+    assert response.json()["name"] == contact_body()["name"]
+    assert len(seen) == 2, seen
+    assert seen[0].startswith("SELECT api_tokens.id")
+    assert seen[1].startswith("SELECT contacts.handle")

@@ -29,7 +29,11 @@ from regshield.security.fields import Sealer
 from regshield.services import Services
 from regshield.store.models import Account, Contact, Domain
 from regshield.store.queries.accounts import account_by_reference, public_ids
-from regshield.store.queries.contacts import contact_by_handle, list_contacts
+from regshield.store.queries.contacts import (
+    CONTACT_TO_OPEN,
+    contact_by_handle,
+    list_contacts,
+)
 from regshield.store.queries.domains import domains_using_contact
 
 HANDLE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -237,14 +241,14 @@ async def contact_read(services: Services, actor: Actor, handle: str, *,
     """One contact; a staff user's read is recorded (flows/personal_data.py). Raises
     PermissionDenied, NotFound (also for another account's contact)."""
     actor.require("contacts", "read")
-    async with services.store.read() as session:
-        contact = await contact_by_handle(session, handle)
-        if contact is None:
-            raise NotFound("no such contact")
-        actor.require_object("contacts", "read", contact.account_id)
-        account_ids = await public_ids(session, {contact.account_id})
-        view = await open_contact(session, services.sealer, contact,
-                                  account_ids[contact.account_id])
+    found = await services.store.lookup(CONTACT_TO_OPEN, {"handle": handle})
+    if found is None:
+        raise NotFound("no such contact")
+    actor.require_object("contacts", "read", found.account_id)
+    data_key = services.keyring.unwrap(found.master_key_id, found.wrapped)
+    values = Sealer.open_json(data_key, found.data_sealed, contact_binding(found.handle))
+    view = ContactView(found.handle, found.account_public_id, ContactData.from_dict(values),
+                       found.created_at, found.updated_at)
     await record_staff_read(services, actor, context, [view.handle], via=via,
                             account=view.account)
     return view
