@@ -89,3 +89,22 @@ async def test_reading_a_contact_takes_two_statements_and_no_transaction(
     assert len(seen) == 2, seen
     assert seen[0].startswith("SELECT api_tokens.id")
     assert seen[1].startswith("SELECT contacts.handle")
+
+
+async def test_creating_a_contact_takes_one_statement_per_row_and_the_chain_three(
+        api: httpx.AsyncClient, services: Services, world: World) -> None:
+    """The token; then in one transaction the account, the data key, the contact, and the
+    event chain's head locked, the event, the head moved."""
+    owner = await world.user("owner", await world.account())
+    warm = await api.post(CONTACTS, json=contact_body(), headers=owner.headers)
+    assert warm.status_code == 201, warm.text  # the token's first use is recorded
+
+    with statements(services) as seen:
+        response = await api.post(CONTACTS, json=contact_body(), headers=owner.headers)
+
+    assert response.status_code == 201, response.text
+    sent = [" ".join(s.split()[:3]) for s in seen if not s.startswith("BEGIN")]
+    assert sent == ["SELECT api_tokens.id AS", "SELECT accounts.id, accounts.public_id,",
+                    "INSERT INTO data_keys", "INSERT INTO contacts",
+                    "SELECT event_chain.last_seq, event_chain.last_hash",
+                    "INSERT INTO events", "UPDATE event_chain SET"], seen
