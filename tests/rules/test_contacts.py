@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -87,6 +88,8 @@ def test_stored_form_round_trips_through_as_dict_and_from_dict() -> None:
     assert ContactData.from_dict(data.as_dict()) == data
     assert data.as_dict()["street"] == ["a", "b"]
     assert set(data.as_dict()) == set(FIELDS)
+    # as_dict names each field: one added to the record must be added there too.
+    assert set(FIELDS) == {f.name for f in dataclasses.fields(ContactData)}
 
 
 # Normalization

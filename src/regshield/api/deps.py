@@ -50,7 +50,19 @@ async def stepped_up_actor_of(
     return await run_flow(services_of(request), actor, context_of(request), StepUp(x_otp))
 
 
-ServicesDep = Annotated[Services, Depends(services_of)]
-ContextDep = Annotated[RequestContext, Depends(context_of)]
+# FastAPI runs a plain `def` dependency in its thread pool: a thread hop per request for what
+# is an attribute read. The dependencies are `async def` versions of the helpers above.
+
+
+async def _services_dependency(request: Request) -> Services:
+    return services_of(request)
+
+
+async def _context_dependency(request: Request) -> RequestContext:
+    return context_of(request)
+
+
+ServicesDep = Annotated[Services, Depends(_services_dependency)]
+ContextDep = Annotated[RequestContext, Depends(_context_dependency)]
 ActorDep = Annotated[Actor, Depends(actor_of)]
 SteppedUpActorDep = Annotated[Actor, Depends(stepped_up_actor_of)]

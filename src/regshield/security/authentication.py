@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from regshield.clock import as_utc
 from regshield.errors import AuthenticationFailed, AuthenticationRequired
@@ -14,7 +15,7 @@ from regshield.security.tokens import API_TOKEN_PREFIX, SESSION_PREFIX, digest
 from regshield.services import Services
 from regshield.store.models import User
 from regshield.store.queries.accounts import public_ids
-from regshield.store.queries.users import session_by_hash, token_holder, touch_token
+from regshield.store.queries.users import TOKEN_HOLDER, session_by_hash, touch_token
 
 # Bookkeeping of "last used" is coarse so that reads do not turn into writes.
 LAST_USED_RESOLUTION = timedelta(minutes=5)
@@ -31,22 +32,22 @@ async def actor_for_bearer(services: Services, value: str | None) -> Actor:
     if not value.startswith(API_TOKEN_PREFIX) or len(value) > 128:
         raise AuthenticationFailed("not an API token")
     now = services.clock.now()
-    async with services.store.read() as session:
-        found = await token_holder(session, digest(value))
+    # One statement outside any transaction: no BEGIN and COMMIT, no pool pre-ping, no ORM
+    # objects for what every request asks.
+    found = await services.store.lookup(TOKEN_HOLDER, {"token_hash": digest(value)})
     if found is None:
         raise AuthenticationFailed("the token is unknown, expired or revoked")
-    token, user, account = found
-    if token.revoked_at is not None or as_utc(token.expires_at) <= now:
+    if found.revoked_at is not None or as_utc(found.expires_at) <= now:
         raise AuthenticationFailed("the token is unknown, expired or revoked")
-    if user.disabled_at is not None:
+    if found.disabled_at is not None:
         raise AuthenticationFailed("the token's user is disabled")
-    actor = _actor(user, account, token.scopes, token.id, token.second_factor_at,
-                   may_step_up(token.kind, token.scopes))
-    stale = token.last_used_at is None or \
-        as_utc(token.last_used_at) + LAST_USED_RESOLUTION <= now
+    actor = _actor(found, found.account_public_id, found.scopes, found.token_id,
+                   found.second_factor_at, may_step_up(found.token_kind, found.scopes))
+    stale = found.last_used_at is None or \
+        as_utc(found.last_used_at) + LAST_USED_RESOLUTION <= now
     if stale:
         async with services.store.write() as session:
-            await touch_token(session, token.id, now)
+            await touch_token(session, found.token_id, now)
     return actor
 
 
@@ -73,7 +74,22 @@ async def actor_for_console_session(services: Services, value: str | None) -> tu
                       may_step_up(None, [])), record.session_hash
 
 
-def _actor(user: User, account: str | None, scopes: list[str], token_id: int | None,
+class _Holder(Protocol):
+    """What an actor is made of: a `User`, or a row of `TOKEN_HOLDER`."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def public_id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def account_id(self) -> int | None: ...
+
+
+def _actor(user: _Holder, account: str | None, scopes: list[str], token_id: int | None,
            second_factor_at: datetime | None, step_up_allowed: bool) -> Actor:
     return Actor(
         kind="staff" if user.kind == "staff" else "customer",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -57,17 +57,17 @@ async def staff_count(session: AsyncSession) -> int:
     return int((await session.execute(query)).scalar_one())
 
 
-async def token_holder(session: AsyncSession,
-                       token_hash: str) -> tuple[ApiToken, User, str | None] | None:
-    """A token with its user and the user's account id, in one query (every API request)."""
-    query = (
-        select(ApiToken, User, Account.public_id)
-        .join(User, User.id == ApiToken.user_id)
-        .outerjoin(Account, Account.id == User.account_id)
-        .where(ApiToken.token_hash == token_hash)
-    )
-    row = (await session.execute(query)).first()
-    return (row[0], row[1], row[2]) if row else None
+# A token with its user and the user's account, in one statement (every API request); read
+# with `Store.lookup`, outside any transaction: one statement reads one consistent snapshot.
+TOKEN_HOLDER = (
+    select(ApiToken.id.label("token_id"), ApiToken.kind.label("token_kind"), ApiToken.scopes,
+           ApiToken.expires_at, ApiToken.revoked_at, ApiToken.last_used_at,
+           ApiToken.second_factor_at, User.id, User.public_id, User.kind, User.role,
+           User.account_id, User.disabled_at, Account.public_id.label("account_public_id"))
+    .join(User, User.id == ApiToken.user_id)
+    .outerjoin(Account, Account.id == User.account_id)
+    .where(ApiToken.token_hash == bindparam("token_hash"))
+)
 
 
 async def touch_token(session: AsyncSession, token_id: int, now: datetime) -> None:
