@@ -68,7 +68,8 @@ def changes_of(objects: Iterable[Any], new: frozenset[int]) -> set[Change]:
         if kind is Domain:
             found.add(("domain", obj.id))
         elif kind is Contact:
-            found.add(("contact", obj.id))
+            if id(obj) not in new:  # no document names a contact made in this transaction
+                found.add(("contact", obj.id))
         elif kind is Registrar:
             found.add(("all", 0))
         elif obj.kind == TRANSFER_KIND and obj.domain_id is not None:
