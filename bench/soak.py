@@ -19,9 +19,12 @@ attacker sends from 127.0.0.1. Four phases:
 4. nothing lost: every contact created during the run is read back, `regshield events verify`
    passes and the server's log holds no traceback.
 
-The per-source limits are raised for the legitimate addresses' sake (`[rdds] per_minute`
-below): a registrar's real users are many addresses each asking little, which 64 addresses at
-soak rates are not. The DNS load generator is dnsperf; HTTP and WHOIS clients run in this
+The per-source and per-token limits are raised for the legitimate addresses' sake (`[rdds]
+per_minute`, `[limits] api_per_minute` below) and their /24 is exempt from DNS RRL: a
+registrar's real users are many addresses each asking little, which 64 addresses at soak rates
+are not. The attacker's address keeps the same raised limits, so a flood shows what the
+service does when a limit is high, plus what the fixed caps (connections per source, RRL,
+login throttling) do. The DNS load generator is dnsperf; HTTP and WHOIS clients run in this
 process. Only loopback addresses are used.
 
     .venv/bin/python bench/soak.py [--backend sqlite|postgresql] [--domains 20000]
@@ -417,13 +420,17 @@ dns_listen = "off"
 listen = "127.0.0.1:{dns_port}"
 
 [dns.rrl]
-exempt = ["{LEGITIMATE_NETWORK}"]
+exempt_networks = ["{LEGITIMATE_NETWORK}"]
 
 [rdds]
 whois_listen = "127.0.0.1:{whois_port}"
 per_minute = 60000
 burst = 2000
 authenticated_per_minute = 600000
+
+[limits]
+api_per_minute = 60000
+api_burst = 5000
 """)
 
 
