@@ -190,3 +190,22 @@ async def test_leases_cut_round_trips_and_the_fleet_never_passes_the_limit(
     assert decisions[:100] == [True] * 100
     # 10 leases of 10, then one refusal per process (the retry for one more counts too).
     assert calls <= 14
+
+
+async def test_a_lease_at_a_high_rate_is_not_spent_by_the_clock(
+        services: Services, clock: FakeClock) -> None:
+    """At a million requests a minute a lease of 100 lasts 6 ms at the average rate; it is
+    kept for a second at least, so requests still cost a round trip per lease, not each."""
+    settings = replace(services.settings,
+                       rdds=replace(services.settings.rdds, burst=1000, per_minute=1_000_000),
+                       limits=replace(services.settings.limits, store="redis",
+                                      redis_url=REDIS_URL))
+    process = Services.open(settings, clock)
+    try:
+        for _ in range(200):
+            assert (await process.limiter("rdap").check("203.0.113.78")).allowed
+            clock.advance(timedelta(milliseconds=1))  # 200 ms in all
+        calls = process.limiter("rdap").buckets.shared_calls
+    finally:
+        await process.close()
+    assert calls == 2

@@ -67,6 +67,7 @@ from regshield.store.models import RateBucket
 MAX_BUCKETS = 100_000  # the least recently used buckets of a process are forgotten past this
 MAX_LEASE = 100  # requests taken from a shared bucket in one round trip, at most
 LEASE_SHARE = 10  # a lease is at most this fraction of the burst
+LEASE_SECONDS = 1.0  # a lease's requests may be spent this long at least
 RETRY_SHARED_SECONDS = 5.0  # after a failure, the shared store is left alone this long
 PRUNE_SECONDS = 300.0  # how often the database store deletes idle rows
 REDIS_PREFIX = "regshield:rate:"
@@ -325,8 +326,10 @@ class Buckets:
             if len(self._refused_until) > MAX_BUCKETS:
                 self._refused_until.popitem(last=False)
         elif count > 1:
-            # The lease lasts as long as its requests would at the average rate.
-            self._leases[hashed] = (count - 1, now + limit.interval * count)
+            # The lease lasts as long as its requests would at the average rate, and at least
+            # LEASE_SECONDS: at a high rate a lease spent in under a millisecond would send
+            # nearly every request to the store.
+            self._leases[hashed] = (count - 1, now + max(LEASE_SECONDS, limit.interval * count))
             if len(self._leases) > MAX_BUCKETS:
                 self._leases.popitem(last=False)
         return decision
