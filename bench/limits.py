@@ -1,9 +1,11 @@
 """Rate-limit store benchmark: the cost of one shared limit check, per store, beside a peer.
 
 For each store of security/limits.py (the process's own buckets, Redis, the database on SQLite
-and on PostgreSQL) it runs C concurrent tasks that check N requests over K requesters with a
-limit no requester reaches (every check is a round trip to the store), then the same over one
-requester flooding past its limit (the refusals that the process decides without the store).
+and on PostgreSQL) it runs C concurrent tasks that check N requests over 500 requesters with a
+limit no requester reaches: first straight against the store (every check a round trip), then
+through the process's `Buckets` (a lease of a tenth of the burst per round trip, as a server
+takes them), then one requester flooding past its limit (the refusals that the process decides
+without the store).
 The peer is the usual fixed-window limiter done by hand in Redis: INCR and EXPIRE of a
 per-minute key in one pipeline, on the same Redis.
 
@@ -54,6 +56,12 @@ async def measure(check: Callable[[int], Awaitable[object]], requests: int,
 
 async def run_store(name: str, buckets: Buckets, requests: int, concurrency: int) -> None:
     run = secrets.token_hex(4)
+    shared = buckets.shared
+
+    async def trip(number: int) -> object:
+        if shared is None:
+            return await buckets.take(f"{run}:trip:{number % 500}", GENEROUS, time.time())
+        return await shared.take(f"{run}:trip:{number % 500}", GENEROUS, time.time())
 
     async def spread(number: int) -> object:
         return await buckets.take(f"{run}:{number % 500}", GENEROUS, time.time())
@@ -61,9 +69,10 @@ async def run_store(name: str, buckets: Buckets, requests: int, concurrency: int
     async def flood(_number: int) -> object:
         return await buckets.take(f"{run}:flood", TIGHT, time.time())
 
-    allowed = await measure(spread, requests, concurrency)
+    trips = await measure(trip, requests, concurrency)
+    allowed = await measure(spread, requests * 10, concurrency)
     refused = await measure(flood, requests * 10, concurrency)
-    print(f"{name:24} {allowed:10.0f} {refused:12.0f}")
+    print(f"{name:24} {trips:12.0f} {allowed:12.0f} {refused:12.0f}")
 
 
 async def run_peer(requests: int, concurrency: int) -> None:
@@ -78,12 +87,13 @@ async def run_peer(requests: int, concurrency: int) -> None:
             return await pipe.execute()
 
     rate = await measure(fixed_window, requests, concurrency)
-    print(f"{'peer: Redis INCR+EXPIRE':24} {rate:10.0f} {'-':>12}")
+    print(f"{'peer: Redis INCR+EXPIRE':24} {rate:12.0f} {'-':>12} {'-':>12}")
     await redis.aclose()
 
 
 async def main(requests: int, concurrency: int, postgres: str) -> None:
-    print(f"{'store':24} {'checks/s':>10} {'flood refusals/s':>12}")
+    print(f"{'store':24} {'trips/s':>12} {'checks/s':>12} {'refusals/s':>12}")
+    print(f"{'':24} {'(no lease)':>12} {'(leases)':>12} {'(flood)':>12}")
     await run_store("process", Buckets(None), requests, concurrency)
     redis = RedisBuckets(REDIS_URL, 1.0)
     await run_store("redis", Buckets(redis, timeout=5.0), requests, concurrency)
