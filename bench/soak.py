@@ -169,10 +169,16 @@ async def paced(tally: Tally, request: Request, rate: float, seconds: float,
         due = start + interval * slot / connections
         n = 0
         while due < deadline:
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            _record(tally, await _guarded(request, n * connections + slot, slot), due)
+            now = time.perf_counter()
+            if now >= deadline:
+                # The server fell so far behind that this request's turn came after the
+                # phase: it counts as one not served, as a real client would see it.
+                tally.sent += 1
+                tally.errors.append("not sent before the end of the phase: server behind")
+            else:
+                if due > now:
+                    await asyncio.sleep(due - now)
+                _record(tally, await _guarded(request, n * connections + slot, slot), due)
             n += 1
             due += interval
 

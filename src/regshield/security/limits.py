@@ -279,6 +279,8 @@ class Buckets:
     _refused_until: OrderedDict[str, float] = field(default_factory=OrderedDict)
     # Requests taken from the shared store and not spent yet: bucket -> (left, until when).
     _leases: OrderedDict[str, tuple[int, float]] = field(default_factory=OrderedDict)
+    # Store calls still running after their caller stopped waiting (see `_shared_take`).
+    _pending: set[asyncio.Future[Decision]] = field(default_factory=set)
 
     @property
     def store_name(self) -> str:
@@ -303,13 +305,10 @@ class Buckets:
             return Decision(True)
         count = lease_size(limit)
         try:
-            async with asyncio.timeout(self.timeout):
-                decision = await self.shared.take(hashed, limit, now, count)
-                self.shared_calls += 1
-                if not decision.allowed and count > 1:
-                    count = 1  # near the limit: one request may still fit
-                    decision = await self.shared.take(hashed, limit, now)
-                    self.shared_calls += 1
+            decision = await self._shared_take(hashed, limit, now, count)
+            if not decision.allowed and count > 1:
+                count = 1  # near the limit: one request may still fit
+                decision = await self._shared_take(hashed, limit, now, 1)
         except Exception as error:  # any failure of the store: decide here, never fail
             self._shared_down_until = time.monotonic() + RETRY_SHARED_SECONDS
             if not self._down:
@@ -334,7 +333,27 @@ class Buckets:
                 self._leases.popitem(last=False)
         return decision
 
+    async def _shared_take(self, key: str, limit: Limit, now: float, count: int) -> Decision:
+        """The shared store's decision within `timeout`. The store's work is shielded: a
+        timeout stops the waiting, never a transaction half-way (a statement cancelled inside
+        SQLite's write transaction could leave the write lock taken)."""
+        assert self.shared is not None
+        work = asyncio.ensure_future(self.shared.take(key, limit, now, count))
+        self._pending.add(work)
+        work.add_done_callback(self._settled)
+        async with asyncio.timeout(self.timeout):
+            decision = await asyncio.shield(work)
+        self.shared_calls += 1
+        return decision
+
+    def _settled(self, work: asyncio.Future[Decision]) -> None:
+        self._pending.discard(work)
+        if not work.cancelled():
+            work.exception()  # retrieved: a failure nobody waited for is not logged as lost
+
     async def close(self) -> None:
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
         if self.shared is not None:
             await self.shared.close()
 
