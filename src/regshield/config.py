@@ -477,7 +477,8 @@ def _count(text: str | None, option: str, default: int) -> int:
     if text is None:
         return default
     if not text.isdigit() or not 1 <= int(text) <= 10_000_000:
-        raise ConfigurationError(f"{option}: expected a whole number from 1, got {text!r}")
+        raise ConfigurationError(
+            f"{option}: expected a whole number from 1 to 10000000, got {text!r}")
     return int(text)
 
 
