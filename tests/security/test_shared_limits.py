@@ -188,8 +188,53 @@ async def test_leases_cut_round_trips_and_the_fleet_never_passes_the_limit(
         await second.close()
     assert sum(decisions) == 100
     assert decisions[:100] == [True] * 100
-    # 10 leases of 10, then one refusal per process (the retry for one more counts too).
-    assert calls <= 14
+    # 10 leases of 10; near the end each process's lease asked for ahead is refused, then
+    # one request each is refused (the retry for one more counts too).
+    assert calls <= 16
+
+
+async def test_concurrent_requests_of_one_bucket_make_one_trip_and_waste_no_lease(
+        services: Services, clock: FakeClock) -> None:
+    """32 requests of one source at once in one process: one asks the store, the others wait
+    for its lease; none takes a lease of its own that would be lost."""
+    settings = replace(services.settings,
+                       rdds=replace(services.settings.rdds, burst=100, per_minute=1),
+                       limits=replace(services.settings.limits, store="database"))
+    first, second = Services.open(settings, clock), Services.open(settings, clock)
+    try:
+        decisions = await asyncio.gather(*(first.limiter("rdap").check("203.0.113.80")
+                                           for _ in range(32)))
+        calls = first.limiter("rdap").buckets.shared_calls
+        # What the first did not take is left for the second process.
+        later = await allowed(second, "rdap", 100, "203.0.113.80")
+    finally:
+        await first.close()
+        await second.close()
+    assert all(decision.allowed for decision in decisions)
+    assert calls == 4  # 32 requests, leases of 10
+    assert sum(later) == 100 - 40
+
+
+async def test_a_busy_requester_is_decided_without_waiting_for_the_store(
+        services: Services, clock: FakeClock) -> None:
+    """The next lease is asked for while a quarter of the current one is left, so requests
+    arriving a few milliseconds apart never wait for a round trip after the first."""
+    settings = replace(services.settings,
+                       rdds=replace(services.settings.rdds, burst=100, per_minute=1),
+                       limits=replace(services.settings.limits, store="database"))
+    process = Services.open(settings, clock)
+    limiter = process.limiter("rdap")
+    try:
+        assert (await limiter.check("203.0.113.81")).allowed  # the first asks the store
+        decided = []
+        for _ in range(40):
+            decided.append(limiter.check_now("203.0.113.81"))
+            await asyncio.sleep(0.01)
+        calls = limiter.buckets.shared_calls
+    finally:
+        await process.close()
+    assert [decision.allowed if decision else None for decision in decided] == [True] * 40
+    assert calls == 5  # 41 requests in leases of 10, each asked for ahead of need
 
 
 async def test_a_lease_at_a_high_rate_is_not_spent_by_the_clock(
@@ -208,4 +253,33 @@ async def test_a_lease_at_a_high_rate_is_not_spent_by_the_clock(
         calls = process.limiter("rdap").buckets.shared_calls
     finally:
         await process.close()
-    assert calls == 2
+    assert calls <= 3  # leases of 100 (the next asked for when 25 are left), not one a request
+
+
+async def test_a_busy_requesters_lease_grows_and_its_trips_stay_few(
+        services: Services, clock: FakeClock) -> None:
+    """Leases spent within a quarter second double (100, 200, 400, ...): 3,000 requests cost
+    a handful of trips, and the fleet's limit still holds."""
+    settings = replace(services.settings,
+                       rdds=replace(services.settings.rdds, burst=100_000,
+                                    per_minute=1_000_000),
+                       limits=replace(services.settings.limits, store="database"))
+    process = Services.open(settings, clock)
+    limiter = process.limiter("rdap")
+    try:
+        decisions = [await limiter.check("203.0.113.82") for _ in range(3000)]
+        await asyncio.sleep(0.1)  # a renewal still on its way is counted too
+        calls = limiter.buckets.shared_calls
+    finally:
+        await process.close()
+    assert all(decision.allowed for decision in decisions)
+    assert calls <= 6  # 100 + 200 + 400 + 800 + 1,600 (+ the next one, asked for ahead)
+
+
+def test_a_lease_grows_only_up_to_a_tenth_of_the_burst() -> None:
+    small, large = Limit(60, 1000), Limit(6_000_000, 10_000_000)
+
+    assert Buckets._next_size(small, 100, elapsed=0.01) == 100  # a tenth of 1,000
+    assert Buckets._next_size(large, 100, elapsed=0.01) == 200
+    assert Buckets._next_size(large, 8000, elapsed=0.01) == 10_000  # MAX_GROWN_LEASE
+    assert Buckets._next_size(large, 800, elapsed=1.0) == 100  # spent slowly: back to the first

@@ -17,11 +17,16 @@ Where the buckets live (`[limits] store`):
 - `process`: the buckets of this process only (one process, or tests).
 
 A shared store is asked for a lease of several requests at once (`lease_size`: a tenth of
-the burst, at most `MAX_LEASE`), which the process then spends on its own until they run out
-or their time passes, so a busy requester costs a round trip every few requests, not one
-each. Leased requests are taken from the shared bucket when leased: the fleet never allows
-more than the limit; a requester spread over several processes may be refused up to a lease
-early.
+the burst, at most `MAX_LEASE`; doubled, up to a tenth of the burst and `MAX_GROWN_LEASE`,
+for a requester that spends leases within a quarter second), which the process then spends
+on its own until they run out or their time passes, so a busy requester costs a few round
+trips a second, not one a request. One request per bucket asks the store at a time; the
+others wait for its lease (a crowd of one source's requests is one trip, and no lease is
+taken only to be lost). The next lease is asked for in the background when a quarter of
+the current one is left, so a steady requester's requests are decided without waiting
+(`take_now`, which the HTTP listener uses to answer from memory). Leased requests are
+taken from the shared bucket when leased: the fleet never allows more than the limit; a
+requester spread over several processes may be refused up to a lease and a quarter early.
 
 Every instance then counts against the same buckets. Once the shared store refuses a bucket,
 the process refuses it on its own until the moment the store said it would allow one again (no
@@ -65,9 +70,12 @@ from regshield.store.engine import Store
 from regshield.store.models import RateBucket
 
 MAX_BUCKETS = 100_000  # the least recently used buckets of a process are forgotten past this
-MAX_LEASE = 100  # requests taken from a shared bucket in one round trip, at most
+MAX_LEASE = 100  # requests a first lease of a shared bucket holds, at most
+MAX_GROWN_LEASE = 10_000  # and a lease grown for a busy requester (see `Buckets._next_size`)
+GROW_SECONDS = 0.25  # a lease three quarters spent sooner than this doubles the next one
 LEASE_SHARE = 10  # a lease is at most this fraction of the burst
 LEASE_SECONDS = 1.0  # a lease's requests may be spent this long at least
+RENEW_AT = 4  # the next lease is asked for when this fraction of one is left
 RETRY_SHARED_SECONDS = 5.0  # after a failure, the shared store is left alone this long
 PRUNE_SECONDS = 300.0  # how often the database store deletes idle rows
 REDIS_PREFIX = "regshield:rate:"
@@ -277,17 +285,28 @@ class Buckets:
     # can make that moment come sooner (others only push it later), so until then a refusal
     # is decided here: a flood over its limit costs a dictionary lookup, not a round trip.
     _refused_until: OrderedDict[str, float] = field(default_factory=OrderedDict)
-    # Requests taken from the shared store and not spent yet: bucket -> (left, until when).
-    _leases: OrderedDict[str, tuple[int, float]] = field(default_factory=OrderedDict)
+    # Requests taken from the shared store and not spent yet: bucket -> (left, until when,
+    # the lease's size, when it was granted).
+    _leases: OrderedDict[str, tuple[int, float, int, float]] = field(
+        default_factory=OrderedDict)
     # Store calls still running after their caller stopped waiting (see `_shared_take`).
     _pending: set[asyncio.Future[Decision]] = field(default_factory=set)
+    # Buckets the store is being asked about (one trip per bucket at a time), and the trips
+    # that renew a lease ahead of its end.
+    _asking: dict[str, asyncio.Future[None]] = field(default_factory=dict)
+    _renewing: set[asyncio.Future[None]] = field(default_factory=set)
 
     @property
     def store_name(self) -> str:
         return self.shared.name if self.shared is not None else self.local.name
 
-    async def take(self, key: str, limit: Limit, now: float) -> Decision:
-        hashed = self.hash_key(key)
+    def take_now(self, key: str, limit: Limit, now: float) -> Decision | None:
+        """The decision when this process can take it without waiting (no shared store, the
+        shared store down, a refusal already known, or a lease with requests left), else None:
+        then `take` asks the shared store."""
+        return self._take_here(self.hash_key(key), limit, now)
+
+    def _take_here(self, hashed: str, limit: Limit, now: float) -> Decision | None:
         if self.shared is None:
             return self.local.take_now(hashed, limit, now)
         if self._down and time.monotonic() < self._shared_down_until:
@@ -299,10 +318,50 @@ class Buckets:
                 return refusal(until - now)
             del self._refused_until[hashed]
         lease = self._leases.pop(hashed, None)
-        if lease is not None and lease[0] > 0 and now < lease[1]:
-            if lease[0] > 1:
-                self._leases[hashed] = (lease[0] - 1, lease[1])
-            return Decision(True)
+        if lease is None:
+            return None
+        left, until, size, granted = lease
+        if left <= 0 or now >= until:
+            return None
+        left -= 1
+        if left:
+            self._leases[hashed] = (left, until, size, granted)
+        if left <= size // RENEW_AT and hashed not in self._asking:
+            self._renew(hashed, limit, now, self._next_size(limit, size, now - granted))
+        return Decision(True)
+
+    @staticmethod
+    def _next_size(limit: Limit, size: int, elapsed: float) -> int:
+        """The size of the lease after one of `size` three quarters spent in `elapsed`
+        seconds: twice as large for a requester that spends leases within `GROW_SECONDS`
+        (up to a tenth of the burst and `MAX_GROWN_LEASE`), so that a busy requester's trips
+        stay a few a second; else the first size again."""
+        first = lease_size(limit)
+        if elapsed >= GROW_SECONDS:
+            return first
+        return max(first, min(size * 2, limit.burst // LEASE_SHARE, MAX_GROWN_LEASE))
+
+    async def take(self, key: str, limit: Limit, now: float) -> Decision:
+        hashed = self.hash_key(key)
+        while True:
+            decided = self._take_here(hashed, limit, now)
+            if decided is not None:
+                return decided
+            asking = self._asking.get(hashed)
+            if asking is None:
+                break
+            # One trip per bucket at a time: the others wait for its lease (or its refusal).
+            await asyncio.wait({asking})
+        asking = self._asking[hashed] = asyncio.get_running_loop().create_future()
+        try:
+            return await self._ask(hashed, limit, now)
+        finally:
+            del self._asking[hashed]
+            asking.set_result(None)
+
+    async def _ask(self, hashed: str, limit: Limit, now: float) -> Decision:
+        """The shared store's decision for one request, taking a lease of more when it can."""
+        assert self.shared is not None
         count = lease_size(limit)
         try:
             decision = await self._shared_take(hashed, limit, now, count)
@@ -310,28 +369,67 @@ class Buckets:
                 count = 1  # near the limit: one request may still fit
                 decision = await self._shared_take(hashed, limit, now, 1)
         except Exception as error:  # any failure of the store: decide here, never fail
-            self._shared_down_until = time.monotonic() + RETRY_SHARED_SECONDS
-            if not self._down:
-                self._down = True
-                log.warning("limits.shared_store_unavailable", store=self.shared.name,
-                            error_type=type(error).__name__)
+            self._store_failed(error)
             self.fallbacks += 1
             return self.local.take_now(hashed, limit, now)
-        if self._down:
-            self._down = False
-            log.info("limits.shared_store_restored", store=self.shared.name)
+        self._store_answered()
         if not decision.allowed:
             self._refused_until[hashed] = now + decision.wait
             if len(self._refused_until) > MAX_BUCKETS:
                 self._refused_until.popitem(last=False)
         elif count > 1:
-            # The lease lasts as long as its requests would at the average rate, and at least
-            # LEASE_SECONDS: at a high rate a lease spent in under a millisecond would send
-            # nearly every request to the store.
-            self._leases[hashed] = (count - 1, now + max(LEASE_SECONDS, limit.interval * count))
-            if len(self._leases) > MAX_BUCKETS:
-                self._leases.popitem(last=False)
+            self._lease(hashed, limit, now, count - 1, count)
         return decision
+
+    def _lease(self, hashed: str, limit: Limit, now: float, count: int, size: int) -> None:
+        """Keep `count` more requests (of a lease of `size`) of the bucket to spend here. A
+        lease lasts as long as its requests would at the average rate, and at least
+        LEASE_SECONDS: at a high rate a lease spent in under a millisecond would send nearly
+        every request to the store."""
+        left, until, _, _ = self._leases.pop(hashed, (0, now, size, now))
+        self._leases[hashed] = (left + count,
+                                max(until, now + max(LEASE_SECONDS, limit.interval * size)),
+                                size, now)
+        if len(self._leases) > MAX_BUCKETS:
+            self._leases.popitem(last=False)
+
+    def _renew(self, hashed: str, limit: Limit, now: float, count: int) -> None:
+        """Ask for the next lease while this one still has requests left, so that a busy
+        requester's requests are decided here without waiting for the store."""
+        asking = self._asking[hashed] = asyncio.get_running_loop().create_future()
+
+        async def renew() -> None:
+            try:
+                decision = await self._shared_take(hashed, limit, now, count)
+            except Exception as error:
+                self._store_failed(error)
+                return
+            finally:
+                del self._asking[hashed]
+                asking.set_result(None)
+            self._store_answered()
+            if decision.allowed:
+                self._lease(hashed, limit, now, count, count)
+            # A refused lease is no refusal of one request: the lease left is spent, then
+            # `take` asks for one.
+
+        task = asyncio.ensure_future(renew())
+        self._renewing.add(task)
+        task.add_done_callback(self._renewing.discard)
+
+    def _store_failed(self, error: Exception) -> None:
+        assert self.shared is not None
+        self._shared_down_until = time.monotonic() + RETRY_SHARED_SECONDS
+        if not self._down:
+            self._down = True
+            log.warning("limits.shared_store_unavailable", store=self.shared.name,
+                        error_type=type(error).__name__)
+
+    def _store_answered(self) -> None:
+        if self._down:
+            assert self.shared is not None
+            self._down = False
+            log.info("limits.shared_store_restored", store=self.shared.name)
 
     async def _shared_take(self, key: str, limit: Limit, now: float, count: int) -> Decision:
         """The shared store's decision within `timeout`. The store's work is shielded: a
@@ -352,6 +450,8 @@ class Buckets:
             work.exception()  # retrieved: a failure nobody waited for is not logged as lost
 
     async def close(self) -> None:
+        if self._renewing:
+            await asyncio.gather(*self._renewing, return_exceptions=True)
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
         if self.shared is not None:
@@ -373,12 +473,24 @@ class RateLimiter:
     async def check(self, source: str | None, *, user: str | None = None) -> Decision:
         """Take one request from the bucket of `user` (when authenticated) or of `source`'s
         network. An unparseable or missing source shares one bucket with all such requests."""
-        kind = "authenticated" if user else "anonymous"
-        limit = self.authenticated if user else self.anonymous
-        key = f"{self.service}:user:{user}" if user else f"{self.service}:net:{network_of(source)}"
+        kind, limit, key = self._bucket(source, user)
         decision = await self.buckets.take(key, limit, self.clock.now().timestamp())
         (self.answered if decision.allowed else self.refused)[kind] += 1
         return decision
+
+    def check_now(self, source: str | None) -> Decision | None:
+        """`check` for an anonymous request when this process decides it without waiting (see
+        `Buckets.take_now`), else None, and nothing is taken or counted."""
+        kind, limit, key = self._bucket(source, None)
+        decision = self.buckets.take_now(key, limit, self.clock.now().timestamp())
+        if decision is not None:
+            (self.answered if decision.allowed else self.refused)[kind] += 1
+        return decision
+
+    def _bucket(self, source: str | None, user: str | None) -> tuple[str, Limit, str]:
+        if user:
+            return "authenticated", self.authenticated, f"{self.service}:user:{user}"
+        return "anonymous", self.anonymous, f"{self.service}:net:{network_of(source)}"
 
 
 def network_of(source: str | None) -> str:
