@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from regshield.api.app import API_PREFIX, create_app
 from regshield.api.listener import guarded_protocol
+from regshield.api.rdap_memory import MemoryAnswers
 from regshield.config import Listen, Settings
 from regshield.dns.publisher import Publisher
 from regshield.dns.server import DnsServer
@@ -127,11 +128,13 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
 
 def http_config(services: Services, listen: Listen) -> uvicorn.Config:
     """uvicorn's settings for the HTTP listener: the application, and a connection guard with
-    the deadlines and per-source cap of `[limits]` (api/listener.py)."""
+    the deadlines and per-source cap of `[limits]` (api/listener.py) that answers anonymous
+    RDAP domain lookups from memory itself (api/rdap_memory.py)."""
     limits = services.settings.limits
     return uvicorn.Config(
         create_app(services), host=listen.host, port=listen.port,
-        http=guarded_protocol(limits, services.limits.connections_refused),
+        http=guarded_protocol(limits, services.limits.connections_refused,
+                              MemoryAnswers(services).answer),
         timeout_keep_alive=limits.http_keep_alive_timeout,
         log_config=None, access_log=False, proxy_headers=False, server_header=False,
         lifespan="off",

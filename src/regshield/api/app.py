@@ -27,11 +27,10 @@ from regshield.api.routers import (
     verify,
     zones,
 )
-from regshield.flows.context import new_request_id
+from regshield.flows.context import REQUEST_ID, new_request_id
 from regshield.services import Services
 
 API_PREFIX = "/api/v1"
-REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 IDENTITY_HEADERS = frozenset({b"x-request-id", b"x-content-type-options"})
 ZONE_IMPORT = re.compile(re.escape(API_PREFIX) + r"/zones/[^/]+/import")
 

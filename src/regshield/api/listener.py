@@ -13,16 +13,24 @@ moves from one part of a request to the next (never by a byte arriving):
 A connection past its deadline is closed without an answer. One source address holds at most
 `http_connections_per_source` connections at once; one more is closed at once. Each closure is
 counted for /metrics (`connections_refused{listener="http"}`).
+
+A request whose head `answer` (api/rdap_memory.py) answers at once is answered here, without
+starting the application: the listener writes the response (with uvicorn's default headers
+and its keep-alive handling) when the request is complete. Only a request that is not queued
+behind another (pipelining keeps its order) and a connection whose client is reading its
+answers (the write buffer below uvicorn's high-water mark) are offered.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Callable
 
 import structlog
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from regshield.api.rdap_memory import Answer, Header
 from regshield.config import LimitsSettings
 
 log = structlog.get_logger("regshield.http")
@@ -30,12 +38,31 @@ log = structlog.get_logger("regshield.http")
 HEADERS = "headers"
 BODY = "body"
 REASONS = {HEADERS: "header_timeout", BODY: "body_timeout"}  # as /metrics counts them
+# What answers a request from its head alone (method, URL as sent, headers, source), or None.
+Answerer = Callable[[bytes, bytes, list[Header], str | None], Answer | None]
 
 
-def guarded_protocol(limits: LimitsSettings,
-                     refused: Counter[tuple[str, str]]) -> type[HttpToolsProtocol]:
+class _Answered:
+    """In place of uvicorn's request cycle, a request the listener answers itself: complete
+    as far as uvicorn's checks go, written when the request's message is complete."""
+
+    response_complete = True
+
+    class message_event:  # uvicorn sets the cycle's event when the connection ends
+        @staticmethod
+        def set() -> None:
+            """Nothing waits for a request answered here."""
+
+    def __init__(self, answer: Answer, keep_alive: bool) -> None:
+        self.answer = answer
+        self.keep_alive = keep_alive
+
+
+def guarded_protocol(limits: LimitsSettings, refused: Counter[tuple[str, str]],
+                     answer: Answerer | None = None) -> type[HttpToolsProtocol]:
     """An HttpToolsProtocol class for uvicorn's `http` setting, with `limits` and one count of
-    open connections per source shared by every connection of the listener."""
+    open connections per source shared by every connection of the listener, answering what
+    `answer` answers without the application."""
     open_per_source: Counter[str] = Counter()
     seconds_for = {HEADERS: limits.http_header_timeout, BODY: limits.http_body_timeout}
 
@@ -63,11 +90,37 @@ def guarded_protocol(limits: LimitsSettings,
 
         def on_headers_complete(self) -> None:
             self._await(BODY)  # cleared at once by on_message_complete when there is none
+            if answer is not None and (self.cycle is None or self.cycle.response_complete) \
+                    and not self.flow.write_paused and not self.parser.should_upgrade():
+                answered = answer(self.parser.get_method(), self.url, self.headers,
+                                  self._source)
+                if answered is not None:
+                    keep_alive = (self.parser.get_http_version() == "1.1"
+                                  and self.parser.should_keep_alive())
+                    self.cycle = _Answered(answered, keep_alive)  # type: ignore[assignment]
+                    return
             super().on_headers_complete()
 
         def on_message_complete(self) -> None:
             self._await(None)  # the application's turn
+            if isinstance(self.cycle, _Answered):
+                self._write(self.cycle)
+                return
             super().on_message_complete()
+
+        def _write(self, cycle: _Answered) -> None:
+            answered = cycle.answer
+            head = [STATUS_LINE[answered.status]]
+            for name, value in (*self.server_state.default_headers, *answered.headers):
+                head += [name, b": ", value, b"\r\n"]
+            if not cycle.keep_alive:
+                head.append(b"connection: close\r\n")
+            head += [b"\r\n", answered.body]
+            self.transport.write(b"".join(head))
+            if not cycle.keep_alive:
+                self.transport.close()
+                return
+            self.on_response_complete()
 
         def on_response_complete(self) -> None:
             super().on_response_complete()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -91,6 +92,10 @@ class RequestContext:
     channel: Channel
     source_address: str | None = None
     request_id: str = field(default_factory=lambda: new_request_id())
+
+
+# An X-Request-ID a caller may choose (else the request gets `new_request_id()`).
+REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def new_request_id() -> str:

@@ -15,7 +15,11 @@ signs a zone when it changes rather than per DNS query:
   and drops what the changes since then touched. A change committed by any process is therefore
   never served from here more than `CHECK_SECONDS` later.
 - A name with no document (unknown, or not rendered yet) is answered by the dynamic path
-  (rdds/record.py), which keeps no state for names it does not know.
+  (rdds/record.py), which keeps no state for names it does not know. To answer a flood of
+  names never registered without a read each, a cache also learns every sponsored name at
+  start (`load_names`, up to `MAX_NAMES`) and keeps the set current from the same changes
+  (a domain a change touched is read again: sponsored now or not); a name outside it is
+  unknown. Nothing is kept per name asked.
 
 A document's `site` is a digest of the settings it links to: one rendered under other
 settings (after a change of the public or terms URL and a restart) is not served, and is
@@ -44,6 +48,7 @@ from urllib.parse import urlsplit
 
 import structlog
 from sqlalchemy import and_, bindparam, delete, exists, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from regshield.config import Settings
 from regshield.rdds.rdap import Site, domain_response
@@ -55,6 +60,8 @@ from regshield.store.models import Domain, RdapChange, RdapDocument, RdapGenerat
 from regshield.store.rdap_changes import local_commits
 
 MEMORY_BYTES: Final = 256 * 1024 * 1024  # documents (deflated) kept in one process's memory
+MAX_NAMES: Final = 2_000_000  # sponsored names one process keeps to answer unknown names
+NAMES_RETRY_SECONDS: Final = 60.0  # after a failed or oversized load of the names
 CHECK_SECONDS: Final = 0.5  # longest a change by another process goes unseen by a cache
 CACHE_CONTROL: Final = "public, max-age=60"  # how long a client or proxy may reuse an answer
 BATCH: Final = 100  # documents rendered and written in one transaction
@@ -155,6 +162,11 @@ class DocumentCache:
         self._checked = float("-inf")
         self._local = -1
         self._checking: asyncio.Task[None] | None = None
+        # Every sponsored name, when known: a name outside it has no document and no record,
+        # so it is answered "not found" without a read (None: unknown, ask the store).
+        self._names: set[str] | None = None
+        self._loading: asyncio.Task[None] | None = None
+        self._names_tried = float("-inf")
 
     def __len__(self) -> int:
         return len(self._documents)
@@ -167,6 +179,11 @@ class DocumentCache:
         if found is not None:
             self._documents.move_to_end(name)
             return found
+        if self._names is not None:
+            if name not in self._names:
+                return Missing.UNKNOWN
+        else:
+            self._load_names_soon()
         generation = self._generation
         row = await self.store.lookup(_DOCUMENT, {"name": name, "site": self.site})
         if row is None:
@@ -178,6 +195,61 @@ class DocumentCache:
         if self._generation == generation:  # else a change may have come in since the read
             self._keep(found)
         return found
+
+    def peek(self, name: str) -> Document | Missing | None:
+        """`name`'s document when memory holds it and memory is current (checked within
+        `CHECK_SECONDS`, nothing committed here since), `Missing.UNKNOWN` when memory knows
+        every sponsored name and not this one, else None; never waits. A None asks the caller
+        to take `document`'s way, which brings memory up to date. Past half the interval, the
+        next check starts in the background, so that a busy process keeps answering from
+        memory."""
+        if self._stale():
+            return None
+        if (time.monotonic() - self._checked >= self.check_seconds / 2
+                and (self._checking is None or self._checking.done())):
+            self._checking = asyncio.get_running_loop().create_task(self._check())
+            self._checking.add_done_callback(_check_done)
+        found = self._documents.get(name)
+        if found is not None:
+            self._documents.move_to_end(name)
+            return found
+        if self._names is not None and name not in self._names:
+            return Missing.UNKNOWN
+        return None
+
+    async def load_names(self) -> bool:
+        """Learn every sponsored name (at most `MAX_NAMES`), so that unknown names are
+        answered from memory. Returns whether memory now knows them."""
+        await self._current()
+        sponsored = (select(Domain.name)
+                     .where(Domain.ended_at.is_(None), Domain.state.in_(SPONSORED_STATES))
+                     .limit(MAX_NAMES + 1))
+        async with self.store.read() as session:
+            generation = int((await session.execute(_GENERATION)).scalar() or 0)
+            names = set((await session.execute(sponsored)).scalars())
+        # Read at `generation`: installed only if no change after it was applied meanwhile
+        # (changes since are applied by the next check, which may apply some twice: harmless).
+        if len(names) > MAX_NAMES or (self._generation is not None
+                                      and generation < self._generation):
+            return False
+        self._names = names | set(self._documents)
+        return True
+
+    def _load_names_soon(self) -> None:
+        if (self._loading is not None and not self._loading.done()) \
+                or time.monotonic() - self._names_tried < NAMES_RETRY_SECONDS:
+            return
+        self._names_tried = time.monotonic()
+
+        async def load() -> None:
+            try:
+                known = await self.load_names()
+                log.info("rdap.names_loaded", known=known,
+                         count=len(self._names) if self._names is not None else None)
+            except Exception as error:
+                log.warning("rdap.names_load_failed", error_type=type(error).__name__)
+
+        self._loading = asyncio.get_running_loop().create_task(load())
 
     def offer(self, documents: Iterable[Document], generation: int) -> int:
         """Keep documents the store held at `generation`, unless this copy already applied a
@@ -241,15 +313,20 @@ class DocumentCache:
     async def _apply_changes(self, seen: int, generation: int) -> None:
         if generation < seen:  # the counter went back: a store restored from a backup
             self.clear()
+            self._names = None
             return
         async with self.store.read() as session:
             rows = (await session.execute(
                 select(RdapChange.generation, RdapChange.domain_id, RdapChange.contact_id)
                 .where(RdapChange.generation > seen))).all()
+            domains = sorted({row[1] for row in rows if row[1] is not None})
+            if self._names is not None and domains:
+                await self._update_names(session, domains)
         generations = {row[0] for row in rows}
         latest = max(generations | {generation})
         if len(generations) != latest - seen:  # pruned changes: what they touched is unknown
             self.clear()
+            self._names = None
             return
         for _, domain_id, contact_id in rows:
             if domain_id is None and contact_id is None:
@@ -261,9 +338,29 @@ class DocumentCache:
                 for name in list(self._by_contact.get(contact_id, ())):
                     self._forget(name)
 
+    async def _update_names(self, session: AsyncSession, domain_ids: list[int]) -> None:
+        """Bring the names of the changed domains up to date: a domain sponsored now is
+        known, any other is not."""
+        assert self._names is not None
+        found = 0
+        for start in range(0, len(domain_ids), 500):
+            rows = (await session.execute(
+                select(Domain.name, Domain.state, Domain.ended_at)
+                .where(Domain.id.in_(domain_ids[start:start + 500])))).all()
+            found += len(rows)
+            for name, state, ended_at in rows:
+                if ended_at is None and state in SPONSORED_STATES:
+                    self._names.add(name)
+                else:
+                    self._names.discard(name)
+        if found != len(domain_ids) or len(self._names) > MAX_NAMES:
+            self._names = None  # a domain row gone: its name is unknown; learn them again
+
     def _keep(self, document: Document) -> None:
         self._forget(document.name)
         self._documents[document.name] = document
+        if self._names is not None:
+            self._names.add(document.name)
         self._by_domain[document.domain_id] = document.name
         for contact_id in document.contact_ids:
             self._by_contact.setdefault(contact_id, set()).add(document.name)
@@ -290,6 +387,13 @@ class DocumentCache:
         self._by_domain.clear()
         self._by_contact.clear()
         self._bytes = 0
+
+
+def _check_done(task: asyncio.Task[None]) -> None:
+    """A check started ahead of need failed: the next query's check tries again."""
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("rdap.generation_check_failed",
+                    error_type=type(task.exception()).__name__)
 
 
 def _document(name: str, domain_id: int, registrant_id: int | None, tech_id: int | None,
@@ -398,8 +502,10 @@ class Materializer:
         seen: int | None = None
         passed = float("-inf")
         try:
-            loaded = await document_cache(self.services).preload()
-            log.info("rdap.documents_loaded", count=loaded)
+            cache = document_cache(self.services)
+            loaded = await cache.preload()
+            known = await cache.load_names()
+            log.info("rdap.documents_loaded", count=loaded, names_known=known)
         except Exception:  # the store is not reachable yet: documents load as they are asked
             log.exception("rdap.preload_failed")
         while True:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -35,6 +34,15 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import Receive, Scope, Send
 
+from regshield.api.rdap_memory import (
+    CANONICAL,
+    DOMAIN_PATH,
+    body_headers,
+    document_headers,
+    not_modified,
+    not_sponsored,
+    too_many,
+)
 from regshield.errors import (
     AuthenticationRequired,
     NotFound,
@@ -46,7 +54,6 @@ from regshield.flows.contacts import contact_read
 from regshield.flows.context import Actor, RequestContext, new_request_id
 from regshield.flows.personal_data import record_staff_read
 from regshield.rdds.documents import (
-    CACHE_CONTROL,
     Document,
     Missing,
     document_cache,
@@ -157,10 +164,7 @@ def _bearer(request: Request) -> str | None:
 async def _limit(services: Services, source: str | None, user: str | None) -> None:
     decision = await services.limiter("rdap").check(source, user=user)
     if not decision.allowed:
-        raise RdapError(429, "Too many requests",
-                        f"Query limit reached; try again in {decision.retry_after} "
-                        f"second{'' if decision.retry_after == 1 else 's'}.",
-                        headers={"Retry-After": str(decision.retry_after)})
+        raise too_many(decision)
 
 
 async def _requester(request: Request, services: Services) -> Requester:
@@ -238,10 +242,6 @@ async def domain(request: Request, name: str) -> Response:
     return await _answer(request, _domain_lookup(name))
 
 
-def _not_sponsored(name: str) -> RdapError:
-    return RdapError(404, "Not found", f"{name} is not a domain this registrar sponsors.")
-
-
 def _domain_lookup(name: str) -> Work:
     async def work(services: Services, requester: Requester, site: Site,
                    query_url: str) -> dict[str, Any]:
@@ -250,7 +250,7 @@ def _domain_lookup(name: str) -> Work:
         record = await load_domain(services.store, services.sealer, query.name.ascii,
                                    registrar_url=settings.registrar_url)
         if record is None:
-            raise _not_sponsored(query.name.ascii)
+            raise not_sponsored(query.name.ascii)
         persona, disclosed = await persona_of(services, requester.actor,
                                               requester.context, record, "rdap")
         presentation = present(record, persona, public_url=settings.public_url,
@@ -365,11 +365,6 @@ async def anything_else(request: Request, rest: str) -> Response:
     return await _answer(request, work)
 
 
-DOMAIN_PATH: Final = f"{PREFIX}/domain/"
-# A name as documents are keyed: A-labels in lower case, no trailing dot. Any other spelling
-# takes the dynamic path, which reads it as a name and links to the query as it was asked.
-CANONICAL: Final = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+"
-                              r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
 
 class CachedDomains:
@@ -416,7 +411,7 @@ class CachedDomains:
             # is not one, else 404.
             try:
                 lookup_name(name)
-                raise _not_sponsored(name)
+                raise not_sponsored(name)
             except RdapError as error:
                 await _error(Request(scope, receive), error)(scope, receive, send)
             return
@@ -443,38 +438,22 @@ def cacheable(scope: Scope) -> str | None:
 
 
 async def _send_document(scope: Scope, send: Send, document: Document) -> None:
-    headers = [(b"access-control-allow-origin", b"*"), (b"etag", document.etag.encode()),
-               (b"last-modified", document.last_modified.encode()),
-               (b"cache-control", CACHE_CONTROL.encode())]
+    headers = document_headers(document)
     if _not_modified(scope, document):
         await send({"type": "http.response.start", "status": 304, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
         return
-    headers += [(b"content-type", MEDIA_TYPE.encode()),
-                (b"content-length", str(document.size).encode())]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.start", "status": 200,
+                "headers": headers + body_headers(document)})
     await send({"type": "http.response.body",
                 "body": b"" if scope["method"] == "HEAD" else document.body})
 
 
 def _not_modified(scope: Scope, document: Document) -> bool:
-    """RFC 9110 §13.1.2 (If-None-Match, weak comparison) and §13.1.3 (If-Modified-Since,
-    only without If-None-Match)."""
     none_match = since = None
     for key, value in scope["headers"]:
         if key == b"if-none-match":
-            none_match = value.decode("latin-1")
+            none_match = value
         elif key == b"if-modified-since":
-            since = value.decode("latin-1")
-    if none_match is not None:
-        tags = {tag.strip().removeprefix("W/") for tag in none_match.split(",")}
-        return "*" in tags or document.etag in tags
-    if since is None:
-        return False
-    try:
-        when = parsedate_to_datetime(since)
-    except (TypeError, ValueError):
-        return False  # an unreadable date is ignored (RFC 9110 §13.1.3)
-    if when.tzinfo is None:
-        return False
-    return document.rendered_at.replace(microsecond=0) <= when
+            since = value
+    return not_modified(document, none_match, since)
