@@ -16,7 +16,7 @@ from regshield.api.listener import guarded_protocol
 from regshield.config import Listen, Settings
 from regshield.dns.publisher import Publisher
 from regshield.dns.server import DnsServer
-from regshield.dns.workers import DnsWorkers, WatchedTable, check_port_free
+from regshield.dns.workers import DnsWorkers, WatchedTable
 from regshield.errors import ConfigurationError
 from regshield.eventlog.anchors import anchor_head
 from regshield.flows.operations import OUTBOX_KIND as OPERATION_KIND
@@ -29,6 +29,7 @@ from regshield.notify.delivery import destination as mail_destination
 from regshield.notify.handler import handlers as notify_handlers
 from regshield.notify.verification import handlers as verification_handlers
 from regshield.outbox.worker import OutboxWorker
+from regshield.processes import check_port_free
 from regshield.rdds.documents import Materializer
 from regshield.rdds.whois import WhoisServer
 from regshield.registry.links import SANDBOX_LINK, links_summary, sandbox_directory
