@@ -48,7 +48,7 @@ from regshield.services import Services
 
 log = structlog.get_logger("regshield.http")
 
-STOP_GRACE_SECONDS = 3.0  # within processes.STOP_TIMEOUT_SECONDS, after which a child is killed
+STOP_GRACE_SECONDS = 3  # within processes.STOP_TIMEOUT_SECONDS, after which a child is killed
 
 
 def http_config(services: Services, listen: Listen) -> uvicorn.Config:
@@ -143,7 +143,7 @@ async def _serve(connection: multiprocessing.connection.Connection, settings: Se
     services = Services.open(settings, share=PoolShare(settings.http_workers, main=False))
     try:
         server = HttpServer(http_config(services, listen))
-        server.config.timeout_graceful_shutdown = int(STOP_GRACE_SECONDS)
+        server.config.timeout_graceful_shutdown = STOP_GRACE_SECONDS
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, server.stop)
         threading.Thread(target=_stop_when_closed, args=(connection, loop, server),

@@ -16,6 +16,9 @@ A link is configured per registry in `regshield.toml`:
     pool_size = 2
     parent_servers = ["192.0.2.1:53", "[2001:db8::1]:53"]  # optional: see below
 
+`pool_size` is how many sessions regshield holds with the registry at once; with `[http]
+workers` above 1 they are divided among the processes serving HTTP (`PoolShare`).
+
 `parent_servers` are the servers of the registry's TLD zones, asked directly whether they
 serve a new DS before the old key of a domain is retired (dns/parent.py). Without them, the
 TLD's servers are found through the resolver.
