@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -246,4 +247,24 @@ async def test_serve_refuses_more_than_one_http_process_on_sqlite_saying_why(
     assert code != 0
     assert "Traceback" not in err
     assert "http.workers: 2 processes need PostgreSQL" in err, err
+    assert "regshield is running" not in out
+
+
+@needs_postgresql
+async def test_a_second_serve_on_the_same_http_port_is_refused_rather_than_sharing_it(
+        tmp_path: Path, postgres_url: str) -> None:
+    await _reset_postgres(postgres_url)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as other:
+        # Another server that would share the port: bound with SO_REUSEPORT, as workers are.
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        code, out, err = await cli(tmp_path / "home", "--database-url", postgres_url, "serve",
+                                   "--http", f"127.0.0.1:{port}",
+                                   env={"REGSHIELD_HTTP_WORKERS": "2"})
+
+    assert code != 0
+    assert f"HTTP could not listen on 127.0.0.1:{port}" in err, err
+    assert "Traceback" not in err
     assert "regshield is running" not in out

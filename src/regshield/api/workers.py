@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import multiprocessing.connection
 import os
 import pickle
@@ -128,6 +129,9 @@ def child_main(descriptor: int, host: str, port: int, log_level: str) -> None:
     from regshield import logs
 
     logs.configure(log_level)
+    # As in the main process (cli/main.py sets standard logging up at "warning" first):
+    # uvicorn's own plain-text lines only from warnings up.
+    logging.getLogger("uvicorn").setLevel(max(logging.WARNING, logging.getLogger().level))
     connection = multiprocessing.connection.Connection(descriptor)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     try:
