@@ -165,7 +165,7 @@ async def test_every_process_answers_a_share_a_limit_holds_across_them_and_none_
     for stopped in (main, child):
         os.kill(stopped, signal.SIGSTOP)
         try:
-            seen = await asyncio.gather(*(status_of(workers.port, openapi, wait=1.5)
+            seen = await asyncio.gather(*(status_of(workers.port, openapi, wait=2.5)
                                           for _ in range(30)))
         finally:
             os.kill(stopped, signal.SIGCONT)

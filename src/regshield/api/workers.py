@@ -18,9 +18,10 @@ stopped or died) or on SIGTERM, giving requests in flight `STOP_GRACE_SECONDS` t
 What each process keeps apart: its connection guard (`[limits] http_connections_per_source`
 is counted per process, so one source may hold up to N times as many connections), its
 counters for GET /metrics (a scrape reports the process that accepted it), its RDAP document
-cache (rdds/documents.py, which looks for changes by any process every half second) and its
-share of each registry link's sessions (`PoolShare`, registry/links.py). Rate limits of RDAP,
-WHOIS, the contact form, the API and logins live in the store every process shares.
+cache (rdds/documents.py, which looks for changes by any process every half second), its
+share of each registry link's sessions (`PoolShare`, registry/links.py) and its database pools
+(PostgreSQL must allow N times their connections). Rate limits of RDAP, WHOIS, the contact
+form, the API and logins live in the store every process shares.
 """
 
 from __future__ import annotations
