@@ -222,7 +222,31 @@ async def test_a_worker_that_dies_is_replaced_and_sigterm_stops_every_process_cl
             break
         assert asyncio.get_running_loop().time() < deadline, "the new worker does not answer"
 
+    # A request the child is reading when serve is told to stop is still answered: once no
+    # process listens any more, the rest of its body goes out and the answer comes back.
+    body = b'{"email": "nobody@example.net", "password": "not it at all"}'
+    head = (b"POST /api/v1/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body))
+    for _ in range(30):
+        reader, writer = await asyncio.open_connection("127.0.0.1", workers.port)
+        writer.write(head + body[:10])
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        if established(replaced, workers.port):
+            break
+        writer.close()  # the main process took it: another source port
+    else:
+        pytest.fail("no connection reached the child")
     workers.process.send_signal(signal.SIGTERM)
+    while port_is_open(workers.port):
+        assert asyncio.get_running_loop().time() < deadline + 10, "serve goes on listening"
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(1)  # into the child's grace period, not just its first moments
+    writer.write(body[10:])
+    await writer.drain()
+    assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"HTTP/1.1 401 ")
+    writer.close()
+
     await asyncio.wait_for(workers.process.wait(), timeout=20)
 
     assert workers.process.returncode == 0, workers.process.returncode
