@@ -26,6 +26,9 @@ from test_serve import (
     port_is_open,
 )
 
+from regshield.api.workers import shared_socket
+from regshield.config import Listen
+
 needs_postgresql = pytest.mark.skipif("postgresql" not in BACKENDS,
                                       reason="more than one HTTP process needs PostgreSQL")
 RDAP_BURST = 20
@@ -295,3 +298,25 @@ async def test_a_second_serve_on_the_same_http_port_is_refused_rather_than_shari
     assert f"HTTP could not listen on 127.0.0.1:{port}" in err, err
     assert "Traceback" not in err
     assert "regshield is running" not in out
+
+
+async def test_connections_on_the_shared_socket_send_without_delay() -> None:
+    # Nagle's algorithm with the client's delayed ACK would hold each keep-alive answer for
+    # some 40 ms; asyncio turns it off only on sockets it knows for TCP.
+    accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connection = writer.get_extra_info("socket")
+        accepted.set_result(connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        writer.close()
+
+    bound = shared_socket(Listen("127.0.0.1", 0))
+    assert bound.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 1
+    server = await asyncio.start_server(connected, sock=bound)
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", bound.getsockname()[1])
+        assert await asyncio.wait_for(accepted, 5) != 0  # TCP_NODELAY
+        writer.close()
+    finally:
+        server.close()
+        await server.wait_closed()

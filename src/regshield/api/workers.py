@@ -81,9 +81,12 @@ class HttpServer(uvicorn.Server):
 def shared_socket(listen: Listen) -> socket.socket:
     """A TCP socket bound to `listen` with SO_REUSEPORT, for uvicorn to listen on: every
     process serving HTTP binds one (see `processes.check_port_free` for the first)."""
-    family, _, _, _, address = socket.getaddrinfo(listen.host, listen.port,
-                                                  type=socket.SOCK_STREAM)[0]
-    bound = socket.socket(family, socket.SOCK_STREAM)
+    family, kind, protocol, _, address = socket.getaddrinfo(listen.host, listen.port,
+                                                            type=socket.SOCK_STREAM)[0]
+    # With the protocol named (IPPROTO_TCP, not 0), asyncio sets TCP_NODELAY on each accepted
+    # connection, as on the sockets it makes itself: without it, Nagle's algorithm and the
+    # client's delayed ACK hold every keep-alive answer for some 40 ms.
+    bound = socket.socket(family, kind, protocol)
     try:
         bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
