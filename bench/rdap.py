@@ -335,7 +335,10 @@ def main() -> int:
             port = free_port()
             env = {k: v for k, v in os.environ.items() if not k.startswith("REGSHIELD_")}
             env.update({"REGSHIELD_RDDS_PER_MINUTE": "10000000", "REGSHIELD_RDDS_BURST":
-                        "10000000", "REGSHIELD_LOG_LEVEL": "warning"})
+                        "10000000", "REGSHIELD_LOG_LEVEL": "warning",
+                        # One HTTP process (on PostgreSQL the default is one per core): the
+                        # CPU read is this process's, beside one nginx worker.
+                        "REGSHIELD_HTTP_WORKERS": "1"})
             with server([*base, "serve", "--http", f"127.0.0.1:{port}", "--dns", "off"],
                         port, tmp / "serve.log", env) as process:
                 seconds = asyncio.run(wait_rendered(home, url, len(names),

@@ -636,6 +636,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             env = {k: v for k, v in os.environ.items()
                    if k not in ("REGSHIELD_MASTER_KEY", "REGSHIELD_DATABASE_URL",
                                 "REGSHIELD_HOME")}
+            # One HTTP process (on PostgreSQL the default is one per core), as the
+            # capacities the soak runs at were measured in one.
+            env["REGSHIELD_HTTP_WORKERS"] = "1"
             with server([*base, "serve", "--http", f"127.0.0.1:{http_port}"], http_port,
                         tmp / "serve.log", env) as process:
                 password = secrets.token_urlsafe(18)

@@ -272,6 +272,46 @@ def test_dns_answers_in_one_process_per_core_unless_told_how_many(tmp_path: Path
                          environ={"REGSHIELD_DNS_WORKERS": "auto"}).dns.workers == cores
 
 
+POSTGRES = "postgresql://regshield@db.example/regshield"
+
+
+def test_http_is_served_by_one_process_per_core_on_postgresql_and_one_on_sqlite(
+        tmp_path: Path) -> None:
+    cores = len(os.sched_getaffinity(0))
+    assert Settings.load(home=tmp_path, environ={}).http_workers == 1
+    assert Settings.load(home=tmp_path, database_url=POSTGRES,
+                         environ={}).http_workers == cores
+    (tmp_path / "regshield.toml").write_text("[http]\nlisten = \"127.0.0.1:8081\"\n"
+                                             "workers = 3\n")
+    from_file = Settings.load(home=tmp_path, database_url=POSTGRES, environ={})
+    assert (from_file.http_workers, str(from_file.http)) == (3, "127.0.0.1:8081")
+    assert Settings.load(home=tmp_path, database_url=POSTGRES,
+                         environ={"REGSHIELD_HTTP_WORKERS": "2"}).http_workers == 2
+    # 0 and "auto" mean the default: one per core, and one on SQLite.
+    for auto in ("0", "auto"):
+        assert Settings.load(home=tmp_path, database_url=POSTGRES,
+                             environ={"REGSHIELD_HTTP_WORKERS": auto}).http_workers == cores
+        assert Settings.load(home=tmp_path,
+                             environ={"REGSHIELD_HTTP_WORKERS": auto}).http_workers == 1
+
+
+def test_more_than_one_http_process_on_sqlite_is_refused_saying_why(tmp_path: Path) -> None:
+    assert Settings.load(home=tmp_path,
+                         environ={"REGSHIELD_HTTP_WORKERS": "1"}).http_workers == 1
+    (tmp_path / "regshield.toml").write_text("[http]\nworkers = 2\n")
+    with pytest.raises(ConfigurationError,
+                       match=r"^http\.workers: 2 processes need PostgreSQL; .*SQLite"):
+        Settings.load(home=tmp_path, environ={})
+
+
+@pytest.mark.parametrize("value", ["-1", "257", '"many"', "2.5", "true"])
+def test_a_bad_number_of_http_workers_is_refused_naming_the_option(tmp_path: Path,
+                                                                   value: str) -> None:
+    (tmp_path / "regshield.toml").write_text(f"[http]\nworkers = {value}\n")
+    with pytest.raises(ConfigurationError, match=r"^http\.workers: expected a number"):
+        Settings.load(home=tmp_path, database_url=POSTGRES, environ={})
+
+
 @pytest.mark.parametrize("value", ["-1", "257", '"many"', "2.5", "true"])
 def test_a_bad_number_of_dns_workers_is_refused_naming_the_option(tmp_path: Path,
                                                                   value: str) -> None:

@@ -85,13 +85,15 @@ async def server(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterato
             await process.wait()
 
 
-async def cli(home: Path, *args: str, stdin: str = "") -> tuple[int, str, str]:
+async def cli(home: Path, *args: str, stdin: str = "",
+              env: dict[str, str] | None = None) -> tuple[int, str, str]:
     # A serve started here runs its sandbox registry on a free port, not the default 7700.
-    env = {**clean_env(), "REGSHIELD_SANDBOX_LISTEN": f"127.0.0.1:{free_port()}",
-           "REGSHIELD_DNS_LISTEN": "off", "REGSHIELD_SANDBOX_DNS_LISTEN": "off"}
+    environment = {**clean_env(), "REGSHIELD_SANDBOX_LISTEN": f"127.0.0.1:{free_port()}",
+                   "REGSHIELD_DNS_LISTEN": "off", "REGSHIELD_SANDBOX_DNS_LISTEN": "off",
+                   **(env or {})}
     process = await asyncio.create_subprocess_exec(
         REGSHIELD, "--home", str(home), *args, stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=environment,
     )
     stdout, stderr = await asyncio.wait_for(process.communicate(stdin.encode()), 120)
     assert process.returncode is not None

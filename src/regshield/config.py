@@ -323,6 +323,21 @@ def _workers(value: Any, option: str) -> int:
     return value
 
 
+def _http_workers(value: Any, *, sqlite: bool) -> int:
+    """`[http] workers`: the processes serving HTTP, the main one counted. By default (or 0,
+    "auto") one per core on PostgreSQL, and one on SQLite, whose writes one process serializes
+    (`Store._write_turn`) and which several would meet as a locked database file."""
+    if value is None or value in (0, "0", "auto"):
+        return 1 if sqlite else _workers(0, "http.workers")
+    count = _workers(value, "http.workers")
+    if count > 1 and sqlite:
+        raise ConfigurationError(
+            f"http.workers: {count} processes need PostgreSQL; on SQLite one process serves "
+            "HTTP (its writes are serialized within one process and would meet SQLite's "
+            "file lock across several): set it to 1, or use a postgresql:// database")
+    return count
+
+
 def _networks(values: Any, option: str
               ) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     """A list of networks in CIDR notation (an address alone is a network of one)."""
@@ -491,6 +506,9 @@ class Settings:
     home: Path
     database_url: str
     http: Listen = field(default_factory=lambda: Listen.parse(DEFAULT_HTTP_LISTEN))
+    # Processes serving HTTP on `http` together (SO_REUSEPORT), this one counted: `[http]
+    # workers`, `REGSHIELD_HTTP_WORKERS` (api/workers.py; see `_http_workers` for the default).
+    http_workers: int = 1
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     dns: DnsSettings = field(default_factory=DnsSettings)
     rdds: RddsSettings = field(default_factory=RddsSettings)
@@ -582,6 +600,9 @@ class Settings:
             home=home_path,
             database_url=normalize_database_url(url),
             http=Listen.parse(http_text, "http"),
+            http_workers=_http_workers(
+                env.get("REGSHIELD_HTTP_WORKERS") or file_values.get("http", {}).get("workers"),
+                sqlite=normalize_database_url(url).startswith("sqlite")),
             smtp=SmtpSettings.load(env, file_values),
             dns=DnsSettings.load(env, file_values, dns),
             rdds=RddsSettings.load(env, file_values, whois),

@@ -5,19 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable, Iterator
+import socket
+from collections.abc import Callable
 
 import structlog
 import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
-from regshield.api.app import API_PREFIX, create_app
-from regshield.api.listener import guarded_protocol
-from regshield.api.rdap_memory import MemoryAnswers
+from regshield.api.app import API_PREFIX
+from regshield.api.workers import HttpServer, HttpWorkers, http_config, shared_socket
 from regshield.config import Listen, Settings
 from regshield.dns.publisher import Publisher
 from regshield.dns.server import DnsServer
-from regshield.dns.workers import DnsWorkers, WatchedTable, check_port_free
+from regshield.dns.workers import DnsWorkers, WatchedTable
 from regshield.errors import ConfigurationError
 from regshield.eventlog.anchors import anchor_head
 from regshield.flows.operations import OUTBOX_KIND as OPERATION_KIND
@@ -30,9 +30,10 @@ from regshield.notify.delivery import destination as mail_destination
 from regshield.notify.handler import handlers as notify_handlers
 from regshield.notify.verification import handlers as verification_handlers
 from regshield.outbox.worker import OutboxWorker
+from regshield.processes import check_port_free
 from regshield.rdds.documents import Materializer
 from regshield.rdds.whois import WhoisServer
-from regshield.registry.links import SANDBOX_LINK, links_summary, sandbox_directory
+from regshield.registry.links import SANDBOX_LINK, PoolShare, links_summary, sandbox_directory
 from regshield.registry.sandbox.server import SandboxServer
 from regshield.registry.sandbox.state import SandboxConfig
 from regshield.services import Services
@@ -49,8 +50,8 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
     report = await initialize(settings)
     if report.created_home or report.created_keys:
         announce(f"initialized {settings.home}")
-    services = Services.open(settings)
-    server = _Server(http_config(services, settings.http))
+    services = Services.open(settings, share=PoolShare(settings.http_workers, main=True))
+    server = HttpServer(http_config(services, settings.http))
     loop = asyncio.get_running_loop()
     for signal_number in STOP_SIGNALS:
         loop.add_signal_handler(signal_number, server.stop)
@@ -59,6 +60,7 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
     dns_server: DnsServer | None = None
     dns_workers: DnsWorkers | None = None
     whois_server: WhoisServer | None = None
+    http_workers: HttpWorkers | None = None
     handlers = {**notify_handlers(), **verification_handlers(), **relay_handlers(),
                 OPERATION_KIND: run_queued,
                 PUBLISH_KIND: publisher.handle}
@@ -66,12 +68,19 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
     try:
         dns_server, dns_workers = await _start_dns(services, publisher)
         whois_server = await _start_whois(services)
-        http = asyncio.create_task(_serve_http(server, settings.http))
+        bound = _bind_http(settings)
+        http = asyncio.create_task(_serve_http(server, settings.http, bound))
         while not server.started:
             if http.done():
                 await http  # raises why it stopped
                 raise ConfigurationError(f"HTTP could not listen on {settings.http}")
             await asyncio.sleep(0.05)
+        try:
+            http_workers = await _start_http_workers(settings, bound)
+        except ConfigurationError:
+            server.stop()
+            await http
+            raise
         # Only once HTTP listens: a start that fails then has no worker to cancel mid-query.
         background += [
             asyncio.create_task(OutboxWorker(services, handlers=handlers).run_forever()),
@@ -84,7 +93,9 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
         ]
         base = f"http://{settings.http}"
         announce(f"regshield is running (data in {settings.home})")
-        announce(f"  HTTP API   {base}{API_PREFIX}  (OpenAPI: {base}{API_PREFIX}/openapi.json)")
+        processes = f"; {settings.http_workers} processes" if http_workers else ""
+        announce(f"  HTTP API   {base}{API_PREFIX}  (OpenAPI: {base}{API_PREFIX}/openapi.json"
+                 f"{processes})")
         announce(f"  notices    {mail_destination(settings)}")
         if sandbox is not None:
             announce(f"  sandbox registry  EPP over TLS on {settings.sandbox_listen} "
@@ -113,6 +124,8 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if http_workers is not None:
+            await http_workers.close()
         if dns_workers is not None:
             await dns_workers.close()
         if dns_server is not None:
@@ -124,21 +137,6 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
         await services.close()
         if sandbox is not None:
             await sandbox.close()
-
-
-def http_config(services: Services, listen: Listen) -> uvicorn.Config:
-    """uvicorn's settings for the HTTP listener: the application, and a connection guard with
-    the deadlines and per-source cap of `[limits]` (api/listener.py) that answers anonymous
-    RDAP domain lookups from memory itself (api/rdap_memory.py)."""
-    limits = services.settings.limits
-    return uvicorn.Config(
-        create_app(services), host=listen.host, port=listen.port,
-        http=guarded_protocol(limits, services.limits.connections_refused,
-                              MemoryAnswers(services).answer),
-        timeout_keep_alive=limits.http_keep_alive_timeout,
-        log_config=None, access_log=False, proxy_headers=False, server_header=False,
-        lifespan="off",
-    )
 
 
 async def _start_sandbox(services: Services) -> SandboxServer | None:
@@ -225,20 +223,38 @@ async def _anchor_periodically(services: Services) -> None:
         await asyncio.sleep(ANCHOR_INTERVAL_SECONDS)
 
 
-class _Server(uvicorn.Server):
-    """uvicorn's server, but stopping is ours: uvicorn re-raises the signal after its own
-    shutdown, which would kill the process before the worker and the database close."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-    def stop(self) -> None:
-        self.should_exit = True
-
-
-async def _serve_http(server: uvicorn.Server, listen: Listen) -> None:
+async def _serve_http(server: uvicorn.Server, listen: Listen,
+                      bound: socket.socket | None) -> None:
     try:
-        await server.serve()
+        await server.serve(sockets=None if bound is None else [bound])
     except SystemExit:  # uvicorn exits the whole process when it cannot bind
         raise ConfigurationError(f"HTTP could not listen on {listen}") from None
+
+
+def _bind_http(settings: Settings) -> socket.socket | None:
+    """With `[http] workers` above 1, the main process's socket on the HTTP port, bound with
+    SO_REUSEPORT as the children's are, once a plain bind has shown the port is free (None:
+    uvicorn binds it as usual)."""
+    listen = settings.http
+    if settings.http_workers == 1:
+        return None
+    try:
+        if listen.port:
+            check_port_free(listen.host, listen.port, (socket.SOCK_STREAM,))
+        return shared_socket(listen)
+    except OSError as exc:
+        raise ConfigurationError(f"HTTP could not listen on {listen}: {exc.strerror}") from exc
+
+
+async def _start_http_workers(settings: Settings, bound: socket.socket | None
+                              ) -> HttpWorkers | None:
+    """The children serving HTTP beside this process (`[http] workers`), once it serves."""
+    if bound is None:
+        return None
+    workers = HttpWorkers(settings, bound.getsockname()[1])
+    try:
+        await workers.start()
+    except OSError as exc:
+        raise ConfigurationError(f"HTTP workers could not start on {settings.http}: {exc}"
+                                 ) from exc
+    return workers

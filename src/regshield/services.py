@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from regshield.clock import Clock, SystemClock
 from regshield.config import Settings
 from regshield.dnssec.hsm import HsmSession, HsmUnavailable, open_token
-from regshield.registry.links import Registries, configured_links
+from regshield.registry.links import PoolShare, Registries, configured_links
 from regshield.security.fields import Sealer
 from regshield.security.keyring import KeyRing, load_keyring
 from regshield.security.limits import Limits, RateLimiter
@@ -40,14 +40,16 @@ class Services:
         return Sealer(self.keyring)
 
     @classmethod
-    def open(cls, settings: Settings, clock: Clock | None = None) -> Services:
-        """Connect to an initialized installation (see `setup.initialize`)."""
+    def open(cls, settings: Settings, clock: Clock | None = None,
+             share: PoolShare | None = None) -> Services:
+        """Connect to an initialized installation (see `setup.initialize`); `share` is the
+        part of each registry link's sessions this process opens (all by default)."""
         return cls(
             settings=settings,
             store=Store(settings.database_url),
             keyring=load_keyring(settings.key_file, settings.master_key_env),
             clock=clock or SystemClock(),
-            registries=Registries(configured_links(settings)),
+            registries=Registries(configured_links(settings), share),
         )
 
     def limiter(self, service: str) -> RateLimiter:

@@ -29,7 +29,7 @@ import dns.zone
 import pytest
 from dns_peers import LOOPBACK, free_port
 
-from regshield.dns import workers as workers_module
+from regshield import processes
 from regshield.dns.rrl import RateLimiter
 from regshield.dns.server import DnsServer
 from regshield.dns.transfer import TransferService, diff_zones
@@ -256,7 +256,7 @@ async def test_a_stopped_child_holds_up_nothing_and_is_replaced_once_it_lags_too
         assert time.monotonic() - started < 2
 
         # A zone far larger than the socket buffers waits unread; the next batch finds it.
-        monkeypatch.setattr(workers_module, "MAX_QUEUED_BYTES", 1)
+        monkeypatch.setattr(processes, "MAX_QUEUED_BYTES", 1)
         large = dns.name.from_text("large.example.")
         primary.table.put(ServedZone(large, 1, tuple(
             dns.rrset.from_text(f"host{index}.large.example.", 300, "IN", "TXT", "x" * 200)

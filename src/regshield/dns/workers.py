@@ -25,7 +25,8 @@ included (it holds the journal and the keys), and tells the main process of each
 served, which records it. A child started late, or restarted after it died, is sent every zone
 before it binds the port, so it never answers REFUSED for a zone that is served. Children
 answer the main process in JSON, never pickle: a child faces the network, and what it says
-must not be able to run code in the process that holds the keys. A child exits when the pipe
+must not be able to run code in the process that holds the keys. Children are started,
+watched and replaced as every worker process is (processes.py): a child exits when the pipe
 from the main process closes, so none outlives it.
 
 Each process limits its own UDP responses (RRL): a client whose queries come from many source
@@ -36,14 +37,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import multiprocessing.connection
 import os
 import pickle
 import signal
-import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -58,19 +55,11 @@ from regshield.dns.rrl import RateLimitCounters, RateLimiter
 from regshield.dns.server import DnsServer
 from regshield.dns.transfer import TransferKind, TransferListener, TransferService
 from regshield.dns.zonedata import ServedZone, ZoneDiff, ZoneTable
+from regshield.processes import Child, Workers, send_report
 
 log = structlog.get_logger("regshield.dns")
 
-START_TIMEOUT_SECONDS = 30.0  # a spawned interpreter imports dnspython before it binds
 CATCH_UP_TIMEOUT_SECONDS = 2.0
-RESTART_DELAY_SECONDS = 1.0  # doubled after each failed start, up to the maximum
-MAX_RESTART_DELAY_SECONDS = 60.0
-STOP_TIMEOUT_SECONDS = 5.0
-# A child that lets more than this pile up unread (beyond what the socket buffers) has stopped
-# reading (hung, or stopped): it is killed and started afresh rather than left to hold the
-# main process's memory.
-MAX_QUEUED_BYTES = 512 << 20
-_MAX_REPORT = 4096  # a child's messages to the main process are small JSON documents
 
 # What the main process tells a child, one pickled list of these per batch.
 _Message = tuple[Any, ...]
@@ -107,59 +96,23 @@ class WorkerCounters:
 
 
 @dataclass
-class _Child:
-    process: subprocess.Popen[bytes]
-    connection: multiprocessing.connection.Connection
-    exit_watch: int  # a pidfd, readable once the process has exited
-    started: asyncio.Future[int]
+class _DnsChild(Child):
     acknowledged: int = 0
     counted: dict[int, WorkerCounters] = field(default_factory=dict)
-    # Batches wait here and one task writes them in order, so a slow child slows no one;
-    # None tells that task to stop.
-    queue: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
-    queued_bytes: int = 0
-    writer: asyncio.Task[None] | None = None
-    released: bool = False
-
-    def is_alive(self) -> bool:
-        return self.process.poll() is None
-
-    def release(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Stop watching the child and shut the pipe (once): the child reads its end, a write
-        in progress fails at once, and the writing task closes our end when it stops (never
-        while a thread may still write to it)."""
-        if self.released:
-            return
-        self.released = True
-        descriptor = self.connection.fileno()  # only this method closes the connection
-        for watched in (self.exit_watch, descriptor):
-            with contextlib.suppress(ValueError, OSError):
-                loop.remove_reader(watched)
-        os.close(self.exit_watch)
-        with contextlib.suppress(OSError), socket.fromfd(
-                descriptor, socket.AF_UNIX, socket.SOCK_STREAM) as pipe:
-            pipe.shutdown(socket.SHUT_RDWR)
-        self.queue.put_nowait(None)
-        if self.writer is None or self.writer.done():
-            self.connection.close()
-        else:
-            self.writer.add_done_callback(lambda _: self.connection.close())
 
 
-# A fresh interpreter (as multiprocessing's "spawn" makes, never a fork of a process that has
-# threads), isolated from the working directory, with this process's import path.
-_BOOTSTRAP = ("import json, sys; arguments = json.loads(sys.argv[1]); "
-              "sys.path[:0] = arguments.pop('path'); "
-              "from regshield.dns.workers import child_main; child_main(**arguments)")
-
-
-class DnsWorkers:
+class DnsWorkers(Workers):
     """The child processes answering DNS beside the main one, and what keeps them current.
 
     `table`, `keyring`, `allowed_keys` and `rate_limiter` are the publisher's (read, never
     changed here; each child limits with the same settings and allow-list, or not at all
     without one); `on_transfer` is told of each transfer a child serves.
     """
+
+    module = __name__
+    topic = "dns:workers"
+    label = "a DNS worker"
+    child_type = _DnsChild
 
     def __init__(
         self,
@@ -173,18 +126,16 @@ class DnsWorkers:
         log_level: str = "info",
         tcp_connections_per_source: int | None = None,
     ) -> None:
-        self.count = count
+        super().__init__(count, log_level=log_level)
         self.tcp_connections_per_source = tcp_connections_per_source
         self.table = table
         self.keyring = keyring
         self.allowed_keys = allowed_keys
         self.rate_limiter = rate_limiter
         self.on_transfer = on_transfer
-        self.log_level = log_level
         self.catch_up_seconds = CATCH_UP_TIMEOUT_SECONDS
         self.host = ""
         self.port = 0
-        self._children: list[_Child] = []
         self._sent: dict[dns.name.Name, ServedZone] = {}
         self._stale: set[dns.name.Name] = set()
         # Zones to look at in the next batch: changed in the table, or about to be notified
@@ -194,17 +145,8 @@ class DnsWorkers:
         self._allowed: dict[dns.name.Name, frozenset[dns.name.Name]] = {}
         self._allow: tuple[str, ...] = ()
         self._mark = 0
-        self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._progress = asyncio.Condition()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._closing = False
-
-    @property
-    def pids(self) -> list[int]:
-        """The children listening now."""
-        return [c.started.result() for c in self._children
-                if c.started.done() and not c.started.exception() and c.is_alive()]
 
     async def start(self, host: str, port: int) -> None:
         """Start `count - 1` children answering on `host`:`port`, where the main process
@@ -214,13 +156,8 @@ class DnsWorkers:
         self._dirty.update(zone.origin for zone in self.table)
         async with self._lock:
             await self._send_changes()
-            children = [await self._spawn() for _ in range(self.count - 1)]
-        try:
-            await asyncio.gather(*(self._wait_started(child) for child in children))
-        except BaseException:
-            await self.close()
-            raise
-        self._background(self._sync_forever())
+        await self.start_children()
+        self.background(self._sync_forever())
 
     async def caught_up(self, origin: dns.name.Name | None = None) -> bool:
         """Send what changed (and what `origin` is now: its zone, the keys that may transfer
@@ -231,7 +168,7 @@ class DnsWorkers:
             self._dirty.add(origin)
         async with self._lock:
             mark = await self._send_changes()
-        children = [c for c in self._children if c.started.done()]
+        children = self._dns_children(self.started_children())
         async with self._progress:
             try:
                 await asyncio.wait_for(self._progress.wait_for(
@@ -249,9 +186,9 @@ class DnsWorkers:
             self._mark += 1
             mark = self._mark
             payload = pickle.dumps([("count", mark)])
-            children = [c for c in self._children if c.started.done()]
+            children = self._dns_children(self.started_children())
             for child in children:
-                self._deliver(child, payload)
+                self.deliver(child, payload)
         async with self._progress:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._progress.wait_for(
@@ -260,117 +197,36 @@ class DnsWorkers:
         return [c.counted.pop(mark) for c in children if mark in c.counted]
 
     async def close(self) -> None:
-        self._closing = True
         self.table.on_change = None
-        for task in list(self._tasks):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        loop = asyncio.get_running_loop()
-        for child in self._children:
-            child.release(loop)  # the child sees the pipe close and stops
-        for child in self._children:
-            try:
-                await asyncio.to_thread(child.process.wait, STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                child.process.kill()
-                await asyncio.to_thread(child.process.wait)
-        await asyncio.gather(*(c.writer for c in self._children if c.writer is not None),
-                             return_exceptions=True)
-        self._children = []
+        await super().close()
 
     # --- children ------------------------------------------------------------------------
 
-    async def _spawn(self) -> _Child:
-        """Start one child and send it everything served; it binds once it has read that.
+    def arguments(self) -> dict[str, Any]:
+        return {"host": self.host, "port": self.port, "log_level": self.log_level,
+                "tcp_connections_per_source": self.tcp_connections_per_source,
+                "limiter": None if self.rate_limiter is None else {
+                    "responses_per_second": self.rate_limiter.responses_per_second,
+                    "burst": self.rate_limiter.burst, "slip": self.rate_limiter.slip}}
 
-        Called with the lock held, so no later batch reaches the child before this one."""
-        loop = asyncio.get_running_loop()
-        ours, theirs = socket.socketpair()
-        arguments = {
-            "path": sys.path, "descriptor": theirs.fileno(), "host": self.host,
-            "port": self.port, "log_level": self.log_level,
-            "tcp_connections_per_source": self.tcp_connections_per_source,
-            "limiter": None if self.rate_limiter is None else {
-                "responses_per_second": self.rate_limiter.responses_per_second,
-                "burst": self.rate_limiter.burst, "slip": self.rate_limiter.slip}}
-        with theirs:
-            process = _start_process(arguments, theirs.fileno())
-        connection = multiprocessing.connection.Connection(ours.detach())
-        child = _Child(process, connection, os.pidfd_open(process.pid), loop.create_future())
-        child.writer = loop.create_task(_write_batches(child))
-        self._children.append(child)
-        loop.add_reader(connection.fileno(), self._receive, child)
-        loop.add_reader(child.exit_watch, self._exited, child)
+    async def introduce(self, child: Child) -> None:
+        """Send a new child everything served; it binds once it has read that."""
         messages: list[_Message] = [("keys", self._keys), ("allowed", self._allowed),
                                     ("allow", self._allow)]
         messages += [_whole(zone) for zone in self._sent.values()]
         messages.append(("start",))
         # The whole table may be large: pickled in a thread, not on the loop.
-        self._deliver(child, await asyncio.to_thread(_pickle_batch, messages))
-        return child
+        self.deliver(child, await asyncio.to_thread(_pickle_batch, messages))
 
-    async def _wait_started(self, child: _Child) -> None:
-        try:
-            await asyncio.wait_for(asyncio.shield(child.started), START_TIMEOUT_SECONDS)
-        except TimeoutError:
-            child.process.kill()
-            raise OSError(f"a DNS worker did not start within {START_TIMEOUT_SECONDS:.0f} s"
-                          ) from None
+    @staticmethod
+    def _dns_children(children: list[Child]) -> list[_DnsChild]:
+        return [c for c in children if isinstance(c, _DnsChild)]
 
-    def _exited(self, child: _Child) -> None:
-        if child.released:
-            return
-        child.release(asyncio.get_running_loop())
-        if self._closing:
-            return
-        self._children.remove(child)
-        if not child.started.done():
-            child.started.set_exception(OSError(
-                f"a DNS worker exited with status {child.process.poll()} before it listened"))
-            return
-        self._background(self._restart(child))
-
-    async def _restart(self, dead: _Child) -> None:
-        log.error("dns:workers:exited", pid=dead.process.pid,
-                  status=await asyncio.to_thread(dead.process.wait))
-        delay = RESTART_DELAY_SECONDS
-        while True:
-            await asyncio.sleep(delay)
-            if self._closing:
-                return
-            async with self._lock:
-                child = await self._spawn()
-            try:
-                await self._wait_started(child)
-            except OSError as error:
-                log.error("dns:workers:restart_failed", reason=str(error))
-                delay = min(2 * delay, MAX_RESTART_DELAY_SECONDS)
-                continue
-            log.info("dns:workers:restarted", pid=child.process.pid)
-            return
-
-    def _receive(self, child: _Child) -> None:
-        """Read what a child reports: started, acknowledged, a transfer served, counters."""
-        try:
-            while child.connection.poll():
-                wire = child.connection.recv_bytes(_MAX_REPORT)
-                try:
-                    report = json.loads(wire)
-                    self._handle(child, report if isinstance(report, dict) else {})
-                except (ValueError, KeyError, TypeError) as error:
-                    log.warning("dns:workers:bad_report", error_type=type(error).__name__)
-        except (EOFError, OSError):  # it has exited, or said too much: `_exited` follows
-            with contextlib.suppress(ValueError, OSError):
-                asyncio.get_running_loop().remove_reader(child.connection.fileno())
-
-    def _handle(self, child: _Child, report: dict[str, Any]) -> None:
+    def handle_report(self, child: Child, report: dict[str, Any]) -> None:
+        """Acknowledged, counters, stale, a transfer served."""
+        assert isinstance(child, _DnsChild)
         kind = report.get("kind")
-        if kind == "started" and not child.started.done():
-            child.started.set_result(int(report["pid"]))
-        elif kind == "failed" and not child.started.done():
-            child.started.set_exception(OSError(str(report["reason"])))
-        elif kind == "acknowledged":
+        if kind == "acknowledged":
             child.acknowledged = max(child.acknowledged, int(report["mark"]))
             self._notify_progress()
         elif kind == "counters":
@@ -396,7 +252,7 @@ class DnsWorkers:
         async def notify() -> None:
             async with self._progress:
                 self._progress.notify_all()
-        self._background(notify())
+        self.background(notify())
 
     # --- keeping children current --------------------------------------------------------
 
@@ -457,58 +313,8 @@ class DnsWorkers:
         messages.append(("mark", self._mark))
         payload = await asyncio.to_thread(_pickle_batch, messages)
         for child in list(self._children):
-            self._deliver(child, payload)
+            self.deliver(child, payload)
         return self._mark
-
-    def _deliver(self, child: _Child, payload: bytes) -> None:
-        """Queue one batch for a child; one that has stopped reading is killed (and started
-        afresh with the whole state)."""
-        if child.released:
-            return
-        if child.queued_bytes > MAX_QUEUED_BYTES:
-            log.error("dns:workers:not_reading", pid=child.process.pid,
-                      queued_bytes=child.queued_bytes)
-            child.process.kill()
-            return
-        child.queued_bytes += len(payload)
-        child.queue.put_nowait(payload)
-
-    def _background(self, work: Any) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-
-def _start_process(arguments: dict[str, Any], descriptor: int) -> subprocess.Popen[bytes]:
-    """Start a child: a fresh interpreter that inherits only the socket `descriptor`."""
-    return subprocess.Popen(  # noqa: S603 - this interpreter running our own module
-        [sys.executable, "-I", "-c", _BOOTSTRAP, json.dumps(arguments)],
-        stdin=subprocess.DEVNULL, pass_fds=(descriptor,))
-
-
-def check_port_free(host: str, port: int) -> None:
-    """Raise OSError when a socket is bound to `port` already (UDP or TCP).
-
-    Sockets that ask for SO_REUSEPORT share a port with any other process of the same user that
-    asks too: a second server started by mistake would silently take half the queries. Binding
-    without it first finds such a server, as a plain bind would."""
-    for family, kind, _, _, address in socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[:1]:
-        for transport in (kind, socket.SOCK_STREAM):
-            with socket.socket(family, transport) as probe:
-                if transport == socket.SOCK_STREAM:
-                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                probe.bind(address)
-
-
-async def _write_batches(child: _Child) -> None:
-    """Write a child's batches in order, each in a thread (a large one takes a while), until
-    told to stop."""
-    while (payload := await child.queue.get()) is not None:
-        try:
-            await asyncio.to_thread(child.connection.send_bytes, payload)
-        except (OSError, ValueError):
-            return  # it has exited: `_exited` follows, and a new child gets everything
-        child.queued_bytes -= len(payload)
 
 
 def _whole(zone: ServedZone) -> _Message:
@@ -704,5 +510,4 @@ class _Worker:
             "key": key_name.to_text(), "transfer": kind, "serial": serial})
 
     def _report(self, report: dict[str, Any]) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            self.connection.send_bytes(json.dumps(report).encode())
+        send_report(self.connection, report)

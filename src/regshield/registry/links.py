@@ -16,6 +16,9 @@ A link is configured per registry in `regshield.toml`:
     pool_size = 2
     parent_servers = ["192.0.2.1:53", "[2001:db8::1]:53"]  # optional: see below
 
+`pool_size` is how many sessions regshield holds with the registry at once; with `[http]
+workers` above 1 they are divided among the processes serving HTTP (`PoolShare`).
+
 `parent_servers` are the servers of the registry's TLD zones, asked directly whether they
 serve a new DS before the old key of a domain is retired (dns/parent.py). Without them, the
 TLD's servers are found through the resolver.
@@ -87,12 +90,35 @@ class RegistryLink:
         return RGP_NS in self.endpoint.extension_uris
 
 
+@dataclass(frozen=True)
+class PoolShare:
+    """Which share of each link's `pool_size` sessions this process opens.
+
+    Registries cap the sessions one registrar holds, and with `[http] workers` above 1 every
+    process that serves HTTP may talk EPP from a request (`processes` of them): the size is
+    divided among them, at least one session each, and the main process (which also runs the
+    outbox worker, where most EPP goes) takes what the division leaves over. So the processes
+    hold `pool_size` sessions together, or one each when `pool_size` is smaller than their
+    number. The registry-lock channel has one session per process."""
+
+    processes: int = 1
+    main: bool = True
+
+    def size(self, pool_size: int) -> int:
+        share = max(1, pool_size // self.processes)
+        if self.main and pool_size > self.processes:
+            share += pool_size % self.processes
+        return share
+
+
 class Registries:
     """The configured links and their pools. A pool starts on first use, so that regshield
-    starts (and serves everything else) while a registry is down."""
+    starts (and serves everything else) while a registry is down; it holds this process's
+    `share` of the link's sessions."""
 
-    def __init__(self, links: Iterable[RegistryLink]) -> None:
+    def __init__(self, links: Iterable[RegistryLink], share: PoolShare | None = None) -> None:
         self.links = {link.name: link for link in links}
+        self.share = share or PoolShare()
         self._by_tld: dict[str, RegistryLink] = {}
         for link in self.links.values():
             for tld in link.tlds:
@@ -129,7 +155,7 @@ class Registries:
         async with self._lock:
             pool = self._pools.get(link.name)
             if pool is None:
-                pool = EppPool(link.endpoint, size=link.pool_size)
+                pool = EppPool(link.endpoint, size=self.share.size(link.pool_size))
                 await pool.start()
                 self._pools[link.name] = pool
             return pool

@@ -31,6 +31,10 @@ The embedded DNS server (`regshield serve`, `[dns] listen`) adds:
 
 The figures are read from the limiters and servers at each scrape (a collector of
 prometheus_client), so nothing is counted twice and nothing is kept beside them.
+
+Every figure is one process's. With `[http] workers` above 1 (api/workers.py) a scrape is
+answered by the process that accepted its connection, with that process's counters; the DNS
+figures are the main process's own server only (dns/workers.py children keep theirs).
 """
 
 from __future__ import annotations

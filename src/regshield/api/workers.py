@@ -1,0 +1,190 @@
+"""HTTP workers: more processes serving the HTTP application on the same port.
+
+With `[http] workers = N` (N above 1 needs PostgreSQL), `regshield serve` serves HTTP in N
+processes: the main one and N - 1 children started here (processes.py: fresh interpreters,
+watched, replaced when one dies, gone when the main process is). Each binds the HTTP port with
+SO_REUSEPORT, and the kernel spreads connections over them by a hash of the source address
+and port. A child runs the ASGI application only, `create_app(Services.open(settings))`, under
+uvicorn with the same connection guard and limits as the main process (`http_config`); the
+outbox worker, sweeps, polls, key plans, the DNS publisher, the RDAP materializer, the sandbox
+registry and WHOIS run in the main process alone. A child runs no migration and initializes
+nothing: it starts once the main process serves.
+
+The main process sends a child its settings down the pipe (pickled: they hold the database
+URL and other secrets, which must not appear on a command line) and nothing else; the child
+reports that it listens, or why it could not. It stops when the pipe closes (the main process
+stopped or died) or on SIGTERM, giving requests in flight `STOP_GRACE_SECONDS` to finish.
+
+What each process keeps apart: its connection guard (`[limits] http_connections_per_source`
+is counted per process, so one source may hold up to N times as many connections), its
+counters for GET /metrics (a scrape reports the process that accepted it), its RDAP document
+cache (rdds/documents.py, which looks for changes by any process every half second), its
+share of each registry link's sessions (`PoolShare`, registry/links.py) and its database pools
+(PostgreSQL must allow N times their connections). Rate limits of RDAP, WHOIS, the contact
+form, the API and logins live in the store every process shares.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing.connection
+import os
+import pickle
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import structlog
+import uvicorn
+
+from regshield.api.app import create_app
+from regshield.api.listener import guarded_protocol
+from regshield.api.rdap_memory import MemoryAnswers
+from regshield.config import Listen, Settings
+from regshield.processes import Child, Workers, send_report
+from regshield.registry.links import PoolShare
+from regshield.services import Services
+
+log = structlog.get_logger("regshield.http")
+
+STOP_GRACE_SECONDS = 3  # within processes.STOP_TIMEOUT_SECONDS, after which a child is killed
+
+
+def http_config(services: Services, listen: Listen) -> uvicorn.Config:
+    """uvicorn's settings for the HTTP listener: the application, and a connection guard with
+    the deadlines and per-source cap of `[limits]` (api/listener.py) that answers anonymous
+    RDAP domain lookups from memory itself (api/rdap_memory.py)."""
+    limits = services.settings.limits
+    return uvicorn.Config(
+        create_app(services), host=listen.host, port=listen.port,
+        http=guarded_protocol(limits, services.limits.connections_refused,
+                              MemoryAnswers(services).answer),
+        timeout_keep_alive=limits.http_keep_alive_timeout,
+        log_config=None, access_log=False, proxy_headers=False, server_header=False,
+        lifespan="off",
+    )
+
+
+class HttpServer(uvicorn.Server):
+    """uvicorn's server, but stopping is ours: uvicorn re-raises the signal after its own
+    shutdown, which would kill the process before the worker and the database close."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    def stop(self) -> None:
+        self.should_exit = True
+
+
+def shared_socket(listen: Listen) -> socket.socket:
+    """A TCP socket bound to `listen` with SO_REUSEPORT, for uvicorn to listen on: every
+    process serving HTTP binds one (see `processes.check_port_free` for the first)."""
+    family, kind, protocol, _, address = socket.getaddrinfo(listen.host, listen.port,
+                                                            type=socket.SOCK_STREAM)[0]
+    # With the protocol named (IPPROTO_TCP, not 0), asyncio sets TCP_NODELAY on each accepted
+    # connection, as on the sockets it makes itself: without it, Nagle's algorithm and the
+    # client's delayed ACK hold every keep-alive answer for some 40 ms.
+    bound = socket.socket(family, kind, protocol)
+    try:
+        bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:  # as asyncio binds: IPv6 only, IPv4 apart
+            bound.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        bound.bind(address)
+    except OSError:
+        bound.close()
+        raise
+    return bound
+
+
+class HttpWorkers(Workers):
+    """The `settings.http_workers - 1` children serving HTTP beside the main process, which
+    listens on `port` (the port bound, when `[http] listen` asks for any) with SO_REUSEPORT."""
+
+    module = __name__
+    topic = "http:workers"
+    label = "an HTTP worker"
+
+    def __init__(self, settings: Settings, port: int) -> None:
+        super().__init__(settings.http_workers, log_level=settings.log_level)
+        self.settings = settings
+        self.port = port
+
+    async def start(self) -> None:
+        """Start the children; returns once every one listens (OSError when one cannot)."""
+        await self.start_children()
+
+    def arguments(self) -> dict[str, Any]:
+        return {"host": self.settings.http.host, "port": self.port,
+                "log_level": self.log_level}
+
+    async def introduce(self, child: Child) -> None:
+        self.deliver(child, pickle.dumps(self.settings))
+
+
+# --- the child process -----------------------------------------------------------------------
+
+
+def child_main(descriptor: int, host: str, port: int, log_level: str) -> None:
+    """A worker process: serve the HTTP application on `host`:`port` with the settings the
+    main process sends down the socket `descriptor`, until it closes."""
+    from regshield import logs
+
+    logs.configure(log_level)
+    # As in the main process (cli/main.py sets standard logging up at "warning" first):
+    # uvicorn's own plain-text lines only from warnings up.
+    logging.getLogger("uvicorn").setLevel(max(logging.WARNING, logging.getLogger().level))
+    connection = multiprocessing.connection.Connection(descriptor)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    try:
+        # Only the main process writes to this pipe (it started this one).
+        settings = pickle.loads(connection.recv_bytes())  # noqa: S301
+    except (EOFError, OSError):
+        return
+    asyncio.run(_serve(connection, settings, Listen(host, port)))
+
+
+async def _serve(connection: multiprocessing.connection.Connection, settings: Settings,
+                 listen: Listen) -> None:
+    services = Services.open(settings, share=PoolShare(settings.http_workers, main=False))
+    try:
+        server = HttpServer(http_config(services, listen))
+        server.config.timeout_graceful_shutdown = STOP_GRACE_SECONDS
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, server.stop)
+        threading.Thread(target=_stop_when_closed, args=(connection, loop, server),
+                         name="http-worker-pipe", daemon=True).start()
+        try:
+            bound = shared_socket(listen)
+        except OSError as error:
+            send_report(connection, {"kind": "failed", "reason":
+                                     f"HTTP could not listen on {listen}: {error.strerror}"})
+            return
+        serving = asyncio.ensure_future(server.serve(sockets=[bound]))
+        while not server.started:
+            if serving.done():
+                send_report(connection, {"kind": "failed",
+                                         "reason": f"HTTP could not serve on {listen}"})
+                await serving
+                return
+            await asyncio.sleep(0.05)
+        send_report(connection, {"kind": "started", "pid": os.getpid()})
+        log.info("http:worker:started", pid=os.getpid(), listen=str(listen))
+        await serving
+    finally:
+        await services.close()
+
+
+def _stop_when_closed(connection: multiprocessing.connection.Connection,
+                      loop: asyncio.AbstractEventLoop, server: HttpServer) -> None:
+    """In a thread: wait for the pipe to close, then stop the server."""
+    with contextlib.suppress(EOFError, OSError):
+        while True:
+            connection.recv_bytes()
+    with contextlib.suppress(RuntimeError):  # the loop has closed: the child is stopping
+        loop.call_soon_threadsafe(server.stop)
