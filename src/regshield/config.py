@@ -509,6 +509,9 @@ class Settings:
     # Processes serving HTTP on `http` together (SO_REUSEPORT), this one counted: `[http]
     # workers`, `REGSHIELD_HTTP_WORKERS` (api/workers.py; see `_http_workers` for the default).
     http_workers: int = 1
+    # Reverse proxies in front of the HTTP listener, whose X-Forwarded-For names the client:
+    # `[http] trusted_proxies`, `REGSHIELD_HTTP_TRUSTED_PROXIES` (api/forwarded.py).
+    http_trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     dns: DnsSettings = field(default_factory=DnsSettings)
     rdds: RddsSettings = field(default_factory=RddsSettings)
@@ -603,6 +606,11 @@ class Settings:
             http_workers=_http_workers(
                 env.get("REGSHIELD_HTTP_WORKERS") or file_values.get("http", {}).get("workers"),
                 sqlite=normalize_database_url(url).startswith("sqlite")),
+            http_trusted_proxies=_networks(
+                env["REGSHIELD_HTTP_TRUSTED_PROXIES"].split(",")
+                if env.get("REGSHIELD_HTTP_TRUSTED_PROXIES")
+                else file_values.get("http", {}).get("trusted_proxies", []),
+                "http.trusted_proxies"),
             smtp=SmtpSettings.load(env, file_values),
             dns=DnsSettings.load(env, file_values, dns),
             rdds=RddsSettings.load(env, file_values, whois),

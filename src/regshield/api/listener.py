@@ -30,6 +30,7 @@ from collections.abc import Callable
 import structlog
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from regshield.api.forwarded import Network, forwarded_client, is_trusted
 from regshield.api.rdap_memory import Answer, Header
 from regshield.config import LimitsSettings
 
@@ -59,20 +60,28 @@ class _Answered:
 
 
 def guarded_protocol(limits: LimitsSettings, refused: Counter[tuple[str, str]],
-                     answer: Answerer | None = None) -> type[HttpToolsProtocol]:
+                     answer: Answerer | None = None,
+                     trusted_proxies: tuple[Network, ...] = ()) -> type[HttpToolsProtocol]:
     """An HttpToolsProtocol class for uvicorn's `http` setting, with `limits` and one count of
     open connections per source shared by every connection of the listener, answering what
-    `answer` answers without the application."""
+    `answer` answers without the application. A request from one of `trusted_proxies` is the
+    request of the client its X-Forwarded-For names (api/forwarded.py), for the application
+    and for `answer`; connections from those proxies are not capped per source."""
     open_per_source: Counter[str] = Counter()
     seconds_for = {HEADERS: limits.http_header_timeout, BODY: limits.http_body_timeout}
 
     class GuardedProtocol(HttpToolsProtocol):
         _deadline: asyncio.TimerHandle | None = None
         _source: str | None = None
+        _proxied = False  # the peer is a trusted proxy
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             self._source = self.client[0] if self.client else None
+            self._proxied = is_trusted(self._source, trusted_proxies)
+            if self._proxied:
+                self._await(HEADERS)
+                return
             open_per_source[self._source or ""] += 1
             if open_per_source[self._source or ""] > limits.http_connections_per_source:
                 refused["http", "per_source"] += 1
@@ -82,18 +91,22 @@ def guarded_protocol(limits: LimitsSettings, refused: Counter[tuple[str, str]],
 
         def connection_lost(self, exc: Exception | None) -> None:
             key = self._source or ""
-            open_per_source[key] -= 1
-            if open_per_source[key] <= 0:
-                del open_per_source[key]
+            if not self._proxied:
+                open_per_source[key] -= 1
+                if open_per_source[key] <= 0:
+                    del open_per_source[key]
             self._await(None)
             super().connection_lost(exc)
 
         def on_headers_complete(self) -> None:
             self._await(BODY)  # cleared at once by on_message_complete when there is none
+            source = self._source
+            if self._proxied:
+                source = forwarded_client(source, self.headers, trusted_proxies)
+                self.scope["client"] = (source, 0) if source else None
             if answer is not None and (self.cycle is None or self.cycle.response_complete) \
                     and not self.flow.write_paused and not self.parser.should_upgrade():
-                answered = answer(self.parser.get_method(), self.url, self.headers,
-                                  self._source)
+                answered = answer(self.parser.get_method(), self.url, self.headers, source)
                 if answered is not None:
                     keep_alive = (self.parser.get_http_version() == "1.1"
                                   and self.parser.should_keep_alive())

@@ -62,7 +62,8 @@ def http_config(services: Services, listen: Listen) -> uvicorn.Config:
     return uvicorn.Config(
         create_app(services), host=listen.host, port=listen.port,
         http=guarded_protocol(limits, services.limits.connections_refused,
-                              MemoryAnswers(services).answer),
+                              MemoryAnswers(services).answer,
+                              services.settings.http_trusted_proxies),
         timeout_keep_alive=limits.http_keep_alive_timeout,
         log_config=None, access_log=False, proxy_headers=False, server_header=False,
         lifespan="off",
