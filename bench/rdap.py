@@ -11,8 +11,8 @@ anonymous):
   `--unknown-every` for a name that no domain has (404, and no state may be kept for it);
 - the documents of every domain are fetched once and checked (status 200,
   `application/rdap+json`, the name, the redactions), and written as static files for nginx
-  (one worker process, like the one regshield process; `--nginx-workers` changes it), the
-  ceiling for HTTP on this machine;
+  (as many worker processes as regshield has HTTP processes, `--workers`, one by default;
+  `--nginx-workers` changes it), the ceiling for HTTP on this machine;
 - warm: random domains of the N.
 nginx answers the same two phases. The lookups per second, the p50/p99 latency, the CPU per
 lookup and the ratio are printed. wrk counts every answer that is not 2xx: any in the warm
@@ -20,7 +20,8 @@ phase, or more than the unknown names in the cold phase, makes the run exit 1. T
 raised for the run (it would otherwise refuse a benchmark from one address).
 
     .venv/bin/python bench/rdap.py [--domains 100000] [--seconds 15] [--connections 32]
-                                   [--backend sqlite|postgresql] [--nginx-workers 1]
+                                   [--backend sqlite|postgresql] [--workers 1]
+                                   [--nginx-workers N]
                                    [--unknown-every 10]
 
 Needs `nginx` and `wrk` (Debian packages nginx-light and wrk). Only 127.0.0.1 is contacted.
@@ -299,12 +300,17 @@ def main() -> int:
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--postgres", default="postgresql://127.0.0.1:5432")
     parser.add_argument("--postgres-admin", default="postgresql://127.0.0.1:5432/test")
-    parser.add_argument("--nginx-workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=1,
+                        help="HTTP processes of regshield (more than one needs PostgreSQL), "
+                             "and nginx workers unless --nginx-workers says otherwise")
+    parser.add_argument("--nginx-workers", type=int, default=None)
     parser.add_argument("--unknown-every", type=int, default=10,
                         help="one query in this many of the cold phase is for an unknown name")
     parser.add_argument("--render-timeout", type=float, default=900.0)
     parser.add_argument("--seed", type=int, default=5)
     args = parser.parse_args()
+    if args.nginx_workers is None:
+        args.nginx_workers = args.workers
     for tool in ("nginx", "wrk"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
             print(f"{tool} is missing: apt-get install nginx-light wrk", file=sys.stderr)
@@ -336,9 +342,9 @@ def main() -> int:
             env = {k: v for k, v in os.environ.items() if not k.startswith("REGSHIELD_")}
             env.update({"REGSHIELD_RDDS_PER_MINUTE": "10000000", "REGSHIELD_RDDS_BURST":
                         "10000000", "REGSHIELD_LOG_LEVEL": "warning",
-                        # One HTTP process (on PostgreSQL the default is one per core): the
-                        # CPU read is this process's, beside one nginx worker.
-                        "REGSHIELD_HTTP_WORKERS": "1"})
+                        # As many HTTP processes as asked (on PostgreSQL the default is
+                        # one per core), beside as many nginx workers.
+                        "REGSHIELD_HTTP_WORKERS": str(args.workers)})
             with server([*base, "serve", "--http", f"127.0.0.1:{port}", "--dns", "off"],
                         port, tmp / "serve.log", env) as process:
                 seconds = asyncio.run(wait_rendered(home, url, len(names),

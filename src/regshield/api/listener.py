@@ -79,14 +79,12 @@ def guarded_protocol(limits: LimitsSettings, refused: Counter[tuple[str, str]],
             super().connection_made(transport)
             self._source = self.client[0] if self.client else None
             self._proxied = is_trusted(self._source, trusted_proxies)
-            if self._proxied:
-                self._await(HEADERS)
-                return
-            open_per_source[self._source or ""] += 1
-            if open_per_source[self._source or ""] > limits.http_connections_per_source:
-                refused["http", "per_source"] += 1
-                transport.close()
-                return
+            if not self._proxied:
+                open_per_source[self._source or ""] += 1
+                if open_per_source[self._source or ""] > limits.http_connections_per_source:
+                    refused["http", "per_source"] += 1
+                    transport.close()
+                    return
             self._await(HEADERS)
 
         def connection_lost(self, exc: Exception | None) -> None:
@@ -122,6 +120,8 @@ def guarded_protocol(limits: LimitsSettings, refused: Counter[tuple[str, str]],
             super().on_message_complete()
 
         def _write(self, cycle: _Answered) -> None:
+            if self.transport.is_closing():  # the client is gone
+                return
             answered = cycle.answer
             head = [STATUS_LINE[answered.status]]
             for name, value in (*self.server_state.default_headers, *answered.headers):
