@@ -45,7 +45,7 @@ from regshield.api.app import create_app
 from regshield.api.listener import guarded_protocol
 from regshield.api.rdap_memory import MemoryAnswers
 from regshield.config import Listen, Settings
-from regshield.processes import Child, Workers, send_report
+from regshield.processes import Child, Workers, run_serving, send_report
 from regshield.registry.links import PoolShare
 from regshield.services import Services
 
@@ -147,7 +147,7 @@ def child_main(descriptor: int, host: str, port: int, log_level: str) -> None:
         settings = pickle.loads(connection.recv_bytes())  # noqa: S301
     except (EOFError, OSError):
         return
-    asyncio.run(_serve(connection, settings, Listen(host, port)))
+    run_serving(_serve(connection, settings, Listen(host, port)))
 
 
 async def _serve(connection: multiprocessing.connection.Connection, settings: Settings,

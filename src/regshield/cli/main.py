@@ -87,10 +87,12 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def run(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run one command's coroutine; render regshield errors as messages, not tracebacks."""
+def run(coroutine: Coroutine[Any, Any, T],
+        runner: Callable[[Coroutine[Any, Any, T]], T] = asyncio.run) -> T:
+    """Run one command's coroutine (with `runner`); render regshield errors as messages, not
+    tracebacks."""
     try:
-        return asyncio.run(coroutine)
+        return runner(coroutine)
     except ValidationFailed as exc:
         lines = [f"error: {exc.detail}"] + [f"  {e.field}: {e.message} ({e.code})"
                                             for e in exc.errors]
@@ -150,11 +152,12 @@ def serve(
                         "[rdds] whois_listen; off unless set).")] = None,
 ) -> None:
     """Start every listener on this installation, initializing it on first run."""
+    from regshield.processes import run_serving
     from regshield.server import serve_forever
 
     settings: Settings = ctx.obj.settings(http=http, dns=dns, whois=whois)
     logs.configure(settings.log_level)
-    run(serve_forever(settings, announce=typer.echo))
+    run(serve_forever(settings, announce=typer.echo), run_serving)
 
 
 @account_app.command("create")

@@ -55,7 +55,7 @@ from regshield.dns.rrl import RateLimitCounters, RateLimiter
 from regshield.dns.server import DnsServer
 from regshield.dns.transfer import TransferKind, TransferListener, TransferService
 from regshield.dns.zonedata import ServedZone, ZoneDiff, ZoneTable
-from regshield.processes import Child, Workers, send_report
+from regshield.processes import Child, Workers, run_serving, send_report
 
 log = structlog.get_logger("regshield.dns")
 
@@ -378,7 +378,7 @@ def child_main(descriptor: int, host: str, port: int, limiter: dict[str, float] 
     logs.configure(log_level)
     connection = multiprocessing.connection.Connection(descriptor)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
-    asyncio.run(_serve(connection, host, port, limiter, tcp_connections_per_source))
+    run_serving(_serve(connection, host, port, limiter, tcp_connections_per_source))
 
 
 async def _serve(connection: multiprocessing.connection.Connection, host: str, port: int,

@@ -1,7 +1,8 @@
 """The sandbox registry's listener: EPP over TLS (RFC 5734) on one address.
 
-Connections are accepted as plain TCP and upgraded to TLS at once (TLS 1.2 or later), so that
-each handshake uses the client certificates registered at that moment: a registrar added with
+Connections are accepted as plain sockets and handed to the TLS layer at once (TLS 1.2 or
+later), nothing read before, so that each handshake uses the client certificates registered at
+that moment: a registrar added with
 `regshield sandbox-registry add-registrar` while the server runs can connect right away.
 Client certificates are optional at the TLS layer; a registrar that was added with one must
 present exactly that certificate (compared by SHA-256 fingerprint at login). The registrars'
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
 import time
 from collections import Counter
@@ -54,7 +56,8 @@ class SandboxServer:
         self.state = state
         self.certificate = certificate
         self.key = key
-        self._server: asyncio.Server | None = None
+        self._listener: socket.socket | None = None
+        self._accepting: asyncio.Task[None] | None = None
         self._contexts: dict[tuple[str, ...], ssl.SSLContext] = {}
         self._connections: set[asyncio.Task[None]] = set()
         self._per_source: Counter[str] = Counter()
@@ -69,37 +72,39 @@ class SandboxServer:
         try:
             if config.dns_listen is not None:
                 server.dns = await SandboxDns.start(state, config.dns_listen)
-            server._server = await asyncio.start_server(
-                server._connection, config.listen.host, config.listen.port)
+            server._listener = socket.create_server((config.listen.host, config.listen.port))
+            server._listener.setblocking(False)
         except BaseException:
             if server.dns is not None:
                 await server.dns.close()
             await state.close()
             raise
+        server._accepting = asyncio.create_task(server._accept_forever(), name="sandbox-accept")
         server._timer = asyncio.create_task(run_schedule(state), name="sandbox-schedule")
         return server
 
     @property
     def port(self) -> int:
         """The port actually bound (the configured one, or the one the system chose for 0)."""
-        assert self._server is not None
-        return int(self._server.sockets[0].getsockname()[1])
+        assert self._listener is not None
+        return int(self._listener.getsockname()[1])
 
     async def serve_forever(self) -> None:
-        assert self._server is not None
-        await self._server.serve_forever()
+        assert self._accepting is not None
+        await self._accepting
 
     async def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             await asyncio.gather(self._timer, return_exceptions=True)
-        if self._server is not None:
-            self._server.close()
+        if self._accepting is not None:
+            self._accepting.cancel()
+            await asyncio.gather(self._accepting, return_exceptions=True)
+        if self._listener is not None:
+            self._listener.close()
         for task in list(self._connections):
             task.cancel()
         await asyncio.gather(*self._connections, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
         if self.dns is not None:
             await self.dns.close()
         await self.state.close()
@@ -117,28 +122,45 @@ class SandboxServer:
             self._contexts = {trusted: context}  # only the newest set is worth keeping
         return context
 
-    async def _connection(self, reader: asyncio.StreamReader,
-                          writer: asyncio.StreamWriter) -> None:
+    async def _accept_forever(self) -> None:
+        assert self._listener is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                connection, peer = await loop.sock_accept(self._listener)
+            except OSError as exc:  # out of descriptors, a connection reset while queued
+                log.warning("sandbox:accept:failed", error_type=type(exc).__name__)
+                await asyncio.sleep(0.1)
+                continue
+            source = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+            config = self.state.config
+            if (len(self._connections) >= config.max_connections
+                    or self._per_source[source] >= config.connections_per_source):
+                log.info("sandbox:connection:refused", reason="too_many_connections")
+                connection.close()
+                continue
+            task = asyncio.create_task(self._connection(connection, source))
+            self._connections.add(task)
+            self._per_source[source] += 1
+
+    async def _connection(self, connection: socket.socket, source: str) -> None:
         task = asyncio.current_task()
         assert task is not None
-        peer = writer.get_extra_info("peername")
-        source = str(peer[0]) if isinstance(peer, tuple) and peer else ""
-        config = self.state.config
-        if (len(self._connections) >= config.max_connections
-                or self._per_source[source] >= config.connections_per_source):
-            log.info("sandbox:connection:refused", reason="too_many_connections")
-            writer.transport.abort()
-            return
-        self._connections.add(task)
-        self._per_source[source] += 1
+        writer: asyncio.StreamWriter | None = None
         try:
+            # The TLS layer reads the client's first bytes (its ClientHello): nothing before.
+            reader = asyncio.StreamReader()
+            protocol = asyncio.StreamReaderProtocol(reader)
+            loop = asyncio.get_running_loop()
+            transport, _ = await loop.connect_accepted_socket(
+                lambda: protocol, connection, ssl=await self._tls_context(),
+                ssl_handshake_timeout=HANDSHAKE_TIMEOUT)
+            writer = asyncio.StreamWriter(transport, protocol, reader, loop)
             await self._session(reader, writer)
         except (ConnectionError, ssl.SSLError, TimeoutError, OSError) as exc:
             log.info("sandbox:connection:dropped", error_type=type(exc).__name__)
         except asyncio.CancelledError:
-            # The server is closing. The task ends normally: asyncio's start_server callback
-            # asks a finished connection task for its exception, and a cancelled task would
-            # raise there and print a traceback.
+            # The server is closing: the connection ends with it.
             log.info("sandbox:connection:closed_by_shutdown")
         except Exception:
             log.exception("sandbox:connection:crashed")
@@ -147,19 +169,15 @@ class SandboxServer:
             self._per_source[source] -= 1
             if self._per_source[source] <= 0:
                 del self._per_source[source]
-            writer.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.wait_closed(), 5)
+            if writer is None:
+                connection.close()
+            else:
+                writer.close()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(writer.wait_closed(), 5)
 
     async def _session(self, reader: asyncio.StreamReader,
                        writer: asyncio.StreamWriter) -> None:
-        # Hold the client's first bytes (its TLS ClientHello) in the socket until the TLS layer
-        # is in place; read now, they would land in the plain-text reader and be lost.
-        transport = writer.transport
-        assert isinstance(transport, asyncio.ReadTransport)  # a TCP socket's transport is both
-        transport.pause_reading()
-        context = await self._tls_context()
-        await writer.start_tls(context, ssl_handshake_timeout=HANDSHAKE_TIMEOUT)
         tls = writer.get_extra_info("ssl_object")
         peer = tls.getpeercert(binary_form=True) if tls is not None else None
         session = SandboxSession(self.state, fingerprint(peer) if peer else None)
