@@ -70,6 +70,7 @@ from regshield.store.engine import Store
 from regshield.store.models import RateBucket
 
 MAX_BUCKETS = 100_000  # the least recently used buckets of a process are forgotten past this
+MAX_KEYS = 10_000  # requesters whose bucket keys a process keeps worked out (oldest out first)
 MAX_LEASE = 100  # requests a first lease of a shared bucket holds, at most
 MAX_GROWN_LEASE = 10_000  # and a lease grown for a busy requester (see `Buckets._next_size`)
 GROW_SECONDS = 0.25  # a lease three quarters spent sooner than this doubles the next one
@@ -295,6 +296,7 @@ class Buckets:
     # that renew a lease ahead of its end.
     _asking: dict[str, asyncio.Future[None]] = field(default_factory=dict)
     _renewing: set[asyncio.Future[None]] = field(default_factory=set)
+    _hashes: dict[str, str] = field(default_factory=dict)  # see `_hashed`
 
     @property
     def store_name(self) -> str:
@@ -304,7 +306,17 @@ class Buckets:
         """The decision when this process can take it without waiting (no shared store, the
         shared store down, a refusal already known, or a lease with requests left), else None:
         then `take` asks the shared store."""
-        return self._take_here(self.hash_key(key), limit, now)
+        return self._take_here(self._hashed(key), limit, now)
+
+    def _hashed(self, key: str) -> str:
+        """`hash_key(key)`, kept for the most recent requesters: a keyed hash a request costs
+        more than the rest of a decision from a lease."""
+        hashed = self._hashes.get(key)
+        if hashed is None:
+            hashed = self._hashes[key] = self.hash_key(key)
+            if len(self._hashes) > MAX_KEYS:
+                del self._hashes[next(iter(self._hashes))]
+        return hashed
 
     def _take_here(self, hashed: str, limit: Limit, now: float) -> Decision | None:
         if self.shared is None:
@@ -342,7 +354,7 @@ class Buckets:
         return max(first, min(size * 2, limit.burst // LEASE_SHARE, MAX_GROWN_LEASE))
 
     async def take(self, key: str, limit: Limit, now: float) -> Decision:
-        hashed = self.hash_key(key)
+        hashed = self._hashed(key)
         while True:
             decided = self._take_here(hashed, limit, now)
             if decided is not None:
@@ -469,6 +481,7 @@ class RateLimiter:
     buckets: Buckets = field(default_factory=lambda: Buckets(None))
     answered: Counter[str] = field(default_factory=Counter)
     refused: Counter[str] = field(default_factory=Counter)
+    _networks: dict[str | None, str] = field(default_factory=dict)  # source -> its bucket key
 
     async def check(self, source: str | None, *, user: str | None = None) -> Decision:
         """Take one request from the bucket of `user` (when authenticated) or of `source`'s
@@ -490,7 +503,12 @@ class RateLimiter:
     def _bucket(self, source: str | None, user: str | None) -> tuple[str, Limit, str]:
         if user:
             return "authenticated", self.authenticated, f"{self.service}:user:{user}"
-        return "anonymous", self.anonymous, f"{self.service}:net:{network_of(source)}"
+        key = self._networks.get(source)
+        if key is None:
+            key = self._networks[source] = f"{self.service}:net:{network_of(source)}"
+            if len(self._networks) > MAX_KEYS:
+                del self._networks[next(iter(self._networks))]
+        return "anonymous", self.anonymous, key
 
 
 def network_of(source: str | None) -> str:
