@@ -13,6 +13,7 @@ import shutil
 import subprocess
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ import asyncpg
 import httpx
 import pytest
 import structlog
+import uvicorn
 from sqlalchemy import text
 
 from regshield.api.app import create_app
@@ -244,3 +246,20 @@ async def api(services: Services) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=create_app(services), client=("192.0.2.10", 40000))
     async with httpx.AsyncClient(transport=transport, base_url="http://regshield.test") as client:
         yield client
+
+
+@asynccontextmanager
+async def uvicorn_listening(config: uvicorn.Config) -> AsyncIterator[int]:
+    """A real uvicorn server with `config` (on a loopback port), its port while it runs."""
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    for _ in range(1000):  # at most ten seconds to listen
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.01)
+    assert server.started
+    try:
+        yield int(server.servers[0].sockets[0].getsockname()[1])
+    finally:
+        server.should_exit = True
+        await task

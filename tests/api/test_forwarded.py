@@ -5,13 +5,14 @@ client that writes X-Forwarded-For itself, directly or through the proxy, change
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import uvicorn
+from conftest import uvicorn_listening
 
 from regshield.api.forwarded import forwarded_client
 from regshield.config import Listen, Settings
@@ -77,30 +78,21 @@ def test_the_setting_is_read_from_the_file_and_the_environment(tmp_path: Path) -
 async def listening(services: Services) -> AsyncIterator[Callable[[str], Awaitable[int]]]:
     """Start a real listener on 127.0.0.1 trusting `proxies` (comma-separated), with an RDAP
     limit of two at once and a cap of two connections per source."""
-    started: list[tuple[uvicorn.Server, asyncio.Task[None], Services]] = []
+    async with contextlib.AsyncExitStack() as stack:
 
-    async def start(proxies: str) -> int:
-        settings = services.settings
-        trusted = tuple(ipaddress.ip_network(text) for text in proxies.split(",") if text)
-        configured = replace(services, _limits=None, settings=replace(
-            settings, http_trusted_proxies=trusted,
-            rdds=replace(settings.rdds, burst=2, per_minute=1),
-            limits=replace(settings.limits, store="process", http_connections_per_source=2)))
-        server = uvicorn.Server(http_config(configured, Listen("127.0.0.1", 0)))
-        task = asyncio.create_task(server.serve())
-        for _ in range(1000):
-            if server.started or task.done():
-                break
-            await asyncio.sleep(0.01)
-        assert server.started
-        started.append((server, task, configured))
-        return int(server.servers[0].sockets[0].getsockname()[1])
+        async def start(proxies: str) -> int:
+            settings = services.settings
+            trusted = tuple(ipaddress.ip_network(text) for text in proxies.split(",") if text)
+            configured = replace(services, _limits=None, settings=replace(
+                settings, http_trusted_proxies=trusted,
+                rdds=replace(settings.rdds, burst=2, per_minute=1),
+                limits=replace(settings.limits, store="process",
+                               http_connections_per_source=2)))
+            stack.push_async_callback(configured.limits.close)
+            return await stack.enter_async_context(
+                uvicorn_listening(http_config(configured, Listen("127.0.0.1", 0))))
 
-    yield start
-    for server, task, configured in started:
-        server.should_exit = True
-        await task
-        await configured.limits.close()
+        yield start
 
 
 async def get(port: int, path: str, forwarded: str | None = None) -> int:

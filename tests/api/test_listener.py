@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
-import uvicorn
+from conftest import uvicorn_listening
 
 from regshield.config import Listen
 from regshield.server import http_config
@@ -31,17 +31,8 @@ async def listener(services: Services) -> AsyncIterator[tuple[Services, int]]:
                      api_per_minute=1, api_burst=3)
     guarded = replace(services, settings=replace(services.settings, limits=limits),
                       _limits=None)
-    server = uvicorn.Server(http_config(guarded, Listen("127.0.0.1", 0)))
-    task = asyncio.create_task(server.serve())
-    for _ in range(1000):  # at most ten seconds to listen
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.01)
-    assert server.started
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield guarded, port
-    server.should_exit = True
-    await task
+    async with uvicorn_listening(http_config(guarded, Listen("127.0.0.1", 0))) as port:
+        yield guarded, port
     await guarded.limits.close()
 
 

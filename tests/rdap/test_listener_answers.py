@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import httpx
 import pytest
-import uvicorn
+from conftest import uvicorn_listening
 from domains.test_lifecycle import DOMAINS, register
 
 from rdap.conftest import Published, set_domain
@@ -108,17 +108,8 @@ async def listener(services: Services, published: Published) -> AsyncIterator[Li
         return answer
 
     config.http = guarded_protocol(limits, services.limits.connections_refused, recorded)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    for _ in range(1000):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.01)
-    assert server.started
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield Listener(services, port, answers)
-    server.should_exit = True
-    await task
+    async with uvicorn_listening(config) as port:
+        yield Listener(services, port, answers)
 
 
 async def answered_by_listener(listener: Listener, raw: bytes = request()) -> tuple[
