@@ -18,7 +18,8 @@ stopped or died) or on SIGTERM, giving requests in flight `STOP_GRACE_SECONDS` t
 What each process keeps apart: its connection guard (`[limits] http_connections_per_source`
 is counted per process, so one source may hold up to N times as many connections), its
 counters for GET /metrics (a scrape reports the process that accepted it), its RDAP document
-cache (rdds/documents.py, which looks for changes by any process every half second), its
+cache (rdds/documents.py, loaded at the child's start and checked for changes by any process
+every half second), its
 share of each registry link's sessions (`PoolShare`, registry/links.py) and its database pools
 (PostgreSQL must allow N times their connections). Rate limits of RDAP, WHOIS, the contact
 form, the API and logins live in the store every process shares.
@@ -46,6 +47,7 @@ from regshield.api.listener import guarded_protocol
 from regshield.api.rdap_memory import MemoryAnswers
 from regshield.config import Listen, Settings
 from regshield.processes import Child, Workers, run_serving, send_report
+from regshield.rdds.documents import load_memory
 from regshield.registry.links import PoolShare
 from regshield.services import Services
 
@@ -176,7 +178,12 @@ async def _serve(connection: multiprocessing.connection.Connection, settings: Se
             await asyncio.sleep(0.05)
         send_report(connection, {"kind": "started", "pid": os.getpid()})
         log.info("http:worker:started", pid=os.getpid(), listen=str(listen))
-        await serving
+        loading = asyncio.ensure_future(load_memory(services))  # RDAP answers from memory
+        try:
+            await serving
+        finally:
+            loading.cancel()
+            await asyncio.gather(loading, return_exceptions=True)
     finally:
         await services.close()
 

@@ -414,6 +414,19 @@ def document_cache(services: Services) -> DocumentCache:
     return cache
 
 
+async def load_memory(services: Services) -> None:
+    """At a process's start: fill its memory with the stored documents and learn every
+    sponsored name, so that it answers from memory at once (`serve`'s materializer; each HTTP
+    worker, api/workers.py)."""
+    try:
+        cache = document_cache(services)
+        loaded = await cache.preload()
+        known = await cache.load_names()
+        log.info("rdap.documents_loaded", count=loaded, names_known=known)
+    except Exception:  # the store is not reachable yet: documents load as they are asked
+        log.exception("rdap.preload_failed")
+
+
 class Materializer:
     """Renders and stores the documents that are missing (see the module docstring)."""
 
@@ -501,13 +514,7 @@ class Materializer:
         whenever the generation moves, and a full pass now and then."""
         seen: int | None = None
         passed = float("-inf")
-        try:
-            cache = document_cache(self.services)
-            loaded = await cache.preload()
-            known = await cache.load_names()
-            log.info("rdap.documents_loaded", count=loaded, names_known=known)
-        except Exception:  # the store is not reachable yet: documents load as they are asked
-            log.exception("rdap.preload_failed")
+        await load_memory(self.services)
         while True:
             try:
                 row = await self.services.store.lookup(_GENERATION, {})
