@@ -30,7 +30,8 @@ $(VENV)/.run-locked: $(RUN_LOCK)
 	$(PIP_INSTALL) --require-hashes -r $(RUN_LOCK)
 	touch $@
 
-$(VENV)/.run-installed: $(VENV)/.run-locked pyproject.toml
+# The editable install builds the DNS server's C loop in place (setup.py).
+$(VENV)/.run-installed: $(VENV)/.run-locked pyproject.toml setup.py src/regshield/dns/_udp.c
 	$(PIP_INSTALL) --no-deps --no-build-isolation -e .
 	touch $@
 

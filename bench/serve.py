@@ -61,6 +61,7 @@ import dns.zone
 
 from regshield.dns.rrl import RateLimiter
 from regshield.dns.server import DnsServer
+from regshield.dns.udp import native
 from regshield.dns.workers import DnsWorkers, WatchedTable
 from regshield.dns.zonedata import ServedZone
 from regshield.dnssec import KSK_FLAGS, ZSK_FLAGS, generate_key, sign_zone
@@ -195,9 +196,10 @@ def dnsperf(port: int, queries: Path, seconds: float, clients: int, *,
 
 
 def start_embedded(zone_file: Path, port: int, rrl: int | None,
-                   workers: int) -> subprocess.Popen[bytes]:
+                   workers: int, python_loop: bool = False) -> subprocess.Popen[bytes]:
     command = [sys.executable, __file__, "--serve", str(zone_file), "--port", str(port),
-               "--rrl", str(rrl or 0), "--workers", str(workers)]
+               "--rrl", str(rrl or 0), "--workers", str(workers),
+               *(["--python-loop"] if python_loop else [])]
     process = subprocess.Popen(command, stdout=subprocess.PIPE)
     wait_until_served(port, process)
     return process
@@ -265,12 +267,13 @@ def legitimate_client(port: int, stop_event: threading.Event, results: list[bool
         stop_event.wait(max(0.0, 0.05 - (time.monotonic() - started)))
 
 
-def serve(zone_file: Path, port: int, rrl: int | None, workers: int) -> None:
+def serve(zone_file: Path, port: int, rrl: int | None, workers: int,
+          python_loop: bool = False) -> None:
     """The embedded server process (and its workers): serve until SIGTERM, then print the RRL
     counters of every process added up."""
-    limiter = RateLimiter(rrl) if rrl is not None else None
+    limiter = RateLimiter(rrl, native_buckets=not python_loop) if rrl is not None else None
     table = WatchedTable([load_zone(zone_file)])
-    server = DnsServer(table, rrl=limiter)
+    server = DnsServer(table, rrl=limiter, native_loop=not python_loop)
     totals: dict[str, int] = {}
 
     async def run() -> None:
@@ -305,12 +308,18 @@ def main() -> None:
     parser.add_argument("--rrl", type=int, default=200)
     parser.add_argument("--flood-qps", type=int, default=15_000)
     parser.add_argument("--flood-names", type=int, default=1_000_000)
+    parser.add_argument("--python-loop", action="store_true",
+                        help="answer every datagram in Python, without the C loop "
+                             "(regshield/dns/udp.py), to compare the two (one process only)")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve is not None:
-        serve(args.serve, args.port, args.rrl if args.rrl > 0 else None, args.workers)
+        serve(args.serve, args.port, args.rrl if args.rrl > 0 else None, args.workers,
+              args.python_loop)
         return
+    if args.python_loop and args.workers > 1:
+        raise SystemExit("--python-loop: with one process only (workers start their own loop)")
     knot_workers = args.knot_workers or args.workers
 
     with tempfile.TemporaryDirectory(prefix="regshield-bench-") as directory:
@@ -324,10 +333,13 @@ def main() -> None:
         write_random_names(random_names, args.flood_names, args.names)
         print(f"zone: {args.names} names, {'NSEC3' if args.nsec3 else 'NSEC'}, signed and "
               f"written in {time.perf_counter() - started:.1f} s; dnsperf -D, "
-              f"{args.clients} clients, {args.seconds:g} s each, {os.cpu_count()} cores")
+              f"{args.clients} clients, {args.seconds:g} s each, {os.cpu_count()} cores; "
+              f"the embedded server's UDP loop in "
+              f"{'Python' if args.python_loop or native is None else 'C'}")
 
         port = free_port()
-        embedded = start_embedded(zone_file, port, rrl=None, workers=args.workers)
+        embedded = start_embedded(zone_file, port, rrl=None, workers=args.workers,
+                                  python_loop=args.python_loop)
         try:
             ours_cold = dnsperf(port, queries, args.seconds, args.clients, passes=1)
             if args.workers > 1:
@@ -374,7 +386,8 @@ def main() -> None:
               f"Knot DNS's qps, {per_core:.2f}x per core")
 
         port = free_port()
-        limited = start_embedded(zone_file, port, rrl=args.rrl, workers=args.workers)
+        limited = start_embedded(zone_file, port, rrl=args.rrl, workers=args.workers,
+                                 python_loop=args.python_loop)
         stop_event = threading.Event()
         results: list[bool] = []
         client = threading.Thread(target=legitimate_client, args=(port, stop_event, results))

@@ -13,11 +13,24 @@ import dns.rcode
 import pytest
 from dns_peers import LOOPBACK, build_signed_zone, running_server
 
+from regshield.dns import rrl, server
 from regshield.dns.rrl import RateLimiter, Verdict
 from regshield.dns.server import DnsServer
+from regshield.dns.udp import native
 from regshield.dns.zonedata import ZoneTable
 
 LEGITIMATE_CLIENT = "127.0.1.1"  # another /24 of the loopback network
+
+
+@pytest.fixture(autouse=True, params=["c", "python"])
+def buckets(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test twice: with the buckets and the UDP loop in C, and with those in Python."""
+    if request.param == "python":
+        monkeypatch.setattr(rrl, "native", None)
+        monkeypatch.setattr(server, "native", None)
+    else:
+        assert native is not None, "regshield.dns._udp was not built"
+    return str(request.param)
 
 
 class FakeClock:
@@ -77,6 +90,24 @@ def test_the_allow_list_can_be_replaced_while_running() -> None:
     limiter.allow_only(["198.51.100.7"])
     assert [limiter.check("192.0.2.1") for _ in range(2)] == [Verdict.SEND, Verdict.DROP]
     assert [limiter.check("198.51.100.7") for _ in range(3)] == [Verdict.SEND] * 3
+
+
+def test_a_flood_from_more_prefixes_than_the_table_holds_leaves_each_prefix_its_rules() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(2, slip=0, table_size=64, clock=clock)
+    for number in range(20_000):  # 20,000 /24s against a table of 64
+        limiter.check(f"10.{number // 256 % 256}.{number % 256}.1")
+    assert [limiter.check("192.0.2.1") for _ in range(3)] == [Verdict.SEND] * 2 + [
+        Verdict.DROP]
+    clock.now += 0.5  # one token back
+    assert [limiter.check("192.0.2.77") for _ in range(2)] == [Verdict.SEND, Verdict.DROP]
+
+
+def test_ipv4_mapped_ipv6_addresses_share_the_bucket_of_their_ipv4_24() -> None:
+    limiter = RateLimiter(2, slip=0, clock=FakeClock())
+    assert [limiter.check(a) for a in ("192.0.2.1", "::ffff:192.0.2.200", "192.0.2.9")] == [
+        Verdict.SEND, Verdict.SEND, Verdict.DROP,
+    ]
 
 
 def test_a_limiter_refuses_a_rate_of_zero() -> None:

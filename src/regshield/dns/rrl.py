@@ -8,6 +8,10 @@ others are dropped. `slip=0` drops them all, `slip=1` truncates them all. Addres
 allow-list (the secondaries that transfer from us, Knot #943) are never limited.
 
 Defaults follow NSD (`nsd:rrl.h`): 200 responses per second per prefix, slip 2.
+
+The buckets live in C (`regshield.dns._udp.Limiter`, a table of fixed size) where the
+extension was built, so that the server's C loop decides a datagram's fate without Python;
+this module's dict of buckets is the same rules where it was not (`native=False`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
+
+from regshield.dns.udp import native
 
 DEFAULT_RESPONSES_PER_SECOND = 200
 DEFAULT_SLIP = 2
@@ -61,6 +67,7 @@ class RateLimiter:
         allow: Iterable[str] = (),
         table_size: int = DEFAULT_TABLE_SIZE,
         clock: Callable[[], float] = time.monotonic,
+        native_buckets: bool = True,
     ) -> None:
         if responses_per_second <= 0:
             raise ValueError("responses_per_second must be positive")
@@ -70,16 +77,35 @@ class RateLimiter:
         self.burst = float(burst if burst is not None else responses_per_second)
         self.slip = slip
         self.allowed = tuple(ipaddress.ip_network(entry, strict=False) for entry in allow)
-        self.counters = RateLimitCounters()
+        self._counters = RateLimitCounters()
         self._table_size = table_size
         self._clock = clock
         self._buckets: dict[str | bytes, _Bucket] = {}
         self._allowed_cache: dict[str, bool] = {}
+        self.native = (
+            native.Limiter(self.responses_per_second, self.burst, slip, table_size)
+            if native is not None and native_buckets else None
+        )
+        if self.native is not None:
+            self.native.allow_only(_pairs(self.allowed))
+
+    @property
+    def counters(self) -> RateLimitCounters:
+        if self.native is not None:
+            return RateLimitCounters(*self.native.counters())
+        return self._counters
+
+    @property
+    def monotonic(self) -> bool:
+        """Whether the limiter's clock is the system's monotonic clock (the C loop's)."""
+        return self._clock is time.monotonic
 
     def check(self, address: str) -> Verdict:
         """Count one UDP response to `address` and say whether to send, slip or drop it."""
+        if self.native is not None:
+            return _VERDICTS[self.native.check(address, self._clock())]
         if self.allowed and self._is_allowed(address):
-            self.counters.answered += 1
+            self._counters.answered += 1
             return Verdict.SEND
         key = _prefix(address)
         now = self._clock()
@@ -94,19 +120,21 @@ class RateLimiter:
             bucket.updated = now
         if bucket.tokens >= 1.0:
             bucket.tokens -= 1.0
-            self.counters.answered += 1
+            self._counters.answered += 1
             return Verdict.SEND
         bucket.limited += 1
         if self.slip and bucket.limited % self.slip == 0:
-            self.counters.slipped += 1
+            self._counters.slipped += 1
             return Verdict.SLIP
-        self.counters.dropped += 1
+        self._counters.dropped += 1
         return Verdict.DROP
 
     def allow_only(self, entries: Iterable[str]) -> None:
         """Replace the allow-list (addresses or networks), as the set of secondaries changes."""
         self.allowed = tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
         self._allowed_cache = {}
+        if self.native is not None:
+            self.native.allow_only(_pairs(self.allowed))
 
     def _is_allowed(self, address: str) -> bool:
         allowed = self._allowed_cache.get(address)
@@ -126,6 +154,14 @@ class RateLimiter:
         }
         if len(self._buckets) >= self._table_size:
             self._buckets.clear()  # a flood from more prefixes than the table holds
+
+
+_VERDICTS = (Verdict.SEND, Verdict.SLIP, Verdict.DROP)  # by the C limiter's number
+
+
+def _pairs(networks: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network],
+           ) -> list[tuple[str, int]]:
+    return [(str(network.network_address), network.prefixlen) for network in networks]
 
 
 def _prefix(address: str) -> str | bytes:

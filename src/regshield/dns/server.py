@@ -34,7 +34,7 @@ import socket
 import struct
 from collections.abc import Container
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import dns.flags
 import dns.message
@@ -51,7 +51,11 @@ import structlog
 from regshield.dns.answers import Answer, ZoneIndex
 from regshield.dns.denial import Proof, label_starts
 from regshield.dns.rrl import RateLimiter, Verdict
+from regshield.dns.udp import native
 from regshield.dns.zonedata import ServedZone, ZoneTable
+
+if TYPE_CHECKING:
+    from regshield.dns import _udp
 
 log = structlog.get_logger("regshield.dns")
 
@@ -63,12 +67,14 @@ TCP_CONNECTIONS_PER_SOURCE = 16  # one address cannot hold every slot
 ANSWER_CACHE_SIZE = 100_000
 UDP_BUFFER_BYTES = 4 << 20  # absorbs a few hundred ms of flood while the process is not scheduled
 UDP_BATCH = 256  # datagrams answered before other tasks (TCP clients) get their turn
+NATIVE_UDP_BATCH = 1024  # the same for the C loop, about a microsecond each
 
 _HEADER = struct.Struct("!HBBHHHH")
 _COUNTS = struct.Struct("!HHHH")
 _TYPE_CLASS = struct.Struct("!HH")
 _OPT_FIXED = struct.Struct("!BHHBBHH")  # root name, type, payload, ext-rcode, version, flags, rdlen
 _QR = 0x80
+_TC = 0x02
 _RD = 0x01
 _CD = 0x10
 _OPCODE_MASK = 0x78
@@ -232,6 +238,7 @@ class DnsServer:
         answer_cache_size: int = ANSWER_CACHE_SIZE,
         max_tcp_clients: int = MAX_TCP_CLIENTS,
         tcp_connections_per_source: int = TCP_CONNECTIONS_PER_SOURCE,
+        native_loop: bool = True,
     ) -> None:
         self.table = table
         self.keyring = keyring if keyring is not None else {}
@@ -254,6 +261,14 @@ class DnsServer:
         self._tcp_clients: dict[asyncio.Task[None], _TcpClient] = {}  # holding a slot
         self._tcp_per_source: dict[str, int] = {}
         self.counters = DnsCounters()
+        # The C loop (dns/udp.py), where it was built and can share the limiter's buckets:
+        # it answers from `_answers` (answer key -> response, ID zero, RD and CD clear), which
+        # holds only responses built from the table's current generation.
+        self._native_loop = native_loop and native is not None and (
+            rrl is None or (rrl.native is not None and rrl.monotonic))
+        self._responder: _udp.Responder | None = None
+        self._answers: dict[bytes, bytes] = {}
+        self._answers_generation = -1
 
     @property
     def answer_cache_size(self) -> int:
@@ -292,7 +307,13 @@ class DnsServer:
                 continue
             self._udp = udp
             self.port = udp_port
-            loop.add_reader(udp.fileno(), self._read_udp)
+            if self._native_loop:
+                self._responder = native.Responder(
+                    udp.fileno(), self._answers,
+                    self.rrl.native if self.rrl is not None else None)
+                loop.add_reader(udp.fileno(), self._read_udp_native)
+            else:
+                loop.add_reader(udp.fileno(), self._read_udp)
             return
 
     async def close(self) -> None:
@@ -300,6 +321,7 @@ class DnsServer:
             asyncio.get_running_loop().remove_reader(self._udp.fileno())
             self._udp.close()
             self._udp = None
+            self._responder = None
         if self._tcp is not None:
             self._tcp.close()
             for task in list(self._tcp_tasks):
@@ -330,6 +352,31 @@ class DnsServer:
             if response is not None:
                 with contextlib.suppress(OSError):
                     sock.sendto(response, address)
+
+    def _read_udp_native(self) -> None:
+        """`_read_udp` with the C loop: it answers what it can and hands back the rest (a
+        datagram RRL drops never comes back); their responses go back to it to send."""
+        responder = self._responder
+        if responder is None:
+            return
+        if self._answers_generation != self.table.generation:
+            self._answers.clear()
+            self._answers_generation = self.table.generation
+        respond = self._respond
+        try:
+            left = responder.run(NATIVE_UDP_BATCH)
+            if left:
+                responses = [respond(item, udp=True) if item.__class__ is bytes
+                             else self._respond_read(*item) for item in left]
+                for index in responder.slipped():
+                    response = responses[index]
+                    if response is not None:
+                        responses[index] = _truncate_to_header(response)
+                responder.send(responses)
+        finally:
+            udp = self.counters.udp
+            for code, count in enumerate(responder.take_counts()):
+                udp[code] += count
 
     def answer_udp(self, wire: bytes, peer: tuple[str, int]) -> bytes | None:
         """The UDP response to `wire` from `peer`, after rate limiting; None to stay silent."""
@@ -446,8 +493,32 @@ class DnsServer:
             log.exception("dns:query:failed", error_type=type(error).__name__)
             return _header_only(wire, dns.rcode.SERVFAIL)
 
-    def _respond_plain(self, wire: bytes, question: _Question, udp: bool) -> bytes | None:
-        key = _answer_key(wire, question)
+    def _respond_read(self, wire: bytes, key: bytes, end: int, qtype: int, edns: bool,
+                      dnssec: bool, payload: int) -> bytes | None:
+        """`_respond` over UDP for a plain query the C loop has read (`_read_plain_query`)."""
+        try:
+            return self._respond_plain(wire, _Question(end, qtype, edns, dnssec, payload), True,
+                                       key)
+        except Exception as error:
+            log.exception("dns:query:failed", error_type=type(error).__name__)
+            return _header_only(wire, dns.rcode.SERVFAIL)
+
+    def _respond_plain(self, wire: bytes, question: _Question, udp: bool,
+                       key: bytes | None = None) -> bytes | None:
+        if key is None:
+            key = _answer_key(wire, question)
+        response = self._respond_plain_keyed(wire, question, udp, key)
+        if udp and self._responder is not None and response is not None and not (
+                response[2] & _TC):
+            # For the C loop: the same question gets this response whatever its ID, case, RD
+            # and CD (the loop puts the query's), while the table's generation lasts.
+            if len(self._answers) >= self._cache_size:
+                self._answers.clear()
+            self._answers[key] = response
+        return response
+
+    def _respond_plain_keyed(self, wire: bytes, question: _Question, udp: bool,
+                             key: bytes) -> bytes | None:
         cached = self._cache.get(key)
         if cached is not None and cached.generation != self.table.generation:
             cached = self._still_served(cached, wire, question)

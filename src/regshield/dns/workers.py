@@ -402,8 +402,9 @@ class _Worker:
         transfers = TransferService(
             self.table, lambda origin: self.allowed.get(origin, frozenset()),
             on_transfer=self._transfer_served)
-        options = ({} if tcp_connections_per_source is None
-                   else {"tcp_connections_per_source": tcp_connections_per_source})
+        options: dict[str, Any] = (
+            {} if tcp_connections_per_source is None
+            else {"tcp_connections_per_source": tcp_connections_per_source})
         self.server = DnsServer(self.table, keyring=self.keyring, transfers=transfers,
                                 rrl=self.rate_limiter, **options)
         self._latest: dict[dns.name.Name, ServedZone] = {}  # the reading thread's view

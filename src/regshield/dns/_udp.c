@@ -1,0 +1,740 @@
+/*
+ * The UDP answering loop of the embedded DNS server, and its response rate limiter.
+ *
+ * `Responder.run` reads the datagrams waiting on the server's socket in batches (recvmmsg),
+ * decides each one's RRL verdict, answers from `answers` (a dict the Python server fills:
+ * question key -> the response it built for that question) and sends those answers in
+ * batches (sendmmsg). Whatever it cannot answer exactly as the Python server would (a question
+ * not in `answers`, a query that is not a plain one, a response larger than the client's UDP
+ * size, a slipped response) goes back to Python with its verdict, and the Python server
+ * answers it and remembers the answer. Both sides read a query with the same rules
+ * (regshield/dns/server.py, `_read_plain_query` and `_answer_key`), so a question reaches the
+ * same response whichever side answers it.
+ *
+ * `Limiter` is regshield/dns/rrl.py's token buckets (one per IPv4 /24 or IPv6 /56) in a table
+ * of fixed size, checked by both the loop and Python.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#define BATCH 64
+#define MOST_LEFT 4096 /* datagrams handed back to Python by one run */
+#define DATAGRAM 65536
+#define NO_RESPONSE 16 /* the counter of queries that got no response */
+#define PROBES 16
+
+enum { SEND = 0, SLIP = 1, DROP = 2 };
+
+/* -- the limiter -------------------------------------------------------------------------- */
+
+typedef struct {
+    uint8_t used;
+    uint8_t key[8]; /* family tag, then the prefix */
+    double tokens;
+    double updated;
+    uint64_t limited;
+} Bucket;
+
+typedef struct {
+    int family;
+    uint8_t network[16];
+    int prefix;
+} Network;
+
+typedef struct {
+    PyObject_HEAD
+    double rate;
+    double burst;
+    long slip;
+    Bucket *buckets;
+    size_t mask;
+    Network *allowed;
+    Py_ssize_t allowed_count;
+    unsigned long long answered, dropped, slipped;
+} Limiter;
+
+static int
+in_network(const Network *network, int family, const uint8_t *address)
+{
+    if (network->family != family)
+        return 0;
+    int whole = network->prefix / 8, rest = network->prefix % 8;
+    if (memcmp(network->network, address, whole) != 0)
+        return 0;
+    if (rest == 0)
+        return 1;
+    uint8_t keep = (uint8_t)(0xFF << (8 - rest));
+    return (network->network[whole] & keep) == (address[whole] & keep);
+}
+
+/* The bucket key of an address: IPv4 /24 (an IPv4-mapped IPv6 address counts as IPv4), IPv6
+   /56, as rrl.py's `_prefix`. */
+static void
+prefix_key(int family, const uint8_t *address, uint8_t key[8])
+{
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
+    memset(key, 0, 8);
+    if (family == AF_INET) {
+        key[0] = 4;
+        memcpy(key + 1, address, 3);
+    } else if (memcmp(address, mapped, 12) == 0) {
+        key[0] = 4;
+        memcpy(key + 1, address + 12, 3);
+    } else {
+        key[0] = 6;
+        memcpy(key + 1, address, 7);
+    }
+}
+
+static int
+limiter_check(Limiter *self, int family, const uint8_t *address, double now)
+{
+    for (Py_ssize_t i = 0; i < self->allowed_count; i++) {
+        if (in_network(&self->allowed[i], family, address)) {
+            self->answered++;
+            return SEND;
+        }
+    }
+    uint8_t key[8];
+    prefix_key(family, address, key);
+    uint64_t hash = 1469598103934665603ULL;
+    for (int i = 0; i < 8; i++)
+        hash = (hash ^ key[i]) * 1099511628211ULL;
+    Bucket *bucket = NULL, *oldest = NULL;
+    for (size_t probe = 0; probe < PROBES; probe++) {
+        Bucket *slot = &self->buckets[(hash + probe) & self->mask];
+        if (slot->used && memcmp(slot->key, key, 8) == 0) {
+            bucket = slot;
+            break;
+        }
+        if (!slot->used) {
+            if (oldest == NULL || oldest->used)
+                oldest = slot;
+        } else if (oldest == NULL || (oldest->used && slot->updated < oldest->updated)) {
+            oldest = slot;
+        }
+    }
+    if (bucket == NULL) {
+        /* A new prefix takes a free slot, else the one idle the longest of its probes: an idle
+           bucket refills to a full one, so forgetting it changes nothing once it is full. */
+        bucket = oldest;
+        bucket->used = 1;
+        memcpy(bucket->key, key, 8);
+        bucket->tokens = self->burst;
+        bucket->updated = now;
+        bucket->limited = 0;
+    } else {
+        double elapsed = now - bucket->updated;
+        double tokens = bucket->tokens + elapsed * self->rate;
+        bucket->tokens = tokens < self->burst ? tokens : self->burst;
+        bucket->updated = now;
+    }
+    if (bucket->tokens >= 1.0) {
+        bucket->tokens -= 1.0;
+        self->answered++;
+        return SEND;
+    }
+    bucket->limited++;
+    if (self->slip && bucket->limited % (uint64_t)self->slip == 0) {
+        self->slipped++;
+        return SLIP;
+    }
+    self->dropped++;
+    return DROP;
+}
+
+static int
+parse_address(PyObject *text, int *family, uint8_t address[16])
+{
+    const char *string = PyUnicode_AsUTF8(text);
+    if (string == NULL)
+        return -1;
+    char plain[64];
+    size_t length = strcspn(string, "%"); /* a zone index names no network */
+    if (length >= sizeof plain) {
+        PyErr_SetString(PyExc_ValueError, "not an IP address");
+        return -1;
+    }
+    memcpy(plain, string, length);
+    plain[length] = 0;
+    memset(address, 0, 16);
+    if (inet_pton(AF_INET, plain, address) == 1) {
+        *family = AF_INET;
+        return 0;
+    }
+    if (inet_pton(AF_INET6, plain, address) == 1) {
+        *family = AF_INET6;
+        return 0;
+    }
+    PyErr_Format(PyExc_ValueError, "not an IP address: %R", text);
+    return -1;
+}
+
+static int
+Limiter_init(Limiter *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"rate", "burst", "slip", "table_size", NULL};
+    double rate, burst;
+    long slip;
+    Py_ssize_t table_size;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "ddln", names, &rate, &burst, &slip,
+                                     &table_size))
+        return -1;
+    if (rate <= 0 || burst < 0 || slip < 0 || table_size < 1) {
+        PyErr_SetString(PyExc_ValueError, "rate must be positive, burst, slip and table_size "
+                                          "not negative");
+        return -1;
+    }
+    size_t capacity = 64;
+    while (capacity < (size_t)table_size * 2 && capacity < ((size_t)1 << 24))
+        capacity <<= 1;
+    PyMem_Free(self->buckets);
+    self->buckets = PyMem_Calloc(capacity, sizeof(Bucket));
+    if (self->buckets == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    self->mask = capacity - 1;
+    self->rate = rate;
+    self->burst = burst;
+    self->slip = slip;
+    return 0;
+}
+
+static void
+Limiter_dealloc(Limiter *self)
+{
+    PyMem_Free(self->buckets);
+    PyMem_Free(self->allowed);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+Limiter_check(Limiter *self, PyObject *args)
+{
+    PyObject *text;
+    double now;
+    if (!PyArg_ParseTuple(args, "Ud", &text, &now))
+        return NULL;
+    int family;
+    uint8_t address[16];
+    if (parse_address(text, &family, address) < 0)
+        return NULL;
+    return PyLong_FromLong(limiter_check(self, family, address, now));
+}
+
+static PyObject *
+Limiter_allow_only(Limiter *self, PyObject *networks)
+{
+    PyObject *sequence = PySequence_Fast(networks, "expected a sequence of (address, prefix)");
+    if (sequence == NULL)
+        return NULL;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(sequence);
+    Network *allowed = count ? PyMem_Calloc((size_t)count, sizeof(Network)) : NULL;
+    if (count && allowed == NULL) {
+        Py_DECREF(sequence);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *text;
+        int prefix;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(sequence, i), "Ui", &text, &prefix)
+            || parse_address(text, &allowed[i].family, allowed[i].network) < 0) {
+            PyMem_Free(allowed);
+            Py_DECREF(sequence);
+            return NULL;
+        }
+        int bits = allowed[i].family == AF_INET ? 32 : 128;
+        allowed[i].prefix = prefix < 0 ? 0 : (prefix > bits ? bits : prefix);
+    }
+    Py_DECREF(sequence);
+    PyMem_Free(self->allowed);
+    self->allowed = allowed;
+    self->allowed_count = count;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Limiter_counters(Limiter *self, PyObject *Py_UNUSED(ignored))
+{
+    return Py_BuildValue("(KKK)", self->answered, self->dropped, self->slipped);
+}
+
+static PyMethodDef Limiter_methods[] = {
+    {"check", (PyCFunction)Limiter_check, METH_VARARGS,
+     "check(address, now) -> 0 (send), 1 (slip) or 2 (drop); counts the response."},
+    {"allow_only", (PyCFunction)Limiter_allow_only, METH_O,
+     "allow_only([(network address, prefix length), ...]): never limit these."},
+    {"counters", (PyCFunction)Limiter_counters, METH_NOARGS,
+     "counters() -> (answered, dropped, slipped)"},
+    {NULL},
+};
+
+static PyTypeObject LimiterType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "regshield.dns._udp.Limiter",
+    .tp_basicsize = sizeof(Limiter),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Token buckets per client prefix (IPv4 /24, IPv6 /56), as rrl.RateLimiter.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Limiter_init,
+    .tp_dealloc = (destructor)Limiter_dealloc,
+    .tp_methods = Limiter_methods,
+};
+
+/* -- the responder ------------------------------------------------------------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    int fd;
+    PyObject *answers; /* dict: question key -> a response to that question */
+    Limiter *limiter;  /* or NULL */
+    uint8_t *received; /* BATCH datagrams of DATAGRAM bytes */
+    uint8_t *sent;     /* BATCH responses of DATAGRAM bytes */
+    struct sockaddr_storage peers[BATCH];
+    struct iovec in_vectors[BATCH], out_vectors[BATCH];
+    struct mmsghdr in_messages[BATCH], out_messages[BATCH];
+    unsigned long long counts[NO_RESPONSE + 1];
+    /* The peers of the datagrams the last run handed back, and which of them slipped. */
+    struct sockaddr_storage *left_peers;
+    socklen_t *left_lengths;
+    Py_ssize_t left_count;
+    PyObject *slipped; /* list of indexes into the last run's datagrams */
+} Responder;
+
+static int
+Responder_init(Responder *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"fd", "answers", "limiter", NULL};
+    int fd;
+    PyObject *answers, *limiter = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "iO!|O", names, &fd, &PyDict_Type, &answers,
+                                     &limiter))
+        return -1;
+    if (limiter != Py_None && !PyObject_TypeCheck(limiter, &LimiterType)) {
+        PyErr_SetString(PyExc_TypeError, "limiter: expected a Limiter or None");
+        return -1;
+    }
+    if (self->received == NULL) {
+        self->received = PyMem_Malloc((size_t)BATCH * DATAGRAM);
+        self->sent = PyMem_Malloc((size_t)BATCH * DATAGRAM);
+        self->left_peers = PyMem_Calloc(MOST_LEFT, sizeof(struct sockaddr_storage));
+        self->left_lengths = PyMem_Calloc(MOST_LEFT, sizeof(socklen_t));
+        self->slipped = PyList_New(0);
+        if (self->received == NULL || self->sent == NULL || self->left_peers == NULL
+            || self->left_lengths == NULL || self->slipped == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    self->fd = fd;
+    Py_INCREF(answers);
+    Py_XSETREF(self->answers, answers);
+    if (limiter == Py_None) {
+        Py_CLEAR(self->limiter);
+    } else {
+        Py_INCREF(limiter);
+        Py_XSETREF(self->limiter, (Limiter *)limiter);
+    }
+    return 0;
+}
+
+static void
+Responder_dealloc(Responder *self)
+{
+    Py_XDECREF(self->answers);
+    Py_XDECREF(self->limiter);
+    PyMem_Free(self->received);
+    PyMem_Free(self->sent);
+    PyMem_Free(self->left_peers);
+    PyMem_Free(self->left_lengths);
+    Py_XDECREF(self->slipped);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* What the Python server's `_read_plain_query` reads from a query, or 0 when it would not
+   take the query on its fast path. */
+typedef struct {
+    size_t name_end; /* past the name's root label */
+    size_t end;      /* past the question */
+    int edns, dnssec;
+    unsigned payload;
+} Question;
+
+static int
+read_plain_query(const uint8_t *wire, size_t size, Question *question)
+{
+    if (size < 17)
+        return 0;
+    unsigned qdcount = wire[4] << 8 | wire[5], ancount = wire[6] << 8 | wire[7];
+    unsigned nscount = wire[8] << 8 | wire[9], arcount = wire[10] << 8 | wire[11];
+    if (wire[2] & (0x80 | 0x78) || qdcount != 1 || ancount || nscount || arcount > 1)
+        return 0;
+    size_t position = 12;
+    for (;;) {
+        if (position >= size)
+            return 0;
+        uint8_t length = wire[position];
+        if (length == 0) {
+            position++;
+            break;
+        }
+        if (length > 63)
+            return 0;
+        position += (size_t)length + 1;
+    }
+    if (position - 12 > 255 || position + 4 > size)
+        return 0;
+    unsigned qtype = wire[position] << 8 | wire[position + 1];
+    unsigned qclass = wire[position + 2] << 8 | wire[position + 3];
+    size_t end = position + 4;
+    if (qclass != 1 || qtype == 251 || qtype == 252 || qtype >= 128)
+        return 0;
+    question->name_end = position;
+    question->end = end;
+    if (arcount == 0) {
+        if (end != size)
+            return 0;
+        question->edns = question->dnssec = 0;
+        question->payload = 512;
+        return 1;
+    }
+    if (end + 11 > size)
+        return 0;
+    const uint8_t *opt = wire + end;
+    unsigned rdtype = opt[1] << 8 | opt[2], payload = opt[3] << 8 | opt[4];
+    unsigned version = opt[6], ednsflags = opt[7] << 8 | opt[8], rdlen = opt[9] << 8 | opt[10];
+    if (opt[0] != 0 || rdtype != 41 || version != 0 || end + 11 + rdlen != size)
+        return 0;
+    question->edns = 1;
+    question->dnssec = (ednsflags & 0x8000) != 0;
+    question->payload = payload;
+    return 1;
+}
+
+/* The answer key of `_answer_key`: the name folded to lowercase, type and class, EDNS and DO. */
+static PyObject *
+answer_key(const uint8_t *wire, const Question *question)
+{
+    size_t length = question->end - 12 + 2;
+    PyObject *key = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)length);
+    if (key == NULL)
+        return NULL;
+    uint8_t *out = (uint8_t *)PyBytes_AS_STRING(key);
+    for (size_t i = 12; i < question->name_end; i++) {
+        uint8_t octet = wire[i];
+        *out++ = (octet >= 'A' && octet <= 'Z') ? (uint8_t)(octet + 32) : octet;
+    }
+    memcpy(out, wire + question->name_end, 4);
+    out += 4;
+    out[0] = (uint8_t)question->edns;
+    out[1] = (uint8_t)question->dnssec;
+    return key;
+}
+
+static unsigned
+udp_limit(const Question *question)
+{
+    if (!question->edns)
+        return 512;
+    unsigned payload = question->payload < 1232 ? question->payload : 1232;
+    return payload > 512 ? payload : 512;
+}
+
+/* Hand a datagram back to Python, keeping its peer for `send`: the datagram alone, or with
+   what `read_plain_query` read of it, (wire, key, end, qtype, edns, dnssec, payload). */
+static int
+leave(Responder *self, PyObject *left, const uint8_t *wire, size_t size,
+      const Question *question, PyObject *key, const struct sockaddr_storage *peer,
+      socklen_t peer_length, int verdict)
+{
+    Py_ssize_t index = PyList_GET_SIZE(left);
+    PyObject *datagram;
+    if (question == NULL) {
+        datagram = PyBytes_FromStringAndSize((const char *)wire, (Py_ssize_t)size);
+    } else {
+        unsigned qtype = wire[question->name_end] << 8 | wire[question->name_end + 1];
+        datagram = Py_BuildValue("(y#OnIOOI)", (const char *)wire, (Py_ssize_t)size, key,
+                                 (Py_ssize_t)question->end, qtype,
+                                 question->edns ? Py_True : Py_False,
+                                 question->dnssec ? Py_True : Py_False, question->payload);
+    }
+    if (datagram == NULL)
+        return -1;
+    int failed = PyList_Append(left, datagram);
+    Py_DECREF(datagram);
+    if (failed)
+        return -1;
+    self->left_peers[index] = *peer;
+    self->left_lengths[index] = peer_length;
+    self->left_count = index + 1;
+    if (verdict == SLIP) {
+        PyObject *number = PyLong_FromSsize_t(index);
+        if (number == NULL)
+            return -1;
+        failed = PyList_Append(self->slipped, number);
+        Py_DECREF(number);
+    }
+    return failed;
+}
+
+static void
+send_all(Responder *self, unsigned count)
+{
+    unsigned done = 0;
+    while (done < count) {
+        int sent = sendmmsg(self->fd, self->out_messages + done, count - done, MSG_DONTWAIT);
+        if (sent < 0) {
+            if (errno == EINTR)
+                continue;
+            /* A full send buffer or an error for one peer: that response is dropped, as UDP
+               may; the others still go. */
+            done++;
+            continue;
+        }
+        done += (unsigned)sent;
+    }
+}
+
+static PyObject *
+Responder_run(Responder *self, PyObject *args)
+{
+    Py_ssize_t most;
+    if (!PyArg_ParseTuple(args, "n", &most))
+        return NULL;
+    if (most > MOST_LEFT)
+        most = MOST_LEFT;
+    PyObject *left = PyList_New(0);
+    if (left == NULL)
+        return NULL;
+    self->left_count = 0;
+    if (PyList_SetSlice(self->slipped, 0, PyList_GET_SIZE(self->slipped), NULL) < 0) {
+        Py_DECREF(left);
+        return NULL;
+    }
+    Py_ssize_t read = 0;
+    while (read < most) {
+        unsigned want = (unsigned)(most - read < BATCH ? most - read : BATCH);
+        for (unsigned i = 0; i < want; i++) {
+            self->in_vectors[i].iov_base = self->received + (size_t)i * DATAGRAM;
+            self->in_vectors[i].iov_len = DATAGRAM;
+            memset(&self->in_messages[i].msg_hdr, 0, sizeof(struct msghdr));
+            self->in_messages[i].msg_hdr.msg_iov = &self->in_vectors[i];
+            self->in_messages[i].msg_hdr.msg_iovlen = 1;
+            self->in_messages[i].msg_hdr.msg_name = &self->peers[i];
+            self->in_messages[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
+        }
+        int count = recvmmsg(self->fd, self->in_messages, want, MSG_DONTWAIT, NULL);
+        if (count < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            read++; /* an ICMP error for an earlier response: nothing to read */
+            continue;
+        }
+        if (count == 0)
+            break;
+        read += count;
+        struct timespec clock;
+        clock_gettime(CLOCK_MONOTONIC, &clock);
+        double now = (double)clock.tv_sec + (double)clock.tv_nsec * 1e-9;
+        unsigned answered = 0;
+        for (int i = 0; i < count; i++) {
+            const uint8_t *wire = self->received + (size_t)i * DATAGRAM;
+            size_t size = self->in_messages[i].msg_len;
+            const struct sockaddr_storage *peer = &self->peers[i];
+            int verdict = SEND;
+            if (self->limiter != NULL) {
+                if (size < 12 || wire[2] & 0x80) {
+                    self->counts[NO_RESPONSE]++;
+                    continue;
+                }
+                if (peer->ss_family == AF_INET) {
+                    verdict = limiter_check(self->limiter, AF_INET,
+                        (const uint8_t *)&((const struct sockaddr_in *)peer)->sin_addr, now);
+                } else {
+                    verdict = limiter_check(self->limiter, AF_INET6,
+                        (const uint8_t *)&((const struct sockaddr_in6 *)peer)->sin6_addr, now);
+                }
+                if (verdict == DROP) {
+                    self->counts[NO_RESPONSE]++;
+                    continue;
+                }
+            }
+            Question question;
+            PyObject *key = NULL, *response = NULL;
+            int plain = read_plain_query(wire, size, &question);
+            if (plain) {
+                key = answer_key(wire, &question);
+                if (key == NULL)
+                    goto failed;
+                if (verdict == SEND) {
+                    response = PyDict_GetItemWithError(self->answers, key); /* borrowed */
+                    if (response == NULL && PyErr_Occurred()) {
+                        Py_DECREF(key);
+                        goto failed;
+                    }
+                }
+            }
+            size_t length = response != NULL && PyBytes_Check(response)
+                ? (size_t)PyBytes_GET_SIZE(response) : 0;
+            if (response == NULL || length < question.end || length > udp_limit(&question)) {
+                int failed = leave(self, left, wire, size, plain ? &question : NULL, key, peer,
+                                   self->in_messages[i].msg_hdr.msg_namelen, verdict);
+                Py_XDECREF(key);
+                if (failed < 0)
+                    goto failed;
+                continue;
+            }
+            Py_DECREF(key);
+            const uint8_t *cached = (const uint8_t *)PyBytes_AS_STRING(response);
+            uint8_t *out = self->sent + (size_t)answered * DATAGRAM;
+            out[0] = wire[0];
+            out[1] = wire[1];
+            out[2] = (cached[2] & ~0x01) | (wire[2] & 0x01);
+            out[3] = (cached[3] & ~0x10) | (wire[3] & 0x10);
+            memcpy(out + 4, cached + 4, 8);
+            memcpy(out + 12, wire + 12, question.end - 12);
+            memcpy(out + question.end, cached + question.end, length - question.end);
+            self->counts[cached[3] & 0x0F]++;
+            self->out_vectors[answered].iov_base = out;
+            self->out_vectors[answered].iov_len = length;
+            memset(&self->out_messages[answered].msg_hdr, 0, sizeof(struct msghdr));
+            self->out_messages[answered].msg_hdr.msg_iov = &self->out_vectors[answered];
+            self->out_messages[answered].msg_hdr.msg_iovlen = 1;
+            self->out_messages[answered].msg_hdr.msg_name = (void *)peer;
+            self->out_messages[answered].msg_hdr.msg_namelen = self->in_messages[i].msg_hdr.msg_namelen;
+            answered++;
+        }
+        if (answered)
+            send_all(self, answered);
+        continue;
+    failed:
+        Py_DECREF(left);
+        return NULL;
+    }
+    return left;
+}
+
+/* Send `responses` (bytes, or None for no response) to the peers of the last run's
+   datagrams, in their order, counting each by rcode. */
+static PyObject *
+Responder_send(Responder *self, PyObject *responses)
+{
+    if (!PyList_Check(responses) || PyList_GET_SIZE(responses) > self->left_count) {
+        PyErr_SetString(PyExc_ValueError, "expected a list, at most one response for each "
+                                          "datagram of the last run");
+        return NULL;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(responses);
+    unsigned pending = 0;
+    for (Py_ssize_t index = 0; index < count; index++) {
+        PyObject *response = PyList_GET_ITEM(responses, index);
+        if (response == Py_None) {
+            self->counts[NO_RESPONSE]++;
+            continue;
+        }
+        if (!PyBytes_Check(response) || PyBytes_GET_SIZE(response) < 4) {
+            PyErr_SetString(PyExc_TypeError, "a response: expected bytes of a DNS message");
+            return NULL;
+        }
+        self->counts[((const uint8_t *)PyBytes_AS_STRING(response))[3] & 0x0F]++;
+        self->out_vectors[pending].iov_base = PyBytes_AS_STRING(response);
+        self->out_vectors[pending].iov_len = (size_t)PyBytes_GET_SIZE(response);
+        memset(&self->out_messages[pending].msg_hdr, 0, sizeof(struct msghdr));
+        self->out_messages[pending].msg_hdr.msg_iov = &self->out_vectors[pending];
+        self->out_messages[pending].msg_hdr.msg_iovlen = 1;
+        self->out_messages[pending].msg_hdr.msg_name = &self->left_peers[index];
+        self->out_messages[pending].msg_hdr.msg_namelen = self->left_lengths[index];
+        if (++pending == BATCH) {
+            send_all(self, pending);
+            pending = 0;
+        }
+    }
+    if (pending)
+        send_all(self, pending);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Responder_slipped(Responder *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyList_GetSlice(self->slipped, 0, PyList_GET_SIZE(self->slipped));
+}
+
+static PyObject *
+Responder_take_counts(Responder *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *counts = PyList_New(NO_RESPONSE + 1);
+    if (counts == NULL)
+        return NULL;
+    for (int i = 0; i <= NO_RESPONSE; i++) {
+        PyObject *count = PyLong_FromUnsignedLongLong(self->counts[i]);
+        if (count == NULL) {
+            Py_DECREF(counts);
+            return NULL;
+        }
+        PyList_SET_ITEM(counts, i, count);
+        self->counts[i] = 0;
+    }
+    return counts;
+}
+
+static PyMethodDef Responder_methods[] = {
+    {"run", (PyCFunction)Responder_run, METH_VARARGS,
+     "run(most) -> [wire, ...]: answer up to `most` datagrams waiting on the socket; those "
+     "not answered come back, for `send`."},
+    {"send", (PyCFunction)Responder_send, METH_O,
+     "send([response or None, ...]): the responses to the last run's datagrams, in order."},
+    {"slipped", (PyCFunction)Responder_slipped, METH_NOARGS,
+     "slipped() -> indexes of the last run's datagrams whose response RRL truncates."},
+    {"take_counts", (PyCFunction)Responder_take_counts, METH_NOARGS,
+     "take_counts() -> responses sent by rcode (index 16: none), since the last call."},
+    {NULL},
+};
+
+static PyTypeObject ResponderType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "regshield.dns._udp.Responder",
+    .tp_basicsize = sizeof(Responder),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Answers the datagrams of one UDP socket from a dict of responses.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Responder_init,
+    .tp_dealloc = (destructor)Responder_dealloc,
+    .tp_methods = Responder_methods,
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "regshield.dns._udp",
+    .m_doc = "The embedded DNS server's UDP answering loop and response rate limiter.",
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC
+PyInit__udp(void)
+{
+    if (PyType_Ready(&LimiterType) < 0 || PyType_Ready(&ResponderType) < 0)
+        return NULL;
+    PyObject *created = PyModule_Create(&module);
+    if (created == NULL)
+        return NULL;
+    Py_INCREF(&LimiterType);
+    Py_INCREF(&ResponderType);
+    if (PyModule_AddObject(created, "Limiter", (PyObject *)&LimiterType) < 0
+        || PyModule_AddObject(created, "Responder", (PyObject *)&ResponderType) < 0) {
+        Py_DECREF(created);
+        return NULL;
+    }
+    return created;
+}
