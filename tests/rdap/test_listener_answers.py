@@ -351,6 +351,17 @@ async def test_a_name_registered_or_deleted_here_is_known_at_once(
     assert cache._names is not None and "second.test" not in cache._names
 
 
+async def test_names_are_learned_a_batch_at_a_time_and_none_is_missed(
+        listener: Listener, api: httpx.AsyncClient, published: Published) -> None:
+    for name in ("batch-a.test", "batch-b.test", "batch-c.test"):
+        assert (await register(api, published.holder, name=name)).status_code == 201
+    cache = document_cache(listener.services)
+    assert await cache.load_names(batch=2)
+    assert cache._names is not None
+    assert {"batch-a.test", "batch-b.test", "batch-c.test"} <= cache._names
+    assert (await listener.get(b"/rdap/domain/batch-d.test"))[0] == 404
+
+
 async def test_a_name_registered_by_another_process_is_known_within_the_check_interval(
         listener: Listener, api: httpx.AsyncClient, published: Published, clock: FakeClock,
         monkeypatch: pytest.MonkeyPatch) -> None:
