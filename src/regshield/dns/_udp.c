@@ -303,6 +303,7 @@ typedef struct {
     struct iovec in_vectors[BATCH], out_vectors[BATCH];
     struct mmsghdr in_messages[BATCH], out_messages[BATCH];
     unsigned long long counts[NO_RESPONSE + 1];
+    unsigned long long hits; /* responses sent from `answers` */
     /* The peers of the datagrams the last run handed back, and which of them slipped. */
     struct sockaddr_storage *left_peers;
     socklen_t *left_lengths;
@@ -606,6 +607,7 @@ Responder_run(Responder *self, PyObject *args)
             memcpy(out + 12, wire + 12, question.end - 12);
             memcpy(out + question.end, cached + question.end, length - question.end);
             self->counts[cached[3] & 0x0F]++;
+            self->hits++;
             self->out_vectors[answered].iov_base = out;
             self->out_vectors[answered].iov_len = length;
             memset(&self->out_messages[answered].msg_hdr, 0, sizeof(struct msghdr));
@@ -674,17 +676,18 @@ Responder_slipped(Responder *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 Responder_take_counts(Responder *self, PyObject *Py_UNUSED(ignored))
 {
-    PyObject *counts = PyList_New(NO_RESPONSE + 1);
+    PyObject *counts = PyList_New(NO_RESPONSE + 2);
     if (counts == NULL)
         return NULL;
-    for (int i = 0; i <= NO_RESPONSE; i++) {
-        PyObject *count = PyLong_FromUnsignedLongLong(self->counts[i]);
+    for (int i = 0; i <= NO_RESPONSE + 1; i++) {
+        unsigned long long *counter = i <= NO_RESPONSE ? &self->counts[i] : &self->hits;
+        PyObject *count = PyLong_FromUnsignedLongLong(*counter);
         if (count == NULL) {
             Py_DECREF(counts);
             return NULL;
         }
         PyList_SET_ITEM(counts, i, count);
-        self->counts[i] = 0;
+        *counter = 0;
     }
     return counts;
 }
@@ -698,7 +701,8 @@ static PyMethodDef Responder_methods[] = {
     {"slipped", (PyCFunction)Responder_slipped, METH_NOARGS,
      "slipped() -> indexes of the last run's datagrams whose response RRL truncates."},
     {"take_counts", (PyCFunction)Responder_take_counts, METH_NOARGS,
-     "take_counts() -> responses sent by rcode (index 16: none), since the last call."},
+     "take_counts() -> responses sent by rcode (index 16: none; index 17: those sent from "
+     "`answers`), since the last call."},
     {NULL},
 };
 

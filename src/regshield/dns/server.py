@@ -252,6 +252,7 @@ class DnsServer:
         self._origins: dict[bytes, ServedZone] = {}
         self._origins_generation = -1
         self.cache_hits = 0
+        self.native_hits = 0  # of those, answered by the C loop
         self.cache_misses = 0
         self._udp: socket.socket | None = None
         self._tcp: asyncio.Server | None = None
@@ -272,8 +273,9 @@ class DnsServer:
 
     @property
     def answer_cache_size(self) -> int:
-        """Responses kept: per question (data) and per proof (denials, referrals)."""
-        return len(self._cache) + len(self._denials)
+        """Responses kept: per question (data) and per proof (denials, referrals), and those
+        the C loop answers from."""
+        return len(self._cache) + len(self._denials) + len(self._answers)
 
     async def start(self, host: str, port: int, *, reuse_port: bool = False) -> None:
         """Bind UDP and TCP on `host`:`port`; port 0 picks a port free for both (`.port`).
@@ -374,9 +376,12 @@ class DnsServer:
                         responses[index] = _truncate_to_header(response)
                 responder.send(responses)
         finally:
+            *by_rcode, hits = responder.take_counts()
             udp = self.counters.udp
-            for code, count in enumerate(responder.take_counts()):
+            for code, count in enumerate(by_rcode):
                 udp[code] += count
+            self.cache_hits += hits
+            self.native_hits += hits
 
     def answer_udp(self, wire: bytes, peer: tuple[str, int]) -> bytes | None:
         """The UDP response to `wire` from `peer`, after rate limiting; None to stay silent."""
