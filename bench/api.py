@@ -53,6 +53,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 PEER_APP = BENCH_DIR / "peer_app.py"
 API = "/api/v1"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+STOP_TIMEOUT = 20.0  # seconds a server has to stop after SIGINT before it is killed
+SLOW_STOP_SECONDS = 2.0  # a stop that took longer is said
 START_TIMEOUT = 60.0
 REQUEST_TIMEOUT = 60.0
 T = TypeVar("T")
@@ -533,9 +535,15 @@ def server(command: list[str], port: int, log_path: Path,
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
+            stopping = time.monotonic()
             try:
-                process.wait(timeout=20)
+                process.wait(timeout=STOP_TIMEOUT)
+                if time.monotonic() - stopping > SLOW_STOP_SECONDS:
+                    print(f"{command[0]}: stopped {time.monotonic() - stopping:.1f} s after "
+                          "SIGINT", file=sys.stderr, flush=True)
             except subprocess.TimeoutExpired:
+                print(f"{command[0]}: still running {STOP_TIMEOUT:.0f} s after SIGINT: killed",
+                      file=sys.stderr, flush=True)
                 process.kill()
                 process.wait()
 

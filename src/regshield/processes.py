@@ -169,6 +169,11 @@ class Workers:
         child.writer = loop.create_task(_write_messages(child))
         self._children.append(child)
         loop.add_reader(connection.fileno(), self._receive, child)
+        # uvloop makes a watched descriptor non-blocking; this pipe is written whole messages
+        # at a time from a thread, and read a whole report at a time once readable: with
+        # O_NONBLOCK, a message larger than the socket's buffer (a zone) failed with EAGAIN
+        # half-sent, and the child never started.
+        os.set_blocking(connection.fileno(), True)
         loop.add_reader(child.exit_watch, self._exited, child)
         await self.introduce(child)
         return child

@@ -27,6 +27,7 @@ import dns.tsig
 import dns.xfr
 import dns.zone
 import pytest
+import uvloop
 from dns_peers import LOOPBACK, free_port
 
 from regshield import processes
@@ -295,6 +296,40 @@ async def test_zones_published_before_a_worker_starts_are_served_by_it(
                                           dns.name.from_text("www.other.example."))
     assert all(addresses(response) == ["198.51.100.7"] for response in elsewhere)
     assert all(c.answered > 0 for c in await workers.counters())
+
+
+def test_a_zone_larger_than_the_pipes_buffer_reaches_workers_started_on_uvloop() -> None:
+    # `serve` runs on uvloop, which makes the descriptors it watches non-blocking: a zone sent
+    # whole to a new child (megabytes) once failed half-written, and the child never started.
+    big = dns.name.from_text("big.workers.example.")
+    text = "\n".join(
+        ["@ 3600 IN SOA ns1 hostmaster 1 3600 600 86400 300", "@ 3600 IN NS ns1",
+         "ns1 3600 IN A 192.0.2.1"]
+        + [f"host{index} 300 IN TXT \"{'x' * 100} {index}\"" for index in range(20_000)])
+    zone = dns.zone.from_text(text, origin=big, relativize=False)
+    rrsets = tuple(dns.rrset.from_rdata_list(name, rdataset.ttl, list(rdataset))
+                   for name, node in zone.nodes.items() for rdataset in node.rdatasets)
+
+    async def run() -> list[list[str]]:
+        table = WatchedTable([ServedZone(big, 1, rrsets)])
+        server = DnsServer(table)
+        await server.start(LOOPBACK, free_port(), reuse_port=True)
+        workers = DnsWorkers(2, table, keyring={}, allowed_keys=lambda origin: [],
+                             rate_limiter=None)
+        try:
+            await workers.start(LOOPBACK, server.port)
+            answers = await ask_from_many_ports(
+                server.port, dns.name.from_text("host19999.big.workers.example."),
+                dns.rdatatype.TXT)
+            return [[rdata.to_text() for rrset in response.answer for rdata in rrset]
+                    for response in answers if response is not None]
+        finally:
+            await workers.close()
+            await server.close()
+
+    answered = uvloop.run(run())
+    assert len(answered) == QUERIES
+    assert all(len(texts) == 1 and "19999" in texts[0] for texts in answered)
 
 
 async def test_every_process_serves_transfers_with_the_journal_and_reports_them(

@@ -269,6 +269,7 @@ class DnsServer:
             rrl is None or (rrl.native is not None and rrl.monotonic))
         self._responder: _udp.Responder | None = None
         self._answers: dict[bytes, bytes] = {}
+        self._asked_once: dict[bytes, bool] = {}  # denials asked once since the last clear
         self._answers_generation = -1
 
     @property
@@ -363,6 +364,7 @@ class DnsServer:
             return
         if self._answers_generation != self.table.generation:
             self._answers.clear()
+            self._asked_once.clear()
             self._answers_generation = self.table.generation
         respond = self._respond
         try:
@@ -512,14 +514,24 @@ class DnsServer:
                        key: bytes | None = None) -> bytes | None:
         if key is None:
             key = _answer_key(wire, question)
-        response = self._respond_plain_keyed(wire, question, udp, key)
-        if udp and self._responder is not None and response is not None and not (
-                response[2] & _TC):
-            # For the C loop: the same question gets this response whatever its ID, case, RD
-            # and CD (the loop puts the query's), while the table's generation lasts.
-            if len(self._answers) >= self._cache_size:
-                self._answers.clear()
-            self._answers[key] = response
+        return self._respond_plain_keyed(wire, question, udp, key)
+
+    def _remember(self, key: bytes, response: bytes | None, udp: bool, *,
+                  denied: bool) -> bytes | None:
+        """Keep `response` for the C loop: the same question gets it whatever its ID, case, RD
+        and CD (the loop puts the query's), while the table's generation lasts. A denial or
+        referral is kept when its question comes a second time: the answers of a flood of new
+        names (one proof each) would fill the dict with answers asked once."""
+        if not udp or self._responder is None or response is None or response[2] & _TC:
+            return response
+        if denied and self._asked_once.pop(key, False) is False:
+            if len(self._asked_once) >= self._cache_size:
+                self._asked_once.clear()
+            self._asked_once[key] = True
+            return response
+        if len(self._answers) >= self._cache_size:
+            self._answers.clear()
+        self._answers[key] = response
         return response
 
     def _respond_plain_keyed(self, wire: bytes, question: _Question, udp: bool,
@@ -544,7 +556,7 @@ class DnsServer:
                     denied = self._respond_denied(wire, question, udp, zone, index, proof,
                                                   name, starts, origin_at)
                 if denied is not None:
-                    return denied
+                    return self._remember(key, denied, udp, denied=True)
             self.cache_misses += 1
             qname = dns.name.from_wire(wire, 12)[0]
             message = dns.message.Message(id=0)
@@ -576,13 +588,13 @@ class DnsServer:
             if cached.tail is None:
                 cached.tail = response[question.end:]
             tail = cached.tail
-        return b"".join((
+        return self._remember(key, b"".join((
             wire[:2],
             bytes((response[2] | (wire[2] & _RD), response[3] | (wire[3] & _CD))),
             response[4:12],
             wire[12:question.end],
             tail,
-        ))
+        )), udp, denied=False)
 
     def _respond_composed(self, wire: bytes, question: _Question, udp: bool,
                           zone: ServedZone, index: ZoneIndex, proof: Proof, name: bytes,
