@@ -29,6 +29,7 @@ process. Only loopback addresses are used.
 
     .venv/bin/python bench/soak.py [--backend sqlite|postgresql] [--domains 20000]
                                    [--seconds 120] [--flood-seconds 20] [--load 0.8]
+                                   [--http-workers 1]
 
 Exits 1 when a legitimate request was lost during the soak, a contact is missing afterwards, or
 the event chain does not verify.
@@ -595,6 +596,9 @@ def main() -> int:
     parser.add_argument("--capacity-seconds", type=float, default=8)
     parser.add_argument("--flood-seconds", type=float, default=20)
     parser.add_argument("--load", type=float, default=0.8)
+    parser.add_argument("--http-workers", type=int, default=1,
+                        help="HTTP processes (`[http] workers`; more than one needs "
+                             "--backend postgresql)")
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--postgres-admin", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
@@ -636,9 +640,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             env = {k: v for k, v in os.environ.items()
                    if k not in ("REGSHIELD_MASTER_KEY", "REGSHIELD_DATABASE_URL",
                                 "REGSHIELD_HOME")}
-            # One HTTP process (on PostgreSQL the default is one per core), as the
-            # capacities the soak runs at were measured in one.
-            env["REGSHIELD_HTTP_WORKERS"] = "1"
+            # One HTTP process unless asked (on PostgreSQL the default is one per core).
+            env["REGSHIELD_HTTP_WORKERS"] = str(args.http_workers)
             with server([*base, "serve", "--http", f"127.0.0.1:{http_port}"], http_port,
                         tmp / "serve.log", env) as process:
                 password = secrets.token_urlsafe(18)

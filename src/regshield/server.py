@@ -127,6 +127,7 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
         if http_workers is not None:
             await http_workers.close()
         if dns_workers is not None:
+            services.dns_workers.remove(dns_workers)
             await dns_workers.close()
         if dns_server is not None:
             services.dns_servers.remove(dns_server)
@@ -196,6 +197,7 @@ async def _start_dns(services: Services, publisher: Publisher
         await server.close()
         raise ConfigurationError(f"DNS workers could not start on {listen}: {exc}") from exc
     publisher.before_notify = workers.caught_up
+    services.dns_workers.append(workers)  # their counters, for GET /metrics
     return server, workers
 
 

@@ -17,6 +17,7 @@ from regshield.store.engine import Store
 
 if TYPE_CHECKING:
     from regshield.dns.server import DnsServer
+    from regshield.dns.workers import DnsWorkers
 
 
 @dataclass
@@ -34,6 +35,8 @@ class Services:
     _limits: Limits | None = field(default=None, repr=False)
     # The embedded DNS servers this process runs (`regshield serve`), read by GET /metrics.
     dns_servers: list[DnsServer] = field(default_factory=list, repr=False)
+    # And their worker processes, asked for their counters at each scrape.
+    dns_workers: list[DnsWorkers] = field(default_factory=list, repr=False)
 
     @property
     def sealer(self) -> Sealer:

@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import dns.asyncquery
@@ -29,8 +30,10 @@ import dns.zone
 import pytest
 import uvloop
 from dns_peers import LOOPBACK, free_port
+from prometheus_client import CollectorRegistry
 
 from regshield import processes
+from regshield.api.routers.metrics import DnsCollector
 from regshield.dns.rrl import RateLimiter
 from regshield.dns.server import DnsServer
 from regshield.dns.transfer import TransferService, diff_zones
@@ -152,6 +155,28 @@ async def test_queries_from_many_source_ports_reach_every_process(primary: Prima
     assert all(share > 0 for share in answered), answered
     assert sum(answered) == QUERIES
     assert all(c.dropped == 0 and c.slipped == 0 for c in children)
+
+
+async def test_metrics_add_up_the_queries_of_every_process(primary: Primary) -> None:
+    workers = await primary.start(count=3)
+    responses = await ask_from_many_ports(primary.server.port)
+    assert all(addresses(response) == ["192.0.2.80"] for response in responses)
+
+    children = await workers.counters()
+    assert len(children) == 2 and all(c.figures.udp[dns.rcode.NOERROR] > 0 for c in children)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DnsCollector(SimpleNamespace(dns_servers=[primary.server]),
+                                   [c.figures for c in children]))
+    found = {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+             for family in registry.collect() for sample in family.samples}
+
+    # Every query, whichever process answered it (the main one had its share too).
+    assert 0 < primary.server.counters.udp[dns.rcode.NOERROR] < QUERIES
+    assert found["regshield_dns_queries_total",
+                 (("rcode", "NOERROR"), ("transport", "udp"))] == QUERIES
+    assert found["regshield_dns_rrl_responses_total", (("action", "answered"),)] == QUERIES
+    assert found["regshield_dns_answer_cache_entries", ()] == (
+        primary.server.answer_cache_size + sum(c.figures.cache_entries for c in children))
 
 
 async def test_a_new_serial_is_served_by_every_process_once_caught_up(primary: Primary) -> None:

@@ -242,6 +242,34 @@ async def test_verify_notices_the_last_event_deleted_because_the_head_records_it
     assert "Traceback" not in result.stderr
 
 
+async def test_verify_reads_one_snapshot_while_events_are_appended(
+        services: Services) -> None:
+    await make_history(services, 3)
+    async with services.store.snapshot() as session:
+        before = (await session.execute(select(EventChainHead.last_seq))).scalar_one()
+        # Committed by another writer after the snapshot began (as `serve` does while an
+        # auditor runs `events verify`).
+        await run_flow(services, system_actor("test"), RequestContext("cli"),
+                       AccountCreate("appended meanwhile"))
+        report = await verify(session)
+    assert report.ok and report.verified == before
+    async with services.store.snapshot() as session:
+        assert (await verify(session)).verified > before
+
+
+async def test_verify_names_events_stored_past_the_head(services: Services) -> None:
+    events = await make_history(services, 3)
+    last = events[-1].seq
+    await execute(services, update(EventChainHead).values(
+        last_seq=last - 1, last_hash=events[-2].hash))
+
+    async with services.store.snapshot() as session:
+        report = await verify(session)
+
+    assert (report.ok, report.first_bad_seq) == (False, last)
+    assert report.reason is not None and "without moving the head" in report.reason
+
+
 async def test_rehashing_a_changed_event_breaks_the_link_of_the_next_one(
         services: Services) -> None:
     events = await make_history(services, 3)

@@ -217,7 +217,8 @@ def events_verify(ctx: typer.Context) -> None:
             anchors = read_anchors(anchor_file)
         except ValueError as exc:
             raise fail(f"error: {exc}") from None
-        async with services.store.read() as session:
+        # One snapshot: the chain and its head as they were together, while `serve` appends.
+        async with services.store.snapshot() as session:
             report = await verify(session)
             broken_anchor = await check_anchors(session, anchors)
         if not report.ok:

@@ -141,6 +141,55 @@ class DnsCounters:
         return {_rcode_name(code): count for code, count in enumerate(counts) if count}
 
 
+@dataclass
+class DnsFigures:
+    """What one or more servers counted, for GET /metrics: as DnsCounters, with the answer
+    cache's figures and the RRL actions; plain data, so a worker process can report it."""
+
+    udp: list[int] = field(default_factory=lambda: [0] * (_NO_RESPONSE + 1))
+    tcp: list[int] = field(default_factory=lambda: [0] * (_NO_RESPONSE + 1))
+    tcp_closed: dict[str, int] = field(default_factory=lambda: {
+        "per_source_limit": 0, "no_slot": 0, "idle_evicted": 0})
+    cache_hits: int = 0
+    cache_misses: int = 0
+    cache_entries: int = 0
+    rrl: dict[str, int] = field(default_factory=lambda: {
+        "answered": 0, "slipped": 0, "dropped": 0})
+
+    def add(self, other: DnsFigures) -> None:
+        for mine, theirs in ((self.udp, other.udp), (self.tcp, other.tcp)):
+            for code, count in enumerate(theirs[:len(mine)]):
+                mine[code] += count
+        for counts, more in ((self.tcp_closed, other.tcp_closed), (self.rrl, other.rrl)):
+            for key in counts:
+                counts[key] += int(more.get(key, 0))
+        self.cache_hits += other.cache_hits
+        self.cache_misses += other.cache_misses
+        self.cache_entries += other.cache_entries
+
+    def by_rcode(self, transport: str) -> dict[str, int]:
+        """As `DnsCounters.by_rcode`."""
+        counts = self.udp if transport == "udp" else self.tcp
+        return {_rcode_name(code): count for code, count in enumerate(counts) if count}
+
+    @classmethod
+    def of_report(cls, report: dict[str, Any]) -> DnsFigures:
+        """From a worker's JSON report (`dataclasses.asdict` of one), read as numbers."""
+        def counts(key: str) -> list[int]:
+            values = [int(value) for value in report.get(key, [])][:_NO_RESPONSE + 1]
+            return values + [0] * (_NO_RESPONSE + 1 - len(values))
+
+        figures = cls(udp=counts("udp"), tcp=counts("tcp"),
+                      cache_hits=int(report.get("cache_hits", 0)),
+                      cache_misses=int(report.get("cache_misses", 0)),
+                      cache_entries=int(report.get("cache_entries", 0)))
+        for mine, key in ((figures.tcp_closed, "tcp_closed"), (figures.rrl, "rrl")):
+            theirs = report.get(key, {})
+            for name in mine:
+                mine[name] = int(theirs.get(name, 0))
+        return figures
+
+
 def _rcode_name(code: int) -> str:
     if code == _NO_RESPONSE:
         return "none"
@@ -271,6 +320,16 @@ class DnsServer:
         self._answers: dict[bytes, bytes] = {}
         self._asked_once: dict[bytes, bool] = {}  # denials asked once since the last clear
         self._answers_generation = -1
+
+    def figures(self) -> DnsFigures:
+        """This server's counters now."""
+        rrl = self.rrl.counters if self.rrl is not None else None
+        return DnsFigures(
+            udp=list(self.counters.udp), tcp=list(self.counters.tcp),
+            tcp_closed=dict(self.counters.tcp_closed), cache_hits=self.cache_hits,
+            cache_misses=self.cache_misses, cache_entries=self.answer_cache_size,
+            rrl={"answered": rrl.answered, "slipped": rrl.slipped, "dropped": rrl.dropped}
+            if rrl is not None else {"answered": 0, "slipped": 0, "dropped": 0})
 
     @property
     def answer_cache_size(self) -> int:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import multiprocessing.connection
 import os
 import pickle
@@ -52,7 +53,7 @@ import dns.tsig
 import structlog
 
 from regshield.dns.rrl import RateLimitCounters, RateLimiter
-from regshield.dns.server import DnsServer
+from regshield.dns.server import DnsFigures, DnsServer
 from regshield.dns.transfer import TransferKind, TransferListener, TransferService
 from regshield.dns.zonedata import ServedZone, ZoneDiff, ZoneTable
 from regshield.processes import Child, Workers, run_serving, send_report
@@ -87,12 +88,14 @@ class WatchedTable(ZoneTable):
 
 @dataclass(frozen=True)
 class WorkerCounters:
-    """What one process's rate limiter counted: its UDP responses sent, dropped, slipped."""
+    """What one process's rate limiter counted (its UDP responses sent, dropped, slipped),
+    and everything its server counted, for GET /metrics."""
 
     pid: int
     answered: int
     dropped: int
     slipped: int
+    figures: DnsFigures = field(default_factory=DnsFigures)
 
 
 @dataclass
@@ -180,7 +183,8 @@ class DnsWorkers(Workers):
         return True
 
     async def counters(self) -> list[WorkerCounters]:
-        """Every child's rate limiter counters (what it answered over UDP), asked now."""
+        """Every child's counters, asked now (a child that has not answered within
+        `catch_up_seconds` is left out)."""
         timeout = self.catch_up_seconds
         async with self._lock:
             self._mark += 1
@@ -232,7 +236,7 @@ class DnsWorkers(Workers):
         elif kind == "counters":
             child.counted[int(report["mark"])] = WorkerCounters(
                 child.process.pid or 0, int(report["answered"]), int(report["dropped"]),
-                int(report["slipped"]))
+                int(report["slipped"]), DnsFigures.of_report(report.get("figures", {})))
             self._notify_progress()
         elif kind == "stale":
             origin = dns.name.from_text(str(report["zone"]))
@@ -501,7 +505,8 @@ class _Worker:
                            else self.rate_limiter.counters)
                 self._report({"kind": "counters", "mark": message[1],
                               "answered": counted.answered, "dropped": counted.dropped,
-                              "slipped": counted.slipped})
+                              "slipped": counted.slipped,
+                              "figures": dataclasses.asdict(self.server.figures())})
 
     def _transfer_served(self, origin: dns.name.Name, peer: tuple[str, int],
                          key_name: dns.name.Name, kind: TransferKind, serial: int) -> None:

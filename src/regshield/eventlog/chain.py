@@ -121,7 +121,10 @@ class ChainReport:
 
 
 async def verify(session: AsyncSession) -> ChainReport:
-    """Walk the whole chain in order; stop at the first event that does not verify."""
+    """Walk the whole chain in order; stop at the first event that does not verify.
+
+    The head and the events are read by several statements: `session` must see one snapshot
+    (`Store.snapshot`), or events appended meanwhile would look like events past the head."""
     head_query = select(EventChainHead).where(EventChainHead.id == 1)
     head = (await session.execute(head_query)).scalar_one()
     expected_seq, prev_hash, verified = 1, GENESIS_HASH, 0
@@ -148,9 +151,15 @@ async def verify(session: AsyncSession) -> ChainReport:
             prev_hash, expected_seq, verified = event.hash, expected_seq + 1, verified + 1
         if len(batch) < VERIFY_BATCH:
             break
-    if head.last_seq != verified or head.last_hash != prev_hash:
+    if head.last_seq > verified or (head.last_seq == verified
+                                     and head.last_hash != prev_hash):
         missing_from = verified + 1
         return ChainReport(verified, prev_hash, missing_from,
                            f"the chain head records {head.last_seq} events; "
                            f"events from {missing_from} on are missing")
+    if head.last_seq < verified:
+        return ChainReport(head.last_seq, prev_hash, head.last_seq + 1,
+                           f"the chain head records {head.last_seq} events, and {verified} "
+                           f"are stored: events from {head.last_seq + 1} on were added "
+                           "without moving the head")
     return ChainReport(verified, prev_hash)

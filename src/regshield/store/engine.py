@@ -86,6 +86,19 @@ class Store:
         async with self._reader() as session, session.begin():
             yield session
 
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[AsyncSession]:
+        """A read transaction whose statements all see the store as it was at the first one,
+        for a reader of several statements that must agree with each other (the event chain
+        and its head) while writers go on. SQLite's read transactions are that already (WAL);
+        PostgreSQL's default (READ COMMITTED) shows each statement what was committed before
+        it, so this one is REPEATABLE READ."""
+        async with self._reader() as session, session.begin():
+            if not self.is_sqlite:
+                await session.connection(
+                    execution_options={"isolation_level": "REPEATABLE READ"})
+            yield session
+
     async def lookup(self, statement: Executable, parameters: dict[str, Any]) -> Row[Any] | None:
         """The first row of one read-only statement (an RDAP or WHOIS lookup), read outside
         any transaction and without an ORM session: a lookup costs its query and little

@@ -32,15 +32,18 @@ The embedded DNS server (`regshield serve`, `[dns] listen`) adds:
 The figures are read from the limiters and servers at each scrape (a collector of
 prometheus_client), so nothing is counted twice and nothing is kept beside them.
 
-Every figure is one process's. With `[http] workers` above 1 (api/workers.py) a scrape is
-answered by the process that accepted its connection, with that process's counters; the DNS
-figures are the main process's own server only (dns/workers.py children keep theirs).
+The DNS figures add up every DNS process: the main process asks its `[dns] workers`
+(dns/workers.py) for theirs at each scrape (a worker that has not answered within a few
+seconds is left out of that scrape). The other figures are one process's: with `[http]
+workers` above 1 (api/workers.py) a scrape is answered by the process that accepted its
+connection, with that process's counters, and one answered by an HTTP worker has no DNS
+figures.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -52,6 +55,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 
 from regshield.api.deps import bearer, services_of
+from regshield.dns.server import DnsFigures
 from regshield.errors import PermissionDenied
 from regshield.security.authentication import actor_for_bearer
 from regshield.services import Services
@@ -73,9 +77,11 @@ async def metrics(
                                        else None)
         if actor.kind != "staff":
             raise PermissionDenied("metrics are for registrar staff and the local host")
+    workers = [counted.figures for children in list(services.dns_workers)
+               for counted in await children.counters()]
     registry = CollectorRegistry(auto_describe=False)
     registry.register(LimiterCollector(services))
-    registry.register(DnsCollector(services))
+    registry.register(DnsCollector(services, workers))
     return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
 
@@ -123,49 +129,47 @@ class LimiterCollector(Collector):
 
 
 class DnsCollector(Collector):
-    """The `regshield_dns_*` figures of the embedded DNS servers of this process."""
+    """The `regshield_dns_*` figures of the embedded DNS servers of this process, and of its
+    DNS workers (`workers`, as they reported them)."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, workers: Iterable[DnsFigures] = ()) -> None:
         self.services = services
+        self.workers = list(workers)
 
     def collect(self) -> Iterator[Metric]:
         servers = list(self.services.dns_servers)
         if not servers:
             return
+        total = DnsFigures()
+        for figures in (*(server.figures() for server in servers), *self.workers):
+            total.add(figures)
         queries = CounterMetricFamily(
             "regshield_dns_queries", "DNS queries by transport and response code.",
             labels=["transport", "rcode"])
         for transport in ("udp", "tcp"):
-            totals: dict[str, int] = {}
-            for server in servers:
-                for rcode, count in server.counters.by_rcode(transport).items():
-                    totals[rcode] = totals.get(rcode, 0) + count
-            for rcode, count in sorted(totals.items()):
+            for rcode, count in sorted(total.by_rcode(transport).items()):
                 queries.add_metric([transport, rcode], count)
         yield queries
         rrl = CounterMetricFamily(
             "regshield_dns_rrl_responses", "UDP responses by response rate limiting action.",
             labels=["action"])
-        limiters = [server.rrl for server in servers if server.rrl is not None]
         for action in ("answered", "slipped", "dropped"):
-            rrl.add_metric([action], sum(getattr(limiter.counters, action)
-                                         for limiter in limiters))
+            rrl.add_metric([action], total.rrl[action])
         yield rrl
         yield CounterMetricFamily(
             "regshield_dns_answer_cache_hits", "DNS responses served from the answer cache.",
-            value=sum(server.cache_hits for server in servers))
+            value=total.cache_hits)
         yield CounterMetricFamily(
             "regshield_dns_answer_cache_misses", "DNS responses built because none was cached.",
-            value=sum(server.cache_misses for server in servers))
+            value=total.cache_misses)
         yield GaugeMetricFamily(
             "regshield_dns_answer_cache_entries", "Responses held in the DNS answer cache.",
-            value=sum(server.answer_cache_size for server in servers))
+            value=total.cache_entries)
         closed = CounterMetricFamily(
             "regshield_dns_tcp_connections_closed", "DNS TCP connections the server closed, "
             "by reason.", labels=["reason"])
         for reason in ("per_source_limit", "no_slot", "idle_evicted"):
-            closed.add_metric([reason], sum(server.counters.tcp_closed[reason]
-                                            for server in servers))
+            closed.add_metric([reason], total.tcp_closed[reason])
         yield closed
 
 
