@@ -16,13 +16,16 @@ import time
 from collections.abc import Iterator
 from typing import Literal
 
+import dns.exception
 import dns.flags
 import dns.message
 import dns.name
+import dns.query
 import dns.rcode
 import pytest
 from dns_peers import LOOPBACK, SignedZone, build_signed_zone, running_server
 
+from regshield.dns.rrl import RateLimiter
 from regshield.dns.server import DnsServer
 from regshield.dns.udp import native
 from regshield.dns.zonedata import ZoneTable
@@ -205,3 +208,21 @@ def test_a_response_too_big_for_the_clients_size_is_truncated_by_python_not_sent
     assert whole.answer and not whole.flags & dns.flags.TC
     assert truncated.flags & dns.flags.TC and not truncated.answer
     assert truncated.rcode() == dns.rcode.NOERROR
+
+
+def test_over_ipv6_the_c_loop_answers_and_limits_each_56() -> None:
+    zone = build_signed_zone()
+    limiter = RateLimiter(0.1, burst=2, slip=0)  # two answers, then one every ten seconds
+    with running_server(DnsServer(ZoneTable([zone.served]), rrl=limiter), host="::1") as server:
+        assert server._responder is not None
+        outcomes = []
+        for _ in range(5):
+            try:
+                response = dns.query.udp(dns.message.make_query("www.regshield.test.", "A"),
+                                         "::1", port=server.port, timeout=0.3)
+                outcomes.append(response.rcode())
+            except dns.exception.Timeout:
+                outcomes.append(None)
+    assert outcomes == [dns.rcode.NOERROR] * 2 + [None] * 3
+    counted = limiter.counters
+    assert (counted.answered, counted.dropped) == (2, 3)
