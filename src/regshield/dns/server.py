@@ -647,13 +647,17 @@ class DnsServer:
             if cached.tail is None:
                 cached.tail = response[question.end:]
             tail = cached.tail
-        return self._remember(key, b"".join((
+        # For the C loop, the cached response itself (ID zero, RD and CD clear, the question as
+        # first asked: the loop puts the query's), shared with the cache rather than copied;
+        # the loop leaves a client too small for it to this side, which truncates.
+        self._remember(key, cached.wire, udp, denied=False)
+        return b"".join((
             wire[:2],
             bytes((response[2] | (wire[2] & _RD), response[3] | (wire[3] & _CD))),
             response[4:12],
             wire[12:question.end],
             tail,
-        )), udp, denied=False)
+        ))
 
     def _respond_composed(self, wire: bytes, question: _Question, udp: bool,
                           zone: ServedZone, index: ZoneIndex, proof: Proof, name: bytes,
