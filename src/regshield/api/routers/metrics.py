@@ -25,7 +25,8 @@ The embedded DNS server (`regshield serve`, `[dns] listen`) adds:
   networks included in `answered`;
 - `regshield_dns_answer_cache_hits_total`, `regshield_dns_answer_cache_misses_total` and the
   gauge `regshield_dns_answer_cache_entries`: the cached responses (per question for data,
-  per proof for denials and referrals); under a random-name flood the misses stay flat;
+  per proof for denials and referrals, and those the C UDP loop answers from, dns/udp.py);
+  under a random-name flood the misses stay flat;
 - `regshield_dns_tcp_connections_closed_total{reason}`: TCP connections the server closed
   on arrival (`per_source_limit`, `no_slot`) or to make room (`idle_evicted`).
 
