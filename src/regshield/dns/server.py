@@ -312,8 +312,9 @@ class DnsServer:
         self._tcp_per_source: dict[str, int] = {}
         self.counters = DnsCounters()
         # The C loop (dns/udp.py), where it was built and can share the limiter's buckets:
-        # it answers from `_answers` (answer key -> response, ID zero, RD and CD clear), which
-        # holds only responses built from the table's current generation.
+        # it answers from `_answers` (answer key -> a response to that question; the loop puts
+        # in the query's ID, RD, CD and question), which holds only responses built from the
+        # table's current generation (`_remember`).
         self._native_loop = native_loop and native is not None and (
             rrl is None or (rrl.native is not None and rrl.monotonic))
         self._responder: _udp.Responder | None = None
