@@ -11,7 +11,8 @@ Defaults follow NSD (`nsd:rrl.h`): 200 responses per second per prefix, slip 2.
 
 The buckets live in C (`regshield.dns._udp.Limiter`, a table of fixed size) where the
 extension was built, so that the server's C loop decides a datagram's fate without Python;
-this module's dict of buckets is the same rules where it was not (`native=False`).
+this module's dict of buckets is the same rules where it was not (or with
+`native_buckets=False`).
 """
 
 from __future__ import annotations

@@ -137,8 +137,7 @@ class DnsCounters:
     def by_rcode(self, transport: str) -> dict[str, int]:
         """The responses over `transport` ("udp", "tcp") by rcode name, "none" for no response;
         rcodes never sent are left out."""
-        counts = self.udp if transport == "udp" else self.tcp
-        return {_rcode_name(code): count for code, count in enumerate(counts) if count}
+        return _by_rcode(self.udp if transport == "udp" else self.tcp)
 
 
 @dataclass
@@ -169,8 +168,7 @@ class DnsFigures:
 
     def by_rcode(self, transport: str) -> dict[str, int]:
         """As `DnsCounters.by_rcode`."""
-        counts = self.udp if transport == "udp" else self.tcp
-        return {_rcode_name(code): count for code, count in enumerate(counts) if count}
+        return _by_rcode(self.udp if transport == "udp" else self.tcp)
 
     @classmethod
     def of_report(cls, report: dict[str, Any]) -> DnsFigures:
@@ -188,6 +186,10 @@ class DnsFigures:
             for name in mine:
                 mine[name] = int(theirs.get(name, 0))
         return figures
+
+
+def _by_rcode(counts: list[int]) -> dict[str, int]:
+    return {_rcode_name(code): count for code, count in enumerate(counts) if count}
 
 
 def _rcode_name(code: int) -> str:
@@ -570,12 +572,6 @@ class DnsServer:
             log.exception("dns:query:failed", error_type=type(error).__name__)
             return _header_only(wire, dns.rcode.SERVFAIL)
 
-    def _respond_plain(self, wire: bytes, question: _Question, udp: bool,
-                       key: bytes | None = None) -> bytes | None:
-        if key is None:
-            key = _answer_key(wire, question)
-        return self._respond_plain_keyed(wire, question, udp, key)
-
     def _remember(self, key: bytes, response: bytes | None, udp: bool, *,
                   denied: bool) -> bytes | None:
         """Keep `response` for the C loop: the same question gets it whatever its ID, case, RD
@@ -594,8 +590,10 @@ class DnsServer:
         self._answers[key] = response
         return response
 
-    def _respond_plain_keyed(self, wire: bytes, question: _Question, udp: bool,
-                             key: bytes) -> bytes | None:
+    def _respond_plain(self, wire: bytes, question: _Question, udp: bool,
+                       key: bytes | None = None) -> bytes | None:
+        if key is None:
+            key = _answer_key(wire, question)
         cached = self._cache.get(key)
         if cached is not None and cached.generation != self.table.generation:
             cached = self._still_served(cached, wire, question)

@@ -52,7 +52,7 @@ import dns.rrset
 import dns.tsig
 import structlog
 
-from regshield.dns.rrl import RateLimitCounters, RateLimiter
+from regshield.dns.rrl import RateLimiter
 from regshield.dns.server import DnsFigures, DnsServer
 from regshield.dns.transfer import TransferKind, TransferListener, TransferService
 from regshield.dns.zonedata import ServedZone, ZoneDiff, ZoneTable
@@ -88,14 +88,23 @@ class WatchedTable(ZoneTable):
 
 @dataclass(frozen=True)
 class WorkerCounters:
-    """What one process's rate limiter counted (its UDP responses sent, dropped, slipped),
-    and everything its server counted, for GET /metrics."""
+    """What one process's server counted, for GET /metrics; its rate limiter's UDP responses
+    sent, dropped and slipped among them."""
 
     pid: int
-    answered: int
-    dropped: int
-    slipped: int
     figures: DnsFigures = field(default_factory=DnsFigures)
+
+    @property
+    def answered(self) -> int:
+        return self.figures.rrl["answered"]
+
+    @property
+    def dropped(self) -> int:
+        return self.figures.rrl["dropped"]
+
+    @property
+    def slipped(self) -> int:
+        return self.figures.rrl["slipped"]
 
 
 @dataclass
@@ -235,8 +244,7 @@ class DnsWorkers(Workers):
             self._notify_progress()
         elif kind == "counters":
             child.counted[int(report["mark"])] = WorkerCounters(
-                child.process.pid or 0, int(report["answered"]), int(report["dropped"]),
-                int(report["slipped"]), DnsFigures.of_report(report.get("figures", {})))
+                child.process.pid or 0, DnsFigures.of_report(report.get("figures", {})))
             self._notify_progress()
         elif kind == "stale":
             origin = dns.name.from_text(str(report["zone"]))
@@ -501,11 +509,7 @@ class _Worker:
             elif kind == "mark":
                 self._report({"kind": "acknowledged", "mark": message[1]})
             elif kind == "count":
-                counted = (RateLimitCounters() if self.rate_limiter is None
-                           else self.rate_limiter.counters)
                 self._report({"kind": "counters", "mark": message[1],
-                              "answered": counted.answered, "dropped": counted.dropped,
-                              "slipped": counted.slipped,
                               "figures": dataclasses.asdict(self.server.figures())})
 
     def _transfer_served(self, origin: dns.name.Name, peer: tuple[str, int],

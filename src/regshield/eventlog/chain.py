@@ -128,6 +128,7 @@ async def verify(session: AsyncSession) -> ChainReport:
     head_query = select(EventChainHead).where(EventChainHead.id == 1)
     head = (await session.execute(head_query)).scalar_one()
     expected_seq, prev_hash, verified = 1, GENESIS_HASH, 0
+    at_head = GENESIS_HASH  # the hash of the event the head names, once walked past
     while True:
         batch = (
             await session.execute(
@@ -149,6 +150,8 @@ async def verify(session: AsyncSession) -> ChainReport:
             if problem:
                 return ChainReport(verified, prev_hash, bad, problem)
             prev_hash, expected_seq, verified = event.hash, expected_seq + 1, verified + 1
+            if verified == head.last_seq:
+                at_head = prev_hash
         if len(batch) < VERIFY_BATCH:
             break
     if head.last_seq > verified or (head.last_seq == verified
@@ -158,7 +161,7 @@ async def verify(session: AsyncSession) -> ChainReport:
                            f"the chain head records {head.last_seq} events; "
                            f"events from {missing_from} on are missing")
     if head.last_seq < verified:
-        return ChainReport(head.last_seq, prev_hash, head.last_seq + 1,
+        return ChainReport(head.last_seq, at_head, head.last_seq + 1,
                            f"the chain head records {head.last_seq} events, and {verified} "
                            f"are stored: events from {head.last_seq + 1} on were added "
                            "without moving the head")
