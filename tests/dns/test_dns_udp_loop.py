@@ -11,9 +11,12 @@ from __future__ import annotations
 import itertools
 import random
 import socket
+import string
 import struct
+import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Literal
 
 import dns.exception
@@ -22,13 +25,23 @@ import dns.message
 import dns.name
 import dns.query
 import dns.rcode
+import dns.rdatatype
+import dns.rrset
+import dns.zone
 import pytest
-from dns_peers import LOOPBACK, SignedZone, build_signed_zone, running_server
+from dns_peers import (
+    LOOPBACK,
+    TEST_ZONE_TEXT,
+    SignedZone,
+    build_signed_zone,
+    require_binary,
+    running_server,
+)
 
 from regshield.dns.rrl import RateLimiter
 from regshield.dns.server import DnsServer
 from regshield.dns.udp import native
-from regshield.dns.zonedata import ZoneTable
+from regshield.dns.zonedata import ServedZone, ZoneTable
 
 NAMES = [
     "regshield.test.", "www.regshield.test.", "WwW.ReGsHiElD.TeSt.", "alias.regshield.test.",
@@ -226,3 +239,145 @@ def test_over_ipv6_the_c_loop_answers_and_limits_each_56() -> None:
     assert outcomes == [dns.rcode.NOERROR] * 2 + [None] * 3
     counted = limiter.counters
     assert (counted.answered, counted.dropped) == (2, 3)
+
+
+@pytest.fixture
+def nsec3_servers() -> Iterator[tuple[DnsServer, DnsServer]]:
+    table = ZoneTable([build_signed_zone(nsec="nsec3").served])
+    with running_server(DnsServer(table)) as c_loop, \
+            running_server(DnsServer(table, native_loop=False)) as python_loop:
+        yield c_loop, python_loop
+
+
+# Where names never asked before land: under the apex, under names with data, under an empty
+# non-terminal and under a name below it, a glue name, a TXT set too big for 512 octets; and
+# where the C loop must leave them to Python: below delegations (secure and not) and under a
+# wildcard.
+ENCLOSERS = ["", "www.", "a.", "ent.a.", "deep.ent.a.", "ns1.", "big.", "alias.", "sub.",
+             "ns.sub.", "insecure.", "wild."]
+LABEL_OCTETS = string.ascii_letters + string.digits + "-"
+
+
+def random_label(chooser: random.Random) -> str:
+    return "".join(chooser.choices(LABEL_OCTETS, k=chooser.randint(1, 24))).strip("-") or "x"
+
+
+def new_name_queries(chooser: random.Random, owners: list[str], count: int) -> list[bytes]:
+    """Queries with DO for names never asked before, as a random-subdomain flood sends them:
+    one or two random labels under each encloser, in every UDP size (512 truncates some), any
+    type, ID, RD and CD; some labels are the zone's NSEC3 owner labels (the sections hold
+    those names)."""
+    queries = []
+    for _ in range(count):
+        encloser = chooser.choice(ENCLOSERS)
+        labels = [random_label(chooser) for _ in range(chooser.choice([1, 1, 1, 2]))]
+        if chooser.random() < 0.1:
+            labels[-1] = chooser.choice(owners)
+        query = dns.message.make_query(f"{'.'.join(labels)}.{encloser}regshield.test.",
+                                       chooser.choice(TYPES), use_edns=0,
+                                       payload=chooser.choice([512, 1232, 4096]),
+                                       want_dnssec=True)
+        query.id = chooser.randrange(65536)
+        query.flags = dns.flags.Flag(chooser.choice([0, dns.flags.RD])
+                                     | chooser.choice([0, dns.flags.CD]))
+        queries.append(query.to_wire())
+    return queries
+
+
+def nsec3_owner_labels(server: DnsServer) -> list[str]:
+    return sorted({rrset.name.labels[0].decode() for rrset in server.table.get(
+        dns.name.from_text("regshield.test.")).rrsets if rrset.rdtype == dns.rdatatype.NSEC3})
+
+
+def test_names_never_asked_get_the_python_loops_nsec3_denial_octet_for_octet_from_the_c_loop(
+    nsec3_servers: tuple[DnsServer, DnsServer],
+) -> None:
+    c_loop, python_loop = nsec3_servers
+    chooser = random.Random(5155)
+    owners = nsec3_owner_labels(c_loop)
+    assert len(owners) > 10
+    # A first name under each encloser: Python answers it and lends the loop its frame.
+    compare(nsec3_servers, [dns.message.make_query(f"first.{encloser}regshield.test.", "A",
+                                                   want_dnssec=True).to_wire()
+                            for encloser in ENCLOSERS])
+    queries = new_name_queries(chooser, owners, 1500)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(5)
+        for number, wire in enumerate(queries):
+            ours, theirs = (exchange(sock, server.port, wire, marker()) for server in nsec3_servers)
+            assert ours == theirs, f"query {number}: {wire.hex()}"  # the same octets
+            assert len(ours) == 1
+    # The loop put most of the denials together itself (about half the names are under an
+    # encloser it denies in; it leaves those whose covering record is also the encloser's or
+    # its wildcard's, and those naming an NSEC3 owner).
+    print("denied by the loop:", c_loop.native_denials, "of", len(queries))
+    assert c_loop.native_denials > len(queries) // 4
+    assert python_loop.native_denials == 0
+    # Each answer was an NXDOMAIN with the proof, or truncated for a 512-octet client.
+    assert c_loop.counters.udp[dns.rcode.NXDOMAIN] > c_loop.native_denials
+
+
+def test_a_new_snapshot_is_never_denied_from_the_last_ones_chain(
+    nsec3_servers: tuple[DnsServer, DnsServer],
+) -> None:
+    c_loop, _ = nsec3_servers
+
+    def ask(name: str) -> dns.message.Message:
+        query = dns.message.make_query(name, "A", want_dnssec=True)
+        return dns.query.udp(query, LOOPBACK, port=c_loop.port, timeout=5)
+
+    assert ask("first.regshield.test.").rcode() == dns.rcode.NXDOMAIN  # lends the frame
+    before = c_loop.native_denials
+    assert ask("added.regshield.test.").rcode() == dns.rcode.NXDOMAIN
+    assert c_loop.native_denials == before + 1  # denied by the loop
+    c_loop.table.put(build_signed_zone(nsec="nsec3", serial=2,
+                                       extra="added 3600 A 192.0.2.99\n").served)
+    answer = ask("added.regshield.test.")
+    assert answer.rcode() == dns.rcode.NOERROR
+    assert [rdata.to_text() for rrset in answer.answer for rdata in rrset
+            if rrset.rdtype == dns.rdatatype.A] == ["192.0.2.99"]
+    assert ask("other.added.regshield.test.").rcode() == dns.rcode.NXDOMAIN
+
+
+def signed_by_ldns(directory: Path) -> ServedZone:
+    """The test zone signed by ldns-signzone with NSEC3 as older signers made it: a salt and
+    extra iterations (RFC 9276 advises against both; zones signed elsewhere still have them)."""
+    text = TEST_ZONE_TEXT.format(serial=1, digest="ab" * 32, big='big 3600 TXT "big"')
+    (directory / "zone").write_text(f"$ORIGIN regshield.test.\n{text}")
+    key = subprocess.run([require_binary("ldns-keygen"), "-a", "ECDSAP256SHA256",
+                          "regshield.test."], cwd=directory, capture_output=True, text=True,
+                         check=True).stdout.strip()
+    subprocess.run([require_binary("ldns-signzone"), "-n", "-t", "7", "-s", "c0ffee", "zone",
+                    key], cwd=directory, check=True, capture_output=True)
+    zone = dns.zone.from_file(str(directory / "zone.signed"), origin="regshield.test.",
+                              relativize=False)
+    rrsets = []
+    for name, node in zone.nodes.items():
+        for rdataset in node.rdatasets:
+            rrset = dns.rrset.RRset(name, rdataset.rdclass, rdataset.rdtype, rdataset.covers)
+            rrset.update_ttl(rdataset.ttl)
+            rrset.update(rdataset)
+            rrsets.append(rrset)
+    return ServedZone(zone.origin, 1, tuple(rrsets))
+
+
+def test_a_salted_iterated_nsec3_chain_is_hashed_by_the_c_loop_as_by_python(
+    tmp_path: Path,
+) -> None:
+    table = ZoneTable([signed_by_ldns(tmp_path)])
+    with running_server(DnsServer(table)) as c_loop, \
+            running_server(DnsServer(table, native_loop=False)) as python_loop:
+        servers = (c_loop, python_loop)
+        params = [rrset for rrset in table.get(dns.name.from_text("regshield.test.")).rrsets
+                  if rrset.rdtype == dns.rdatatype.NSEC3PARAM]
+        assert [(rdata.iterations, rdata.salt.hex()) for rdata in params[0]] == [(7, "c0ffee")]
+        compare(servers, [dns.message.make_query(f"first.{encloser}regshield.test.", "A",
+                                                 want_dnssec=True).to_wire()
+                          for encloser in ENCLOSERS])
+        queries = new_name_queries(random.Random(9276), nsec3_owner_labels(c_loop), 400)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(5)
+            for number, wire in enumerate(queries):
+                ours, theirs = (exchange(sock, server.port, wire, marker()) for server in servers)
+                assert ours == theirs, f"query {number}: {wire.hex()}"
+    assert c_loop.native_denials > len(queries) // 4

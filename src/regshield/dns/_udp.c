@@ -11,11 +11,22 @@
  * (regshield/dns/server.py, `_read_plain_query` and `_answer_key`), so a question reaches the
  * same response whichever side answers it.
  *
+ * A question `answers` does not hold may still be a name the zone does not have, in a zone
+ * signed with NSEC3: a random-subdomain flood asks one such name after another. For those the
+ * loop finds the proof itself (`Nsec3Denial`: the closest encloser among the zone's names, the
+ * hash of the next closer name, the NSEC3 record that covers it) and puts the response together
+ * from parts the Python server rendered: per closest encloser, the SOA, the encloser's NSEC3
+ * and the NSEC3 covering its wildcard (a "frame", added when Python first answers a name under
+ * that encloser), and per NSEC3 record, that record with its RRSIG. Anything the loop is not
+ * sure of (a delegation above the name, a wildcard, a question naming a record's owner, no
+ * frame yet) goes to Python, as other misses do.
+ *
  * `Limiter` is regshield/dns/rrl.py's token buckets (one per IPv4 /24 or IPv6 /56) in a table
  * of fixed size, checked by both the loop and Python.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -290,12 +301,224 @@ static PyTypeObject LimiterType = {
     .tp_methods = Limiter_methods,
 };
 
+/* -- SHA-1, for NSEC3 hashes (RFC 5155 §5; FIPS 180-4 §6.1) ---------------------------- */
+
+typedef struct {
+    uint32_t state[5];
+    uint64_t length; /* octets hashed */
+    uint8_t block[64];
+    size_t used;
+} Sha1;
+
+static uint32_t
+rotl(uint32_t value, int bits)
+{
+    return value << bits | value >> (32 - bits);
+}
+
+static void
+sha1_block(Sha1 *sha, const uint8_t *block)
+{
+    uint32_t w[80];
+    for (int t = 0; t < 16; t++)
+        w[t] = (uint32_t)block[4 * t] << 24 | (uint32_t)block[4 * t + 1] << 16
+               | (uint32_t)block[4 * t + 2] << 8 | block[4 * t + 3];
+    for (int t = 16; t < 80; t++)
+        w[t] = rotl(w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16], 1);
+    uint32_t a = sha->state[0], b = sha->state[1], c = sha->state[2], d = sha->state[3],
+             e = sha->state[4];
+    for (int t = 0; t < 80; t++) {
+        uint32_t f, k;
+        if (t < 20) {
+            f = (b & c) | (~b & d);
+            k = 0x5a827999;
+        } else if (t < 40) {
+            f = b ^ c ^ d;
+            k = 0x6ed9eba1;
+        } else if (t < 60) {
+            f = (b & c) | (b & d) | (c & d);
+            k = 0x8f1bbcdc;
+        } else {
+            f = b ^ c ^ d;
+            k = 0xca62c1d6;
+        }
+        uint32_t temp = rotl(a, 5) + f + e + k + w[t];
+        e = d;
+        d = c;
+        c = rotl(b, 30);
+        b = a;
+        a = temp;
+    }
+    sha->state[0] += a;
+    sha->state[1] += b;
+    sha->state[2] += c;
+    sha->state[3] += d;
+    sha->state[4] += e;
+}
+
+static void
+sha1_start(Sha1 *sha)
+{
+    static const uint32_t initial[5] = {0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476,
+                                        0xc3d2e1f0};
+    memcpy(sha->state, initial, sizeof initial);
+    sha->length = 0;
+    sha->used = 0;
+}
+
+static void
+sha1_add(Sha1 *sha, const uint8_t *data, size_t size)
+{
+    sha->length += size;
+    while (size) {
+        size_t take = 64 - sha->used < size ? 64 - sha->used : size;
+        memcpy(sha->block + sha->used, data, take);
+        sha->used += take;
+        data += take;
+        size -= take;
+        if (sha->used == 64) {
+            sha1_block(sha, sha->block);
+            sha->used = 0;
+        }
+    }
+}
+
+static void
+sha1_end(Sha1 *sha, uint8_t digest[20])
+{
+    uint64_t bits = sha->length * 8;
+    uint8_t pad = 0x80;
+    sha1_add(sha, &pad, 1);
+    pad = 0;
+    while (sha->used != 56)
+        sha1_add(sha, &pad, 1);
+    uint8_t tail[8];
+    for (int i = 0; i < 8; i++)
+        tail[i] = (uint8_t)(bits >> (56 - 8 * i));
+    sha1_add(sha, tail, 8);
+    for (int i = 0; i < 5; i++) {
+        digest[4 * i] = (uint8_t)(sha->state[i] >> 24);
+        digest[4 * i + 1] = (uint8_t)(sha->state[i] >> 16);
+        digest[4 * i + 2] = (uint8_t)(sha->state[i] >> 8);
+        digest[4 * i + 3] = (uint8_t)sha->state[i];
+    }
+}
+
+/* The NSEC3 hash of a lowercased wire name (RFC 5155 §5). */
+static void
+nsec3_hash(const uint8_t *name, size_t size, const uint8_t *salt, size_t salt_size,
+           long iterations, uint8_t digest[20])
+{
+    Sha1 sha;
+    sha1_start(&sha);
+    sha1_add(&sha, name, size);
+    sha1_add(&sha, salt, salt_size);
+    sha1_end(&sha, digest);
+    for (long i = 0; i < iterations; i++) {
+        sha1_start(&sha);
+        sha1_add(&sha, digest, 20);
+        sha1_add(&sha, salt, salt_size);
+        sha1_end(&sha, digest);
+    }
+}
+
+/* -- what an NSEC3 denial needs of one zone snapshot --------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *existing; /* set of the zone's names (empty non-terminals too), lowercased wire */
+    PyObject *cuts;     /* set of its delegation points */
+    PyObject *owners;   /* set of its NSEC3 owner names */
+    PyObject *salt;     /* bytes */
+    long iterations;
+    PyObject *digests;  /* bytes: the NSEC3 hashes in order, 20 octets each */
+    PyObject *covers;   /* list: the fragment of each NSEC3 record, in the same order */
+    PyObject *frames;   /* dict: closest encloser -> frame (see `Nsec3Denial.__doc__`) */
+    PyObject *opt;      /* bytes: the OPT record of the response */
+} Nsec3Denial;
+
+static int
+Nsec3Denial_init(Nsec3Denial *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"existing", "cuts", "owners", "salt", "iterations", "digests",
+                            "covers", "frames", "opt", NULL};
+    PyObject *existing, *cuts, *owners, *salt, *digests, *covers, *frames, *opt;
+    long iterations;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOO!lO!O!O!O!", names, &existing, &cuts,
+                                     &owners, &PyBytes_Type, &salt, &iterations, &PyBytes_Type,
+                                     &digests, &PyList_Type, &covers, &PyDict_Type, &frames,
+                                     &PyBytes_Type, &opt))
+        return -1;
+    if (!PyAnySet_Check(existing) || !PyAnySet_Check(cuts) || !PyAnySet_Check(owners)) {
+        PyErr_SetString(PyExc_TypeError, "existing, cuts, owners: expected sets");
+        return -1;
+    }
+    Py_ssize_t count = PyBytes_GET_SIZE(digests) / 20;
+    if (PyBytes_GET_SIZE(digests) % 20 || count == 0 || PyList_GET_SIZE(covers) != count) {
+        PyErr_SetString(PyExc_ValueError, "digests: expected 20 octets per NSEC3 record, as "
+                                          "many as covers");
+        return -1;
+    }
+    if (iterations < 0 || iterations > 2500) { /* RFC 5155 §10.3's largest */
+        PyErr_SetString(PyExc_ValueError, "iterations: expected 0 to 2500");
+        return -1;
+    }
+    PyObject **fields[] = {&self->existing, &self->cuts, &self->owners, &self->salt,
+                           &self->digests, &self->covers, &self->frames, &self->opt};
+    PyObject *values[] = {existing, cuts, owners, salt, digests, covers, frames, opt};
+    for (size_t i = 0; i < sizeof values / sizeof *values; i++) {
+        Py_INCREF(values[i]);
+        Py_XSETREF(*fields[i], values[i]);
+    }
+    self->iterations = iterations;
+    return 0;
+}
+
+static void
+Nsec3Denial_dealloc(Nsec3Denial *self)
+{
+    Py_XDECREF(self->existing);
+    Py_XDECREF(self->cuts);
+    Py_XDECREF(self->owners);
+    Py_XDECREF(self->salt);
+    Py_XDECREF(self->digests);
+    Py_XDECREF(self->covers);
+    Py_XDECREF(self->frames);
+    Py_XDECREF(self->opt);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMemberDef Nsec3Denial_members[] = {
+    {"frames", T_OBJECT_EX, offsetof(Nsec3Denial, frames), READONLY,
+     "closest encloser (lowercased wire) -> frame"},
+    {NULL},
+};
+
+static PyTypeObject Nsec3DenialType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "regshield.dns._udp.Nsec3Denial",
+    .tp_basicsize = sizeof(Nsec3Denial),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "What the loop needs to deny names in one NSEC3-signed zone snapshot.\n\n"
+              "A fragment is (data, records, pointers): RRsets rendered on their own, how "
+              "many records they hold, and where their compression pointers go, six octets "
+              "each (offset in data; 0 for a target counted back from the end of the "
+              "question's name, 1 for one counted from the fragment's start; that count). A "
+              "frame is (SOA fragment, encloser's NSEC3 fragment, wildcard's covering NSEC3 "
+              "fragment, names the SOA fragment compresses against).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Nsec3Denial_init,
+    .tp_members = Nsec3Denial_members,
+    .tp_dealloc = (destructor)Nsec3Denial_dealloc,
+};
+
 /* -- the responder ------------------------------------------------------------------------ */
 
 typedef struct {
     PyObject_HEAD
     int fd;
     PyObject *answers; /* dict: question key -> a response to that question */
+    PyObject *zones;   /* dict: origin of each zone served -> its Nsec3Denial, or None */
     Limiter *limiter;  /* or NULL */
     uint8_t *received; /* BATCH datagrams of DATAGRAM bytes */
     uint8_t *sent;     /* BATCH responses of DATAGRAM bytes */
@@ -303,7 +526,8 @@ typedef struct {
     struct iovec in_vectors[BATCH], out_vectors[BATCH];
     struct mmsghdr in_messages[BATCH], out_messages[BATCH];
     unsigned long long counts[NO_RESPONSE + 1];
-    unsigned long long hits; /* responses sent from `answers` */
+    unsigned long long hits;   /* responses the loop sent itself */
+    unsigned long long denied; /* of those, NSEC3 denials it put together */
     /* The peers of the datagrams the last run handed back, and which of them slipped. */
     struct sockaddr_storage *left_peers;
     socklen_t *left_lengths;
@@ -314,12 +538,16 @@ typedef struct {
 static int
 Responder_init(Responder *self, PyObject *args, PyObject *kwargs)
 {
-    static char *names[] = {"fd", "answers", "limiter", NULL};
+    static char *names[] = {"fd", "answers", "limiter", "zones", NULL};
     int fd;
-    PyObject *answers, *limiter = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "iO!|O", names, &fd, &PyDict_Type, &answers,
-                                     &limiter))
+    PyObject *answers, *limiter = Py_None, *zones = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "iO!|OO", names, &fd, &PyDict_Type, &answers,
+                                     &limiter, &zones))
         return -1;
+    if (zones != Py_None && !PyDict_Check(zones)) {
+        PyErr_SetString(PyExc_TypeError, "zones: expected a dict or None");
+        return -1;
+    }
     if (limiter != Py_None && !PyObject_TypeCheck(limiter, &LimiterType)) {
         PyErr_SetString(PyExc_TypeError, "limiter: expected a Limiter or None");
         return -1;
@@ -339,6 +567,12 @@ Responder_init(Responder *self, PyObject *args, PyObject *kwargs)
     self->fd = fd;
     Py_INCREF(answers);
     Py_XSETREF(self->answers, answers);
+    if (zones == Py_None) {
+        Py_CLEAR(self->zones);
+    } else {
+        Py_INCREF(zones);
+        Py_XSETREF(self->zones, zones);
+    }
     if (limiter == Py_None) {
         Py_CLEAR(self->limiter);
     } else {
@@ -352,6 +586,7 @@ static void
 Responder_dealloc(Responder *self)
 {
     Py_XDECREF(self->answers);
+    Py_XDECREF(self->zones);
     Py_XDECREF(self->limiter);
     PyMem_Free(self->received);
     PyMem_Free(self->sent);
@@ -450,6 +685,220 @@ udp_limit(const Question *question)
     return payload > 512 ? payload : 512;
 }
 
+/* Whether `name[start:size]` is in `set`: 1, 0, or -1 with an exception. */
+static int
+holds(PyObject *set, const uint8_t *name, size_t start, size_t size)
+{
+    PyObject *suffix = PyBytes_FromStringAndSize((const char *)name + start,
+                                                 (Py_ssize_t)(size - start));
+    if (suffix == NULL)
+        return -1;
+    int found = PySet_Contains(set, suffix);
+    Py_DECREF(suffix);
+    return found;
+}
+
+/* A fragment's parts, checked: 1 when it is one, 0 when not. */
+static int
+read_fragment(PyObject *fragment, const uint8_t **data, Py_ssize_t *size, long *records,
+              const uint8_t **pointers, Py_ssize_t *pointer_count)
+{
+    if (!PyTuple_Check(fragment) || PyTuple_GET_SIZE(fragment) != 3)
+        return 0;
+    PyObject *bytes = PyTuple_GET_ITEM(fragment, 0), *count = PyTuple_GET_ITEM(fragment, 1);
+    PyObject *where = PyTuple_GET_ITEM(fragment, 2);
+    if (!PyBytes_Check(bytes) || !PyLong_Check(count) || !PyBytes_Check(where)
+        || PyBytes_GET_SIZE(where) % 6)
+        return 0;
+    *data = (const uint8_t *)PyBytes_AS_STRING(bytes);
+    *size = PyBytes_GET_SIZE(bytes);
+    *records = PyLong_AsLong(count);
+    if (*records < 0 || *records > 0xFFFF) {
+        PyErr_Clear();
+        return 0;
+    }
+    *pointers = (const uint8_t *)PyBytes_AS_STRING(where);
+    *pointer_count = PyBytes_GET_SIZE(where) / 6;
+    for (Py_ssize_t i = 0; i < *pointer_count; i++) {
+        const uint8_t *pointer = *pointers + 6 * i;
+        if ((pointer[0] << 8 | pointer[1]) + 2 > *size || pointer[2] || pointer[3] > 1)
+            return 0;
+    }
+    return 1;
+}
+
+/* Write a fragment at `out + at`, its pointers placed for a question name ending at
+   `name_end`: 1, or 0 when a pointer would not fit (the response is then not sent). */
+static int
+place(uint8_t *out, size_t at, size_t name_end, const uint8_t *data, Py_ssize_t size,
+      const uint8_t *pointers, Py_ssize_t pointer_count)
+{
+    memcpy(out + at, data, (size_t)size);
+    for (Py_ssize_t i = 0; i < pointer_count; i++) {
+        const uint8_t *pointer = pointers + 6 * i;
+        size_t offset = (size_t)(pointer[0] << 8 | pointer[1]);
+        size_t value = (size_t)(pointer[4] << 8 | pointer[5]);
+        size_t target;
+        if (pointer[3] == 0) {
+            if (value > name_end)
+                return 0;
+            target = name_end - value;
+        } else {
+            target = at + value;
+        }
+        if (target >= 0x4000)
+            return 0;
+        out[at + offset] = (uint8_t)(0xC0 | target >> 8);
+        out[at + offset + 1] = (uint8_t)target;
+    }
+    return 1;
+}
+
+#define MOST_LABELS 128
+
+/* The NXDOMAIN response (with DO) to a plain query for a name an NSEC3-signed zone of `zones`
+   does not have, written to `out`: its length, 0 when Python must answer (see the file's
+   comment), or -1 with an exception. `key` is the query's answer key (the name lowercased). */
+static Py_ssize_t
+deny(PyObject *zones, const uint8_t *wire, const Question *question, PyObject *key,
+     uint8_t *out)
+{
+    unsigned qtype = wire[question->name_end] << 8 | wire[question->name_end + 1];
+    if (!question->dnssec || qtype == 43) /* DS: the zone may be the parent's */
+        return 0;
+    const uint8_t *name = (const uint8_t *)PyBytes_AS_STRING(key);
+    size_t size = question->name_end - 12;
+    size_t starts[MOST_LABELS];
+    int labels = 0;
+    for (size_t position = 0;;) {
+        if (labels == MOST_LABELS)
+            return 0;
+        starts[labels++] = position;
+        if (name[position] == 0)
+            break;
+        position += (size_t)name[position] + 1;
+    }
+    /* The zone: the closest origin, as `_zone_for_wire` finds it. */
+    Nsec3Denial *zone = NULL;
+    int origin_at = 0;
+    for (; origin_at < labels; origin_at++) {
+        PyObject *suffix = PyBytes_FromStringAndSize((const char *)name + starts[origin_at],
+                                                     (Py_ssize_t)(size - starts[origin_at]));
+        if (suffix == NULL)
+            return -1;
+        PyObject *found = PyDict_GetItemWithError(zones, suffix); /* borrowed */
+        Py_DECREF(suffix);
+        if (found != NULL) {
+            if (!PyObject_TypeCheck(found, &Nsec3DenialType))
+                return 0;
+            zone = (Nsec3Denial *)found;
+            break;
+        }
+        if (PyErr_Occurred())
+            return -1;
+    }
+    if (zone == NULL || origin_at == 0)
+        return 0;
+    int found;
+    if (PySet_GET_SIZE(zone->cuts)) {
+        for (int at = origin_at - 1; at >= 0; at--) {
+            if ((found = holds(zone->cuts, name, starts[at], size)) != 0)
+                return found < 0 ? -1 : 0; /* a referral */
+        }
+    }
+    if ((found = holds(zone->existing, name, 0, size)) != 0)
+        return found < 0 ? -1 : 0; /* data or NODATA */
+    int encloser_at = 1;
+    for (; encloser_at <= origin_at; encloser_at++) {
+        if ((found = holds(zone->existing, name, starts[encloser_at], size)) < 0)
+            return -1;
+        if (found)
+            break;
+    }
+    if (encloser_at > origin_at)
+        return 0;
+    size_t encloser = starts[encloser_at];
+    uint8_t wildcard[257];
+    wildcard[0] = 1;
+    wildcard[1] = '*';
+    memcpy(wildcard + 2, name + encloser, size - encloser);
+    if ((found = holds(zone->existing, wildcard, 0, size - encloser + 2)) != 0)
+        return found < 0 ? -1 : 0; /* a wildcard: NODATA or an expansion */
+    PyObject *encloser_name = PyBytes_FromStringAndSize((const char *)name + encloser,
+                                                        (Py_ssize_t)(size - encloser));
+    if (encloser_name == NULL)
+        return -1;
+    PyObject *frame = PyDict_GetItemWithError(zone->frames, encloser_name); /* borrowed */
+    Py_DECREF(encloser_name);
+    if (frame == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    if (!PyTuple_Check(frame) || PyTuple_GET_SIZE(frame) != 4
+        || !PyAnySet_Check(PyTuple_GET_ITEM(frame, 3)))
+        return 0;
+    /* A name in the question below the encloser that the sections also hold: a renderer
+       would compress against it (see `_respond_composed`). */
+    for (int at = 0; at < encloser_at; at++) {
+        if ((found = holds(PyTuple_GET_ITEM(frame, 3), name, starts[at], size)) != 0
+            || (found = holds(zone->owners, name, starts[at], size)) != 0)
+            return found < 0 ? -1 : 0;
+    }
+    uint8_t digest[20];
+    size_t next_closer = starts[encloser_at - 1];
+    nsec3_hash(name + next_closer, size - next_closer,
+               (const uint8_t *)PyBytes_AS_STRING(zone->salt),
+               (size_t)PyBytes_GET_SIZE(zone->salt), zone->iterations, digest);
+    const uint8_t *digests = (const uint8_t *)PyBytes_AS_STRING(zone->digests);
+    Py_ssize_t count = PyBytes_GET_SIZE(zone->digests) / 20, low = 0, high = count;
+    while (low < high) { /* bisect_left */
+        Py_ssize_t middle = low + (high - low) / 2;
+        if (memcmp(digests + 20 * middle, digest, 20) < 0)
+            low = middle + 1;
+        else
+            high = middle;
+    }
+    /* Before the first one: the last one covers the name (the chain wraps). */
+    PyObject *cover = PyList_GET_ITEM(zone->covers, (low + count - 1) % count);
+    PyObject *parts[4] = {PyTuple_GET_ITEM(frame, 0), PyTuple_GET_ITEM(frame, 1), cover,
+                          PyTuple_GET_ITEM(frame, 2)};
+    if (cover == parts[1] || cover == parts[3])
+        return 0; /* one record for two proofs: listed once (`_unique`) */
+    const uint8_t *data[4], *pointers[4];
+    Py_ssize_t sizes[4], pointer_counts[4];
+    long records = 0;
+    size_t total = question->end + (size_t)PyBytes_GET_SIZE(zone->opt);
+    for (int i = 0; i < 4; i++) {
+        long part_records;
+        if (!read_fragment(parts[i], &data[i], &sizes[i], &part_records, &pointers[i],
+                           &pointer_counts[i]))
+            return 0;
+        records += part_records;
+        total += (size_t)sizes[i];
+    }
+    int truncated = total > udp_limit(question);
+    out[0] = wire[0];
+    out[1] = wire[1];
+    out[2] = (uint8_t)(0x84 | (truncated ? 0x02 : 0) | (wire[2] & 0x01)); /* QR AA, RD */
+    out[3] = (uint8_t)(3 | (wire[3] & 0x10));                              /* NXDOMAIN, CD */
+    static const uint8_t one_question[] = {0, 1, 0, 0};
+    memcpy(out + 4, one_question, 4);
+    out[8] = truncated ? 0 : (uint8_t)(records >> 8);
+    out[9] = truncated ? 0 : (uint8_t)records;
+    out[10] = 0;
+    out[11] = 1;
+    memcpy(out + 12, wire + 12, question->end - 12);
+    size_t at = question->end;
+    if (!truncated) {
+        for (int i = 0; i < 4; i++) {
+            if (!place(out, at, question->name_end, data[i], sizes[i], pointers[i],
+                       pointer_counts[i]))
+                return 0;
+            at += (size_t)sizes[i];
+        }
+    }
+    memcpy(out + at, PyBytes_AS_STRING(zone->opt), (size_t)PyBytes_GET_SIZE(zone->opt));
+    return (Py_ssize_t)(at + (size_t)PyBytes_GET_SIZE(zone->opt));
+}
+
 /* Hand a datagram back to Python, keeping its peer for `send`: the datagram alone, or with
    what `read_plain_query` read of it, (wire, key, end, qtype, edns, dnssec, payload). */
 static int
@@ -503,6 +952,20 @@ send_all(Responder *self, unsigned count)
         }
         done += (unsigned)sent;
     }
+}
+
+/* Make `out` (`length` octets) the `slot`th response of this batch, to `peer`. */
+static void
+queue(Responder *self, unsigned slot, uint8_t *out, size_t length,
+      const struct sockaddr_storage *peer, socklen_t peer_length)
+{
+    self->out_vectors[slot].iov_base = out;
+    self->out_vectors[slot].iov_len = length;
+    memset(&self->out_messages[slot].msg_hdr, 0, sizeof(struct msghdr));
+    self->out_messages[slot].msg_hdr.msg_iov = &self->out_vectors[slot];
+    self->out_messages[slot].msg_hdr.msg_iovlen = 1;
+    self->out_messages[slot].msg_hdr.msg_name = (void *)peer;
+    self->out_messages[slot].msg_hdr.msg_namelen = peer_length;
 }
 
 static PyObject *
@@ -586,6 +1049,23 @@ Responder_run(Responder *self, PyObject *args)
                     }
                 }
             }
+            uint8_t *out = self->sent + (size_t)answered * DATAGRAM;
+            if (plain && verdict == SEND && response == NULL && self->zones != NULL) {
+                Py_ssize_t denied = deny(self->zones, wire, &question, key, out);
+                if (denied < 0) {
+                    Py_DECREF(key);
+                    goto failed;
+                }
+                if (denied > 0) {
+                    Py_DECREF(key);
+                    self->counts[out[3] & 0x0F]++;
+                    self->hits++;
+                    self->denied++;
+                    queue(self, answered++, out, (size_t)denied, peer,
+                          self->in_messages[i].msg_hdr.msg_namelen);
+                    continue;
+                }
+            }
             size_t length = response != NULL && PyBytes_Check(response)
                 ? (size_t)PyBytes_GET_SIZE(response) : 0;
             if (response == NULL || length < question.end || length > udp_limit(&question)) {
@@ -598,7 +1078,6 @@ Responder_run(Responder *self, PyObject *args)
             }
             Py_DECREF(key);
             const uint8_t *cached = (const uint8_t *)PyBytes_AS_STRING(response);
-            uint8_t *out = self->sent + (size_t)answered * DATAGRAM;
             out[0] = wire[0];
             out[1] = wire[1];
             out[2] = (cached[2] & ~0x01) | (wire[2] & 0x01);
@@ -608,14 +1087,7 @@ Responder_run(Responder *self, PyObject *args)
             memcpy(out + question.end, cached + question.end, length - question.end);
             self->counts[cached[3] & 0x0F]++;
             self->hits++;
-            self->out_vectors[answered].iov_base = out;
-            self->out_vectors[answered].iov_len = length;
-            memset(&self->out_messages[answered].msg_hdr, 0, sizeof(struct msghdr));
-            self->out_messages[answered].msg_hdr.msg_iov = &self->out_vectors[answered];
-            self->out_messages[answered].msg_hdr.msg_iovlen = 1;
-            self->out_messages[answered].msg_hdr.msg_name = (void *)peer;
-            self->out_messages[answered].msg_hdr.msg_namelen = self->in_messages[i].msg_hdr.msg_namelen;
-            answered++;
+            queue(self, answered++, out, length, peer, self->in_messages[i].msg_hdr.msg_namelen);
         }
         if (answered)
             send_all(self, answered);
@@ -676,11 +1148,12 @@ Responder_slipped(Responder *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 Responder_take_counts(Responder *self, PyObject *Py_UNUSED(ignored))
 {
-    PyObject *counts = PyList_New(NO_RESPONSE + 2);
+    PyObject *counts = PyList_New(NO_RESPONSE + 3);
     if (counts == NULL)
         return NULL;
-    for (int i = 0; i <= NO_RESPONSE + 1; i++) {
-        unsigned long long *counter = i <= NO_RESPONSE ? &self->counts[i] : &self->hits;
+    for (int i = 0; i <= NO_RESPONSE + 2; i++) {
+        unsigned long long *counter = i <= NO_RESPONSE ? &self->counts[i]
+                                      : i == NO_RESPONSE + 1 ? &self->hits : &self->denied;
         PyObject *count = PyLong_FromUnsignedLongLong(*counter);
         if (count == NULL) {
             Py_DECREF(counts);
@@ -701,8 +1174,9 @@ static PyMethodDef Responder_methods[] = {
     {"slipped", (PyCFunction)Responder_slipped, METH_NOARGS,
      "slipped() -> indexes of the last run's datagrams whose response RRL truncates."},
     {"take_counts", (PyCFunction)Responder_take_counts, METH_NOARGS,
-     "take_counts() -> responses sent by rcode (index 16: none; index 17: those sent from "
-     "`answers`), since the last call."},
+     "take_counts() -> responses sent by rcode (index 16: none; index 17: those the loop "
+     "sent itself; index 18: of those, NSEC3 denials it put together), since the last "
+     "call."},
     {NULL},
 };
 
@@ -728,15 +1202,18 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__udp(void)
 {
-    if (PyType_Ready(&LimiterType) < 0 || PyType_Ready(&ResponderType) < 0)
+    if (PyType_Ready(&LimiterType) < 0 || PyType_Ready(&ResponderType) < 0
+        || PyType_Ready(&Nsec3DenialType) < 0)
         return NULL;
     PyObject *created = PyModule_Create(&module);
     if (created == NULL)
         return NULL;
     Py_INCREF(&LimiterType);
     Py_INCREF(&ResponderType);
+    Py_INCREF(&Nsec3DenialType);
     if (PyModule_AddObject(created, "Limiter", (PyObject *)&LimiterType) < 0
-        || PyModule_AddObject(created, "Responder", (PyObject *)&ResponderType) < 0) {
+        || PyModule_AddObject(created, "Responder", (PyObject *)&ResponderType) < 0
+        || PyModule_AddObject(created, "Nsec3Denial", (PyObject *)&Nsec3DenialType) < 0) {
         Py_DECREF(created);
         return NULL;
     }

@@ -165,6 +165,15 @@ class DenialIndex:
                 authority += covers_name
         return _unique(authority)
 
+    def nsec3_chain(self) -> tuple[set[bytes], set[bytes], bytes, int, bytes] | None:
+        """What denies a name outside Python: the existing names, the delegation points, the
+        NSEC3 salt and iterations, and the hashes in order, 20 octets each (the order of
+        `signed_denial_records`); None when an owner's label is not a SHA-1 hash."""
+        if any(len(digest) != 20 for digest in self._nsec3_digests):
+            return None
+        return (self._existing, self._cuts, self._nsec3_salt, self._nsec3_iterations,
+                b"".join(self._nsec3_digests))
+
     def signed_denial_records(self) -> Iterator[list[dns.rrset.RRset]]:
         """Every NSEC or NSEC3 RRset with its RRSIG RRset, for rendering ahead of queries."""
         rdtype = dns.rdatatype.NSEC3 if self.nsec3 else dns.rdatatype.NSEC

@@ -49,7 +49,7 @@ import dns.tsig
 import structlog
 
 from regshield.dns.answers import Answer, ZoneIndex
-from regshield.dns.denial import Proof, label_starts
+from regshield.dns.denial import DenialIndex, Proof, label_starts
 from regshield.dns.rrl import RateLimiter, Verdict
 from regshield.dns.udp import native
 from regshield.dns.zonedata import ServedZone, ZoneTable
@@ -81,6 +81,7 @@ _OPCODE_MASK = 0x78
 _DO = 0x8000
 _TRANSFER_TYPES = (dns.rdatatype.AXFR, dns.rdatatype.IXFR)
 _COUNTS_FLAGS = struct.Struct("!HHHHH")
+_NATIVE_POINTER = struct.Struct("!HHH")
 _OPT_DO = b"\0" + struct.pack("!HHIH", dns.rdatatype.OPT, 1232, dns.flags.DO, 0)
 _EDNS_KEYS = (b"\0\0", b"\1\0", b"\1\1")  # by EDNS + DO (DO only comes with EDNS)
 _TSIG_ERRORS: tuple[tuple[type[Exception], int], ...] = (
@@ -304,6 +305,7 @@ class DnsServer:
         self._origins_generation = -1
         self.cache_hits = 0
         self.native_hits = 0  # of those, answered by the C loop
+        self.native_denials = 0  # of those, NSEC3 denials the C loop put together
         self.cache_misses = 0
         self._udp: socket.socket | None = None
         self._tcp: asyncio.Server | None = None
@@ -323,6 +325,10 @@ class DnsServer:
         self._answers: dict[bytes, bytes] = {}
         self._asked_once: dict[bytes, bool] = {}  # denials asked once since the last clear
         self._answers_generation = -1
+        # For the C loop's own NSEC3 denials: every served zone's origin (lowercased wire) ->
+        # its `_udp.Nsec3Denial`, or None where the loop leaves denials to Python. Filled as
+        # Python denies names (`_lend_frame`), emptied with `_answers`.
+        self._native_zones: dict[bytes, _udp.Nsec3Denial | None] = {}
 
     def figures(self) -> DnsFigures:
         """This server's counters now."""
@@ -375,7 +381,7 @@ class DnsServer:
             if self._native_loop:
                 self._responder = native.Responder(
                     udp.fileno(), self._answers,
-                    self.rrl.native if self.rrl is not None else None)
+                    self.rrl.native if self.rrl is not None else None, self._native_zones)
                 loop.add_reader(udp.fileno(), self._read_udp_native)
             else:
                 loop.add_reader(udp.fileno(), self._read_udp)
@@ -427,6 +433,7 @@ class DnsServer:
         if self._answers_generation != self.table.generation:
             self._answers.clear()
             self._asked_once.clear()
+            self._native_zones.clear()
             self._answers_generation = self.table.generation
         respond = self._respond
         try:
@@ -440,12 +447,13 @@ class DnsServer:
                         responses[index] = _truncate_to_header(response)
                 responder.send(responses)
         finally:
-            *by_rcode, hits = responder.take_counts()
+            *by_rcode, hits, denials = responder.take_counts()
             udp = self.counters.udp
             for code, count in enumerate(by_rcode):
                 udp[code] += count
             self.cache_hits += hits
             self.native_hits += hits
+            self.native_denials += denials
 
     def answer_udp(self, wire: bytes, peer: tuple[str, int]) -> bytes | None:
         """The UDP response to `wire` from `peer`, after rate limiting; None to stay silent."""
@@ -705,6 +713,8 @@ class DnsServer:
                 fragment = fragments[fragment_key] = _Fragment.render(
                     denial.origin, authority[position:position + 2], fragments)
             parts.append(fragment)
+        if udp and proof.key[0] == "nxdomain" and len(parts) == 4:
+            self._lend_frame(denial, proof.key[1], parts)
         if kept:
             rendered = _RenderedDenial.of_fragments(zone, template, parts, proof,
                                                     denial.nsec3_owner_names)
@@ -728,6 +738,31 @@ class DnsServer:
                              wire[12:question.end], opt))
         return b"".join((wire[:2], _COUNTS_FLAGS.pack(flags, 1, 0, records, 1),
                          wire[12:question.end], *sections, opt))
+
+    def _lend_frame(self, denial: DenialIndex, encloser: object, parts: list[_Fragment]) -> None:
+        """Let the C loop deny names under `encloser` itself, as this NXDOMAIN was put
+        together: the SOA, the encloser's NSEC3 and its wildcard's covering NSEC3 are the same
+        for every such name (`parts` 0, 1 and 3); the record covering the next closer name
+        (part 2) is one of the zone's, which the loop finds by its hash."""
+        if (self._responder is None or native is None or not isinstance(encloser, bytes)
+                or self._answers_generation != self.table.generation):
+            return
+        zone = self._native_zones.get(denial.origin)
+        if zone is None:
+            made = denial.rendered.get("native")
+            if made is None:
+                made = denial.rendered["native"] = _native_denial(denial) or False
+            if not isinstance(made, native.Nsec3Denial):
+                return  # a chain the loop cannot read: Python denies in that zone
+            zone = made
+            if not self._native_zones:
+                self._native_zones.update(dict.fromkeys(self._origins))
+            self._native_zones[denial.origin] = zone
+        frames = zone.frames
+        if len(frames) >= self._cache_size:
+            frames.clear()
+        soa, match, _, wildcard = parts
+        frames[encloser] = (soa.native, match.native, wildcard.native, soa.compressible)
 
     def _still_served(self, cached: _CachedResponse, wire: bytes,
                       question: _Question) -> _CachedResponse | None:
@@ -970,6 +1005,21 @@ def _render_denial(zone: ServedZone, index: ZoneIndex, wire: bytes, question: _Q
     )
 
 
+def _native_denial(denial: DenialIndex) -> _udp.Nsec3Denial | None:
+    """What the C loop needs to deny names in `denial`'s zone (frames come later, one per
+    closest encloser), or None when it cannot read the zone's NSEC3 chain."""
+    chain = denial.nsec3_chain()
+    if native is None or chain is None:
+        return None
+    existing, cuts, salt, iterations, digests = chain
+    covers = []
+    for rrsets in denial.signed_denial_records():
+        fragment = denial.rendered.get(("nsec3", id(rrsets[0]))) if rrsets else None
+        covers.append(fragment.native if isinstance(fragment, _Fragment) else None)
+    return native.Nsec3Denial(existing, cuts, denial.nsec3_owner_names, salt, iterations,
+                              digests, covers, {}, _OPT_DO)
+
+
 def _render_ahead(index: ZoneIndex) -> None:
     """Cut every signed NSEC or NSEC3 RRset for the section writer, and render the NSEC3
     fragments, while the index is built: a flood of new names then renders nothing."""
@@ -1019,6 +1069,9 @@ class _Fragment:
     question_pointers: tuple[tuple[int, int], ...]
     local_pointers: tuple[tuple[int, int], ...]  # (offset in data, target offset in data)
     compressible: frozenset[bytes]
+    # As the C loop reads a fragment (`_udp.Nsec3Denial`): data, records, and the pointers,
+    # six octets each (offset; 0 for a question pointer, 1 for a local one; its value).
+    native: tuple[bytes, int, bytes]
 
     @classmethod
     def render(cls, template: bytes, rrsets: list[dns.rrset.RRset],
@@ -1035,7 +1088,10 @@ class _Fragment:
             else:
                 local_pointers.append((pointer, target - writer.base))
         return cls(data, writer.records, tuple(question_pointers), tuple(local_pointers),
-                   frozenset(writer.compress))
+                   frozenset(writer.compress), (data, writer.records, b"".join(
+                       [_NATIVE_POINTER.pack(offset, 0, back) for offset, back in question_pointers]
+                       + [_NATIVE_POINTER.pack(offset, 1, target)
+                          for offset, target in local_pointers])))
 
     @property
     def pointer_offsets(self) -> list[int]:
