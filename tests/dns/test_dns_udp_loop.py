@@ -241,9 +241,11 @@ def test_over_ipv6_the_c_loop_answers_and_limits_each_56() -> None:
     assert (counted.answered, counted.dropped) == (2, 3)
 
 
-@pytest.fixture
-def nsec3_servers() -> Iterator[tuple[DnsServer, DnsServer]]:
-    table = ZoneTable([build_signed_zone(nsec="nsec3").served])
+@pytest.fixture(params=["nsec", "nsec3"])
+def fresh_servers(request: pytest.FixtureRequest) -> Iterator[tuple[DnsServer, DnsServer]]:
+    """A server with each loop, of a zone signed with NSEC or NSEC3 for this test alone."""
+    chain: Literal["nsec", "nsec3"] = request.param
+    table = ZoneTable([build_signed_zone(nsec=chain).served])
     with running_server(DnsServer(table)) as c_loop, \
             running_server(DnsServer(table, native_loop=False)) as python_loop:
         yield c_loop, python_loop
@@ -265,14 +267,19 @@ def random_label(chooser: random.Random) -> str:
 def new_name_queries(chooser: random.Random, owners: list[str], count: int) -> list[bytes]:
     """Queries with DO for names never asked before, as a random-subdomain flood sends them:
     one or two random labels under each encloser, in every UDP size (512 truncates some), any
-    type, ID, RD and CD; some labels are the zone's NSEC3 owner labels (the sections hold
-    those names)."""
+    type, ID, RD and CD; some labels are `owners` (labels of names the sections hold), and
+    some next to them in canonical order."""
     queries = []
     for _ in range(count):
         encloser = chooser.choice(ENCLOSERS)
         labels = [random_label(chooser) for _ in range(chooser.choice([1, 1, 1, 2]))]
-        if chooser.random() < 0.1:
+        near = chooser.random()
+        if near < 0.1:
             labels[-1] = chooser.choice(owners)
+        elif near < 0.3:  # next to an owner in canonical order: a label that extends or cuts it
+            owner = chooser.choice(owners)
+            labels[-1] = chooser.choice([owner + random_label(chooser), owner[:-1] or "x",
+                                         owner.upper() + "-"])
         query = dns.message.make_query(f"{'.'.join(labels)}.{encloser}regshield.test.",
                                        chooser.choice(TYPES), use_edns=0,
                                        payload=chooser.choice([512, 1232, 4096]),
@@ -284,27 +291,29 @@ def new_name_queries(chooser: random.Random, owners: list[str], count: int) -> l
     return queries
 
 
-def nsec3_owner_labels(server: DnsServer) -> list[str]:
+def owner_labels(server: DnsServer) -> list[str]:
+    """The first label of every NSEC or NSEC3 owner name of the test zone."""
     return sorted({rrset.name.labels[0].decode() for rrset in server.table.get(
-        dns.name.from_text("regshield.test.")).rrsets if rrset.rdtype == dns.rdatatype.NSEC3})
+        dns.name.from_text("regshield.test.")).rrsets
+        if rrset.rdtype in (dns.rdatatype.NSEC, dns.rdatatype.NSEC3) and rrset.name.labels[0]})
 
 
-def test_names_never_asked_get_the_python_loops_nsec3_denial_octet_for_octet_from_the_c_loop(
-    nsec3_servers: tuple[DnsServer, DnsServer],
+def test_names_never_asked_get_the_python_loops_denial_octet_for_octet_from_the_c_loop(
+    fresh_servers: tuple[DnsServer, DnsServer],
 ) -> None:
-    c_loop, python_loop = nsec3_servers
+    c_loop, python_loop = fresh_servers
     chooser = random.Random(5155)
-    owners = nsec3_owner_labels(c_loop)
-    assert len(owners) > 10
+    owners = owner_labels(c_loop)
+    assert len(owners) > 8
     # A first name under each encloser: Python answers it and lends the loop its frame.
-    compare(nsec3_servers, [dns.message.make_query(f"first.{encloser}regshield.test.", "A",
+    compare(fresh_servers, [dns.message.make_query(f"first.{encloser}regshield.test.", "A",
                                                    want_dnssec=True).to_wire()
                             for encloser in ENCLOSERS])
     queries = new_name_queries(chooser, owners, 1500)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.settimeout(5)
         for number, wire in enumerate(queries):
-            ours, theirs = (exchange(sock, server.port, wire, marker()) for server in nsec3_servers)
+            ours, theirs = (exchange(sock, server.port, wire, marker()) for server in fresh_servers)
             assert ours == theirs, f"query {number}: {wire.hex()}"  # the same octets
             assert len(ours) == 1
     # The loop put most of the denials together itself (about half the names are under an
@@ -318,19 +327,25 @@ def test_names_never_asked_get_the_python_loops_nsec3_denial_octet_for_octet_fro
 
 
 def test_a_new_snapshot_is_never_denied_from_the_last_ones_chain(
-    nsec3_servers: tuple[DnsServer, DnsServer],
+    fresh_servers: tuple[DnsServer, DnsServer],
 ) -> None:
-    c_loop, _ = nsec3_servers
+    c_loop, _ = fresh_servers
+    chain = "nsec3" if any(rrset.rdtype == dns.rdatatype.NSEC3
+                           for rrset in c_loop.table.get(dns.name.from_text("regshield.test."))
+                           .rrsets) else "nsec"
 
     def ask(name: str) -> dns.message.Message:
         query = dns.message.make_query(name, "A", want_dnssec=True)
         return dns.query.udp(query, LOOPBACK, port=c_loop.port, timeout=5)
 
-    assert ask("first.regshield.test.").rcode() == dns.rcode.NXDOMAIN  # lends the frame
+    # Python denies these and lends the loop the apex's frame (NSEC3) or the proof of "added"
+    # (NSEC: "addea" and "added" are covered by the same record).
+    for name in ("first.regshield.test.", "addea.regshield.test."):
+        assert ask(name).rcode() == dns.rcode.NXDOMAIN
     before = c_loop.native_denials
     assert ask("added.regshield.test.").rcode() == dns.rcode.NXDOMAIN
     assert c_loop.native_denials == before + 1  # denied by the loop
-    c_loop.table.put(build_signed_zone(nsec="nsec3", serial=2,
+    c_loop.table.put(build_signed_zone(nsec=chain, serial=2,
                                        extra="added 3600 A 192.0.2.99\n").served)
     answer = ask("added.regshield.test.")
     assert answer.rcode() == dns.rcode.NOERROR
@@ -374,7 +389,7 @@ def test_a_salted_iterated_nsec3_chain_is_hashed_by_the_c_loop_as_by_python(
         compare(servers, [dns.message.make_query(f"first.{encloser}regshield.test.", "A",
                                                  want_dnssec=True).to_wire()
                           for encloser in ENCLOSERS])
-        queries = new_name_queries(random.Random(9276), nsec3_owner_labels(c_loop), 400)
+        queries = new_name_queries(random.Random(9276), owner_labels(c_loop), 400)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             sock.settimeout(5)
             for number, wire in enumerate(queries):

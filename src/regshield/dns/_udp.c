@@ -19,7 +19,10 @@
  * and the NSEC3 covering its wildcard (a "frame", added when Python first answers a name under
  * that encloser), and per NSEC3 record, that record with its RRSIG. Anything the loop is not
  * sure of (a delegation above the name, a wildcard, a question naming a record's owner, no
- * frame yet) goes to Python, as other misses do.
+ * frame yet) goes to Python, as other misses do. In a zone signed with NSEC (`NsecDenial`) the
+ * loop finds the NSEC covering the name by a bisect in canonical order (RFC 4034 §6.1) and
+ * answers from the sections Python rendered for that proof (the closest encloser and that
+ * record), once Python has answered one name of it.
  *
  * `Limiter` is regshield/dns/rrl.py's token buckets (one per IPv4 /24 or IPv6 /56) in a table
  * of fixed size, checked by both the loop and Python.
@@ -424,6 +427,13 @@ nsec3_hash(const uint8_t *name, size_t size, const uint8_t *salt, size_t salt_si
 
 /* -- what an NSEC3 denial needs of one zone snapshot --------------------------------------- */
 
+/* The fields every denial type starts with. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *existing;
+    PyObject *cuts;
+} Denial;
+
 typedef struct {
     PyObject_HEAD
     PyObject *existing; /* set of the zone's names (empty non-terminals too), lowercased wire */
@@ -510,6 +520,81 @@ static PyTypeObject Nsec3DenialType = {
     .tp_init = (initproc)Nsec3Denial_init,
     .tp_members = Nsec3Denial_members,
     .tp_dealloc = (destructor)Nsec3Denial_dealloc,
+};
+
+/* -- what an NSEC denial needs of one zone snapshot ---------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *existing; /* as Nsec3Denial's: the two share their first fields */
+    PyObject *cuts;
+    PyObject *owners; /* list: the NSEC owner names (lowercased wire) in canonical order */
+    PyObject *proofs; /* dict: closest encloser + the covering NSEC's index (4 octets) -> proof */
+} NsecDenial;
+
+static int
+NsecDenial_init(NsecDenial *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"existing", "cuts", "owners", "proofs", NULL};
+    PyObject *existing, *cuts, *owners, *proofs;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO!O!", names, &existing, &cuts,
+                                     &PyList_Type, &owners, &PyDict_Type, &proofs))
+        return -1;
+    if (!PyAnySet_Check(existing) || !PyAnySet_Check(cuts)) {
+        PyErr_SetString(PyExc_TypeError, "existing, cuts: expected sets");
+        return -1;
+    }
+    if (PyList_GET_SIZE(owners) == 0) {
+        PyErr_SetString(PyExc_ValueError, "owners: expected the NSEC chain's owners");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(owners); i++) {
+        if (!PyBytes_Check(PyList_GET_ITEM(owners, i))) {
+            PyErr_SetString(PyExc_TypeError, "owners: expected wire names");
+            return -1;
+        }
+    }
+    PyObject **fields[] = {&self->existing, &self->cuts, &self->owners, &self->proofs};
+    PyObject *values[] = {existing, cuts, owners, proofs};
+    for (size_t i = 0; i < sizeof values / sizeof *values; i++) {
+        Py_INCREF(values[i]);
+        Py_XSETREF(*fields[i], values[i]);
+    }
+    return 0;
+}
+
+static void
+NsecDenial_dealloc(NsecDenial *self)
+{
+    Py_XDECREF(self->existing);
+    Py_XDECREF(self->cuts);
+    Py_XDECREF(self->owners);
+    Py_XDECREF(self->proofs);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMemberDef NsecDenial_members[] = {
+    {"proofs", T_OBJECT_EX, offsetof(NsecDenial, proofs), READONLY,
+     "closest encloser + covering NSEC's index (4 octets, big-endian) -> proof"},
+    {NULL},
+};
+
+static PyTypeObject NsecDenialType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "regshield.dns._udp.NsecDenial",
+    .tp_basicsize = sizeof(NsecDenial),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "What the loop needs to deny names in one NSEC-signed zone snapshot.\n\n"
+              "A proof is (head, truncated head, OPT record, template length, segments, "
+              "pointers, names the sections compress against): the sections of an NXDOMAIN "
+              "rendered after a question naming the closest encloser (the template), cut "
+              "around their compression pointers, whose values (two octets each) move by as "
+              "many octets as the question's name is longer than the template; the sections "
+              "end with the OPT record.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)NsecDenial_init,
+    .tp_dealloc = (destructor)NsecDenial_dealloc,
+    .tp_members = NsecDenial_members,
 };
 
 /* -- the responder ------------------------------------------------------------------------ */
@@ -756,8 +841,144 @@ place(uint8_t *out, size_t at, size_t name_end, const uint8_t *data, Py_ssize_t 
 
 #define MOST_LABELS 128
 
-/* The NXDOMAIN response (with DO) to a plain query for a name an NSEC3-signed zone of `zones`
-   does not have, written to `out`: its length, 0 when Python must answer (see the file's
+/* The labels of the wire name `name`, root excluded: their offsets, and how many. */
+static int
+labels_of(const uint8_t *name, size_t offsets[MOST_LABELS])
+{
+    int count = 0;
+    for (size_t position = 0; name[position] && count < MOST_LABELS;
+         position += (size_t)name[position] + 1)
+        offsets[count++] = position;
+    return count;
+}
+
+/* Compare two lowercased wire names in canonical DNS order (RFC 4034 §6.1): label by label
+   from the root down, each label as octets, a shorter name first when it is a suffix. */
+static int
+canonical_compare(const uint8_t *first, const uint8_t *second)
+{
+    size_t ones[MOST_LABELS], others[MOST_LABELS];
+    int one_count = labels_of(first, ones), other_count = labels_of(second, others);
+    for (int i = 1; i <= one_count && i <= other_count; i++) {
+        const uint8_t *one = first + ones[one_count - i], *other = second + others[other_count - i];
+        size_t common = one[0] < other[0] ? one[0] : other[0];
+        int order = memcmp(one + 1, other + 1, common);
+        if (order)
+            return order;
+        if (one[0] != other[0])
+            return one[0] < other[0] ? -1 : 1;
+    }
+    return one_count == other_count ? 0 : one_count < other_count ? -1 : 1;
+}
+
+/* Write the question's response from `proof`'s sections (see `NsecDenial.__doc__`): its
+   length, or 0 when the proof is not one. */
+static Py_ssize_t
+from_proof(PyObject *proof, const uint8_t *wire, const Question *question, size_t name_size,
+           uint8_t *out)
+{
+    if (!PyTuple_Check(proof) || PyTuple_GET_SIZE(proof) != 7)
+        return 0;
+    PyObject *head = PyTuple_GET_ITEM(proof, 0), *truncated = PyTuple_GET_ITEM(proof, 1);
+    PyObject *opt = PyTuple_GET_ITEM(proof, 2), *template = PyTuple_GET_ITEM(proof, 3);
+    PyObject *segments = PyTuple_GET_ITEM(proof, 4), *pointers = PyTuple_GET_ITEM(proof, 5);
+    if (!PyBytes_Check(head) || PyBytes_GET_SIZE(head) != 10 || !PyBytes_Check(truncated)
+        || PyBytes_GET_SIZE(truncated) != 10 || !PyBytes_Check(opt) || !PyLong_Check(template)
+        || !PyTuple_Check(segments) || !PyBytes_Check(pointers)
+        || PyBytes_GET_SIZE(pointers) % 2
+        || PyTuple_GET_SIZE(segments) != PyBytes_GET_SIZE(pointers) / 2 + 1)
+        return 0;
+    long template_size = PyLong_AsLong(template);
+    if (template_size < 1 || (size_t)template_size > name_size) {
+        PyErr_Clear();
+        return 0;
+    }
+    size_t delta = name_size - (size_t)template_size;
+    Py_ssize_t pointer_count = PyBytes_GET_SIZE(pointers) / 2;
+    const uint8_t *values = (const uint8_t *)PyBytes_AS_STRING(pointers);
+    size_t sections = (size_t)pointer_count * 2;
+    for (Py_ssize_t i = 0; i <= pointer_count; i++) {
+        PyObject *segment = PyTuple_GET_ITEM(segments, i);
+        if (!PyBytes_Check(segment))
+            return 0;
+        sections += (size_t)PyBytes_GET_SIZE(segment);
+    }
+    const uint8_t *flags = (const uint8_t *)PyBytes_AS_STRING(head);
+    size_t at = question->end;
+    if (at + sections > udp_limit(question)) {
+        flags = (const uint8_t *)PyBytes_AS_STRING(truncated);
+        memcpy(out + at, PyBytes_AS_STRING(opt), (size_t)PyBytes_GET_SIZE(opt));
+        at += (size_t)PyBytes_GET_SIZE(opt);
+    } else {
+        for (Py_ssize_t i = 0; i <= pointer_count; i++) {
+            PyObject *segment = PyTuple_GET_ITEM(segments, i);
+            memcpy(out + at, PyBytes_AS_STRING(segment), (size_t)PyBytes_GET_SIZE(segment));
+            at += (size_t)PyBytes_GET_SIZE(segment);
+            if (i == pointer_count)
+                break;
+            size_t value = (size_t)(values[2 * i] << 8 | values[2 * i + 1]) + delta;
+            if ((values[2 * i] & 0xC0) != 0xC0 || value > 0xFFFF)
+                return 0;
+            out[at++] = (uint8_t)(value >> 8);
+            out[at++] = (uint8_t)value;
+        }
+    }
+    out[0] = wire[0];
+    out[1] = wire[1];
+    out[2] = (uint8_t)(flags[0] | (wire[2] & 0x01)); /* RD */
+    out[3] = (uint8_t)(flags[1] | (wire[3] & 0x10)); /* CD */
+    memcpy(out + 4, flags + 2, 8);
+    memcpy(out + 12, wire + 12, question->end - 12);
+    return (Py_ssize_t)at;
+}
+
+/* The rest of `deny` in a zone signed with NSEC, from the closest encloser on. */
+static Py_ssize_t
+deny_nsec(NsecDenial *zone, const uint8_t *wire, const Question *question, const uint8_t *name,
+          size_t size, const size_t *starts, int encloser_at, uint8_t *out)
+{
+    Py_ssize_t count = PyList_GET_SIZE(zone->owners), low = 0, high = count;
+    while (low < high) { /* bisect_right */
+        Py_ssize_t middle = low + (high - low) / 2;
+        PyObject *owner = PyList_GET_ITEM(zone->owners, middle);
+        if (!PyBytes_Check(owner))
+            return 0;
+        if (canonical_compare(name, (const uint8_t *)PyBytes_AS_STRING(owner)) < 0)
+            high = middle;
+        else
+            low = middle + 1;
+    }
+    uint32_t covering = (uint32_t)((low + count - 1) % count);
+    size_t encloser = starts[encloser_at];
+    PyObject *key = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(size - encloser + 4));
+    if (key == NULL)
+        return -1;
+    uint8_t *bytes = (uint8_t *)PyBytes_AS_STRING(key);
+    memcpy(bytes, name + encloser, size - encloser);
+    for (int i = 0; i < 4; i++)
+        bytes[size - encloser + (size_t)i] = (uint8_t)(covering >> (24 - 8 * i));
+    PyObject *proof = PyDict_GetItemWithError(zone->proofs, key); /* borrowed */
+    Py_DECREF(key);
+    if (proof == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    if (!PyTuple_Check(proof) || PyTuple_GET_SIZE(proof) != 7
+        || !PyAnySet_Check(PyTuple_GET_ITEM(proof, 6)))
+        return 0;
+    /* A name in the question below the encloser that the sections also hold (`_assemble`). */
+    int found;
+    for (int at = 0; at < encloser_at; at++) {
+        if ((found = holds(PyTuple_GET_ITEM(proof, 6), name, starts[at], size)) != 0)
+            return found < 0 ? -1 : 0;
+    }
+    return from_proof(proof, wire, question, size, out);
+}
+
+static Py_ssize_t deny_nsec3(Nsec3Denial *zone, const uint8_t *wire, const Question *question,
+                             const uint8_t *name, size_t size, const size_t *starts,
+                             int encloser_at, uint8_t *out);
+
+/* The NXDOMAIN response (with DO) to a plain query for a name a signed zone of `zones` does
+   not have, written to `out`: its length, 0 when Python must answer (see the file's
    comment), or -1 with an exception. `key` is the query's answer key (the name lowercased). */
 static Py_ssize_t
 deny(PyObject *zones, const uint8_t *wire, const Question *question, PyObject *key,
@@ -779,7 +1000,7 @@ deny(PyObject *zones, const uint8_t *wire, const Question *question, PyObject *k
         position += (size_t)name[position] + 1;
     }
     /* The zone: the closest origin, as `_zone_for_wire` finds it. */
-    Nsec3Denial *zone = NULL;
+    Denial *zone = NULL;
     int origin_at = 0;
     for (; origin_at < labels; origin_at++) {
         PyObject *suffix = PyBytes_FromStringAndSize((const char *)name + starts[origin_at],
@@ -789,9 +1010,10 @@ deny(PyObject *zones, const uint8_t *wire, const Question *question, PyObject *k
         PyObject *found = PyDict_GetItemWithError(zones, suffix); /* borrowed */
         Py_DECREF(suffix);
         if (found != NULL) {
-            if (!PyObject_TypeCheck(found, &Nsec3DenialType))
+            if (!PyObject_TypeCheck(found, &Nsec3DenialType)
+                && !PyObject_TypeCheck(found, &NsecDenialType))
                 return 0;
-            zone = (Nsec3Denial *)found;
+            zone = (Denial *)found;
             break;
         }
         if (PyErr_Occurred())
@@ -818,12 +1040,27 @@ deny(PyObject *zones, const uint8_t *wire, const Question *question, PyObject *k
     if (encloser_at > origin_at)
         return 0;
     size_t encloser = starts[encloser_at];
-    uint8_t wildcard[257];
+    uint8_t wildcard[2 + 255];
     wildcard[0] = 1;
     wildcard[1] = '*';
     memcpy(wildcard + 2, name + encloser, size - encloser);
     if ((found = holds(zone->existing, wildcard, 0, size - encloser + 2)) != 0)
         return found < 0 ? -1 : 0; /* a wildcard: NODATA or an expansion */
+    if (PyObject_TypeCheck(zone, &NsecDenialType))
+        return deny_nsec((NsecDenial *)zone, wire, question, name, size, starts, encloser_at,
+                         out);
+    return deny_nsec3((Nsec3Denial *)zone, wire, question, name, size, starts, encloser_at,
+                      out);
+}
+
+/* The rest of `deny` in a zone signed with NSEC3, from the closest encloser on. */
+static Py_ssize_t
+deny_nsec3(Nsec3Denial *zone, const uint8_t *wire, const Question *question,
+           const uint8_t *name, size_t size, const size_t *starts, int encloser_at,
+           uint8_t *out)
+{
+    int found;
+    size_t encloser = starts[encloser_at];
     PyObject *encloser_name = PyBytes_FromStringAndSize((const char *)name + encloser,
                                                         (Py_ssize_t)(size - encloser));
     if (encloser_name == NULL)
@@ -1203,7 +1440,7 @@ PyMODINIT_FUNC
 PyInit__udp(void)
 {
     if (PyType_Ready(&LimiterType) < 0 || PyType_Ready(&ResponderType) < 0
-        || PyType_Ready(&Nsec3DenialType) < 0)
+        || PyType_Ready(&Nsec3DenialType) < 0 || PyType_Ready(&NsecDenialType) < 0)
         return NULL;
     PyObject *created = PyModule_Create(&module);
     if (created == NULL)
@@ -1211,9 +1448,11 @@ PyInit__udp(void)
     Py_INCREF(&LimiterType);
     Py_INCREF(&ResponderType);
     Py_INCREF(&Nsec3DenialType);
+    Py_INCREF(&NsecDenialType);
     if (PyModule_AddObject(created, "Limiter", (PyObject *)&LimiterType) < 0
         || PyModule_AddObject(created, "Responder", (PyObject *)&ResponderType) < 0
-        || PyModule_AddObject(created, "Nsec3Denial", (PyObject *)&Nsec3DenialType) < 0) {
+        || PyModule_AddObject(created, "Nsec3Denial", (PyObject *)&Nsec3DenialType) < 0
+        || PyModule_AddObject(created, "NsecDenial", (PyObject *)&NsecDenialType) < 0) {
         Py_DECREF(created);
         return NULL;
     }

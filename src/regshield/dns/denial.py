@@ -174,6 +174,13 @@ class DenialIndex:
         return (self._existing, self._cuts, self._nsec3_salt, self._nsec3_iterations,
                 b"".join(self._nsec3_digests))
 
+    def nsec_chain(self) -> tuple[set[bytes], set[bytes], list[bytes]] | None:
+        """What denies a name outside Python with NSEC: the existing names, the delegation
+        points and the NSEC owners in canonical order; None without an NSEC chain."""
+        if not self._nsec_owners:
+            return None
+        return self._existing, self._cuts, self._nsec_owners
+
     def signed_denial_records(self) -> Iterator[list[dns.rrset.RRset]]:
         """Every NSEC or NSEC3 RRset with its RRSIG RRset, for rendering ahead of queries."""
         rdtype = dns.rdatatype.NSEC3 if self.nsec3 else dns.rdatatype.NSEC

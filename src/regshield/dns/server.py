@@ -218,8 +218,8 @@ class _RenderedDenial:
     each moves by `delta`, which `sections` applies.
     """
 
-    __slots__ = ("_last_delta", "_last_sections", "_pointers", "_segments", "compressible",
-                 "head", "opt", "template_length", "truncated_head", "zone")
+    __slots__ = ("_last_delta", "_last_sections", "_native", "_pointers", "_segments",
+                 "compressible", "head", "opt", "template_length", "truncated_head", "zone")
 
     def __init__(self, zone: ServedZone, template_length: int = 0, head: bytes | None = None,
                  truncated_head: bytes = b"", opt: bytes = b"",
@@ -238,6 +238,7 @@ class _RenderedDenial:
         self._pointers = tuple(int.from_bytes(sections[at:at + 2]) for at in pointers)
         self._last_delta = 0
         self._last_sections = sections
+        self._native: tuple[object, ...] | None = None
 
     @classmethod
     def of_fragments(cls, zone: ServedZone, template: bytes, fragments: list[_Fragment],
@@ -259,6 +260,18 @@ class _RenderedDenial:
                    truncated_head=_COUNTS_FLAGS.pack(0x8600 | rcode, 1, 0, 0, 1), opt=_OPT_DO,
                    compressible=_Either(fragments[0].compressible, also_compressible),
                    sections=b"".join(sections) + _OPT_DO, pointers=tuple(sorted(pointers)))
+
+    def native(self) -> tuple[object, ...] | None:
+        """The sections as the C loop reads a proof (`_udp.NsecDenial`), or None when they
+        are not for reuse."""
+        if self.head is None or not isinstance(self.compressible, frozenset):
+            return None
+        if self._native is None:
+            self._native = (self.head, self.truncated_head, self.opt, self.template_length,
+                            self._segments, b"".join(pointer.to_bytes(2)
+                                                     for pointer in self._pointers),
+                            self.compressible)
+        return self._native
 
     def sections(self, delta: int) -> bytes:
         """The sections after a question name `delta` octets longer than the template's."""
@@ -325,10 +338,11 @@ class DnsServer:
         self._answers: dict[bytes, bytes] = {}
         self._asked_once: dict[bytes, bool] = {}  # denials asked once since the last clear
         self._answers_generation = -1
-        # For the C loop's own NSEC3 denials: every served zone's origin (lowercased wire) ->
-        # its `_udp.Nsec3Denial`, or None where the loop leaves denials to Python. Filled as
-        # Python denies names (`_lend_frame`), emptied with `_answers`.
-        self._native_zones: dict[bytes, _udp.Nsec3Denial | None] = {}
+        # For the C loop's own denials: every served zone's origin (lowercased wire) -> its
+        # `_udp.Nsec3Denial` or `_udp.NsecDenial`, or None where the loop leaves denials to
+        # Python. Filled as Python denies names (`_lend_frame`, `_lend_proof`), emptied with
+        # `_answers`.
+        self._native_zones: dict[bytes, _udp.Nsec3Denial | _udp.NsecDenial | None] = {}
 
     def figures(self) -> DnsFigures:
         """This server's counters now."""
@@ -744,25 +758,50 @@ class DnsServer:
         together: the SOA, the encloser's NSEC3 and its wildcard's covering NSEC3 are the same
         for every such name (`parts` 0, 1 and 3); the record covering the next closer name
         (part 2) is one of the zone's, which the loop finds by its hash."""
-        if (self._responder is None or native is None or not isinstance(encloser, bytes)
-                or self._answers_generation != self.table.generation):
+        zone = self._native_zone(denial)
+        if native is None or not isinstance(zone, native.Nsec3Denial) \
+                or not isinstance(encloser, bytes):
             return
-        zone = self._native_zones.get(denial.origin)
-        if zone is None:
-            made = denial.rendered.get("native")
-            if made is None:
-                made = denial.rendered["native"] = _native_denial(denial) or False
-            if not isinstance(made, native.Nsec3Denial):
-                return  # a chain the loop cannot read: Python denies in that zone
-            zone = made
-            if not self._native_zones:
-                self._native_zones.update(dict.fromkeys(self._origins))
-            self._native_zones[denial.origin] = zone
         frames = zone.frames
         if len(frames) >= self._cache_size:
             frames.clear()
         soa, match, _, wildcard = parts
         frames[encloser] = (soa.native, match.native, wildcard.native, soa.compressible)
+
+    def _lend_proof(self, denial: DenialIndex, proof: Proof, rendered: _RenderedDenial) -> None:
+        """Let the C loop answer the other names of this NXDOMAIN proof (NSEC: the closest
+        encloser and the NSEC covering the name) from `rendered`, its sections."""
+        zone = self._native_zone(denial)
+        _, encloser, covering = proof.key
+        if native is None or not isinstance(zone, native.NsecDenial) \
+                or not isinstance(encloser, bytes) or not isinstance(covering, int):
+            return
+        native_proof = rendered.native()
+        if native_proof is None:
+            return
+        proofs = zone.proofs
+        if len(proofs) >= self._cache_size:
+            proofs.clear()
+        proofs[encloser + covering.to_bytes(4)] = native_proof
+
+    def _native_zone(self, denial: DenialIndex) -> _udp.Nsec3Denial | _udp.NsecDenial | None:
+        """What the C loop denies names of `denial`'s zone with, made once per snapshot and
+        handed to the loop; None while this server's loop is not in C or may not use it (the
+        table changed since the loop last ran)."""
+        if self._responder is None or self._answers_generation != self.table.generation:
+            return None
+        zone = self._native_zones.get(denial.origin)
+        if zone is None:
+            made = denial.rendered.get("native")
+            if made is None:
+                made = denial.rendered["native"] = _native_denial(denial) or False
+            if native is None or not isinstance(made, (native.Nsec3Denial, native.NsecDenial)):
+                return None  # a chain the loop cannot read: Python denies in that zone
+            zone = made
+            if not self._native_zones:
+                self._native_zones.update(dict.fromkeys(self._origins))
+            self._native_zones[denial.origin] = zone
+        return zone
 
     def _still_served(self, cached: _CachedResponse, wire: bytes,
                       question: _Question) -> _CachedResponse | None:
@@ -790,6 +829,8 @@ class DnsServer:
             self._denials[key] = rendered
         else:
             self.cache_hits += 1
+        if udp and question.dnssec and proof.key[0] == "nxdomain" and not index.denial.nsec3:
+            self._lend_proof(index.denial, proof, rendered)
         return _assemble(wire, question, udp, rendered, proof, name, starts)
 
     def _respond_general(self, wire: bytes, udp: bool) -> bytes | None:
@@ -1005,11 +1046,16 @@ def _render_denial(zone: ServedZone, index: ZoneIndex, wire: bytes, question: _Q
     )
 
 
-def _native_denial(denial: DenialIndex) -> _udp.Nsec3Denial | None:
-    """What the C loop needs to deny names in `denial`'s zone (frames come later, one per
-    closest encloser), or None when it cannot read the zone's NSEC3 chain."""
+def _native_denial(denial: DenialIndex) -> _udp.Nsec3Denial | _udp.NsecDenial | None:
+    """What the C loop needs to deny names in `denial`'s zone (frames or proofs come later, as
+    Python denies names), or None when it cannot read the zone's chain."""
+    if native is None:
+        return None
+    if not denial.nsec3:
+        nsec = denial.nsec_chain()
+        return native.NsecDenial(*nsec, {}) if nsec is not None else None
     chain = denial.nsec3_chain()
-    if native is None or chain is None:
+    if chain is None:
         return None
     existing, cuts, salt, iterations, digests = chain
     covers = []

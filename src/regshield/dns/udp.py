@@ -4,9 +4,10 @@ A query answered from the server's cache costs a few microseconds of Python, and
 sending it one system call each (`recvfrom`, `sendto`) costs as much again: together about
 four times what Knot DNS spends. `regshield.dns._udp` (src/regshield/dns/_udp.c) reads and
 sends datagrams in batches (`recvmmsg`, `sendmmsg`), decides RRL there, and answers every
-question the Python server has answered before from a dict the server fills. In a zone
-signed with NSEC3 it also denies names never asked before (the random-subdomain flood), from
-the zone's sorted hashes and parts of responses Python rendered (`_udp.Nsec3Denial`). Whatever
+question the Python server has answered before from a dict the server fills. In a signed
+zone it also denies names never asked before (the random-subdomain flood), from the zone's
+sorted NSEC3 hashes or NSEC owners and parts of responses Python rendered
+(`_udp.Nsec3Denial`, `_udp.NsecDenial`). Whatever
 it cannot answer exactly as the Python server would goes back to Python with its RRL verdict.
 
 `native` is that module, or None where no C compiler built it: the server then answers every
