@@ -14,13 +14,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from regshield.clock import as_utc
 from regshield.store.models import Event, EventChainHead
 
 GENESIS_HASH = "0" * 64
+# Core statements on the transaction's connection: the ORM's session execution and bulk
+# insert path cost more than the statements themselves, and a chain row is never an object.
+_LOCK_HEAD = (select(EventChainHead.last_seq, EventChainHead.last_hash)
+              .where(EventChainHead.id == 1).with_for_update())
+_INSERT_EVENTS = insert(Event)
+_MOVE_HEAD = update(EventChainHead).where(EventChainHead.id == 1).values(
+    last_seq=bindparam("new_seq"), last_hash=bindparam("new_hash"))
 VERIFY_BATCH = 2000
 CHANNELS = ("api", "cli", "console", "system")
 
@@ -74,17 +81,17 @@ async def append(session: AsyncSession, drafts: Sequence[EventDraft]) -> None:
     """Append in order inside the caller's transaction. The head row lock serializes writers.
 
     Three statements whatever the number of events (lock and read the head, insert the
-    events, move the head), sent as bulk statements rather than through the ORM's unit of
-    work, which costs more than the hashing: every change of record comes this way.
+    events, move the head), sent on the transaction's connection rather than through the
+    ORM's session, which costs more than the hashing: every change of record comes this
+    way.
     """
     if not drafts:
         return
-    head = (
-        await session.execute(
-            select(EventChainHead.last_seq, EventChainHead.last_hash)
-            .where(EventChainHead.id == 1).with_for_update()
-        )
-    ).one()
+    # The flow's own changes first: the head's row lock is then held for the chain alone.
+    if session.new or session.deleted or session.dirty:
+        await session.flush()
+    connection = await session.connection()
+    head = (await connection.execute(_LOCK_HEAD)).one()
     seq, prev_hash = head.last_seq, head.last_hash
     rows = []
     for draft in drafts:
@@ -101,11 +108,8 @@ async def append(session: AsyncSession, drafts: Sequence[EventDraft]) -> None:
             "summary": draft.summary, "prev_hash": prev_hash, "hash": digest,
         })
         prev_hash = digest
-    await session.execute(insert(Event), rows)
-    await session.execute(
-        update(EventChainHead).where(EventChainHead.id == 1)
-        .values(last_seq=seq, last_hash=prev_hash)
-    )
+    await connection.execute(_INSERT_EVENTS, rows)
+    await connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev_hash})
 
 
 @dataclass(frozen=True)

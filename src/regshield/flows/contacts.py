@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from regshield.errors import Conflict, FieldError, NotFound, ValidationFailed
@@ -99,15 +100,16 @@ class ContactCreate:
             raise ValidationFailed(errors)
         assert owner is not None
         account_id, account_public_id = owner
-        data_key_row, data_key = await tx.sealer.new_data_key(tx.session, tx.now)
+        data_key_id, data_key = await tx.sealer.new_data_key(tx.session, tx.now)
         handle = new_handle()
-        contact = Contact(
-            handle=handle, account_id=account_id, data_key_id=data_key_row.id,
-            data_sealed=Sealer.seal_json(data_key, data.as_dict(), contact_binding(handle)),
-            created_at=tx.now, updated_at=tx.now,
-        )
-        # Written with the events (runner.py): a flush of its own would cost a unit of work.
-        tx.session.add(contact)
+        # One statement, no object: nothing else in this transaction reads the contact, and no
+        # RDAP document can name a contact this new (store/rdap_changes.py).
+        connection = await tx.session.connection()
+        await connection.execute(insert(Contact), {
+            "handle": handle, "account_id": account_id, "data_key_id": data_key_id,
+            "data_sealed": Sealer.seal_json(data_key, data.as_dict(), contact_binding(handle)),
+            "created_at": tx.now, "updated_at": tx.now,
+        })
         tx.record("contacts:contact:created", account=account_public_id, contact=handle)
         return ContactView(handle, account_public_id, data, tx.now, tx.now)
 

@@ -249,10 +249,10 @@ class DisclosureRequestCreate:
         requester_user = tx.actor.user_public_id if tx.actor.user_id is not None else None
         record = receive(public_id, checked.roles, now=tx.now, requester_user=requester_user,
                          fields=checked.fields, calendar=business_calendar(tx.services))
-        key_row, data_key = await tx.sealer.new_data_key(tx.session, tx.now)
+        key_id, data_key = await tx.sealer.new_data_key(tx.session, tx.now)
         row = DisclosureRequest(
             public_id=public_id, domain_id=domain.id, requester_user_id=tx.actor.user_id,
-            data_key_id=key_row.id,
+            data_key_id=key_id,
             requester_sealed=Sealer.seal_json(data_key, checked.sealed_part(),
                                               requester_binding(public_id)),
             purpose=str(checked.purpose), roles=sorted(str(role) for role in checked.roles),

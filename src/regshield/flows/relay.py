@@ -202,7 +202,7 @@ class RelayMessageSend:
             counter.failures += 1
 
         relay_id = "rl_" + secrets.token_hex(12)
-        data_key_row, data_key = await tx.sealer.new_data_key(tx.session, tx.now)
+        data_key_id, data_key = await tx.sealer.new_data_key(tx.session, tx.now)
         sealed = Sealer.seal_json(data_key, {"sender_name": self.message.sender_name,
                                              "sender_email": self.message.sender_email,
                                              "text": self.message.text}, _binding(relay_id))
@@ -210,7 +210,7 @@ class RelayMessageSend:
                   role=str(self.role))
         tx.enqueue(KIND, {"relay": relay_id, "domain": self.domain, "role": str(self.role),
                           "contact": contact.handle, "account": account,
-                          "data_key": data_key_row.id,
+                          "data_key": data_key_id,
                           "sealed": base64.b64encode(sealed).decode("ascii")},
                    dedupe_key=f"{KIND}:{relay_id}")
         return relay_id

@@ -98,10 +98,10 @@ class UserCreate:
 async def _new_user(tx: Tx, email: str, index: str, password: str, role: str,
                     account_id: int | None) -> User:
     password_hash = await asyncio.to_thread(hash_password, password)
-    data_key_row, data_key = await tx.sealer.new_data_key(tx.session, tx.now)
+    data_key_id, data_key = await tx.sealer.new_data_key(tx.session, tx.now)
     user = User(
         public_id=new_public_id("usr"), email_index=index, email_sealed=b"",
-        data_key_id=data_key_row.id, kind="staff" if role in STAFF_ROLES else "customer",
+        data_key_id=data_key_id, kind="staff" if role in STAFF_ROLES else "customer",
         role=role, account_id=account_id, password_hash=password_hash, created_at=tx.now,
     )
     user.email_sealed = Sealer.seal(data_key, email.encode(), email_binding(user))
@@ -156,11 +156,11 @@ class UserInvite:
         if errors:
             raise ValidationFailed(errors)
         assert email is not None and account is not None
-        data_key_row, data_key = await tx.sealer.new_data_key(tx.session, tx.now)
+        data_key_id, data_key = await tx.sealer.new_data_key(tx.session, tx.now)
         invitation = UserInvitation(
             public_id=new_public_id("inv"), account_id=account.id, role=self.role,
             email_index=email_index(tx.services.keyring, email), email_sealed=b"",
-            data_key_id=data_key_row.id, token_hash=None, invited_by=tx.actor.label,
+            data_key_id=data_key_id, token_hash=None, invited_by=tx.actor.label,
             created_at=tx.now, expires_at=tx.now + tx.security.invitation_lifetime,
         )
         invitation.email_sealed = Sealer.seal(data_key, email.encode(),

@@ -81,9 +81,9 @@ async def add_zone_key(tx: Tx, zone: Zone, role: str, algorithm: int,
         row.hsm_label = public_id
     else:
         new = new_zone_key(role, algorithm)
-        data_key, secret = await tx.sealer.new_data_key(tx.session, tx.now)
+        data_key_id, secret = await tx.sealer.new_data_key(tx.session, tx.now)
         row.algorithm, row.key_tag, row.dnskey = new.algorithm, new.key_tag, new.dnskey
-        row.data_key_id = data_key.id
+        row.data_key_id = data_key_id
         row.private_sealed = seal_private_key(secret, new.private_der, public_id)
     tx.session.add(row)
     return public_id

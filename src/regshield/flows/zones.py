@@ -839,8 +839,8 @@ class SecondaryAdd:
         secret: str | None = None
         if key is None:
             secret = generate_secret()
-            data_key, data_secret = await tx.sealer.new_data_key(tx.session, tx.now)
-            key = TsigKey(name=key_name, algorithm="hmac-sha256", data_key_id=data_key.id,
+            data_key_id, data_secret = await tx.sealer.new_data_key(tx.session, tx.now)
+            key = TsigKey(name=key_name, algorithm="hmac-sha256", data_key_id=data_key_id,
                           secret_sealed=tx.sealer.seal(data_secret, secret.encode(),
                                                        f"tsig_key:{key_name}"),
                           created_at=tx.now)

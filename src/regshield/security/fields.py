@@ -13,26 +13,29 @@ from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from regshield.security.keyring import KEY_BYTES, NONCE_BYTES, KeyRing
 from regshield.store.models import DataKey
 
 FORMAT_VERSION = b"\x01"
+_NEW_DATA_KEY = insert(DataKey).returning(DataKey.id)
 
 
 class Sealer:
     def __init__(self, keyring: KeyRing) -> None:
         self.keyring = keyring
 
-    async def new_data_key(self, session: AsyncSession, now: datetime) -> tuple[DataKey, bytes]:
+    async def new_data_key(self, session: AsyncSession, now: datetime) -> tuple[int, bytes]:
+        """A fresh data key: its row's id and the key. The row is written at once, by one
+        statement on the transaction's connection (no object: only its id is ever used)."""
         data_key = secrets.token_bytes(KEY_BYTES)
         master_key_id, wrapped = self.keyring.wrap(data_key)
-        row = DataKey(master_key_id=master_key_id, wrapped=wrapped, created_at=now)
-        session.add(row)
-        await session.flush()
-        return row, data_key
+        connection = await session.connection()
+        row_id = (await connection.execute(_NEW_DATA_KEY, {
+            "master_key_id": master_key_id, "wrapped": wrapped, "created_at": now})).scalar_one()
+        return int(row_id), data_key
 
     async def data_key(self, session: AsyncSession, data_key_id: int) -> bytes:
         row = await session.get(DataKey, data_key_id)
