@@ -141,6 +141,9 @@ class Workers:
     def handle_report(self, child: Child, report: dict[str, Any]) -> None:
         """A report other than `started` and `failed`."""
 
+    def child_exited(self, child: Child) -> None:
+        """A started child has exited (another is started in its place)."""
+
     # --- starting and stopping ----------------------------------------------------------------
 
     async def start_children(self) -> list[Child]:
@@ -238,6 +241,7 @@ class Workers:
         if self._closing:
             return
         self._children.remove(child)
+        self.child_exited(child)
         if not child.started.done():
             child.started.set_exception(OSError(
                 f"{self.label} exited with status {child.process.poll()} before it listened"))

@@ -76,7 +76,8 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
                 raise ConfigurationError(f"HTTP could not listen on {settings.http}")
             await asyncio.sleep(0.05)
         try:
-            http_workers = await _start_http_workers(settings, bound)
+            http_workers = await _start_http_workers(settings, bound, services)
+            services.other_processes = http_workers
         except ConfigurationError:
             server.stop()
             await http
@@ -248,12 +249,12 @@ def _bind_http(settings: Settings) -> socket.socket | None:
         raise ConfigurationError(f"HTTP could not listen on {listen}: {exc.strerror}") from exc
 
 
-async def _start_http_workers(settings: Settings, bound: socket.socket | None
-                              ) -> HttpWorkers | None:
+async def _start_http_workers(settings: Settings, bound: socket.socket | None,
+                              services: Services) -> HttpWorkers | None:
     """The children serving HTTP beside this process (`[http] workers`), once it serves."""
     if bound is None:
         return None
-    workers = HttpWorkers(settings, bound.getsockname()[1])
+    workers = HttpWorkers(settings, bound.getsockname()[1], services)
     try:
         await workers.start()
     except OSError as exc:

@@ -16,6 +16,7 @@ from regshield.security.limits import Limits, RateLimiter
 from regshield.store.engine import Store
 
 if TYPE_CHECKING:
+    from regshield.api.figures import OtherProcesses
     from regshield.dns.server import DnsServer
     from regshield.dns.workers import DnsWorkers
 
@@ -37,6 +38,9 @@ class Services:
     dns_servers: list[DnsServer] = field(default_factory=list, repr=False)
     # And their worker processes, asked for their counters at each scrape.
     dns_workers: list[DnsWorkers] = field(default_factory=list, repr=False)
+    # The other HTTP processes' limit counters, for GET /metrics (api/figures.py): the
+    # children's in the main process, the others' as the main process sent them in a child.
+    other_processes: OtherProcesses | None = field(default=None, repr=False)
 
     @property
     def sealer(self) -> Sealer:

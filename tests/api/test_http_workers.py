@@ -12,6 +12,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import dns.message
+import dns.query
+import dns.rcode
 import httpx
 import pytest
 from conftest import BACKENDS, PASSWORD, _reset_postgres
@@ -39,17 +42,21 @@ CHILD = "regshield.api.workers"
 class Workers(Server):
     database_url: str = ""
     sandbox_port: int = 0
+    dns_port: int = 0
 
 
 @pytest.fixture
-async def workers(tmp_path: Path, postgres_url: str) -> AsyncIterator[Workers]:
+async def workers(tmp_path: Path, postgres_url: str,
+                  request: pytest.FixtureRequest) -> AsyncIterator[Workers]:
     """`regshield serve` on PostgreSQL with `[http] workers = 2`, a small RDAP limit (a burst
-    of RDAP_BURST, one more a minute), no DNS."""
+    of RDAP_BURST, one more a minute), no DNS unless the test asks for it (indirect
+    parameter "dns": on a free port, in its default number of processes)."""
     await _reset_postgres(postgres_url)
     home, port, sandbox_port = tmp_path / "home", free_port(), free_port()
+    dns_port = free_port() if getattr(request, "param", None) == "dns" else 0
     process = await asyncio.create_subprocess_exec(
         REGSHIELD, "--home", str(home), "--database-url", postgres_url, "serve",
-        "--http", f"127.0.0.1:{port}", "--dns", "off",
+        "--http", f"127.0.0.1:{port}", "--dns", f"127.0.0.1:{dns_port}" if dns_port else "off",
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE, start_new_session=True,
         env={**clean_env(), "REGSHIELD_HTTP_WORKERS": "2",
@@ -61,7 +68,7 @@ async def workers(tmp_path: Path, postgres_url: str) -> AsyncIterator[Workers]:
              "REGSHIELD_LIMITS_API_BURST": "10000000"},
     )
     running = Workers(process, home, port, database_url=postgres_url,
-                      sandbox_port=sandbox_port)
+                      sandbox_port=sandbox_port, dns_port=dns_port)
     try:
         await running.wait_until_listening("registry   sandbox")
         yield running
@@ -320,3 +327,85 @@ async def test_connections_on_the_shared_socket_send_without_delay() -> None:
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def _fetch(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 path: str) -> tuple[int, str]:
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    await writer.drain()
+    status = int((await reader.readline()).split()[1])
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode().partition(":")
+        if name.lower() == "content-length":
+            length = int(value)
+    return status, (await reader.readexactly(length)).decode()
+
+
+async def spread(workers: Workers, path: str, count: int,
+                 pids: tuple[int, ...]) -> list[tuple[int, str]] | None:
+    """GET `path` on `count` connections held open at once, and their answers; None when the
+    kernel did not hand some to every process of `pids` (a process not listening yet)."""
+    connections = [await asyncio.open_connection("127.0.0.1", workers.port)
+                   for _ in range(count)]
+    try:
+        await asyncio.sleep(0.3)
+        if not all(established(pid, workers.port) for pid in pids):
+            return None
+        return [await asyncio.wait_for(_fetch(reader, writer, path), 10)
+                for reader, writer in connections]
+    finally:
+        for _, writer in connections:
+            writer.close()
+
+
+def counted(metrics: str, family: str, label: str = "") -> int:
+    """The sum of a counter family's samples (with `label` among their labels) in a GET
+    /metrics answer."""
+    return sum(int(float(line.rpartition(" ")[2])) for line in metrics.splitlines()
+               if line.startswith(family + "{") and label in line)
+
+
+@needs_postgresql
+@pytest.mark.parametrize("workers", ["dns"], indirect=True)
+async def test_metrics_count_what_every_http_process_saw_whichever_answers_the_scrape(
+        workers: Workers) -> None:
+    [child] = http_children(workers)
+    main = workers.process.pid
+    # DNS queries, answered by the DNS processes (REFUSED: no zone is served).
+    for _ in range(15):
+        answer = await asyncio.to_thread(
+            dns.query.udp, dns.message.make_query("example.org.", "A"), "127.0.0.1",
+            timeout=5, port=workers.dns_port)
+        assert answer.rcode() == dns.rcode.REFUSED
+    # RDAP lookups answered (404) or refused (429) by both processes: each counts its own.
+    answered = await spread(workers, "/rdap/domain/nothing-here.test", 40, (main, child))
+    assert answered is not None, "a process took none of the connections"
+    assert {status for status, _ in answered} == {404, 429}, answered
+
+    async def scrapes(pids: tuple[int, ...]) -> list[tuple[int, int]] | None:
+        """(RDAP queries, DNS queries) as each of 12 scrapes counts them."""
+        answers = await spread(workers, "/metrics", 12, pids)
+        if answers is None:
+            return None
+        assert {status for status, _ in answers} == {200}
+        return [(counted(body, "regshield_rdds_queries_total", 'service="rdap"'),
+                 counted(body, "regshield_dns_queries_total")) for _, body in answers]
+
+    # Once the processes have told each other (each second), every scrape, whichever process
+    # answers it, counts all of them: the RDAP lookups of both HTTP processes, and the DNS
+    # queries of the DNS processes (which the main process asks, and shares with its child).
+    deadline = asyncio.get_running_loop().time() + 10
+    while (seen := await scrapes((main, child))) != [(40, 15)] * 12:
+        assert asyncio.get_running_loop().time() < deadline, seen
+        await asyncio.sleep(0.5)
+
+    # A child that dies takes nothing with it: its counts stay in the totals.
+    os.kill(child, signal.SIGKILL)
+    while http_children(workers) in ([], [child]):
+        assert asyncio.get_running_loop().time() < deadline + 15, "the worker was not replaced"
+        await asyncio.sleep(0.1)
+    [replaced] = http_children(workers)
+    while (seen := await scrapes((main, replaced))) != [(40, 15)] * 12:
+        assert asyncio.get_running_loop().time() < deadline + 25, seen
+        await asyncio.sleep(0.5)

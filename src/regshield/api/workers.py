@@ -11,13 +11,15 @@ registry and WHOIS run in the main process alone. A child runs no migration and 
 nothing: it starts once the main process serves.
 
 The main process sends a child its settings down the pipe (pickled: they hold the database
-URL and other secrets, which must not appear on a command line) and nothing else; the child
-reports that it listens, or why it could not. It stops when the pipe closes (the main process
+URL and other secrets, which must not appear on a command line), then, each second, the
+other processes' counters (JSON); the child reports that it listens, or why it could not,
+then its own counters each second. It stops when the pipe closes (the main process
 stopped or died) or on SIGTERM, giving requests in flight `STOP_GRACE_SECONDS` to finish.
 
 What each process keeps apart: its connection guard (`[limits] http_connections_per_source`
 is counted per process, so one source may hold up to N times as many connections), its
-counters for GET /metrics (a scrape reports the process that accepted it), its RDAP document
+counters for GET /metrics (shared each second over the pipes, so that a scrape reports every
+process's, api/figures.py), its RDAP document
 cache (rdds/documents.py, loaded at the child's start and checked for changes by any process
 every half second), its
 share of each registry link's sessions (`PoolShare`, registry/links.py) and its database pools
@@ -29,6 +31,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import logging
 import multiprocessing.connection
 import os
@@ -43,9 +47,11 @@ import structlog
 import uvicorn
 
 from regshield.api.app import create_app
+from regshield.api.figures import SHARE_SECONDS, Heard, LimitFigures
 from regshield.api.listener import guarded_protocol
 from regshield.api.rdap_memory import MemoryAnswers
 from regshield.config import Listen, Settings
+from regshield.dns.server import DnsFigures
 from regshield.processes import Child, Workers, run_serving, send_report
 from regshield.rdds.documents import load_memory
 from regshield.registry.links import PoolShare
@@ -113,14 +119,68 @@ class HttpWorkers(Workers):
     topic = "http:workers"
     label = "an HTTP worker"
 
-    def __init__(self, settings: Settings, port: int) -> None:
+    def __init__(self, settings: Settings, port: int, services: Services | None = None
+                 ) -> None:
         super().__init__(settings.http_workers, log_level=settings.log_level)
         self.settings = settings
         self.port = port
+        # For GET /metrics (api/figures.py): the main process's services, each child's counts
+        # as it last reported them, and the last counts of children that have exited.
+        self.services = services
+        self._heard: dict[int, LimitFigures] = {}  # by pid
+        self._retired = LimitFigures()
 
     async def start(self) -> None:
         """Start the children; returns once every one listens (OSError when one cannot)."""
         await self.start_children()
+        if self.services is not None:
+            self.background(self._share_figures(self.services))
+
+    def dns_figures(self) -> DnsFigures | None:
+        return None  # this process's scrapes ask the DNS servers and workers themselves
+
+    def limit_figures(self) -> LimitFigures:
+        """The children's counts, as last reported, and those of children that exited."""
+        total = LimitFigures()
+        total.add(self._retired)
+        for figures in self._heard.values():
+            total.add(figures)
+        return total
+
+    def handle_report(self, child: Child, report: dict[str, Any]) -> None:
+        figures = report.get("figures")
+        if report.get("kind") == "figures" and isinstance(figures, dict):
+            self._heard[child.process.pid] = LimitFigures.of_report(figures)
+
+    def child_exited(self, child: Child) -> None:
+        figures = self._heard.pop(child.process.pid, None)
+        if figures is not None:
+            self._retired.add(figures)  # so that no total falls when a child is replaced
+
+    async def _share_figures(self, services: Services) -> None:
+        """Each second, tell every child the sum of the other processes' counts, and the DNS
+        figures of this process's servers and workers."""
+        while True:
+            await asyncio.sleep(SHARE_SECONDS)
+            own = LimitFigures.of(services)
+            dns = None
+            if services.dns_servers:
+                dns = DnsFigures()
+                for server in services.dns_servers:
+                    dns.add(server.figures())
+                for dns_workers in list(services.dns_workers):
+                    for counted in await dns_workers.counters():
+                        dns.add(counted.figures)
+            for child in self.started_children():
+                others = LimitFigures()
+                others.add(own)
+                others.add(self._retired)
+                for pid, figures in self._heard.items():
+                    if pid != child.process.pid:
+                        others.add(figures)
+                self.deliver(child, json.dumps({
+                    "kind": "figures", "figures": others.as_report(),
+                    "dns": dataclasses.asdict(dns) if dns is not None else None}).encode())
 
     def arguments(self) -> dict[str, Any]:
         return {"host": self.settings.http.host, "port": self.port,
@@ -155,12 +215,13 @@ def child_main(descriptor: int, host: str, port: int, log_level: str) -> None:
 async def _serve(connection: multiprocessing.connection.Connection, settings: Settings,
                  listen: Listen) -> None:
     services = Services.open(settings, share=PoolShare(settings.http_workers, main=False))
+    heard = services.other_processes = Heard()
     try:
         server = HttpServer(http_config(services, listen))
         server.config.timeout_graceful_shutdown = STOP_GRACE_SECONDS
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, server.stop)
-        threading.Thread(target=_stop_when_closed, args=(connection, loop, server),
+        threading.Thread(target=_read_pipe, args=(connection, loop, server, heard),
                          name="http-worker-pipe", daemon=True).start()
         try:
             bound = shared_socket(listen)
@@ -179,20 +240,39 @@ async def _serve(connection: multiprocessing.connection.Connection, settings: Se
         send_report(connection, {"kind": "started", "pid": os.getpid()})
         log.info("http:worker:started", pid=os.getpid(), listen=str(listen))
         loading = asyncio.ensure_future(load_memory(services))  # RDAP answers from memory
+        reporting = asyncio.ensure_future(_report_figures(connection, services))
         try:
             await serving
         finally:
-            loading.cancel()
-            await asyncio.gather(loading, return_exceptions=True)
+            for task in (loading, reporting):
+                task.cancel()
+            await asyncio.gather(loading, reporting, return_exceptions=True)
     finally:
         await services.close()
 
 
-def _stop_when_closed(connection: multiprocessing.connection.Connection,
-                      loop: asyncio.AbstractEventLoop, server: HttpServer) -> None:
-    """In a thread: wait for the pipe to close, then stop the server."""
+async def _report_figures(connection: multiprocessing.connection.Connection,
+                          services: Services) -> None:
+    """Tell the main process this process's counters each second (api/figures.py)."""
+    while True:
+        await asyncio.sleep(SHARE_SECONDS)
+        send_report(connection, {"kind": "figures",
+                                 "figures": LimitFigures.of(services).as_report()})
+
+
+def _read_pipe(connection: multiprocessing.connection.Connection,
+               loop: asyncio.AbstractEventLoop, server: HttpServer, heard: Heard) -> None:
+    """In a thread: keep the other processes' counters the main process sends, until the
+    pipe closes; then stop the server."""
     with contextlib.suppress(EOFError, OSError):
         while True:
-            connection.recv_bytes()
+            wire = connection.recv_bytes()
+            with contextlib.suppress(ValueError):
+                message = json.loads(wire)
+                if isinstance(message, dict) and message.get("kind") == "figures" \
+                        and isinstance(message.get("figures"), dict):
+                    heard.figures = LimitFigures.of_report(message["figures"])
+                    dns = message.get("dns")
+                    heard.dns = DnsFigures.of_report(dns) if isinstance(dns, dict) else None
     with contextlib.suppress(RuntimeError):  # the loop has closed: the child is stopping
         loop.call_soon_threadsafe(server.stop)

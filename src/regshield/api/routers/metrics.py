@@ -35,10 +35,11 @@ prometheus_client), so nothing is counted twice and nothing is kept beside them.
 
 The DNS figures add up every DNS process: the main process asks its `[dns] workers`
 (dns/workers.py) for theirs at each scrape (a worker that has not answered within a few
-seconds is left out of that scrape). The other figures are one process's: with `[http]
-workers` above 1 (api/workers.py) a scrape is answered by the process that accepted its
-connection, with that process's counters, and one answered by an HTTP worker has no DNS
-figures.
+seconds is left out of that scrape). The limit and listener figures add up every HTTP
+process: with `[http] workers` above 1 (api/workers.py) a scrape is answered by the process
+that accepted its connection, which adds its own counts to the other processes' as last
+shared, a second or two old (api/figures.py); an HTTP worker's scrape shows the DNS figures
+the main process last shared with it.
 """
 
 from __future__ import annotations
@@ -56,15 +57,13 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 
 from regshield.api.deps import bearer, services_of
+from regshield.api.figures import REQUESTERS, SERVICES, all_processes
 from regshield.dns.server import DnsFigures
 from regshield.errors import PermissionDenied
 from regshield.security.authentication import actor_for_bearer
 from regshield.services import Services
 
 router = APIRouter(include_in_schema=False)
-
-SERVICES = ("rdap", "whois", "contact")
-REQUESTERS = ("anonymous", "authenticated")
 
 
 @router.get("/metrics")
@@ -87,51 +86,51 @@ async def metrics(
 
 
 class LimiterCollector(Collector):
-    """`regshield_rdds_queries_total` and the other limit counters from this process's rate
-    limiters (security/limits.py)."""
+    """`regshield_rdds_queries_total` and the other limit counters of the rate limiters
+    (security/limits.py) of every HTTP process (api/figures.py)."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
 
     def collect(self) -> Iterator[Metric]:
+        figures = all_processes(self.services)
         family = CounterMetricFamily(
             "regshield_rdds_queries",
             "Queries to RDAP, WHOIS and the contact form, by rate-limit outcome and requester.",
             labels=["service", "outcome", "requester"])
         for service in SERVICES:
-            limiter = self.services.limiter(service)
-            for outcome, counts in (("answered", limiter.answered),
-                                    ("refused", limiter.refused)):
+            for outcome in ("answered", "refused"):
                 for requester in REQUESTERS:
-                    family.add_metric([service, outcome, requester], counts[requester])
+                    family.add_metric([service, outcome, requester],
+                                      figures.rdds.get((service, outcome, requester), 0))
         yield family
-        limits = self.services.limits
-        api = limits.limiter("api")
         requests = CounterMetricFamily(
             "regshield_api_requests", "API requests, by rate-limit outcome and requester.",
             labels=["outcome", "requester"])
-        for outcome, counts in (("answered", api.answered), ("refused", api.refused)):
+        for outcome in ("answered", "refused"):
             for requester in REQUESTERS:
-                requests.add_metric([outcome, requester], counts[requester])
+                requests.add_metric([outcome, requester],
+                                    figures.api.get((outcome, requester), 0))
         yield requests
         fallbacks = CounterMetricFamily(
             "regshield_rate_limit_fallbacks",
-            "Requests limited by this process alone because the shared store failed.",
+            "Requests limited by one process alone because the shared store failed.",
             labels=["store"])
-        fallbacks.add_metric([limits.buckets.store_name], limits.buckets.fallbacks)
+        fallbacks.add_metric([figures.store], figures.fallbacks)
         yield fallbacks
         refused = CounterMetricFamily(
             "regshield_connections_refused",
             "Connections closed early by a listener, by listener and reason.",
             labels=["listener", "reason"])
-        for (listener, reason), count in sorted(limits.connections_refused.items()):
+        for (listener, reason), count in sorted(figures.refused.items()):
             refused.add_metric([listener, reason], count)
         yield refused
 
 
 class DnsCollector(Collector):
     """The `regshield_dns_*` figures of the embedded DNS servers of this process, and of its
-    DNS workers (`workers`, as they reported them)."""
+    DNS workers (`workers`, as they reported them); in an HTTP worker, those the main process
+    last shared (api/figures.py)."""
 
     def __init__(self, services: Services, workers: Iterable[DnsFigures] = ()) -> None:
         self.services = services
@@ -139,10 +138,13 @@ class DnsCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         servers = list(self.services.dns_servers)
-        if not servers:
+        others = self.services.other_processes
+        heard = others.dns_figures() if others is not None and not servers else None
+        if not servers and heard is None:
             return
         total = DnsFigures()
-        for figures in (*(server.figures() for server in servers), *self.workers):
+        for figures in (*(server.figures() for server in servers), *self.workers,
+                        *([heard] if heard is not None else [])):
             total.add(figures)
         queries = CounterMetricFamily(
             "regshield_dns_queries", "DNS queries by transport and response code.",
