@@ -10,6 +10,7 @@ import pytest
 
 from regshield.config import Listen, Settings, SmtpSettings, normalize_database_url
 from regshield.errors import ConfigurationError
+from regshield.registry.sandbox.state import SandboxConfig
 
 
 def test_embedded_defaults_put_sqlite_in_the_data_directory(tmp_path: Path) -> None:
@@ -229,6 +230,33 @@ def test_limits_are_kept_in_the_database_unless_redis_is_configured(tmp_path: Pa
 ])
 def test_bad_limits_settings_name_the_setting(tmp_path: Path, table: str,
                                               message: str) -> None:
+    (tmp_path / "regshield.toml").write_text(table)
+    with pytest.raises(ConfigurationError, match=message):
+        Settings.load(home=tmp_path, environ={})
+
+
+def test_the_sandbox_registrys_caps_come_from_the_file_or_the_environment(
+        tmp_path: Path) -> None:
+    defaults = Settings.load(home=tmp_path, environ={})
+    assert SandboxConfig.of(defaults) == SandboxConfig(
+        directory=tmp_path / "sandbox-registry", listen=defaults.sandbox_listen,
+        dns_listen=defaults.sandbox_dns_listen)  # the caps' defaults are the sandbox's own
+    (tmp_path / "regshield.toml").write_text(
+        '[sandbox]\nmax_connections = 32\nconnections_per_source = 4\nlogin_timeout = 20\n')
+    config = SandboxConfig.of(Settings.load(home=tmp_path, environ={
+        "REGSHIELD_SANDBOX_CONNECTIONS_PER_SOURCE": "2",
+        "REGSHIELD_SANDBOX_MAX_FRAME_BYTES": "65536"}))
+    assert (config.max_connections, config.connections_per_source, config.login_timeout,
+            config.max_frame_bytes, config.idle_timeout) == (32, 2, 20, 65536, 600)
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ("[sandbox]\nmax_connections = 0\n", r"sandbox\.max_connections: expected a whole number"),
+    ('[sandbox]\nidle_timeout = "soon"\n', r"sandbox\.idle_timeout"),
+    ("[sandbox]\nmax_sessions = 3\n", "sandbox: unknown settings: max_sessions"),
+])
+def test_bad_sandbox_settings_name_the_setting(tmp_path: Path, table: str,
+                                               message: str) -> None:
     (tmp_path / "regshield.toml").write_text(table)
     with pytest.raises(ConfigurationError, match=message):
         Settings.load(home=tmp_path, environ={})

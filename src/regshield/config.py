@@ -488,6 +488,39 @@ class LimitsSettings:
         return cls(store=store, redis_url=redis_url, **counts)
 
 
+SANDBOX_CAPS = ("max_connections", "connections_per_source", "max_frame_bytes",
+                "login_timeout", "idle_timeout", "max_login_failures")
+SANDBOX_FILE_KEYS = frozenset({"listen", "dns_listen", *SANDBOX_CAPS})
+
+
+@dataclass(frozen=True)
+class SandboxCaps:
+    """What the built-in sandbox registry allows a client (registry/sandbox/state.py
+    `SandboxConfig` says what each does): `[sandbox]` keys in regshield.toml, each also
+    `REGSHIELD_SANDBOX_<KEY>`. Timeouts are in seconds."""
+
+    max_connections: int = 256
+    connections_per_source: int = 16
+    max_frame_bytes: int = 256 * 1024
+    login_timeout: int = 60
+    idle_timeout: int = 600
+    max_login_failures: int = 3
+
+    @classmethod
+    def load(cls, env: dict[str, str], file_values: dict[str, Any]) -> SandboxCaps:
+        table = file_values.get("sandbox", {})
+        if not isinstance(table, dict):
+            raise ConfigurationError("sandbox: expected a [sandbox] table")
+        unknown = sorted(set(table) - SANDBOX_FILE_KEYS)
+        if unknown:
+            raise ConfigurationError(f"sandbox: unknown settings: {', '.join(unknown)}")
+        defaults = cls()
+        return cls(**{key: _count(env.get(f"REGSHIELD_SANDBOX_{key.upper()}")
+                                  or _get(file_values, "sandbox", key), f"sandbox.{key}",
+                                  getattr(defaults, key))
+                      for key in SANDBOX_CAPS})
+
+
 def _count(text: str | None, option: str, default: int) -> int:
     if text is None:
         return default
@@ -529,6 +562,8 @@ class Settings:
     # Where the sandbox serves its TLD zones over DNS; None ("off") serves none.
     sandbox_dns_listen: Listen | None = field(
         default_factory=lambda: Listen.parse(DEFAULT_SANDBOX_DNS_LISTEN))
+    # The sandbox registry's caps on its clients (`[sandbox]`).
+    sandbox_caps: SandboxCaps = field(default_factory=SandboxCaps)
     # Overrides the security policy's step-up window (minutes since the last second factor).
     step_up_minutes: int | None = None
     # When the Transfer Policy Review rules take effect here (policy/transfer.py); None keeps
@@ -627,6 +662,7 @@ class Settings:
                 env.get("REGSHIELD_SANDBOX_DNS_LISTEN")
                 or _get(file_values, "sandbox", "dns_listen") or DEFAULT_SANDBOX_DNS_LISTEN,
                 "sandbox.dns_listen"),
+            sandbox_caps=SandboxCaps.load(env, file_values),
             step_up_minutes=_minutes(env.get("REGSHIELD_STEP_UP_MINUTES")
                                      or _get(file_values, "security", "step_up_minutes"),
                                      "security.step_up_minutes"),

@@ -33,7 +33,7 @@ from regshield.outbox.worker import OutboxWorker
 from regshield.processes import check_port_free
 from regshield.rdds.documents import Materializer
 from regshield.rdds.whois import WhoisServer
-from regshield.registry.links import SANDBOX_LINK, PoolShare, links_summary, sandbox_directory
+from regshield.registry.links import SANDBOX_LINK, PoolShare, links_summary
 from regshield.registry.sandbox.server import SandboxServer
 from regshield.registry.sandbox.state import SandboxConfig
 from regshield.services import Services
@@ -147,10 +147,10 @@ async def _start_sandbox(services: Services) -> SandboxServer | None:
     settings = services.settings
     if settings.registries:
         return None
-    config = SandboxConfig(directory=sandbox_directory(settings), listen=settings.sandbox_listen,
-                           dns_listen=settings.sandbox_dns_listen)
+    config = SandboxConfig.of(settings)
     try:
-        sandbox = await SandboxServer.start(config)
+        sandbox = await SandboxServer.start(config,
+                                            refused=services.limits.connections_refused)
     except OSError as exc:
         raise ConfigurationError(f"the sandbox registry could not listen on "
                                  f"{settings.sandbox_listen}: {exc.strerror}") from exc

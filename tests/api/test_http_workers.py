@@ -105,7 +105,13 @@ async def status_of(port: int, path: str, wait: float = 5.0,
 
 async def _ask(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str,
                headers: dict[str, str]) -> int:
-    lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    return (await _fetch(reader, writer, path, headers))[0]
+
+
+async def _fetch(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str,
+                 headers: dict[str, str] | None = None) -> tuple[int, str]:
+    """GET `path` on an open connection: the status and the body."""
+    lines = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
     writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{lines}\r\n".encode())
     await writer.drain()
     status = int((await reader.readline()).split()[1])
@@ -114,8 +120,7 @@ async def _ask(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path:
         name, _, value = line.decode().partition(":")
         if name.lower() == "content-length":
             length = int(value)
-    await reader.readexactly(length)
-    return status
+    return status, (await reader.readexactly(length)).decode()
 
 
 def established(pid: int, port: int, *, remote: bool = False) -> int:
@@ -327,19 +332,6 @@ async def test_connections_on_the_shared_socket_send_without_delay() -> None:
     finally:
         server.close()
         await server.wait_closed()
-
-
-async def _fetch(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 path: str) -> tuple[int, str]:
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
-    await writer.drain()
-    status = int((await reader.readline()).split()[1])
-    length = 0
-    while (line := await reader.readline()) not in (b"\r\n", b""):
-        name, _, value = line.decode().partition(":")
-        if name.lower() == "content-length":
-            length = int(value)
-    return status, (await reader.readexactly(length)).decode()
 
 
 async def spread(workers: Workers, path: str, count: int,

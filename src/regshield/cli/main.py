@@ -274,7 +274,7 @@ def sandbox_serve(
 ) -> None:
     """Run the sandbox registry until interrupted; state in <home>/sandbox-registry/."""
     from regshield.registry.sandbox.server import SandboxServer
-    from regshield.registry.sandbox.state import SandboxConfig, sandbox_directory
+    from regshield.registry.sandbox.state import SandboxConfig
 
     settings: Settings = ctx.obj.settings()
     logs.configure(settings.log_level)
@@ -284,8 +284,7 @@ def sandbox_serve(
             None if dns_listen == "off" else Listen.parse(dns_listen, "--dns-listen"))
     except RegshieldError as exc:
         raise fail(f"error: {exc.detail}", 2) from None
-    config = SandboxConfig(directory=sandbox_directory(settings.home), listen=address,
-                           dns_listen=dns_address)
+    config = SandboxConfig.of(settings, listen=address, dns_listen=dns_address)
 
     async def go() -> None:
         server = await SandboxServer.start(config)

@@ -52,6 +52,7 @@ async def test_an_oversized_frame_length_is_refused_from_its_header_alone(
             await client.close()
         again = await box.session()
         assert (await again.send(DomainCheck(("alive.test",)))).code == ResultCode.COMPLETED
+        assert box.server.refused == {("sandbox", "frame"): 2}  # for GET /metrics
 
 
 async def test_one_source_holds_at_most_its_share_while_another_is_served(
@@ -60,6 +61,7 @@ async def test_one_source_holds_at_most_its_share_while_another_is_served(
         held = [await tls_client(box.server) for _ in range(2)]
         try:
             assert await refused(box.server, "127.0.0.1")
+            assert box.server.refused == {("sandbox", "per_source"): 1}
             other = await tls_client(box.server, "127.0.0.2")
             await other.close()
             await held[0].close()
@@ -75,6 +77,7 @@ async def test_connections_are_capped_in_total(tmp_path: Path) -> None:
         held = [await tls_client(box.server, f"127.0.0.{n}") for n in (1, 2, 3)]
         try:
             assert await refused(box.server, "127.0.0.4")
+            assert box.server.refused == {("sandbox", "no_slot"): 1}
         finally:
             for client in held:
                 await client.close()
@@ -88,6 +91,7 @@ async def test_a_session_that_does_not_log_in_in_time_is_closed(tmp_path: Path) 
         assert "no login" in last.message
         assert await client.closed()
         await client.close()
+        assert box.server.refused == {("sandbox", "login_timeout"): 1}
         # A session that logs in is held to the idle timeout instead.
         session = await box.session()
         await asyncio.sleep(0.5)

@@ -6,9 +6,10 @@ and the contact form that this process's rate limiters let through (`answered`) 
 `regshield_api_requests_total{outcome, requester}` the same for the API's own limit.
 `regshield_rate_limit_fallbacks_total{store}` counts requests decided by this process's own
 buckets because the shared store (Redis or the database) failed, and
-`regshield_connections_refused_total{listener, reason}` the connections the WHOIS and HTTP
-listeners closed early (a source over its cap, an idle one dropped for a newcomer, a
-deadline passed). A sudden rise of refusals is a flood or a scraper.
+`regshield_connections_refused_total{listener, reason}` the connections the WHOIS, HTTP and
+sandbox registry (`sandbox`) listeners closed early (a source over its cap, an idle one
+dropped for a newcomer, a deadline passed, a broken frame). A sudden rise of refusals is a
+flood or a scraper.
 
 Who may read: a client on the loopback interface (a Prometheus agent on the same host), or
 registrar staff with an API token. Anyone else gets 401 or 403: the figures say how hard

@@ -14,7 +14,10 @@ a frame longer than `max_frame_bytes` (refused from its length header, never all
 session not logged in within `login_timeout` or idle for `idle_timeout` closes the
 connection; nothing a client sends stops the server. Connections are capped in total and per
 source address (`max_connections`, `connections_per_source`): one more is closed before its
-TLS handshake costs anything. A timer
+TLS handshake costs anything. Each connection closed early is counted in `refused` by
+(`"sandbox"`, reason): `no_slot`, `per_source`, `frame` (a broken or oversized frame),
+`login_timeout`, `idle_timeout` (GET /metrics shows them, `regshield serve` passing its
+listeners' counter). A timer
 does the registry's own work as time passes (schedule.py) while the server runs.
 
 With a DNS address configured, the server also serves its TLD zones there (zone.py), started
@@ -52,8 +55,10 @@ class SandboxServer:
     """A running sandbox registry. `start` opens its state, listens (EPP, and DNS when
     configured: `dns`) and starts the timer; `close` stops them all."""
 
-    def __init__(self, state: SandboxState, certificate: Path, key: Path) -> None:
+    def __init__(self, state: SandboxState, certificate: Path, key: Path,
+                 refused: Counter[tuple[str, str]] | None = None) -> None:
         self.state = state
+        self.refused: Counter[tuple[str, str]] = refused if refused is not None else Counter()
         self.certificate = certificate
         self.key = key
         self._listener: socket.socket | None = None
@@ -65,10 +70,11 @@ class SandboxServer:
         self.dns: SandboxDns | None = None
 
     @classmethod
-    async def start(cls, config: SandboxConfig, clock: Clock | None = None) -> SandboxServer:
+    async def start(cls, config: SandboxConfig, clock: Clock | None = None, *,
+                    refused: Counter[tuple[str, str]] | None = None) -> SandboxServer:
         state = await SandboxState.open(config, clock)
         certificate, key = ensure_server_certificate(config.directory, state.clock.now())
-        server = cls(state, certificate, key)
+        server = cls(state, certificate, key, refused)
         try:
             if config.dns_listen is not None:
                 server.dns = await SandboxDns.start(state, config.dns_listen)
@@ -134,9 +140,12 @@ class SandboxServer:
                 continue
             source = str(peer[0]) if isinstance(peer, tuple) and peer else ""
             config = self.state.config
-            if (len(self._connections) >= config.max_connections
-                    or self._per_source[source] >= config.connections_per_source):
-                log.info("sandbox:connection:refused", reason="too_many_connections")
+            reason = ("no_slot" if len(self._connections) >= config.max_connections
+                      else "per_source" if self._per_source[source] >= config.connections_per_source
+                      else None)
+            if reason is not None:
+                log.info("sandbox:connection:refused", reason=reason)
+                self.refused["sandbox", reason] += 1
                 connection.close()
                 continue
             task = asyncio.create_task(self._connection(connection, source))
@@ -194,12 +203,14 @@ class SandboxServer:
             except asyncio.IncompleteReadError:
                 return  # the client hung up
             except TimeoutError:
-                await self._last_word(writer, "session idle for too long"
-                                      if session.client_id is not None
+                idle = session.client_id is not None
+                self.refused["sandbox", "idle_timeout" if idle else "login_timeout"] += 1
+                await self._last_word(writer, "session idle for too long" if idle
                                       else "no login within the allowed time")
                 return
             except FramingError as exc:
                 # The stream cannot be resynchronized after a bad length: say why, then close.
+                self.refused["sandbox", "frame"] += 1
                 await self._last_word(writer, str(exc))
                 return
             reply = await session.handle(data)

@@ -14,19 +14,21 @@ accrediting registrars, handing out registry-lock passwords, setting server stat
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import structlog
 from sqlalchemy import Connection, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from regshield.clock import Clock, SystemClock
-from regshield.config import Listen
+from regshield.config import Listen, Settings
 from regshield.errors import FieldError, NotFound, RegshieldError, ValidationFailed
 from regshield.policy.transfer import POLICY_2016
 from regshield.registry.commands import LOGIN_PASSWORD_LENGTH
@@ -121,6 +123,15 @@ class SandboxConfig:
     @property
     def database_file(self) -> Path:
         return self.database or self.directory / DATABASE_NAME
+
+    @classmethod
+    def of(cls, settings: Settings, **overrides: Any) -> SandboxConfig:
+        """The sandbox an installation runs: its directory under the home, the addresses of
+        `[sandbox]` and its caps on clients (`SandboxCaps`), with `overrides`."""
+        config = cls(directory=sandbox_directory(settings.home), listen=settings.sandbox_listen,
+                     dns_listen=settings.sandbox_dns_listen,
+                     **dataclasses.asdict(settings.sandbox_caps))
+        return dataclasses.replace(config, **overrides)
 
 
 def sandbox_directory(home: Path) -> Path:
