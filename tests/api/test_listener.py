@@ -12,9 +12,13 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
+import httpx
 import pytest
 from conftest import uvicorn_listening
 
+from regshield.api.app import API_PREFIX, create_app
+from regshield.api.listener import guarded_protocol, listener_answers
+from regshield.api.rdap_memory import ADMITTED, Admitted, Answer, Header
 from regshield.config import Listen
 from regshield.server import http_config
 from regshield.services import Services
@@ -166,3 +170,76 @@ async def test_the_api_limit_answers_429_per_source_and_per_token(
                 for n in range(1, 5)]
     assert statuses == [404, 404, 404, 429]
     assert services.limiter("api").refused["authenticated"] == 1
+
+
+@pytest.fixture
+async def recorded(services: Services) -> AsyncIterator[tuple[Services, int, list[object]]]:
+    """A real HTTP listener whose own answers are recorded, with an API limit of 40 requests
+    at once (leases of four), then one a minute."""
+    limits = replace(services.settings.limits, api_per_minute=1, api_burst=40)
+    limited = replace(services, settings=replace(services.settings, limits=limits),
+                      _limits=None)
+    config = http_config(limited, Listen("127.0.0.1", 0))
+    answer = listener_answers(limited, API_PREFIX)
+    answers: list[object] = []
+
+    def recording(method: bytes, url: bytes, headers: list[Header],
+                  source: str | None) -> Answer | Admitted | None:
+        answers.append(answer(method, url, headers, source))
+        return answers[-1]  # type: ignore[return-value]
+
+    config.http = guarded_protocol(limits, limited.limits.connections_refused, recording)
+    async with uvicorn_listening(config) as port:
+        yield limited, port, answers
+    await limited.limits.close()
+
+
+async def test_the_listener_refuses_a_source_over_the_api_limit_as_the_application_does(
+        recorded: tuple[Services, int, list[object]]) -> None:
+    services, port, answers = recorded
+    same_id = b"X-Request-ID: req_0123456789abcdef\r\n"
+    statuses = [(await request(port, MISSING + same_id))[0] for _ in range(50)]
+    allowed = statuses.count(404)
+    # Each request took one token, whoever took it: the listener when a lease had requests
+    # left (it admitted those), the application otherwise. Up to a lease early.
+    assert 40 - 4 <= allowed <= 40, statuses
+    assert statuses == [404] * allowed + [429] * (50 - allowed)
+    assert ADMITTED in answers
+    assert services.limiter("api").answered["anonymous"] == allowed
+    refusals = [answer for answer in answers if isinstance(answer, Answer)]
+    assert refusals, "the listener refused none itself"
+
+    # Its 429 is the application's, header for header and byte for byte but for the wait
+    # (the same source asks the application directly, through ASGI).
+    on_wire = await request(port, MISSING + same_id)
+    assert isinstance(answers[-1], Answer)
+    transport = httpx.ASGITransport(app=create_app(services), client=("127.0.0.1", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://regshield.test") as api:
+        asgi = await api.get("/api/v1/no-such-thing",
+                             headers={"X-Request-ID": "req_0123456789abcdef"})
+    status, headers, body = on_wire
+    assert (status, asgi.status_code) == (429, 429)
+    waits = int(headers.pop("retry-after")), int(asgi.headers["retry-after"])
+    assert abs(waits[0] - waits[1]) <= 1
+    expected = {key: value for key, value in asgi.headers.items()
+                if key not in ("date", "retry-after", "content-length", "connection")}
+    assert {key: value for key, value in headers.items()
+            if key not in ("date", "content-length", "connection")} == expected
+    mine, theirs = json.loads(body), asgi.json()
+    for problem in (mine, theirs):
+        del problem["retry_after"], problem["detail"]
+    assert mine == theirs
+    assert mine["instance"] == "/api/v1/no-such-thing"
+
+
+async def test_a_request_the_listener_admits_still_meets_its_tokens_limit(
+        recorded: tuple[Services, int, list[object]]) -> None:
+    services, port, answers = recorded
+    token = b"Authorization: Bearer rs_one_token_from_many_sources\r\n"
+    # From fresh sources the listener admits nothing at first (no lease yet): keep asking
+    # from each until it does, then the token's own bucket must still be counted.
+    statuses = [(await request(port, MISSING + token, source=f"127.0.2.{n % 5 + 1}"))[0]
+                for n in range(45)]
+    assert ADMITTED in answers
+    assert statuses.count(404) <= 40 and statuses[-1] == 429, statuses
+    assert services.limiter("api").refused["authenticated"] >= 1

@@ -14,11 +14,14 @@ A connection past its deadline is closed without an answer. One source address h
 `http_connections_per_source` connections at once; one more is closed at once. Each closure is
 counted for /metrics (`connections_refused{listener="http"}`).
 
-A request whose head `answer` (api/rdap_memory.py) answers at once is answered here, without
-starting the application: the listener writes the response (with uvicorn's default headers
-and its keep-alive handling) when the request is complete. Only a request that is not queued
-behind another (pipelining keeps its order) and a connection whose client is reading its
-answers (the write buffer below uvicorn's high-water mark) are offered.
+A request whose head `answer` answers at once is answered here, without starting the
+application: the listener writes the response (with uvicorn's default headers and its
+keep-alive handling) when the request is complete. `listener_answers` answers anonymous RDAP
+lookups from memory (api/rdap_memory.py) and refuses API requests whose source is over its
+limit (api/rate_limit.py); an API request it admits goes to the application marked as
+checked (`SOURCE_CHECKED`). Only a request that is not queued behind another (pipelining
+keeps its order) and a connection whose client is reading its answers (the write buffer
+below uvicorn's high-water mark) are offered.
 """
 
 from __future__ import annotations
@@ -31,16 +34,31 @@ import structlog
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from regshield.api.forwarded import Network, forwarded_client, is_trusted
-from regshield.api.rdap_memory import Answer, Header
+from regshield.api.rate_limit import SOURCE_CHECKED, ApiRefusals
+from regshield.api.rdap_memory import ADMITTED, Admitted, Answer, Header, MemoryAnswers
 from regshield.config import LimitsSettings
+from regshield.services import Services
 
 log = structlog.get_logger("regshield.http")
 
 HEADERS = "headers"
 BODY = "body"
 REASONS = {HEADERS: "header_timeout", BODY: "body_timeout"}  # as /metrics counts them
-# What answers a request from its head alone (method, URL as sent, headers, source), or None.
-Answerer = Callable[[bytes, bytes, list[Header], str | None], Answer | None]
+# What answers a request from its head alone (method, URL as sent, headers, source), admits
+# it having taken its source's token, or leaves it to the application (None).
+Answerer = Callable[[bytes, bytes, list[Header], str | None], Answer | Admitted | None]
+
+
+def listener_answers(services: Services, api_prefix: str) -> Answerer:
+    """The listener's own answers: RDAP lookups from memory, the API's per-source refusals."""
+    memory = MemoryAnswers(services).answer
+    refusals = ApiRefusals(services, api_prefix).answer
+
+    def answer(method: bytes, url: bytes, headers: list[Header],
+               source: str | None) -> Answer | Admitted | None:
+        return memory(method, url, headers, source) or refusals(method, url, headers, source)
+
+    return answer
 
 
 class _Answered:
@@ -105,7 +123,9 @@ def guarded_protocol(limits: LimitsSettings, refused: Counter[tuple[str, str]],
             if answer is not None and (self.cycle is None or self.cycle.response_complete) \
                     and not self.flow.write_paused and not self.parser.should_upgrade():
                 answered = answer(self.parser.get_method(), self.url, self.headers, source)
-                if answered is not None:
+                if answered is ADMITTED:
+                    self.scope[SOURCE_CHECKED] = True  # type: ignore[typeddict-unknown-key]
+                elif isinstance(answered, Answer):
                     keep_alive = (self.parser.get_http_version() == "1.1"
                                   and self.parser.should_keep_alive())
                     self.cycle = _Answered(answered, keep_alive)  # type: ignore[assignment]

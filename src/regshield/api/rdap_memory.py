@@ -88,6 +88,14 @@ def not_modified(document: Document, none_match: bytes | None, since: bytes | No
     return document.rendered_at.replace(microsecond=0) <= when
 
 
+class Admitted:
+    """What an answerer returns for a request it lets through having taken its source's token
+    from a limit (api/rate_limit.py `ApiRefusals`)."""
+
+
+ADMITTED: Final = Admitted()
+
+
 @dataclass(frozen=True)
 class Answer:
     """A response for the listener to write: its status, headers and body (empty for HEAD,
@@ -130,7 +138,7 @@ class MemoryAnswers:
         decision = self.limiter.check_now(source)
         if decision is None:
             return None
-        identity = [(b"x-request-id", _request_id(request_id)), _NOSNIFF]
+        identity = [(b"x-request-id", request_id_for(request_id)), _NOSNIFF]
         if not decision.allowed:
             return _error(too_many(decision), method, identity)
         if isinstance(document, Missing):  # no sponsored domain has this name
@@ -160,7 +168,7 @@ def _error(error: RdapError, method: bytes, identity: list[Header]) -> Answer:
                   b"" if method == b"HEAD" else body)
 
 
-def _request_id(offered: bytes | None) -> bytes:
+def request_id_for(offered: bytes | None) -> bytes:
     """The caller's X-Request-ID when well-formed, else a new one (as `RequestIdentity`)."""
     if offered is not None and REQUEST_ID.fullmatch(offered.decode("latin-1")):
         return offered

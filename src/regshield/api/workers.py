@@ -46,10 +46,9 @@ from typing import Any
 import structlog
 import uvicorn
 
-from regshield.api.app import create_app
+from regshield.api.app import API_PREFIX, create_app
 from regshield.api.figures import SHARE_SECONDS, Heard, LimitFigures
-from regshield.api.listener import guarded_protocol
-from regshield.api.rdap_memory import MemoryAnswers
+from regshield.api.listener import guarded_protocol, listener_answers
 from regshield.config import Listen, Settings
 from regshield.dns.server import DnsFigures
 from regshield.processes import Child, Workers, run_serving, send_report
@@ -70,7 +69,7 @@ def http_config(services: Services, listen: Listen) -> uvicorn.Config:
     return uvicorn.Config(
         create_app(services), host=listen.host, port=listen.port,
         http=guarded_protocol(limits, services.limits.connections_refused,
-                              MemoryAnswers(services).answer,
+                              listener_answers(services, API_PREFIX),
                               services.settings.http_trusted_proxies),
         timeout_keep_alive=limits.http_keep_alive_timeout,
         log_config=None, access_log=False, proxy_headers=False, server_header=False,
