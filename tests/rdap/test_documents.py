@@ -355,3 +355,23 @@ async def test_a_failure_ahead_of_the_application_is_an_rdap_500_without_detail(
     assert response.status_code == 500 and response.json()["errorCode"] == 500
     assert "10.0.0.7" not in response.text and "Jane" not in response.text
     assert response.headers["x-request-id"]
+
+
+async def test_one_instance_renders_at_a_time_and_the_others_leave_it_the_work(
+        services: Services, published: Published) -> None:
+    assert await stored_names(services) == set()
+    # Another instance on the same database (its own store and connections) is rendering.
+    other = Services.open(services.settings, services.clock)
+    try:
+        async with other.store.exclusive("rdap-materializer") as first:
+            assert first
+            if services.store.is_sqlite:  # one instance per SQLite file: never in the way
+                assert await Materializer(services).render_if_first() == 1
+                return
+            assert await Materializer(services).render_if_first() is None
+            assert await stored_names(services) == set()
+        # Its pass is over (or it died: the lock goes with its connection): this one renders.
+        assert await Materializer(services).render_if_first() == 1
+        assert await stored_names(services) == {"example.test"}
+    finally:
+        await other.close()

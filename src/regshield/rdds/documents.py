@@ -448,6 +448,16 @@ class Materializer:
         self.batch = batch
         self.site = site_digest(services.settings)
 
+    async def render_if_first(self) -> int | None:
+        """`render_missing`, unless another process or instance on this database is rendering
+        (`Store.exclusive`): None then; the documents it writes reach this process's memory
+        when first asked (`DocumentCache.document`), as they reach HTTP workers'. Every
+        instance would render the same documents, so one at a time is enough."""
+        async with self.services.store.exclusive("rdap-materializer") as first:
+            if not first:
+                return None
+            return await self.render_missing()
+
     async def render_missing(self) -> int:
         """One pass over every sponsored domain: render those without a current document.
         Returns how many documents were written."""
@@ -534,7 +544,7 @@ class Materializer:
                 generation = int(row[0]) if row is not None else 0
                 if generation != seen or time.monotonic() - passed >= FULL_PASS_SECONDS:
                     passed = time.monotonic()
-                    written = await self.render_missing()
+                    written = await self.render_if_first()
                     if written:
                         log.info("rdap.documents_rendered", count=written)
                     if seen is None or generation // 1000 != seen // 1000:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
@@ -114,6 +115,29 @@ class Store:
                            parameters: dict[str, Any]) -> Row[Any] | None:
         async with self._lookups.connect() as connection:
             return (await connection.execute(statement, parameters)).first()
+
+    @asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[bool]:
+        """Whether this process is the one doing `name`'s work now, among every process and
+        instance on this database: on PostgreSQL a session advisory lock, tried without
+        waiting and held on a connection of its own (autocommit: no transaction stays open)
+        until the block ends, or until that connection drops with a process that died. On
+        SQLite, which one instance uses, always True."""
+        if self.is_sqlite:
+            yield True
+            return
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        async with self.engine.connect() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            held = bool((await connection.execute(
+                text("SELECT pg_try_advisory_lock(:key)"), {"key": key})).scalar())
+            try:
+                yield held
+            finally:
+                if held:
+                    with contextlib.suppress(DBAPIError):
+                        await connection.execute(text("SELECT pg_advisory_unlock(:key)"),
+                                                 {"key": key})
 
     async def migrate(self) -> None:
         """Bring the schema to the newest migration (idempotent)."""
