@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import multiprocessing.connection
 import os
@@ -308,6 +309,16 @@ async def _write_messages(child: Child) -> None:
         except (OSError, ValueError):
             return  # it has exited: `_exited` follows, and a new child is started
         child.queued_bytes -= len(payload)
+
+
+def settle() -> None:
+    """Once a serving process has started: keep what starting made (modules, the application,
+    pools, tables) out of the garbage collector's full collections. They live as long as the
+    process, yet each full collection walked them all, a pause that grew with the process
+    (about 0.1 s with `serve`'s start-up alone, more as memory filled; docs/performance.md).
+    What is made later is collected as before."""
+    gc.collect()
+    gc.freeze()
 
 
 def send_report(connection: multiprocessing.connection.Connection, message: dict[str, Any]) -> None:

@@ -30,7 +30,7 @@ from regshield.notify.delivery import destination as mail_destination
 from regshield.notify.handler import handlers as notify_handlers
 from regshield.notify.verification import handlers as verification_handlers
 from regshield.outbox.worker import OutboxWorker
-from regshield.processes import check_port_free
+from regshield.processes import check_port_free, settle
 from regshield.rdds.documents import Materializer
 from regshield.rdds.whois import WhoisServer
 from regshield.registry.links import SANDBOX_LINK, PoolShare, links_summary
@@ -117,6 +117,7 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
             if not await staff_count(session):
                 announce("no staff user yet: regshield user create EMAIL --role admin "
                          "--password-stdin")
+        settle()
         await http
     finally:
         for signal_number in STOP_SIGNALS:

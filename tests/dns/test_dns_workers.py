@@ -165,7 +165,8 @@ async def test_metrics_add_up_the_queries_of_every_process(primary: Primary) -> 
     children = await workers.counters()
     assert len(children) == 2 and all(c.figures.udp[dns.rcode.NOERROR] > 0 for c in children)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(DnsCollector(SimpleNamespace(dns_servers=[primary.server]),
+    registry.register(DnsCollector(SimpleNamespace(dns_servers=[primary.server],
+                                                   other_processes=None),
                                    [c.figures for c in children]))
     found = {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
              for family in registry.collect() for sample in family.samples}

@@ -312,7 +312,7 @@ async def test_memory_is_checked_ahead_so_a_busy_listener_keeps_answering(
         await other.close()
     await asyncio.sleep(0.25)
 
-    assert cache.peek("example.test") is before  # answered, and a check started
+    assert cache.peek("example.test") == before  # answered, and a check started
     assert cache._checking is not None
     await cache._checking
 

@@ -51,7 +51,7 @@ from regshield.api.figures import SHARE_SECONDS, Heard, LimitFigures
 from regshield.api.listener import guarded_protocol, listener_answers
 from regshield.config import Listen, Settings
 from regshield.dns.server import DnsFigures
-from regshield.processes import Child, Workers, run_serving, send_report
+from regshield.processes import Child, Workers, run_serving, send_report, settle
 from regshield.rdds.documents import load_memory
 from regshield.registry.links import PoolShare
 from regshield.services import Services
@@ -237,6 +237,7 @@ async def _serve(connection: multiprocessing.connection.Connection, settings: Se
                 return
             await asyncio.sleep(0.05)
         send_report(connection, {"kind": "started", "pid": os.getpid()})
+        settle()
         log.info("http:worker:started", pid=os.getpid(), listen=str(listen))
         loading = asyncio.ensure_future(load_memory(services))  # RDAP answers from memory
         reporting = asyncio.ensure_future(_report_figures(connection, services))

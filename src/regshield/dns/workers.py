@@ -56,7 +56,7 @@ from regshield.dns.rrl import RateLimiter
 from regshield.dns.server import DnsFigures, DnsServer
 from regshield.dns.transfer import TransferKind, TransferListener, TransferService
 from regshield.dns.zonedata import ServedZone, ZoneDiff, ZoneTable
-from regshield.processes import Child, Workers, run_serving, send_report
+from regshield.processes import Child, Workers, run_serving, send_report, settle
 
 log = structlog.get_logger("regshield.dns")
 
@@ -440,6 +440,7 @@ class _Worker:
                           "reason": f"DNS could not listen on {host}:{port}: {error.strerror}"})
             return
         self._report({"kind": "started", "pid": os.getpid()})
+        settle()
         try:
             await stop
         finally:
