@@ -161,15 +161,19 @@ class HttpWorkers(Workers):
         figures of this process's servers and workers."""
         while True:
             await asyncio.sleep(SHARE_SECONDS)
-            own = LimitFigures.of(services)
-            dns = None
-            if services.dns_servers:
-                dns = DnsFigures()
-                for server in services.dns_servers:
-                    dns.add(server.figures())
-                for dns_workers in list(services.dns_workers):
-                    for counted in await dns_workers.counters():
-                        dns.add(counted.figures)
+            try:
+                own = LimitFigures.of(services)
+                dns = None
+                if services.dns_servers:
+                    dns = DnsFigures()
+                    for server in services.dns_servers:
+                        dns.add(server.figures())
+                    for dns_workers in list(services.dns_workers):
+                        for counted in await dns_workers.counters():
+                            dns.add(counted.figures)
+            except Exception as error:  # a figure missed must not end the sharing for good
+                log.warning("http:workers:figures_failed", error_type=type(error).__name__)
+                continue
             for child in self.started_children():
                 others = LimitFigures()
                 others.add(own)
