@@ -248,12 +248,7 @@ class DnsSettings:
     @classmethod
     def load(cls, env: dict[str, str], file_values: dict[str, Any],
              listen: str | None = None) -> DnsSettings:
-        table = file_values.get("dns", {})
-        if not isinstance(table, dict):
-            raise ConfigurationError("dns: expected a [dns] table")
-        unknown = sorted(set(table) - DNS_FILE_KEYS)
-        if unknown:
-            raise ConfigurationError(f"dns: unknown settings: {', '.join(unknown)}")
+        table = _table(file_values, "dns", DNS_FILE_KEYS)
         listen_text = (listen or env.get("REGSHIELD_DNS_LISTEN")
                        or _get(file_values, "dns", "listen"))
         address = None if listen_text == "off" else Listen.parse(
@@ -457,12 +452,7 @@ class LimitsSettings:
 
     @classmethod
     def load(cls, env: dict[str, str], file_values: dict[str, Any]) -> LimitsSettings:
-        table = file_values.get("limits", {})
-        if not isinstance(table, dict):
-            raise ConfigurationError("limits: expected a [limits] table")
-        unknown = sorted(set(table) - LIMITS_FILE_KEYS)
-        if unknown:
-            raise ConfigurationError(f"limits: unknown settings: {', '.join(unknown)}")
+        _table(file_values, "limits", LIMITS_FILE_KEYS)
 
         def value(key: str) -> str | None:
             return env.get(f"REGSHIELD_LIMITS_{key.upper()}") or _get(file_values, "limits", key)
@@ -508,17 +498,24 @@ class SandboxCaps:
 
     @classmethod
     def load(cls, env: dict[str, str], file_values: dict[str, Any]) -> SandboxCaps:
-        table = file_values.get("sandbox", {})
-        if not isinstance(table, dict):
-            raise ConfigurationError("sandbox: expected a [sandbox] table")
-        unknown = sorted(set(table) - SANDBOX_FILE_KEYS)
-        if unknown:
-            raise ConfigurationError(f"sandbox: unknown settings: {', '.join(unknown)}")
+        _table(file_values, "sandbox", SANDBOX_FILE_KEYS)
         defaults = cls()
         return cls(**{key: _count(env.get(f"REGSHIELD_SANDBOX_{key.upper()}")
                                   or _get(file_values, "sandbox", key), f"sandbox.{key}",
                                   getattr(defaults, key))
                       for key in SANDBOX_CAPS})
+
+
+def _table(file_values: dict[str, Any], section: str, known: frozenset[str]) -> dict[str, Any]:
+    """`[section]` of regshield.toml (empty when absent), refused unless it is a table of
+    known settings only."""
+    table = file_values.get(section, {})
+    if not isinstance(table, dict):
+        raise ConfigurationError(f"{section}: expected a [{section}] table")
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConfigurationError(f"{section}: unknown settings: {', '.join(unknown)}")
+    return table
 
 
 def _count(text: str | None, option: str, default: int) -> int:
