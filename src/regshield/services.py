@@ -4,7 +4,7 @@ registry links."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from regshield.clock import Clock, SystemClock
 from regshield.config import Settings
@@ -41,6 +41,8 @@ class Services:
     # The other HTTP processes' limit counters, for GET /metrics (api/figures.py): the
     # children's in the main process, the others' as the main process sent them in a child.
     other_processes: OtherProcesses | None = field(default=None, repr=False)
+    # The flows waiting to share a transaction, by kind (group commit, flows/runner.py).
+    write_groups: dict[type, Any] = field(default_factory=dict, repr=False)
 
     @property
     def sealer(self) -> Sealer:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -12,7 +11,7 @@ from conftest import World
 from contact_samples import CONTACTS, contact_body
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
-from sqlalchemy import event
+from sql_statements import statements
 
 from regshield.api.app import create_app
 from regshield.services import Services
@@ -50,27 +49,6 @@ async def test_no_endpoint_or_dependency_runs_in_the_thread_pool(services: Servi
                         for call in (route.endpoint, *_calls(route.dependant))
                         if not _runs_on_the_loop(call)})
     assert offenders == []
-
-
-@contextmanager
-def statements(services: Services) -> Iterator[list[str]]:
-    """The SQL statements the store sends while the block runs."""
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        seen.append(" ".join(statement.split()))
-
-    # On SQLite the lookups go through the main engine (with other options).
-    engines = {services.store.engine.sync_engine}
-    if not services.store.is_sqlite:
-        engines.add(services.store._lookups.sync_engine)
-    for engine in engines:
-        event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        for engine in engines:
-            event.remove(engine, "before_cursor_execute", record)
 
 
 async def test_reading_a_contact_takes_two_statements_and_no_transaction(

@@ -74,23 +74,48 @@ def _view(contact: Contact, data_key: bytes, account_public_id: str) -> ContactV
 
 
 @dataclass(frozen=True)
+class NewContact:
+    """What a contact create's checks found: where it goes and its validated data."""
+
+    account_id: int
+    account_public_id: str
+    data: ContactData
+
+
+# One statement, no object: nothing else in the transaction reads a new contact, and no RDAP
+# document can name a contact this new (store/rdap_changes.py).
+_INSERT_CONTACTS = insert(Contact)
+
+
+@dataclass(frozen=True)
 class ContactCreate:
     """Validate every field, seal the contact under a fresh data key, record the event.
 
+    Creates into the actor's own account are written by group commit (flows/runner.py).
     Raises PermissionDenied, ValidationFailed.
     """
 
     fields: Mapping[str, Any]
     account: str | None = None
 
+    def admit(self, actor: Actor) -> NewContact | None:
+        """The checks, when the contact goes to the actor's own account (known from the
+        credential); None when the account must be looked up (another one named, staff)."""
+        actor.require("contacts", "write")
+        owner = _actors_own_account(actor, self.account)
+        if owner is None:
+            return None
+        return NewContact(*owner, validate_contact(self.fields))
+
     async def run(self, tx: Tx) -> ContactView:
         tx.actor.require("contacts", "write")
         errors: list[FieldError] = []
+        data = None
         try:
             data = validate_contact(self.fields)
         except ValidationFailed as failed:
             errors += failed.errors
-        owner = _actors_own_account(tx, self.account)
+        owner = _actors_own_account(tx.actor, self.account)
         if owner is None:
             account = await target_account(
                 tx, self.account, "contacts", errors,
@@ -98,27 +123,35 @@ class ContactCreate:
             owner = (account.id, account.public_id) if account is not None else None
         if errors:
             raise ValidationFailed(errors)
-        assert owner is not None
-        account_id, account_public_id = owner
-        data_key_id, data_key = await tx.sealer.new_data_key(tx.session, tx.now)
-        handle = new_handle()
-        # One statement, no object: nothing else in this transaction reads the contact, and no
-        # RDAP document can name a contact this new (store/rdap_changes.py).
-        connection = await tx.session.connection()
-        await connection.execute(insert(Contact), {
-            "handle": handle, "account_id": account_id, "data_key_id": data_key_id,
-            "data_sealed": Sealer.seal_json(data_key, data.as_dict(), contact_binding(handle)),
-            "created_at": tx.now, "updated_at": tx.now,
-        })
-        tx.record("contacts:contact:created", account=account_public_id, contact=handle)
-        return ContactView(handle, account_public_id, data, tx.now, tx.now)
+        assert owner is not None and data is not None
+        return (await self.write_group([(tx, NewContact(*owner, data))]))[0]
+
+    @classmethod
+    async def write_group(cls, members: Sequence[tuple[Tx, NewContact]]) -> list[ContactView]:
+        """Every member's data key in one statement and its contact in another."""
+        first = members[0][0]
+        keys = await first.sealer.new_data_keys(first.session, [tx.now for tx, _ in members])
+        rows, views = [], []
+        for (tx, new), (data_key_id, data_key) in zip(members, keys, strict=True):
+            handle = new_handle()
+            rows.append({
+                "handle": handle, "account_id": new.account_id, "data_key_id": data_key_id,
+                "data_sealed": Sealer.seal_json(data_key, new.data.as_dict(),
+                                                contact_binding(handle)),
+                "created_at": tx.now, "updated_at": tx.now,
+            })
+            tx.record("contacts:contact:created", account=new.account_public_id,
+                      contact=handle)
+            views.append(ContactView(handle, new.account_public_id, new.data, tx.now, tx.now))
+        connection = await first.session.connection()
+        await connection.execute(_INSERT_CONTACTS, rows)
+        return views
 
 
-def _actors_own_account(tx: Tx, reference: str | None) -> tuple[int, str] | None:
+def _actors_own_account(actor: Actor, reference: str | None) -> tuple[int, str] | None:
     """The actor's own account (id, public id) when the contact goes there and the actor may
     write contacts in it: known from the credential, so not looked up again. Anything else
     (another account, one named by its name, staff) goes through `target_account`."""
-    actor = tx.actor
     if actor.account_id is None or actor.account_public_id is None:
         return None
     if reference not in (None, actor.account_public_id):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +21,9 @@ from regshield.security.keyring import KEY_BYTES, NONCE_BYTES, KeyRing
 from regshield.store.models import DataKey
 
 FORMAT_VERSION = b"\x01"
-_NEW_DATA_KEY = insert(DataKey).returning(DataKey.id)
+# Each row's id is matched to its key by the wrapped key (random, so unique): RETURNING's
+# order is not the VALUES' order on SQLite, and asking for it costs a statement per row there.
+_NEW_DATA_KEYS = insert(DataKey).returning(DataKey.id, DataKey.wrapped)
 
 
 class Sealer:
@@ -30,12 +33,22 @@ class Sealer:
     async def new_data_key(self, session: AsyncSession, now: datetime) -> tuple[int, bytes]:
         """A fresh data key: its row's id and the key. The row is written at once, by one
         statement on the transaction's connection (no object: only its id is ever used)."""
-        data_key = secrets.token_bytes(KEY_BYTES)
-        master_key_id, wrapped = self.keyring.wrap(data_key)
+        return (await self.new_data_keys(session, [now]))[0]
+
+    async def new_data_keys(self, session: AsyncSession,
+                            created: Sequence[datetime]) -> list[tuple[int, bytes]]:
+        """A fresh data key for each time in `created`, in that order, written by one
+        statement (the creates of a group commit, flows/runner.py)."""
+        keys, rows = [], []
+        for now in created:
+            data_key = secrets.token_bytes(KEY_BYTES)
+            master_key_id, wrapped = self.keyring.wrap(data_key)
+            keys.append((wrapped, data_key))
+            rows.append({"master_key_id": master_key_id, "wrapped": wrapped, "created_at": now})
         connection = await session.connection()
-        row_id = (await connection.execute(_NEW_DATA_KEY, {
-            "master_key_id": master_key_id, "wrapped": wrapped, "created_at": now})).scalar_one()
-        return int(row_id), data_key
+        ids = {bytes(wrapped): int(row_id)
+               for row_id, wrapped in await connection.execute(_NEW_DATA_KEYS, rows)}
+        return [(ids[wrapped], data_key) for wrapped, data_key in keys]
 
     async def data_key(self, session: AsyncSession, data_key_id: int) -> bytes:
         row = await session.get(DataKey, data_key_id)
