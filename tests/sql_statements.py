@@ -19,10 +19,7 @@ def statements(services: Services) -> Iterator[list[str]]:
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         seen.append(" ".join(statement.split()))
 
-    # On SQLite the lookups go through the main engine (with other options).
-    engines = {services.store.engine.sync_engine}
-    if not services.store.is_sqlite:
-        engines.add(services.store._lookups.sync_engine)
+    engines = {services.store.engine.sync_engine, *services.store.lookup_engines}
     for engine in engines:
         event.listen(engine, "before_cursor_execute", record)
     try:

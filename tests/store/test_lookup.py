@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+
 import pytest
-from sqlalchemy import bindparam, literal_column, select, text
+from sqlalchemy import bindparam, literal_column, make_url, select, text
 
 from regshield.services import Services
 from regshield.store.models import Registrar
@@ -44,3 +47,44 @@ async def test_a_lookup_on_a_connection_the_server_dropped_is_tried_once_more(
         await session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": before[0]})
     after = await services.store.lookup(own_pid, {})
     assert after is not None and after[0] != before[0]
+
+
+async def test_a_lookup_during_a_write_sees_what_was_committed_without_waiting(
+        services: Services) -> None:
+    async with services.store.write() as session:
+        registrar = await session.get(Registrar, 1)
+        assert registrar is not None
+        before = registrar.name
+        registrar.name = "Not Yet Committed"
+        await session.flush()
+        row = await asyncio.wait_for(services.store.lookup(NAME_OF_REGISTRAR, {"id": 1}), 2)
+        assert row is not None and row[0] == before
+
+
+async def test_an_sqlite_lookup_that_would_wait_for_a_lock_waits_off_the_event_loop(
+        services: Services) -> None:
+    """Lookups run on the event loop's thread on SQLite; one that meets a lock (here a
+    connection holding the file exclusively) goes the asynchronous way and answers once the
+    lock is gone, while the loop goes on serving."""
+    if not services.store.is_sqlite:
+        pytest.skip("the lookups on the event loop's thread are SQLite's")
+    database = make_url(services.store.url).database
+    assert database is not None
+    holder = sqlite3.connect(database, isolation_level=None)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("UPDATE registrar SET name = name WHERE id = 1")
+    try:
+        lookup = asyncio.ensure_future(services.store.lookup(NAME_OF_REGISTRAR, {"id": 1}))
+        loop = asyncio.get_running_loop()
+        longest = 0.0
+        for _ in range(20):
+            started = loop.time()
+            await asyncio.sleep(0.01)
+            longest = max(longest, loop.time() - started)
+        assert longest < 0.5 and not lookup.done()
+        holder.execute("COMMIT")
+    finally:
+        holder.close()
+    row = await asyncio.wait_for(lookup, 10)
+    assert row is not None and row[0]
