@@ -8,18 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from typing import Any
 
 import httpx
 import pytest
+import uvicorn
+import uvloop
 from conftest import uvicorn_listening
+from uvicorn.server import ServerState
 
 from regshield.api.app import API_PREFIX, create_app
 from regshield.api.listener import guarded_protocol, listener_answers
 from regshield.api.rdap_memory import ADMITTED, Admitted, Answer, Header
-from regshield.config import Listen
+from regshield.config import LimitsSettings, Listen
 from regshield.server import http_config
 from regshield.services import Services
 
@@ -243,3 +249,47 @@ async def test_a_request_the_listener_admits_still_meets_its_tokens_limit(
     assert ADMITTED in answers
     assert statuses.count(404) <= 40 and statuses[-1] == 429, statuses
     assert services.limiter("api").refused["authenticated"] >= 1
+
+
+def test_an_answer_written_after_the_connection_was_closed_is_dropped_quietly() -> None:
+    """A client sends a request and, behind it, the head of another whose body never comes:
+    the second's body deadline closes the connection while the first is being answered.
+    uvicorn marks only the second as disconnected, so the first one's answer met a closed
+    transport, which under uvloop raised (an error and a traceback in the log per client).
+    The answer must be dropped quietly."""
+    raised: list[BaseException] = []
+    refused: Counter[tuple[str, str]] = Counter()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != "/first":
+            return
+        for _ in range(500):  # until the second request's deadline has closed the connection
+            if refused:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"late"})
+        except BaseException as error:  # recorded, and checked below
+            raised.append(error)
+        answered.set()
+
+    async def scenario() -> None:
+        config = uvicorn.Config(app, lifespan="off", log_config=None)
+        config.load()
+        protocol_class = guarded_protocol(LimitsSettings(http_body_timeout=0.1), refused)
+        protocol = protocol_class(config=config, server_state=ServerState(), app_state={})
+        ours, theirs = socket.socketpair()
+        loop = asyncio.get_running_loop()
+        await loop.connect_accepted_socket(lambda: protocol, ours)
+        theirs.sendall(b"GET /first HTTP/1.1\r\nHost: regshield.test\r\n\r\n"
+                       b"POST /second HTTP/1.1\r\nHost: regshield.test\r\n"
+                       b"Content-Length: 10\r\n\r\n")
+        await asyncio.wait_for(answered.wait(), 5)
+        theirs.close()
+
+    answered = asyncio.Event()
+    uvloop.run(scenario())
+    assert refused == {("http", "body_timeout"): 1}
+    assert raised == []

@@ -77,6 +77,27 @@ class _Answered:
         self.keep_alive = keep_alive
 
 
+class _Transport:
+    """A connection's transport as uvicorn sees it, where a write once it is closed is
+    dropped. When a connection ends (a deadline, the peer) while an earlier request on it is
+    still being answered and a later one is queued behind it, uvicorn marks only the later
+    one as disconnected; the earlier one's answer then met a closed transport, which uvloop
+    refuses with an error (one error and a traceback in the log per such client, in a flood).
+    asyncio's own transports drop such a write, as this does."""
+
+    __slots__ = ("_transport",)
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not self._transport.is_closing():
+            self._transport.write(data)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._transport, name)
+
+
 def guarded_protocol(limits: LimitsSettings, refused: Counter[tuple[str, str]],
                      answer: Answerer | None = None,
                      trusted_proxies: tuple[Network, ...] = ()) -> type[HttpToolsProtocol]:
@@ -94,7 +115,7 @@ def guarded_protocol(limits: LimitsSettings, refused: Counter[tuple[str, str]],
         _proxied = False  # the peer is a trusted proxy
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
+            super().connection_made(_Transport(transport))  # type: ignore[arg-type]
             self._source = self.client[0] if self.client else None
             self._proxied = is_trusted(self._source, trusted_proxies)
             if not self._proxied:
