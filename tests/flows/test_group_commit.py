@@ -13,10 +13,12 @@ from conftest import World
 from contact_samples import CONTACTS, contact_body
 from sql_statements import statements
 from sqlalchemy import func, select
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from regshield.errors import Conflict, PermissionDenied, ValidationFailed
 from regshield.eventlog.chain import verify
 from regshield.flows import contacts as contact_flows
+from regshield.flows import runner
 from regshield.flows.auth import TokenCreate
 from regshield.flows.contacts import ContactCreate, contact_read
 from regshield.flows.context import Actor, RequestContext
@@ -216,3 +218,21 @@ async def test_concurrent_creates_through_the_api_stay_with_their_tenant(
         assert theirs.status_code == 404
     async with services.store.snapshot() as session:
         assert (await verify(session)).ok
+
+
+async def test_creates_past_the_waiting_limit_are_refused_as_busy(
+        services: Services, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flood of creates does not queue without bound: past the limit a create is refused at
+    once as busy (503 at the API), nothing of it written; those admitted are written."""
+    owner = await world.user("owner", await world.account())
+    actor = await _actor(services, owner.token)
+    monkeypatch.setattr(runner, "WAITING_LIMIT", 8)
+    contacts_before = await _count(services, Contact)
+
+    outcomes = await asyncio.gather(*(
+        run_flow(services, actor, RequestContext("api"), ContactCreate(contact_body()))
+        for _ in range(12)), return_exceptions=True)
+
+    busy = [outcome for outcome in outcomes if isinstance(outcome, PoolTimeout)]
+    assert len(busy) == 4, outcomes
+    assert await _count(services, Contact) == contacts_before + 8

@@ -30,6 +30,7 @@ from typing import Any, Literal, Protocol, TypeVar, cast
 
 import structlog
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from regshield.errors import Conflict, PermissionDenied, RegshieldError
@@ -115,6 +116,9 @@ class GroupedFlow(Flow[R], Protocol):
 
 # At most this many flows share a transaction; the rest wait for the next one.
 GROUP_LIMIT = 64
+# Past this many waiting, a flow is refused at once as busy (503 at the API), as it is when
+# every database connection is taken, rather than queued behind a flood.
+WAITING_LIMIT = 4 * GROUP_LIMIT
 
 
 async def run_flow(services: Services, actor: Actor, context: RequestContext,
@@ -195,6 +199,8 @@ class WriteGroup:
 
     async def submit(self, actor: Actor, context: RequestContext, now: datetime,
                      admitted: Any) -> Any:
+        if len(self._waiting) >= WAITING_LIMIT:
+            raise PoolTimeout(f"{len(self._waiting)} {self.kind.__name__} flows are waiting")
         loop = asyncio.get_running_loop()
         member = _Member(actor, context, now, admitted, loop.create_future())
         self._waiting.append(member)
@@ -224,6 +230,9 @@ class WriteGroup:
                           services=self.services, now=member.now) for member in batch]
                 results = await self.kind.write_group(
                     [(tx, member.admitted) for tx, member in zip(txs, batch, strict=True)])
+                if len(results) != len(batch):
+                    raise RuntimeError(f"{self.kind.__name__}.write_group answered "
+                                       f"{len(results)} of {len(batch)} flows")
                 await append(session, [event for tx in txs for event in tx.events])
                 for tx in txs:
                     await write_effects(session, tx.effects, tx.now)
