@@ -286,6 +286,16 @@ class RawHttp:
                 asyncio.LimitOverrunError) as exc:  # TimeoutError is an OSError
             await self.close()
             raise RequestError(f"{type(exc).__name__}: {exc}") from exc
+        except BaseException:
+            # Cancelled mid-exchange (a caller's own deadline): the answer may still come on
+            # this connection, where the next request would read it as its own. Drop it.
+            self._drop()
+            raise
+
+    def _drop(self) -> None:
+        writer, self.reader, self.writer = self.writer, None, None
+        if writer is not None:
+            writer.transport.abort()
 
     async def _exchange(self, method: str, path: str, body: bytes | None) -> Reply:
         if self.writer is None:
