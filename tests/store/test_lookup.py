@@ -14,25 +14,30 @@ from regshield.store.models import Registrar
 NAME_OF_REGISTRAR = select(Registrar.name).where(Registrar.id == bindparam("id"))
 
 
+ON_LOOP = pytest.mark.parametrize("on_loop", [False, True], ids=["off-loop", "on-loop"])
+
+
+@ON_LOOP
 async def test_a_lookup_reads_committed_data_and_answers_none_for_nothing(
-        services: Services) -> None:
+        services: Services, on_loop: bool) -> None:
     async with services.store.write() as session:
         registrar = await session.get(Registrar, 1)
         assert registrar is not None
         registrar.name = "Lookup Registrar"
-    row = await services.store.lookup(NAME_OF_REGISTRAR, {"id": 1})
+    row = await services.store.lookup(NAME_OF_REGISTRAR, {"id": 1}, on_loop=on_loop)
     assert row is not None and row[0] == "Lookup Registrar"
-    assert await services.store.lookup(NAME_OF_REGISTRAR, {"id": 2}) is None
+    assert await services.store.lookup(NAME_OF_REGISTRAR, {"id": 2}, on_loop=on_loop) is None
 
 
-async def test_a_lookup_holds_no_transaction_open(services: Services) -> None:
+@ON_LOOP
+async def test_a_lookup_holds_no_transaction_open(services: Services, on_loop: bool) -> None:
     # A write right after a lookup finds no read transaction in its way, on either database.
-    await services.store.lookup(NAME_OF_REGISTRAR, {"id": 1})
+    await services.store.lookup(NAME_OF_REGISTRAR, {"id": 1}, on_loop=on_loop)
     async with services.store.write() as session:
         registrar = await session.get(Registrar, 1)
         assert registrar is not None
         registrar.name = "After Lookup"
-    row = await services.store.lookup(NAME_OF_REGISTRAR, {"id": 1})
+    row = await services.store.lookup(NAME_OF_REGISTRAR, {"id": 1}, on_loop=on_loop)
     assert row is not None and row[0] == "After Lookup"
 
 
@@ -49,15 +54,17 @@ async def test_a_lookup_on_a_connection_the_server_dropped_is_tried_once_more(
     assert after is not None and after[0] != before[0]
 
 
+@ON_LOOP
 async def test_a_lookup_during_a_write_sees_what_was_committed_without_waiting(
-        services: Services) -> None:
+        services: Services, on_loop: bool) -> None:
     async with services.store.write() as session:
         registrar = await session.get(Registrar, 1)
         assert registrar is not None
         before = registrar.name
         registrar.name = "Not Yet Committed"
         await session.flush()
-        row = await asyncio.wait_for(services.store.lookup(NAME_OF_REGISTRAR, {"id": 1}), 2)
+        row = await asyncio.wait_for(
+            services.store.lookup(NAME_OF_REGISTRAR, {"id": 1}, on_loop=on_loop), 2)
         assert row is not None and row[0] == before
 
 
@@ -75,7 +82,8 @@ async def test_an_sqlite_lookup_that_would_wait_for_a_lock_waits_off_the_event_l
     holder.execute("BEGIN EXCLUSIVE")
     holder.execute("UPDATE registrar SET name = name WHERE id = 1")
     try:
-        lookup = asyncio.ensure_future(services.store.lookup(NAME_OF_REGISTRAR, {"id": 1}))
+        lookup = asyncio.ensure_future(
+            services.store.lookup(NAME_OF_REGISTRAR, {"id": 1}, on_loop=True))
         loop = asyncio.get_running_loop()
         longest = 0.0
         for _ in range(20):

@@ -295,7 +295,7 @@ async def contact_read(services: Services, actor: Actor, handle: str, *,
     """One contact; a staff user's read is recorded (flows/personal_data.py). Raises
     PermissionDenied, NotFound (also for another account's contact)."""
     actor.require("contacts", "read")
-    found = await services.store.lookup(CONTACT_TO_OPEN, {"handle": handle})
+    found = await services.store.lookup(CONTACT_TO_OPEN, {"handle": handle}, on_loop=True)
     if found is None:
         raise NotFound("no such contact")
     actor.require_object("contacts", "read", found.account_id)

@@ -100,7 +100,7 @@ T = TypeVar("T")
 
 class GroupedFlow(Flow[R], Protocol):
     """A flow whose checks need no store and whose rows many flows of its kind can write
-    together (group commit)."""
+    together (group commit). A flow that also has a `prepare` step always runs alone."""
 
     def admit(self, actor: Actor) -> Any:
         """What `write_group` needs, or None when the checks need the store (this flow then
@@ -123,7 +123,7 @@ WAITING_LIMIT = 4 * GROUP_LIMIT
 
 async def run_flow(services: Services, actor: Actor, context: RequestContext,
                    flow: Flow[T]) -> T:
-    if hasattr(flow, "admit"):
+    if hasattr(flow, "admit") and not hasattr(flow, "prepare"):
         grouped = cast(GroupedFlow[T], flow)
         try:
             admitted = grouped.admit(actor)

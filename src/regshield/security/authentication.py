@@ -34,7 +34,7 @@ async def actor_for_bearer(services: Services, value: str | None) -> Actor:
     now = services.clock.now()
     # One statement outside any transaction: no BEGIN and COMMIT, no pool pre-ping, no ORM
     # objects for what every request asks.
-    found = await services.store.lookup(TOKEN_HOLDER, {"token_hash": digest(value)})
+    found = await services.store.lookup(TOKEN_HOLDER, {"token_hash": digest(value)}, on_loop=True)
     if found is None:
         raise AuthenticationFailed("the token is unknown, expired or revoked")
     if found.revoked_at is not None or as_utc(found.expires_at) <= now:

@@ -74,12 +74,15 @@ class Store:
                                      max_overflow=0,
                                      pool_timeout=POOL_WAIT_SECONDS,
                                      isolation_level="AUTOCOMMIT"))
-        # SQLite: lookups on the event loop's own thread, through the synchronous driver. A
-        # point lookup in SQLite costs tens of microseconds; handing it to aiosqlite's thread
-        # and back costs ten times that in CPU with 32 in flight (the GIL passed between the
-        # loop and a thread per connection), which was most of an API read's cost on SQLite.
-        # Readers never wait for writers under WAL; a lookup that would (busy) goes the
-        # asynchronous way instead, so the loop never sleeps on a lock.
+        # SQLite: lookups a caller marks `on_loop` run on the event loop's own thread, through
+        # the synchronous driver. A point lookup in SQLite costs tens of microseconds; handing
+        # it to aiosqlite's thread and back costs ten times that in CPU with 32 in flight (the
+        # GIL passed between the loop and a thread per connection), which was most of an API
+        # read's cost on SQLite. Only for small rows of hot tables (a token, a contact): a read
+        # that may wait for the disk (a large table's pages, an RDAP document) would stop the
+        # whole loop for it, and with RDAP's documents it did (p99 8 ms -> 343 ms). Readers
+        # never wait for writers under WAL; a lookup that would (busy) goes the asynchronous
+        # way instead, so the loop never sleeps on a lock.
         self._lookups_here: Engine | None = None
         database = make_url(url).database
         if self.is_sqlite and database and database != ":memory:":
@@ -123,11 +126,13 @@ class Store:
                     execution_options={"isolation_level": "REPEATABLE READ"})
             yield session
 
-    async def lookup(self, statement: Executable, parameters: dict[str, Any]) -> Row[Any] | None:
+    async def lookup(self, statement: Executable, parameters: dict[str, Any], *,
+                     on_loop: bool = False) -> Row[Any] | None:
         """The first row of one read-only statement (an RDAP or WHOIS lookup), read outside
         any transaction and without an ORM session: a lookup costs its query and little
-        else."""
-        if self._lookups_here is not None:
+        else. `on_loop`: a small row of a hot table, read on the event loop's thread on
+        SQLite (see __init__)."""
+        if on_loop and self._lookups_here is not None:
             try:
                 with self._lookups_here.connect() as connection:
                     return connection.execute(statement, parameters).first()
