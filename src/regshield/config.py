@@ -386,12 +386,7 @@ class RddsSettings:
     def load(cls, env: dict[str, str], file_values: dict[str, Any],
              whois: str | None = None) -> RddsSettings:
         for section, known in (("rdds", RDDS_FILE_KEYS), ("rdap", RDAP_FILE_KEYS)):
-            table = file_values.get(section, {})
-            if not isinstance(table, dict):
-                raise ConfigurationError(f"{section}: expected an [{section}] table")
-            unknown = sorted(set(table) - known)
-            if unknown:
-                raise ConfigurationError(f"{section}: unknown settings: {', '.join(unknown)}")
+            _table(file_values, section, known)
 
         def value(key: str) -> str | None:
             return env.get(f"REGSHIELD_RDDS_{key.upper()}") or _get(file_values, "rdds", key)
