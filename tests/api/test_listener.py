@@ -30,6 +30,9 @@ from regshield.server import http_config
 from regshield.services import Services
 
 MISSING = b"GET /api/v1/no-such-thing HTTP/1.1\r\nHost: regshield.test\r\n"
+# These tests count the shared buckets; a loaded machine's slow first write to the database
+# must not leave the decision to the process's own buckets (tests/security covers that).
+STORE_WAIT_MS = 30_000
 
 
 @pytest.fixture
@@ -38,7 +41,7 @@ async def listener(services: Services) -> AsyncIterator[tuple[Services, int]]:
     and an API limit of three requests at once, then one a minute."""
     limits = replace(services.settings.limits, http_header_timeout=1, http_body_timeout=1,
                      http_keep_alive_timeout=1, http_connections_per_source=4,
-                     api_per_minute=1, api_burst=3)
+                     api_per_minute=1, api_burst=3, store_timeout_ms=STORE_WAIT_MS)
     guarded = replace(services, settings=replace(services.settings, limits=limits),
                       _limits=None)
     async with uvicorn_listening(http_config(guarded, Listen("127.0.0.1", 0))) as port:
@@ -182,7 +185,8 @@ async def test_the_api_limit_answers_429_per_source_and_per_token(
 async def recorded(services: Services) -> AsyncIterator[tuple[Services, int, list[object]]]:
     """A real HTTP listener whose own answers are recorded, with an API limit of 40 requests
     at once (leases of four), then one a minute."""
-    limits = replace(services.settings.limits, api_per_minute=1, api_burst=40)
+    limits = replace(services.settings.limits, api_per_minute=1, api_burst=40,
+                     store_timeout_ms=STORE_WAIT_MS)
     limited = replace(services, settings=replace(services.settings, limits=limits),
                       _limits=None)
     config = http_config(limited, Listen("127.0.0.1", 0))
