@@ -66,7 +66,6 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
                 PUBLISH_KIND: publisher.handle}
     background: list[asyncio.Task[None]] = []
     try:
-        dns_server, dns_workers = await _start_dns(services, publisher)
         whois_server = await _start_whois(services)
         bound = _bind_http(settings)
         http = asyncio.create_task(_serve_http(server, settings.http, bound))
@@ -82,13 +81,16 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
             server.stop()
             await http
             raise
+        # HTTP answers while the zones are read back from the store; DNS listens once every
+        # zone published before is served again, as it was (no zone answers REFUSED).
+        dns_server, dns_workers = await _start_dns(services, publisher)
         # Only once HTTP listens: a start that fails then has no worker to cancel mid-query.
         background += [
             asyncio.create_task(OutboxWorker(services, handlers=handlers).run_forever()),
             asyncio.create_task(_anchor_periodically(services)),
             asyncio.create_task(sweep_forever(services)),
             asyncio.create_task(poll_forever(services, POLL_INTERVAL_SECONDS)),
-            asyncio.create_task(publisher.run_forever()),
+            asyncio.create_task(_publish_forever(publisher)),
             asyncio.create_task(keys_forever(services)),
             asyncio.create_task(Materializer(services).run_forever()),
         ]
@@ -166,10 +168,11 @@ async def _start_sandbox(services: Services) -> SandboxServer | None:
 
 async def _start_dns(services: Services, publisher: Publisher
                      ) -> tuple[DnsServer | None, DnsWorkers | None]:
-    """Sign and load every hosted zone, then answer DNS on `[dns] listen` (unless off), in
-    `[dns] workers` processes."""
+    """Serve every zone as last published (from the store; `_publish_forever` then brings
+    them up to date), then answer DNS on `[dns] listen` (unless off), in `[dns] workers`
+    processes."""
     listen = services.settings.dns.listen
-    await publisher.load_all()
+    await publisher.restore()
     if listen is None:
         return None, None
     count = services.settings.dns.workers
@@ -201,6 +204,16 @@ async def _start_dns(services: Services, publisher: Publisher
     publisher.before_notify = workers.caught_up
     services.dns_workers.append(workers)  # their counters, for GET /metrics
     return server, workers
+
+
+async def _publish_forever(publisher: Publisher) -> None:
+    """Bring every zone up to date (the edits made while stopped, the signatures now due,
+    zones never published), then refresh and watch them."""
+    try:
+        await publisher.load_all()
+    except Exception:  # each zone is retried by its next edit and by the refresh
+        log.exception("dns.load_failed")
+    await publisher.run_forever()
 
 
 async def _start_whois(services: Services) -> WhoisServer | None:

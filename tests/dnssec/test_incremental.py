@@ -239,3 +239,55 @@ def test_cds_and_cdnskey_are_signed_by_the_ksk_like_the_dnskey_rrset() -> None:
         assert rrsigs is not None
         # RFC 7344 section 4.1: signed by a key the parent's DS names, the KSK.
         assert [rrsig.key_tag for rrsig in rrsigs] == [ksk.key_tag]
+
+
+def _state(zone: SignedZone) -> dict[str, object]:
+    return {name: getattr(zone, name) for name in (
+        "_data", "_names", "_modes", "_rrsigs", "_chain", "_denial", "_denial_at", "_hashes",
+        "_hashed", "_extra_dnskeys", "origin")}
+
+
+def _unsigned(rrsets: tuple[dns.rrset.RRset, ...]) -> set[str]:
+    return {rrset.to_text() if rrset.rdtype != dns.rdatatype.RRSIG
+            else f"{rrset.name} RRSIG {rrset.covers} {len(rrset)}" for rrset in rrsets}
+
+
+@pytest.mark.parametrize("nsec", ["nsec", "nsec3"])
+def test_a_zone_restored_from_what_it_served_signs_nothing_and_changes_as_the_original(
+    tmp_path: Path, nsec: str
+) -> None:
+    keys = _keys()
+    original = SignedZone(_rrsets(), keys, NOW, nsec=nsec)  # type: ignore[arg-type]
+    original.apply(NOW, replace=[_rrset("new.deep", "A", "192.0.2.99")])
+
+    restored = SignedZone.restore(original.rrsets(), keys, nsec=nsec)  # type: ignore[arg-type]
+
+    assert restored.signatures_made == 0
+    assert _state(restored) == _state(original)
+    # The next change is the same change, and the zone it leaves validates.
+    later = NOW + timedelta(minutes=30)  # within the backdating: valid now
+    change = [_rrset("deep", "NS", "ns.deep.example."), _rrset("ns.deep", "A", "192.0.2.98")]
+    expected = original.apply(later, replace=change, delete=[(_name("www"), dns.rdatatype.AAAA)])
+    diff = restored.apply(later, replace=change, delete=[(_name("www"), dns.rdatatype.AAAA)])
+    # (ECDSA signatures differ from one signing to the next: RRSIGs compare by what they sign.)
+    assert _unsigned(diff.removed) == _unsigned(expected.removed)
+    assert _unsigned(diff.added) == _unsigned(expected.added)
+    assert_valid(write_zone(tmp_path / "restored.zone", restored.rrsets()), "example.")
+    # Only what is due is signed again.
+    assert restored.refresh(later) is None
+    assert restored.refresh(NOW + timedelta(days=11)) is not None
+
+
+def test_a_restore_refuses_records_that_are_not_a_signed_zone() -> None:
+    keys = _keys()
+    signed = SignedZone(_rrsets(), keys, NOW, nsec="nsec3")
+    without_dnskey = [r for r in signed.rrsets() if r.rdtype != dns.rdatatype.DNSKEY]
+    with pytest.raises(ValueError, match="no DNSKEY RRset"):
+        SignedZone.restore(without_dnskey, keys, nsec="nsec3")
+    # NSEC3 records of another zone's names (here: the chain read as NSEC) do not fit.
+    with pytest.raises(ValueError, match="lacks"):
+        SignedZone.restore(signed.rrsets(), keys, nsec="nsec")
+    stray = dns.rrset.from_text(f"{'0' * 32}.example.", 300, "IN", "NSEC3",
+                                "1 0 0 - 00000000000000000000000000000000 A")
+    with pytest.raises(ValueError, match="no hash of a name"):
+        SignedZone.restore([*signed.rrsets(), stray], keys, nsec="nsec3")

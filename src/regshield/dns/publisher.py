@@ -8,14 +8,20 @@ secondary. It also refreshes signatures before they expire, asks the secondaries
 they serve, and records the transfers they make. Secrets (private keys, TSIG secrets) are
 unsealed in memory only.
 
-The journal lives in memory: after a restart the zone is signed afresh and a secondary that
-asks for IXFR from an older serial is answered with the whole zone.
+What is served is kept in the store (`PublishedZone`, `ZoneJournal`): before a new snapshot
+is swapped in, its difference from the last one is written (and now and then the whole zone
+as a new base), so that at start `restore` serves every zone's last published serial at
+once, with its journal (IXFR keeps working across restarts), without signing anything. The
+first publication of a restored zone takes its signed form back into the incremental signer
+(`SignedZone.restore`) and carries on from there: only the edits made since and the
+signatures that are due are signed. A zone whose keys changed meanwhile is signed afresh.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,14 +31,16 @@ import dns.rdatatype
 import dns.rrset
 import dns.tsig
 import structlog
-from sqlalchemy import Text, and_, select
+from sqlalchemy import Text, and_, delete, func, select, update
 from sqlalchemy import cast as sql_cast
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from regshield.dns import wireform
 from regshield.dns.notify import NotifyResult, query_serial, send_notify
 from regshield.dns.rrl import RateLimiter
 from regshield.dns.transfer import TransferKind, TransferService, diff_zones
 from regshield.dns.tsig import make_key
-from regshield.dns.zonedata import ServedZone, ZoneDiff, ZoneTable
+from regshield.dns.zonedata import ServedZone, ZoneDiff, ZoneTable, apply_diffs
 from regshield.dns.zonefile import soa_record
 from regshield.dns.zonekeys import ROLE_FLAGS
 from regshield.dnssec.incremental import SignedZone
@@ -44,9 +52,21 @@ from regshield.rules.ds import ds_text
 from regshield.rules.kasp import bootstrap_signal_names
 from regshield.rules.zones import serial_gt
 from regshield.services import Services
-from regshield.store.models import Secondary, TsigKey, Zone, ZoneKey, ZoneRRset
+from regshield.store.models import (
+    PublishedZone,
+    Secondary,
+    TsigKey,
+    Zone,
+    ZoneJournal,
+    ZoneKey,
+    ZoneRRset,
+)
 
 JOURNAL_LIMIT = 200  # differences kept per zone; older serials get the whole zone
+BASE_EVERY = 50
+"""Journal rows after which the whole zone is stored again as the base a restart starts
+from (well under JOURNAL_LIMIT, so the rows a restart replays are kept even while a new base
+is being written)."""
 SOA_TTL = 3600
 SERIAL_CHECK_DELAY = 2.0  # seconds after a NOTIFY before asking the secondary what it serves
 log = structlog.get_logger("regshield.dns")
@@ -100,6 +120,19 @@ class _State:
     revision: int
     # The RFC 9615 signals served (in the zone of the registrar's nameservers only).
     signals: set[RRsetKey] = field(default_factory=set)
+    # Journal rows stored since the last base (None: the store holds no base of this state).
+    since_base: int | None = None
+
+
+@dataclass(frozen=True)
+class _Restored:
+    """A zone served at start from the store, not yet taken back into the signer."""
+
+    revision: int
+    key_ids: tuple[str, ...]
+    denial: str
+    dnssec: bool
+    since_base: int
 
 
 class Publisher:
@@ -114,6 +147,7 @@ class Publisher:
         self._allowed: dict[dns.name.Name, frozenset[dns.name.Name]] = {}
         self._secondaries: dict[dns.name.Name, tuple[_Secondary, ...]] = {}
         self._states: dict[dns.name.Name, _State] = {}
+        self._restored: dict[dns.name.Name, _Restored] = {}
         self._secondaries_notified: set[int] = set()
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -142,14 +176,64 @@ class Publisher:
         """The `dns:publish` outbox handler."""
         await self.publish(str(payload["zone"]))
 
+    async def restore(self) -> int:
+        """Serve the last published serial of every active zone the store holds one of, as it
+        was (at start, before DNS answers); returns how many are served. Nothing is signed:
+        `load_all` then brings each one up to date."""
+        self._loop = asyncio.get_running_loop()
+        async with self.services.store.read() as session:
+            rows = (await session.execute(
+                select(PublishedZone, Zone.name).join(Zone, Zone.id == PublishedZone.zone_id)
+                .where(Zone.deleted_at.is_(None), Zone.state == "active"))).all()
+            journals: dict[int, list[ZoneJournal]] = {}
+            for entry in (await session.execute(
+                    select(ZoneJournal).join(PublishedZone,
+                                             PublishedZone.zone_id == ZoneJournal.zone_id)
+                    .order_by(ZoneJournal.id))).scalars():
+                journals.setdefault(entry.zone_id, []).append(entry)
+            secondaries = await self._secondaries_of(session, None)
+        for published, name in rows:
+            origin = dns.name.from_text(name)
+            try:
+                served = await asyncio.to_thread(
+                    _restored_zone, origin, published, journals.get(published.zone_id, []))
+            except ValueError as exc:
+                log.error("dns.restore_failed", zone=name, reason=str(exc))
+                continue
+            self._set_secondaries(origin, secondaries.get(published.zone_id, ()))
+            self.table.put(served)
+            self._restored[origin] = _Restored(
+                published.revision, tuple(published.signing), published.denial,
+                published.dnssec, sum(1 for entry in journals.get(published.zone_id, [])
+                                      if entry.id > published.base_journal_id))
+        return len(self._restored)
+
     async def load_all(self) -> int:
-        """Publish every hosted zone (at start); returns how many are served."""
+        """Publish every hosted zone (at start, after `restore`): a restored zone gets the
+        edits made since and its due signatures, any other is signed; returns how many are
+        served."""
         async with self.services.store.read() as session:
             names = (await session.execute(
                 select(Zone.name).where(Zone.deleted_at.is_(None), Zone.state == "active")
             )).scalars().all()
+        async with self.services.store.write() as session:  # zones deleted while stopped
+            gone = select(Zone.id).where(
+                Zone.deleted_at.is_not(None) | (Zone.state != "active")).scalar_subquery()
+            await session.execute(delete(ZoneJournal).where(ZoneJournal.zone_id.in_(gone)))
+            await session.execute(delete(PublishedZone).where(PublishedZone.zone_id.in_(gone)))
         for name in names:
-            await self.publish(name, notify=False)
+            origin = dns.name.from_text(name)
+            before = self.table.get(origin)
+            try:
+                publication = await self.publish(name, notify=False)
+            except Exception:  # the next edit or refresh of the zone tries again
+                log.exception("dns.publish_failed", zone=name)
+                continue
+            # A zone restored and changed since (edits made while stopped, signatures due):
+            # its secondaries are told of the new serial.
+            if before is not None and publication.serial not in (None, before.serial):
+                assert publication.serial is not None
+                await self._notify_all(origin, publication.serial)
         return len(self.table)
 
     async def refresh_all(self) -> int:
@@ -160,10 +244,10 @@ class Publisher:
                 state = self._states.get(origin)
                 if state is None or state.signed is None:
                     continue
-                diff = state.signed.refresh(self.services.clock.now())
+                diff = await asyncio.to_thread(state.signed.refresh, self.services.clock.now())
                 if diff is None:
                     continue
-                self._serve(origin, state, diff)
+                await self._serve(origin, state, diff)
             changed += 1
             await self._record_serial(origin, diff.to_serial)
             await self._notify_all(origin, diff.to_serial)
@@ -192,6 +276,8 @@ class Publisher:
         origin = dns.name.from_text(name)
         async with self._lock:
             state = self._states.get(origin)
+            if state is None and origin in self._restored:
+                state = await self._resume(origin)
             stored = await self._read(origin, since=state.revision if state else None)
             if stored is not None and not stored.complete and state is not None and (
                     state.key_ids != stored.key_ids or state.denial != stored.denial
@@ -202,26 +288,20 @@ class Publisher:
                     if key not in stored.rrsets:
                         stored.rrsets[key] = None
             if stored is None:
+                await self._forget(origin)
                 self.table.remove(origin)
                 self._states.pop(origin, None)
                 self._allowed.pop(origin, None)
                 self._secondaries.pop(origin, None)
                 return Publication(name, None, None, {})
-            self._secondaries[origin] = stored.secondaries
-            for secondary in stored.secondaries:
-                self.keyring[secondary.key.name] = secondary.key
-            allowed = frozenset(s.key.name for s in stored.secondaries)
-            new_secondaries = allowed != self._allowed.get(origin) or any(
-                s.id not in self._secondaries_notified for s in stored.secondaries)
-            self._allowed[origin] = allowed
-            self._allow_secondaries()
+            new_secondaries = self._set_secondaries(origin, stored.secondaries)
             changed, diff = await self._bring_up_to_date(origin, stored)
             # Every signal is read each time (they are few), so this is the whole set.
             self._states[origin].signals = {
                 key for key, rrset in stored.rrsets.items()
                 if rrset is not None and _is_signal(key[0])}
             if changed:
-                self._serve(origin, self._states[origin], diff)
+                await self._serve(origin, self._states[origin], diff)
             served = self.table.get(origin)
             assert served is not None
         if served.serial != stored.serial:
@@ -280,8 +360,14 @@ class Publisher:
         delete = [key for key, rrset in changes.items() if rrset is None]
         return True, state.signed.apply(now, replace=replace, delete=delete)
 
-    def _serve(self, origin: dns.name.Name, state: _State, diff: ZoneDiff | None) -> None:
-        if diff is not None and serial_gt(diff.to_serial, diff.from_serial):
+    async def _serve(self, origin: dns.name.Name, state: _State, diff: ZoneDiff | None
+                     ) -> None:
+        """Store the new serial, then swap it in. A failure to store leaves the old serial
+        served and forgets the signer's state, so that the next publication starts again
+        from what the store holds."""
+        journaled = diff is not None and serial_gt(diff.to_serial, diff.from_serial)
+        if journaled:
+            assert diff is not None
             state.journal.append(diff)
             del state.journal[:-JOURNAL_LIMIT]
         journal = tuple(state.journal)
@@ -291,7 +377,112 @@ class Publisher:
             soa = state.unsigned[(origin, dns.rdatatype.SOA)]
             served = ServedZone(origin, int(soa[0].serial), tuple(state.unsigned.values()),
                                 journal)
+        try:
+            await self._store(origin, state, served, diff if journaled else None)
+        except BaseException:
+            self._states.pop(origin, None)
+            raise
         self.table.put(served)
+
+    async def _store(self, origin: dns.name.Name, state: _State, served: ServedZone,
+                     diff: ZoneDiff | None) -> None:
+        """Write what is about to be served: the difference as a journal row, or the whole
+        zone as the base for a zone signed afresh (or first published). Every BASE_EVERY rows
+        a new base is written in the background, after the swap: the row already holds the
+        change, the base only shortens what a restart replays."""
+        whole = state.since_base is None or diff is None
+        base = await asyncio.to_thread(wireform.encode, served.rrsets) if whole else None
+        parts = (await asyncio.to_thread(
+            lambda: (wireform.encode(diff.removed), wireform.encode(diff.added)))
+            if diff is not None else None)
+        now = self.services.clock.now()
+        async with self.services.store.write() as session:
+            zone_id = (await session.execute(select(Zone.id).where(
+                Zone.name == origin.to_text(), Zone.deleted_at.is_(None)))).scalar_one()
+            journal_id = 0
+            if parts is not None:
+                assert diff is not None
+                entry = ZoneJournal(zone_id=zone_id, from_serial=diff.from_serial,
+                                    to_serial=diff.to_serial, removed=parts[0],
+                                    added=parts[1], published_at=now)
+                session.add(entry)
+                await session.flush()
+                journal_id = entry.id
+                kept = (await session.execute(
+                    select(ZoneJournal.id).where(ZoneJournal.zone_id == zone_id)
+                    .order_by(ZoneJournal.id.desc()).offset(JOURNAL_LIMIT).limit(1)
+                )).scalar_one_or_none()
+                if kept is not None:
+                    await session.execute(delete(ZoneJournal).where(
+                        ZoneJournal.zone_id == zone_id, ZoneJournal.id <= kept))
+            elif base is not None:  # the base includes every row so far
+                journal_id = (await session.execute(
+                    select(func.coalesce(func.max(ZoneJournal.id), 0))
+                    .where(ZoneJournal.zone_id == zone_id))).scalar_one()
+            published = await session.get(PublishedZone, zone_id)
+            if published is None:
+                if base is None:  # dropped meanwhile: the next publication signs afresh
+                    raise RuntimeError(f"the stored copy of {origin} is gone")
+                published = PublishedZone(zone_id=zone_id)
+                session.add(published)
+            if base is not None:
+                published.base, published.base_serial = base, served.serial
+                published.base_journal_id = journal_id
+            published.serial, published.revision = served.serial, state.revision
+            published.dnssec, published.denial = state.signed is not None, state.denial
+            published.signing = list(state.key_ids)
+            published.published_at = now
+        state.since_base = 0 if base is not None else (state.since_base or 0) + 1
+        if state.since_base >= BASE_EVERY:
+            state.since_base = 0
+            self._later(functools.partial(self._rebase, zone_id, served, journal_id), 0)
+
+    async def _rebase(self, zone_id: int, served: ServedZone, journal_id: int) -> None:
+        """Store `served` (which the journal row `journal_id` led to) as the zone's base."""
+        base = await asyncio.to_thread(wireform.encode, served.rrsets)
+        async with self.services.store.write() as session:
+            await session.execute(
+                update(PublishedZone)
+                .where(PublishedZone.zone_id == zone_id,
+                       PublishedZone.base_journal_id < journal_id)
+                .values(base=base, base_serial=served.serial, base_journal_id=journal_id))
+
+    async def _forget(self, origin: dns.name.Name) -> None:
+        """A zone no longer served: its stored snapshot and journal go with it."""
+        self._restored.pop(origin, None)
+        async with self.services.store.write() as session:
+            ids = select(Zone.id).where(Zone.name == origin.to_text()).scalar_subquery()
+            await session.execute(delete(ZoneJournal).where(ZoneJournal.zone_id.in_(ids)))
+            await session.execute(delete(PublishedZone).where(PublishedZone.zone_id.in_(ids)))
+
+    async def _resume(self, origin: dns.name.Name) -> _State | None:
+        """Take a restored zone back into the signer without signing it: its snapshot holds
+        the signatures, and the store's key plan says whether they are still the right ones
+        (None: they are not, or the zone is gone; it is then published from the store)."""
+        restored = self._restored.pop(origin)
+        served = self.table.get(origin)
+        stored = await self._read(origin, since=restored.revision)
+        if served is None or stored is None or stored.key_ids != restored.key_ids or (
+                stored.denial != restored.denial or stored.dnssec != restored.dnssec):
+            return None
+        signed = None
+        if stored.dnssec:
+            try:
+                signed = await asyncio.to_thread(
+                    SignedZone.restore, served.rrsets, stored.keys,
+                    "nsec3" if stored.denial == "nsec3" else "nsec")
+            except ValueError as exc:
+                log.error("dns.resume_failed", zone=origin.to_text(), reason=str(exc))
+                return None
+        unsigned: dict[RRsetKey, dns.rrset.RRset] = {
+            (rrset.name, rrset.rdtype): rrset for rrset in served.rrsets
+                    if rrset.rdtype not in _SIGNER_TYPES or signed is None}
+        state = _State(signed, unsigned, restored.key_ids, restored.denial,
+                       list(served.journal), restored.revision,
+                       {key for key in unsigned if _is_signal(key[0])},
+                       since_base=restored.since_base)
+        self._states[origin] = state
+        return state
 
     async def _read(self, origin: dns.name.Name, since: int | None) -> _Stored | None:
         """The zone as stored; with `since`, only the RRsets changed after that revision (a
@@ -314,13 +505,9 @@ class Publisher:
             key_rows = (await session.execute(
                 select(ZoneKey).where(ZoneKey.zone_id == zone.id, ZoneKey.removed_at.is_(None))
                 .order_by(ZoneKey.id))).scalars().all()
-            secondary_rows = (await session.execute(
-                select(Secondary, TsigKey).join(TsigKey, Secondary.tsig_key_id == TsigKey.id)
-                .where(Secondary.zone_id == zone.id, Secondary.deleted_at.is_(None))
-                .order_by(Secondary.id))).all()
             data_keys = await sealer.data_keys(
-                session, {row.data_key_id for row in key_rows if row.data_key_id is not None}
-                | {key.data_key_id for _, key in secondary_rows})
+                session, {row.data_key_id for row in key_rows if row.data_key_id is not None})
+            secondaries = (await self._secondaries_of(session, [zone.id])).get(zone.id, ())
         rrsets: dict[RRsetKey, dns.rrset.RRset | None] = {}
         soa = dns.rrset.from_text_list(
             origin, SOA_TTL, "IN", "SOA",
@@ -362,14 +549,42 @@ class Publisher:
                     rrsets[(origin, cds_type)] = None
         if any(ns == name or ns.endswith(f".{name}") for ns in settings.nameservers):
             rrsets.update(await self._bootstrap_signals(zone))
-        secondaries = tuple(
-            _Secondary(row.id, row.address, row.port, make_key(key.name, sealer.open(
-                data_keys[key.data_key_id], key.secret_sealed, f"tsig_key:{key.name}").decode()))
-            for row, key in secondary_rows)
         # A change of the signing keys or of the DNSKEY RRset signs the zone afresh.
         key_ids = (*signing, "published:", *published) if zone.dnssec else ()
         return _Stored(zone.id, origin, zone.serial, zone.revision, zone.dnssec, zone.denial,
                        rrsets, since is None, tuple(keys), key_ids, secondaries)
+
+    async def _secondaries_of(self, session: AsyncSession, zone_ids: Collection[int] | None
+                              ) -> dict[int, tuple[_Secondary, ...]]:
+        """The secondaries of the zones (None: of every zone), each with its TSIG key
+        unsealed."""
+        query = (select(Secondary, TsigKey).join(TsigKey, Secondary.tsig_key_id == TsigKey.id)
+                 .where(Secondary.deleted_at.is_(None)).order_by(Secondary.id))
+        if zone_ids is not None:
+            query = query.where(Secondary.zone_id.in_(zone_ids))
+        rows = (await session.execute(query)).all()
+        sealer = self.services.sealer
+        data_keys = await sealer.data_keys(session, {key.data_key_id for _, key in rows})
+        found: dict[int, list[_Secondary]] = {}
+        for row, key in rows:
+            secret = sealer.open(data_keys[key.data_key_id], key.secret_sealed,
+                                 f"tsig_key:{key.name}").decode()
+            found.setdefault(row.zone_id, []).append(
+                _Secondary(row.id, row.address, row.port, make_key(key.name, secret)))
+        return {zone_id: tuple(secondaries) for zone_id, secondaries in found.items()}
+
+    def _set_secondaries(self, origin: dns.name.Name, secondaries: tuple[_Secondary, ...]
+                         ) -> bool:
+        """Allow the zone's secondaries to transfer it; whether any of them is new."""
+        self._secondaries[origin] = secondaries
+        for secondary in secondaries:
+            self.keyring[secondary.key.name] = secondary.key
+        allowed = frozenset(s.key.name for s in secondaries)
+        new = allowed != self._allowed.get(origin) or any(
+            s.id not in self._secondaries_notified for s in secondaries)
+        self._allowed[origin] = allowed
+        self._allow_secondaries()
+        return new
 
     async def _bootstrap_signals(self, zone: Zone) -> dict[RRsetKey, dns.rrset.RRset | None]:
         """RFC 9615 signals in a zone of the registrar's own nameservers: for each signed zone
@@ -423,7 +638,7 @@ class Publisher:
                 row = await session.get(Secondary, secondary.id)
                 if row is not None:
                     row.last_notify_at, row.last_notify_result = now, result.outcome
-        self._later(self._check_zone(origin), SERIAL_CHECK_DELAY)
+        self._later(functools.partial(self._check_zone, origin), SERIAL_CHECK_DELAY)
         return {f"{s.address}:{s.port}": r for s, r in zip(secondaries, results, strict=True)}
 
     async def check_secondaries(self) -> None:
@@ -451,7 +666,8 @@ class Publisher:
         loop = self._loop
         if loop is None:
             return
-        record = self._record_transfer(origin, peer[0], key_name, kind, serial)
+        record = functools.partial(self._record_transfer, origin, peer[0], key_name, kind,
+                                   serial)
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
@@ -485,12 +701,14 @@ class Publisher:
             if zone is not None and serial_gt(serial, zone.serial):
                 zone.serial = serial
 
-    def _later(self, work: Any, delay: float) -> None:
+    def _later(self, work: Callable[[], Awaitable[object]], delay: float) -> None:
+        """Run `work()` in the background after `delay` (made only when it runs, so that work
+        cancelled before it starts leaves nothing unawaited)."""
         async def run() -> None:
             if delay:
                 await asyncio.sleep(delay)
             try:
-                await work
+                await work()
             except Exception:
                 log.exception("dns.background_failed")
 
@@ -509,6 +727,26 @@ class Publisher:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
+
+
+_SIGNER_TYPES = frozenset({dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.NSEC3,
+                           dns.rdatatype.NSEC3PARAM, dns.rdatatype.DNSKEY})
+
+
+def _restored_zone(origin: dns.name.Name, published: PublishedZone,
+                   journal: Sequence[ZoneJournal]) -> ServedZone:
+    """The zone as last published: its base, the journal rows after it replayed, and the
+    journal kept for IXFR."""
+    diffs = [ZoneDiff(entry.from_serial, entry.to_serial,
+                      tuple(wireform.decode(entry.removed)), tuple(wireform.decode(entry.added)))
+             for entry in journal]
+    base = ServedZone(origin, published.base_serial, tuple(wireform.decode(published.base)))
+    later = [diff for diff, entry in zip(diffs, journal, strict=True)
+             if entry.id > published.base_journal_id]
+    zone = apply_diffs(base, later, 0) if later else base
+    if zone.serial != published.serial:
+        raise ValueError(f"the journal leads to {zone.serial}, not {published.serial}")
+    return ServedZone(origin, zone.serial, zone.rrsets, tuple(diffs[-JOURNAL_LIMIT:]))
 
 
 def _is_signal(name: dns.name.Name) -> bool:

@@ -43,7 +43,7 @@ import os
 import pickle
 import signal
 import threading
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,7 +55,7 @@ import structlog
 from regshield.dns.rrl import RateLimiter
 from regshield.dns.server import DnsFigures, DnsServer
 from regshield.dns.transfer import TransferKind, TransferListener, TransferService
-from regshield.dns.zonedata import ServedZone, ZoneDiff, ZoneTable
+from regshield.dns.zonedata import ServedZone, ZoneTable, apply_diffs
 from regshield.processes import Child, Workers, run_serving, send_report, settle
 
 log = structlog.get_logger("regshield.dns")
@@ -347,35 +347,6 @@ def _pickle_batch(messages: list[_Message]) -> bytes:
 
 def fingerprint(zone: ServedZone) -> _Fingerprint:
     return zone.serial, len(zone.rrsets), sum(len(rrset) for rrset in zone.rrsets)
-
-
-def apply_diffs(zone: ServedZone, diffs: Sequence[ZoneDiff], journal_length: int
-                ) -> ServedZone:
-    """The snapshot `diffs` lead to from `zone`, as a secondary applies an IXFR (RFC 1995):
-    for each, the records removed, then those added (an RRset's TTL is the added records');
-    the journal keeps its last `journal_length` entries."""
-    rrsets = {(r.name, r.rdtype, r.covers): r for r in zone.rrsets}
-    serial = zone.serial
-    for diff in diffs:
-        if diff.from_serial != serial:
-            raise ValueError(f"a difference starts at {diff.from_serial}, not {serial}")
-        serial = diff.to_serial
-        for removed in diff.removed:
-            key = (removed.name, removed.rdtype, removed.covers)
-            current = rrsets.pop(key, None)
-            if current is None:
-                continue
-            kept = [rdata for rdata in current if rdata not in removed]
-            if kept:
-                rrsets[key] = dns.rrset.from_rdata_list(current.name, current.ttl, kept)
-        for added in diff.added:
-            key = (added.name, added.rdtype, added.covers)
-            current = rrsets.get(key)
-            records = [*added] if current is None else [
-                *current, *(rdata for rdata in added if rdata not in current)]
-            rrsets[key] = dns.rrset.from_rdata_list(added.name, added.ttl, records)
-    journal = (*zone.journal, *diffs)[-journal_length:] if journal_length else ()
-    return ServedZone(zone.origin, serial, tuple(rrsets.values()), journal)
 
 
 # --- the child process -----------------------------------------------------------------------

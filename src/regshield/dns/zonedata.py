@@ -8,7 +8,7 @@ whole serial, never half of an update.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import dns.name
@@ -115,3 +115,32 @@ class ZoneTable:
 
     def __len__(self) -> int:
         return len(self._zones)
+
+
+def apply_diffs(zone: ServedZone, diffs: Sequence[ZoneDiff], journal_length: int
+                ) -> ServedZone:
+    """The snapshot `diffs` lead to from `zone`, as a secondary applies an IXFR (RFC 1995):
+    for each, the records removed, then those added (an RRset's TTL is the added records');
+    the journal keeps its last `journal_length` entries."""
+    rrsets = {(r.name, r.rdtype, r.covers): r for r in zone.rrsets}
+    serial = zone.serial
+    for diff in diffs:
+        if diff.from_serial != serial:
+            raise ValueError(f"a difference starts at {diff.from_serial}, not {serial}")
+        serial = diff.to_serial
+        for removed in diff.removed:
+            key = (removed.name, removed.rdtype, removed.covers)
+            current = rrsets.pop(key, None)
+            if current is None:
+                continue
+            kept = [rdata for rdata in current if rdata not in removed]
+            if kept:
+                rrsets[key] = dns.rrset.from_rdata_list(current.name, current.ttl, kept)
+        for added in diff.added:
+            key = (added.name, added.rdtype, added.covers)
+            current = rrsets.get(key)
+            records = [*added] if current is None else [
+                *current, *(rdata for rdata in added if rdata not in current)]
+            rrsets[key] = dns.rrset.from_rdata_list(added.name, added.ttl, records)
+    journal = (*zone.journal, *diffs)[-journal_length:] if journal_length else ()
+    return ServedZone(zone.origin, serial, tuple(rrsets.values()), journal)

@@ -104,6 +104,92 @@ class SignedZone:
         backdate: timedelta = DEFAULT_BACKDATE,
         publish: Sequence[DNSKEY] = (),
     ) -> None:
+        given = list(rrsets)
+        self._configure(given, keys, nsec, lifetime, refresh_window, backdate, publish)
+        for rrset in given:
+            if rrset.rdtype == _DNSKEY:
+                self._extra_dnskeys.extend(rrset)
+            elif rrset.rdtype not in _MANAGED:
+                self._check_owner(rrset.name)
+                self._data.setdefault(name_key(rrset.name), {})[rrset.rdtype] = rrset
+        self._data[self._apex][_DNSKEY] = self._dnskey_rrset()
+        if nsec == "nsec3":
+            self._data[self._apex][_NSEC3PARAM] = _nsec3param(self.origin)
+        self._names: list[NameKey] = sorted(self._data)
+        self._update(set(self._names), _Delta(), now)
+
+    @classmethod
+    def restore(
+        cls,
+        rrsets: Iterable[dns.rrset.RRset],
+        keys: Sequence[AnyKey],
+        nsec: Literal["nsec", "nsec3"] = "nsec",
+        lifetime: timedelta = DEFAULT_LIFETIME,
+        refresh_window: timedelta | None = None,
+        backdate: timedelta = DEFAULT_BACKDATE,
+        publish: Sequence[DNSKEY] = (),
+    ) -> SignedZone:
+        """The zone as this class signed it before (every RRset of `served()`, as kept in the
+        store), taken back without signing anything: its RRSIGs, chain and DNSKEY RRset are
+        kept as they are, and later changes and refreshes carry on from them. `keys` and
+        `publish` must be those the zone was signed with (the publisher checks the key plan
+        it recorded); a zone signed with others is signed afresh instead."""
+        given = list(rrsets)
+        zone = cls.__new__(cls)
+        zone._configure(given, keys, nsec, lifetime, refresh_window, backdate, publish)
+        data = zone._data
+        hashed_owners: list[tuple[bytes, dns.rrset.RRset]] = []
+        own_dnskeys = {key.dnskey for key in zone._keys} | set(zone._published)
+        for rrset in given:
+            owner = name_key(rrset.name)
+            rdtype = rrset.rdtype
+            if rdtype == _RRSIG:
+                zone._rrsigs[(owner, rrset.covers)] = rrset
+            elif rdtype == _NSEC:
+                zone._denial_at[(owner, _NSEC)] = rrset
+                zone._denial[owner] = rrset
+            elif rdtype == _NSEC3:
+                zone._denial_at[(owner, _NSEC3)] = rrset
+                hashed_owners.append((base64.b32hexdecode(owner[-1].upper()), rrset))
+            else:
+                zone._check_owner(rrset.name)
+                data.setdefault(owner, {})[rdtype] = rrset
+                if rdtype == _DNSKEY:
+                    zone._extra_dnskeys = [r for r in rrset if r not in own_dnskeys]
+        if _DNSKEY not in data.get(zone._apex, {}):
+            raise ValueError(f"the signed zone {zone.origin} has no DNSKEY RRset")
+        zone._names = sorted(data)
+        for owner in zone._names:
+            mode = zone._modes[owner] = zone._mode(owner, data[owner])
+            if mode != UNSIGNED:
+                zone._chain.append(owner)
+        if nsec == "nsec3":
+            members = set(zone._chain)
+            for owner in zone._chain:  # empty non-terminals are in the chain too
+                members.update(owner[:size] for size in range(len(zone._apex) + 1, len(owner)))
+            by_digest = {_nsec3_digest(owner): owner for owner in members}
+            for digest, rrset in hashed_owners:
+                hashed = by_digest.get(digest)
+                if hashed is None:
+                    raise ValueError(f"{rrset.name} is no hash of a name in the zone")
+                zone._hashed[digest] = hashed
+                zone._denial[hashed] = rrset
+            zone._hashes = sorted(zone._hashed)
+        missing = len(zone._chain) - len(zone._denial) if nsec == "nsec" else 0
+        if missing:
+            raise ValueError(f"the signed zone {zone.origin} lacks {missing} NSEC records")
+        return zone
+
+    def _configure(
+        self,
+        given: list[dns.rrset.RRset],
+        keys: Sequence[AnyKey],
+        nsec: Literal["nsec", "nsec3"],
+        lifetime: timedelta,
+        refresh_window: timedelta | None,
+        backdate: timedelta,
+        publish: Sequence[DNSKEY],
+    ) -> None:
         if nsec not in ("nsec", "nsec3"):
             raise ValueError(f"nsec must be 'nsec' or 'nsec3', not {nsec!r}")
         if lifetime <= timedelta(hours=1):
@@ -117,8 +203,6 @@ class SignedZone:
         self.backdate = backdate
         self.signatures_made = 0
         """How many RRSIG records this zone has made, for those who watch the cost of a change."""
-
-        given = list(rrsets)
         soas = [rrset for rrset in given if rrset.rdtype == _SOA]
         if len(soas) != 1 or len(soas[0]) != 1:
             raise ValueError("a zone holds exactly one SOA record, at its apex")
@@ -126,7 +210,7 @@ class SignedZone:
         self._apex = name_key(self.origin)
         self._signer = self.origin.canonicalize()
         self._data: dict[NameKey, dict[int, dns.rrset.RRset]] = {}
-        self._names: list[NameKey] = []
+        self._names = []
         self._modes: dict[NameKey, int] = {}
         self._rrsigs: dict[tuple[NameKey, int], dns.rrset.RRset] = {}
         self._chain: list[NameKey] = []  # the authoritative names, in canonical order
@@ -138,17 +222,6 @@ class SignedZone:
         self._published = list(publish)
         self._keys: list[AnyKey] = []
         self._set_keys(keys)
-        for rrset in given:
-            if rrset.rdtype == _DNSKEY:
-                self._extra_dnskeys.extend(rrset)
-            elif rrset.rdtype not in _MANAGED:
-                self._check_owner(rrset.name)
-                self._data.setdefault(name_key(rrset.name), {})[rrset.rdtype] = rrset
-        self._data[self._apex][_DNSKEY] = self._dnskey_rrset()
-        if nsec == "nsec3":
-            self._data[self._apex][_NSEC3PARAM] = _nsec3param(self.origin)
-        self._names = sorted(self._data)
-        self._update(set(self._names), _Delta(), now)
 
     # What the zone holds
 

@@ -437,6 +437,42 @@ class ZoneRRset(Base):
     updated_at: Mapped[datetime] = mapped_column(Timestamp)
 
 
+class PublishedZone(Base):
+    """What the publisher last served of a zone (dns/publisher.py): the signed zone as a base
+    snapshot (`base`, every RRset at `base_serial`, dns/wireform.py) and the `ZoneJournal`
+    rows after `base_journal_id` that lead from it to `serial`. Written before the snapshot is
+    swapped in, so that a restart serves what was served, at once, and carries on signing
+    from it; `revision`, `signing` and `denial` say which edits and which keys it reflects."""
+
+    __tablename__ = "published_zones"
+    zone_id: Mapped[int] = mapped_column(ForeignKey("zones.id"), primary_key=True)
+    serial: Mapped[int] = mapped_column(BigInteger)
+    revision: Mapped[int] = mapped_column(BigInteger)
+    dnssec: Mapped[bool] = mapped_column(Boolean)
+    denial: Mapped[str] = mapped_column(String(8))
+    signing: Mapped[list[str]] = mapped_column(JSON)  # the key plan signed by (key ids)
+    base_serial: Mapped[int] = mapped_column(BigInteger)
+    base_journal_id: Mapped[int] = mapped_column(BigInteger)  # 0: no journal row in the base
+    base: Mapped[bytes] = mapped_column(LargeBinary)
+    published_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class ZoneJournal(Base):
+    """One difference between two published serials of a zone (IXFR, RFC 1995): the RRsets
+    removed and added, each in dns/wireform.py's form. The newest ones are kept (the
+    publisher's `JOURNAL_LIMIT`), across restarts."""
+
+    __tablename__ = "zone_journal"
+    __table_args__ = (Index("ix_zone_journal_zone", "zone_id", "id"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    zone_id: Mapped[int] = mapped_column(ForeignKey("zones.id"))
+    from_serial: Mapped[int] = mapped_column(BigInteger)
+    to_serial: Mapped[int] = mapped_column(BigInteger)
+    removed: Mapped[bytes] = mapped_column(LargeBinary)
+    added: Mapped[bytes] = mapped_column(LargeBinary)
+    published_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
 class ZoneKey(Base):
     """A DNSSEC key of a zone. The private key is sealed like personal data (per-record data
     key, security/fields.py) or, with `hsm_label`, never leaves the PKCS#11 token. `timers`

@@ -1,0 +1,252 @@
+"""RRsets as bytes for the store: how a published zone and its journal are kept.
+
+`encode` writes RRsets in DNS wire form (RFC 1035 §3.2.1, names uncompressed and absolute),
+one after another, and compresses the whole; `decode` reads them back. A signed zone of
+100,000 records is a quarter of a million RRsets, and reading it back is what a restart waits
+for, so the records that make up most of a signed zone (RRSIG, NSEC, NSEC3, A, AAAA, NS, DS)
+are read by this module and built without dnspython's per-field checks; every other type goes
+through `dns.rdata.from_wire`. The bytes come from the publisher of this installation, but
+they are read as untrusted all the same: a truncated or malformed blob raises `ValueError`,
+never builds a half-read zone.
+
+Layout, after `MAGIC`, zlib-compressed: for each RRset, the owner (one length byte, then its
+wire form), type, covered type, TTL and record count (`!HHIH`), then each record as a 16-bit
+length and its rdata.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import zlib
+from collections.abc import Iterable
+
+import dns.dnssectypes
+import dns.exception
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+from dns.rdtypes.ANY.DS import DS
+from dns.rdtypes.ANY.NS import NS
+from dns.rdtypes.ANY.NSEC import NSEC
+from dns.rdtypes.ANY.NSEC3 import NSEC3
+from dns.rdtypes.ANY.RRSIG import RRSIG
+from dns.rdtypes.IN.A import A
+from dns.rdtypes.IN.AAAA import AAAA
+
+MAGIC = b"RSZ1"
+_HEAD = struct.Struct("!HHIH")
+_LENGTH = struct.Struct("!H")
+_RRSIG_HEAD = struct.Struct("!HBBIIIH")
+_DS_HEAD = struct.Struct("!HBB")
+_NSEC3_HEAD = struct.Struct("!BBHB")
+_IN = dns.rdataclass.IN
+_set = object.__setattr__  # dnspython's rdata are immutable once made; these are being made
+
+
+def encode(rrsets: Iterable[dns.rrset.RRset]) -> bytes:
+    parts: list[bytes] = []
+    add = parts.append
+    names: dict[dns.name.Name, bytes] = {}
+    for rrset in rrsets:
+        owner = names.get(rrset.name)
+        if owner is None:
+            wire = rrset.name.to_wire()
+            assert wire is not None
+            owner = names[rrset.name] = bytes((len(wire),)) + wire
+        add(owner)
+        add(_HEAD.pack(rrset.rdtype, rrset.covers, rrset.ttl, len(rrset)))
+        for rdata in rrset:
+            wire = rdata.to_wire()
+            assert wire is not None
+            add(_LENGTH.pack(len(wire)))
+            add(wire)
+    return MAGIC + zlib.compress(b"".join(parts), 1)
+
+
+def decode(blob: bytes) -> list[dns.rrset.RRset]:
+    if not blob.startswith(MAGIC):
+        raise ValueError("not RRsets as this module writes them")
+    try:
+        data = zlib.decompress(blob[len(MAGIC):])
+    except zlib.error as exc:
+        raise ValueError(f"the RRsets cannot be decompressed: {exc}") from None
+    try:
+        return _Reader(data).rrsets()
+    except (IndexError, struct.error, dns.exception.DNSException, UnicodeError,
+            ValueError) as exc:
+        raise ValueError(f"the RRsets are malformed: {type(exc).__name__}") from None
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.names: dict[bytes, dns.name.Name] = {}
+        self.types: dict[int, dns.rdatatype.RdataType] = {}
+        self.algorithms: dict[int, dns.dnssectypes.Algorithm] = {}
+
+    def rrsets(self) -> list[dns.rrset.RRset]:
+        data = self.data
+        end = len(data)
+        position = 0
+        out: list[dns.rrset.RRset] = []
+        readers = {
+            dns.rdatatype.RRSIG: self._rrsig, dns.rdatatype.NSEC: self._nsec,
+            dns.rdatatype.NSEC3: self._nsec3, dns.rdatatype.A: self._a,
+            dns.rdatatype.AAAA: self._aaaa, dns.rdatatype.NS: self._ns,
+            dns.rdatatype.DS: self._ds,
+        }
+        while position < end:
+            size = data[position]
+            owner = self._name(data[position + 1:position + 1 + size])
+            position += 1 + size
+            rdtype, covers, ttl, count = _HEAD.unpack_from(data, position)
+            position += _HEAD.size
+            rrset = dns.rrset.RRset.__new__(dns.rrset.RRset)
+            items: dict[dns.rdata.Rdata, None] = {}
+            rrset.items = items
+            rrset.rdclass = _IN
+            rrset.rdtype = self._type(rdtype)
+            rrset.covers = self._type(covers)
+            rrset.ttl = ttl
+            rrset.name = owner
+            rrset.deleting = None
+            read = readers.get(rdtype)
+            for _ in range(count):
+                (length,) = _LENGTH.unpack_from(data, position)
+                position += 2
+                stop = position + length
+                if stop > end:
+                    raise ValueError("a record runs past the end")
+                if read is not None:
+                    rdata = read(data, position, stop)
+                else:
+                    rdata = dns.rdata.from_wire(_IN, rdtype, data, position, length)
+                items[rdata] = None
+                position = stop
+            out.append(rrset)
+        return out
+
+    def _name(self, wire: bytes) -> dns.name.Name:
+        name = self.names.get(wire)
+        if name is None:
+            name, used = dns.name.from_wire(wire, 0)
+            if used != len(wire) or not name.is_absolute():
+                raise ValueError("a name is not one absolute wire name")
+            self.names[wire] = name
+        return name
+
+    def _name_at(self, data: bytes, position: int, stop: int) -> tuple[dns.name.Name, int]:
+        """The uncompressed name at `position`, and where it ends."""
+        end = position
+        while True:
+            if end >= stop:
+                raise ValueError("a name runs past its record")
+            size = data[end]
+            if size > 63:
+                raise ValueError("a compressed or extended label")
+            end += 1 + size
+            if size == 0:
+                return self._name(data[position:end]), end
+
+    def _type(self, value: int) -> dns.rdatatype.RdataType:
+        known = self.types.get(value)
+        if known is None:
+            known = self.types[value] = dns.rdatatype.RdataType.make(value)
+        return known
+
+    @staticmethod
+    def _start(cls: type[dns.rdata.Rdata], rdtype: dns.rdatatype.RdataType) -> dns.rdata.Rdata:
+        rdata = cls.__new__(cls)
+        _set(rdata, "rdclass", _IN)
+        _set(rdata, "rdtype", rdtype)
+        _set(rdata, "rdcomment", None)
+        return rdata
+
+    def _rrsig(self, data: bytes, position: int, stop: int) -> dns.rdata.Rdata:
+        covered, algorithm, labels, ttl, expiration, inception, key_tag = (
+            _RRSIG_HEAD.unpack_from(data, position))
+        signer, end = self._name_at(data, position + _RRSIG_HEAD.size, stop)
+        known = self.algorithms.get(algorithm)
+        if known is None:
+            known = self.algorithms[algorithm] = dns.dnssectypes.Algorithm.make(algorithm)
+        rdata = self._start(RRSIG, dns.rdatatype.RRSIG)
+        for field, value in (("type_covered", self._type(covered)), ("algorithm", known),
+                             ("labels", labels), ("original_ttl", ttl),
+                             ("expiration", expiration), ("inception", inception),
+                             ("key_tag", key_tag), ("signer", signer),
+                             ("signature", data[end:stop])):
+            _set(rdata, field, value)
+        return rdata
+
+    def _nsec(self, data: bytes, position: int, stop: int) -> dns.rdata.Rdata:
+        following, end = self._name_at(data, position, stop)
+        rdata = self._start(NSEC, dns.rdatatype.NSEC)
+        _set(rdata, "next", following)
+        _set(rdata, "windows", _windows(data, end, stop))
+        return rdata
+
+    def _nsec3(self, data: bytes, position: int, stop: int) -> dns.rdata.Rdata:
+        algorithm, flags, iterations, salt_size = _NSEC3_HEAD.unpack_from(data, position)
+        position += _NSEC3_HEAD.size
+        salt = data[position:position + salt_size]
+        position += salt_size
+        hash_size = data[position]
+        following = data[position + 1:position + 1 + hash_size]
+        position += 1 + hash_size
+        if position > stop or not hash_size:
+            raise ValueError("an NSEC3 record is cut short")
+        rdata = self._start(NSEC3, dns.rdatatype.NSEC3)
+        for field, value in (("algorithm", algorithm), ("flags", flags),
+                             ("iterations", iterations), ("salt", salt), ("next", following),
+                             ("windows", _windows(data, position, stop))):
+            _set(rdata, field, value)
+        return rdata
+
+    def _a(self, data: bytes, position: int, stop: int) -> dns.rdata.Rdata:
+        if stop - position != 4:
+            raise ValueError("an A record is not four octets")
+        rdata = self._start(A, dns.rdatatype.A)
+        _set(rdata, "address", socket.inet_ntop(socket.AF_INET, data[position:stop]))
+        return rdata
+
+    def _aaaa(self, data: bytes, position: int, stop: int) -> dns.rdata.Rdata:
+        if stop - position != 16:
+            raise ValueError("an AAAA record is not sixteen octets")
+        rdata = self._start(AAAA, dns.rdatatype.AAAA)
+        _set(rdata, "address", socket.inet_ntop(socket.AF_INET6, data[position:stop]))
+        return rdata
+
+    def _ns(self, data: bytes, position: int, stop: int) -> dns.rdata.Rdata:
+        target, end = self._name_at(data, position, stop)
+        if end != stop:
+            raise ValueError("an NS record holds more than a name")
+        rdata = self._start(NS, dns.rdatatype.NS)
+        _set(rdata, "target", target)
+        return rdata
+
+    def _ds(self, data: bytes, position: int, stop: int) -> dns.rdata.Rdata:
+        key_tag, algorithm, digest_type = _DS_HEAD.unpack_from(data, position)
+        known = self.algorithms.get(algorithm)
+        if known is None:
+            known = self.algorithms[algorithm] = dns.dnssectypes.Algorithm.make(algorithm)
+        rdata = self._start(DS, dns.rdatatype.DS)
+        for field, value in (("key_tag", key_tag), ("algorithm", known),
+                             ("digest_type", dns.dnssectypes.DSDigest.make(digest_type)),
+                             ("digest", data[position + _DS_HEAD.size:stop])):
+            _set(rdata, field, value)
+        return rdata
+
+
+def _windows(data: bytes, position: int, stop: int) -> tuple[tuple[int, bytes], ...]:
+    """An NSEC or NSEC3 type bitmap (RFC 4034 §4.1.2) as dnspython holds it."""
+    windows = []
+    while position < stop:
+        window, size = data[position], data[position + 1]
+        if not 1 <= size <= 32 or position + 2 + size > stop:
+            raise ValueError("a type bitmap window is malformed")
+        windows.append((window, data[position + 2:position + 2 + size]))
+        position += 2 + size
+    return tuple(windows)

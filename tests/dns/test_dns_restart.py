@@ -1,0 +1,254 @@
+"""A restart serves what was published, at once: the signed zone and its journal are read back
+from the store (no signature made), IXFR carries on from serials served before the restart,
+and the edits, key changes and deletions made while stopped are caught up afterwards."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import dns.asyncquery
+import dns.dnssec
+import dns.name
+import dns.rdatatype
+import dns.xfr
+import dns.zone
+import httpx
+import pytest
+from conftest import World
+from domains.conftest import Holder, stepped_up_owner
+from sqlalchemy import func, select, update
+from test_dns_publisher import ORIGIN, WWW, ZONES, allowing, host, publish_queued, put
+
+from regshield.clock import FakeClock
+from regshield.config import Settings
+from regshield.dns import publisher as publisher_module
+from regshield.dns.publisher import Publisher
+from regshield.dns.server import DnsServer
+from regshield.dns.tsig import make_key
+from regshield.dns.zonedata import ServedZone
+from regshield.dnssec.signer import signature_time
+from regshield.services import Services
+from regshield.store.models import Event, PublishedZone, Zone, ZoneJournal
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return allowing(settings, "127.0.0.0/8")  # the secondary here is on loopback
+
+
+@pytest.fixture
+async def owner(world: World, api: httpx.AsyncClient, clock: FakeClock) -> Holder:
+    return await stepped_up_owner(world, api, clock, await world.account("Restart Customer"))
+
+
+@pytest.fixture
+async def first(services: Services) -> AsyncIterator[Publisher]:
+    """The publisher of the run before the restart."""
+    publisher = Publisher(services, notify_timeout=0.2, notify_retries=1)
+    yield publisher
+    await publisher.close()
+
+
+@pytest.fixture
+async def second(services: Services) -> AsyncIterator[Publisher]:
+    """The publisher of the process started afterwards, on the same store."""
+    publisher = Publisher(services, notify_timeout=0.2, notify_retries=1)
+    yield publisher
+    await publisher.close()
+
+
+@pytest.fixture
+async def server(second: Publisher) -> AsyncIterator[DnsServer]:
+    server = DnsServer(second.table, keyring=second.keyring, transfers=second.transfers)
+    await server.start("127.0.0.1", 0)
+    yield server
+    await server.close()
+
+
+def records(zone: ServedZone) -> set[str]:
+    return {line for rrset in zone.rrsets for line in rrset.to_text().splitlines()}
+
+
+def signatures_made(publisher: Publisher) -> int:
+    state = publisher._states[ORIGIN]
+    assert state.signed is not None
+    return state.signed.signatures_made
+
+
+async def published_zone(api: httpx.AsyncClient, world: World, services: Services,
+                         owner: Holder, publisher: Publisher) -> tuple[ServedZone, str]:
+    """A signed zone published, edited twice, with a secondary; returns the snapshot and the
+    secondary's TSIG key (name, secret)."""
+    await host(api, services, owner, {"name": "published.example", "serial_scheme": "increment"})
+    for index in range(10):
+        await put(api, owner, f"host{index}", "A", 300, [f"192.0.2.{index + 1}"])
+    operator = await world.user("operator")
+    added = (await api.post(f"{ZONES}/published.example/secondaries",
+                            json={"address": "127.0.0.1", "port": 9, "tsig_key": "xfr"},
+                            headers=operator.headers)).json()
+    await publish_queued(services, publisher)
+    await put(api, owner, "www", "A", 300, ["192.0.2.99"])
+    await publish_queued(services, publisher)
+    served = publisher.table.get(ORIGIN)
+    assert served is not None and served.journal
+    return served, f"{added['tsig_key']}:{added['tsig_secret']}"
+
+
+async def test_a_restart_serves_the_published_zone_and_its_journal_without_signing(
+        api: httpx.AsyncClient, world: World, owner: Holder, services: Services,
+        first: Publisher, second: Publisher, server: DnsServer) -> None:
+    before, tsig = await published_zone(api, world, services, owner, first)
+    key = make_key(*tsig.split(":", 1))
+
+    assert await second.restore() == 1
+
+    restored = second.table.get(ORIGIN)
+    assert restored is not None
+    assert restored.serial == before.serial
+    assert records(restored) == records(before)  # the same signatures, not new ones
+    assert [(d.from_serial, d.to_serial) for d in restored.journal] == [
+        (d.from_serial, d.to_serial) for d in before.journal]
+    whole = dns.zone.Zone(ORIGIN, relativize=False)
+    await dns.asyncquery.inbound_xfr(
+        "127.0.0.1", whole, dns.xfr.make_query(whole, keyring=key)[0], port=server.port,
+        timeout=5)
+    assert whole.get_soa().serial == before.serial
+    # A secondary that holds the serial before the last edit (served before the restart) is
+    # sent only the difference: a copy rolled back by it asks by IXFR.
+    diff = before.journal[-1]
+    with whole.writer() as txn:
+        for rrset in diff.added:
+            txn.delete(rrset.name, rrset)
+        for rrset in diff.removed:
+            txn.add(rrset)
+    assert whole.get_soa().serial == diff.from_serial
+    ixfr, _ = dns.xfr.make_query(whole, keyring=key)
+    await dns.asyncquery.inbound_xfr("127.0.0.1", whole, ixfr, port=server.port, timeout=5)
+    assert whole.get_soa().serial == before.serial
+    assert whole.get_rdataset(WWW, dns.rdatatype.A)[0].to_text() == "192.0.2.99"
+    await second.settle()
+    async with services.store.read() as session:
+        kinds = (await session.execute(select(Event.summary).where(
+            Event.tag == "dns:transfer:served"))).scalars().all()
+    assert [k["kind"] for k in kinds] == ["AXFR", "IXFR"]
+
+    # Taking the zone back into the signer signs nothing: no edit, no signature due.
+    await second.load_all()
+    assert second.table.get(ORIGIN) is restored
+    assert signatures_made(second) == 0
+
+    # The next edit is signed incrementally, from the restored signatures.
+    change = await put(api, owner, "host3", "A", 300, ["192.0.2.33"])
+    await publish_queued(services, second)
+    after = second.table.get(ORIGIN)
+    assert after is not None and after.serial == change["serial"]
+    assert 0 < signatures_made(second) < 10
+    assert after.journal[-1].from_serial == before.serial
+    dnskeys = next(r for r in after.rrsets if r.rdtype == dns.rdatatype.DNSKEY)
+    for rrset in after.rrsets:
+        if rrset.rdtype == dns.rdatatype.RRSIG:
+            covered = next(r for r in after.rrsets if r.name == rrset.name
+                           and r.rdtype == rrset.covers)
+            dns.dnssec.validate(covered, rrset, {ORIGIN: dnskeys})
+
+
+async def test_edits_made_while_stopped_are_published_after_the_restart(
+        api: httpx.AsyncClient, world: World, owner: Holder, services: Services,
+        first: Publisher, second: Publisher) -> None:
+    before, _ = await published_zone(api, world, services, owner, first)
+    change = await put(api, owner, "late", "TXT", 300, ['"edited while stopped"'])
+
+    await second.restore()
+    assert second.table.get(ORIGIN).serial == before.serial  # type: ignore[union-attr]
+    await second.load_all()
+
+    after = second.table.get(ORIGIN)
+    assert after is not None and after.serial == change["serial"]
+    assert any(r.rdtype == dns.rdatatype.TXT and r.name.labels[0] == b"late"
+               for r in after.rrsets)
+    # Only the new RRset, the SOA and the chain around them were signed.
+    assert 0 < signatures_made(second) < 10
+    assert after.journal[-1].from_serial == before.serial
+
+
+async def test_after_a_stop_only_the_signatures_that_are_due_are_made_again(
+        api: httpx.AsyncClient, world: World, owner: Holder, services: Services,
+        first: Publisher, second: Publisher, clock: FakeClock) -> None:
+    before, _ = await published_zone(api, world, services, owner, first)
+    clock.advance(timedelta(days=1))
+
+    await second.restore()
+    await second.load_all()
+    assert await second.refresh_all() == 0
+    assert signatures_made(second) == 0
+    assert second.table.get(ORIGIN).serial == before.serial  # type: ignore[union-attr]
+
+    # Ten days later every signature is in its refresh window: each is made again.
+    clock.advance(timedelta(days=10))
+    assert await second.refresh_all() == 1
+    after = second.table.get(ORIGIN)
+    assert after is not None and after.serial != before.serial
+    assert signatures_made(second) > 0
+    window = signature_time(clock.now() + timedelta(days=14) / 4)
+    assert all(rrsig.expiration > window for rrset in after.rrsets
+               if rrset.rdtype == dns.rdatatype.RRSIG for rrsig in rrset)
+
+
+async def test_a_zone_deleted_while_stopped_is_not_served_and_its_copy_is_dropped(
+        api: httpx.AsyncClient, world: World, owner: Holder, services: Services,
+        first: Publisher, second: Publisher, clock: FakeClock) -> None:
+    await published_zone(api, world, services, owner, first)
+    async with services.store.write() as session:
+        await session.execute(update(Zone).where(Zone.name == "published.example.")
+                              .values(deleted_at=clock.now()))
+
+    assert await second.restore() == 0
+    await second.load_all()
+    assert second.table.get(ORIGIN) is None
+    async with services.store.read() as session:
+        assert (await session.execute(select(func.count()).select_from(PublishedZone))
+                ).scalar_one() == 0
+
+
+async def test_a_damaged_copy_is_skipped_and_the_zone_signed_again_from_its_records(
+        api: httpx.AsyncClient, world: World, owner: Holder, services: Services,
+        first: Publisher, second: Publisher) -> None:
+    before, _ = await published_zone(api, world, services, owner, first)
+    async with services.store.write() as session:
+        await session.execute(update(PublishedZone).values(base=b"RSZ1 not zlib"))
+
+    assert await second.restore() == 0
+    assert second.table.get(ORIGIN) is None
+    await second.load_all()
+    after = second.table.get(ORIGIN)
+    assert after is not None and after.serial == before.serial
+    assert {r.to_text() for r in after.rrsets if r.rdtype == dns.rdatatype.A
+            } == {r.to_text() for r in before.rrsets if r.rdtype == dns.rdatatype.A}
+
+
+async def test_the_store_keeps_a_bounded_journal_and_a_base_a_restart_can_reach(
+        api: httpx.AsyncClient, world: World, owner: Holder, services: Services,
+        first: Publisher, second: Publisher, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(publisher_module, "BASE_EVERY", 3)
+    monkeypatch.setattr(publisher_module, "JOURNAL_LIMIT", 5)
+    await published_zone(api, world, services, owner, first)
+    for index in range(7):
+        await put(api, owner, "www", "A", 300, [f"198.51.100.{index + 1}"])
+        await publish_queued(services, first)
+    before = first.table.get(ORIGIN)
+    assert before is not None
+    await first.settle()  # the base is written in the background
+    async with services.store.read() as session:
+        rows = (await session.execute(select(ZoneJournal).order_by(ZoneJournal.id))
+                ).scalars().all()
+        published = (await session.execute(select(PublishedZone))).scalar_one()
+    assert len(rows) == 5
+    assert [row.to_serial for row in rows][-1] == before.serial == published.serial
+    assert published.base_serial != before.serial  # a base, then rows replayed on it
+    assert any(row.id > published.base_journal_id for row in rows)
+
+    await second.restore()
+    restored = second.table.get(ORIGIN)
+    assert restored is not None and records(restored) == records(before)
+    assert len(restored.journal) == 5
