@@ -5,6 +5,7 @@ and the edits, key changes and deletions made while stopped are caught up afterw
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 
 import dns.asyncquery
@@ -133,10 +134,10 @@ async def test_a_restart_serves_the_published_zone_and_its_journal_without_signi
             Event.tag == "dns:transfer:served"))).scalars().all()
     assert [k["kind"] for k in kinds] == ["AXFR", "IXFR"]
 
-    # Taking the zone back into the signer signs nothing: no edit, no signature due.
+    # With no edit and no signature due, catching up leaves the zone as it was restored.
     await second.load_all()
+    await second.refresh_all()
     assert second.table.get(ORIGIN) is restored
-    assert signatures_made(second) == 0
 
     # The next edit is signed incrementally, from the restored signatures.
     change = await put(api, owner, "host3", "A", 300, ["192.0.2.33"])
@@ -181,15 +182,16 @@ async def test_after_a_stop_only_the_signatures_that_are_due_are_made_again(
     await second.restore()
     await second.load_all()
     assert await second.refresh_all() == 0
-    assert signatures_made(second) == 0
     assert second.table.get(ORIGIN).serial == before.serial  # type: ignore[union-attr]
 
-    # Ten days later every signature is in its refresh window: each is made again.
+    # Ten days later every signature is in its refresh window: the zone is taken back into
+    # the signer (without signing) and each signature is made again, once.
     clock.advance(timedelta(days=10))
     assert await second.refresh_all() == 1
     after = second.table.get(ORIGIN)
     assert after is not None and after.serial != before.serial
-    assert signatures_made(second) > 0
+    assert signatures_made(second) == sum(
+        len(r) for r in before.rrsets if r.rdtype == dns.rdatatype.RRSIG)
     window = signature_time(clock.now() + timedelta(days=14) / 4)
     assert all(rrsig.expiration > window for rrset in after.rrsets
                if rrset.rdtype == dns.rdatatype.RRSIG for rrsig in rrset)
@@ -252,3 +254,21 @@ async def test_the_store_keeps_a_bounded_journal_and_a_base_a_restart_can_reach(
     restored = second.table.get(ORIGIN)
     assert restored is not None and records(restored) == records(before)
     assert len(restored.journal) == 5
+
+
+async def test_a_change_of_the_dns_settings_while_stopped_is_published_after_the_restart(
+        api: httpx.AsyncClient, world: World, owner: Holder, services: Services,
+        first: Publisher) -> None:
+    before, _ = await published_zone(api, world, services, owner, first)
+    dns_settings = replace(services.settings.dns, hostmaster="dns-admin.registrar.test.")
+    changed = replace(services, settings=replace(services.settings, dns=dns_settings))
+    second = Publisher(changed, notify_timeout=0.2, notify_retries=1)
+    try:
+        await second.restore()
+        await second.load_all()
+        after = second.table.get(ORIGIN)
+        assert after is not None and after.serial == before.serial + 1  # a new SOA: a new serial
+        soa = next(r for r in after.rrsets if r.rdtype == dns.rdatatype.SOA)[0]
+        assert soa.rname.to_text() == "dns-admin.registrar.test."
+    finally:
+        await second.close()

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dns.name
+import dns.rdata
 import dns.rdatatype
 import dns.rrset
 import dns.tsig
@@ -43,9 +44,10 @@ from regshield.dns.tsig import make_key
 from regshield.dns.zonedata import ServedZone, ZoneDiff, ZoneTable, apply_diffs
 from regshield.dns.zonefile import soa_record
 from regshield.dns.zonekeys import ROLE_FLAGS
-from regshield.dnssec.incremental import SignedZone
+from regshield.dnssec.incremental import DEFAULT_LIFETIME, SignedZone
 from regshield.dnssec.keys import AnyKey
 from regshield.dnssec.seal import open_private_key
+from regshield.dnssec.signer import signature_time
 from regshield.eventlog.chain import EventDraft, append
 from regshield.flows.zone_keys import policy_of
 from regshield.rules.ds import ds_text
@@ -68,6 +70,7 @@ BASE_EVERY = 50
 from (well under JOURNAL_LIMIT, so the rows a restart replays are kept even while a new base
 is being written)."""
 SOA_TTL = 3600
+REFRESH_WINDOW = DEFAULT_LIFETIME / 4  # SignedZone's refresh window, as the publisher signs
 SERIAL_CHECK_DELAY = 2.0  # seconds after a NOTIFY before asking the secondary what it serves
 log = structlog.get_logger("regshield.dns")
 
@@ -133,6 +136,8 @@ class _Restored:
     denial: str
     dnssec: bool
     since_base: int
+    expires: int | None  # the earliest signature expiry (RRSIG time), None: unsigned
+    soa: str  # the SOA served, with serial 0: a change of `[dns]` settings shows here
 
 
 class Publisher:
@@ -195,7 +200,7 @@ class Publisher:
         for published, name in rows:
             origin = dns.name.from_text(name)
             try:
-                served = await asyncio.to_thread(
+                served, expires, soa = await asyncio.to_thread(
                     _restored_zone, origin, published, journals.get(published.zone_id, []))
             except ValueError as exc:
                 log.error("dns.restore_failed", zone=name, reason=str(exc))
@@ -205,24 +210,33 @@ class Publisher:
             self._restored[origin] = _Restored(
                 published.revision, tuple(published.signing), published.denial,
                 published.dnssec, sum(1 for entry in journals.get(published.zone_id, [])
-                                      if entry.id > published.base_journal_id))
+                                      if entry.id > published.base_journal_id),
+                expires, soa)
         return len(self._restored)
 
     async def load_all(self) -> int:
-        """Publish every hosted zone (at start, after `restore`): a restored zone gets the
-        edits made since and its due signatures, any other is signed; returns how many are
-        served."""
+        """Publish every hosted zone that `restore` did not serve as it stands (at start): a
+        zone never published, or whose stored copy was unreadable, is signed; a restored one
+        whose records changed since it was stored (its revision moved on; edits also queue
+        their own publication) or whose SOA the settings changed gets the change. A restored
+        zone with nothing to change is left as it is, not even read: its due signatures are
+        `refresh_all`'s. Returns how many zones are served."""
         async with self.services.store.read() as session:
-            names = (await session.execute(
-                select(Zone.name).where(Zone.deleted_at.is_(None), Zone.state == "active")
-            )).scalars().all()
+            zones = (await session.execute(
+                select(Zone.name, Zone.revision)
+                .where(Zone.deleted_at.is_(None), Zone.state == "active"))).all()
+        settings = self.services.settings.dns
+        soa = _soa_text(settings.nameservers[0], settings.hostmaster)
         async with self.services.store.write() as session:  # zones deleted while stopped
             gone = select(Zone.id).where(
                 Zone.deleted_at.is_not(None) | (Zone.state != "active")).scalar_subquery()
             await session.execute(delete(ZoneJournal).where(ZoneJournal.zone_id.in_(gone)))
             await session.execute(delete(PublishedZone).where(PublishedZone.zone_id.in_(gone)))
-        for name in names:
+        for name, revision in zones:
             origin = dns.name.from_text(name)
+            restored = self._restored.get(origin)
+            if restored is not None and (restored.revision, restored.soa) == (revision, soa):
+                continue
             before = self.table.get(origin)
             try:
                 publication = await self.publish(name, notify=False)
@@ -238,6 +252,12 @@ class Publisher:
 
     async def refresh_all(self) -> int:
         """Re-sign what expires soon in every signed zone; returns how many zones changed."""
+        due = signature_time(self.services.clock.now() + REFRESH_WINDOW)
+        for origin, restored in list(self._restored.items()):
+            if restored.expires is not None and not serial_gt(restored.expires, due):
+                async with self._lock:  # taken back into the signer to be refreshed
+                    if origin in self._restored and origin not in self._states:
+                        await self._resume(origin)
         changed = 0
         for origin in list(self._states):
             async with self._lock:
@@ -733,10 +753,16 @@ _SIGNER_TYPES = frozenset({dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatyp
                            dns.rdatatype.NSEC3PARAM, dns.rdatatype.DNSKEY})
 
 
+def _soa_text(nameserver: str, hostmaster: str) -> str:
+    """The SOA a zone is published with under these settings, with serial 0."""
+    return dns.rdata.from_text("IN", "SOA", soa_record(nameserver, hostmaster, 0),
+                               origin=dns.name.root).to_text()
+
+
 def _restored_zone(origin: dns.name.Name, published: PublishedZone,
-                   journal: Sequence[ZoneJournal]) -> ServedZone:
+                   journal: Sequence[ZoneJournal]) -> tuple[ServedZone, int | None, str]:
     """The zone as last published: its base, the journal rows after it replayed, and the
-    journal kept for IXFR."""
+    journal kept for IXFR; with its earliest signature expiry and its SOA (serial 0)."""
     diffs = [ZoneDiff(entry.from_serial, entry.to_serial,
                       tuple(wireform.decode(entry.removed)), tuple(wireform.decode(entry.added)))
              for entry in journal]
@@ -746,7 +772,14 @@ def _restored_zone(origin: dns.name.Name, published: PublishedZone,
     zone = apply_diffs(base, later, 0) if later else base
     if zone.serial != published.serial:
         raise ValueError(f"the journal leads to {zone.serial}, not {published.serial}")
-    return ServedZone(origin, zone.serial, zone.rrsets, tuple(diffs[-JOURNAL_LIMIT:]))
+    expirations = [int(rrsig.expiration) for rrset in zone.rrsets
+                   if rrset.rdtype == dns.rdatatype.RRSIG for rrsig in rrset]
+    # RRSIG times compare in serial number arithmetic (RFC 4034 section 3.1.5).
+    earliest = functools.reduce(lambda a, b: b if serial_gt(a, b) else a, expirations) \
+        if expirations else None
+    soa = next(r for r in zone.rrsets if r.rdtype == dns.rdatatype.SOA)[0]
+    return (ServedZone(origin, zone.serial, zone.rrsets, tuple(diffs[-JOURNAL_LIMIT:])),
+            earliest, soa.replace(serial=0).to_text())
 
 
 def _is_signal(name: dns.name.Name) -> bool:
