@@ -16,7 +16,7 @@ from regshield.api.app import API_PREFIX
 from regshield.api.workers import HttpServer, HttpWorkers, http_config, shared_socket
 from regshield.config import Listen, Settings
 from regshield.dns.publisher import Publisher
-from regshield.dns.server import DnsServer
+from regshield.dns.server import DnsServer, prepare_index
 from regshield.dns.workers import DnsWorkers, WatchedTable
 from regshield.errors import ConfigurationError
 from regshield.eventlog.anchors import anchor_head
@@ -172,6 +172,8 @@ async def _start_dns(services: Services, publisher: Publisher
     them up to date), then answer DNS on `[dns] listen` (unless off), in `[dns] workers`
     processes."""
     listen = services.settings.dns.listen
+    if listen is not None:
+        publisher.prepare = prepare_index
     await publisher.restore()
     if listen is None:
         return None, None

@@ -24,6 +24,7 @@ import contextlib
 import functools
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import dns.name
@@ -167,6 +168,10 @@ class Publisher:
         ) if rrl.enabled else None
         self.transfers = TransferService(self.table, self.allowed_keys,
                                          on_transfer=self.transfer_served)
+        # Called in a worker thread with each new snapshot before it is swapped in (and with
+        # each zone restored at start): `serve` sets dns/server.py `prepare_index` here, so
+        # the DNS server's index of a large zone is never built on the event loop.
+        self.prepare: Callable[[ServedZone], None] | None = None
         # Awaited with the zone before NOTIFY goes out: other processes answering from copies
         # of the table (dns/workers.py) serve the new serial, and take the zone's new
         # secondaries' keys, before a secondary asks them.
@@ -205,6 +210,8 @@ class Publisher:
             except ValueError as exc:
                 log.error("dns.restore_failed", zone=name, reason=str(exc))
                 continue
+            if self.prepare is not None:
+                await asyncio.to_thread(self.prepare, served)
             self._set_secondaries(origin, secondaries.get(published.zone_id, ()))
             self.table.put(served)
             self._restored[origin] = _Restored(
@@ -340,9 +347,14 @@ class Publisher:
 
     async def _bring_up_to_date(self, origin: dns.name.Name, stored: _Stored
                                 ) -> tuple[bool, ZoneDiff | None]:
-        """Whether the served zone must change, and the journal entry of the change."""
+        """Whether the served zone must change, and the journal entry of the change: worked
+        out in a worker thread (signing, comparing snapshots), never on the event loop."""
+        return await asyncio.to_thread(self._bring_up_to_date_now, origin, stored,
+                                       self.services.clock.now())
+
+    def _bring_up_to_date_now(self, origin: dns.name.Name, stored: _Stored, now: datetime
+                              ) -> tuple[bool, ZoneDiff | None]:
         state = self._states.get(origin)
-        now = self.services.clock.now()
         previous = self.table.get(origin)
         journal = state.journal if state else []
         rebuild = (state is None or state.key_ids != stored.key_ids
@@ -352,9 +364,8 @@ class Publisher:
             rrsets = dict(stored.rrsets)
             signed = None
             if stored.dnssec:
-                signed = await asyncio.to_thread(
-                    SignedZone, [r for r in rrsets.values() if r is not None], stored.keys,
-                    now, "nsec3" if stored.denial == "nsec3" else "nsec")
+                signed = SignedZone([r for r in rrsets.values() if r is not None], stored.keys,
+                                    now, "nsec3" if stored.denial == "nsec3" else "nsec")
             live = {key: rrset for key, rrset in rrsets.items() if rrset is not None}
             self._states[origin] = _State(signed, live, stored.key_ids, stored.denial,
                                           journal, stored.revision)
@@ -391,8 +402,8 @@ class Publisher:
             state.journal.append(diff)
             del state.journal[:-JOURNAL_LIMIT]
         journal = tuple(state.journal)
-        if state.signed is not None:
-            served = state.signed.served(journal)
+        if state.signed is not None:  # every RRset gathered: a worker thread's work
+            served = await asyncio.to_thread(state.signed.served, journal)
         else:
             soa = state.unsigned[(origin, dns.rdatatype.SOA)]
             served = ServedZone(origin, int(soa[0].serial), tuple(state.unsigned.values()),
@@ -402,6 +413,8 @@ class Publisher:
         except BaseException:
             self._states.pop(origin, None)
             raise
+        if self.prepare is not None:
+            await asyncio.to_thread(self.prepare, served)
         self.table.put(served)
 
     async def _store(self, origin: dns.name.Name, state: _State, served: ServedZone,
@@ -518,10 +531,12 @@ class Publisher:
             ))).scalar_one_or_none()
             if zone is None:
                 return None
-            query = select(ZoneRRset).where(ZoneRRset.zone_id == zone.id)
+            query = select(ZoneRRset.owner, ZoneRRset.ttl, ZoneRRset.rtype, ZoneRRset.records
+                           ).where(ZoneRRset.zone_id == zone.id)
             if since is not None:
                 query = query.where(ZoneRRset.revision > since)
-            rows = (await session.execute(query)).scalars().all()
+            rows = [(row.owner, row.ttl, row.rtype, row.records)
+                    for row in (await session.execute(query)).all()]
             key_rows = (await session.execute(
                 select(ZoneKey).where(ZoneKey.zone_id == zone.id, ZoneKey.removed_at.is_(None))
                 .order_by(ZoneKey.id))).scalars().all()
@@ -533,14 +548,8 @@ class Publisher:
             origin, SOA_TTL, "IN", "SOA",
             [soa_record(settings.nameservers[0], settings.hostmaster, zone.serial)])
         rrsets[(origin, dns.rdatatype.SOA)] = soa
-        for row in rows:
-            if row.records:
-                rrset = dns.rrset.from_text_list(row.owner, row.ttl, "IN", row.rtype,
-                                                 row.records)
-                rrsets[(rrset.name, rrset.rdtype)] = rrset
-            elif since is not None:  # deleted since
-                rrsets[(dns.name.from_text(row.owner),
-                        dns.rdatatype.from_text(row.rtype))] = None
+        # Parsing the records is seconds for a large zone: a worker thread's work.
+        rrsets.update(await asyncio.to_thread(_parsed, rows, since is not None))
         keys: list[AnyKey] = []
         signing: list[str] = []
         published: list[str] = []
@@ -747,6 +756,20 @@ class Publisher:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
+
+
+def _parsed(rows: Sequence[tuple[str, int, str, list[str]]], changes: bool
+            ) -> dict[RRsetKey, dns.rrset.RRset | None]:
+    """The RRsets of stored rows (owner, TTL, type, records); with `changes`, a row without
+    records is an RRset deleted (None)."""
+    rrsets: dict[RRsetKey, dns.rrset.RRset | None] = {}
+    for owner, ttl, rtype, records in rows:
+        if records:
+            rrset = dns.rrset.from_text_list(owner, ttl, "IN", rtype, records)
+            rrsets[(rrset.name, rrset.rdtype)] = rrset
+        elif changes:  # deleted since
+            rrsets[(dns.name.from_text(owner), dns.rdatatype.from_text(rtype))] = None
+    return rrsets
 
 
 _SIGNER_TYPES = frozenset({dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.NSEC3,

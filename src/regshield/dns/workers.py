@@ -53,7 +53,7 @@ import dns.tsig
 import structlog
 
 from regshield.dns.rrl import RateLimiter
-from regshield.dns.server import DnsFigures, DnsServer
+from regshield.dns.server import DnsFigures, DnsServer, prepare_index
 from regshield.dns.transfer import TransferKind, TransferListener, TransferService
 from regshield.dns.zonedata import ServedZone, ZoneTable, apply_diffs
 from regshield.processes import Child, Workers, run_serving, send_report, settle
@@ -435,6 +435,7 @@ class _Worker:
         if kind == "zone":
             _, origin, serial, rrsets, journal = message
             zone = self._latest[origin] = ServedZone(origin, serial, rrsets, journal)
+            prepare_index(zone)  # here, in the thread that reads the pipe, not on the loop
             return ("put", zone)
         if kind == "diffs":
             _, origin, diffs, length, expected = message
@@ -449,6 +450,7 @@ class _Worker:
                 log.warning("dns:worker:stale", zone=origin.to_text(), reason=str(error))
                 return ("stale", origin)
             self._latest[origin] = zone
+            prepare_index(zone)
             return ("put", zone)
         if kind == "remove":
             self._latest.pop(message[1], None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import dns.name
 import dns.rdatatype
@@ -48,6 +49,12 @@ class ServedZone:
     _index: dict[tuple[dns.name.Name, int, int], dns.rrset.RRset] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    # What the DNS server derives from the snapshot to answer from it (its `ZoneIndex`),
+    # built by whoever swaps the snapshot in, in a worker thread, before it is served
+    # (dns/server.py `prepare_index`): a large zone's index takes seconds to build, which
+    # must not fall on the event loop at the first query.
+    prepared: dict[str, Any] = field(default_factory=dict, init=False, repr=False,
+                                     compare=False)
 
     @property
     def soa(self) -> dns.rrset.RRset:
