@@ -18,6 +18,9 @@ ldns-signzone's. The regshield line also shows the signing time the command repo
 It then measures incremental signing: the zone is loaded into `regshield.dnssec.incremental
 .SignedZone`, and single-RRset changes are applied, each timed from the call to the `ZoneDiff`
 being ready (what the publisher hands to the transfer service; sending NOTIFY is not included).
+Last, a restart's load: the signed zone as the publisher stores it (dns/wireform.py) is read
+back and taken into the signer without signing (`SignedZone.restore`), timed beside
+`regshield zone sign`'s own time for the same zone (goal: no more than 1.2x).
 
     .venv/bin/python bench/sign.py [--records 100000] [--repeat 1] [--changes 20]
                                    [--skip-incremental]
@@ -42,6 +45,7 @@ import dns.rdatatype
 import dns.rrset
 import dns.zone
 
+from regshield.dns import wireform
 from regshield.dnssec import KSK_FLAGS, ZSK_FLAGS, generate_key
 from regshield.dnssec.incremental import SignedZone
 
@@ -112,7 +116,9 @@ def bind_keys(directory: Path) -> list[str]:
     return names
 
 
-def compare(directory: Path, zone: Path, keys: list[str], repeat: int) -> None:
+def compare(directory: Path, zone: Path, keys: list[str], repeat: int) -> float:
+    """Prints each signer's time; returns regshield's own signing time of the NSEC zone."""
+    nsec_signing = float("inf")
     for denial in ("nsec", "nsec3"):
         nsec3 = denial == "nsec3"
         outputs = {name: directory / f"{denial}.{name}" for name in
@@ -142,6 +148,8 @@ def compare(directory: Path, zone: Path, keys: list[str], repeat: int) -> None:
                     own = min(own, float(stdout.split(" s (")[0].rsplit(" ", 1)[1]))
         for output in outputs.values():
             verified(output)
+        if not nsec3:
+            nsec_signing = own
         base = runs["ldns-signzone"]
         print(f"{denial.upper()} (best of {repeat}):")
         for name, seconds in runs.items():
@@ -149,9 +157,10 @@ def compare(directory: Path, zone: Path, keys: list[str], repeat: int) -> None:
                     f"{base / own:.2f}x)") if name == "regshield" else ""
             print(f"  {name:16s} {seconds:7.2f} s   {base / seconds:5.2f}x ldns-signzone's "
                   f"speed{note}")
+    return nsec_signing
 
 
-def incremental(text: str, changes: int) -> None:
+def incremental(text: str, changes: int, full_signing: float) -> None:
     started = time.perf_counter()
     loaded = dns.zone.from_text(text, relativize=False)
     rrsets = []
@@ -191,6 +200,19 @@ def incremental(text: str, changes: int) -> None:
     signed.served()
     print(f"  (building the whole ServedZone snapshot afterwards: "
           f"{(time.perf_counter() - started) * 1000:.0f} ms; NOTIFY itself not measured here)")
+    # A restart: the zone as the publisher stores it, read back and taken into the signer
+    # without signing (dns/wireform.py, SignedZone.restore).
+    stored = wireform.encode(signed.rrsets())
+    started = time.perf_counter()
+    read = wireform.decode(stored)
+    decoded = time.perf_counter() - started
+    SignedZone.restore(read, keys)
+    loaded = time.perf_counter() - started
+    print(f"  loaded from its stored form ({len(stored) / 1e6:.1f} MB): {loaded:.2f} s "
+          f"(reading the RRsets {decoded:.2f} s, taking them into the signer "
+          f"{loaded - decoded:.2f} s), {loaded / full_signing:.2f}x the time of signing it "
+          f"whole with `regshield zone sign` ({full_signing:.2f} s); goal: loading costs no "
+          f"more than 1.2x that ({'met' if loaded <= 1.2 * full_signing else 'NOT met'})")
 
 
 def main() -> None:
@@ -211,9 +233,9 @@ def main() -> None:
         print(f"zone: {args.records} records ({text.count(chr(10)) - 2} lines), half "
               f"delegations; ECDSAP256SHA256; {os.cpu_count()} CPUs; load average "
               f"{os.getloadavg()[0]:.1f}")
-        compare(directory, zone, keys, args.repeat)
+        full_signing = compare(directory, zone, keys, args.repeat)
     if not args.skip_incremental:
-        incremental(text, args.changes)
+        incremental(text, args.changes, full_signing)
 
 
 if __name__ == "__main__":
