@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 import socket
+import sys
 from collections.abc import Callable
 
 import structlog
@@ -41,12 +42,18 @@ from regshield.setup import initialize
 from regshield.store.queries.users import staff_count
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SWITCH_INTERVAL_SECONDS = 0.001
+"""How long a thread holding the GIL runs before another may take it (Python's default: 5
+ms). Signing, parsing and index building run in worker threads beside the event loop; each
+time a request's handling waits on the GIL it waits up to this long, and a request waits
+several times (every hand-off to and from the database's threads)."""
 ANCHOR_INTERVAL_SECONDS = 300
 POLL_INTERVAL_SECONDS = 60.0  # registries' poll queues: transfers asked for and completed
 log = structlog.get_logger("regshield.server")
 
 
 async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> None:
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     report = await initialize(settings)
     if report.created_home or report.created_keys:
         announce(f"initialized {settings.home}")
