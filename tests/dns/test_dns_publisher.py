@@ -35,6 +35,7 @@ from regshield.dns.publisher import Publisher
 from regshield.dns.server import DnsServer
 from regshield.dns.tsig import make_key
 from regshield.dns.workers import DnsWorkers, WatchedTable
+from regshield.dnssec import apart
 from regshield.flows.zone_keys import PUBLISH_KIND, keys_sweep
 from regshield.outbox.worker import OutboxWorker
 from regshield.services import Services
@@ -443,3 +444,29 @@ async def test_knot_follows_each_serial_from_whichever_dns_worker_it_reaches(
         await workers.close()
         await server.close()
         await publisher.close()
+
+
+async def test_a_large_zone_is_signed_in_the_signing_process_and_served_valid(
+        api: httpx.AsyncClient, owner: Holder, services: Services, publisher: Publisher,
+        server: DnsServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(apart, "SIGN_APART_AT", 10)  # "large" here: ten RRsets
+    await host(api, services, owner, {"name": "published.example"})
+    for index in range(12):
+        await put(api, owner, f"host{index}", "A", 300, [f"192.0.2.{index + 1}"])
+    await publish_queued(services, publisher)
+
+    assert publisher._signing is not None  # the signing process was started and used
+    state = publisher._states[ORIGIN]
+    assert state.signed is not None and state.signed.signatures_made == 0
+    dnskeys = await dnskeys_of(server)
+    response = await query(server, dns.name.from_text("host3", ORIGIN), dns.rdatatype.A)
+    rrset = response.find_rrset(response.answer, dns.name.from_text("host3", ORIGIN),
+                                dns.rdataclass.IN, dns.rdatatype.A)
+    rrsigs = response.find_rrset(response.answer, rrset.name, dns.rdataclass.IN,
+                                 dns.rdatatype.RRSIG, dns.rdatatype.A)
+    dns.dnssec.validate(rrset, rrsigs, {ORIGIN: dnskeys})
+    # The next edit is signed here, incrementally.
+    await put(api, owner, "www", "A", 300, ["192.0.2.99"])
+    await publish_queued(services, publisher)
+    validated(await query(server, WWW, dns.rdatatype.A), dnskeys, dns.rdatatype.A)
+    assert 0 < state.signed.signatures_made < 10

@@ -23,9 +23,11 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import Awaitable, Callable, Collection, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import dns.name
 import dns.rdata
@@ -45,6 +47,7 @@ from regshield.dns.tsig import make_key
 from regshield.dns.zonedata import ServedZone, ZoneDiff, ZoneTable, apply_diffs
 from regshield.dns.zonefile import soa_record
 from regshield.dns.zonekeys import ROLE_FLAGS
+from regshield.dnssec import apart
 from regshield.dnssec.incremental import DEFAULT_LIFETIME, SignedZone
 from regshield.dnssec.keys import AnyKey
 from regshield.dnssec.seal import open_private_key
@@ -154,6 +157,7 @@ class Publisher:
         self._secondaries: dict[dns.name.Name, tuple[_Secondary, ...]] = {}
         self._states: dict[dns.name.Name, _State] = {}
         self._restored: dict[dns.name.Name, _Restored] = {}
+        self._signing: ProcessPoolExecutor | None = None  # dnssec/apart.py, when needed
         self._secondaries_notified: set[int] = set()
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -364,8 +368,9 @@ class Publisher:
             rrsets = dict(stored.rrsets)
             signed = None
             if stored.dnssec:
-                signed = SignedZone([r for r in rrsets.values() if r is not None], stored.keys,
-                                    now, "nsec3" if stored.denial == "nsec3" else "nsec")
+                signed = self._sign_whole([r for r in rrsets.values() if r is not None],
+                                          stored.keys, now,
+                                          "nsec3" if stored.denial == "nsec3" else "nsec")
             live = {key: rrset for key, rrset in rrsets.items() if rrset is not None}
             self._states[origin] = _State(signed, live, stored.key_ids, stored.denial,
                                           journal, stored.revision)
@@ -390,6 +395,21 @@ class Publisher:
         replace = [rrset for rrset in changes.values() if rrset is not None]
         delete = [key for key, rrset in changes.items() if rrset is None]
         return True, state.signed.apply(now, replace=replace, delete=delete)
+
+    def _sign_whole(self, rrsets: list[dns.rrset.RRset], keys: Sequence[AnyKey],
+                    now: datetime, nsec: Literal["nsec", "nsec3"]) -> SignedZone:
+        """A zone signed afresh: a large one in the signing process (dnssec/apart.py), which
+        is started when first needed and again after it died."""
+        if self._signing is None and len(rrsets) >= apart.SIGN_APART_AT:
+            self._signing = apart.signing_pool()
+        try:
+            return apart.sign_whole(rrsets, keys, now, nsec, self._signing)
+        except BrokenProcessPool:
+            log.error("dns.signing_process_failed")
+            if self._signing is not None:
+                self._signing.shutdown(wait=False, cancel_futures=True)
+                self._signing = None
+            return SignedZone(rrsets, keys, now, nsec)
 
     async def _serve(self, origin: dns.name.Name, state: _State, diff: ZoneDiff | None
                      ) -> None:
@@ -751,6 +771,8 @@ class Publisher:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def close(self) -> None:
+        if self._signing is not None:
+            self._signing.shutdown(wait=False, cancel_futures=True)
         for task in list(self._tasks):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
