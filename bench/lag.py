@@ -46,7 +46,15 @@ GOAL_MS = 50.0
 class Probe:
     name: str
     samples: list[float] = field(default_factory=list)
+    at: list[float] = field(default_factory=list)  # when each sample was taken (monotonic)
     missed: int = 0
+
+    def during(self, start: float, end: float) -> Probe:
+        """The samples taken between `start` and `end`."""
+        part = Probe(self.name)
+        part.samples = [sample for sample, moment in zip(self.samples, self.at, strict=True)
+                        if start <= moment < end]
+        return part
 
     def line(self) -> str:
         if not self.samples:
@@ -64,6 +72,7 @@ async def probe_dns(port: int, probe: Probe, stop: asyncio.Event) -> None:
         try:
             await dns.asyncquery.udp(query, "127.0.0.1", port=port, timeout=1)
             probe.samples.append(time.perf_counter() - started)
+            probe.at.append(time.monotonic())
         except dns.exception.Timeout:
             probe.missed += 1
         await asyncio.sleep(max(0.0, 0.01 - (time.perf_counter() - started)))
@@ -86,6 +95,7 @@ async def probe_api(port: int, token: str, probe: Probe, stop: asyncio.Event) ->
                 if not head.startswith(b"HTTP/1.1 200"):
                     raise BenchFailure(f"the API answered {head.splitlines()[0]!r}")
                 probe.samples.append(time.perf_counter() - started)
+                probe.at.append(time.monotonic())
             except TimeoutError:
                 probe.missed += 1
                 writer.close()
@@ -117,6 +127,7 @@ async def phases(base: list[str], http_port: int, dns_port: int, token: str,
     else:
         raise BenchFailure("DNS did not answer for the small zone")
     results = []
+    imported = 0.0
     for phase in ("quiet", "busy"):
         stop = asyncio.Event()
         dns_probe, api_probe = Probe("DNS"), Probe("API")
@@ -130,12 +141,24 @@ async def phases(base: list[str], http_port: int, dns_port: int, token: str,
             output = await asyncio.to_thread(cli, base, "zone", "import", LARGE, "-",
                                              "--account", "bench", stdin=text)
             serial = int(output.split(" serial ")[1].split(":")[0])
+            imported = time.monotonic() - started
             while await large_serial(dns_port) != serial:
                 if time.monotonic() - started > 1800:
                     raise BenchFailure("the large zone was not served within 30 minutes")
                 await asyncio.sleep(0.2)
         stop.set()
         await asyncio.gather(*probes)
+        if phase == "busy":
+            published = time.monotonic() - started - imported
+            print(f"the import (`regshield zone import`, a process of its own) took "
+                  f"{imported:.0f} s; serve published the zone {published:.0f} s later",
+                  flush=True)
+            split = started + imported
+            for label, start, end in (("while the import ran", started, split),
+                                      ("while serve published", split, float("inf"))):
+                print(f"  {label}:")
+                print("  " + dns_probe.during(start, end).line())
+                print("  " + api_probe.during(start, end).line())
         results.append((phase, time.monotonic() - started, dns_probe, api_probe))
     return results
 

@@ -22,7 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Awaitable, Callable, Collection, Sequence
+import gc
+from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -75,6 +76,8 @@ from (well under JOURNAL_LIMIT, so the rows a restart replays are kept even whil
 is being written)."""
 SOA_TTL = 3600
 REFRESH_WINDOW = DEFAULT_LIFETIME / 4  # SignedZone's refresh window, as the publisher signs
+LARGE_ZONE = 20_000  # RRsets from which a publication pauses the garbage collector
+READ_BATCH = 2_000  # stored RRset rows turned into values between two turns of the loop
 SERIAL_CHECK_DELAY = 2.0  # seconds after a NOTIFY before asking the secondary what it serves
 log = structlog.get_logger("regshield.dns")
 
@@ -326,13 +329,17 @@ class Publisher:
                 self._secondaries.pop(origin, None)
                 return Publication(name, None, None, {})
             new_secondaries = self._set_secondaries(origin, stored.secondaries)
-            changed, diff = await self._bring_up_to_date(origin, stored)
-            # Every signal is read each time (they are few), so this is the whole set.
-            self._states[origin].signals = {
-                key for key, rrset in stored.rrsets.items()
-                if rrset is not None and _is_signal(key[0])}
-            if changed:
-                await self._serve(origin, self._states[origin], diff)
+            previous = self.table.get(origin)
+            large = max(len(stored.rrsets), len(previous.rrsets) if previous else 0
+                        ) >= LARGE_ZONE
+            with _collections_paused(large):
+                changed, diff = await self._bring_up_to_date(origin, stored)
+                # Every signal is read each time (they are few), so this is the whole set.
+                self._states[origin].signals = {
+                    key for key, rrset in stored.rrsets.items()
+                    if rrset is not None and _is_signal(key[0])}
+                if changed:
+                    await self._serve(origin, self._states[origin], diff)
             served = self.table.get(origin)
             assert served is not None
         if served.serial != stored.serial:
@@ -555,8 +562,12 @@ class Publisher:
                            ).where(ZoneRRset.zone_id == zone.id)
             if since is not None:
                 query = query.where(ZoneRRset.revision > since)
-            rows = [(row.owner, row.ttl, row.rtype, row.records)
-                    for row in (await session.execute(query)).all()]
+            # Read a few thousand rows at a time: turning rows into values (the records' JSON)
+            # runs on the event loop, and 100,000 rows at once would stall it for a second.
+            rows: list[tuple[str, int, str, list[str]]] = []
+            result = await session.stream(query.execution_options(yield_per=READ_BATCH))
+            async for batch in result.partitions(READ_BATCH):
+                rows.extend((row.owner, row.ttl, row.rtype, row.records) for row in batch)
             key_rows = (await session.execute(
                 select(ZoneKey).where(ZoneKey.zone_id == zone.id, ZoneKey.removed_at.is_(None))
                 .order_by(ZoneKey.id))).scalars().all()
@@ -778,6 +789,23 @@ class Publisher:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
+
+
+@contextlib.contextmanager
+def _collections_paused(pause: bool) -> Iterator[None]:
+    """With `pause`, no cyclic garbage collection while a large zone is published: its
+    parsing, signing and indexing make millions of objects, and each full collection they
+    would set off walks every object of the process with the GIL held, the event loop
+    stopped (up to a second each). Collections resume afterwards (a snapshot and its index
+    refer to each other, so what a new snapshot replaced needs one)."""
+    if not pause or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _parsed(rows: Sequence[tuple[str, int, str, list[str]]], changes: bool
