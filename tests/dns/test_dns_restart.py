@@ -12,6 +12,7 @@ import dns.asyncquery
 import dns.dnssec
 import dns.name
 import dns.rdatatype
+import dns.rrset
 import dns.xfr
 import dns.zone
 import httpx
@@ -24,6 +25,7 @@ from test_dns_publisher import ORIGIN, WWW, ZONES, allowing, host, publish_queue
 from regshield.clock import FakeClock
 from regshield.config import Settings
 from regshield.dns import publisher as publisher_module
+from regshield.dns import wireform
 from regshield.dns.publisher import Publisher
 from regshield.dns.server import DnsServer
 from regshield.dns.tsig import make_key
@@ -213,12 +215,17 @@ async def test_a_zone_deleted_while_stopped_is_not_served_and_its_copy_is_droppe
                 ).scalar_one() == 0
 
 
+@pytest.mark.parametrize("damaged", [
+    b"RSZ1 not zlib",  # unreadable
+    wireform.encode([dns.rrset.from_text("x.published.example.", 300, "IN", "A",
+                                         "192.0.2.1")]),  # readable, but no zone
+])
 async def test_a_damaged_copy_is_skipped_and_the_zone_signed_again_from_its_records(
         api: httpx.AsyncClient, world: World, owner: Holder, services: Services,
-        first: Publisher, second: Publisher) -> None:
+        first: Publisher, second: Publisher, damaged: bytes) -> None:
     before, _ = await published_zone(api, world, services, owner, first)
     async with services.store.write() as session:
-        await session.execute(update(PublishedZone).values(base=b"RSZ1 not zlib"))
+        await session.execute(update(PublishedZone).values(base=damaged))
 
     assert await second.restore() == 0
     assert second.table.get(ORIGIN) is None

@@ -214,8 +214,9 @@ class Publisher:
             try:
                 served, expires, soa = await asyncio.to_thread(
                     _restored_zone, origin, published, journals.get(published.zone_id, []))
-            except ValueError as exc:
-                log.error("dns.restore_failed", zone=name, reason=str(exc))
+            except Exception as exc:  # one damaged copy never stops a start: signed again
+                log.error("dns.restore_failed", zone=name, reason=str(exc),
+                          error_type=type(exc).__name__)
                 continue
             if self.prepare is not None:
                 await asyncio.to_thread(self.prepare, served)
@@ -455,6 +456,7 @@ class Publisher:
         parts = (await asyncio.to_thread(
             lambda: (wireform.encode(diff.removed), wireform.encode(diff.added)))
             if diff is not None else None)
+        records = await asyncio.to_thread(_record_count, served)
         now = self.services.clock.now()
         async with self.services.store.write() as session:
             zone_id = (await session.execute(select(Zone.id).where(
@@ -491,6 +493,7 @@ class Publisher:
             published.serial, published.revision = served.serial, state.revision
             published.dnssec, published.denial = state.signed is not None, state.denial
             published.signing = list(state.key_ids)
+            published.rrset_count, published.record_count = len(served.rrsets), records
             published.published_at = now
         state.since_base = 0 if base is not None else (state.since_base or 0) + 1
         if state.since_base >= BASE_EVERY:
@@ -826,6 +829,10 @@ _SIGNER_TYPES = frozenset({dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatyp
                            dns.rdatatype.NSEC3PARAM, dns.rdatatype.DNSKEY})
 
 
+def _record_count(zone: ServedZone) -> int:
+    return sum(map(len, zone.rrsets))
+
+
 def _soa_text(nameserver: str, hostmaster: str) -> str:
     """The SOA a zone is published with under these settings, with serial 0."""
     return dns.rdata.from_text("IN", "SOA", soa_record(nameserver, hostmaster, 0),
@@ -845,12 +852,18 @@ def _restored_zone(origin: dns.name.Name, published: PublishedZone,
     zone = apply_diffs(base, later, 0) if later else base
     if zone.serial != published.serial:
         raise ValueError(f"the journal leads to {zone.serial}, not {published.serial}")
+    if (len(zone.rrsets), _record_count(zone)) != (published.rrset_count,
+                                                   published.record_count):
+        raise ValueError("the zone read back is not the zone that was published")
     expirations = [int(rrsig.expiration) for rrset in zone.rrsets
                    if rrset.rdtype == dns.rdatatype.RRSIG for rrsig in rrset]
     # RRSIG times compare in serial number arithmetic (RFC 4034 section 3.1.5).
     earliest = functools.reduce(lambda a, b: b if serial_gt(a, b) else a, expirations) \
         if expirations else None
-    soa = next(r for r in zone.rrsets if r.rdtype == dns.rdatatype.SOA)[0]
+    soa_rrset = next((r for r in zone.rrsets if r.rdtype == dns.rdatatype.SOA), None)
+    if soa_rrset is None or len(soa_rrset) != 1:
+        raise ValueError("the stored zone has no SOA")
+    soa = soa_rrset[0]
     return (ServedZone(origin, zone.serial, zone.rrsets, tuple(diffs[-JOURNAL_LIMIT:])),
             earliest, soa.replace(serial=0).to_text())
 

@@ -451,6 +451,10 @@ class PublishedZone(Base):
     dnssec: Mapped[bool] = mapped_column(Boolean)
     denial: Mapped[str] = mapped_column(String(8))
     signing: Mapped[list[str]] = mapped_column(JSON)  # the key plan signed by (key ids)
+    # The zone at `serial` counted, checked after the base and the journal are read back: a
+    # damaged base that the journal would otherwise patch into a zone is refused.
+    rrset_count: Mapped[int] = mapped_column(BigInteger)
+    record_count: Mapped[int] = mapped_column(BigInteger)
     base_serial: Mapped[int] = mapped_column(BigInteger)
     base_journal_id: Mapped[int] = mapped_column(BigInteger)  # 0: no journal row in the base
     base: Mapped[bytes] = mapped_column(LargeBinary)

@@ -27,6 +27,8 @@ def upgrade() -> None:
         sa.Column('dnssec', sa.Boolean(), nullable=False),
         sa.Column('denial', sa.String(length=8), nullable=False),
         sa.Column('signing', sa.JSON(), nullable=False),
+        sa.Column('rrset_count', sa.BigInteger(), nullable=False),
+        sa.Column('record_count', sa.BigInteger(), nullable=False),
         sa.Column('base_serial', sa.BigInteger(), nullable=False),
         sa.Column('base_journal_id', sa.BigInteger(), nullable=False),
         sa.Column('base', sa.LargeBinary(), nullable=False),
