@@ -5,6 +5,10 @@ held in a token, is signed here."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -67,3 +71,25 @@ def test_a_small_zone_or_no_pool_signs_here(pool: ProcessPoolExecutor) -> None:
     keys = _keys()
     assert apart.sign_whole(_rrsets(), keys, NOW, "nsec", pool).signatures_made > 0
     assert apart.sign_whole(_larger(), keys, NOW, "nsec", None).signatures_made > 0
+
+
+def test_the_signing_process_exits_when_the_process_that_started_it_is_killed() -> None:
+    script = ("import os, sys; from regshield.dnssec import apart; pool = apart.signing_pool();"
+              "print(pool.submit(os.getpid).result(), flush=True); sys.stdin.read()")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        os.kill(child, 0)  # running
+    finally:
+        parent.kill()  # SIGKILL: nothing of the parent runs again
+        parent.wait()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, "the signing process outlived its parent"
+        time.sleep(0.1)

@@ -16,6 +16,9 @@ PKCS#11 token: they cannot leave it.
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
@@ -29,11 +32,24 @@ from regshield.dnssec.keys import AnyKey, SigningKey, load_private_key_der, priv
 
 SIGN_APART_AT = 2_000
 """RRsets from which a zone is signed in the signing process rather than here."""
+PARENT_CHECK_SECONDS = 0.5
 
 
 def signing_pool() -> ProcessPoolExecutor:
-    """One signing process, started afresh (not forked from a process that serves)."""
-    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    """One signing process, started afresh (not forked from a process that serves). It exits
+    when the process that started it is gone, even killed: its queue would never tell it."""
+    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_outlive_nobody, initargs=(os.getpid(),))
+
+
+def _outlive_nobody(parent: int) -> None:
+    """In the signing process: exit once `parent` is no longer its parent."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def sign_whole(rrsets: Sequence[dns.rrset.RRset], keys: Sequence[AnyKey], now: datetime,
