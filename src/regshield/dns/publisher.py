@@ -39,13 +39,21 @@ import structlog
 from sqlalchemy import Text, and_, delete, func, select, update
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from regshield.dns import wireform
 from regshield.dns.notify import NotifyResult, query_serial, send_notify
 from regshield.dns.rrl import RateLimiter
 from regshield.dns.transfer import TransferKind, TransferService, diff_zones
 from regshield.dns.tsig import make_key
-from regshield.dns.zonedata import ServedZone, ZoneDiff, ZoneTable, apply_diffs
+from regshield.dns.zonedata import (
+    Fingerprint,
+    ServedZone,
+    ZoneDiff,
+    ZoneTable,
+    apply_diffs,
+    fingerprint,
+)
 from regshield.dns.zonefile import soa_record
 from regshield.dns.zonekeys import ROLE_FLAGS
 from regshield.dnssec import apart
@@ -122,6 +130,7 @@ class Publication:
 
 @dataclass
 class _State:
+    zone_id: int
     signed: SignedZone | None
     unsigned: dict[RRsetKey, dns.rrset.RRset]
     key_ids: tuple[str, ...]
@@ -243,10 +252,7 @@ class Publisher:
         settings = self.services.settings.dns
         soa = _soa_text(settings.nameservers[0], settings.hostmaster)
         async with self.services.store.write() as session:  # zones deleted while stopped
-            gone = select(Zone.id).where(
-                Zone.deleted_at.is_not(None) | (Zone.state != "active")).scalar_subquery()
-            await session.execute(delete(ZoneJournal).where(ZoneJournal.zone_id.in_(gone)))
-            await session.execute(delete(PublishedZone).where(PublishedZone.zone_id.in_(gone)))
+            await _drop_copies(session, Zone.deleted_at.is_not(None) | (Zone.state != "active"))
         for name, revision in zones:
             origin = dns.name.from_text(name)
             restored = self._restored.get(origin)
@@ -380,7 +386,8 @@ class Publisher:
                                           stored.keys, now,
                                           "nsec3" if stored.denial == "nsec3" else "nsec")
             live = {key: rrset for key, rrset in rrsets.items() if rrset is not None}
-            self._states[origin] = _State(signed, live, stored.key_ids, stored.denial,
+            self._states[origin] = _State(stored.zone_id, signed, live, stored.key_ids,
+                                          stored.denial,
                                           journal, stored.revision)
             if previous is None:
                 return True, None
@@ -452,15 +459,17 @@ class Publisher:
         a new base is written in the background, after the swap: the row already holds the
         change, the base only shortens what a restart replays."""
         whole = state.since_base is None or diff is None
-        base = await asyncio.to_thread(wireform.encode, served.rrsets) if whole else None
-        parts = (await asyncio.to_thread(
-            lambda: (wireform.encode(diff.removed), wireform.encode(diff.added)))
-            if diff is not None else None)
-        records = await asyncio.to_thread(_record_count, served)
+
+        def encoded() -> tuple[bytes | None, tuple[bytes, bytes] | None, Fingerprint]:
+            return (wireform.encode(served.rrsets) if whole else None,
+                    (wireform.encode(diff.removed), wireform.encode(diff.added))
+                    if diff is not None else None,
+                    fingerprint(served))
+
+        base, parts, (_, rrset_count, record_count) = await asyncio.to_thread(encoded)
         now = self.services.clock.now()
+        zone_id = state.zone_id
         async with self.services.store.write() as session:
-            zone_id = (await session.execute(select(Zone.id).where(
-                Zone.name == origin.to_text(), Zone.deleted_at.is_(None)))).scalar_one()
             journal_id = 0
             if parts is not None:
                 assert diff is not None
@@ -493,7 +502,7 @@ class Publisher:
             published.serial, published.revision = served.serial, state.revision
             published.dnssec, published.denial = state.signed is not None, state.denial
             published.signing = list(state.key_ids)
-            published.rrset_count, published.record_count = len(served.rrsets), records
+            published.rrset_count, published.record_count = rrset_count, record_count
             published.published_at = now
         state.since_base = 0 if base is not None else (state.since_base or 0) + 1
         if state.since_base >= BASE_EVERY:
@@ -514,9 +523,7 @@ class Publisher:
         """A zone no longer served: its stored snapshot and journal go with it."""
         self._restored.pop(origin, None)
         async with self.services.store.write() as session:
-            ids = select(Zone.id).where(Zone.name == origin.to_text()).scalar_subquery()
-            await session.execute(delete(ZoneJournal).where(ZoneJournal.zone_id.in_(ids)))
-            await session.execute(delete(PublishedZone).where(PublishedZone.zone_id.in_(ids)))
+            await _drop_copies(session, Zone.name == origin.to_text())
 
     async def _resume(self, origin: dns.name.Name) -> _State | None:
         """Take a restored zone back into the signer without signing it: its snapshot holds
@@ -540,7 +547,7 @@ class Publisher:
         unsigned: dict[RRsetKey, dns.rrset.RRset] = {
             (rrset.name, rrset.rdtype): rrset for rrset in served.rrsets
                     if rrset.rdtype not in _SIGNER_TYPES or signed is None}
-        state = _State(signed, unsigned, restored.key_ids, restored.denial,
+        state = _State(stored.zone_id, signed, unsigned, restored.key_ids, restored.denial,
                        list(served.journal), restored.revision,
                        {key for key in unsigned if _is_signal(key[0])},
                        since_base=restored.since_base)
@@ -825,12 +832,15 @@ def _parsed(rows: Sequence[tuple[str, int, str, list[str]]], changes: bool
     return rrsets
 
 
+async def _drop_copies(session: AsyncSession, zones: ColumnElement[bool]) -> None:
+    """Delete the stored snapshots and journals of the zones `zones` selects."""
+    ids = select(Zone.id).where(zones).scalar_subquery()
+    await session.execute(delete(ZoneJournal).where(ZoneJournal.zone_id.in_(ids)))
+    await session.execute(delete(PublishedZone).where(PublishedZone.zone_id.in_(ids)))
+
+
 _SIGNER_TYPES = frozenset({dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.NSEC3,
                            dns.rdatatype.NSEC3PARAM, dns.rdatatype.DNSKEY})
-
-
-def _record_count(zone: ServedZone) -> int:
-    return sum(map(len, zone.rrsets))
 
 
 def _soa_text(nameserver: str, hostmaster: str) -> str:
@@ -852,8 +862,7 @@ def _restored_zone(origin: dns.name.Name, published: PublishedZone,
     zone = apply_diffs(base, later, 0) if later else base
     if zone.serial != published.serial:
         raise ValueError(f"the journal leads to {zone.serial}, not {published.serial}")
-    if (len(zone.rrsets), _record_count(zone)) != (published.rrset_count,
-                                                   published.record_count):
+    if fingerprint(zone) != (published.serial, published.rrset_count, published.record_count):
         raise ValueError("the zone read back is not the zone that was published")
     expirations = [int(rrsig.expiration) for rrset in zone.rrsets
                    if rrset.rdtype == dns.rdatatype.RRSIG for rrsig in rrset]

@@ -157,6 +157,12 @@ class _Reader:
             known = self.types[value] = dns.rdatatype.RdataType.make(value)
         return known
 
+    def _algorithm(self, value: int) -> dns.dnssectypes.Algorithm:
+        known = self.algorithms.get(value)
+        if known is None:
+            known = self.algorithms[value] = dns.dnssectypes.Algorithm.make(value)
+        return known
+
     @staticmethod
     def _start(cls: type[dns.rdata.Rdata], rdtype: dns.rdatatype.RdataType) -> dns.rdata.Rdata:
         rdata = cls.__new__(cls)
@@ -169,11 +175,9 @@ class _Reader:
         covered, algorithm, labels, ttl, expiration, inception, key_tag = (
             _RRSIG_HEAD.unpack_from(data, position))
         signer, end = self._name_at(data, position + _RRSIG_HEAD.size, stop)
-        known = self.algorithms.get(algorithm)
-        if known is None:
-            known = self.algorithms[algorithm] = dns.dnssectypes.Algorithm.make(algorithm)
         rdata = self._start(RRSIG, dns.rdatatype.RRSIG)
-        for field, value in (("type_covered", self._type(covered)), ("algorithm", known),
+        for field, value in (("type_covered", self._type(covered)),
+                             ("algorithm", self._algorithm(algorithm)),
                              ("labels", labels), ("original_ttl", ttl),
                              ("expiration", expiration), ("inception", inception),
                              ("key_tag", key_tag), ("signer", signer),
@@ -229,11 +233,8 @@ class _Reader:
 
     def _ds(self, data: bytes, position: int, stop: int) -> dns.rdata.Rdata:
         key_tag, algorithm, digest_type = _DS_HEAD.unpack_from(data, position)
-        known = self.algorithms.get(algorithm)
-        if known is None:
-            known = self.algorithms[algorithm] = dns.dnssectypes.Algorithm.make(algorithm)
         rdata = self._start(DS, dns.rdatatype.DS)
-        for field, value in (("key_tag", key_tag), ("algorithm", known),
+        for field, value in (("key_tag", key_tag), ("algorithm", self._algorithm(algorithm)),
                              ("digest_type", dns.dnssectypes.DSDigest.make(digest_type)),
                              ("digest", data[position + _DS_HEAD.size:stop])):
             _set(rdata, field, value)

@@ -55,7 +55,7 @@ import structlog
 from regshield.dns.rrl import RateLimiter
 from regshield.dns.server import DnsFigures, DnsServer, prepare_index
 from regshield.dns.transfer import TransferKind, TransferListener, TransferService
-from regshield.dns.zonedata import ServedZone, ZoneTable, apply_diffs
+from regshield.dns.zonedata import ServedZone, ZoneTable, apply_diffs, fingerprint
 from regshield.processes import Child, Workers, run_serving, send_report, settle
 
 log = structlog.get_logger("regshield.dns")
@@ -64,7 +64,6 @@ CATCH_UP_TIMEOUT_SECONDS = 2.0
 
 # What the main process tells a child, one pickled list of these per batch.
 _Message = tuple[Any, ...]
-_Fingerprint = tuple[int, int, int]  # serial, RRsets, records
 
 
 class WatchedTable(ZoneTable):
@@ -343,10 +342,6 @@ def _pickle_batch(messages: list[_Message]) -> bytes:
             message = (kind, origin, diffs, length, fingerprint(zone))
         sent.append(message)
     return pickle.dumps(sent, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def fingerprint(zone: ServedZone) -> _Fingerprint:
-    return zone.serial, len(zone.rrsets), sum(len(rrset) for rrset in zone.rrsets)
 
 
 # --- the child process -----------------------------------------------------------------------

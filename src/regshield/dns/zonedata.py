@@ -16,6 +16,8 @@ import dns.name
 import dns.rdatatype
 import dns.rrset
 
+Fingerprint = tuple[int, int, int]  # serial, RRsets, records
+
 
 @dataclass(frozen=True)
 class ZoneDiff:
@@ -151,3 +153,8 @@ def apply_diffs(zone: ServedZone, diffs: Sequence[ZoneDiff], journal_length: int
             rrsets[key] = dns.rrset.from_rdata_list(added.name, added.ttl, records)
     journal = (*zone.journal, *diffs)[-journal_length:] if journal_length else ()
     return ServedZone(zone.origin, serial, tuple(rrsets.values()), journal)
+
+
+def fingerprint(zone: ServedZone) -> Fingerprint:
+    """What a copy of `zone` is checked against: its serial, RRsets and records counted."""
+    return zone.serial, len(zone.rrsets), sum(len(rrset) for rrset in zone.rrsets)
