@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -32,6 +32,8 @@ POOL_WAIT_SECONDS = 5.0  # the wait for a free database connection (the `busy` p
 # pool of 20 kept and 20 more made on demand allowed at once, without making and closing
 # those 20 at every burst (the API reads' p99 on PostgreSQL: 105 ms before, 52-55 ms after).
 LOOKUP_CONNECTIONS = 40
+
+_T = TypeVar("_T")
 
 
 class Store:
@@ -98,7 +100,7 @@ class Store:
         async with self._write_turn or contextlib.nullcontext():
             self._open_writes += 1
             try:
-                async with self._writer() as session, session.begin():
+                async with _transaction(self._writer) as session:
                     yield session
             finally:
                 self._open_writes -= 1
@@ -110,7 +112,7 @@ class Store:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
-        async with self._reader() as session, session.begin():
+        async with _transaction(self._reader) as session:
             yield session
 
     @asynccontextmanager
@@ -120,10 +122,8 @@ class Store:
         and its head) while writers go on. SQLite's read transactions are that already (WAL);
         PostgreSQL's default (READ COMMITTED) shows each statement what was committed before
         it, so this one is REPEATABLE READ."""
-        async with self._reader() as session, session.begin():
-            if not self.is_sqlite:
-                await session.connection(
-                    execution_options={"isolation_level": "REPEATABLE READ"})
+        isolation = {} if self.is_sqlite else {"isolation_level": "REPEATABLE READ"}
+        async with _transaction(self._reader, isolation) as session:
             yield session
 
     async def lookup(self, statement: Executable, parameters: dict[str, Any], *,
@@ -192,6 +192,44 @@ class Store:
         if self._lookups is not self.engine and not self.is_sqlite:
             await self._lookups.dispose()
         await self.engine.dispose()
+
+
+@asynccontextmanager
+async def _transaction(sessions: async_sessionmaker[AsyncSession],
+                       options: dict[str, Any] | None = None) -> AsyncIterator[AsyncSession]:
+    """A session in a transaction whose end (commit, or rollback) runs to completion even
+    when the task is cancelled meanwhile (a stopping server cancels its tasks): a commit cut
+    off halfway would leave it unknown whether the change was written, and a rollback cut off
+    leaves the connection to the garbage collector, which logs it as an error. The
+    cancellation is raised once the transaction has ended."""
+    async with sessions() as session:
+        transaction = await session.begin()
+        # The connection and its BEGIN, whole: SQLite runs a statement in a thread of its own,
+        # which goes on when the task is cancelled; a BEGIN IMMEDIATE cut off there would take
+        # the write lock for a connection that is then dropped, not rolled back.
+        await _to_completion(session.connection(execution_options=options or None))
+        try:
+            yield session
+        except BaseException as exc:
+            await _to_completion(transaction.__aexit__(type(exc), exc, exc.__traceback__))
+            raise
+        await _to_completion(transaction.__aexit__(None, None, None))
+
+
+async def _to_completion(step: Coroutine[Any, Any, _T]) -> _T:
+    task = asyncio.ensure_future(step)
+    cancelled: asyncio.CancelledError | None = None
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError as exc:
+            if task.cancelled():
+                raise
+            cancelled = exc
+    result = task.result()  # the step's own failure (a commit refused) comes first
+    if cancelled is not None:
+        raise cancelled
+    return result
 
 
 def _upgrade(connection: Connection) -> None:
