@@ -73,6 +73,7 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
                 PUBLISH_KIND: publisher.handle}
     background: list[asyncio.Task[None]] = []
     try:
+        await services.life.hold()  # the leases it takes are released at once if it dies
         whois_server = await _start_whois(services)
         bound = _bind_http(settings)
         http = asyncio.create_task(_serve_http(server, settings.http, bound))

@@ -14,6 +14,7 @@ from regshield.security.fields import Sealer
 from regshield.security.keyring import KeyRing, load_keyring
 from regshield.security.limits import Limits, RateLimiter
 from regshield.store.engine import Store
+from regshield.store.life import Life
 
 if TYPE_CHECKING:
     from regshield.api.figures import OtherProcesses
@@ -43,6 +44,11 @@ class Services:
     other_processes: OtherProcesses | None = field(default=None, repr=False)
     # The flows waiting to share a transaction, by kind (group commit, flows/runner.py).
     write_groups: dict[type, Any] = field(default_factory=dict, repr=False)
+    # This process's life, held by long-running ones, for the leases it takes (store/life.py).
+    life: Life = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.life = Life(self.store)
 
     @property
     def sealer(self) -> Sealer:
@@ -89,4 +95,5 @@ class Services:
         if self._limits is not None:
             await self._limits.close()
             self._limits = None
+        await self.life.release()
         await self.store.close()

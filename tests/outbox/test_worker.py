@@ -3,6 +3,8 @@ worker with retries and backoff, and every outcome is an event on the hash chain
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -11,10 +13,11 @@ import pytest
 from sqlalchemy import func, select
 
 from regshield.clock import FakeClock
+from regshield.config import Settings
 from regshield.eventlog.chain import verify
 from regshield.flows.context import RequestContext, system_actor
 from regshield.flows.runner import Tx, run_flow
-from regshield.outbox.worker import MAX_ATTEMPTS, MAX_BACKOFF, OutboxWorker, backoff
+from regshield.outbox.worker import LEASE, MAX_ATTEMPTS, MAX_BACKOFF, OutboxWorker, backoff
 from regshield.services import Services
 from regshield.store.models import Event, OutboxItem
 
@@ -241,3 +244,78 @@ async def test_effects_without_dedupe_key_are_never_merged(services: Services) -
     async with services.store.read() as session:
         count = (await session.execute(select(func.count()).select_from(OutboxItem))).scalar_one()
     assert count == 2
+
+
+async def test_a_lease_of_a_process_that_died_is_released_and_run_at_once(
+        services: Services, settings: Settings) -> None:
+    # Another process claims a row and dies before settling it.
+    await queue(services, Notify("jane@example.net"))
+    other = Services.open(settings)
+    try:
+        await other.life.hold()
+        assert [item for item, *_ in await OutboxWorker(other, handlers={})._claim(10)]
+        [leased] = await outbox_rows(services)
+        assert leased.claimed_by == other.life.identity
+    finally:
+        await other.close()  # its life ends with it
+
+    await services.life.hold()
+    handler = Recorder()
+    worker = OutboxWorker(services, handlers={"notify": handler})
+    assert await worker.run_once() == 0  # leased: not due yet
+    assert await worker.release_dead() == 1
+    assert await worker.run_once() == 1
+
+    assert handler.calls == [{"to": "jane@example.net"}]
+    [row] = await outbox_rows(services)
+    assert row.completed_at is not None and row.claimed_by is None and row.attempts == 2
+    released = await events(services, "outbox:leases:")
+    assert [(e.tag, e.summary) for e in released] == [
+        ("outbox:leases:released", {"items": [row.id]})]
+    async with services.store.read() as session:
+        assert (await verify(session)).ok
+
+
+async def test_a_lease_is_kept_while_its_process_lives_and_released_when_it_ends(
+        services: Services, settings: Settings) -> None:
+    if services.store.is_sqlite:
+        pytest.skip("SQLite is one instance's: another process's identity is a dead one")
+    await queue(services, Notify("jane@example.net"))
+    started = asyncio.Event()
+
+    async def stuck(_services: Services, _payload: dict[str, Any]) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    other = Services.open(settings)
+    await other.life.hold()
+    task = asyncio.create_task(
+        OutboxWorker(other, handlers={"notify": stuck}).run_forever(idle_seconds=0.05))
+    worker = OutboxWorker(services, handlers={"notify": Recorder()})
+    try:
+        await asyncio.wait_for(started.wait(), 10)
+        assert await worker.release_dead() == 0
+        assert await worker.run_once() == 0
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await other.close()  # its lock goes, as with a process whose connection drops
+
+    assert await worker.release_dead() == 1
+    assert await worker.run_once() == 1
+    [row] = await outbox_rows(services)
+    assert row.completed_at is not None
+
+
+async def test_a_process_that_holds_no_life_leaves_its_leases_to_run_out(
+        services: Services, clock: FakeClock) -> None:
+    # A command-line tool records no identity: nobody can tell whether it still runs.
+    await queue(services, Notify("jane@example.net"))
+    await OutboxWorker(services, handlers={})._claim(10)
+    [row] = await outbox_rows(services)
+    assert row.claimed_by is None
+    worker = OutboxWorker(services, handlers={"notify": Recorder()})
+    assert await worker.release_dead() == 0
+    clock.advance(LEASE)
+    assert await worker.run_once() == 1

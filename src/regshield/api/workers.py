@@ -220,6 +220,7 @@ async def _serve(connection: multiprocessing.connection.Connection, settings: Se
     services = Services.open(settings, share=PoolShare(settings.http_workers, main=False))
     heard = services.other_processes = Heard()
     try:
+        await services.life.hold()  # for the registry operations its requests run
         server = HttpServer(http_config(services, listen))
         server.config.timeout_graceful_shutdown = STOP_GRACE_SECONDS
         loop = asyncio.get_running_loop()

@@ -644,10 +644,12 @@ async def _claim(services: Services, public_id: str) -> Claim | None:
         if operation is None or operation.state in SETTLED:
             return None
         expired = operation.lease_until is None or operation.lease_until <= now
-        if operation.state == "running" and not expired:
+        if operation.state == "running" and not expired and not (
+                operation.claimed_by and await services.life.gone(operation.claimed_by)):
             raise OperationBusy(f"operation {public_id} is running")
         reconcile = operation.state in ("running", "unknown")
         operation.state, operation.lease_until = "running", now + LEASE
+        operation.claimed_by = services.life.identity
         operation.attempts += 1
         domain = await session.get(Domain, operation.domain_id)
         assert domain is not None
@@ -838,7 +840,7 @@ class _Settle:
         last = outcome.exchanges[-1] if outcome.exchanges else None
         first = outcome.exchanges[0] if outcome.exchanges else None
         operation.state = outcome.state
-        operation.lease_until = None
+        operation.lease_until = operation.claimed_by = None
         if first is not None:
             operation.cl_trid, operation.sv_trid = first.cl_trid, first.sv_trid
         operation.result = {"exchanges": [e.as_dict() for e in outcome.exchanges],

@@ -253,6 +253,8 @@ class OutboxItem(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     completed_at: Mapped[datetime | None] = mapped_column(Timestamp)
     failed: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The process whose lease the row is under (store/life.py), until the row is settled.
+    claimed_by: Mapped[str | None] = mapped_column(String(32))
 
 
 class Domain(Base):
@@ -320,6 +322,8 @@ class DomainOperation(Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_until: Mapped[datetime | None] = mapped_column(Timestamp)
+    # The process that holds the lease (store/life.py): released at once if it has died.
+    claimed_by: Mapped[str | None] = mapped_column(String(32))
     cl_trid: Mapped[str | None] = mapped_column(String(64))
     sv_trid: Mapped[str | None] = mapped_column(String(64))
     actor: Mapped[str] = mapped_column(String(96))
