@@ -1,19 +1,27 @@
 """Crash at any moment, lose nothing: `regshield serve` killed with SIGKILL (a real process, its
-whole process group) while it signs and publishes a zone, then started again on the same data.
-The zone answers at once, signed and valid, with the last serial published before the kill,
-then with the change that was being published; the event chain verifies and no outbox row is
-lost, doubled or failed."""
+whole process group), then started again on the same data.
+
+- Killed while it signs and publishes a zone: the zone answers at once, signed and valid, with
+  the last serial published before the kill, then with the change that was being published.
+- Killed while registry commands are out (registrations through the API, to the sandbox
+  registry over EPP): the commands the dead process had claimed are taken over at once and
+  settled by asking the registry, and each domain ends as the registry has it.
+
+Each time the event chain verifies, no outbox row is lost, doubled or failed, and what the
+killed process had claimed runs again within seconds, not after its lease."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dns.asyncquery
 import dns.dnssec
@@ -24,11 +32,14 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
+import httpx
 import pytest
+from contact_samples import contact_body
 from test_serve import REGSHIELD, clean_env, cli, free_port
 
 ZONE = dns.name.from_text("crash.example.")
 STARTUP_TIMEOUT = 60.0
+SETTLED_STATES = {"confirmed", "refused", "failed"}
 
 
 @dataclass
@@ -145,6 +156,13 @@ def outbox(home: Path) -> list[tuple[str, bool, bool]]:
                 db.execute("SELECT kind, completed_at, failed FROM outbox ORDER BY id")]
 
 
+def leased(home: Path) -> int:
+    """How many rows a worker has claimed and not settled."""
+    with sqlite3.connect(home / "regshield.db") as db:
+        return int(db.execute("SELECT count(*) FROM outbox WHERE claimed_by IS NOT NULL "
+                              "AND completed_at IS NULL").fetchone()[0])
+
+
 async def test_a_kill_during_publication_serves_the_last_good_serial_then_the_change(
         serve: Serve) -> None:
     home = serve.home
@@ -168,19 +186,111 @@ async def test_a_kill_during_publication_serves_the_last_good_serial_then_the_ch
     await serve.kill()
     assert before_kill in (first, changed)
     queued = len(outbox(home))
+    assert leased(home) == 1  # the publication the kill interrupted
 
     await serve.start()
     # From the first answer on: the last serial published before the kill, whole and valid,
     # then the change the kill interrupted, and nothing else in between.
     seen = await until(lambda state: state == changed, serve.dns_port, 120, strict=True)
     assert seen in ([first, changed], [changed]) and seen[0] in (before_kill, changed), seen
+    # The dead process's lease is released at the start, not waited out (5 minutes): the
+    # publication it had claimed is run again (changing nothing) within seconds.
+    deadline = asyncio.get_running_loop().time() + 60
+    while True:
+        rows = outbox(home)
+        if all(completed for _, completed, _ in rows[:queued]):
+            break
+        assert asyncio.get_running_loop().time() < deadline, rows
+        await asyncio.sleep(0.2)
     await serve.kill()
     rows = outbox(home)
 
     code, out, err = await cli(home, "events", "verify")
     assert code == 0, out + err
-    # Nothing queued before the kill was lost, doubled or failed. The publication the kill
-    # interrupted stays leased to the dead process for the outbox's lease and is then run
-    # again (changing nothing): the zone did not wait for it, the start caught it up.
+    # Nothing queued before the kill was lost, doubled or failed.
     assert len(rows) >= queued and not any(failed for _, _, failed in rows), rows
     assert [kind for kind, _, _ in rows[:queued]] == ["dns:publish"] * queued
+
+
+def rows(database: Path, statement: str) -> list[tuple[Any, ...]]:
+    with contextlib.closing(sqlite3.connect(database, timeout=10)) as db:
+        return list(db.execute(statement))
+
+
+async def test_a_kill_during_registry_commands_leaves_each_domain_as_the_registry_has_it(
+        serve: Serve) -> None:
+    home = serve.home
+    assert (await cli(home, "init"))[0] == 0
+    assert (await cli(home, "account", "create", "crash"))[0] == 0
+    code, _, err = await cli(home, "user", "create", "owner@example.net", "--role", "owner",
+                             "--account", "crash", "--password-stdin",
+                             stdin="a long and unusual passphrase 7\n")
+    assert code == 0, err
+    code, out, err = await cli(home, "token", "create", "owner@example.net")
+    assert code == 0, err
+    headers = {"Authorization": f"Bearer {out.strip().splitlines()[-1]}"}
+    database, registry = home / "regshield.db", home / "sandbox-registry" / "registry.db"
+
+    await serve.start()
+    base = f"http://127.0.0.1:{serve.http_port}/api/v1"
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as api:
+        await listening(api)
+        contact = await api.post("/contacts", json=contact_body())
+        assert contact.status_code == 201, contact.text
+        names = [f"crash{index}.test" for index in range(40)]
+
+        async def register(name: str) -> None:
+            with contextlib.suppress(httpx.HTTPError):  # the kill cuts some off
+                await api.post("/domains", json={
+                    "name": name, "registrant": contact.json()["handle"], "years": 1,
+                    "nameservers": ["ns1.example.org", "ns2.example.org"]})
+
+        sending = [asyncio.create_task(register(name)) for name in names]
+        # The kill lands while a registry command is out: an operation is claimed (committed
+        # before the command is sent, settled after the registry's answer is recorded).
+        deadline = asyncio.get_running_loop().time() + 60
+        while not rows(database, "SELECT 1 FROM domain_operations WHERE state = 'running'"):
+            assert asyncio.get_running_loop().time() < deadline, "no command was sent"
+            await asyncio.sleep(0.002)
+        await serve.kill()
+        await asyncio.gather(*sending)
+    interrupted = rows(database, "SELECT public_id FROM domain_operations "
+                                 "WHERE state = 'running'")
+    assert interrupted, "the kill came after every command had settled"
+
+    await serve.start()
+    # The dead process's claims are taken over at once (not after their lease, 3 minutes):
+    # each is settled by asking the registry what it did, never by sending it again.
+    deadline = asyncio.get_running_loop().time() + 60
+    while True:
+        open_operations = rows(database, "SELECT public_id, state FROM domain_operations "
+                                         "WHERE state IN ('pending', 'running', 'unknown')")
+        if not open_operations:
+            break
+        assert asyncio.get_running_loop().time() < deadline, open_operations
+        await asyncio.sleep(0.2)
+    await serve.kill()
+
+    # Each domain is here as the registry has it: registered at both with the same
+    # nameservers, or at neither.
+    here = {name: json.loads(nameservers) for name, nameservers in rows(
+        database, "SELECT name, nameservers FROM domains WHERE ended_at IS NULL "
+                  "AND state = 'active'")}
+    there = {name: json.loads(nameservers) for name, nameservers in rows(
+        registry, "SELECT name, nameservers FROM domains WHERE deleted_at IS NULL")}
+    assert here == there and here, (here, there)
+    settled = dict(rows(database, "SELECT public_id, state FROM domain_operations"))
+    assert {settled[public_id] for (public_id,) in interrupted} <= SETTLED_STATES
+    code, out, err = await cli(home, "events", "verify")
+    assert code == 0, out + err
+    assert not rows(database, "SELECT id FROM outbox WHERE failed")
+
+
+async def listening(api: httpx.AsyncClient) -> None:
+    deadline = asyncio.get_running_loop().time() + STARTUP_TIMEOUT
+    while True:
+        with contextlib.suppress(httpx.TransportError):
+            if (await api.get("/openapi.json")).status_code == 200:
+                return
+        assert asyncio.get_running_loop().time() < deadline, "HTTP never answered"
+        await asyncio.sleep(0.1)
