@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event, make_url, text
-from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy.engine import Connection, Engine, ExceptionContext, Row
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -257,6 +257,18 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         # Freed pages are overwritten so that removed data does not linger in the file.
         cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def on_error(context: ExceptionContext) -> None:
+        # A task cancelled while a statement runs: SQLAlchemy takes it for a lost connection
+        # and drops the connection without closing the statement's cursor. The statement goes
+        # on in the connection's thread regardless, and SQLite keeps a connection closed with
+        # a statement still open alive, with its transaction and a writer's lock, until the
+        # cursor is collected; every writer waits meanwhile (the busy timeout, 30 s). The
+        # connection is sound (its thread runs one thing at a time): keep it, close the
+        # cursor after the statement, and let the transaction end as any other does.
+        if isinstance(context.original_exception, asyncio.CancelledError):
+            context.is_disconnect = False
 
     @event.listens_for(engine.sync_engine, "begin")
     def on_begin(connection: Connection) -> None:
