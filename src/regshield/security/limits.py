@@ -55,9 +55,6 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import structlog
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from sqlalchemy import case, delete, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -192,6 +189,12 @@ class RedisBuckets:
     name = "redis"
 
     def __init__(self, url: str, timeout: float) -> None:
+        # Imported here: Redis's client takes a tenth of a second to import, which every
+        # start of `serve` and of each command paid when the limits were not kept in Redis.
+        from redis.asyncio import Redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
         # No retries: a check that fails is decided by the process at once (see Buckets).
         self.client = Redis.from_url(url, socket_timeout=timeout,
                                      socket_connect_timeout=timeout, retry_on_timeout=False,
