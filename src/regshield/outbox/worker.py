@@ -146,4 +146,3 @@ class OutboxWorker:
             )])
         if error:
             log.warning("outbox.item_failed", item=item_id, kind=kind, outcome=outcome)
-
