@@ -23,10 +23,17 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 
 
+# How long a check waits for the shared store here: these tests count on its answers, and a
+# busy machine can take longer than the default (500 ms) for a first write, which would
+# leave the decision to the process (the fallback, tested below with a store that fails).
+STORE_WAIT_MS = 30_000
+
+
 def limited(settings: Settings, store: str, redis_url: str | None = None) -> Settings:
     """Anonymous requesters: three at once, then one a minute."""
     return replace(settings, rdds=replace(settings.rdds, burst=3, per_minute=1),
-                   limits=replace(settings.limits, store=store, redis_url=redis_url))
+                   limits=replace(settings.limits, store=store, redis_url=redis_url,
+                                  store_timeout_ms=STORE_WAIT_MS))
 
 
 @pytest.fixture(params=["redis", "database"])
@@ -174,7 +181,7 @@ async def test_leases_cut_round_trips_and_the_fleet_never_passes_the_limit(
     settings = replace(services.settings,
                        rdds=replace(services.settings.rdds, burst=100, per_minute=1),
                        limits=replace(services.settings.limits, store="redis",
-                                      redis_url=REDIS_URL))
+                                      redis_url=REDIS_URL, store_timeout_ms=STORE_WAIT_MS))
     first, second = Services.open(settings, clock), Services.open(settings, clock)
     try:
         source = "203.0.113.77"
@@ -199,7 +206,8 @@ async def test_concurrent_requests_of_one_bucket_make_one_trip_and_waste_no_leas
     for its lease; none takes a lease of its own that would be lost."""
     settings = replace(services.settings,
                        rdds=replace(services.settings.rdds, burst=100, per_minute=1),
-                       limits=replace(services.settings.limits, store="database"))
+                       limits=replace(services.settings.limits, store="database",
+                                      store_timeout_ms=STORE_WAIT_MS))
     first, second = Services.open(settings, clock), Services.open(settings, clock)
     try:
         decisions = await asyncio.gather(*(first.limiter("rdap").check("203.0.113.80")
@@ -221,7 +229,8 @@ async def test_a_busy_requester_is_decided_without_waiting_for_the_store(
     arriving a few milliseconds apart never wait for a round trip after the first."""
     settings = replace(services.settings,
                        rdds=replace(services.settings.rdds, burst=100, per_minute=1),
-                       limits=replace(services.settings.limits, store="database"))
+                       limits=replace(services.settings.limits, store="database",
+                                      store_timeout_ms=STORE_WAIT_MS))
     process = Services.open(settings, clock)
     limiter = process.limiter("rdap")
     try:
@@ -244,7 +253,7 @@ async def test_a_lease_at_a_high_rate_is_not_spent_by_the_clock(
     settings = replace(services.settings,
                        rdds=replace(services.settings.rdds, burst=1000, per_minute=1_000_000),
                        limits=replace(services.settings.limits, store="redis",
-                                      redis_url=REDIS_URL))
+                                      redis_url=REDIS_URL, store_timeout_ms=STORE_WAIT_MS))
     process = Services.open(settings, clock)
     try:
         for _ in range(200):
@@ -263,7 +272,8 @@ async def test_a_busy_requesters_lease_grows_and_its_trips_stay_few(
     settings = replace(services.settings,
                        rdds=replace(services.settings.rdds, burst=100_000,
                                     per_minute=1_000_000),
-                       limits=replace(services.settings.limits, store="database"))
+                       limits=replace(services.settings.limits, store="database",
+                                      store_timeout_ms=STORE_WAIT_MS))
     process = Services.open(settings, clock)
     limiter = process.limiter("rdap")
     try:
