@@ -319,3 +319,21 @@ async def test_a_process_that_holds_no_life_leaves_its_leases_to_run_out(
     assert await worker.release_dead() == 0
     clock.advance(LEASE)
     assert await worker.run_once() == 1
+
+
+async def test_a_process_without_life_takes_over_no_lease_on_sqlite(
+        services: Services, settings: Settings) -> None:
+    # On SQLite only the process that holds its life judges the others dead: a command-line
+    # tool beside a running `serve` must not take what `serve` is running.
+    if not services.store.is_sqlite:
+        pytest.skip("on PostgreSQL the other process's lock says whether it lives")
+    await queue(services, Notify("jane@example.net"))
+    running = Services.open(settings)
+    try:
+        await running.life.hold()
+        await OutboxWorker(running, handlers={})._claim(10)
+        assert await OutboxWorker(services, handlers={}).release_dead() == 0
+    finally:
+        await running.close()
+    [row] = await outbox_rows(services)
+    assert row.claimed_by is not None and row.completed_at is None

@@ -9,9 +9,10 @@ A long-running process (`serve`'s main process and its HTTP workers) holds its l
 (`Life.hold`): a lock named after a random identity, for as long as it runs. On PostgreSQL
 that is a session advisory lock on a connection of its own, which the server lets go the
 moment the connection drops, so with the process however it ended. On SQLite, which one
-instance uses, a process is the only one alive: every other identity is a process that is
-gone. A process that holds no life (a CLI command) records no identity: its leases run out
-as before.
+instance uses, the process that holds its life is the only one alive: every other identity
+is a process that is gone. A process that holds no life (a CLI command) records no identity,
+so its leases run out as before, and on SQLite it takes no one's lease over (beside a
+running `serve`, it cannot tell that one is alive).
 
 Should a live process lose its lock's connection (the database restarted), its leases look
 like a dead process's and another process may run them again. The outbox's handlers are
@@ -49,7 +50,7 @@ class Life:
 
     async def gone(self, identity: str) -> bool:
         """Whether the process that recorded `identity` has ended."""
-        if identity == self.identity:
+        if identity == self.identity or (self.identity is None and self.store.is_sqlite):
             return False
         async with self.store.exclusive(_lock(identity)) as free:
             return free
