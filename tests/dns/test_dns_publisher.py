@@ -198,6 +198,85 @@ async def test_an_edit_re_signs_only_what_it_touches_and_serves_ixfr_from_the_jo
         ("AXFR", before.serial), ("IXFR", after.serial)]
 
 
+async def test_each_step_of_a_zsk_rollover_is_an_ixfr_that_signs_only_what_the_step_changes(
+        api: httpx.AsyncClient, owner: Holder, world: World, services: Services,
+        publisher: Publisher, server: DnsServer, clock: FakeClock) -> None:
+    """Publishing or withdrawing a key re-signs the DNSKEY RRset alone; the step where the new
+    ZSK takes over re-signs the data and nothing else. Each step is a journal entry, so a
+    secondary follows the rollover by IXFR, and the zone it holds validates at every step."""
+    await host(api, services, owner, {"name": "published.example"})
+    for index in range(20):
+        await put(api, owner, f"host{index}", "A", 300, [f"192.0.2.{index + 1}"])
+    operator = await world.user("operator")
+    added = (await api.post(f"{ZONES}/published.example/secondaries",
+                            json={"address": "127.0.0.1", "port": 9, "tsig_key": "xfr"},
+                            headers=operator.headers)).json()
+    key = make_key(added["tsig_key"], added["tsig_secret"])
+    await publish_queued(services, publisher)
+    held = dns.zone.Zone(ORIGIN, relativize=False)
+    axfr, _ = dns.xfr.make_query(held, keyring=key)
+    await dns.asyncquery.inbound_xfr("127.0.0.1", held, axfr, port=server.port, timeout=5)
+    old_zsk = signer_of(held, dns.name.from_text("host3", ORIGIN), dns.rdatatype.A)
+
+    async def step() -> set[tuple[str, str]]:
+        """Publish the step, follow it by IXFR; what the step added, as (owner, type)."""
+        before = held.get_soa().serial
+        await publish_queued(services, publisher)
+        served = publisher.table.get(ORIGIN)
+        assert served is not None and served.journal[-1].from_serial == before
+        ixfr, _ = dns.xfr.make_query(held, keyring=key)
+        await dns.asyncquery.inbound_xfr("127.0.0.1", held, ixfr, port=server.port, timeout=5)
+        assert held.get_soa().serial == served.serial
+        validate_zone(held, clock)
+        return {(r.name.to_text(), dns.rdatatype.to_text(r.covers if r.rdtype ==
+                 dns.rdatatype.RRSIG else r.rdtype)) for r in served.journal[-1].added}
+
+    apex = ORIGIN.to_text()
+    rolled = await api.post(f"{ZONES}/published.example/rollover", json={"role": "zsk"},
+                            headers=owner.otp())
+    assert rolled.status_code == 200, rolled.text
+    # Pre-published: the apex alone changes (the DNSKEY RRset; the CDS and CDNSKEY the key
+    # plan asks for while the zone waits for its DS, and the NSEC whose types name them).
+    assert {owner for owner, _ in await step()} == {apex}
+    assert len(held.get_rdataset(ORIGIN, dns.rdatatype.DNSKEY)) == 3
+
+    clock.advance(timedelta(hours=2, minutes=1))  # Ipub: in every cache
+    await keys_sweep(services, zones=[apex])
+    changed = await step()
+    assert {(f"host{index}.{apex}", "A") for index in range(20)} <= changed
+    assert {kind for _, kind in changed} >= {"SOA", "DNSKEY", "A", "NS", "NSEC"}, changed
+    new_zsk = signer_of(held, dns.name.from_text("host3", ORIGIN), dns.rdatatype.A)
+    assert new_zsk != old_zsk
+
+    clock.advance(timedelta(days=1, hours=1, minutes=1))  # Iret: old signatures forgotten
+    await keys_sweep(services, zones=[apex])
+    assert {owner for owner, _ in await step()} == {apex}  # the old key withdrawn
+    assert old_zsk not in {dns.dnssec.key_id(k) for k in held.get_rdataset(
+        ORIGIN, dns.rdatatype.DNSKEY)}
+
+
+def signer_of(zone: dns.zone.Zone, name: dns.name.Name, rdtype: int) -> int:
+    (rrsig,) = zone.get_rdataset(name, dns.rdatatype.RRSIG, rdtype)
+    return int(rrsig.key_tag)
+
+
+def validate_zone(zone: dns.zone.Zone, clock: FakeClock) -> None:
+    """Every RRset of `zone` that carries a signature validates with its DNSKEY RRset."""
+    dnskeys = zone.get_rrset(ORIGIN, dns.rdatatype.DNSKEY)
+    checked = 0
+    for name, node in zone.nodes.items():
+        for rdataset in node.rdatasets:
+            if rdataset.rdtype == dns.rdatatype.RRSIG:
+                continue
+            rrsigs = node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.RRSIG, rdataset.rdtype)
+            if rrsigs is None:
+                continue  # a delegation's NS
+            dns.dnssec.validate((name, rdataset), (name, rrsigs), {ORIGIN: dnskeys},
+                                now=clock.now().timestamp())
+            checked += 1
+    assert checked > 20
+
+
 async def test_a_transfer_without_the_secondary_key_is_refused(
         api: httpx.AsyncClient, owner: Holder, services: Services, publisher: Publisher,
         server: DnsServer) -> None:

@@ -16,6 +16,7 @@ import pytest
 from regshield.dns.zonedata import ZoneDiff
 from regshield.dnssec.incremental import SignedZone
 from regshield.dnssec.keys import ECDSAP256SHA256, ED25519, KSK_FLAGS, SigningKey, generate_key
+from regshield.dnssec.signer import KSK_SIGNED_TYPES
 
 from .validators import assert_valid, write_zone
 
@@ -239,6 +240,51 @@ def test_cds_and_cdnskey_are_signed_by_the_ksk_like_the_dnskey_rrset() -> None:
         assert rrsigs is not None
         # RFC 7344 section 4.1: signed by a key the parent's DS names, the KSK.
         assert [rrsig.key_tag for rrsig in rrsigs] == [ksk.key_tag]
+
+
+def test_a_key_change_with_an_edit_is_one_step_and_the_dnskey_rrset_is_what_it_names(
+    tmp_path: Path,
+) -> None:
+    """The publisher's way: the zone first built with a pre-published key given as a DNSKEY
+    record, then edits and key changes in one step each. A record given before leaves the
+    DNSKEY RRset once a change no longer names it; a new KSK re-signs the CDS and CDNSKEY
+    RRsets and the DNSKEY RRset, and nothing else."""
+    ksk, zsk = _keys()
+    next_zsk = generate_key(ECDSAP256SHA256)
+    zone = SignedZone([*_rrsets(), _rrset("example.", "DNSKEY", next_zsk.dnskey.to_text()),
+                       *_cds(ksk)], [ksk, zsk], NOW)
+    www = zone.rrsig(_name("www"), dns.rdatatype.A)
+
+    # The new ZSK takes over in the same step as an edit: one new serial, everything signed.
+    diff = zone.apply(NOW, replace=[_rrset("mail", "A", "192.0.2.77")],
+                      keys=[ksk, next_zsk], publish=[zsk.dnskey])
+    assert diff.to_serial == diff.from_serial + 1
+    assert zone.rrsig(_name("www"), dns.rdatatype.A) is not www
+    for rrset in zone.rrsets():
+        if rrset.rdtype == dns.rdatatype.RRSIG:
+            by_ksk = rrset.covers in KSK_SIGNED_TYPES
+            assert [r.key_tag for r in rrset] == [(ksk if by_ksk else next_zsk).key_tag]
+    _validate_all(zone, NOW)
+
+    # The old ZSK withdrawn, a new KSK: the DNSKEY RRset is exactly the keys named.
+    new_ksk = generate_key(ECDSAP256SHA256, KSK_FLAGS)
+    cds = zone.rrsig(ORIGIN, dns.rdatatype.CDS)
+    www = zone.rrsig(_name("www"), dns.rdatatype.A)
+    zone.replace_keys([new_ksk, next_zsk], NOW)
+    dnskeys = next(r for r in zone.rrsets() if r.rdtype == dns.rdatatype.DNSKEY)
+    assert set(dnskeys) == {new_ksk.dnskey, next_zsk.dnskey}
+    assert zone.rrsig(_name("www"), dns.rdatatype.A) is www
+    resigned = zone.rrsig(ORIGIN, dns.rdatatype.CDS)
+    assert resigned is not cds and resigned is not None
+    assert [r.key_tag for r in resigned] == [new_ksk.key_tag]
+    _validate_all(zone, NOW)
+    zone.apply(NOW, replace=_cds(new_ksk))  # the parent is asked for the new key's DS
+    assert_valid(write_zone(tmp_path / "rekeyed.zone", zone.rrsets()), "example.")
+
+
+def _cds(ksk: SigningKey) -> list[dns.rrset.RRset]:
+    return [_rrset("example.", "CDS", dns.dnssec.make_cds(ORIGIN, ksk.dnskey, "SHA256").to_text()),
+            _rrset("example.", "CDNSKEY", ksk.dnskey.to_text())]
 
 
 def _state(zone: SignedZone) -> dict[str, object]:

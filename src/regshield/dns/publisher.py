@@ -28,7 +28,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import dns.name
 import dns.rdata
@@ -36,6 +36,7 @@ import dns.rdatatype
 import dns.rrset
 import dns.tsig
 import structlog
+from dns.rdtypes.ANY.DNSKEY import DNSKEY
 from sqlalchemy import Text, and_, delete, func, select, update
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -114,6 +115,9 @@ class _Stored:
     rrsets: dict[RRsetKey, dns.rrset.RRset | None]
     complete: bool
     keys: tuple[AnyKey, ...]
+    # The DNSKEY records shown beside the keys' own without signing (pre-published, or kept
+    # until caches forget their signatures).
+    published: tuple[DNSKEY, ...]
     key_ids: tuple[str, ...]
     secondaries: tuple[_Secondary, ...]
 
@@ -321,8 +325,7 @@ class Publisher:
                 state = await self._resume(origin)
             stored = await self._read(origin, since=state.revision if state else None)
             if stored is not None and not stored.complete and state is not None and (
-                    state.key_ids != stored.key_ids or state.denial != stored.denial
-                    or (state.signed is None) == stored.dnssec):
+                    state.denial != stored.denial or (state.signed is None) == stored.dnssec):
                 stored = await self._read(origin, since=None)  # signed afresh: every RRset
             if stored is not None and not stored.complete and state is not None:
                 for key in state.signals:  # bootstrap signals withdrawn since
@@ -375,8 +378,11 @@ class Publisher:
         state = self._states.get(origin)
         previous = self.table.get(origin)
         journal = state.journal if state else []
-        rebuild = (state is None or state.key_ids != stored.key_ids
-                   or state.denial != stored.denial or (state.signed is None) == stored.dnssec)
+        # A change of keys is made in place (a new ZSK re-signs the data, a key published or
+        # withdrawn re-signs the DNSKEY RRset); a change of denial or of signing at all
+        # signs the zone afresh.
+        rebuild = (state is None or state.denial != stored.denial
+                   or (state.signed is None) == stored.dnssec)
         if rebuild:
             assert stored.complete
             rrsets = dict(stored.rrsets)
@@ -397,7 +403,8 @@ class Publisher:
         assert state is not None
         changes = _changes(state.unsigned, stored)
         state.revision = stored.revision
-        if not changes:
+        rekey = state.key_ids != stored.key_ids
+        if not changes and not rekey:
             return False, None
         for key, rrset in changes.items():
             if rrset is None:
@@ -409,7 +416,11 @@ class Publisher:
             return True, diff_zones(previous, new) if previous is not None else None
         replace = [rrset for rrset in changes.values() if rrset is not None]
         delete = [key for key, rrset in changes.items() if rrset is None]
-        return True, state.signed.apply(now, replace=replace, delete=delete)
+        if not rekey:
+            return True, state.signed.apply(now, replace=replace, delete=delete)
+        state.key_ids = stored.key_ids
+        return True, state.signed.apply(now, replace=replace, delete=delete, keys=stored.keys,
+                                        publish=stored.published)
 
     def _sign_whole(self, rrsets: list[dns.rrset.RRset], keys: Sequence[AnyKey],
                     now: datetime, nsec: Literal["nsec", "nsec3"]) -> SignedZone:
@@ -594,6 +605,7 @@ class Publisher:
         keys: list[AnyKey] = []
         signing: list[str] = []
         published: list[str] = []
+        shown: tuple[DNSKEY, ...] = ()
         if zone.dnssec:
             signing, published, cds = _plan_keys(zone.key_plan, key_rows)
             by_id = {row.public_id: row for row in key_rows}
@@ -608,9 +620,11 @@ class Publisher:
                                              key_row.private_sealed, key_row.public_id,
                                              ROLE_FLAGS[key_row.role]))
             dnskey_ttl = int(policy_of(zone).dnskey_ttl.total_seconds())
-            if published and since is None:  # ahead of signing (pre-publication)
-                rrsets[(origin, dns.rdatatype.DNSKEY)] = dns.rrset.from_text_list(
-                    origin, dnskey_ttl, "IN", "DNSKEY", [by_id[k].dnskey for k in published])
+            shown = tuple(cast(DNSKEY, dns.rdata.from_text("IN", "DNSKEY", by_id[key_id].dnskey))
+                          for key_id in published)
+            if shown and since is None:  # ahead of signing (pre-publication)
+                rrsets[(origin, dns.rdatatype.DNSKEY)] = dns.rrset.from_rdata_list(
+                    origin, dnskey_ttl, shown)
             cds_sets = _cds_rrsets(origin, dnskey_ttl, cds, by_id)
             for cds_type in (dns.rdatatype.CDS, dns.rdatatype.CDNSKEY):
                 if (origin, cds_type) in cds_sets:
@@ -619,10 +633,9 @@ class Publisher:
                     rrsets[(origin, cds_type)] = None
         if any(ns == name or ns.endswith(f".{name}") for ns in settings.nameservers):
             rrsets.update(await self._bootstrap_signals(zone))
-        # A change of the signing keys or of the DNSKEY RRset signs the zone afresh.
         key_ids = (*signing, "published:", *published) if zone.dnssec else ()
         return _Stored(zone.id, origin, zone.serial, zone.revision, zone.dnssec, zone.denial,
-                       rrsets, since is None, tuple(keys), key_ids, secondaries)
+                       rrsets, since is None, tuple(keys), shown, key_ids, secondaries)
 
     async def _secondaries_of(self, session: AsyncSession, zone_ids: Collection[int] | None
                               ) -> dict[int, tuple[_Secondary, ...]]:

@@ -256,12 +256,16 @@ class SignedZone:
         now: datetime,
         replace: Iterable[dns.rrset.RRset] = (),
         delete: Iterable[tuple[dns.name.Name, int]] = (),
+        *,
+        keys: Sequence[AnyKey] | None = None,
+        publish: Sequence[DNSKEY] = (),
     ) -> ZoneDiff:
-        """Replace and delete RRsets, re-sign what that touches, and move the SOA serial on.
+        """Replace and delete RRsets, re-sign what that touches, and move the SOA serial on;
+        with `keys`, change the keys in the same step (see `replace_keys`).
 
         A replaced SOA keeps its serial when that is greater than the current one; otherwise
         the serial is the current one plus 1 (RFC 1982). DNSKEY, RRSIG and the denial records
-        are the signer's own and cannot be changed here (see `replace_keys`).
+        are the signer's own and cannot be changed here.
         """
         changes: dict[tuple[NameKey, int], dns.rrset.RRset | None] = {}
         for rrset in replace:
@@ -273,7 +277,10 @@ class SignedZone:
                 raise ValueError("the SOA cannot be deleted")
             changes[(name_key(name), rdtype)] = None
         new_soa = changes.pop((self._apex, _SOA), None)
-        return self._change(now, changes, new_soa, _Delta())
+        delta = _Delta()
+        if keys is not None:
+            changes[(self._apex, _DNSKEY)] = self._rekey(keys, publish, delta, now)
+        return self._change(now, changes, new_soa, delta)
 
     def refresh(self, now: datetime) -> ZoneDiff | None:
         """Re-sign the RRsets whose signatures expire within the refresh window; None if none."""
@@ -296,23 +303,30 @@ class SignedZone:
     ) -> ZoneDiff:
         """Sign with `keys` from now on, and publish `publish` beside them without signing with
         them (a key being pre-published or kept until caches forget its signatures, RFC 6781
-        §4.1.1): the DNSKEY RRset is re-made and re-signed. When the zone-signing keys change,
-        every RRset is signed again with the new ones.
+        §4.1.1): the DNSKEY RRset is made of these alone, and re-signed. When the zone-signing
+        keys change, every RRset they sign is signed again with the new ones; when the
+        key-signing keys change, the CDS and CDNSKEY RRsets are. Nothing else is signed again.
         """
-        old_zsks = {(key.algorithm, key.key_tag) for key in self._zsks}
-        old_dnskeys = {key.dnskey for key in self._keys}
-        self._extra_dnskeys = [rdata for rdata in self._extra_dnskeys if rdata not in old_dnskeys]
+        return self.apply(now, keys=keys, publish=publish)
+
+    def _rekey(self, keys: Sequence[AnyKey], publish: Sequence[DNSKEY], delta: _Delta,
+               now: datetime) -> dns.rrset.RRset:
+        """Take `keys` and `publish` (`replace_keys`); the new DNSKEY RRset."""
+        def tags(keys: Sequence[AnyKey]) -> set[tuple[int, int]]:
+            return {(key.algorithm, key.key_tag) for key in keys}
+
+        old_zsks, old_ksks = tags(self._zsks), tags(self._ksks)
         self._set_keys(keys)
+        self._extra_dnskeys = []
         self._published = list(publish)
-        delta = _Delta()
-        if {(key.algorithm, key.key_tag) for key in self._zsks} != old_zsks:
+        zsks_changed, ksks_changed = tags(self._zsks) != old_zsks, tags(self._ksks) != old_ksks
+        if zsks_changed or ksks_changed:
             for owner, rdtype in list(self._rrsigs):
-                if rdtype not in (_SOA, _DNSKEY):
+                if rdtype in (_SOA, _DNSKEY):
+                    continue  # signed below, with the change
+                if ksks_changed if rdtype in KSK_SIGNED_TYPES else zsks_changed:
                     self._resign(owner, rdtype, delta, now)
-        changes: dict[tuple[NameKey, int], dns.rrset.RRset | None] = {
-            (self._apex, _DNSKEY): self._dnskey_rrset()
-        }
-        return self._change(now, changes, None, delta)
+        return self._dnskey_rrset()
 
     # The machinery
 
