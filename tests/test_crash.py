@@ -4,8 +4,11 @@ whole process group), then started again on the same data.
 - Killed while it signs and publishes a zone: the zone answers at once, signed and valid, with
   the last serial published before the kill, then with the change that was being published.
 - Killed while registry commands are out (registrations through the API, to the sandbox
-  registry over EPP): the commands the dead process had claimed are taken over at once and
-  settled by asking the registry, and each domain ends as the registry has it.
+  registry over EPP; nameserver changes made with a TOTP step-up): the commands the dead
+  process had claimed are taken over at once and settled by asking the registry, and each
+  domain ends as the registry has it, each change that took effect noticed once.
+- Killed during a step of a ZSK rollover (the new key taking over, the zone re-signed): every
+  answer validates from the zone's KSK, and the step completes after the restart.
 
 Each time the event chain verifies, no outbox row is lost, doubled or failed, and what the
 killed process had claimed runs again within seconds, not after its lease."""
@@ -18,8 +21,9 @@ import json
 import os
 import signal
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +41,8 @@ import pytest
 from contact_samples import contact_body
 from test_serve import REGSHIELD, clean_env, cli, free_port
 
+from regshield.security.totp import code_at
+
 ZONE = dns.name.from_text("crash.example.")
 STARTUP_TIMEOUT = 60.0
 SETTLED_STATES = {"confirmed", "refused", "failed"}
@@ -48,6 +54,10 @@ class Serve:
     http_port: int
     dns_port: int
     process: asyncio.subprocess.Process | None = None
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}/api/v1"
 
     async def start(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
@@ -212,55 +222,273 @@ async def test_a_kill_during_publication_serves_the_last_good_serial_then_the_ch
     assert [kind for kind, _, _ in rows[:queued]] == ["dns:publish"] * queued
 
 
-def rows(database: Path, statement: str) -> list[tuple[Any, ...]]:
+async def test_a_kill_during_a_key_rollover_step_keeps_the_zone_valid_from_its_anchor(
+        serve: Serve) -> None:
+    """A ZSK rollover (pre-publication) is started over the API with a step-up; its next step
+    (the new key signs everything, a full re-signing of the zone) is killed midway. From the
+    first answer after the restart, every answer validates from the zone's KSK, the trust
+    anchor that never changes in a ZSK rollover, and the step completes."""
+    home = serve.home
+    await owner_with_a_token(home)
+    code, _, err = await cli(home, "zone", "import", ZONE.to_text(), "-", "--account",
+                             "crash", stdin=zone_file(5_000, "192.0.2.1"))
+    assert code == 0, err
+    database = home / "regshield.db"
+    await serve.start()
+    first = (await until(lambda state: state[1] == "192.0.2.1", serve.dns_port,
+                         STARTUP_TIMEOUT, strict=False))[-1]
+    anchor = await trust_anchor(serve.dns_port)
+    old_zsk = await data_signer(serve.dns_port, anchor)
+    async with httpx.AsyncClient(base_url=serve.api, timeout=30) as api:
+        headers = await stepped_up_session(api)
+        started = await api.post(f"/zones/{ZONE.to_text(omit_final_dot=True)}/rollover",
+                                 headers=headers, json={"role": "zsk"})
+        assert started.status_code == 200, started.text
+    (new_zsk_id,) = started.json()["generated"]
+    # The new key is published beside the old one; the old one still signs.
+    deadline = asyncio.get_running_loop().time() + 60
+    while len(await keys_served(serve.dns_port, anchor)) < 3:
+        assert asyncio.get_running_loop().time() < deadline, "the new key was not published"
+        await asyncio.sleep(0.1)
+    assert await data_signer(serve.dns_port, anchor) == old_zsk
+    await all_sent(home)
+    await serve.kill()
+
+    # The next step waits until the new key is in every cache (Ipub, two hours by default):
+    # stopped, the key is made to have been published three hours ago.
+    (timers,) = rows(database, "SELECT timers FROM zone_keys WHERE public_id = ?", new_zsk_id)
+    published = {**json.loads(timers[0]), "published": (
+        datetime.now(UTC) - timedelta(hours=3)).isoformat()}
+    with contextlib.closing(sqlite3.connect(database)) as db, db:
+        db.execute("UPDATE zone_keys SET timers = ? WHERE public_id = ?",
+                   (json.dumps(published), new_zsk_id))
+        db.execute("UPDATE zones SET keys_due_at = NULL")
+    queued = len(outbox(home))
+
+    # At start the key sweep takes the step; the kill lands while the zone is re-signed.
+    await serve.start()
+    deadline = asyncio.get_running_loop().time() + STARTUP_TIMEOUT
+    while not (rows(database, "SELECT 1 FROM zone_keys WHERE public_id = ? "
+                              "AND timers LIKE '%\"active\"%'", new_zsk_id) and leased(home)):
+        assert asyncio.get_running_loop().time() < deadline, outbox(home)
+        await asyncio.sleep(0.002)
+    await serve.kill()
+    assert len(outbox(home)) == queued + 1 and leased(home) == 1  # the re-signing, cut off
+
+    await serve.start()
+    signers = await until_signed_by_another(old_zsk, serve.dns_port, anchor, 120)
+    assert signers in ([old_zsk, signers[-1]], [signers[-1]]), signers
+    assert len(await keys_served(serve.dns_port, anchor)) == 3  # the old key stays published
+    assert (await served_state(serve.dns_port))[1] == first[1]
+    await all_sent(home)
+    await serve.kill()
+    tags = [tag for (tag,) in rows(database, "SELECT tag FROM events WHERE tag LIKE "
+                                             "'dnssec:%' ORDER BY seq")]
+    assert tags.count("dnssec:rollover:requested") == 1, tags
+    await assert_nothing_lost(home)
+
+
+async def all_sent(home: Path) -> None:
+    """Wait until every outbox row is completed."""
+    deadline = asyncio.get_running_loop().time() + 60
+    while not all(completed for _, completed, _ in outbox(home)):
+        assert asyncio.get_running_loop().time() < deadline, outbox(home)
+        await asyncio.sleep(0.1)
+
+
+async def trust_anchor(port: int) -> dns.rrset.RRset:
+    """The zone's KSK (the DNSKEY with the SEP flag), as a resolver configured with it has."""
+    response = await ask(port, ZONE, dns.rdatatype.DNSKEY)
+    assert response is not None
+    dnskeys = response.get_rrset(response.answer, ZONE, dns.rdataclass.IN,
+                                 dns.rdatatype.DNSKEY)
+    assert dnskeys is not None, response
+    ksks = [key for key in dnskeys if key.flags & 1]
+    assert len(ksks) == 1, dnskeys
+    return dns.rrset.from_rdata_list(ZONE, dnskeys.ttl, ksks)
+
+
+async def keys_served(port: int, anchor: dns.rrset.RRset) -> dns.rrset.RRset:
+    """The DNSKEY RRset, its signature checked against the trust anchor."""
+    return await signed_answer(port, ZONE, dns.rdatatype.DNSKEY, anchor)
+
+
+async def data_signer(port: int, anchor: dns.rrset.RRset) -> int:
+    """The key tag that signs the zone's data (the SOA and h7's addresses), each RRset
+    validated through the DNSKEY RRset from the trust anchor."""
+    dnskeys = await keys_served(port, anchor)
+    signers = set()
+    for name, rdtype in ((ZONE, dns.rdatatype.SOA),
+                         (dns.name.from_text("h7", ZONE), dns.rdatatype.A)):
+        response = await ask(port, name, rdtype)
+        if response is None:
+            raise NotListening
+        await signed_answer(port, name, rdtype, dnskeys)
+        rrsigs = response.get_rrset(response.answer, name, dns.rdataclass.IN,
+                                    dns.rdatatype.RRSIG, rdtype)
+        assert rrsigs is not None and len(rrsigs) == 1, response
+        signers.add(rrsigs[0].key_tag)
+    assert len(signers) == 1, signers  # a zone is signed by one ZSK at a time
+    return signers.pop()
+
+
+async def until_signed_by_another(old: int, port: int, anchor: dns.rrset.RRset,
+                                  seconds: float) -> list[int]:
+    """Every ZSK seen signing the zone until one other than `old` does; from the first answer
+    on, every answer validates from the trust anchor."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    seen: list[int] = []
+    while True:
+        try:
+            signer = await data_signer(port, anchor)
+        except NotListening:
+            assert not seen, "DNS stopped answering"
+        else:
+            if signer not in seen:
+                seen.append(signer)
+            if signer != old:
+                return seen
+        assert asyncio.get_running_loop().time() < deadline, f"not served in time: {seen}"
+        await asyncio.sleep(0.05)
+
+
+def rows(database: Path, statement: str, *parameters: Any) -> list[tuple[Any, ...]]:
     with contextlib.closing(sqlite3.connect(database, timeout=10)) as db:
-        return list(db.execute(statement))
+        return list(db.execute(statement, parameters))
 
 
 async def test_a_kill_during_registry_commands_leaves_each_domain_as_the_registry_has_it(
         serve: Serve) -> None:
     home = serve.home
-    assert (await cli(home, "init"))[0] == 0
-    assert (await cli(home, "account", "create", "crash"))[0] == 0
-    code, _, err = await cli(home, "user", "create", "owner@example.net", "--role", "owner",
-                             "--account", "crash", "--password-stdin",
-                             stdin="a long and unusual passphrase 7\n")
-    assert code == 0, err
-    code, out, err = await cli(home, "token", "create", "owner@example.net")
-    assert code == 0, err
-    headers = {"Authorization": f"Bearer {out.strip().splitlines()[-1]}"}
-    database, registry = home / "regshield.db", home / "sandbox-registry" / "registry.db"
-
+    headers = await owner_with_a_token(home)
     await serve.start()
-    base = f"http://127.0.0.1:{serve.http_port}/api/v1"
-    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as api:
+    async with httpx.AsyncClient(base_url=serve.api, headers=headers, timeout=30) as api:
         await listening(api)
         contact = await api.post("/contacts", json=contact_body())
         assert contact.status_code == 201, contact.text
         names = [f"crash{index}.test" for index in range(40)]
-
-        async def register(name: str) -> None:
-            with contextlib.suppress(httpx.HTTPError):  # the kill cuts some off
-                await api.post("/domains", json={
-                    "name": name, "registrant": contact.json()["handle"], "years": 1,
-                    "nameservers": ["ns1.example.org", "ns2.example.org"]})
-
-        sending = [asyncio.create_task(register(name)) for name in names]
-        # The kill lands while a registry command is out: an operation is claimed (committed
-        # before the command is sent, settled after the registry's answer is recorded).
-        deadline = asyncio.get_running_loop().time() + 60
-        while not rows(database, "SELECT 1 FROM domain_operations WHERE state = 'running'"):
-            assert asyncio.get_running_loop().time() < deadline, "no command was sent"
-            await asyncio.sleep(0.002)
-        await serve.kill()
-        await asyncio.gather(*sending)
-    interrupted = rows(database, "SELECT public_id FROM domain_operations "
-                                 "WHERE state = 'running'")
-    assert interrupted, "the kill came after every command had settled"
+        interrupted = await kill_while_commands_run(serve, [
+            api.post("/domains", json={
+                "name": name, "registrant": contact.json()["handle"], "years": 1,
+                "nameservers": ["ns1.example.org", "ns2.example.org"]}) for name in names])
 
     await serve.start()
-    # The dead process's claims are taken over at once (not after their lease, 3 minutes):
-    # each is settled by asking the registry what it did, never by sending it again.
+    await every_operation_settled(serve, interrupted)
+    await serve.kill()
+    assert_as_the_registry_has_it(home)
+    await assert_nothing_lost(home)
+
+
+async def test_a_kill_during_stepped_up_updates_leaves_each_delegation_as_the_registry_has_it(
+        serve: Serve) -> None:
+    """Nameserver changes need a step-up (a second factor proved within minutes): the owner
+    enrolls TOTP and signs in with a one-time code over the real API, and the kill lands while
+    the changes are out at the registry."""
+    home = serve.home
+    await owner_with_a_token(home)
+    await serve.start()
+    async with httpx.AsyncClient(base_url=serve.api, timeout=30) as api:
+        await listening(api)
+        headers = await stepped_up_session(api)
+        contact = await api.post("/contacts", json=contact_body(), headers=headers)
+        assert contact.status_code == 201, contact.text
+        names = [f"moved{index}.test" for index in range(30)]
+        for name in names:
+            created = await api.post("/domains", headers=headers, json={
+                "name": name, "registrant": contact.json()["handle"], "years": 1,
+                "nameservers": ["ns1.example.org", "ns2.example.org"]})
+            assert created.status_code in (201, 202), created.text
+        await every_operation_settled(serve, [])
+        # Without the step-up the change is refused before anything is sent.
+        refused = await api.put(f"/domains/{names[0]}/nameservers", json={
+            "nameservers": ["ns9.example.net"]}, headers={"Authorization": "Bearer rst_x"})
+        assert refused.status_code == 401, refused.text
+        interrupted = await kill_while_commands_run(serve, [
+            api.put(f"/domains/{name}/nameservers", headers=headers,
+                    json={"nameservers": ["ns3.example.net", "ns4.example.net"]})
+            for name in names])
+
+    await serve.start()
+    await every_operation_settled(serve, interrupted)
+    await serve.kill()
+    as_here = assert_as_the_registry_has_it(home)
+    assert set(as_here) == set(names)
+    moved = sorted(name for name, nameservers in as_here.items()
+                   if set(nameservers) == {"ns3.example.net", "ns4.example.net"})
+    assert moved, as_here
+    # Each change that took effect, and only those, was noticed once, as a change made
+    # without a kill is.
+    noticed = [json.loads(payload)["domain"] for (payload,) in rows(
+        home / "regshield.db", "SELECT payload FROM outbox WHERE kind = 'notify:email'")
+        if json.loads(payload)["change"] == "nameservers"]
+    assert sorted(noticed) == moved, (noticed, moved)
+    await assert_nothing_lost(home)
+
+
+PASSWORD = "a long and unusual passphrase 7"
+
+
+async def owner_with_a_token(home: Path) -> dict[str, str]:
+    """An account with an owner, and headers with an API token of the owner."""
+    assert (await cli(home, "init"))[0] == 0
+    assert (await cli(home, "account", "create", "crash"))[0] == 0
+    code, _, err = await cli(home, "user", "create", "owner@example.net", "--role", "owner",
+                             "--account", "crash", "--password-stdin", stdin=PASSWORD + "\n")
+    assert code == 0, err
+    code, out, err = await cli(home, "token", "create", "owner@example.net")
+    assert code == 0, err
+    return {"Authorization": f"Bearer {out.strip().splitlines()[-1]}"}
+
+
+async def stepped_up_session(api: httpx.AsyncClient) -> dict[str, str]:
+    """The owner enrolls TOTP, then signs in with a one-time code: the session's second factor
+    is proved now, and its changes need no code for the step-up window."""
+    async def signed_in(otp: str | None = None) -> dict[str, str]:
+        login = await api.post("/auth/login", json={
+            "email": "owner@example.net", "password": PASSWORD,
+            **({"otp": otp} if otp else {})})
+        assert login.status_code == 200, login.text
+        return {"Authorization": f"Bearer {login.json()['token']}"}
+
+    headers = await signed_in()
+    started = await api.post("/auth/mfa/totp", headers=headers, json={"password": PASSWORD})
+    assert started.status_code == 200, started.text
+    secret, now = started.json()["secret"], datetime.now(UTC)
+    confirmed = await api.post("/auth/mfa/totp/confirm", headers=headers,
+                               json={"otp": code_at(secret, now)})
+    assert confirmed.status_code == 200, confirmed.text
+    # A code is accepted once: the sign-in uses the next time step's (within the drift).
+    return await signed_in(code_at(secret, now + timedelta(seconds=30)))
+
+
+async def kill_while_commands_run(serve: Serve, requests: list[Awaitable[httpx.Response]]
+                                  ) -> list[str]:
+    """Send `requests` at once and kill `serve` while a registry command is out: an operation
+    is claimed (committed before the command is sent, settled after the registry's answer is
+    recorded). The operations the kill left running."""
+    async def send(request: Awaitable[httpx.Response]) -> None:
+        with contextlib.suppress(httpx.HTTPError):  # the kill cuts some off
+            await request
+
+    database = serve.home / "regshield.db"
+    sending = [asyncio.create_task(send(request)) for request in requests]
+    deadline = asyncio.get_running_loop().time() + 60
+    while not rows(database, "SELECT 1 FROM domain_operations WHERE state = 'running'"):
+        assert asyncio.get_running_loop().time() < deadline, "no command was sent"
+        await asyncio.sleep(0.002)
+    await serve.kill()
+    await asyncio.gather(*sending)
+    interrupted = [public_id for (public_id,) in rows(
+        database, "SELECT public_id FROM domain_operations WHERE state = 'running'")]
+    assert interrupted, "the kill came after every command had settled"
+    return interrupted
+
+
+async def every_operation_settled(serve: Serve, interrupted: list[str]) -> None:
+    """Wait until no operation is open. The dead process's claims are taken over at once (not
+    after their lease, 3 minutes): each is settled by asking the registry what it did, never by
+    sending it again."""
+    database = serve.home / "regshield.db"
     deadline = asyncio.get_running_loop().time() + 60
     while True:
         open_operations = rows(database, "SELECT public_id, state FROM domain_operations "
@@ -269,21 +497,27 @@ async def test_a_kill_during_registry_commands_leaves_each_domain_as_the_registr
             break
         assert asyncio.get_running_loop().time() < deadline, open_operations
         await asyncio.sleep(0.2)
-    await serve.kill()
-
-    # Each domain is here as the registry has it: registered at both with the same
-    # nameservers, or at neither.
-    here = {name: json.loads(nameservers) for name, nameservers in rows(
-        database, "SELECT name, nameservers FROM domains WHERE ended_at IS NULL "
-                  "AND state = 'active'")}
-    there = {name: json.loads(nameservers) for name, nameservers in rows(
-        registry, "SELECT name, nameservers FROM domains WHERE deleted_at IS NULL")}
-    assert here == there and here, (here, there)
     settled = dict(rows(database, "SELECT public_id, state FROM domain_operations"))
-    assert {settled[public_id] for (public_id,) in interrupted} <= SETTLED_STATES
+    assert {settled[public_id] for public_id in interrupted} <= SETTLED_STATES
+
+
+def assert_as_the_registry_has_it(home: Path) -> dict[str, list[str]]:
+    """Each domain is here as the registry has it: registered at both with the same
+    nameservers, or at neither. The domains and their nameservers."""
+    here = {name: json.loads(nameservers) for name, nameservers in rows(
+        home / "regshield.db", "SELECT name, nameservers FROM domains "
+                               "WHERE ended_at IS NULL AND state = 'active'")}
+    there = {name: json.loads(nameservers) for name, nameservers in rows(
+        home / "sandbox-registry" / "registry.db",
+        "SELECT name, nameservers FROM domains WHERE deleted_at IS NULL")}
+    assert here == there and here, (here, there)
+    return here
+
+
+async def assert_nothing_lost(home: Path) -> None:
     code, out, err = await cli(home, "events", "verify")
     assert code == 0, out + err
-    assert not rows(database, "SELECT id FROM outbox WHERE failed")
+    assert not rows(home / "regshield.db", "SELECT id FROM outbox WHERE failed")
 
 
 async def listening(api: httpx.AsyncClient) -> None:
