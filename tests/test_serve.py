@@ -23,6 +23,9 @@ import httpx
 import pytest
 from conftest import PASSWORD
 
+from regshield.server import INSTANCE_LOCK
+from regshield.store.engine import Store
+
 REGSHIELD = str(Path(sys.executable).with_name("regshield"))
 STARTUP_TIMEOUT = 30.0
 
@@ -200,6 +203,30 @@ async def test_serve_refuses_a_listen_address_that_is_taken(tmp_path: Path) -> N
     assert "Traceback" not in err
     assert "listen" in err
     assert "regshield is running" not in out
+
+
+async def test_a_second_serve_on_the_same_sqlite_database_is_refused(server: Server) -> None:
+    """Two would each take the other's leases for a dead process's and run the same work
+    twice. The first keeps running; once it is killed, the database is free at once."""
+    await server.wait_until_listening()
+    code, out, err = await cli(server.home, "serve", "--http", f"127.0.0.1:{free_port()}")
+    assert code != 0
+    assert "another `regshield serve` is running on this database" in err, err
+    assert "Traceback" not in err and "regshield is running" not in out
+    async with httpx.AsyncClient(base_url=server.base, timeout=10) as http:
+        assert (await http.get("/api/v1/openapi.json")).status_code == 200
+
+    os.killpg(server.process.pid, signal.SIGKILL)
+    await server.process.wait()
+    store = Store(f"sqlite+aiosqlite:///{server.home / 'regshield.db'}")
+    try:
+        async with store.exclusive(INSTANCE_LOCK) as free:
+            assert free
+        # The killed processes' locks of life are left; the next `serve` sweeps them.
+        assert store.sweep_locks() >= 1
+    finally:
+        await store.close()
+    assert not list((server.home / "regshield.db.locks").iterdir())
 
 
 async def test_serve_stops_on_sigterm_from_a_service_manager(server: Server) -> None:

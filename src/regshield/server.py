@@ -48,6 +48,7 @@ ms). Signing, parsing and index building run in worker threads beside the event 
 time a request's handling waits on the GIL it waits up to this long, and a request waits
 several times (every hand-off to and from the database's threads)."""
 ANCHOR_INTERVAL_SECONDS = 300
+INSTANCE_LOCK = "serve"
 POLL_INTERVAL_SECONDS = 60.0  # registries' poll queues: transfers asked for and completed
 log = structlog.get_logger("regshield.server")
 
@@ -58,6 +59,7 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
     if report.created_home or report.created_keys:
         announce(f"initialized {settings.home}")
     services = Services.open(settings, share=PoolShare(settings.http_workers, main=True))
+    instance = await _one_instance(services)
     server = HttpServer(http_config(services, settings.http))
     loop = asyncio.get_running_loop()
     for signal_number in STOP_SIGNALS:
@@ -150,6 +152,25 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
         await services.close()
         if sandbox is not None:
             await sandbox.close()
+        await instance.aclose()
+
+
+async def _one_instance(services: Services) -> contextlib.AsyncExitStack:
+    """On SQLite, this `serve` as the only one on the database, until the stack is closed:
+    two would each take the other's leases for a dead process's, and run the same outbox,
+    publications and registry commands. Raises ConfigurationError (the store closed) when
+    another runs. PostgreSQL takes any number of instances."""
+    held = contextlib.AsyncExitStack()
+    if not services.store.is_sqlite:
+        return held
+    if not await held.enter_async_context(services.store.exclusive(INSTANCE_LOCK)):
+        await held.aclose()
+        await services.close()
+        raise ConfigurationError(
+            "another `regshield serve` is running on this database (an SQLite database "
+            "serves one instance; stop it first, or use PostgreSQL for several)")
+    services.store.sweep_locks()  # of processes killed before they could remove them
+    return held
 
 
 async def _start_sandbox(services: Services) -> SandboxServer | None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import hashlib
-from collections.abc import AsyncIterator, Coroutine
+import os
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -87,7 +89,10 @@ class Store:
         # way instead, so the loop never sleeps on a lock.
         self._lookups_here: Engine | None = None
         database = make_url(url).database
+        # SQLite's exclusive work is locked with files beside the database (`exclusive`).
+        self._locks: Path | None = None
         if self.is_sqlite and database and database != ":memory:":
+            self._locks = Path(f"{database}.locks")
             self._lookups_here = create_engine(
                 make_url(url).set(drivername="sqlite+pysqlite"), echo=echo,
                 pool_size=1, max_overflow=4, pool_timeout=POOL_WAIT_SECONDS)
@@ -153,14 +158,19 @@ class Store:
     @asynccontextmanager
     async def exclusive(self, name: str) -> AsyncIterator[bool]:
         """Whether this process is the one doing `name`'s work now, among every process and
-        instance on this database: on PostgreSQL a session advisory lock, tried without
-        waiting and held on a connection of its own (autocommit: no transaction stays open)
-        until the block ends, or until that connection drops with a process that died. On
-        SQLite, which one instance uses, always True."""
+        instance on this database, tried without waiting and held until the block ends or the
+        process dies, however it ends. On PostgreSQL a session advisory lock on a connection of
+        its own (autocommit: no transaction stays open), let go when that connection drops; on
+        SQLite a file lock (`flock`) on a file of its own beside the database (an in-memory
+        database is one process's: always True there)."""
         if self.is_sqlite:
-            yield True
+            if self._locks is None:
+                yield True
+                return
+            with _file_lock(self._locks, name) as held:
+                yield held
             return
-        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        key = _lock_key(name)
         async with self.engine.connect() as connection:
             await connection.execution_options(isolation_level="AUTOCOMMIT")
             held = bool((await connection.execute(
@@ -172,6 +182,18 @@ class Store:
                     with contextlib.suppress(DBAPIError):
                         await connection.execute(text("SELECT pg_advisory_unlock(:key)"),
                                                  {"key": key})
+
+    def sweep_locks(self) -> int:
+        """Remove the lock files of SQLite's `exclusive` that no process holds (a process
+        killed before it could remove its own); how many. A held lock's file is in use, and
+        one a process is about to take is taken again by the inode check."""
+        if self._locks is None or not self._locks.is_dir():
+            return 0
+        swept = 0
+        for path in self._locks.glob("*.lock"):
+            with contextlib.suppress(FileNotFoundError), _locked(path) as held:
+                swept += held
+        return swept
 
     async def migrate(self) -> None:
         """Bring the schema to the newest migration (idempotent)."""
@@ -285,3 +307,46 @@ def _configure_sqlite_lookups(engine: Engine) -> None:
         cursor.execute("PRAGMA query_only=ON")
         cursor.execute("PRAGMA busy_timeout=0")  # never sleep on the event loop's thread
         cursor.close()
+
+
+def _lock_key(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+@contextlib.contextmanager
+def _file_lock(directory: Path, name: str) -> Iterator[bool]:
+    """`flock` on `directory`/<digest of name>, without waiting (`_locked`)."""
+    directory.mkdir(mode=0o700, exist_ok=True)
+    with _locked(directory / f"{_lock_key(name) & 0xFFFFFFFFFFFFFFFF:016x}.lock") as held:
+        yield held
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[bool]:
+    """`flock` on `path`, without waiting: held by one open file at a time (two in one
+    process exclude each other too), and let go by the kernel when the file is closed or its
+    process dies. The holder removes the file before letting go, so that locks of names used
+    once (a process's life) leave nothing behind; whoever opened the file before it went
+    finds, once locked, that the path no longer names it, and holds nothing."""
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            current = os.stat(path)
+        except FileNotFoundError:
+            yield False
+            return
+        if current.st_ino != os.fstat(descriptor).st_ino:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+    finally:
+        os.close(descriptor)

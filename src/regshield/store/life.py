@@ -6,13 +6,12 @@ host lost), the lease is released at once by the next process that looks, instea
 waited out (minutes).
 
 A long-running process (`serve`'s main process and its HTTP workers) holds its life
-(`Life.hold`): a lock named after a random identity, for as long as it runs. On PostgreSQL
-that is a session advisory lock on a connection of its own, which the server lets go the
-moment the connection drops, so with the process however it ended. On SQLite, which one
-instance uses, the process that holds its life is the only one alive: every other identity
-is a process that is gone. A process that holds no life (a CLI command) records no identity,
-so its leases run out as before, and on SQLite it takes no one's lease over (beside a
-running `serve`, it cannot tell that one is alive).
+(`Life.hold`): a lock named after a random identity, for as long as it runs
+(`Store.exclusive`: on PostgreSQL a session advisory lock on a connection of its own, which
+the server lets go the moment the connection drops; on SQLite a file lock, which the kernel
+lets go when the process ends), so with the process however it ended. A process that holds
+no life (a CLI command) records no identity, so its leases run out as before; it can still
+tell a live process's leases from a dead one's.
 
 Should a live process lose its lock's connection (the database restarted), its leases look
 like a dead process's and another process may run them again. The outbox's handlers are
@@ -36,12 +35,16 @@ class Life:
         """Be a live process from now until `release` (or the process's end)."""
         if self._held is not None:
             return
-        identity = secrets.token_hex(8)
-        held = contextlib.AsyncExitStack()
-        if not await held.enter_async_context(self.store.exclusive(_lock(identity))):
-            await held.aclose()  # a random identity another process holds: never in practice
-            raise RuntimeError("this process's identity is held by another one")
-        self.identity, self._held = identity, held
+        for _ in range(3):
+            identity = secrets.token_hex(8)
+            held = contextlib.AsyncExitStack()
+            if await held.enter_async_context(self.store.exclusive(_lock(identity))):
+                self.identity, self._held = identity, held
+                return
+            # Never held by another (the identity is random), but on SQLite a lock file
+            # being swept as it was opened is taken again (store/engine.py `_locked`).
+            await held.aclose()
+        raise RuntimeError("this process could not take a lock of its life")
 
     async def release(self) -> None:
         if self._held is not None:
@@ -50,7 +53,7 @@ class Life:
 
     async def gone(self, identity: str) -> bool:
         """Whether the process that recorded `identity` has ended."""
-        if identity == self.identity or (self.identity is None and self.store.is_sqlite):
+        if identity == self.identity:
             return False
         async with self.store.exclusive(_lock(identity)) as free:
             return free
