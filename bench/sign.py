@@ -17,7 +17,8 @@ ldns-signzone's. The regshield line also shows the signing time the command repo
 
 It then measures incremental signing: the zone is loaded into `regshield.dnssec.incremental
 .SignedZone`, and single-RRset changes are applied, each timed from the call to the `ZoneDiff`
-being ready (what the publisher hands to the transfer service; sending NOTIFY is not included).
+being ready (what the publisher hands to the transfer service; sending NOTIFY is not included),
+and the steps of a ZSK rollover made in place.
 Last, a restart's load: the signed zone as the publisher stores it (dns/wireform.py) is read
 back and taken into the signer without signing (`SignedZone.restore`), timed beside
 `regshield zone sign`'s own time for the same zone (goal: no more than 1.2x).
@@ -196,6 +197,20 @@ def incremental(text: str, changes: int, full_signing: float) -> None:
         print(f"  {kind}: change to signed ZoneDiff median {statistics.median(times) * 1000:.2f}"
               f" ms, max {max(times) * 1000:.2f} ms over {changes} changes "
               f"({statistics.median(sizes):.0f} RRsets in the diff)")
+    # A ZSK rollover's steps, as the publisher makes them (in place, one journal entry each):
+    # the new key pre-published, then taking over, then the old one withdrawn.
+    ksk, old_zsk = keys
+    new_zsk = generate_key(flags=ZSK_FLAGS)
+    for step, step_keys, shown in (
+            ("pre-published", keys, [new_zsk.dnskey]),
+            ("taking over", [ksk, new_zsk], [old_zsk.dnskey]),
+            ("the old key withdrawn", [ksk, new_zsk], [])):
+        started = time.perf_counter()
+        diff = signed.replace_keys(step_keys, now, publish=shown)
+        elapsed = time.perf_counter() - started
+        print(f"  a ZSK rollover step, {step}: {elapsed * 1000:.1f} ms, "
+              f"{len(diff.removed) + len(diff.added)} RRsets in the diff "
+              f"({elapsed / full_signing:.3f}x signing the zone whole)")
     started = time.perf_counter()
     signed.served()
     print(f"  (building the whole ServedZone snapshot afterwards: "

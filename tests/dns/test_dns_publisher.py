@@ -198,12 +198,17 @@ async def test_an_edit_re_signs_only_what_it_touches_and_serves_ixfr_from_the_jo
         ("AXFR", before.serial), ("IXFR", after.serial)]
 
 
+@pytest.mark.parametrize("large", [False, True], ids=["in-place", "large"])
 async def test_each_step_of_a_zsk_rollover_is_an_ixfr_that_signs_only_what_the_step_changes(
         api: httpx.AsyncClient, owner: Holder, world: World, services: Services,
-        publisher: Publisher, server: DnsServer, clock: FakeClock) -> None:
+        publisher: Publisher, server: DnsServer, clock: FakeClock,
+        monkeypatch: pytest.MonkeyPatch, large: bool) -> None:
     """Publishing or withdrawing a key re-signs the DNSKEY RRset alone; the step where the new
-    ZSK takes over re-signs the data and nothing else. Each step is a journal entry, so a
+    ZSK takes over re-signs the data and nothing else (in place; a large zone, whose every
+    signature is made again, in the signing process). Each step is a journal entry, so a
     secondary follows the rollover by IXFR, and the zone it holds validates at every step."""
+    if large:
+        monkeypatch.setattr(apart, "SIGN_APART_AT", 10)  # "large" here: ten RRsets
     await host(api, services, owner, {"name": "published.example"})
     for index in range(20):
         await put(api, owner, f"host{index}", "A", 300, [f"192.0.2.{index + 1}"])

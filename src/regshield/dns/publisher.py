@@ -66,7 +66,7 @@ from regshield.eventlog.chain import EventDraft, append
 from regshield.flows.zone_keys import policy_of
 from regshield.rules.ds import ds_text
 from regshield.rules.kasp import bootstrap_signal_names
-from regshield.rules.zones import serial_gt
+from regshield.rules.zones import serial_add, serial_gt
 from regshield.services import Services
 from regshield.store.models import (
     PublishedZone,
@@ -325,7 +325,7 @@ class Publisher:
                 state = await self._resume(origin)
             stored = await self._read(origin, since=state.revision if state else None)
             if stored is not None and not stored.complete and state is not None and (
-                    state.denial != stored.denial or (state.signed is None) == stored.dnssec):
+                    _signs_afresh(state, stored)):
                 stored = await self._read(origin, since=None)  # signed afresh: every RRset
             if stored is not None and not stored.complete and state is not None:
                 for key in state.signals:  # bootstrap signals withdrawn since
@@ -378,14 +378,15 @@ class Publisher:
         state = self._states.get(origin)
         previous = self.table.get(origin)
         journal = state.journal if state else []
-        # A change of keys is made in place (a new ZSK re-signs the data, a key published or
-        # withdrawn re-signs the DNSKEY RRset); a change of denial or of signing at all
-        # signs the zone afresh.
-        rebuild = (state is None or state.denial != stored.denial
-                   or (state.signed is None) == stored.dnssec)
+        rebuild = state is None or _signs_afresh(state, stored)
         if rebuild:
             assert stored.complete
             rrsets = dict(stored.rrsets)
+            if previous is not None:
+                # A zone signed afresh (new keys, new denial) is a new serial, even when no
+                # edit moved the stored one: secondaries fetch a zone only for a newer one.
+                rrsets[(origin, dns.rdatatype.SOA)] = _soa_after(
+                    rrsets[(origin, dns.rdatatype.SOA)], previous.serial)
             signed = None
             if stored.dnssec:
                 signed = self._sign_whole([r for r in rrsets.values() if r is not None],
@@ -892,6 +893,36 @@ def _restored_zone(origin: dns.name.Name, published: PublishedZone,
 
 def _is_signal(name: dns.name.Name) -> bool:
     return bool(name.labels) and name.labels[0].lower() == b"_dsboot"
+
+
+def _soa_after(soa: dns.rrset.RRset | None, serial: int) -> dns.rrset.RRset:
+    """`soa` with a serial after `serial` (RFC 1982), as it is when its own is after it."""
+    assert soa is not None
+    rdata = soa[0]
+    if serial_gt(int(rdata.serial), serial):
+        return soa
+    return dns.rrset.from_rdata(soa.name, soa.ttl,
+                                rdata.replace(serial=serial_add(serial, 1)))
+
+
+def _signs_afresh(state: _State, stored: _Stored) -> bool:
+    """Whether the zone is signed afresh rather than changed in place: a change of denial or
+    of signing at all, or new zone-signing keys for a large zone (every signature is made
+    again, which the signing process does, off the serving process; dnssec/apart.py). Other
+    key changes are made in place: a key published or withdrawn re-signs the DNSKEY RRset,
+    a new KSK the RRsets it signs, a new ZSK of a small zone its data."""
+    if state.denial != stored.denial or (state.signed is None) == stored.dnssec:
+        return True
+    if state.signed is None or state.key_ids == stored.key_ids:
+        return False
+    return (len(state.unsigned) >= apart.SIGN_APART_AT
+            and _zone_signers(state.signed.keys) != _zone_signers(stored.keys))
+
+
+def _zone_signers(keys: Sequence[AnyKey]) -> set[tuple[int, int]]:
+    """The keys that sign the zone's data (`SignedZone`: the ZSKs, or with none the KSKs)."""
+    signers = [key for key in keys if not key.is_ksk] or keys
+    return {(key.algorithm, key.key_tag) for key in signers}
 
 
 def _changes(current: dict[RRsetKey, dns.rrset.RRset], stored: _Stored
