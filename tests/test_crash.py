@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import dns.asyncquery
 import dns.dnssec
@@ -46,6 +46,7 @@ from regshield.security.totp import code_at
 ZONE = dns.name.from_text("crash.example.")
 STARTUP_TIMEOUT = 60.0
 SETTLED_STATES = {"confirmed", "refused", "failed"}
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -123,8 +124,38 @@ async def signed_answer(port: int, name: dns.name.Name, rdtype: int,
     return rrset
 
 
+async def consistent(read: Callable[[], Awaitable[_T]], port: int) -> _T:
+    """What `read` finds, with the SOA serial the same before and after it: each question is
+    answered from the snapshot served at that moment, and a new serial swapped in between two
+    of them would mix two snapshots (a few tries; a zone that never holds still fails)."""
+    async def serial() -> int:
+        response = await ask(port, ZONE, dns.rdatatype.SOA)
+        if response is None:
+            raise NotListening
+        soa = response.get_rrset(response.answer, ZONE, dns.rdataclass.IN, dns.rdatatype.SOA)
+        assert soa is not None, response
+        return int(soa[0].serial)
+
+    for _ in range(5):
+        before = await serial()
+        try:
+            found = await read()
+        except (AssertionError, dns.dnssec.ValidationFailure):
+            if await serial() == before:
+                raise  # one snapshot, and wrong
+            continue
+        if await serial() == before:
+            return found
+    raise AssertionError("the served serial kept changing")
+
+
 async def served_state(port: int) -> tuple[int, str]:
-    """The SOA serial and the addresses of h7, every RRset read checked against the keys."""
+    """The SOA serial and the addresses of h7, every RRset read checked against the keys, from
+    one snapshot."""
+    return await consistent(lambda: _served_state(port), port)
+
+
+async def _served_state(port: int) -> tuple[int, str]:
     response = await ask(port, ZONE, dns.rdatatype.DNSKEY)
     if response is None:
         raise NotListening
@@ -315,7 +346,11 @@ async def keys_served(port: int, anchor: dns.rrset.RRset) -> dns.rrset.RRset:
 
 async def data_signer(port: int, anchor: dns.rrset.RRset) -> int:
     """The key tag that signs the zone's data (the SOA and h7's addresses), each RRset
-    validated through the DNSKEY RRset from the trust anchor."""
+    validated through the DNSKEY RRset from the trust anchor, from one snapshot."""
+    return await consistent(lambda: _data_signer(port, anchor), port)
+
+
+async def _data_signer(port: int, anchor: dns.rrset.RRset) -> int:
     dnskeys = await keys_served(port, anchor)
     signers = set()
     for name, rdtype in ((ZONE, dns.rdatatype.SOA),
