@@ -262,7 +262,7 @@ async def test_a_kill_during_a_key_rollover_step_keeps_the_zone_valid_from_its_a
     home = serve.home
     await owner_with_a_token(home)
     code, _, err = await cli(home, "zone", "import", ZONE.to_text(), "-", "--account",
-                             "crash", stdin=zone_file(5_000, "192.0.2.1"))
+                             "crash", stdin=zone_file(3_000, "192.0.2.1"))
     assert code == 0, err
     database = home / "regshield.db"
     await serve.start()
