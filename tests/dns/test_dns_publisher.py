@@ -18,6 +18,7 @@ import dns.opcode
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
+import dns.tsig
 import dns.xfr
 import dns.zone
 import httpx
@@ -149,10 +150,13 @@ async def test_a_created_zone_is_served_signed_with_the_keys_the_api_shows(
     assert dns.dnssec.make_ds(ORIGIN, ksk, "SHA256").to_text().lower() == zone["ds"][0]
 
 
-async def test_an_edit_re_signs_only_what_it_touches_and_serves_ixfr_from_the_journal(
+async def hosted_with_a_secondary(
         api: httpx.AsyncClient, owner: Holder, world: World, services: Services,
-        publisher: Publisher, server: DnsServer, clock: FakeClock) -> None:
-    await host(api, services, owner, {"name": "published.example", "serial_scheme": "increment"})
+        publisher: Publisher, server: DnsServer, body: dict[str, Any]
+) -> tuple[dns.tsig.Key, dns.zone.Zone]:
+    """A zone of 20 hosts, published, with a secondary's TSIG key; the key and the zone as
+    the secondary holds it after an AXFR."""
+    await host(api, services, owner, body)
     for index in range(20):
         await put(api, owner, f"host{index}", "A", 300, [f"192.0.2.{index + 1}"])
     operator = await world.user("operator")
@@ -161,13 +165,20 @@ async def test_an_edit_re_signs_only_what_it_touches_and_serves_ixfr_from_the_jo
                             headers=operator.headers)).json()
     key = make_key(added["tsig_key"], added["tsig_secret"])
     await publish_queued(services, publisher)
-    before = publisher.table.get(ORIGIN)
-    assert before is not None
-
     held = dns.zone.Zone(ORIGIN, relativize=False)
     axfr, _ = dns.xfr.make_query(held, keyring=key)
     await dns.asyncquery.inbound_xfr("127.0.0.1", held, axfr, port=server.port, timeout=5)
-    assert held.get_soa().serial == before.serial
+    return key, held
+
+
+async def test_an_edit_re_signs_only_what_it_touches_and_serves_ixfr_from_the_journal(
+        api: httpx.AsyncClient, owner: Holder, world: World, services: Services,
+        publisher: Publisher, server: DnsServer, clock: FakeClock) -> None:
+    key, held = await hosted_with_a_secondary(
+        api, owner, world, services, publisher, server,
+        {"name": "published.example", "serial_scheme": "increment"})
+    before = publisher.table.get(ORIGIN)
+    assert before is not None and held.get_soa().serial == before.serial
 
     change = await put(api, owner, "www", "A", 300, ["192.0.2.99"])
     await publish_queued(services, publisher)
@@ -209,18 +220,8 @@ async def test_each_step_of_a_zsk_rollover_is_an_ixfr_that_signs_only_what_the_s
     secondary follows the rollover by IXFR, and the zone it holds validates at every step."""
     if large:
         monkeypatch.setattr(apart, "SIGN_APART_AT", 10)  # "large" here: ten RRsets
-    await host(api, services, owner, {"name": "published.example"})
-    for index in range(20):
-        await put(api, owner, f"host{index}", "A", 300, [f"192.0.2.{index + 1}"])
-    operator = await world.user("operator")
-    added = (await api.post(f"{ZONES}/published.example/secondaries",
-                            json={"address": "127.0.0.1", "port": 9, "tsig_key": "xfr"},
-                            headers=operator.headers)).json()
-    key = make_key(added["tsig_key"], added["tsig_secret"])
-    await publish_queued(services, publisher)
-    held = dns.zone.Zone(ORIGIN, relativize=False)
-    axfr, _ = dns.xfr.make_query(held, keyring=key)
-    await dns.asyncquery.inbound_xfr("127.0.0.1", held, axfr, port=server.port, timeout=5)
+    key, held = await hosted_with_a_secondary(api, owner, world, services, publisher, server,
+                                              {"name": "published.example"})
     old_zsk = signer_of(held, dns.name.from_text("host3", ORIGIN), dns.rdatatype.A)
 
     async def step() -> set[tuple[str, str]]:
