@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -246,18 +247,26 @@ async def test_effects_without_dedupe_key_are_never_merged(services: Services) -
     assert count == 2
 
 
+@contextlib.asynccontextmanager
+async def another_process(settings: Settings) -> AsyncIterator[Services]:
+    """Another process on the same database (its own store and connections), holding its life
+    until the block ends: then it ends as a process does, and its lock goes with it."""
+    other = Services.open(settings)
+    try:
+        await other.life.hold()
+        yield other
+    finally:
+        await other.close()
+
+
 async def test_a_lease_of_a_process_that_died_is_released_and_run_at_once(
         services: Services, settings: Settings) -> None:
     # Another process claims a row and dies before settling it.
     await queue(services, Notify("jane@example.net"))
-    other = Services.open(settings)
-    try:
-        await other.life.hold()
+    async with another_process(settings) as other:
         assert [item for item, *_ in await OutboxWorker(other, handlers={})._claim(10)]
         [leased] = await outbox_rows(services)
         assert leased.claimed_by == other.life.identity
-    finally:
-        await other.close()  # its life ends with it
 
     await services.life.hold()
     handler = Recorder()
@@ -285,20 +294,18 @@ async def test_a_lease_is_kept_while_its_process_lives_and_released_when_it_ends
         started.set()
         await asyncio.Event().wait()
 
-    other = Services.open(settings)
-    await other.life.hold()
-    task = asyncio.create_task(
-        OutboxWorker(other, handlers={"notify": stuck}).run_forever(idle_seconds=0.05))
     worker = OutboxWorker(services, handlers={"notify": Recorder()})
-    try:
-        await asyncio.wait_for(started.wait(), 10)
-        assert await worker.release_dead() == 0
-        assert await worker.run_once() == 0
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await other.close()  # its lock goes, as with a process whose connection drops
+    async with another_process(settings) as other:
+        task = asyncio.create_task(
+            OutboxWorker(other, handlers={"notify": stuck}).run_forever(idle_seconds=0.05))
+        try:
+            await asyncio.wait_for(started.wait(), 10)
+            assert await worker.release_dead() == 0
+            assert await worker.run_once() == 0
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     assert await worker.release_dead() == 1
     assert await worker.run_once() == 1
@@ -324,13 +331,9 @@ async def test_a_process_without_life_tells_a_live_process_from_a_dead_one(
     # A command-line tool beside a running `serve` must not take what `serve` is running, and
     # may take over what a killed one had claimed (on SQLite too: its lock is a file lock).
     await queue(services, Notify("jane@example.net"))
-    running = Services.open(settings)
-    try:
-        await running.life.hold()
+    async with another_process(settings) as running:
         await OutboxWorker(running, handlers={})._claim(10)
         assert await OutboxWorker(services, handlers={}).release_dead() == 0
-    finally:
-        await running.close()
     [row] = await outbox_rows(services)
     assert row.claimed_by is not None and row.completed_at is None
     assert services.life.identity is None
