@@ -420,7 +420,7 @@ async def test_a_kill_during_stepped_up_updates_leaves_each_delegation_as_the_re
     enrolls TOTP and signs in with a one-time code over the real API, and the kill lands while
     the changes are out at the registry."""
     home = serve.home
-    await owner_with_a_token(home)
+    token = await owner_with_a_token(home)
     await serve.start()
     async with httpx.AsyncClient(base_url=serve.api, timeout=30) as api:
         await listening(api)
@@ -434,10 +434,12 @@ async def test_a_kill_during_stepped_up_updates_leaves_each_delegation_as_the_re
                 "nameservers": ["ns1.example.org", "ns2.example.org"]})
             assert created.status_code in (201, 202), created.text
         await every_operation_settled(serve, [])
-        # Without the step-up the change is refused before anything is sent.
+        # Without the step-up (the owner's API token, no one-time code) the change is
+        # refused before anything is sent.
         refused = await api.put(f"/domains/{names[0]}/nameservers", json={
-            "nameservers": ["ns9.example.net"]}, headers={"Authorization": "Bearer rst_x"})
-        assert refused.status_code == 401, refused.text
+            "nameservers": ["ns9.example.net"]}, headers=token)
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["type"].endswith("step-up-required"), refused.text
         interrupted = await kill_while_commands_run(serve, [
             api.put(f"/domains/{name}/nameservers", headers=headers,
                     json={"nameservers": ["ns3.example.net", "ns4.example.net"]})
