@@ -3,6 +3,8 @@ the same wire, and a damaged blob is refused whole."""
 
 from __future__ import annotations
 
+import io
+import pickle
 import zlib
 from datetime import UTC, datetime
 
@@ -104,3 +106,47 @@ def test_a_record_whose_length_disagrees_with_its_type_is_refused() -> None:
     data += b"\x00"
     with pytest.raises(ValueError):
         wireform.decode(wireform.MAGIC + zlib.compress(bytes(data)))
+
+
+@pytest.mark.parametrize("text", ["Mixed.Case.Example.", "example.", ".", r"a\000b.example.",
+                                  "*.wild.example.", "x" * 63 + ".example."])
+def test_a_stored_name_is_a_dnspython_name_in_every_way_but_the_work(text: str) -> None:
+    plain = dns.name.from_text(text)
+    wire = plain.to_wire()
+    assert wire is not None
+    stored = wireform.stored_name(wire)
+    lowered = dns.name.from_text(text.lower())
+
+    assert isinstance(stored, dns.name.Name)
+    assert stored.labels == plain.labels  # the case as written
+    for other in (plain, lowered, wireform.stored_name(lowered.to_wire() or b"")):
+        assert stored == other and other == stored
+        assert not stored != other  # noqa: SIM202 (its own __ne__)
+        assert hash(stored) == hash(other)
+        assert {other: 1}[stored] == 1 and {stored: 1}[other] == 1
+    assert stored != dns.name.from_text("other.example.") and stored != text
+    assert stored.to_wire() == wire
+    assert stored.to_wire(canonicalize=True) == plain.to_wire(canonicalize=True)
+    assert stored.canonicalize().labels == plain.canonicalize().labels
+    assert stored.to_text() == plain.to_text()
+    # Compression and ordering are dnspython's own.
+    assert sorted([stored, dns.name.from_text("zz.example.")]) == sorted(
+        [plain, dns.name.from_text("zz.example.")])
+    written = []
+    for name in (stored, plain):
+        out, table = io.BytesIO(), {}  # type: ignore[var-annotated]
+        for _ in range(2):  # the second time, a pointer to the first
+            name.to_wire(out, table)
+        written.append(out.getvalue())
+    assert written[0] == written[1]
+    # Sent to a DNS worker, it arrives as what it is.
+    again = pickle.loads(pickle.dumps(stored))  # noqa: S301 (its own bytes)
+    assert type(again) is wireform.StoredName and again == plain and hash(again) == hash(plain)
+    assert again.labels == plain.labels
+
+
+@pytest.mark.parametrize("wire", [b"", b"\x03abc", b"\xc0\x0c", b"\x40" + b"a" * 64 + b"\x00",
+                                  b"\x01a\x00extra", (b"\x3f" + b"a" * 63) * 4 + b"\x00"])
+def test_a_stored_name_that_is_not_one_absolute_name_is_refused(wire: bytes) -> None:
+    with pytest.raises(ValueError):
+        wireform.stored_name(wire)

@@ -9,6 +9,11 @@ through `dns.rdata.from_wire`. The bytes come from the publisher of this install
 they are read as untrusted all the same: a truncated or malformed blob raises `ValueError`,
 never builds a half-read zone.
 
+Names are read as `StoredName`: a `dns.name.Name` that keeps its hash and its wire forms.
+dnspython works both out again at each use (a pure-Python loop over the labels, and a new
+`Name` per label to write one), and a zone read back is hashed and written many times over:
+each record as it enters its RRset, then the server's index and the signer's by owner.
+
 Layout, after `MAGIC`, zlib-compressed: for each RRset, the owner (one length byte, then its
 wire form), type, covered type, TTL and record count (`!HHIH`), then each record as a 16-bit
 length and its rdata.
@@ -20,6 +25,7 @@ import socket
 import struct
 import zlib
 from collections.abc import Iterable
+from typing import Any
 
 import dns.dnssectypes
 import dns.exception
@@ -44,6 +50,77 @@ _DS_HEAD = struct.Struct("!HBB")
 _NSEC3_HEAD = struct.Struct("!BBHB")
 _IN = dns.rdataclass.IN
 _set = object.__setattr__  # dnspython's rdata are immutable once made; these are being made
+
+
+class StoredName(dns.name.Name):
+    """An absolute name that keeps its hash and its wire form, plain and lowercased.
+
+    Equal to, hashed as and compared with a `dns.name.Name` of the same labels exactly as
+    that one is; only the work is done once. Make one with `stored_name`."""
+
+    __slots__ = ("_hash", "_lowered", "_wire")
+    _hash: int
+    _wire: bytes
+    _lowered: bytes
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is StoredName:
+            return self._lowered == other._lowered
+        return bool(super().__eq__(other))  # type: ignore[no-untyped-call]
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def to_wire(self, file: Any | None = None, compress: Any | None = None,
+                origin: dns.name.Name | None = None,
+                canonicalize: bool = False) -> bytes | None:
+        if compress is not None:
+            return super().to_wire(file, compress, origin, canonicalize)
+        wire = self._lowered if canonicalize else self._wire
+        if file is None:
+            return wire
+        file.write(wire)
+        return None
+
+    def canonicalize(self) -> dns.name.Name:
+        return self if self._wire == self._lowered else stored_name(self._lowered)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # sent to a DNS worker as what it is
+        return stored_name, (self._wire,)
+
+
+def stored_name(wire: bytes) -> StoredName:
+    """The absolute name whose uncompressed wire form is `wire`; `ValueError` if it is not
+    one (a compressed or extended label, a label or name too long, bytes left over)."""
+    labels = []
+    position = 0
+    end = len(wire)
+    while True:
+        if position >= end:
+            raise ValueError("a name runs past its end")
+        size = wire[position]
+        if size > 63:
+            raise ValueError("a compressed or extended label")
+        labels.append(wire[position + 1:position + 1 + size])
+        position += 1 + size
+        if size == 0:
+            break
+    if position != end or end > 255:
+        raise ValueError("a name is not one absolute wire name")
+    lowered = wire.lower()  # length octets are below 64: only letters change
+    # dnspython's own hash of a name (`dns.name.Name.__hash__`), that of its lowered labels.
+    value = 0
+    for label in labels:
+        for octet in label.lower():
+            value += (value << 3) + octet
+    name = StoredName.__new__(StoredName)
+    for field, content in (("labels", tuple(labels)), ("_hash", hash(value)),
+                           ("_wire", wire), ("_lowered", lowered)):
+        _set(name, field, content)
+    return name
 
 
 def encode(rrsets: Iterable[dns.rrset.RRset]) -> bytes:
@@ -132,10 +209,7 @@ class _Reader:
     def _name(self, wire: bytes) -> dns.name.Name:
         name = self.names.get(wire)
         if name is None:
-            name, used = dns.name.from_wire(wire, 0)
-            if used != len(wire) or not name.is_absolute():
-                raise ValueError("a name is not one absolute wire name")
-            self.names[wire] = name
+            name = self.names[wire] = stored_name(wire)
         return name
 
     def _name_at(self, data: bytes, position: int, stop: int) -> tuple[dns.name.Name, int]:
