@@ -123,6 +123,54 @@ def stored_name(wire: bytes) -> StoredName:
     return name
 
 
+class _KeptHash:
+    """Mixed into a record type: the record keeps its hash, worked out once from the wire it
+    was read from. dnspython hashes a record by writing it out in canonical form
+    (`Rdata.__hash__`), and each record is hashed as it enters its RRset and at each lookup
+    in one. The value is this process's `hash` of bytes, so it is never pickled (a DNS worker
+    works it out again, as dnspython does); nor has a record made from this one (`replace`)."""
+
+    __slots__ = ()
+
+    def __hash__(self) -> int:
+        try:
+            return self._hash  # type: ignore[attr-defined,no-any-return]
+        except AttributeError:
+            return super().__hash__()
+
+    def __getstate__(self) -> dict[str, Any]:
+        slots = self._get_all_slots()  # type: ignore[attr-defined]
+        return {slot: getattr(self, slot) for slot in slots if slot != "_hash"}
+
+
+class _RRSIG(_KeptHash, RRSIG):
+    __slots__ = ("_hash",)
+
+
+class _NSEC(_KeptHash, NSEC):
+    __slots__ = ("_hash",)
+
+
+class _NSEC3(_KeptHash, NSEC3):
+    __slots__ = ("_hash",)
+
+
+class _A(_KeptHash, A):
+    __slots__ = ("_hash",)
+
+
+class _AAAA(_KeptHash, AAAA):
+    __slots__ = ("_hash",)
+
+
+class _NS(_KeptHash, NS):
+    __slots__ = ("_hash",)
+
+
+class _DS(_KeptHash, DS):
+    __slots__ = ("_hash",)
+
+
 def encode(rrsets: Iterable[dns.rrset.RRset]) -> bytes:
     parts: list[bytes] = []
     add = parts.append
@@ -160,7 +208,7 @@ def decode(blob: bytes) -> list[dns.rrset.RRset]:
 class _Reader:
     def __init__(self, data: bytes) -> None:
         self.data = data
-        self.names: dict[bytes, dns.name.Name] = {}
+        self.names: dict[bytes, StoredName] = {}
         self.types: dict[int, dns.rdatatype.RdataType] = {}
         self.algorithms: dict[int, dns.dnssectypes.Algorithm] = {}
 
@@ -206,13 +254,13 @@ class _Reader:
             out.append(rrset)
         return out
 
-    def _name(self, wire: bytes) -> dns.name.Name:
+    def _name(self, wire: bytes) -> StoredName:
         name = self.names.get(wire)
         if name is None:
             name = self.names[wire] = stored_name(wire)
         return name
 
-    def _name_at(self, data: bytes, position: int, stop: int) -> tuple[dns.name.Name, int]:
+    def _name_at(self, data: bytes, position: int, stop: int) -> tuple[StoredName, int]:
         """The uncompressed name at `position`, and where it ends."""
         end = position
         while True:
@@ -238,18 +286,23 @@ class _Reader:
         return known
 
     @staticmethod
-    def _start(cls: type[dns.rdata.Rdata], rdtype: dns.rdatatype.RdataType) -> dns.rdata.Rdata:
+    def _start(cls: type[dns.rdata.Rdata], rdtype: dns.rdatatype.RdataType,
+               digestable: bytes) -> dns.rdata.Rdata:
+        """A record of `cls`, to be filled in; `digestable` is its canonical wire form
+        (RFC 4034 §6.2, as `Rdata.to_digestable` writes it), which its hash is that of."""
         rdata = cls.__new__(cls)
         _set(rdata, "rdclass", _IN)
         _set(rdata, "rdtype", rdtype)
         _set(rdata, "rdcomment", None)
+        _set(rdata, "_hash", hash(digestable))
         return rdata
 
     def _rrsig(self, data: bytes, position: int, stop: int) -> dns.rdata.Rdata:
         covered, algorithm, labels, ttl, expiration, inception, key_tag = (
             _RRSIG_HEAD.unpack_from(data, position))
         signer, end = self._name_at(data, position + _RRSIG_HEAD.size, stop)
-        rdata = self._start(RRSIG, dns.rdatatype.RRSIG)
+        rdata = self._start(_RRSIG, dns.rdatatype.RRSIG, b"".join((
+            data[position:position + _RRSIG_HEAD.size], signer._lowered, data[end:stop])))
         for field, value in (("type_covered", self._type(covered)),
                              ("algorithm", self._algorithm(algorithm)),
                              ("labels", labels), ("original_ttl", ttl),
@@ -261,12 +314,14 @@ class _Reader:
 
     def _nsec(self, data: bytes, position: int, stop: int) -> dns.rdata.Rdata:
         following, end = self._name_at(data, position, stop)
-        rdata = self._start(NSEC, dns.rdatatype.NSEC)
+        # RFC 6840 §5.1: the next name keeps its case in the canonical form.
+        rdata = self._start(_NSEC, dns.rdatatype.NSEC, data[position:stop])
         _set(rdata, "next", following)
         _set(rdata, "windows", _windows(data, end, stop))
         return rdata
 
     def _nsec3(self, data: bytes, position: int, stop: int) -> dns.rdata.Rdata:
+        start = position
         algorithm, flags, iterations, salt_size = _NSEC3_HEAD.unpack_from(data, position)
         position += _NSEC3_HEAD.size
         salt = data[position:position + salt_size]
@@ -276,7 +331,7 @@ class _Reader:
         position += 1 + hash_size
         if position > stop or not hash_size:
             raise ValueError("an NSEC3 record is cut short")
-        rdata = self._start(NSEC3, dns.rdatatype.NSEC3)
+        rdata = self._start(_NSEC3, dns.rdatatype.NSEC3, data[start:stop])
         for field, value in (("algorithm", algorithm), ("flags", flags),
                              ("iterations", iterations), ("salt", salt), ("next", following),
                              ("windows", _windows(data, position, stop))):
@@ -286,28 +341,30 @@ class _Reader:
     def _a(self, data: bytes, position: int, stop: int) -> dns.rdata.Rdata:
         if stop - position != 4:
             raise ValueError("an A record is not four octets")
-        rdata = self._start(A, dns.rdatatype.A)
-        _set(rdata, "address", socket.inet_ntop(socket.AF_INET, data[position:stop]))
+        address = data[position:stop]
+        rdata = self._start(_A, dns.rdatatype.A, address)
+        _set(rdata, "address", socket.inet_ntop(socket.AF_INET, address))
         return rdata
 
     def _aaaa(self, data: bytes, position: int, stop: int) -> dns.rdata.Rdata:
         if stop - position != 16:
             raise ValueError("an AAAA record is not sixteen octets")
-        rdata = self._start(AAAA, dns.rdatatype.AAAA)
-        _set(rdata, "address", socket.inet_ntop(socket.AF_INET6, data[position:stop]))
+        address = data[position:stop]
+        rdata = self._start(_AAAA, dns.rdatatype.AAAA, address)
+        _set(rdata, "address", socket.inet_ntop(socket.AF_INET6, address))
         return rdata
 
     def _ns(self, data: bytes, position: int, stop: int) -> dns.rdata.Rdata:
         target, end = self._name_at(data, position, stop)
         if end != stop:
             raise ValueError("an NS record holds more than a name")
-        rdata = self._start(NS, dns.rdatatype.NS)
+        rdata = self._start(_NS, dns.rdatatype.NS, target._lowered)
         _set(rdata, "target", target)
         return rdata
 
     def _ds(self, data: bytes, position: int, stop: int) -> dns.rdata.Rdata:
         key_tag, algorithm, digest_type = _DS_HEAD.unpack_from(data, position)
-        rdata = self._start(DS, dns.rdatatype.DS)
+        rdata = self._start(_DS, dns.rdatatype.DS, data[position:stop])
         for field, value in (("key_tag", key_tag), ("algorithm", self._algorithm(algorithm)),
                              ("digest_type", dns.dnssectypes.DSDigest.make(digest_type)),
                              ("digest", data[position + _DS_HEAD.size:stop])):
