@@ -122,9 +122,12 @@ class Prober(asyncio.DatagramProtocol):
     def __init__(self) -> None:
         self.serials: dict[str, int] = {}
         self.answered: set[str] = set()
+        self.queries: dict[str, bytes] = {}  # made once: the prober must not take the CPU
         self.transport: asyncio.DatagramTransport | None = None
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if len(data) < 12 or data[3] & 0x0F or not data[2] & 0x04:  # refused, or not AA
+            return
         try:
             message = dns.message.from_wire(data)
         except Exception:
@@ -139,8 +142,11 @@ class Prober(asyncio.DatagramProtocol):
     async def ask(self, port: int, zones: list[str]) -> None:
         assert self.transport is not None
         for number, zone in enumerate(zones):
-            query = dns.message.make_query(dns.name.from_text(zone), dns.rdatatype.SOA)
-            self.transport.sendto(query.to_wire(), ("127.0.0.1", port))
+            wire = self.queries.get(zone)
+            if wire is None:
+                wire = self.queries[zone] = dns.message.make_query(
+                    dns.name.from_text(zone), dns.rdatatype.SOA).to_wire()
+            self.transport.sendto(wire, ("127.0.0.1", port))
             if number % 200 == 199:
                 await asyncio.sleep(0.001)  # let answers in
         await asyncio.sleep(0.05)

@@ -250,6 +250,24 @@ def test_names_outside_every_zone_are_refused_without_recursion(server: DnsServe
     assert not response.flags & (dns.flags.AA | dns.flags.RA) and not response.answer
 
 
+@pytest.mark.parametrize("name", ["www.example.org.", "WwW.ExAmPlE.oRg.", "org.", "."])
+def test_a_name_outside_every_zone_is_refused_as_the_general_path_refuses_it(
+        server: DnsServer, name: str) -> None:
+    # Refused from the question's bytes, never read into a message: octet for octet what the
+    # general path (dnspython's reading and rendering) answers, in every spelling.
+    for edns, dnssec, flags, query_id in [(-1, False, 0, 1), (0, False, dns.flags.RD, 65535),
+                                          (0, True, dns.flags.CD, 7),
+                                          (0, True, dns.flags.RD | dns.flags.CD, 0)]:
+        query = dns.message.make_query(name, "A", use_edns=edns, want_dnssec=dnssec,
+                                       payload=4096 if edns >= 0 else None)
+        query.id, query.flags = query_id, flags
+        wire = query.to_wire()
+        fast = server._respond(wire, udp=True)
+        assert fast == server._respond_general(wire, udp=True)
+        assert fast is not None and dns.message.from_wire(fast).rcode() == dns.rcode.REFUSED
+        assert server._respond(wire, udp=True) == fast  # asked again, as the C loop keeps it
+
+
 def test_any_gets_one_rrset(server: DnsServer) -> None:
     response = ask(server, "www.regshield.test.", "ANY", dnssec=False)
     assert len(response.answer) == 1 and response.answer[0].rdtype == dns.rdatatype.A

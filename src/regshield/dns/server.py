@@ -316,6 +316,10 @@ class DnsServer:
         self._indexes: dict[bytes, ZoneIndex] = {}
         self._origins: dict[bytes, ServedZone] = {}
         self._origins_generation = -1
+        # Answer keys of questions refused (no zone here) in the table's current generation:
+        # refusing again from the key is a cache hit, as it is for the C loop (`_refuse`).
+        self._refusals: set[bytes] = set()
+        self._refusals_generation = -1
         self.cache_hits = 0
         self.native_hits = 0  # of those, answered by the C loop
         self.native_denials = 0  # of those, NSEC3 denials the C loop put together
@@ -624,7 +628,7 @@ class DnsServer:
             starts = label_starts(name)
             found = self._zone_for_wire(name, starts, question.qtype)
             if found is None:
-                return self._respond_general(wire, udp)
+                return self._refuse(wire, question, udp, key)
             zone, origin_at = found
             index = self._index(zone, name[starts[origin_at]:])
             proof = index.denial.proof(name, starts, origin_at, question.qtype, question.dnssec)
@@ -679,6 +683,22 @@ class DnsServer:
             wire[12:question.end],
             tail,
         ))
+
+    def _refuse(self, wire: bytes, question: _Question, udp: bool, key: bytes) -> bytes:
+        """REFUSED to a plain query for a name in no zone here, from its bytes: a flood of
+        questions about other people's names costs no reading of each into a message."""
+        if self._refusals_generation != self.table.generation:
+            self._refusals.clear()
+            self._refusals_generation = self.table.generation
+        if key in self._refusals:
+            self.cache_hits += 1
+        else:
+            self.cache_misses += 1
+            if len(self._refusals) >= self._cache_size:
+                self._refusals.clear()
+            self._refusals.add(key)
+        self._remember(key, _refused(wire, question, 0), udp, denied=True)
+        return _refused(wire, question)
 
     def _respond_composed(self, wire: bytes, question: _Question, udp: bool,
                           zone: ServedZone, index: ZoneIndex, proof: Proof, name: bytes,
@@ -1358,6 +1378,21 @@ def _truncate_to_header(response: bytes) -> bytes:
     header[2] |= 0x02  # TC
     _COUNTS.pack_into(header, 4, qdcount, 0, 0, 1 if opt else 0)
     return bytes(header) + response[12:question_end] + opt
+
+
+def _refused(wire: bytes, question: _Question, query_id: int | None = None) -> bytes:
+    """REFUSED to the plain query `wire` (RFC 1035 §4.1.1): the question as asked, the OPT
+    record when it had one, as `_finish(_make_response(query), REFUSED)` renders it. With
+    `query_id`, the form the C loop keeps: that ID, RD and CD clear (it puts the query's)."""
+    flags = _QR | (wire[2] & _RD)
+    low = (wire[3] & _CD) | dns.rcode.REFUSED
+    head = wire[:2] if query_id is None else query_id.to_bytes(2)
+    if query_id is not None:
+        flags, low = _QR, dns.rcode.REFUSED
+    counts = _COUNTS.pack(1, 0, 0, 1 if question.edns else 0)
+    opt = _OPT_FIXED.pack(0, dns.rdatatype.OPT, OUR_UDP_PAYLOAD, 0, 0,
+                          _DO if question.dnssec else 0, 0) if question.edns else b""
+    return b"".join((head, bytes((flags, low)), counts, wire[12:question.end], opt))
 
 
 def _header_only(wire: bytes, rcode: int) -> bytes | None:
