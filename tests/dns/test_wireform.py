@@ -169,3 +169,20 @@ def test_records_read_back_hash_as_dnspython_does_after_pickling_and_replace() -
             later = rdata.replace(expiration=rdata.expiration + 1)  # type: ignore[attr-defined]
             assert hash(later) == hash(expected.replace(  # type: ignore[attr-defined]
                 expiration=expected.expiration + 1))  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("rdtype, text, damage", [
+    ("SOA", "ns1.example. h.example. 1 7200 900 1209600 300",
+     lambda data: data[:-4] + b"\xff\xff\xff\xff"),  # a negative-TTL minimum
+    ("SOA", "ns1.example. h.example. 1 7200 900 1209600 300", lambda data: data + b"\0"),
+    ("DNSKEY", "257 3 13 " + "AQID" * 8, lambda data: data[:3]),  # no room for its fields
+])
+def test_a_record_read_by_this_module_that_is_out_of_shape_is_refused(
+        rdtype: str, text: str, damage: object) -> None:
+    rrset = dns.rrset.from_text("x.example.", 300, "IN", rdtype, text)
+    data = zlib.decompress(wireform.encode([rrset])[4:])
+    length_at = len(data) - len(rrset[0].to_wire() or b"") - 2
+    record = damage(data[length_at + 2:])  # type: ignore[operator]
+    damaged = data[:length_at] + len(record).to_bytes(2, "big") + record
+    with pytest.raises(ValueError):
+        wireform.decode(wireform.MAGIC + zlib.compress(damaged))

@@ -921,8 +921,10 @@ def _restored_zone(origin: dns.name.Name, published: PublishedZone,
     if soa_rrset is None or len(soa_rrset) != 1:
         raise ValueError("the stored zone has no SOA")
     soa = soa_rrset[0]
-    return (ServedZone(origin, zone.serial, zone.rrsets, tuple(diffs[-JOURNAL_LIMIT:])),
-            earliest, soa.replace(serial=0).to_text())
+    served = ServedZone(origin, zone.serial, zone.rrsets, tuple(diffs[-JOURNAL_LIMIT:]))
+    if not later:  # its RRsets are the stored base's: a DNS worker is sent those octets
+        served.prepared["stored"] = published.base
+    return served, earliest, soa.replace(serial=0).to_text()
 
 
 def _is_signal(name: dns.name.Name) -> bool:

@@ -4,10 +4,10 @@
 one after another, and compresses the whole; `decode` reads them back. A signed zone of
 100,000 records is a quarter of a million RRsets, and reading it back is what a restart waits
 for, so the records that make up most of a signed zone (RRSIG, NSEC, NSEC3, A, AAAA, NS, DS)
-are read by this module and built without dnspython's per-field checks; every other type goes
-through `dns.rdata.from_wire`. The bytes come from the publisher of this installation, but
-they are read as untrusted all the same: a truncated or malformed blob raises `ValueError`,
-never builds a half-read zone.
+and SOA and DNSKEY (all a small zone holds) are read by this module and built without
+dnspython's per-field checks; every other type goes through `dns.rdata.from_wire`. The
+bytes come from the publisher of this installation, but they are read as untrusted all the
+same: a truncated or malformed blob raises `ValueError`, never builds a half-read zone.
 
 Names are read as `StoredName`: a `dns.name.Name` that keeps its hash and its wire forms.
 dnspython works both out again at each use (a pure-Python loop over the labels, and a new
@@ -34,11 +34,14 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
+from dns.rdtypes.ANY.DNSKEY import DNSKEY
 from dns.rdtypes.ANY.DS import DS
 from dns.rdtypes.ANY.NS import NS
 from dns.rdtypes.ANY.NSEC import NSEC
 from dns.rdtypes.ANY.NSEC3 import NSEC3
 from dns.rdtypes.ANY.RRSIG import RRSIG
+from dns.rdtypes.ANY.SOA import SOA
+from dns.rdtypes.dnskeybase import Flag as DNSKEYFlag
 from dns.rdtypes.IN.A import A
 from dns.rdtypes.IN.AAAA import AAAA
 
@@ -46,7 +49,9 @@ MAGIC = b"RSZ1"
 _HEAD = struct.Struct("!HHIH")
 _LENGTH = struct.Struct("!H")
 _RRSIG_HEAD = struct.Struct("!HBBIIIH")
-_DS_HEAD = struct.Struct("!HBB")
+_DS_HEAD = struct.Struct("!HBB")  # and a DNSKEY's: flags, protocol, algorithm
+_SOA_TIMES = struct.Struct("!IIIII")
+_MAX_TTL = 2**31 - 1  # RFC 2181 §8
 _NSEC3_HEAD = struct.Struct("!BBHB")
 _IN = dns.rdataclass.IN
 _set = object.__setattr__  # dnspython's rdata are immutable once made; these are being made
@@ -171,6 +176,21 @@ class _DS(_KeptHash, DS):
     __slots__ = ("_hash",)
 
 
+class _SOA(_KeptHash, SOA):
+    __slots__ = ("_hash",)
+
+
+class _DNSKEY(_KeptHash, DNSKEY):
+    __slots__ = ("_hash",)
+
+
+# What a number stands for, found once for every read (dnspython's `make` is slow): types,
+# algorithms and DNSKEY flags. Bounded by the values of 16 bits.
+_TYPES: dict[int, dns.rdatatype.RdataType] = {}
+_ALGORITHMS: dict[int, dns.dnssectypes.Algorithm] = {}
+_FLAGS: dict[int, DNSKEYFlag] = {}
+
+
 def encode(rrsets: Iterable[dns.rrset.RRset]) -> bytes:
     parts: list[bytes] = []
     add = parts.append
@@ -209,8 +229,8 @@ class _Reader:
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.names: dict[bytes, StoredName] = {}
-        self.types: dict[int, dns.rdatatype.RdataType] = {}
-        self.algorithms: dict[int, dns.dnssectypes.Algorithm] = {}
+        self.types = _TYPES
+        self.algorithms = _ALGORITHMS
 
     def rrsets(self) -> list[dns.rrset.RRset]:
         data = self.data
@@ -221,7 +241,8 @@ class _Reader:
             dns.rdatatype.RRSIG: self._rrsig, dns.rdatatype.NSEC: self._nsec,
             dns.rdatatype.NSEC3: self._nsec3, dns.rdatatype.A: self._a,
             dns.rdatatype.AAAA: self._aaaa, dns.rdatatype.NS: self._ns,
-            dns.rdatatype.DS: self._ds,
+            dns.rdatatype.DS: self._ds, dns.rdatatype.SOA: self._soa,
+            dns.rdatatype.DNSKEY: self._dnskey,
         }
         while position < end:
             size = data[position]
@@ -360,6 +381,34 @@ class _Reader:
             raise ValueError("an NS record holds more than a name")
         rdata = self._start(_NS, dns.rdatatype.NS, target._lowered)
         _set(rdata, "target", target)
+        return rdata
+
+    def _soa(self, data: bytes, position: int, stop: int) -> dns.rdata.Rdata:
+        mname, end = self._name_at(data, position, stop)
+        rname, end = self._name_at(data, end, stop)
+        if stop - end != _SOA_TIMES.size:
+            raise ValueError("an SOA record's numbers are not five")
+        serial, *times = _SOA_TIMES.unpack_from(data, end)
+        if max(times) > _MAX_TTL:
+            raise ValueError("an SOA record's time is out of range")
+        rdata = self._start(_SOA, dns.rdatatype.SOA,
+                            mname._lowered + rname._lowered + data[end:stop])
+        for field, value in (("mname", mname), ("rname", rname), ("serial", serial),
+                             *zip(("refresh", "retry", "expire", "minimum"), times,
+                                  strict=True)):
+            _set(rdata, field, value)
+        return rdata
+
+    def _dnskey(self, data: bytes, position: int, stop: int) -> dns.rdata.Rdata:
+        flags, protocol, algorithm = _DS_HEAD.unpack_from(data, position)
+        rdata = self._start(_DNSKEY, dns.rdatatype.DNSKEY, data[position:stop])
+        known = _FLAGS.get(flags)
+        if known is None:
+            known = _FLAGS[flags] = DNSKEYFlag(flags)
+        for field, value in (("flags", known), ("protocol", protocol),
+                             ("algorithm", self._algorithm(algorithm)),
+                             ("key", data[position + _DS_HEAD.size:stop])):
+            _set(rdata, field, value)
         return rdata
 
     def _ds(self, data: bytes, position: int, stop: int) -> dns.rdata.Rdata:

@@ -54,7 +54,8 @@ class ServedZone:
     # What the DNS server derives from the snapshot to answer from it (its `ZoneIndex`),
     # built by whoever swaps the snapshot in, in a worker thread, before it is served
     # (dns/server.py `prepare_index`): a large zone's index takes seconds to build, which
-    # must not fall on the event loop at the first query.
+    # must not fall on the event loop at the first query. "stored": the zone's RRsets in the
+    # store's form (dns/wireform.py) when it was read back from the store unchanged.
     prepared: dict[str, Any] = field(default_factory=dict, init=False, repr=False,
                                      compare=False)
 
