@@ -56,9 +56,11 @@ MAX_REPORT = 4096  # a child's messages to the main process are small JSON docum
 
 # A fresh interpreter, isolated from the working directory, with this process's import path,
 # running `child_main(descriptor=..., **arguments)` of the module named in its arguments.
-_BOOTSTRAP = ("import importlib, json, sys; arguments = json.loads(sys.argv[1]); "
-              "sys.path[:0] = arguments.pop('path'); "
-              "importlib.import_module(arguments.pop('module')).child_main(**arguments)")
+# Its modules load as `regshield.loading` has them load (without cyclic collection).
+_BOOTSTRAP = ("import gc, importlib, json, sys; gc.disable(); "
+              "arguments = json.loads(sys.argv[1]); sys.path[:0] = arguments.pop('path'); "
+              "module = importlib.import_module(arguments.pop('module')); "
+              "gc.freeze(); gc.enable(); module.child_main(**arguments)")
 
 
 @dataclass

@@ -28,6 +28,7 @@ from regshield.flows.registrar import RegistrarUpdate
 from regshield.flows.runner import Flow, run_flow
 from regshield.flows.users import UserCreate, email_index
 from regshield.flows.zones import SecondaryAdd, ZoneImport, ZoneVerify, zone_export
+from regshield.loading import modules_loading
 from regshield.services import Services
 from regshield.setup import initialize
 from regshield.store.queries.users import user_by_email_index
@@ -152,8 +153,9 @@ def serve(
                         "[rdds] whois_listen; off unless set).")] = None,
 ) -> None:
     """Start every listener on this installation, initializing it on first run."""
-    from regshield.processes import run_serving
-    from regshield.server import serve_forever
+    with modules_loading():
+        from regshield.processes import run_serving
+        from regshield.server import serve_forever
 
     settings: Settings = ctx.obj.settings(http=http, dns=dns, whois=whois)
     logs.configure(settings.log_level)
