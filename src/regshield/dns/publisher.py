@@ -341,9 +341,13 @@ class Publisher:
         origin = dns.name.from_text(name)
         async with self._lock:
             state = self._states.get(origin)
+            stored = None
             if state is None and origin in self._restored:
-                state = await self._resume(origin)
-            stored = await self._read(origin, since=state.revision if state else None)
+                # What the resume read (the changes since the restored revision) is what
+                # this publication reads: not read twice.
+                state, stored = await self._resume(origin)
+            if stored is None:
+                stored = await self._read(origin, since=state.revision if state else None)
             if stored is not None and not stored.complete and state is not None and (
                     _signs_afresh(state, stored)):
                 stored = await self._read(origin, since=None)  # signed afresh: every RRset
@@ -557,16 +561,17 @@ class Publisher:
         async with self.services.store.write() as session:
             await _drop_copies(session, Zone.name == origin.to_text())
 
-    async def _resume(self, origin: dns.name.Name) -> _State | None:
+    async def _resume(self, origin: dns.name.Name) -> tuple[_State | None, _Stored | None]:
         """Take a restored zone back into the signer without signing it: its snapshot holds
         the signatures, and the store's key plan says whether they are still the right ones
-        (None: they are not, or the zone is gone; it is then published from the store)."""
+        (None: they are not, or the zone is gone; it is then published from the store).
+        With the state, what the store holds changed since the restored revision."""
         restored = self._restored.pop(origin)
         served = self.table.get(origin)
         stored = await self._read(origin, since=restored.revision)
         if served is None or stored is None or stored.key_ids != restored.key_ids or (
                 stored.denial != restored.denial or stored.dnssec != restored.dnssec):
-            return None
+            return None, None
         signed = None
         if stored.dnssec:
             try:
@@ -575,7 +580,7 @@ class Publisher:
                     "nsec3" if stored.denial == "nsec3" else "nsec")
             except ValueError as exc:
                 log.error("dns.resume_failed", zone=origin.to_text(), reason=str(exc))
-                return None
+                return None, None
         unsigned: dict[RRsetKey, dns.rrset.RRset] = {
             (rrset.name, rrset.rdtype): rrset for rrset in served.rrsets
                     if rrset.rdtype not in _SIGNER_TYPES or signed is None}
@@ -584,7 +589,7 @@ class Publisher:
                        {key for key in unsigned if _is_signal(key[0])},
                        since_base=restored.since_base)
         self._states[origin] = state
-        return state
+        return state, stored
 
     async def _read(self, origin: dns.name.Name, since: int | None) -> _Stored | None:
         """The zone as stored; with `since`, only the RRsets changed after that revision (a
