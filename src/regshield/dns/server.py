@@ -697,7 +697,8 @@ class DnsServer:
             if len(self._refusals) >= self._cache_size:
                 self._refusals.clear()
             self._refusals.add(key)
-        self._remember(key, _refused(wire, question, 0), udp, denied=True)
+        if udp and self._responder is not None:  # the form the C loop answers again from
+            self._remember(key, _refused(wire, question, 0), udp, denied=True)
         return _refused(wire, question)
 
     def _respond_composed(self, wire: bytes, question: _Question, udp: bool,

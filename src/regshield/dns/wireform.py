@@ -229,8 +229,6 @@ class _Reader:
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.names: dict[bytes, StoredName] = {}
-        self.types = _TYPES
-        self.algorithms = _ALGORITHMS
 
     def rrsets(self) -> list[dns.rrset.RRset]:
         data = self.data
@@ -295,15 +293,15 @@ class _Reader:
                 return self._name(data[position:end]), end
 
     def _type(self, value: int) -> dns.rdatatype.RdataType:
-        known = self.types.get(value)
+        known = _TYPES.get(value)
         if known is None:
-            known = self.types[value] = dns.rdatatype.RdataType.make(value)
+            known = _TYPES[value] = dns.rdatatype.RdataType.make(value)
         return known
 
     def _algorithm(self, value: int) -> dns.dnssectypes.Algorithm:
-        known = self.algorithms.get(value)
+        known = _ALGORITHMS.get(value)
         if known is None:
-            known = self.algorithms[value] = dns.dnssectypes.Algorithm.make(value)
+            known = _ALGORITHMS[value] = dns.dnssectypes.Algorithm.make(value)
         return known
 
     @staticmethod
