@@ -19,6 +19,7 @@ import httpx
 import pytest
 from conftest import World
 from domains.conftest import Holder, stepped_up_owner
+from sql_statements import statements
 from sqlalchemy import func, select, update
 from test_dns_publisher import ORIGIN, WWW, ZONES, allowing, host, publish_queued, put
 
@@ -154,6 +155,77 @@ async def test_a_restart_serves_the_published_zone_and_its_journal_without_signi
             covered = next(r for r in after.rrsets if r.name == rrset.name
                            and r.rdtype == rrset.covers)
             dns.dnssec.validate(covered, rrset, {ORIGIN: dnskeys})
+
+
+def reads_the_zone(seen: list[str]) -> bool:
+    """Whether the statements read the zone's records or unsealed a key."""
+    return any("zone_rrsets" in sql or "data_keys" in sql for sql in seen)
+
+
+async def test_publications_queued_for_what_is_served_read_no_record_and_unseal_no_key(
+        api: httpx.AsyncClient, world: World, owner: Holder, services: Services,
+        first: Publisher, second: Publisher) -> None:
+    """Publications queued before a stop that the last one served (many, after a crash) find
+    nothing to do from the zone's row alone; a change of anything a publication reads is
+    still published, edits or not."""
+    before, _ = await published_zone(api, world, services, owner, first)
+    await second.restore()
+    restored = second.table.get(ORIGIN)
+    assert restored is not None
+    # Its secondary has not been sent a NOTIFY by this process: the first publication does.
+    first_one = await second.publish("published.example")
+    assert first_one.notified and first_one.serial == before.serial
+    for _ in range(3):
+        with statements(services) as seen:
+            publication = await second.publish("published.example")
+        assert seen and not reads_the_zone(seen), seen
+        assert (publication.serial, publication.diff, publication.notified) == (
+            before.serial, None, {})
+    assert second.table.get(ORIGIN) is restored  # not even taken back into the signer
+
+    # A second secondary changes no record and moves no revision: it is published all the
+    # same (its key may transfer the zone, it is sent a NOTIFY).
+    operator = await world.user("operator")
+    added = (await api.post(f"{ZONES}/published.example/secondaries",
+                            json={"address": "127.0.0.2", "port": 9, "tsig_key": "xfr2"},
+                            headers=operator.headers)).json()
+    with statements(services) as seen:
+        publication = await second.publish("published.example")
+    assert reads_the_zone(seen)
+    assert "127.0.0.2:9" in publication.notified
+    assert dns.name.from_text(added["tsig_key"]) in second.allowed_keys(ORIGIN)
+
+    # An edit is published at once, and the publication after it reads nothing again.
+    change = await put(api, owner, "host3", "A", 300, ["192.0.2.33"])
+    await publish_queued(services, second)
+    after = second.table.get(ORIGIN)
+    assert after is not None and after.serial == change["serial"]
+    with statements(services) as seen:
+        assert (await second.publish("published.example")).serial == change["serial"]
+    assert not reads_the_zone(seen)
+
+    # The zone's signing changed without an edit (NSEC3 instead of NSEC): signed afresh.
+    async with services.store.write() as session:
+        await session.execute(update(Zone).where(Zone.name == "published.example.")
+                              .values(denial="nsec3"))
+    denied = await second.publish("published.example")
+    assert denied.serial is not None and denied.serial != change["serial"]
+    assert any(r.rdtype == dns.rdatatype.NSEC3 for r in second.table.get(ORIGIN).rrsets)  # type: ignore[union-attr]
+
+
+async def test_a_restored_copy_without_the_digest_of_its_inputs_is_published_in_full(
+        api: httpx.AsyncClient, world: World, owner: Holder, services: Services,
+        first: Publisher, second: Publisher) -> None:
+    """A copy stored before digests were kept (or whose digest is lost) is never taken to be
+    current: the publication reads the zone."""
+    await published_zone(api, world, services, owner, first)
+    async with services.store.write() as session:
+        await session.execute(update(PublishedZone).values(inputs=None))
+    await second.restore()
+    second._secondaries_notified.update(s.id for s in second._secondaries[ORIGIN])
+    with statements(services) as seen:
+        await second.publish("published.example")
+    assert reads_the_zone(seen)
 
 
 async def test_edits_made_while_stopped_are_published_after_the_restart(

@@ -27,7 +27,7 @@ async def test_migrating_again_changes_nothing(services: Services) -> None:
     await services.store.migrate()
     async with services.store.read() as session:
         version = (await session.execute(text("SELECT version_num FROM alembic_version"))).all()
-    assert version == [("0017",)]
+    assert version == [("0018",)]
 
 
 async def test_sqlite_runs_in_wal_mode_with_foreign_keys(services: Services) -> None:

@@ -23,6 +23,8 @@ import asyncio
 import contextlib
 import functools
 import gc
+import hashlib
+import json
 from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -120,6 +122,7 @@ class _Stored:
     published: tuple[DNSKEY, ...]
     key_ids: tuple[str, ...]
     secondaries: tuple[_Secondary, ...]
+    inputs: str  # `_inputs_of` the zone, read in the same transaction
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,7 @@ class _State:
     signals: set[RRsetKey] = field(default_factory=set)
     # Journal rows stored since the last base (None: the store holds no base of this state).
     since_base: int | None = None
+    inputs: str | None = None  # `_inputs_of` the zone as last read (None: not known)
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,7 @@ class _Restored:
     since_base: int
     expires: int | None  # the earliest signature expiry (RRSIG time), None: unsigned
     soa: str  # the SOA served, with serial 0: a change of `[dns]` settings shows here
+    inputs: str | None  # `_inputs_of` the zone when it was published (None: not known)
 
 
 class Publisher:
@@ -241,7 +246,7 @@ class Publisher:
                         published.revision, tuple(published.signing), published.denial,
                         published.dnssec, sum(1 for entry in journals.get(published.zone_id, [])
                                               if entry.id > published.base_journal_id),
-                        expires, soa)
+                        expires, soa, published.inputs)
         return len(self._restored)
 
     def _restore_batch(self, batch: Sequence[tuple[PublishedZone, str]],
@@ -340,6 +345,9 @@ class Publisher:
         self._loop = asyncio.get_running_loop()
         origin = dns.name.from_text(name)
         async with self._lock:
+            served = self.table.get(origin)
+            if served is not None and await self._nothing_new(origin, served):
+                return Publication(name, served.serial, None, {})
             state = self._states.get(origin)
             stored = None
             if state is None and origin in self._restored:
@@ -372,6 +380,7 @@ class Publisher:
                 self._states[origin].signals = {
                     key for key, rrset in stored.rrsets.items()
                     if rrset is not None and _is_signal(key[0])}
+                self._states[origin].inputs = stored.inputs
                 if changed:
                     await self._serve(origin, self._states[origin], diff)
             served = self.table.get(origin)
@@ -384,6 +393,33 @@ class Publisher:
         if notify and (changed or new_secondaries):
             notified = await self._notify_all(origin, served.serial)
         return Publication(name, served.serial, diff, notified)
+
+    async def _nothing_new(self, origin: dns.name.Name, served: ServedZone) -> bool:
+        """Whether a publication of `origin` would find nothing to do: the zone's revision,
+        serial and inputs (`_inputs_of`) are those of the snapshot served, and each of its
+        secondaries has been sent a NOTIFY since this process started. A few small reads,
+        nothing unsealed: publications queued by edits that an earlier one already served
+        (many after a restart) then cost a millisecond, not the zone's whole reading."""
+        state, restored = self._states.get(origin), self._restored.get(origin)
+        known = (state.revision, state.inputs) if state is not None else (
+            (restored.revision, restored.inputs) if restored is not None else None)
+        if known is None or known[1] is None or any(
+                s.id not in self._secondaries_notified
+                for s in self._secondaries.get(origin, ())):
+            return False
+        settings = self.services.settings.dns
+        name = origin.to_text()
+        if _carries_signals(name, settings.nameservers):  # signals come from other zones
+            return False
+        async with self.services.store.read() as session:
+            zone = (await session.execute(select(Zone).where(
+                Zone.name == name, Zone.deleted_at.is_(None), Zone.state == "active"
+            ))).scalar_one_or_none()
+            if zone is None or (zone.revision, zone.serial) != (known[0], served.serial):
+                return False
+            inputs = await _inputs_of(
+                session, zone, _soa_text(settings.nameservers[0], settings.hostmaster))
+        return inputs == known[1]
 
     def _allow_secondaries(self) -> None:
         addresses = {s.address for zone in self._secondaries.values() for s in zone}
@@ -538,6 +574,7 @@ class Publisher:
             published.serial, published.revision = served.serial, state.revision
             published.dnssec, published.denial = state.signed is not None, state.denial
             published.signing = list(state.key_ids)
+            published.inputs = state.inputs
             published.rrset_count, published.record_count = rrset_count, record_count
             published.published_at = now
         state.since_base = 0 if base is not None else (state.since_base or 0) + 1
@@ -621,6 +658,8 @@ class Publisher:
             data_keys = await sealer.data_keys(
                 session, {row.data_key_id for row in key_rows if row.data_key_id is not None})
             secondaries = (await self._secondaries_of(session, [zone.id])).get(zone.id, ())
+            inputs = await _inputs_of(
+                session, zone, _soa_text(settings.nameservers[0], settings.hostmaster))
         rrsets: dict[RRsetKey, dns.rrset.RRset | None] = {}
         soa = dns.rrset.from_text_list(
             origin, SOA_TTL, "IN", "SOA",
@@ -657,11 +696,12 @@ class Publisher:
                     rrsets[(origin, cds_type)] = cds_sets[(origin, cds_type)]
                 elif since is not None:
                     rrsets[(origin, cds_type)] = None
-        if any(ns == name or ns.endswith(f".{name}") for ns in settings.nameservers):
+        if _carries_signals(name, settings.nameservers):
             rrsets.update(await self._bootstrap_signals(zone))
         key_ids = (*signing, "published:", *published) if zone.dnssec else ()
         return _Stored(zone.id, origin, zone.serial, zone.revision, zone.dnssec, zone.denial,
-                       rrsets, since is None, tuple(keys), shown, key_ids, secondaries)
+                       rrsets, since is None, tuple(keys), shown, key_ids, secondaries,
+                       inputs)
 
     async def _secondaries_of(self, session: AsyncSession, zone_ids: Collection[int] | None
                               ) -> dict[int, tuple[_Secondary, ...]]:
@@ -886,6 +926,35 @@ def _soa_text(nameserver: str, hostmaster: str) -> str:
     """The SOA a zone is published with under these settings, with serial 0."""
     return dns.rdata.from_text("IN", "SOA", soa_record(nameserver, hostmaster, 0),
                                origin=dns.name.root).to_text()
+
+
+async def _inputs_of(session: AsyncSession, zone: Zone, soa: str) -> str:
+    """A digest of what a publication of `zone` reads besides its RRsets (whose changes
+    its revision counts): the zone's row, its keys, its secondaries and their TSIG keys (as
+    sealed), and the SOA the settings give (`soa`). Not its serial, which the publisher
+    itself moves."""
+    keys = (await session.execute(
+        select(ZoneKey.public_id, ZoneKey.role, ZoneKey.algorithm, ZoneKey.dnskey,
+               ZoneKey.data_key_id, ZoneKey.private_sealed, ZoneKey.hsm_label, ZoneKey.timers)
+        .where(ZoneKey.zone_id == zone.id, ZoneKey.removed_at.is_(None))
+        .order_by(ZoneKey.id))).all()
+    secondaries = (await session.execute(
+        select(Secondary.id, Secondary.address, Secondary.port, TsigKey.name,
+               TsigKey.algorithm, TsigKey.data_key_id, TsigKey.secret_sealed)
+        .join(TsigKey, Secondary.tsig_key_id == TsigKey.id)
+        .where(Secondary.zone_id == zone.id, Secondary.deleted_at.is_(None))
+        .order_by(Secondary.id))).all()
+    parts = [zone.id, zone.name, zone.dnssec, zone.denial, zone.policy, zone.state,
+             json.dumps(zone.key_plan or {}, sort_keys=True), soa,
+             [(*row[:-1], json.dumps(row[-1] or {}, sort_keys=True)) for row in keys],
+             [tuple(row) for row in secondaries]]
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+def _carries_signals(name: str, nameservers: Sequence[str]) -> bool:
+    """Whether the zone `name` holds a registrar nameserver's name, and with it the RFC 9615
+    signals of other zones (`_bootstrap_signals`)."""
+    return any(ns == name or ns.endswith(f".{name}") for ns in nameservers)
 
 
 def _batches(rows: Sequence[Any], size: int = 4 << 20, count: int = 500

@@ -462,6 +462,10 @@ class PublishedZone(Base):
     base_serial: Mapped[int] = mapped_column(BigInteger)
     base_journal_id: Mapped[int] = mapped_column(BigInteger)  # 0: no journal row in the base
     base: Mapped[bytes] = mapped_column(LargeBinary)
+    # A digest of what the publication read besides the RRsets (the zone's row, its keys and
+    # secondaries, the SOA settings; None: not known): equal, with no edit since, a queued
+    # publication has nothing to do.
+    inputs: Mapped[str | None] = mapped_column(String(64))
     published_at: Mapped[datetime] = mapped_column(Timestamp)
 
 
