@@ -93,8 +93,10 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
             raise
         # HTTP answers while the zones are read back from the store; DNS listens once every
         # zone published before is served again, as it was (no zone answers REFUSED).
-        dns_server, dns_workers = await _start_dns(services, publisher)
+        dns_server = await _start_dns(services, publisher)
         # Only once HTTP listens: a start that fails then has no worker to cancel mid-query.
+        # Before the DNS workers have read every zone (seconds with many or large zones): the
+        # edits made while stopped are published meanwhile, and reach the workers as changes.
         background += [
             asyncio.create_task(OutboxWorker(services, handlers=handlers).run_forever()),
             asyncio.create_task(_anchor_periodically(services)),
@@ -104,6 +106,8 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
             asyncio.create_task(keys_forever(services)),
             asyncio.create_task(Materializer(services).run_forever()),
         ]
+        if dns_server is not None:
+            dns_workers = await _start_dns_workers(services, publisher, dns_server)
         base = f"http://{settings.http}"
         announce(f"regshield is running (data in {settings.home})")
         processes = f"; {settings.http_workers} processes" if http_workers else ""
@@ -195,17 +199,15 @@ async def _start_sandbox(services: Services) -> SandboxServer | None:
     return sandbox
 
 
-async def _start_dns(services: Services, publisher: Publisher
-                     ) -> tuple[DnsServer | None, DnsWorkers | None]:
+async def _start_dns(services: Services, publisher: Publisher) -> DnsServer | None:
     """Serve every zone as last published (from the store; `_publish_forever` then brings
-    them up to date), then answer DNS on `[dns] listen` (unless off), in `[dns] workers`
-    processes."""
+    them up to date), then answer DNS on `[dns] listen` (unless off) in this process."""
     listen = services.settings.dns.listen
     if listen is not None:
         publisher.prepare = prepare_index
     await publisher.restore()
     if listen is None:
-        return None, None
+        return None
     count = services.settings.dns.workers
     server = DnsServer(
         publisher.table, keyring=publisher.keyring, transfers=publisher.transfers,
@@ -218,8 +220,17 @@ async def _start_dns(services: Services, publisher: Publisher
     except OSError as exc:
         raise ConfigurationError(f"DNS could not listen on {listen}: {exc.strerror}") from exc
     services.dns_servers.append(server)  # its counters, for GET /metrics
-    if count == 1:
-        return server, None
+    return server
+
+
+async def _start_dns_workers(services: Services, publisher: Publisher, server: DnsServer
+                             ) -> DnsWorkers | None:
+    """The other `[dns] workers` processes, answering beside this one once each has read
+    every zone served (what changes meanwhile is sent after)."""
+    listen = services.settings.dns.listen
+    count = services.settings.dns.workers
+    if listen is None or count == 1:
+        return None
     assert isinstance(publisher.table, WatchedTable)
     workers = DnsWorkers(count, publisher.table, keyring=publisher.keyring,
                          allowed_keys=publisher.allowed_keys, rate_limiter=publisher.rate_limiter,
@@ -227,14 +238,16 @@ async def _start_dns(services: Services, publisher: Publisher
                          log_level=services.settings.log_level,
                          tcp_connections_per_source=services.settings.dns
                          .tcp_connections_per_source)
+    # A NOTIFY waits for the workers that answer; one still reading the zones binds only
+    # once it has read them, and is then sent what changed meanwhile.
+    publisher.before_notify = workers.caught_up
     try:
         await workers.start(listen.host, server.port)
     except OSError as exc:
-        await server.close()
+        publisher.before_notify = None
         raise ConfigurationError(f"DNS workers could not start on {listen}: {exc}") from exc
-    publisher.before_notify = workers.caught_up
     services.dns_workers.append(workers)  # their counters, for GET /metrics
-    return server, workers
+    return workers
 
 
 async def _publish_forever(publisher: Publisher) -> None:

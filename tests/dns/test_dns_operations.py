@@ -25,7 +25,7 @@ from regshield.dns.publisher import Publisher
 from regshield.dns.server import DnsServer
 from regshield.dns.zonedata import ZoneTable
 from regshield.errors import ConfigurationError
-from regshield.server import _start_dns
+from regshield.server import _start_dns, _start_dns_workers
 from regshield.services import Services
 
 ZONE = build_signed_zone()
@@ -48,8 +48,9 @@ async def serving(services: Services) -> AsyncIterator[tuple[Publisher, DnsServe
     one_process = dataclasses.replace(
         services, settings=dataclasses.replace(services.settings, dns=dns_settings))
     publisher = Publisher(one_process)
-    server, workers = await _start_dns(one_process, publisher)
-    assert server is not None and workers is None
+    server = await _start_dns(one_process, publisher)
+    assert server is not None
+    assert await _start_dns_workers(one_process, publisher, server) is None
     publisher.table.put(ZONE.served)
     yield publisher, server
     services.dns_servers.remove(server)
