@@ -28,7 +28,7 @@ from dns_peers import free_port, start_unbound
 from dns_provider import verify_through_dns
 from dns_secondaries import knot_secondary, wait_for_serial
 from domains.conftest import Holder, stepped_up_owner
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from regshield.clock import FakeClock
 from regshield.config import Settings
@@ -40,7 +40,7 @@ from regshield.dnssec import apart
 from regshield.flows.zone_keys import PUBLISH_KIND, keys_sweep
 from regshield.outbox.worker import OutboxWorker
 from regshield.services import Services
-from regshield.store.models import Event, OutboxItem
+from regshield.store.models import Event, OutboxItem, Secondary
 
 ZONES = "/api/v1/zones"
 ORIGIN = dns.name.from_text("published.example.")
@@ -555,3 +555,43 @@ async def test_a_large_zone_is_signed_in_the_signing_process_and_served_valid(
     await publish_queued(services, publisher)
     validated(await query(server, WWW, dns.rdatatype.A), dnskeys, dns.rdatatype.A)
     assert 0 < state.signed.signatures_made < 10
+
+
+async def test_the_workers_are_waited_for_when_a_notify_goes_out_or_the_transfer_keys_change(
+        api: httpx.AsyncClient, world: World, owner: Holder, services: Services,
+        publisher: Publisher, clock: FakeClock) -> None:
+    """The processes answering from copies are waited for before a NOTIFY (a secondary then
+    asks any of them) and when the keys that may transfer the zone change, so that a key no
+    longer allowed is refused by every one of them; not for a zone nobody is notified of."""
+    waited: list[dns.name.Name] = []
+
+    async def before_notify(origin: dns.name.Name) -> None:
+        waited.append(origin)
+    publisher.before_notify = before_notify
+    await host(api, services, owner, {"name": "published.example"})
+    await put(api, owner, "www", "A", 300, ["192.0.2.10"])
+    await publish_queued(services, publisher)
+    assert publisher.table.get(ORIGIN) is not None
+    assert waited == []  # no secondary: nothing to wait for
+
+    operator = await world.user("operator")
+    clock.advance(timedelta(seconds=1))  # its publication is not the edit's (dedupe key)
+    added = await api.post(f"{ZONES}/published.example/secondaries",
+                           json={"address": "127.0.0.1", "port": 9, "tsig_key": "xfr"},
+                           headers=operator.headers)
+    assert added.status_code == 201, added.text
+    await publish_queued(services, publisher)
+    assert waited == [ORIGIN]
+    await put(api, owner, "www", "A", 300, ["192.0.2.11"])
+    await publish_queued(services, publisher)
+    assert waited == [ORIGIN, ORIGIN]
+
+    async with services.store.write() as session:  # its last secondary gone
+        await session.execute(update(Secondary).values(deleted_at=services.clock.now()))
+    await put(api, owner, "www", "A", 300, ["192.0.2.12"])
+    await publish_queued(services, publisher)
+    assert waited == [ORIGIN, ORIGIN, ORIGIN]
+    assert not publisher.allowed_keys(ORIGIN)
+    await put(api, owner, "www", "A", 300, ["192.0.2.13"])
+    await publish_queued(services, publisher)
+    assert waited == [ORIGIN, ORIGIN, ORIGIN]

@@ -39,7 +39,7 @@ import dns.rrset
 import dns.tsig
 import structlog
 from dns.rdtypes.ANY.DNSKEY import DNSKEY
-from sqlalchemy import Text, and_, delete, func, select, update
+from sqlalchemy import Row, Text, and_, delete, func, select, update
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -201,6 +201,9 @@ class Publisher:
         # of the table (dns/workers.py) serve the new serial, and take the zone's new
         # secondaries' keys, before a secondary asks them.
         self.before_notify: Callable[[dns.name.Name], Awaitable[object]] | None = None
+        dns_settings = services.settings.dns
+        # The SOA every zone is published with (serial 0), as the settings give it.
+        self._soa = _soa_text(dns_settings.nameservers[0], dns_settings.hostmaster)
 
     def allowed_keys(self, origin: dns.name.Name) -> Collection[dns.name.Name]:
         return self._allowed.get(origin, frozenset())
@@ -278,8 +281,7 @@ class Publisher:
             zones = (await session.execute(
                 select(Zone.name, Zone.revision)
                 .where(Zone.deleted_at.is_(None), Zone.state == "active"))).all()
-        settings = self.services.settings.dns
-        soa = _soa_text(settings.nameservers[0], settings.hostmaster)
+        soa = self._soa
         async with self.services.store.write() as session:  # zones deleted while stopped
             await _drop_copies(session, Zone.deleted_at.is_not(None) | (Zone.state != "active"))
         for name, revision in zones:
@@ -391,7 +393,8 @@ class Publisher:
         # out for a new serial or a new secondary, not once per queued publication.
         notified: dict[str, NotifyResult] = {}
         if notify and (changed or new_secondaries):
-            notified = await self._notify_all(origin, served.serial)
+            notified = await self._notify_all(origin, served.serial,
+                                              secondaries_changed=new_secondaries)
         return Publication(name, served.serial, diff, notified)
 
     async def _nothing_new(self, origin: dns.name.Name, served: ServedZone) -> bool:
@@ -412,13 +415,12 @@ class Publisher:
         if _carries_signals(name, settings.nameservers):  # signals come from other zones
             return False
         async with self.services.store.read() as session:
-            zone = (await session.execute(select(Zone).where(
+            zone = (await session.execute(select(*_ZONE_INPUTS).where(
                 Zone.name == name, Zone.deleted_at.is_(None), Zone.state == "active"
-            ))).scalar_one_or_none()
+            ))).one_or_none()
             if zone is None or (zone.revision, zone.serial) != (known[0], served.serial):
                 return False
-            inputs = await _inputs_of(
-                session, zone, _soa_text(settings.nameservers[0], settings.hostmaster))
+            inputs = await _inputs_of(session, zone, self._soa)
         return inputs == known[1]
 
     def _allow_secondaries(self) -> None:
@@ -658,8 +660,7 @@ class Publisher:
             data_keys = await sealer.data_keys(
                 session, {row.data_key_id for row in key_rows if row.data_key_id is not None})
             secondaries = (await self._secondaries_of(session, [zone.id])).get(zone.id, ())
-            inputs = await _inputs_of(
-                session, zone, _soa_text(settings.nameservers[0], settings.hostmaster))
+            inputs = await _inputs_of(session, zone, self._soa)
         rrsets: dict[RRsetKey, dns.rrset.RRset | None] = {}
         soa = dns.rrset.from_text_list(
             origin, SOA_TTL, "IN", "SOA",
@@ -729,7 +730,7 @@ class Publisher:
         for secondary in secondaries:
             self.keyring[secondary.key.name] = secondary.key
         allowed = frozenset(s.key.name for s in secondaries)
-        new = allowed != self._allowed.get(origin) or any(
+        new = allowed != self._allowed.get(origin, frozenset()) or any(
             s.id not in self._secondaries_notified for s in secondaries)
         self._allowed[origin] = allowed
         self._allow_secondaries()
@@ -769,10 +770,15 @@ class Publisher:
 
     # --- secondaries ---------------------------------------------------------------------
 
-    async def _notify_all(self, origin: dns.name.Name, serial: int) -> dict[str, NotifyResult]:
+    async def _notify_all(self, origin: dns.name.Name, serial: int, *,
+                          secondaries_changed: bool = False) -> dict[str, NotifyResult]:
         secondaries = self._secondaries.get(origin, ())
         self._secondaries_notified.update(s.id for s in secondaries)
-        if self.before_notify is not None:
+        # The workers are waited for when a NOTIFY goes out, or when the keys that may
+        # transfer the zone changed (the last secondary removed: its key is refused at once).
+        # A zone with no secondary is not waited for: the workers catch up alone, and the
+        # outbox goes on with the next publication instead of waiting on their reading.
+        if self.before_notify is not None and (secondaries or secondaries_changed):
             await self.before_notify(origin)
         if not secondaries:
             return {}
@@ -928,7 +934,12 @@ def _soa_text(nameserver: str, hostmaster: str) -> str:
                                origin=dns.name.root).to_text()
 
 
-async def _inputs_of(session: AsyncSession, zone: Zone, soa: str) -> str:
+# The columns of a zone's row that `_nothing_new` reads (the ORM's object costs more).
+_ZONE_INPUTS = (Zone.id, Zone.name, Zone.dnssec, Zone.denial, Zone.policy, Zone.state,
+                Zone.key_plan, Zone.revision, Zone.serial)
+
+
+async def _inputs_of(session: AsyncSession, zone: Zone | Row[Any], soa: str) -> str:
     """A digest of what a publication of `zone` reads besides its RRsets (whose changes
     its revision counts): the zone's row, its keys, its secondaries and their TSIG keys (as
     sealed), and the SOA the settings give (`soa`). Not its serial, which the publisher
