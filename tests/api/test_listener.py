@@ -125,6 +125,41 @@ async def test_a_body_sent_slowly_is_cut_off_after_the_body_timeout(
     assert services.limits.connections_refused["http", "body_timeout"] == 1
 
 
+async def test_a_pipelined_request_the_application_answers_slowly_is_not_cut_off(
+        services: Services) -> None:
+    """The header deadline runs while the client owes a request, not while a request it
+    pipelined waits for the application's answer (which may take longer than the deadline)."""
+    limits = replace(services.settings.limits, http_header_timeout=0.2)
+
+    async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["path"] == "/slow":
+            await asyncio.sleep(0.6)
+        body = scope["path"].encode()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    config = uvicorn.Config(
+        application, host="127.0.0.1", port=0, lifespan="off", log_config=None,
+        http=guarded_protocol(limits, Counter()))
+    async with uvicorn_listening(config) as port:
+        reader, writer = await connect(port)
+        writer.write(b"".join(f"GET {path} HTTP/1.1\r\nHost: regshield.test\r\n\r\n".encode()
+                              for path in ("/first", "/slow", "/last")))
+        try:
+            async with asyncio.timeout(10):
+                answered = b""
+                while answered.count(b"HTTP/1.1 200") < 3:
+                    chunk = await reader.read(65536)
+                    assert chunk, f"closed after {answered!r}"
+                    answered += chunk
+        finally:
+            writer.close()
+    assert answered.index(b"/first") < answered.index(b"/slow") < answered.index(b"/last")
+    # Once the last answer is written, the client owes the next request again.
+    assert await closed_within(reader, 5) < 5
+
+
 async def test_an_idle_keep_alive_connection_is_closed(listener: tuple[Services, int]) -> None:
     _, port = listener
     reader, writer = await connect(port)

@@ -177,8 +177,11 @@ def guarded_protocol(limits: LimitsSettings, refused: Counter[tuple[str, str]],
             self.on_response_complete()
 
         def on_response_complete(self) -> None:
+            # A request pipelined behind this one was read already: uvicorn now hands it to
+            # the application, and the client owes nothing until its answer is written.
+            pipelined = bool(self.pipeline)
             super().on_response_complete()
-            if not self.transport.is_closing():
+            if not self.transport.is_closing() and not pipelined:
                 self._await(HEADERS)
 
         def _await(self, part: str | None) -> None:
