@@ -7,11 +7,13 @@ PostgreSQL comes from REGSHIELD_TEST_POSTGRES (default: trust auth on 127.0.0.1:
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import os
 import secrets
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -47,6 +49,27 @@ BACKENDS = [b for b in os.environ.get("REGSHIELD_TEST_BACKENDS", "sqlite,postgre
             if b]
 PASSWORD = "a long unguessable passphrase 42"
 START = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+# A test that has not ended after this long has hung: it fails with the traceback of where it
+# waited, and the run goes on, instead of the whole run being stopped from outside.
+TEST_LIMIT_SECONDS = 600
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        function = getattr(item, "obj", None)
+        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(function):
+            item.obj = _bounded(function)
+
+
+def _bounded(test: Callable[..., Coroutine[Any, Any, None]]
+             ) -> Callable[..., Coroutine[Any, Any, None]]:
+    @functools.wraps(test)
+    async def bounded(*args: Any, **kwargs: Any) -> None:
+        async with asyncio.timeout(TEST_LIMIT_SECONDS):
+            await test(*args, **kwargs)
+    return bounded
 
 
 def _in_own_loop(coroutine: Coroutine[Any, Any, None]) -> None:

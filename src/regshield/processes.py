@@ -36,6 +36,8 @@ from typing import Any, TypeVar
 
 import structlog
 
+from regshield.tasks import cancel_and_wait
+
 try:
     import uvloop
 except ImportError:  # not on Windows: asyncio's loop then
@@ -186,7 +188,8 @@ class Workers:
 
     async def wait_started(self, child: Child) -> None:
         try:
-            await asyncio.wait_for(asyncio.shield(child.started), START_TIMEOUT_SECONDS)
+            async with asyncio.timeout(START_TIMEOUT_SECONDS):
+                await asyncio.shield(child.started)
         except TimeoutError:
             child.process.kill()
             raise OSError(f"{self.label} did not start within {START_TIMEOUT_SECONDS:.0f} s"
@@ -212,10 +215,7 @@ class Workers:
         """Stop watching, shut every pipe (a child stops when it sees it close) and reap the
         children, killing one that has not exited within `STOP_TIMEOUT_SECONDS`."""
         self._closing = True
-        for task in list(self._tasks):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(list(self._tasks))
         loop = asyncio.get_running_loop()
         for child in self._children:
             child.release(loop)

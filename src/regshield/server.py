@@ -40,6 +40,7 @@ from regshield.registry.sandbox.state import SandboxConfig
 from regshield.services import Services
 from regshield.setup import initialize
 from regshield.store.queries.users import staff_count
+from regshield.tasks import cancel_and_wait
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 SWITCH_INTERVAL_SECONDS = 0.001
@@ -138,10 +139,8 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
     finally:
         for signal_number in STOP_SIGNALS:
             loop.remove_signal_handler(signal_number)
-        for task in background:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for error in await cancel_and_wait(background):
+            log.error("serve:task:failed", error_type=type(error).__name__, detail=str(error))
         if http_workers is not None:
             await http_workers.close()
         if dns_workers is not None:

@@ -440,6 +440,48 @@ async def test_a_response_with_another_cltrid_is_a_protocol_error(registry: Regi
         await fake.wait_closed()
 
 
+async def test_a_command_cancelled_as_its_answer_arrives_is_cancelled(
+        registry: Registry) -> None:
+    """A poller stopped by the server at the moment the registry's answer comes in: the
+    stop must win, or the poller runs on and the server never finishes stopping. The answer
+    is handed to the session in the same turn of the loop as the cancellation."""
+    assert registry.server is not None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(registry.server.certificate, registry.server.key)
+    asked = asyncio.Event()
+
+    async def answer_login_only(reader: asyncio.StreamReader,
+                                writer: asyncio.StreamWriter) -> None:
+        greeting = Greeting("fake-registry", datetime.now(UTC), object_uris=(DOMAIN_NS,),
+                            extension_uris=())
+        await write_frame(writer, build_greeting(greeting, validate=validate_epp))
+        login = parse_command(await read_frame(reader))
+        await write_frame(writer, build_response(1000, None, login.cl_trid, "FAKE-0001"))
+        await read_frame(reader)
+        asked.set()
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            await read_frame(reader)
+        writer.close()
+
+    fake = await asyncio.start_server(answer_login_only, "127.0.0.1", 0, ssl=context)
+    try:
+        session = await EppSession.open(registry.endpoint(
+            port=int(fake.sockets[0].getsockname()[1])))
+        command = asyncio.create_task(
+            session.execute(DomainCheck(("stopped.test",)), cl_trid="MINE-0001"))
+        await asyncio.wait_for(asyncio.shield(asked.wait()), timeout=10)
+        await asyncio.sleep(0.05)  # the command now waits for its answer
+        session._frames.put_nowait(build_response(1000, None, "MINE-0001", "FAKE-0002"))
+        command.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await command
+        assert not session.usable  # the answer nobody read is still queued
+        await session.close()
+    finally:
+        fake.close()
+        await fake.wait_closed()
+
+
 async def test_free_sessions_go_to_callers_first_come_first_served() -> None:
     # Four slots, sixteen callers that give a slot back and ask again at once: each caller
     # must get its turn, not the four that happened to hold slots first.

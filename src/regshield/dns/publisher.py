@@ -79,6 +79,7 @@ from regshield.store.models import (
     ZoneKey,
     ZoneRRset,
 )
+from regshield.tasks import cancel_and_wait
 
 JOURNAL_LIMIT = 200  # differences kept per zone; older serials get the whole zone
 BASE_EVERY = 50
@@ -879,10 +880,7 @@ class Publisher:
     async def close(self) -> None:
         if self._signing is not None:
             self._signing.shutdown(wait=False, cancel_futures=True)
-        for task in list(self._tasks):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(list(self._tasks))
 
 
 

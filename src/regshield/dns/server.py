@@ -513,10 +513,12 @@ class DnsServer:
             while True:
                 client.idle_since = loop.time()
                 try:
-                    size_wire = await asyncio.wait_for(reader.readexactly(2), TCP_IDLE_SECONDS)
+                    async with asyncio.timeout(TCP_IDLE_SECONDS):
+                        size_wire = await reader.readexactly(2)
                     client.idle_since = None
                     (size,) = struct.unpack("!H", size_wire)
-                    wire = await asyncio.wait_for(reader.readexactly(size), TCP_IDLE_SECONDS)
+                    async with asyncio.timeout(TCP_IDLE_SECONDS):
+                        wire = await reader.readexactly(size)
                 except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
                     return
                 transfer = await self._transfer(wire, (peer[0], peer[1]))

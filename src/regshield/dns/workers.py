@@ -183,9 +183,10 @@ class DnsWorkers(Workers):
         children = self._dns_children(self.started_children())
         async with self._progress:
             try:
-                await asyncio.wait_for(self._progress.wait_for(
-                    lambda: all(c.acknowledged >= mark or not c.is_alive()
-                                for c in children)), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._progress.wait_for(
+                        lambda: all(c.acknowledged >= mark or not c.is_alive()
+                                    for c in children))
             except TimeoutError:
                 log.warning("dns:workers:behind", mark=mark, timeout=timeout)
                 return False
@@ -204,9 +205,10 @@ class DnsWorkers(Workers):
                 self.deliver(child, payload)
         async with self._progress:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._progress.wait_for(
-                    lambda: all(mark in c.counted or not c.is_alive()
-                                for c in children)), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._progress.wait_for(
+                        lambda: all(mark in c.counted or not c.is_alive()
+                                    for c in children))
         return [c.counted.pop(mark) for c in children if mark in c.counted]
 
     async def close(self) -> None:

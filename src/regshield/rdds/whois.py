@@ -333,7 +333,8 @@ class WhoisServer:
     async def _serve(self, reader: asyncio.StreamReader, source: str | None,
                      connection: _Connection) -> str:
         try:
-            line = await asyncio.wait_for(reader.readuntil(b"\n"), READ_TIMEOUT_SECONDS)
+            async with asyncio.timeout(READ_TIMEOUT_SECONDS):
+                line = await reader.readuntil(b"\n")
         except TimeoutError:
             return error_line(f"no query received within {READ_TIMEOUT_SECONDS:g} seconds")
         except asyncio.LimitOverrunError:

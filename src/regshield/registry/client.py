@@ -16,7 +16,6 @@ document, a password or an authorization code.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import ssl
 import time
@@ -47,6 +46,7 @@ from regshield.registry.commands import (
 from regshield.registry.framing import FramingError, read_frame, write_frame
 from regshield.registry.responses import EppResponse, Greeting, parse_greeting, parse_response
 from regshield.registry.schemas import validate_epp
+from regshield.tasks import cancel_and_wait
 
 log = structlog.get_logger("regshield.registry")
 
@@ -187,15 +187,16 @@ class EppSession:
         Raises RegistryUnavailable (nothing was sent), RegistryProtocolError."""
         context = endpoint.tls_context()
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(
-                endpoint.host, endpoint.port, ssl=context,
-                server_hostname=endpoint.server_hostname or endpoint.host),
-                endpoint.connect_timeout)
+            async with asyncio.timeout(endpoint.connect_timeout):
+                reader, writer = await asyncio.open_connection(
+                    endpoint.host, endpoint.port, ssl=context,
+                    server_hostname=endpoint.server_hostname or endpoint.host)
         except CONNECTION_ERRORS as exc:
             raise RegistryUnavailable(f"cannot connect to {endpoint.host}:{endpoint.port}: "
                                       f"{type(exc).__name__}: {exc}") from exc
         try:
-            data = await asyncio.wait_for(read_frame(reader), endpoint.connect_timeout)
+            async with asyncio.timeout(endpoint.connect_timeout):
+                data = await read_frame(reader)
             greeting = parse_greeting(data, validate=validate_epp)
         except CONNECTION_ERRORS as exc:
             _abort(writer)
@@ -268,10 +269,16 @@ class EppSession:
         self._closed = True
         self._reading.cancel()
         self._writer.close()
-        with contextlib.suppress(*CONNECTION_ERRORS, asyncio.CancelledError):
-            await asyncio.wait_for(self._writer.wait_closed(), 5)
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reading
+        try:
+            async with asyncio.timeout(5):
+                await self._writer.wait_closed()
+        except CONNECTION_ERRORS:
+            pass
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # this task is being stopped, not only the stream
+        await cancel_and_wait([self._reading])
 
     @property
     def usable(self) -> bool:
@@ -337,8 +344,8 @@ class EppSession:
         self.last_exchange = time.monotonic()
         try:
             await write_frame(self._writer, data)
-            answer = await asyncio.wait_for(self._frames.get(),
-                                            self.endpoint.command_timeout)
+            async with asyncio.timeout(self.endpoint.command_timeout):
+                answer = await self._frames.get()
         except CONNECTION_ERRORS as exc:
             await self.close()
             raise RegistryConnectionLost(f"{verb} on session {self.label}: "

@@ -44,6 +44,7 @@ from regshield.registry.client import (
 )
 from regshield.registry.commands import Command, Extension
 from regshield.registry.responses import EppResponse
+from regshield.tasks import cancel_and_wait
 
 DEFAULT_SIZE = 2
 DEFAULT_IDLE_INTERVAL = 300.0  # well below the 10 to 30 minutes registries allow idle
@@ -178,9 +179,7 @@ class EppPool:
             return
         self._closed = True
         if self._keepalive is not None:
-            self._keepalive.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._keepalive
+            await cancel_and_wait([self._keepalive])
         for _ in self._slots:
             slot = await self._free.get()  # waits for the command in flight on it
             if slot.session is not None:

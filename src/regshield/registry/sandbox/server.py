@@ -183,7 +183,8 @@ class SandboxServer:
             else:
                 writer.close()
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(writer.wait_closed(), 5)
+                    async with asyncio.timeout(5):
+                        await writer.wait_closed()
 
     async def _session(self, reader: asyncio.StreamReader,
                        writer: asyncio.StreamWriter) -> None:
@@ -199,7 +200,8 @@ class SandboxServer:
             if session.client_id is None:
                 wait = min(wait, max(0.0, login_deadline - time.monotonic()))
             try:
-                data = await asyncio.wait_for(read_frame(reader, config.max_frame_bytes), wait)
+                async with asyncio.timeout(wait):
+                    data = await read_frame(reader, config.max_frame_bytes)
             except asyncio.IncompleteReadError:
                 return  # the client hung up
             except TimeoutError:
