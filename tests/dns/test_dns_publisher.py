@@ -37,6 +37,7 @@ from regshield.dns.server import DnsServer
 from regshield.dns.tsig import make_key
 from regshield.dns.workers import DnsWorkers, WatchedTable
 from regshield.dnssec import apart
+from regshield.dnssec.incremental import SignedZone
 from regshield.flows.zone_keys import PUBLISH_KIND, keys_sweep
 from regshield.outbox.worker import OutboxWorker
 from regshield.services import Services
@@ -207,6 +208,41 @@ async def test_an_edit_re_signs_only_what_it_touches_and_serves_ixfr_from_the_jo
             Event.tag == "dns:transfer:served"))).scalars().all()
     assert [(t["kind"], t["serial"]) for t in tags] == [
         ("AXFR", before.serial), ("IXFR", after.serial)]
+
+
+async def test_an_edit_the_signer_failed_on_is_served_by_the_retry(
+        api: httpx.AsyncClient, owner: Holder, services: Services, publisher: Publisher,
+        server: DnsServer, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The signer fails halfway through an edit (an HSM gone away): the old serial stays
+    served, and the outbox's retry serves the edit, with nothing edited again."""
+    await host(api, services, owner, {"name": "published.example"})
+    await put(api, owner, "www", "A", 300, ["192.0.2.10"])
+    await publish_queued(services, publisher)
+    before = publisher.table.get(ORIGIN)
+    assert before is not None
+
+    failures: list[str] = []
+
+    def signer_fails(zone: SignedZone, *args: Any, **kwargs: Any) -> Any:
+        failures.append("apply")
+        raise RuntimeError("the signer failed")
+
+    change = await put(api, owner, "www", "A", 300, ["192.0.2.99"])
+    with monkeypatch.context() as patched:
+        patched.setattr(SignedZone, "apply", signer_fails)
+        await publish_queued(services, publisher)
+    assert failures == ["apply"]
+    still = publisher.table.get(ORIGIN)
+    assert still is not None and still.serial == before.serial
+
+    clock.advance(timedelta(seconds=5))  # the outbox's backoff
+    assert await publish_queued(services, publisher) == 1
+    after = publisher.table.get(ORIGIN)
+    assert after is not None and after.serial == change["serial"]
+    response = await query(server, WWW, dns.rdatatype.A)
+    assert [rr.to_text() for rr in response.find_rrset(
+        response.answer, WWW, dns.rdataclass.IN, dns.rdatatype.A)] == ["192.0.2.99"]
+    validated(response, await dnskeys_of(server), dns.rdatatype.A)
 
 
 @pytest.mark.parametrize("large", [False, True], ids=["in-place", "large"])

@@ -465,6 +465,17 @@ class Publisher:
                 origin, stored.serial, tuple(live.values()))
             return True, diff_zones(previous, new)
         assert state is not None
+        try:
+            return self._apply_changes(origin, state, stored, previous, now)
+        except BaseException:
+            # The state moved to the stored revision before the signer failed: kept, it would
+            # take the edit for served. Dropped, the next publication signs from the store.
+            self._states.pop(origin, None)
+            raise
+
+    def _apply_changes(self, origin: dns.name.Name, state: _State, stored: _Stored,
+                       previous: ServedZone | None, now: datetime
+                       ) -> tuple[bool, ZoneDiff | None]:
         changes = _changes(state.unsigned, stored)
         state.revision = stored.revision
         rekey = state.key_ids != stored.key_ids
@@ -503,28 +514,28 @@ class Publisher:
 
     async def _serve(self, origin: dns.name.Name, state: _State, diff: ZoneDiff | None
                      ) -> None:
-        """Store the new serial, then swap it in. A failure to store leaves the old serial
-        served and forgets the signer's state, so that the next publication starts again
-        from what the store holds."""
-        journaled = diff is not None and serial_gt(diff.to_serial, diff.from_serial)
-        if journaled:
-            assert diff is not None
-            state.journal.append(diff)
-            del state.journal[:-JOURNAL_LIMIT]
-        journal = tuple(state.journal)
-        if state.signed is not None:  # every RRset gathered: a worker thread's work
-            served = await asyncio.to_thread(state.signed.served, journal)
-        else:
-            soa = state.unsigned[(origin, dns.rdatatype.SOA)]
-            served = ServedZone(origin, int(soa[0].serial), tuple(state.unsigned.values()),
-                                journal)
+        """Store the new serial, then swap it in. A failure on the way (gathering, storing,
+        indexing) leaves the old serial served and forgets the signer's state, so that the
+        next publication starts again from what the store holds."""
         try:
+            journaled = diff is not None and serial_gt(diff.to_serial, diff.from_serial)
+            if journaled:
+                assert diff is not None
+                state.journal.append(diff)
+                del state.journal[:-JOURNAL_LIMIT]
+            journal = tuple(state.journal)
+            if state.signed is not None:  # every RRset gathered: a worker thread's work
+                served = await asyncio.to_thread(state.signed.served, journal)
+            else:
+                soa = state.unsigned[(origin, dns.rdatatype.SOA)]
+                served = ServedZone(origin, int(soa[0].serial),
+                                    tuple(state.unsigned.values()), journal)
             await self._store(origin, state, served, diff if journaled else None)
+            if self.prepare is not None:
+                await asyncio.to_thread(self.prepare, served)
         except BaseException:
             self._states.pop(origin, None)
             raise
-        if self.prepare is not None:
-            await asyncio.to_thread(self.prepare, served)
         self.table.put(served)
 
     async def _store(self, origin: dns.name.Name, state: _State, served: ServedZone,
