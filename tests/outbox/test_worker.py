@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sql_statements import statements
 from sqlalchemy import func, select
 
 from regshield.clock import FakeClock
@@ -116,6 +117,59 @@ async def test_worker_runs_a_queued_effect_once_and_records_completion(
     assert done.summary == {"item": row.id, "attempts": 1}
     async with services.store.read() as session:
         assert (await verify(session)).ok
+
+
+async def test_items_that_ran_are_recorded_together_and_a_failure_at_once(
+        services: Services) -> None:
+    for index in range(20):
+        await queue(services, Notify(f"user{index}@example.net"))
+    handler = Recorder()
+
+    async def fails_for_one(services: Services, payload: dict[str, Any]) -> None:
+        if payload["to"] == "user7@example.net":
+            raise Boom("mailbox refused")
+        await handler(services, payload)
+
+    with statements(services) as sent:
+        assert await OutboxWorker(services, handlers={"notify": fails_for_one}).run_once() == 20
+
+    rows = await outbox_rows(services)
+    assert [row.completed_at is not None for row in rows] == [i != 7 for i in range(20)]
+    assert rows[7].last_error == "Boom: mailbox refused" and rows[7].claimed_by is None
+    assert all(row.claimed_by is None for row in rows)
+    done = await events(services, "outbox:")
+    assert sorted(e.summary["item"] for e in done if e.tag == "outbox:notify:completed") == [
+        row.id for i, row in enumerate(rows) if i != 7]
+    assert [e.summary["item"] for e in done if e.tag == "outbox:notify:retrying"] == [rows[7].id]
+    # The claim, the failure, and the 19 completions in one or two more transactions (they
+    # are recorded together for at most SETTLE_EVERY_SECONDS), not 19.
+    writes = [s for s in sent if s.startswith("UPDATE outbox")]
+    assert 3 <= len(writes) <= 4, writes
+    async with services.store.read() as session:
+        assert (await verify(session)).ok
+
+
+async def test_a_stop_records_the_items_that_ran_before_it(services: Services) -> None:
+    for index in range(3):
+        await queue(services, Notify(f"user{index}@example.net"))
+    third = asyncio.Event()
+
+    async def hangs_on_the_third(_services: Services, payload: dict[str, Any]) -> None:
+        if payload["to"] == "user2@example.net":
+            third.set()
+            await asyncio.sleep(3600)
+
+    worker = OutboxWorker(services, handlers={"notify": hangs_on_the_third})
+    running = asyncio.create_task(worker.run_once())
+    await asyncio.wait_for(third.wait(), timeout=10)
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+
+    rows = await outbox_rows(services)
+    assert [row.completed_at is not None for row in rows] == [True, True, False]
+    assert rows[2].claimed_by == services.life.identity  # leased: run again after the stop
+    assert len(await events(services, "outbox:notify:completed")) == 2
 
 
 async def test_colon_in_kind_keeps_the_event_tag_three_parts(services: Services) -> None:
