@@ -33,7 +33,7 @@ from regshield.dns.tsig import make_key
 from regshield.dns.zonedata import ServedZone
 from regshield.dnssec.signer import signature_time
 from regshield.services import Services
-from regshield.store.models import Event, PublishedZone, Zone, ZoneJournal
+from regshield.store.models import Event, PublishedZone, Zone, ZoneJournal, ZoneKey
 
 
 @pytest.fixture
@@ -211,6 +211,48 @@ async def test_publications_queued_for_what_is_served_read_no_record_and_unseal_
     denied = await second.publish("published.example")
     assert denied.serial is not None and denied.serial != change["serial"]
     assert any(r.rdtype == dns.rdatatype.NSEC3 for r in second.table.get(ORIGIN).rrsets)  # type: ignore[union-attr]
+
+
+async def test_a_key_plan_step_that_leaves_the_served_keys_is_skipped_and_a_cds_is_not(
+        api: httpx.AsyncClient, world: World, owner: Holder, services: Services,
+        first: Publisher, second: Publisher) -> None:
+    """The key sweep rewrites a zone's plan at each step (timers, the next event, whether
+    the parent is awaited): a step that leaves the signing keys, the published keys and the
+    CDS as they were needs no publication; a CDS published for the parent does."""
+    before, _ = await published_zone(api, world, services, owner, first)
+    await second.restore()
+    await second.publish("published.example")  # its secondary's first NOTIFY
+    async with services.store.read() as session:
+        zone = (await session.execute(select(Zone).where(
+            Zone.name == "published.example."))).scalar_one()
+        plan = dict(zone.key_plan)
+        keys = (await session.execute(select(ZoneKey).where(
+            ZoneKey.zone_id == zone.id, ZoneKey.removed_at.is_(None)))).scalars().all()
+    assert plan.get("data_signers") and plan.get("cds") is None
+    ksk = next(key for key in keys if key.role == "ksk")
+
+    async with services.store.write() as session:
+        await session.execute(update(Zone).where(Zone.id == zone.id).values(key_plan={
+            **plan, "check_parent": True, "ds_wanted": [ksk.public_id],
+            "next_event_at": "2027-01-01T00:00:00+00:00"}))
+        await session.execute(update(ZoneKey).where(ZoneKey.id == ksk.id).values(
+            timers={**ksk.timers, "ds_seen_check": "2026-11-28T00:00:00+00:00"}))
+    with statements(services) as seen:
+        publication = await second.publish("published.example")
+    assert not reads_the_zone(seen), seen
+    assert publication.serial == before.serial
+
+    async with services.store.write() as session:
+        await session.execute(update(Zone).where(Zone.id == zone.id).values(key_plan={
+            **plan, "check_parent": True, "ds_wanted": [ksk.public_id],
+            "cds": {"keys": [ksk.public_id], "delete": False}}))
+    with statements(services) as seen:
+        publication = await second.publish("published.example")
+    assert reads_the_zone(seen)
+    served = second.table.get(ORIGIN)
+    assert served is not None and publication.serial != before.serial
+    assert {r.rdtype for r in served.rrsets if r.name == ORIGIN} >= {
+        dns.rdatatype.CDS, dns.rdatatype.CDNSKEY}
 
 
 async def test_a_restored_copy_without_the_digest_of_its_inputs_is_published_in_full(

@@ -952,7 +952,9 @@ async def _inputs_of(session: AsyncSession, zone: Zone | Row[Any], soa: str) -> 
     """A digest of what a publication of `zone` reads besides its RRsets (whose changes
     its revision counts): the zone's row, its keys, its secondaries and their TSIG keys (as
     sealed), and the SOA the settings give (`soa`). Not its serial, which the publisher
-    itself moves."""
+    itself moves. Of the key plan and the keys' timers, only what the publication makes of
+    them: which keys sign, which are only published, and the CDS (`_plan_keys`); a step of
+    the plan that waits on the parent or moves a timer leaves the zone as served."""
     keys = (await session.execute(
         select(ZoneKey.public_id, ZoneKey.role, ZoneKey.algorithm, ZoneKey.dnskey,
                ZoneKey.data_key_id, ZoneKey.private_sealed, ZoneKey.hsm_label, ZoneKey.timers)
@@ -964,10 +966,11 @@ async def _inputs_of(session: AsyncSession, zone: Zone | Row[Any], soa: str) -> 
         .join(TsigKey, Secondary.tsig_key_id == TsigKey.id)
         .where(Secondary.zone_id == zone.id, Secondary.deleted_at.is_(None))
         .order_by(Secondary.id))).all()
-    parts = [zone.id, zone.name, zone.dnssec, zone.denial, zone.policy, zone.state,
-             json.dumps(zone.key_plan or {}, sort_keys=True), soa,
-             [(*row[:-1], json.dumps(row[-1] or {}, sort_keys=True)) for row in keys],
-             [tuple(row) for row in secondaries]]
+    signing, published, cds = _plan_keys(zone.key_plan or {}, keys) if zone.dnssec else (
+        [], [], None)
+    parts = [zone.id, zone.name, zone.dnssec, zone.denial, zone.policy, zone.state, soa,
+             signing, published, json.dumps(cds, sort_keys=True),
+             [tuple(row[:-1]) for row in keys], [tuple(row) for row in secondaries]]
     return hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
@@ -1074,7 +1077,7 @@ def _changes(current: dict[RRsetKey, dns.rrset.RRset], stored: _Stored
     return changes
 
 
-def _plan_keys(plan: dict[str, Any], rows: Sequence[ZoneKey]
+def _plan_keys(plan: dict[str, Any], rows: Sequence[ZoneKey] | Sequence[Row[Any]]
                ) -> tuple[list[str], list[str], dict[str, Any] | None]:
     """The keys that sign, those only published, and the CDS to publish, by the zone's key
     plan (flows/zone_keys.py); before any plan, every key that has become active signs."""
