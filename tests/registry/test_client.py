@@ -409,6 +409,15 @@ async def test_an_idle_session_is_kept_alive_with_hello(tmp_path: Path) -> None:
 
 # --- a registry that breaks the protocol -----------------------------------------------------
 
+async def greet_and_log_in(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A fake registry's side of a greeting and a login it accepts."""
+    greeting = Greeting("fake-registry", datetime.now(UTC), object_uris=(DOMAIN_NS,),
+                        extension_uris=())
+    await write_frame(writer, build_greeting(greeting, validate=validate_epp))
+    login = parse_command(await read_frame(reader))
+    await write_frame(writer, build_response(1000, None, login.cl_trid, "FAKE-0001"))
+
+
 async def test_a_response_with_another_cltrid_is_a_protocol_error(registry: Registry) -> None:
     """A registry (here a fake one with the sandbox's certificate) that answers the login
     properly, then answers a command with someone else's clTRID."""
@@ -417,11 +426,7 @@ async def test_a_response_with_another_cltrid_is_a_protocol_error(registry: Regi
     context.load_cert_chain(registry.server.certificate, registry.server.key)
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        greeting = Greeting("fake-registry", datetime.now(UTC), object_uris=(DOMAIN_NS,),
-                            extension_uris=())
-        await write_frame(writer, build_greeting(greeting, validate=validate_epp))
-        login = parse_command(await read_frame(reader))
-        await write_frame(writer, build_response(1000, None, login.cl_trid, "FAKE-0001"))
+        await greet_and_log_in(reader, writer)
         await read_frame(reader)
         await write_frame(writer, build_response(1000, None, "SOMEONE-ELSE", "FAKE-0002"))
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
@@ -452,11 +457,7 @@ async def test_a_command_cancelled_as_its_answer_arrives_is_cancelled(
 
     async def answer_login_only(reader: asyncio.StreamReader,
                                 writer: asyncio.StreamWriter) -> None:
-        greeting = Greeting("fake-registry", datetime.now(UTC), object_uris=(DOMAIN_NS,),
-                            extension_uris=())
-        await write_frame(writer, build_greeting(greeting, validate=validate_epp))
-        login = parse_command(await read_frame(reader))
-        await write_frame(writer, build_response(1000, None, login.cl_trid, "FAKE-0001"))
+        await greet_and_log_in(reader, writer)
         await read_frame(reader)
         asked.set()
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
