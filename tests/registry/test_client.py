@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import logging
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -409,40 +409,47 @@ async def test_an_idle_session_is_kept_alive_with_hello(tmp_path: Path) -> None:
 
 # --- a registry that breaks the protocol -----------------------------------------------------
 
-async def greet_and_log_in(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """A fake registry's side of a greeting and a login it accepts."""
-    greeting = Greeting("fake-registry", datetime.now(UTC), object_uris=(DOMAIN_NS,),
-                        extension_uris=())
-    await write_frame(writer, build_greeting(greeting, validate=validate_epp))
-    login = parse_command(await read_frame(reader))
-    await write_frame(writer, build_response(1000, None, login.cl_trid, "FAKE-0001"))
-
-
-async def test_a_response_with_another_cltrid_is_a_protocol_error(registry: Registry) -> None:
-    """A registry (here a fake one with the sandbox's certificate) that answers the login
-    properly, then answers a command with someone else's clTRID."""
+@contextlib.asynccontextmanager
+async def fake_registry_session(
+        registry: Registry, on_command: Callable[[asyncio.StreamWriter], Awaitable[None]]
+) -> AsyncIterator[EppSession]:
+    """A session with a fake registry (the sandbox's certificate) that greets, accepts the
+    login, reads one command and then runs `on_command` instead of answering it properly."""
     assert registry.server is not None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(registry.server.certificate, registry.server.key)
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await greet_and_log_in(reader, writer)
+        greeting = Greeting("fake-registry", datetime.now(UTC), object_uris=(DOMAIN_NS,),
+                            extension_uris=())
+        await write_frame(writer, build_greeting(greeting, validate=validate_epp))
+        login = parse_command(await read_frame(reader))
+        await write_frame(writer, build_response(1000, None, login.cl_trid, "FAKE-0001"))
         await read_frame(reader)
-        await write_frame(writer, build_response(1000, None, "SOMEONE-ELSE", "FAKE-0002"))
+        await on_command(writer)
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
             await read_frame(reader)
         writer.close()
 
     fake = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=context)
     try:
-        session = await EppSession.open(registry.endpoint(
+        yield await EppSession.open(registry.endpoint(
             port=int(fake.sockets[0].getsockname()[1])))
-        with pytest.raises(RegistryProtocolError, match="SOMEONE-ELSE"):
-            await session.execute(DomainCheck(("mixed-up.test",)), cl_trid="MINE-0001")
-        assert not session.usable
     finally:
         fake.close()
         await fake.wait_closed()
+
+
+async def test_a_response_with_another_cltrid_is_a_protocol_error(registry: Registry) -> None:
+    """A registry that answers the login properly, then answers a command with someone
+    else's clTRID."""
+    async def mixed_up(writer: asyncio.StreamWriter) -> None:
+        await write_frame(writer, build_response(1000, None, "SOMEONE-ELSE", "FAKE-0002"))
+
+    async with fake_registry_session(registry, mixed_up) as session:
+        with pytest.raises(RegistryProtocolError, match="SOMEONE-ELSE"):
+            await session.execute(DomainCheck(("mixed-up.test",)), cl_trid="MINE-0001")
+        assert not session.usable
 
 
 async def test_a_command_cancelled_as_its_answer_arrives_is_cancelled(
@@ -450,24 +457,12 @@ async def test_a_command_cancelled_as_its_answer_arrives_is_cancelled(
     """A poller stopped by the server at the moment the registry's answer comes in: the
     stop must win, or the poller runs on and the server never finishes stopping. The answer
     is handed to the session in the same turn of the loop as the cancellation."""
-    assert registry.server is not None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(registry.server.certificate, registry.server.key)
     asked = asyncio.Event()
 
-    async def answer_login_only(reader: asyncio.StreamReader,
-                                writer: asyncio.StreamWriter) -> None:
-        await greet_and_log_in(reader, writer)
-        await read_frame(reader)
+    async def no_answer(_writer: asyncio.StreamWriter) -> None:
         asked.set()
-        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
-            await read_frame(reader)
-        writer.close()
 
-    fake = await asyncio.start_server(answer_login_only, "127.0.0.1", 0, ssl=context)
-    try:
-        session = await EppSession.open(registry.endpoint(
-            port=int(fake.sockets[0].getsockname()[1])))
+    async with fake_registry_session(registry, no_answer) as session:
         command = asyncio.create_task(
             session.execute(DomainCheck(("stopped.test",)), cl_trid="MINE-0001"))
         await asyncio.wait_for(asyncio.shield(asked.wait()), timeout=10)
@@ -478,9 +473,6 @@ async def test_a_command_cancelled_as_its_answer_arrives_is_cancelled(
             await command
         assert not session.usable  # the answer nobody read is still queued
         await session.close()
-    finally:
-        fake.close()
-        await fake.wait_closed()
 
 
 async def test_free_sessions_go_to_callers_first_come_first_served() -> None:
