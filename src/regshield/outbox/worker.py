@@ -7,9 +7,10 @@ when that process holds its life (`claimed_by`, store/life.py): the lease of a p
 has died is then released at once (`release_dead`) instead of being waited out; after a
 crash or a `kill -9`, the next start runs what the dead process had claimed within seconds.
 
-Items that ran are recorded as completed together, in one transaction, for as long as
-`SETTLE_EVERY_SECONDS` (a write transaction and its commit cost milliseconds; the hundreds of
-publications a restart finds queued cost that much each when recorded one by one). A crash
+Items that ran are recorded as completed together, in one transaction (a write transaction
+and its commit cost milliseconds; the hundreds of publications a restart finds queued cost
+that much each when recorded one by one): once `SETTLE_EVERY_SECONDS` have passed since the
+first of them ran, looked at as each item ends, and when the claimed batch ends. A crash
 meanwhile runs them again, which idempotent handlers allow; a stop records them first. A
 failed item is recorded at once, with its backoff.
 """
@@ -33,7 +34,7 @@ LEASE = timedelta(minutes=5)
 RELEASE_EVERY_SECONDS = 60.0  # how often a running worker looks for leases of dead workers
 MAX_ATTEMPTS = 12
 MAX_BACKOFF = timedelta(hours=1)
-SETTLE_EVERY_SECONDS = 0.1  # completed items recorded together for at most this long
+SETTLE_EVERY_SECONDS = 0.1  # completed items wait about this long to be recorded together
 log = structlog.get_logger("regshield.outbox")
 
 
