@@ -32,10 +32,12 @@ from sqlalchemy import select, update
 
 from regshield.clock import FakeClock
 from regshield.config import Settings
+from regshield.dns.answers import ZoneIndex
 from regshield.dns.publisher import Publisher
-from regshield.dns.server import DnsServer
+from regshield.dns.server import DnsServer, prepare_index
 from regshield.dns.tsig import make_key
 from regshield.dns.workers import DnsWorkers, WatchedTable
+from regshield.dns.zonedata import ServedZone
 from regshield.dnssec import apart
 from regshield.dnssec.incremental import SignedZone
 from regshield.flows.zone_keys import PUBLISH_KIND, keys_sweep
@@ -208,6 +210,34 @@ async def test_an_edit_re_signs_only_what_it_touches_and_serves_ixfr_from_the_jo
             Event.tag == "dns:transfer:served"))).scalars().all()
     assert [(t["kind"], t["serial"]) for t in tags] == [
         ("AXFR", before.serial), ("IXFR", after.serial)]
+
+
+async def test_an_edits_snapshot_is_indexed_from_the_one_it_replaces(
+        api: httpx.AsyncClient, owner: Holder, services: Services, publisher: Publisher,
+        server: DnsServer) -> None:
+    """As `serve` sets it up: the publisher hands `prepare_index` the snapshot being
+    replaced, so an edit's index is made from that one's instead of a pass over the zone."""
+    publisher.prepare = prepare_index
+    await host(api, services, owner, {"name": "published.example"})
+    await put(api, owner, "www", "A", 300, ["192.0.2.10"])
+    await publish_queued(services, publisher)
+    first = publisher.table.get(ORIGIN)
+    assert first is not None and first.prepared["index"].denial.renew is None  # built whole
+
+    await put(api, owner, "new.below.www", "A", 300, ["192.0.2.11"])
+    await publish_queued(services, publisher)
+    edited = publisher.table.get(ORIGIN)
+    assert edited is not None and edited.serial != first.serial
+    index = edited.prepared["index"]
+    assert index.denial.renew is not None  # made from the last snapshot's index
+    whole = ZoneIndex(ServedZone(edited.origin, edited.serial, edited.rrsets))
+    assert (index._existing, index._types, index._nsec_owners) == (
+        whole._existing, whole._types, whole._nsec_owners)
+    below = dns.name.from_text("below.www.published.example.")
+    assert (await query(server, below, dns.rdatatype.A)).rcode() == dns.rcode.NOERROR  # ENT
+    answer = await query(server, dns.name.from_text("new.below.www.published.example."),
+                         dns.rdatatype.A)
+    assert [rrset.rdtype for rrset in answer.answer] == [dns.rdatatype.A, dns.rdatatype.RRSIG]
 
 
 async def test_an_edit_the_signer_failed_on_is_served_by_the_retry(

@@ -18,11 +18,12 @@ RFC 5155 §7.2); tests compare both on many random names.
 
 from __future__ import annotations
 
+import base64
 import bisect
 import hashlib
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import dns.name
 import dns.rdatatype
@@ -30,6 +31,13 @@ import dns.rrset
 
 _WILDCARD = b"\x01*"
 _DENIAL_TYPES = (dns.rdatatype.NSEC, dns.rdatatype.NSEC3)
+_DENIAL_KEYS = tuple((rdtype, 0) for rdtype in _DENIAL_TYPES) + tuple(
+    (dns.rdatatype.RRSIG, covers) for covers in _DENIAL_TYPES)
+
+
+class ZoneLike(Protocol):
+    def find(self, name: dns.name.Name, rdtype: int,
+             covers: int = dns.rdatatype.NONE) -> dns.rrset.RRset | None: ...
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,99 @@ class DenialIndex:
         # What the server rendered from this snapshot: RRsets cut for its section writer (by
         # id, each entry holding its RRset) and fragments of responses.
         self.rendered: dict[Any, Any] = {}
+        # The denial owners whose records are to be rendered ahead: None for all of them.
+        self.renew: list[bytes] | None = None
+
+    def existing_names(self) -> set[bytes]:
+        """A copy of the existing names (empty non-terminals included), as wire names."""
+        return set(self._existing)
+
+    def following(self, zone: ZoneLike, names: Iterable[dns.name.Name], *,
+                  types: Mapping[dns.name.Name, Collection[int]],
+                  rrsigs: Mapping[dns.name.Name, Sequence[dns.rrset.RRset]],
+                  existing: set[bytes], cuts: Collection[dns.name.Name],
+                  kept: Collection[int], negative_soa: Sequence[dns.rrset.RRset],
+                  negative_soa_signed: Sequence[dns.rrset.RRset]) -> DenialIndex:
+        """This index for the snapshot `zone` that follows this one's, `names` being the
+        owners whose RRsets differ (`ZoneIndex.following`): their entries are taken again
+        from `zone` and the new index's other arguments, the rest copied. What was rendered
+        from RRsets still served (ids in `kept`) is kept; `renew` lists the owners whose
+        denial records are to be rendered again (an NSEC3 record re-signed in place stays
+        the same object, and its fragment must take the new signature)."""
+        index = DenialIndex.__new__(DenialIndex)
+        index.origin = self.origin
+        index._types = dict(self._types)
+        index._signed = set(self._signed)
+        index._existing = existing
+        index._cuts = set(self._cuts)
+        index._nsec_keys = list(self._nsec_keys)
+        index._nsec_owners = list(self._nsec_owners)
+        index._nsec3_digests = list(self._nsec3_digests)
+        index._nsec3_owners = list(self._nsec3_owners)
+        index.nsec3 = self.nsec3
+        index._nsec3_found = {}
+        index._nsec3_salt = self._nsec3_salt
+        index._nsec3_iterations = self._nsec3_iterations
+        index._records = dict(self._records)
+        index._negative_soa = tuple(negative_soa)
+        index._negative_soa_signed = tuple(negative_soa_signed)
+        renew: list[bytes] = []
+        nsec3_changed = False
+        for name in names:
+            wire = _wire(name)
+            at_name = types.get(name)
+            if at_name is None:
+                index._types.pop(wire, None)
+            else:
+                index._types[wire] = frozenset(at_name)
+            if rrsigs.get(name):
+                index._signed.add(wire)
+            else:
+                index._signed.discard(wire)
+            if name in cuts:
+                index._cuts.add(wire)
+            else:
+                index._cuts.discard(wire)
+            records: dict[tuple[int, int], dns.rrset.RRset] = {}
+            for rdtype, covers in _DENIAL_KEYS:
+                found = zone.find(name, rdtype, covers)
+                if found is not None:
+                    records[(rdtype, covers)] = found
+            if records:
+                index._records[wire] = records
+                renew.append(wire)
+            else:
+                index._records.pop(wire, None)
+            old_nsec3 = self._records.get(wire, {}).get((dns.rdatatype.NSEC3, 0))
+            nsec3 = records.get((dns.rdatatype.NSEC3, 0))
+            key = _canonical_key(wire)
+            at = bisect.bisect_left(index._nsec_keys, key)
+            listed = at < len(index._nsec_keys) and index._nsec_keys[at] == key
+            if listed != ((dns.rdatatype.NSEC, 0) in records):
+                if listed:
+                    del index._nsec_keys[at], index._nsec_owners[at]
+                else:
+                    index._nsec_keys.insert(at, key)
+                    index._nsec_owners.insert(at, wire)
+            if (nsec3 is not None) != (old_nsec3 is not None):
+                nsec3_changed = True
+                digest = base64.b32hexdecode(name.labels[0].upper())
+                at = bisect.bisect_left(index._nsec3_digests, digest)
+                if nsec3 is None:
+                    del index._nsec3_digests[at], index._nsec3_owners[at]
+                else:
+                    index._nsec3_digests.insert(at, digest)
+                    index._nsec3_owners.insert(at, wire)
+        index.nsec3_owner_names = (frozenset(index._nsec3_owners) if nsec3_changed
+                                   else self.nsec3_owner_names)
+        rendered = dict(self.rendered)  # one step: the serving loop may add to it meanwhile
+        index.rendered = {
+            key: entry for key, entry in rendered.items()
+            if (type(key) is int and key in kept)
+            or (type(key) is tuple and key[0] == "nsec3" and key[1] in kept)
+        }
+        index.renew = renew
+        return index
 
     def proof(self, name: bytes, starts: list[int], origin_at: int, qtype: int,
               dnssec: bool) -> Proof | None:
@@ -181,11 +282,17 @@ class DenialIndex:
             return None
         return self._existing, self._cuts, self._nsec_owners
 
-    def signed_denial_records(self) -> Iterator[list[dns.rrset.RRset]]:
-        """Every NSEC or NSEC3 RRset with its RRSIG RRset, for rendering ahead of queries."""
+    def signed_denial_records(self, owners: Iterable[bytes] | None = None
+                              ) -> Iterator[list[dns.rrset.RRset]]:
+        """Every NSEC or NSEC3 RRset with its RRSIG RRset, in the chain's order, for
+        rendering ahead of queries; with `owners`, those at these owners alone."""
         rdtype = dns.rdatatype.NSEC3 if self.nsec3 else dns.rdatatype.NSEC
-        for owner in self._nsec3_owners if self.nsec3 else self._nsec_owners:
-            yield self._with_rrsig(owner, rdtype)
+        if owners is None:
+            owners = self._nsec3_owners if self.nsec3 else self._nsec_owners
+        for owner in owners:
+            records = self._with_rrsig(owner, rdtype)
+            if records:
+                yield records
 
     def _nsec3_matching(self, name: bytes) -> list[dns.rrset.RRset]:
         """The NSEC3 of `name`: an existing name or a wildcard, so kept once found."""

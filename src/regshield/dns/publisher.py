@@ -194,10 +194,11 @@ class Publisher:
         ) if rrl.enabled else None
         self.transfers = TransferService(self.table, self.allowed_keys,
                                          on_transfer=self.transfer_served)
-        # Called in a worker thread with each new snapshot before it is swapped in (and with
-        # each zone restored at start): `serve` sets dns/server.py `prepare_index` here, so
-        # the DNS server's index of a large zone is never built on the event loop.
-        self.prepare: Callable[[ServedZone], None] | None = None
+        # Called in a worker thread with each new snapshot before it is swapped in, and the
+        # snapshot it replaces (or with each zone restored at start, and None): `serve` sets
+        # dns/server.py `prepare_index` here, so the DNS server's index of a large zone is
+        # never built on the event loop, and an edit's is made from the last one's.
+        self.prepare: Callable[[ServedZone, ServedZone | None], None] | None = None
         # Awaited with the zone before NOTIFY goes out: other processes answering from copies
         # of the table (dns/workers.py) serve the new serial, and take the zone's new
         # secondaries' keys, before a secondary asks them.
@@ -264,7 +265,7 @@ class Publisher:
                 restored = _restored_zone(dns.name.from_text(name), published,
                                           journals.get(published.zone_id, []))
                 if self.prepare is not None:
-                    self.prepare(restored[0])
+                    self.prepare(restored[0], None)
             except Exception as exc:  # one damaged copy never stops a start
                 outcomes.append(exc)
                 continue
@@ -532,7 +533,7 @@ class Publisher:
                                     tuple(state.unsigned.values()), journal)
             await self._store(origin, state, served, diff if journaled else None)
             if self.prepare is not None:
-                await asyncio.to_thread(self.prepare, served)
+                await asyncio.to_thread(self.prepare, served, self.table.get(origin))
         except BaseException:
             self._states.pop(origin, None)
             raise

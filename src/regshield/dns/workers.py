@@ -467,7 +467,7 @@ class _Worker:
                 log.warning("dns:worker:stale", zone=origin.to_text(), reason=str(error))
                 return ("stale", origin)
             self._latest[origin] = zone
-            prepare_index(zone)
+            prepare_index(zone, current)  # `apply_diffs` keeps the RRsets that did not change
             return ("put", zone)
         if kind == "remove":
             self._latest.pop(message[1], None)

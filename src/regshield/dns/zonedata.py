@@ -72,6 +72,22 @@ class ServedZone:
             self._index.update(((r.name, r.rdtype, r.covers), r) for r in self.rrsets)
         return self._index.get((name, rdtype, covers))
 
+    def take_lookup(self, previous: ServedZone, added: Iterable[dns.rrset.RRset],
+                    removed: Iterable[dns.rrset.RRset]) -> None:
+        """Make this snapshot's lookup of RRsets from `previous`'s, this one holding
+        `previous`'s RRsets less `removed` plus `added`: a copy instead of a pass over every
+        RRset. Nothing when either lookup is not made yet (it is made at the first `find`)."""
+        if self._index or not previous._index:
+            return
+        lookup = previous._index.copy()  # cloned whole, not entry by entry as update does
+        for rrset in removed:
+            key = (rrset.name, rrset.rdtype, rrset.covers)
+            if lookup.get(key) is rrset:
+                del lookup[key]
+        for rrset in added:
+            lookup[(rrset.name, rrset.rdtype, rrset.covers)] = rrset
+        object.__setattr__(self, "_index", lookup)  # before the snapshot is served
+
     def names(self) -> Iterator[dns.name.Name]:
         seen: set[dns.name.Name] = set()
         for rrset in self.rrsets:
