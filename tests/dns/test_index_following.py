@@ -133,6 +133,9 @@ def same_index(ours: ZoneIndex, whole: ZoneIndex) -> None:
                 for owner, records in theirs._records.items()})
     # Rendered ahead: every denial record the whole build cut or rendered, alike.
     for key, entry in theirs.rendered.items():
+        if key == "native":  # what the C loop denies with: made afresh for each snapshot
+            assert type(mine.rendered[key]) is type(entry)
+            continue
         assert mine.rendered.get(key) == entry, key
 
 

@@ -1112,6 +1112,9 @@ def prepare_index(zone: ServedZone, previous: ServedZone | None = None) -> None:
             log.warning("dns.index_failed", zone=zone.origin.to_text(), reason=str(exc))
             return
     _render_ahead(index)
+    # What the C loop denies names with (a fifth of a second for 100,000 NSEC3 records):
+    # made here too, not on the loop at the first query of the snapshot.
+    index.denial.rendered["native"] = _native_denial(index.denial) or False
     zone.prepared["index"] = index
 
 
