@@ -97,6 +97,23 @@ async def _drop_database(name: str) -> None:
         await admin.close()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def quick_password_hashes() -> Iterator[None]:
+    """argon2id at the lowest cost in this process: a test makes and checks passwords by the
+    dozen (its users, the sandbox registry's registrars, logins), each 60 ms at the real cost,
+    which was a fifth of the suite's time. tests/security/test_passwords.py checks the real
+    cost, and `serve` started as a process of its own hashes at it."""
+    from argon2 import PasswordHasher
+
+    from regshield.security import passwords
+
+    quick = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(passwords, "_hasher", quick)
+        patch.setattr(passwords, "_DUMMY_HASH", quick.hash("regshield-timing-equalizer"))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def logging_as_configured() -> Iterator[None]:
     """A test that runs the CLI in this process configures logging for the whole process;

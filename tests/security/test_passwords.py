@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from argon2 import PasswordHasher
 
+from regshield.security import passwords
 from regshield.security.passwords import (
     MAX_PASSWORD_LENGTH,
     hash_password,
@@ -13,6 +15,24 @@ from regshield.security.passwords import (
 )
 
 GOOD = "a long unguessable passphrase 42"
+
+
+@pytest.fixture(autouse=True)
+def real_cost(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hasher `serve` uses, not the quick one the other tests use (tests/conftest.py)."""
+    real = PasswordHasher(time_cost=passwords.TIME_COST, memory_cost=passwords.MEMORY_COST_KIB,
+                          parallelism=passwords.PARALLELISM)
+    monkeypatch.setattr(passwords, "_hasher", real)
+    monkeypatch.setattr(passwords, "_DUMMY_HASH", real.hash("regshield-timing-equalizer"))
+
+
+def test_passwords_are_hashed_at_owasps_first_argon2id_setting() -> None:
+    """19 MiB, 2 passes, 1 lane (OWASP Password Storage Cheat Sheet): a stored hash says so."""
+    assert (passwords.TIME_COST, passwords.MEMORY_COST_KIB, passwords.PARALLELISM) == (
+        2, 19_456, 1)
+    assert hash_password(GOOD).startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert verify_password(passwords._DUMMY_HASH, "regshield-timing-equalizer")
+    assert passwords._DUMMY_HASH.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
 
 
 def codes(problems: list) -> set[str]:  # type: ignore[type-arg]

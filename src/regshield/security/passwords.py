@@ -16,7 +16,9 @@ MAX_PASSWORD_LENGTH = 1024  # argon2 hashes anything, but unbounded input is a c
 # argon2id at OWASP's first recommended setting (19 MiB, 2 passes, 1 lane): about 60 ms on one
 # core, so a burst of logins cannot exhaust a small server. Stored hashes carry their parameters;
 # raising them here rehashes each password at its next successful login.
-_hasher = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
+TIME_COST, MEMORY_COST_KIB, PARALLELISM = 2, 19_456, 1
+_hasher = PasswordHasher(time_cost=TIME_COST, memory_cost=MEMORY_COST_KIB,
+                         parallelism=PARALLELISM)
 # Verified against when the user does not exist, so that both paths cost the same time.
 _DUMMY_HASH = _hasher.hash("regshield-timing-equalizer")
 
