@@ -147,8 +147,12 @@ def apply_diffs(zone: ServedZone, diffs: Sequence[ZoneDiff], journal_length: int
                 ) -> ServedZone:
     """The snapshot `diffs` lead to from `zone`, as a secondary applies an IXFR (RFC 1995):
     for each, the records removed, then those added (an RRset's TTL is the added records');
-    the journal keeps its last `journal_length` entries."""
-    rrsets = {(r.name, r.rdtype, r.covers): r for r in zone.rrsets}
+    the journal keeps its last `journal_length` entries. The RRsets that do not change stay
+    the same objects (`ZoneIndex.following` relies on it), and the new snapshot's lookup is
+    the one made here."""
+    # A copy of the lookup `zone` already has (cloned whole), rather than a pass over it.
+    rrsets = (zone._index.copy() if zone._index
+              else {(r.name, r.rdtype, r.covers): r for r in zone.rrsets})
     serial = zone.serial
     for diff in diffs:
         if diff.from_serial != serial:
@@ -169,7 +173,9 @@ def apply_diffs(zone: ServedZone, diffs: Sequence[ZoneDiff], journal_length: int
                 *current, *(rdata for rdata in added if rdata not in current)]
             rrsets[key] = dns.rrset.from_rdata_list(added.name, added.ttl, records)
     journal = (*zone.journal, *diffs)[-journal_length:] if journal_length else ()
-    return ServedZone(zone.origin, serial, tuple(rrsets.values()), journal)
+    following = ServedZone(zone.origin, serial, tuple(rrsets.values()), journal)
+    object.__setattr__(following, "_index", rrsets)  # not served yet: nobody reads it
+    return following
 
 
 def fingerprint(zone: ServedZone) -> Fingerprint:
