@@ -99,7 +99,9 @@ async def serve_forever(settings: Settings, announce: Callable[[str], None]) -> 
         # Before the DNS workers have read every zone (seconds with many or large zones): the
         # edits made while stopped are published meanwhile, and reach the workers as changes.
         background += [
-            asyncio.create_task(OutboxWorker(services, handlers=handlers).run_forever()),
+            asyncio.create_task(OutboxWorker(
+                services, handlers=handlers,
+                ahead={PUBLISH_KIND: publisher.handle_ahead}).run_forever()),
             asyncio.create_task(_anchor_periodically(services)),
             asyncio.create_task(sweep_forever(services)),
             asyncio.create_task(poll_forever(services, POLL_INTERVAL_SECONDS)),

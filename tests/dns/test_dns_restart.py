@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import dns.asyncquery
 import dns.dnssec
@@ -32,8 +33,10 @@ from regshield.dns.server import DnsServer
 from regshield.dns.tsig import make_key
 from regshield.dns.zonedata import ServedZone
 from regshield.dnssec.signer import signature_time
+from regshield.flows.zone_keys import PUBLISH_KIND
+from regshield.outbox.worker import OutboxWorker
 from regshield.services import Services
-from regshield.store.models import Event, PublishedZone, Zone, ZoneJournal, ZoneKey
+from regshield.store.models import Event, OutboxItem, PublishedZone, Zone, ZoneJournal, ZoneKey
 
 
 @pytest.fixture
@@ -211,6 +214,64 @@ async def test_publications_queued_for_what_is_served_read_no_record_and_unseal_
     denied = await second.publish("published.example")
     assert denied.serial is not None and denied.serial != change["serial"]
     assert any(r.rdtype == dns.rdatatype.NSEC3 for r in second.table.get(ORIGIN).rrsets)  # type: ignore[union-attr]
+
+
+async def queue_publications(services: Services, names: list[str], times: int) -> None:
+    """Publications queued as a crash leaves them: several per zone, nothing changed since."""
+    now = services.clock.now()
+    async with services.store.write() as session:
+        session.add_all([OutboxItem(kind=PUBLISH_KIND, payload={"zone": name}, created_at=now,
+                                    available_at=now) for _ in range(times) for name in names])
+
+
+async def test_publications_claimed_together_read_whether_their_zones_changed_at_once(
+        api: httpx.AsyncClient, owner: Holder, services: Services, first: Publisher,
+        second: Publisher) -> None:
+    """After a restart thousands of publications are queued, most for zones served as they
+    stand: the outbox's look ahead reads the rows, keys and secondaries of every zone of a
+    claimed batch in three statements, and each publication then reads nothing of its own.
+    An edit made after that reading is published by its own queued publication."""
+    names = [f"batch{index}.example." for index in range(6)]
+    for name in names:
+        await host(api, services, owner, {"name": name.rstrip(".")})
+    await publish_queued(services, first)
+    await second.restore()
+    for name in names:  # taken into this process's signer, as the first after a start is
+        await second.publish(name)
+    served = {name: second.table.get(dns.name.from_text(name)) for name in names}
+    await queue_publications(services, names, 3)
+
+    worker = OutboxWorker(services, {PUBLISH_KIND: second.handle},
+                          ahead={PUBLISH_KIND: second.handle_ahead})
+    with statements(services) as seen:
+        assert await worker.run_once() == 18
+    zone_reads = [sql for sql in seen if sql.startswith("SELECT") and " FROM zones" in sql]
+    key_reads = [sql for sql in seen if sql.startswith("SELECT") and " FROM zone_keys" in sql]
+    # The look ahead's one read of the zones and of their keys; then the second and third
+    # publication of each zone reads for itself (what was read ahead is used once).
+    assert (len(zone_reads), len(key_reads)) == (1 + 12, 1 + 12), seen
+    assert not reads_the_zone(seen)
+    assert all(second.table.get(dns.name.from_text(name)) is served[name] for name in names)
+
+    # An edit between the reading ahead and the publications: the stale reading lets that
+    # publication pass, and the edit's own queued publication serves the change.
+    await second.handle_ahead(services, [{"zone": name} for name in names])
+    change = await put_in(api, owner, names[0], "www", "A", ["192.0.2.80"])
+    skipped = await second.publish(names[0])
+    assert skipped.serial == served[names[0]].serial  # type: ignore[union-attr]
+    await OutboxWorker(services, {PUBLISH_KIND: second.handle},
+                       ahead={PUBLISH_KIND: second.handle_ahead}).run_once()
+    now_served = second.table.get(dns.name.from_text(names[0]))
+    assert now_served is not None and now_served.serial == change["serial"]
+
+
+async def put_in(api: httpx.AsyncClient, owner: Holder, zone: str, name: str, rtype: str,
+                 records: list[str]) -> dict[str, Any]:
+    response = await api.put(f"{ZONES}/{zone.rstrip('.')}/rrsets/{name}/{rtype}",
+                             json={"ttl": 300, "records": records}, headers=owner.headers)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
 
 
 async def test_a_key_plan_step_that_leaves_the_served_keys_is_skipped_and_a_cds_is_not(

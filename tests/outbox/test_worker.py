@@ -149,6 +149,42 @@ async def test_items_that_ran_are_recorded_together_and_a_failure_at_once(
         assert (await verify(session)).ok
 
 
+async def test_a_look_ahead_sees_the_batchs_items_of_its_kind_before_any_runs(
+        services: Services) -> None:
+    for index in range(3):
+        await queue(services, Notify(f"user{index}@example.net"))
+    await queue(services, Notify("other@example.net", kind="other"))
+    order: list[str] = []
+
+    async def look(_services: Services, payloads: list[dict[str, Any]]) -> None:
+        order.append(f"ahead {[payload['to'] for payload in payloads]}")
+
+    async def handle(_services: Services, payload: dict[str, Any]) -> None:
+        order.append(payload["to"])
+
+    worker = OutboxWorker(services, handlers={"notify": handle, "other": handle},
+                          ahead={"notify": look})
+    assert await worker.run_once() == 4
+    assert order == ["ahead ['user0@example.net', 'user1@example.net', 'user2@example.net']",
+                     "user0@example.net", "user1@example.net", "user2@example.net",
+                     "other@example.net"]
+
+
+async def test_a_look_ahead_that_fails_leaves_the_items_to_run_as_they_would(
+        services: Services) -> None:
+    await queue(services, Notify("jane@example.net"))
+
+    async def look(_services: Services, _payloads: list[dict[str, Any]]) -> None:
+        raise Boom("the look ahead could not read")
+
+    handler = Recorder()
+    worker = OutboxWorker(services, handlers={"notify": handler}, ahead={"notify": look})
+    assert await worker.run_once() == 1
+    assert handler.calls == [{"to": "jane@example.net"}]
+    [row] = await outbox_rows(services)
+    assert row.completed_at is not None and not row.failed
+
+
 async def test_a_stop_records_the_items_that_ran_before_it(services: Services) -> None:
     for index in range(3):
         await queue(services, Notify(f"user{index}@example.net"))

@@ -13,6 +13,12 @@ that much each when recorded one by one): once `SETTLE_EVERY_SECONDS` have passe
 first of them ran, looked at as each item ends, and when the claimed batch ends. A crash
 meanwhile runs them again, which idempotent handlers allow; a stop records them first. A
 failed item is recorded at once, with its backoff.
+
+A kind may also have a look ahead (`ahead`): called with the payloads of every item of that
+kind in a claimed batch before they run, one by one, so that work they share is done once
+(the publisher reads whether many zones have anything new in one go). It only prepares: an
+item's handler still decides, and a look ahead that fails is logged and the items run as
+they would have.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from regshield.services import Services
 from regshield.store.models import OutboxItem
 
 Handler = Callable[[Services, dict[str, Any]], Awaitable[None]]
+LookAhead = Callable[[Services, list[dict[str, Any]]], Awaitable[None]]
 LEASE = timedelta(minutes=5)
 RELEASE_EVERY_SECONDS = 60.0  # how often a running worker looks for leases of dead workers
 MAX_ATTEMPTS = 12
@@ -43,13 +50,23 @@ def backoff(attempts: int) -> timedelta:
 
 
 class OutboxWorker:
-    def __init__(self, services: Services, handlers: dict[str, Handler]) -> None:
+    def __init__(self, services: Services, handlers: dict[str, Handler],
+                 ahead: dict[str, LookAhead] | None = None) -> None:
         self.services = services
         self.handlers = handlers
+        self.ahead = ahead or {}
 
     async def run_once(self, limit: int = 50) -> int:
         """Run what is due; returns how many items were attempted."""
         claimed = await self._claim(limit)
+        for kind, look in self.ahead.items():
+            payloads = [payload for _, item_kind, payload in claimed if item_kind == kind]
+            if payloads:
+                try:
+                    await look(self.services, payloads)
+                except Exception as exc:  # the items run as they would have
+                    log.warning("outbox.look_ahead_failed", kind=kind,
+                                error_type=type(exc).__name__)
         loop = asyncio.get_running_loop()
         completed: list[tuple[int, str]] = []  # ran, not yet recorded
         first_at = 0.0
