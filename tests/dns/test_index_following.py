@@ -11,7 +11,9 @@ from the journal (`apply_diffs`).
 
 from __future__ import annotations
 
+import gc
 import random
+import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -247,7 +249,8 @@ def test_a_large_change_or_new_nsec3_parameters_are_indexed_whole() -> None:
     assert ZoneIndex.following(served.prepared["index"], following) is None
     prepare_index(following, served)
     assert following.prepared["index"].denial.renew is None  # built whole
-    same_index(following.prepared["index"], whole_copy(following).prepared["index"])
+    whole = whole_copy(following)
+    same_index(following.prepared["index"], whole.prepared["index"])
 
     nsec3 = signer("nsec3")
     before = nsec3.served()
@@ -277,7 +280,8 @@ def test_names_that_vanish_take_their_empty_non_terminals_with_them() -> None:
         following = zone.served()
         prepare_index(following, served)
         index = following.prepared["index"]
-        same_index(index, whole_copy(following).prepared["index"])
+        whole = whole_copy(following)
+        same_index(index, whole.prepared["index"])
         seen.append({name(text) in index._existing for text in ("b.c.gone", "c.gone", "gone")})
         served = following
     assert seen == [{True}, {True}, {False}]  # kept while d.b.c.gone exists, then gone
@@ -303,3 +307,26 @@ def test_denial_records_re_signed_in_place_are_rendered_again() -> None:
     whole = whole_copy(following)
     same_index(following.prepared["index"], whole.prepared["index"])
     same_answers(following, whole, 1, served_names(following))
+
+
+def test_a_replaced_snapshot_is_freed_without_a_collection() -> None:
+    """The snapshot holds its index and the index holds its snapshot only weakly: a large
+    zone's replaced snapshot goes as soon as nothing serves it, not at the next full
+    collection (which walks every object of the process, the event loop stopped)."""
+    zone = signer("nsec3")
+    served = zone.served()
+    prepare_index(served)
+    zone.apply(NOW, replace=[rrset("fresh", "A", "192.0.2.8")])
+    following = zone.served()
+    prepare_index(following, served)
+    gone = weakref.ref(served)
+    index = following.prepared["index"]
+    answer = index.lookup(name("fresh"), dns.rdatatype.A, True)
+    gc.disable()
+    try:
+        del served
+        assert gone() is None
+    finally:
+        gc.enable()
+    assert index.zone is following
+    assert [rrset.rdtype for rrset in answer.answer] == [dns.rdatatype.A, dns.rdatatype.RRSIG]

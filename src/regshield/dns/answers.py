@@ -17,6 +17,7 @@ import base64
 import bisect
 import hashlib
 import itertools
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -58,7 +59,7 @@ class ZoneIndex:
     """Lookup structures for one zone snapshot: names, delegation points, denial chains."""
 
     def __init__(self, zone: ServedZone) -> None:
-        self.zone = zone
+        self._hold(zone)
         self.origin = zone.origin
         self._types: dict[dns.name.Name, set[int]] = {}
         self._rrsigs: dict[dns.name.Name, list[dns.rrset.RRset]] = {}
@@ -108,6 +109,26 @@ class ZoneIndex:
             negative_soa_signed=self._negative_soa_section(True),
         )
 
+    def _hold(self, zone: ServedZone) -> None:
+        """Keep what the lookups need of `zone`, not `zone` itself: the snapshot holds its
+        index (`prepare_index`), and a reference back would make a cycle that keeps a
+        replaced snapshot of a large zone alive until a full collection walks every object
+        of the process (half a second with the event loop stopped); without it, a snapshot
+        is freed as soon as nothing serves it."""
+        zone.find(zone.origin, dns.rdatatype.SOA)  # its lookup made, if it was not
+        self._zone = weakref.ref(zone)
+        self._lookup = zone.lookup
+        self.origin = zone.origin
+
+    @property
+    def zone(self) -> ServedZone | None:
+        """The snapshot indexed, while anything else holds it."""
+        return self._zone()
+
+    def _find(self, name: dns.name.Name, rdtype: int,
+              covers: int = dns.rdatatype.NONE) -> dns.rrset.RRset | None:
+        return self._lookup.get((name, rdtype, covers))
+
     @classmethod
     def following(cls, previous: ZoneIndex, zone: ServedZone) -> ZoneIndex | None:
         """The index of `zone` made from `previous`, the index of the snapshot it follows,
@@ -120,7 +141,7 @@ class ZoneIndex:
         read (it may be serving meanwhile).
         """
         before = previous.zone
-        if before.origin != zone.origin:
+        if before is None or before.origin != zone.origin:
             return None
         now_ids = set(map(id, zone.rrsets))
         before_ids = set(map(id, before.rrsets))
@@ -131,13 +152,13 @@ class ZoneIndex:
         if any(rrset.rdtype == dns.rdatatype.NSEC3PARAM
                for rrset in itertools.chain(added, removed)):
             return None
-        zone.take_lookup(before, added, removed)
+        zone.take_lookup(before, added, removed)  # before `_hold`, which keeps the lookup
         keys: dict[dns.name.Name, set[tuple[int, int]]] = {}
         for rrset in itertools.chain(added, removed):
             keys.setdefault(rrset.name, set()).add((rrset.rdtype, rrset.covers))
 
         index = cls.__new__(cls)
-        index.zone = zone
+        index._hold(zone)
         index.origin = origin = zone.origin
         types = index._types = dict(previous._types)
         rrsigs = index._rrsigs = dict(previous._rrsigs)
@@ -229,11 +250,13 @@ class ZoneIndex:
         return index
 
     def _set_negative_soa(self) -> None:
-        soa = self.zone.soa
+        soa = self._find(self.origin, dns.rdatatype.SOA)
+        if soa is None:
+            raise ValueError(f"the zone {self.origin} has no SOA")
         # RFC 9077 / RFC 2308 §5: a negative answer lives min(SOA TTL, SOA MINIMUM).
         negative_ttl = min(soa.ttl, soa[0].minimum)
         self._negative_soa = _with_ttl(soa, negative_ttl)
-        soa_rrsig = self.zone.find(self.origin, dns.rdatatype.RRSIG, dns.rdatatype.SOA)
+        soa_rrsig = self._find(self.origin, dns.rdatatype.RRSIG, dns.rdatatype.SOA)
         self._negative_soa_rrsig = (
             None if soa_rrsig is None else _with_ttl(soa_rrsig, negative_ttl)
         )
@@ -267,7 +290,7 @@ class ZoneIndex:
             if rrset is not None:
                 answer += self._signed(rrset, name, dnssec)
                 return _finish(Answer(dns.rcode.NOERROR, True), answer, proofs)
-            cname = self.zone.find(source, dns.rdatatype.CNAME)
+            cname = self._find(source, dns.rdatatype.CNAME)
             if cname is None or qtype == dns.rdatatype.CNAME:
                 wildcard = source if source != name else None
                 return _finish(self._nodata(name, wildcard, dnssec), answer, proofs)
@@ -281,12 +304,12 @@ class ZoneIndex:
 
     def _pick(self, name: dns.name.Name, qtype: int) -> dns.rrset.RRset | None:
         if qtype != dns.rdatatype.ANY:
-            return self.zone.find(name, qtype)
+            return self._find(name, qtype)
         types = sorted(
             rdtype for rdtype in self._types.get(name, ())
             if rdtype not in (dns.rdatatype.NSEC, dns.rdatatype.NSEC3PARAM)
         )
-        return self.zone.find(name, types[0]) if types else None
+        return self._find(name, types[0]) if types else None
 
     def _delegation_above(self, name: dns.name.Name, qtype: int) -> dns.name.Name | None:
         """The delegation point closest to the apex at or above `name`, if any.
@@ -310,11 +333,11 @@ class ZoneIndex:
         return candidate
 
     def _referral(self, cut: dns.name.Name, dnssec: bool) -> Answer:
-        ns = self.zone.find(cut, dns.rdatatype.NS)
+        ns = self._find(cut, dns.rdatatype.NS)
         assert ns is not None
         authority = [ns]
         if dnssec:
-            ds = self.zone.find(cut, dns.rdatatype.DS)
+            ds = self._find(cut, dns.rdatatype.DS)
             if ds is not None:
                 authority += self._signed(ds, cut, dnssec)
             else:
@@ -325,7 +348,7 @@ class ZoneIndex:
             if not target.is_subdomain(self.origin):
                 continue
             for rdtype in _ADDRESS_TYPES:
-                glue = self.zone.find(target, rdtype)
+                glue = self._find(target, rdtype)
                 if glue is not None:
                     additional.append(glue)
         return Answer(dns.rcode.NOERROR, False, (), tuple(authority), tuple(additional))
@@ -378,12 +401,12 @@ class ZoneIndex:
         """The denial record whose bitmap shows the types at an existing `name`."""
         if self._nsec3:
             return self._nsec3_matching(name)
-        if name in self._types and self.zone.find(name, dns.rdatatype.NSEC) is not None:
+        if name in self._types and self._find(name, dns.rdatatype.NSEC) is not None:
             return self._nsec_matching(name)
         return self._nsec_covering(name) if self._nsec_owners else []  # an empty non-terminal
 
     def _nsec_matching(self, name: dns.name.Name) -> list[dns.rrset.RRset]:
-        nsec = self.zone.find(name, dns.rdatatype.NSEC)
+        nsec = self._find(name, dns.rdatatype.NSEC)
         return [] if nsec is None else self._signed(nsec, name, True)
 
     def _nsec_covering(self, name: dns.name.Name) -> list[dns.rrset.RRset]:
@@ -412,7 +435,7 @@ class ZoneIndex:
         return self._nsec3_record(self._nsec3[index][1])  # index -1 wraps to the last NSEC3
 
     def _nsec3_record(self, owner: dns.name.Name) -> list[dns.rrset.RRset]:
-        nsec3 = self.zone.find(owner, dns.rdatatype.NSEC3)
+        nsec3 = self._find(owner, dns.rdatatype.NSEC3)
         return [] if nsec3 is None else self._signed(nsec3, owner, True)
 
     def _signed(self, rrset: dns.rrset.RRset, owner: dns.name.Name,
@@ -420,7 +443,7 @@ class ZoneIndex:
         """The RRset (renamed to `owner` when expanded from a wildcard) and, asked, its RRSIGs."""
         sets = [rrset]
         if dnssec:
-            rrsig = self.zone.find(rrset.name, dns.rdatatype.RRSIG, rrset.rdtype)
+            rrsig = self._find(rrset.name, dns.rdatatype.RRSIG, rrset.rdtype)
             if rrsig is not None:
                 sets.append(rrsig)
         if owner == rrset.name:

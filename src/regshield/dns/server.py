@@ -936,12 +936,15 @@ class DnsServer:
             origin = _canonical_wire(zone.origin)
         index = self._indexes.get(origin)
         if index is None or index.zone is not zone:
-            if index is not None:
-                self._forget(index.zone)
+            replaced = index.zone if index is not None else None
+            if replaced is not None:
+                self._forget(replaced)
             if len(self._indexes) > len(self.table):
                 for known, stale in list(self._indexes.items()):
-                    if self.table.get(stale.zone.origin) is not stale.zone:
-                        self._forget(stale.zone)
+                    stale_zone = stale.zone  # None: freed, nothing cached refers to it
+                    if stale_zone is None or self.table.get(stale_zone.origin) is not stale_zone:
+                        if stale_zone is not None:
+                            self._forget(stale_zone)
                         del self._indexes[known]
             prepared = zone.prepared.get("index")
             if prepared is None:  # a snapshot nobody prepared: built here, on the loop

@@ -72,6 +72,11 @@ class ServedZone:
             self._index.update(((r.name, r.rdtype, r.covers), r) for r in self.rrsets)
         return self._index.get((name, rdtype, covers))
 
+    @property
+    def lookup(self) -> dict[tuple[dns.name.Name, int, int], dns.rrset.RRset]:
+        """Every RRset by (owner, type, covered type): what `find` reads, once made."""
+        return self._index
+
     def take_lookup(self, previous: ServedZone, added: Iterable[dns.rrset.RRset],
                     removed: Iterable[dns.rrset.RRset]) -> None:
         """Make this snapshot's lookup of RRsets from `previous`'s, this one holding
