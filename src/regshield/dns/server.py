@@ -1105,15 +1105,15 @@ def prepare_index(zone: ServedZone, previous: ServedZone | None = None) -> None:
     if "index" in zone.prepared:
         return
     before = previous.prepared.get("index") if previous is not None else None
-    index = None
-    if isinstance(before, ZoneIndex) and previous is not zone:
-        index = ZoneIndex.following(before, zone)
-    if index is None:
-        try:
+    try:
+        index = None
+        if isinstance(before, ZoneIndex) and previous is not zone:
+            index = ZoneIndex.following(before, zone)
+        if index is None:
             index = ZoneIndex(zone)
-        except ValueError as exc:  # not a zone that can be answered from; the query says so
-            log.warning("dns.index_failed", zone=zone.origin.to_text(), reason=str(exc))
-            return
+    except ValueError as exc:  # not a zone that can be answered from; the query says so
+        log.warning("dns.index_failed", zone=zone.origin.to_text(), reason=str(exc))
+        return
     _render_ahead(index)
     # What the C loop denies names with (a fifth of a second for 100,000 NSEC3 records):
     # made here too, not on the loop at the first query of the snapshot.
