@@ -253,6 +253,16 @@ class SignedZone:
         return f"{self.origin} DS {ds.to_text()}"
 
 
+def zone_rrsets(zone: dns.zone.Zone) -> list[dns.rrset.RRset]:
+    """Every RRset of a zone dnspython read, with absolute names."""
+    rrsets = []
+    for name, rdataset in zone.iterate_rdatasets():
+        rrset = dns.rrset.RRset(name, rdataset.rdclass, rdataset.rdtype, rdataset.covers)
+        rrset.update(rdataset)  # type: ignore[no-untyped-call]
+        rrsets.append(rrset)
+    return rrsets
+
+
 def build_signed_zone(origin: str = "regshield.test.", *, serial: int = 1,
                       nsec: Literal["nsec", "nsec3"] = "nsec",
                       keys: Sequence[SigningKey] | None = None,

@@ -11,7 +11,7 @@ import dns.name
 import dns.rrset
 import dns.zone
 import pytest
-from dns_peers import LOOPBACK, SignedZone, build_signed_zone
+from dns_peers import LOOPBACK, SignedZone, build_signed_zone, zone_rrsets
 
 from regshield.config import ConfigurationError, Listen, Settings
 from regshield.dns.lookup import LiveKeys, LookupFailure, live_dnskeys
@@ -39,12 +39,7 @@ def many_keys() -> SignedZone:
 
 
 def unsigned_zone(origin: str) -> ServedZone:
-    zone = dns.zone.from_text(UNSIGNED_TEXT, origin=origin, relativize=False)
-    rrsets = []
-    for name, rdataset in zone.iterate_rdatasets():
-        rrset = dns.rrset.RRset(name, rdataset.rdclass, rdataset.rdtype)
-        rrset.update(rdataset)
-        rrsets.append(rrset)
+    rrsets = zone_rrsets(dns.zone.from_text(UNSIGNED_TEXT, origin=origin, relativize=False))
     return ServedZone(dns.name.from_text(origin), 1, tuple(rrsets))
 
 

@@ -23,7 +23,7 @@ import dns.rdatatype
 import dns.rrset
 import dns.zone
 import pytest
-from dns_peers import TEST_ZONE_TEXT
+from dns_peers import TEST_ZONE_TEXT, zone_rrsets
 
 from regshield.dns import answers
 from regshield.dns.answers import ZoneIndex
@@ -40,12 +40,7 @@ QTYPES = ("A", "AAAA", "TXT", "NS", "DS", "SOA", "NSEC", "NSEC3", "RRSIG", "CNAM
 def signer(nsec: str) -> SignedZone:
     big = "\n".join(f'big 3600 TXT "{"x" * 60} {index}"' for index in range(12))
     text = TEST_ZONE_TEXT.format(serial=1, digest="ab" * 32, big=big)
-    zone = dns.zone.from_text(text, origin=ORIGIN, relativize=False)
-    rrsets = []
-    for name, rdataset in zone.iterate_rdatasets():
-        rrset = dns.rrset.RRset(name, rdataset.rdclass, rdataset.rdtype)
-        rrset.update(rdataset)  # type: ignore[no-untyped-call]
-        rrsets.append(rrset)
+    rrsets = zone_rrsets(dns.zone.from_text(text, origin=ORIGIN, relativize=False))
     keys = [generate_key(flags=KSK_FLAGS), generate_key(flags=ZSK_FLAGS)]
     return SignedZone(rrsets, keys, NOW, nsec=nsec)  # type: ignore[arg-type]
 

@@ -12,6 +12,7 @@ import dns.rdatatype
 import dns.rrset
 import dns.zone
 import pytest
+from dns_peers import zone_rrsets
 
 from regshield.dns.zonedata import ZoneDiff
 from regshield.dnssec.incremental import SignedZone
@@ -39,13 +40,7 @@ ns.secure   IN A    192.0.2.40
 
 
 def _rrsets(text: str = ZONE) -> list[dns.rrset.RRset]:
-    zone = dns.zone.from_text(text, relativize=False)
-    out = []
-    for name, rdataset in zone.iterate_rdatasets():
-        rrset = dns.rrset.RRset(name, rdataset.rdclass, rdataset.rdtype)
-        rrset.update(rdataset)  # type: ignore[no-untyped-call]
-        out.append(rrset)
-    return out
+    return zone_rrsets(dns.zone.from_text(text, relativize=False))
 
 
 def _keys(algorithm: int = ECDSAP256SHA256) -> list[SigningKey]:

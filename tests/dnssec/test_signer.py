@@ -17,6 +17,7 @@ import pytest
 from dns.rdtypes.ANY.NSEC import NSEC
 from dns.rdtypes.ANY.NSEC3 import NSEC3
 from dns.rdtypes.ANY.RRSIG import RRSIG
+from dns_peers import zone_rrsets
 
 from regshield.dnssec.keys import ECDSAP256SHA256, ED25519, KSK_FLAGS, SigningKey, generate_key
 from regshield.dnssec.signer import sign_rrset, sign_zone
@@ -251,13 +252,7 @@ def test_a_single_ksk_signs_everything_as_a_combined_key() -> None:
 
 
 def _zone_rrsets() -> list[dns.rrset.RRset]:
-    zone = dns.zone.from_text(ZONE_TEXT, origin=ORIGIN, relativize=False)
-    rrsets = []
-    for name, rdataset in zone.iterate_rdatasets():
-        rrset = dns.rrset.RRset(name, rdataset.rdclass, rdataset.rdtype)
-        rrset.update(rdataset)  # type: ignore[no-untyped-call]
-        rrsets.append(rrset)
-    return rrsets
+    return zone_rrsets(dns.zone.from_text(ZONE_TEXT, origin=ORIGIN, relativize=False))
 
 
 # NSEC3 (RFC 5155) with the RFC 9276 parameters

@@ -18,6 +18,7 @@ import dns.rrset
 import dns.zone
 import httpx
 import pytest
+from dns_peers import zone_rrsets
 from sqlalchemy import select
 
 import regshield.flows.domains
@@ -61,12 +62,7 @@ def customer_zone(*, signed: bool = True) -> CustomerZone:
         keys = (generate_key(flags=KSK_FLAGS), generate_key(flags=ZSK_FLAGS))
         rrsets = sign_zone(zone, keys, SIGNED_FROM, SIGNED_FROM + timedelta(days=14))
         return CustomerZone(ServedZone(zone.origin, 1, tuple(rrsets)), keys)
-    unsigned = []
-    for name, rdataset in zone.iterate_rdatasets():
-        rrset = dns.rrset.RRset(name, rdataset.rdclass, rdataset.rdtype)
-        rrset.update(rdataset)
-        unsigned.append(rrset)
-    return CustomerZone(ServedZone(zone.origin, 1, tuple(unsigned)), ())
+    return CustomerZone(ServedZone(zone.origin, 1, tuple(zone_rrsets(zone))), ())
 
 
 def use_resolver(services: Services, monkeypatch: pytest.MonkeyPatch, port: int) -> None:
