@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import secrets
 import sys
 import tempfile
@@ -36,6 +37,7 @@ from restart import write_config
 from stats import percentile_ms
 
 from regshield import logs
+from regshield.processes import SLOW_COLLECTION_SECONDS
 
 SMALL = "small.example"
 LARGE = "bench.example"
@@ -163,6 +165,17 @@ async def phases(base: list[str], http_port: int, dns_port: int, token: str,
     return results
 
 
+def slow_collections(log: Path) -> list[float]:
+    """The length of each collection `serve` logged as holding it (processes.py)."""
+    found = []
+    for line in log.read_text(errors="replace").splitlines():
+        if "runtime.collection_slow" in line:
+            match = re.search(r"seconds[=\"': ]+([0-9.]+)", line)
+            if match:
+                found.append(float(match.group(1)))
+    return found
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
@@ -192,6 +205,7 @@ def main() -> int:
                         tmp / "serve.log"):
                 results = asyncio.run(phases(base, http_port, dns_port, token,
                                              args.records, args.quiet_seconds))
+            collections = slow_collections(tmp / "serve.log")
         except BenchFailure as failure:
             print(f"FAILED: {failure}", file=sys.stderr)
             return 1
@@ -202,6 +216,9 @@ def main() -> int:
         print(f"{phase} ({seconds:.0f} s, {what}):")
         print(dns_probe.line())
         print(api_probe.line())
+    print(f"garbage collections that held `serve` {SLOW_COLLECTION_SECONDS * 1000:.0f} ms or "
+          f"more (`runtime.collection_slow`): {len(collections)}"
+          + (f", the longest {max(collections) * 1000:.0f} ms" if collections else ""))
     busy = results[1]
     worst = max(percentile_ms(busy[2].samples, 99), percentile_ms(busy[3].samples, 99))
     met = worst < GOAL_MS and busy[2].missed == busy[3].missed == 0

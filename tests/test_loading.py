@@ -3,11 +3,14 @@ process freezes what its start made once it serves."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import weakref
 
 import pytest
+from structlog.testing import capture_logs
 
+from regshield import processes
 from regshield.loading import modules_loading
 from regshield.processes import settle
 
@@ -63,3 +66,26 @@ def test_a_served_process_collects_the_young_garbage_and_freezes_what_lives() ->
         assert not any(found is live for found in gc.get_objects())  # frozen: not walked
     finally:
         gc.unfreeze()
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(processes._timed_collection)
+
+
+def test_a_collection_that_holds_the_process_is_logged(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each collection at least `SLOW_COLLECTION_SECONDS` long is a stall of the event loop:
+    logged with its generation and length, once per collection, the watch set up once."""
+    monkeypatch.setattr(processes, "SLOW_COLLECTION_SECONDS", 0.0)
+    try:
+        processes.watch_collections()
+        processes.watch_collections()
+        with capture_logs() as logged:
+            gc.collect(1)
+        slow = [entry for entry in logged if entry["event"] == "runtime.collection_slow"]
+        assert len(slow) == 1, logged
+        assert slow[0]["generation"] == 1 and slow[0]["seconds"] >= 0
+        assert slow[0]["log_level"] == "warning"
+        monkeypatch.setattr(processes, "SLOW_COLLECTION_SECONDS", 60.0)
+        with capture_logs() as quiet:
+            gc.collect(1)
+        assert quiet == []
+    finally:
+        gc.callbacks.remove(processes._timed_collection)

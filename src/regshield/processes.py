@@ -30,6 +30,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -313,6 +314,34 @@ async def _write_messages(child: Child) -> None:
         child.queued_bytes -= len(payload)
 
 
+SLOW_COLLECTION_SECONDS = 0.1
+"""A garbage collection at least this long is logged (`runtime.collection_slow`): it held the
+GIL throughout, and the event loop with it."""
+
+
+def watch_collections() -> None:
+    """Log each garbage collection that held this process for `SLOW_COLLECTION_SECONDS` or
+    more: a stall no request or query could be answered in, which an operator sees nowhere
+    else. Timed with `gc.callbacks`, which cost a clock read per collection."""
+    if _timed_collection in gc.callbacks:
+        return
+    gc.callbacks.append(_timed_collection)
+
+
+_collection_started = [0.0]
+
+
+def _timed_collection(phase: str, info: dict[str, int]) -> None:
+    now = time.perf_counter()
+    if phase == "start":
+        _collection_started[0] = now
+        return
+    seconds = now - _collection_started[0]
+    if seconds >= SLOW_COLLECTION_SECONDS:
+        log.warning("runtime.collection_slow", generation=info.get("generation"),
+                    seconds=round(seconds, 3), collected=info.get("collected"))
+
+
 def settle() -> None:
     """Once a serving process has started: keep what starting made (modules, the application,
     pools, tables) out of the garbage collector's full collections. They live as long as the
@@ -326,6 +355,7 @@ def settle() -> None:
     full collection after the imports finds none."""
     gc.collect(1)
     gc.freeze()
+    watch_collections()
 
 
 def send_report(connection: multiprocessing.connection.Connection, message: dict[str, Any]) -> None:
