@@ -18,8 +18,9 @@ import bisect
 import hashlib
 import itertools
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import dns.name
 import dns.rcode
@@ -203,25 +204,13 @@ class ZoneIndex:
                 else:
                     cuts.add(name)
             had_nsec = old_types is not None and dns.rdatatype.NSEC in old_types
-            if had_nsec != (dns.rdatatype.NSEC in new_types):
-                order = _canonical_order(name)
-                at = bisect.bisect_left(nsec_owners, order, key=_canonical_order)
-                if had_nsec:
-                    if at == len(nsec_owners) or nsec_owners[at] != name:
-                        return None
-                    del nsec_owners[at]
-                else:
-                    nsec_owners.insert(at, name)
+            if had_nsec != (dns.rdatatype.NSEC in new_types) and not _placed(
+                    nsec_owners, name, not had_nsec, key=_canonical_order):
+                return None
             had_nsec3 = before.find(name, dns.rdatatype.NSEC3) is not None
-            if had_nsec3 != (zone.find(name, dns.rdatatype.NSEC3) is not None):
-                entry = (base64.b32hexdecode(name.labels[0].upper()), name)
-                at = bisect.bisect_left(nsec3, entry)
-                if had_nsec3:
-                    if at == len(nsec3) or nsec3[at] != entry:
-                        return None
-                    del nsec3[at]
-                else:
-                    nsec3.insert(at, entry)
+            if had_nsec3 != (zone.find(name, dns.rdatatype.NSEC3) is not None) and not _placed(
+                    nsec3, (base64.b32hexdecode(name.labels[0].upper()), name), not had_nsec3):
+                return None
         if bool(nsec3) != bool(previous._nsec3) or len(vanished) > FOLLOW_VANISHED_AT_MOST:
             # A chain that starts or ends (its parameters are the whole build's), or many
             # names that may leave empty non-terminals behind.
@@ -489,6 +478,20 @@ def _empty_non_terminals(origin: dns.name.Name, names: Iterable[dns.name.Name]
         known.update(ancestors)
         found.extend(wireform.stored_name(wire) for wire in ancestors)
     return found
+
+
+def _placed(items: list[Any], item: Any, present: bool,
+            key: Callable[[Any], Any] | None = None) -> bool:
+    """Put `item` into the sorted `items` (in the order of `key`), or take it out; False
+    when it is to be taken out and is not there."""
+    at = bisect.bisect_left(items, item if key is None else key(item), key=key)
+    if present:
+        items.insert(at, item)
+        return True
+    if at == len(items) or items[at] != item:
+        return False
+    del items[at]
+    return True
 
 
 def _has_descendant(names: set[bytes], wire: bytes) -> bool:
