@@ -611,3 +611,65 @@ def test_names_that_differ_only_above_ascii_do_not_share_a_cached_answer(
         response = ask(running, f"{long_label}.regshield.test.", "A")
         again = ask(running, f"{long_label.lower()}.regshield.test.", "A")
         assert response.rcode() == again.rcode() == dns.rcode.NXDOMAIN
+
+
+def test_a_zone_served_unread_answers_as_if_read_and_is_read_once(zone: SignedZone) -> None:
+    """At start small zones are served before they are read (`ZoneTable.defer`): the first
+    question that reaches one reads it, and every answer is the one the read zone gives."""
+    reads: list[str] = []
+
+    def read() -> ServedZone:
+        reads.append("read")
+        return zone.served
+
+    deferred = ZoneTable()
+    deferred.defer(ORIGIN, read)
+    assert len(deferred) == 1 and not list(deferred)
+    questions = [("www.regshield.test.", "A"), ("nothere.regshield.test.", "A"),
+                 ("regshield.test.", "SOA"), ("regshield.test.", "DS"),
+                 ("a.b.nothere.regshield.test.", "TXT")]
+    with running_server(DnsServer(ZoneTable([zone.served]))) as read_ahead, \
+            running_server(DnsServer(deferred)) as unread:
+        for name, rdtype in questions:
+            for dnssec in (True, False):
+                expected, got = (ask(server, name, rdtype, dnssec=dnssec)
+                                 for server in (read_ahead, unread))
+                got.id = expected.id
+                assert got.to_wire() == expected.to_wire(), (name, rdtype, dnssec)
+    assert reads == ["read"] and not deferred.deferred and list(deferred) == [zone.served]
+
+
+def test_a_zone_whose_reading_fails_is_no_longer_served() -> None:
+    deferred = ZoneTable()
+    deferred.defer(ORIGIN, lambda: None)  # a damaged copy: the publisher signs it again
+    with running_server(DnsServer(deferred)) as server:
+        assert ask(server, "www.regshield.test.", "A").rcode() == dns.rcode.REFUSED
+    assert len(deferred) == 0 and deferred.get(ORIGIN) is None
+
+
+def test_a_zone_loading_answers_servfail_not_its_parents_denial(zone: SignedZone) -> None:
+    """A large zone being read at start (`ZoneTable.load`) answers SERVFAIL, so resolvers ask
+    another of its servers; neither a zone above it nor the refusal of names in no zone
+    speaks for it; once put, it answers."""
+    parent = ServedZone(dns.name.from_text("test."), 1, (
+        dns.rrset.from_text("test.", 300, "IN", "SOA", "ns1.test. h.test. 1 7200 3600 1209600 300"),
+        dns.rrset.from_text("test.", 300, "IN", "NS", "ns1.test."),
+        dns.rrset.from_text("ns1.test.", 300, "IN", "A", "192.0.2.1")))
+    table = ZoneTable([parent])
+    table.load(ORIGIN)
+    assert len(table) == 2 and table.waits(dns.name.from_text("www.regshield.test."))
+    with running_server(DnsServer(table)) as server:
+        for name, rdtype, dnssec, tcp in [("www.regshield.test.", "A", True, False),
+                                           ("nothere.regshield.test.", "A", False, False),
+                                           ("regshield.test.", "SOA", True, True),
+                                           ("regshield.test.", "ANY", False, False)]:
+            response = ask(server, name, rdtype, dnssec=dnssec, tcp=tcp)
+            assert response.rcode() == dns.rcode.SERVFAIL, (name, rdtype)
+            assert not response.answer and not response.authority
+        # The parent still answers for itself, and a name in no zone is still refused.
+        assert ask(server, "ns1.test.", "A").rcode() == dns.rcode.NOERROR
+        assert ask(server, "www.example.", "A").rcode() == dns.rcode.REFUSED
+        table.put(zone.served)
+        response = ask(server, "www.regshield.test.", "A")
+        assert response.rcode() == dns.rcode.NOERROR and response.flags & dns.flags.AA
+    assert not table.loading and len(table) == 2

@@ -30,6 +30,33 @@ def test_a_name_is_served_by_its_longest_enclosing_zone() -> None:
     assert table.closest(name("example.org.")) is None
 
 
+def test_a_zone_served_unread_is_read_at_its_first_lookup_and_a_newer_one_wins() -> None:
+    name = dns.name.from_text
+    reads: list[str] = []
+
+    def read(origin: str) -> ServedZone:
+        reads.append(origin)
+        return served(origin, 1)
+
+    table = ZoneTable([served("example.", 1)])
+    table.defer(name("sub.example."), lambda: read("sub.example."))
+    table.defer(name("other.example."), lambda: read("other.example."))
+    generation = table.generation
+    assert len(table) == 3 and [zone.origin for zone in table] == [name("example.")]
+    zone = table.closest(name("www.sub.example."))  # the unread child, not its parent
+    assert zone is not None and zone.origin == name("sub.example.") and reads == ["sub.example."]
+    assert table.closest(name("www.sub.example.")) is zone and len(reads) == 1
+    assert table.generation == generation  # what is served did not change
+    # A newer snapshot put before the reading is what is served; the reading never happens.
+    table.put(served("other.example.", 2))
+    kept = table.settle(name("other.example."), served("other.example.", 1))
+    assert kept is not None and kept.serial == 2
+    assert reads == ["sub.example."] and not table.deferred
+    table.defer(name("gone.example."), lambda: read("gone.example."))
+    table.remove(name("gone.example."))
+    assert table.get(name("gone.example.")) is None and len(table) == 3
+
+
 def test_a_new_serial_replaces_the_whole_zone() -> None:
     table = ZoneTable([served("example.", 1)])
     table.put(served("example.", 2))

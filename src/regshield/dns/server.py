@@ -84,6 +84,7 @@ _COUNTS_FLAGS = struct.Struct("!HHHHH")
 _NATIVE_POINTER = struct.Struct("!HHH")
 _OPT_DO = b"\0" + struct.pack("!HHIH", dns.rdatatype.OPT, 1232, dns.flags.DO, 0)
 _EDNS_KEYS = (b"\0\0", b"\1\0", b"\1\1")  # by EDNS + DO (DO only comes with EDNS)
+_LOADING = object()  # in `DnsServer._origins`: a zone being read at start (SERVFAIL)
 _TSIG_ERRORS: tuple[tuple[type[Exception], int], ...] = (
     (dns.message.UnknownTSIGKey, dns.rcode.BADKEY),
     (dns.tsig.BadKey, dns.rcode.BADKEY),
@@ -314,7 +315,8 @@ class DnsServer:
         self._denials: dict[tuple[object, ...], _RenderedDenial] = {}
         self._cache_size = answer_cache_size
         self._indexes: dict[bytes, ZoneIndex] = {}
-        self._origins: dict[bytes, ServedZone] = {}
+        # By lowercased wire origin; a Name: deferred (read at its first question); _LOADING.
+        self._origins: dict[bytes, Any] = {}
         self._origins_generation = -1
         # Answer keys of questions refused (no zone here) in the table's current generation:
         # refusing again from the key is a cache hit, as it is for the C loop (`_refuse`).
@@ -630,6 +632,8 @@ class DnsServer:
             starts = label_starts(name)
             found = self._zone_for_wire(name, starts, question.qtype)
             if found is None:
+                if self.table.loading and self._loading_holds(name, starts):
+                    return _refused(wire, question, rcode=dns.rcode.SERVFAIL)
                 return self._refuse(wire, question, udp, key)
             zone, origin_at = found
             index = self._index(zone, name[starts[origin_at]:])
@@ -883,7 +887,8 @@ class DnsServer:
         qtype = question.rdtype
         zone = self._zone_for(question.name, qtype)
         if zone is None:
-            return _finish(_make_response(query), dns.rcode.REFUSED)
+            return _finish(_make_response(query), dns.rcode.SERVFAIL
+                           if self.table.waits(question.name) else dns.rcode.REFUSED)
         response = _make_response(query)
         dnssec = bool(query.ednsflags & dns.flags.DO)
         if qtype == dns.rdatatype.AXFR:
@@ -916,19 +921,45 @@ class DnsServer:
         """`_zone_for` on a lowercased wire name: the zone and the label index of its origin."""
         if self._origins_generation != self.table.generation:
             self._origins = {_canonical_wire(zone.origin): zone for zone in self.table}
+            # Zones served but not read yet (at start): read at their first question.
+            self._origins.update((_canonical_wire(origin), origin)
+                                 for origin in self.table.deferred)
+            self._origins.update((_canonical_wire(origin), _LOADING)
+                                 for origin in self.table.loading)
             self._origins_generation = self.table.generation
-        origins = self._origins
         for at, start in enumerate(starts):
-            zone = origins.get(name[start:])
+            zone = self._origin_zone(name[start:])
             if zone is None:
                 continue
+            if zone is _LOADING:  # SERVFAIL (`_loading_holds`)
+                return None
             if at == 0 and qtype == dns.rdatatype.DS and len(starts) > 1:
                 for parent_at in range(1, len(starts)):
-                    parent = origins.get(name[starts[parent_at]:])
-                    if parent is not None:
+                    parent = self._origin_zone(name[starts[parent_at]:])
+                    if parent is not None and parent is not _LOADING:
                         return parent, parent_at
             return zone, at
         return None
+
+    def _loading_holds(self, name: bytes, starts: list[int]) -> bool:
+        """Whether the lowercased wire name `name` is in a zone still loading (at start)."""
+        for start in starts:
+            zone = self._origins.get(name[start:])
+            if zone is not None:
+                return zone is _LOADING
+        return False
+
+    def _origin_zone(self, origin: bytes) -> Any:
+        """The zone served at the lowercased wire name `origin`, read now if it was not
+        (`_LOADING`: one still loading)."""
+        zone = self._origins.get(origin)
+        if isinstance(zone, dns.name.Name):
+            zone = self.table.settle(zone)
+            if zone is None:
+                del self._origins[origin]
+            else:
+                self._origins[origin] = zone
+        return zone
 
     def _index(self, zone: ServedZone, origin: bytes | None = None) -> ZoneIndex:
         """The lookup index of `zone`; `origin` is its origin's lowercased wire form."""
@@ -1397,15 +1428,17 @@ def _truncate_to_header(response: bytes) -> bytes:
     return bytes(header) + response[12:question_end] + opt
 
 
-def _refused(wire: bytes, question: _Question, query_id: int | None = None) -> bytes:
-    """REFUSED to the plain query `wire` (RFC 1035 §4.1.1): the question as asked, the OPT
-    record when it had one, as `_finish(_make_response(query), REFUSED)` renders it. With
-    `query_id`, the form the C loop keeps: that ID, RD and CD clear (it puts the query's)."""
+def _refused(wire: bytes, question: _Question, query_id: int | None = None,
+             rcode: int = dns.rcode.REFUSED) -> bytes:
+    """REFUSED (or `rcode`) to the plain query `wire` (RFC 1035 §4.1.1): the question as
+    asked, the OPT record when it had one, as `_finish(_make_response(query), REFUSED)`
+    renders it. With `query_id`, the form the C loop keeps: that ID, RD and CD clear (it puts
+    the query's)."""
     flags = _QR | (wire[2] & _RD)
-    low = (wire[3] & _CD) | dns.rcode.REFUSED
+    low = (wire[3] & _CD) | rcode
     head = wire[:2] if query_id is None else query_id.to_bytes(2)
     if query_id is not None:
-        flags, low = _QR, dns.rcode.REFUSED
+        flags, low = _QR, rcode
     counts = _COUNTS.pack(1, 0, 0, 1 if question.edns else 0)
     opt = _OPT_FIXED.pack(0, dns.rdatatype.OPT, OUR_UDP_PAYLOAD, 0, 0,
                           _DO if question.dnssec else 0, 0) if question.edns else b""

@@ -85,6 +85,10 @@ class WatchedTable(ZoneTable):
         if self.on_change is not None:
             self.on_change(origin)
 
+    def _settled(self, zone: ServedZone) -> None:
+        if self.on_change is not None:
+            self.on_change(zone.origin)
+
 
 @dataclass(frozen=True)
 class WorkerCounters:

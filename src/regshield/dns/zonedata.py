@@ -8,7 +8,7 @@ whole serial, never half of an update.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,31 +113,110 @@ class ZoneTable:
 
     `generation` changes with every `put` and `remove`: what was derived from the table
     (cached answers, the map of origins) holds while it stays the same.
+
+    A zone may be served before it is read (`defer`, at start: the stored copies of many
+    small zones): the first lookup that reaches it reads it then (`settle`, on the event
+    loop; a few milliseconds for a small zone), unless the reading in the background came
+    first. Settling is not a change of what is served, so it leaves `generation` as it is.
+    A large zone being read at start is `loading` until it is put: no lookup finds it (nor
+    a zone above it), and the server answers SERVFAIL for its names meanwhile, as other
+    servers do for a zone not loaded yet, so resolvers ask another of its servers.
+    Iteration yields the zones read; `len` counts every zone served or loading.
     """
 
     def __init__(self, zones: Iterable[ServedZone] = ()) -> None:
         self._zones: dict[dns.name.Name, ServedZone] = {zone.origin: zone for zone in zones}
+        self._deferred: dict[dns.name.Name, Callable[[], ServedZone | None]] = {}
+        self._loading: set[dns.name.Name] = set()
         self.generation = 0
 
     def put(self, zone: ServedZone) -> None:
+        self._deferred.pop(zone.origin, None)
+        self._loading.discard(zone.origin)
         self._zones[zone.origin] = zone
         self.generation += 1
 
     def remove(self, origin: dns.name.Name) -> None:
+        self._deferred.pop(origin, None)
+        self._loading.discard(origin)
         self._zones.pop(origin, None)
         self.generation += 1
 
+    def load(self, origin: dns.name.Name) -> None:
+        """`origin` is being read: SERVFAIL for its names until it is put (or removed)."""
+        self._zones.pop(origin, None)
+        self._deferred.pop(origin, None)
+        self._loading.add(origin)
+        self.generation += 1
+
+    @property
+    def loading(self) -> list[dns.name.Name]:
+        return list(self._loading)
+
+    def is_loading(self, origin: dns.name.Name) -> bool:
+        return origin in self._loading
+
+    def waits(self, name: dns.name.Name) -> bool:
+        """Whether `name` belongs to a zone still loading (its closest zone)."""
+        if not self._loading:
+            return False
+        candidate = name
+        while True:
+            if candidate in self._loading:
+                return True
+            if candidate in self._zones or candidate in self._deferred:
+                return False
+            if candidate == dns.name.root:
+                return False
+            candidate = candidate.parent()
+
+    def defer(self, origin: dns.name.Name, read: Callable[[], ServedZone | None]) -> None:
+        """Serve `origin` as what `read()` returns, read at the first lookup that needs it
+        (None: the zone cannot be served after all)."""
+        self._zones.pop(origin, None)
+        self._deferred[origin] = read
+        self.generation += 1
+
+    @property
+    def deferred(self) -> list[dns.name.Name]:
+        """The origins served but not read yet."""
+        return list(self._deferred)
+
+    def is_deferred(self, origin: dns.name.Name) -> bool:
+        return origin in self._deferred
+
+    def settle(self, origin: dns.name.Name, zone: ServedZone | None = None
+               ) -> ServedZone | None:
+        """The zone served at `origin`, read now if it was deferred (or, with `zone`, that
+        zone, read elsewhere, taken in place of the reading). On the event loop."""
+        read = self._deferred.pop(origin, None)
+        if read is None:
+            return self._zones.get(origin)
+        if zone is None:
+            zone = read()
+        if zone is None:
+            return None
+        self._zones[origin] = zone
+        self._settled(zone)
+        return zone
+
+    def _settled(self, zone: ServedZone) -> None:
+        """A deferred zone has been read (for subclasses that pass the zones on)."""
+
     def get(self, origin: dns.name.Name) -> ServedZone | None:
-        return self._zones.get(origin)
+        zone = self._zones.get(origin)
+        if zone is None and self._deferred:
+            return self.settle(origin)
+        return zone
 
     def closest(self, name: dns.name.Name) -> ServedZone | None:
         """The zone that holds `name`: the one whose origin is its longest ancestor."""
         candidate = name
         while True:
-            zone = self._zones.get(candidate)
+            zone = self.get(candidate)
             if zone is not None:
                 return zone
-            if candidate == dns.name.root:
+            if candidate == dns.name.root or candidate in self._loading:
                 return None
             candidate = candidate.parent()
 
@@ -145,7 +224,7 @@ class ZoneTable:
         return iter(list(self._zones.values()))
 
     def __len__(self) -> int:
-        return len(self._zones)
+        return len(self._zones) + len(self._deferred) + len(self._loading)
 
 
 def apply_diffs(zone: ServedZone, diffs: Sequence[ZoneDiff], journal_length: int
