@@ -206,6 +206,7 @@ async def _start_dns(services: Services, publisher: Publisher) -> DnsServer | No
     listen = services.settings.dns.listen
     if listen is not None:
         publisher.prepare = prepare_index
+    publisher.freeze_restored = True
     await publisher.restore()
     if listen is None:
         return None
@@ -221,6 +222,7 @@ async def _start_dns(services: Services, publisher: Publisher) -> DnsServer | No
     except OSError as exc:
         raise ConfigurationError(f"DNS could not listen on {listen}: {exc.strerror}") from exc
     services.dns_servers.append(server)  # its counters, for GET /metrics
+    log.info("dns.listening", listen=str(listen), zones=len(publisher.table))
     return server
 
 
@@ -228,6 +230,8 @@ async def _start_dns_workers(services: Services, publisher: Publisher, server: D
                              ) -> DnsWorkers | None:
     """The other `[dns] workers` processes, answering beside this one once each has read
     every zone served (what changes meanwhile is sent after)."""
+    # The zones served unread at start are read first: a worker is sent every zone read.
+    await publisher.settled()
     listen = services.settings.dns.listen
     count = services.settings.dns.workers
     if listen is None or count == 1:

@@ -4,6 +4,8 @@ and the edits, key changes and deletions made while stopped are caught up afterw
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
@@ -11,7 +13,11 @@ from typing import Any
 
 import dns.asyncquery
 import dns.dnssec
+import dns.flags
+import dns.message
 import dns.name
+import dns.rcode
+import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 import dns.xfr
@@ -158,6 +164,115 @@ async def test_a_restart_serves_the_published_zone_and_its_journal_without_signi
             covered = next(r for r in after.rrsets if r.name == rrset.name
                            and r.rdtype == rrset.covers)
             dns.dnssec.validate(covered, rrset, {ORIGIN: dnskeys})
+
+
+async def test_a_small_zone_is_served_before_it_is_read_and_read_once(
+        api: httpx.AsyncClient, world: World, owner: Holder, services: Services,
+        first: Publisher, second: Publisher, server: DnsServer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """At start a small zone answers as soon as DNS listens: its stored copy is read at the
+    first question (or transfer) that reaches it, once, and the reading in the background
+    leaves it as read."""
+    before, tsig = await published_zone(api, world, services, owner, first)
+    reads: list[str] = []
+    read_restored = Publisher._read_restored
+
+    def counted(self: Publisher, published: PublishedZone, name: str, journals: Any
+                ) -> ServedZone | None:
+        reads.append(name)
+        return read_restored(self, published, name, journals)
+
+    async def not_yet(self: Publisher, *arguments: Any) -> None:
+        return None  # the background reading held back: the questions read the zone
+
+    monkeypatch.setattr(Publisher, "_read_restored", counted)
+    monkeypatch.setattr(Publisher, "_read_stored", not_yet)
+    assert await second.restore() == 1
+    assert second.table.is_deferred(ORIGIN) and not list(second.table)
+
+    query = dns.message.make_query(WWW, dns.rdatatype.A, want_dnssec=True)
+    answer = await dns.asyncquery.udp(query, "127.0.0.1", port=server.port, timeout=5)
+    assert answer.rcode() == dns.rcode.NOERROR and answer.flags & dns.flags.AA
+    assert answer.find_rrset(answer.answer, WWW, dns.rdataclass.IN, dns.rdatatype.A
+                             )[0].to_text() == "192.0.2.99"
+    assert reads == ["published.example."] and not second.table.is_deferred(ORIGIN)
+    whole = dns.zone.Zone(ORIGIN, relativize=False)
+    await dns.asyncquery.inbound_xfr(
+        "127.0.0.1", whole, dns.xfr.make_query(whole, keyring=make_key(*tsig.split(":", 1)))[0],
+        port=server.port, timeout=5)
+    assert whole.get_soa().serial == before.serial and len(reads) == 1
+    restored = second.table.get(ORIGIN)
+    assert restored is not None and records(restored) == records(before)
+
+
+
+async def test_the_background_reads_every_zone_served_unread_and_not_one_read_already(
+        api: httpx.AsyncClient, world: World, owner: Holder, services: Services,
+        first: Publisher, second: Publisher, monkeypatch: pytest.MonkeyPatch) -> None:
+    await published_zone(api, world, services, owner, first)
+    await host(api, services, owner, {"name": "second.example"})
+    await publish_queued(services, first)
+    other = dns.name.from_text("second.example.")
+    reads: list[str] = []
+    read_restored = Publisher._read_restored
+
+    def counted(self: Publisher, published: PublishedZone, name: str, journals: Any
+                ) -> ServedZone | None:
+        reads.append(name)
+        return read_restored(self, published, name, journals)
+
+    monkeypatch.setattr(Publisher, "_read_restored", counted)
+    assert await second.restore() == 2
+    assert second.table.is_deferred(ORIGIN) and second.table.is_deferred(other)
+    read_first = second.table.get(ORIGIN)  # a question before the background's turn
+    assert read_first is not None and reads == ["published.example."]
+
+    await second.settled()
+    assert not second.table.deferred and len(second.table) == 2
+    assert second.table.get(ORIGIN) is read_first  # not replaced by a second reading
+    served, published = second.table.get(other), first.table.get(other)
+    assert served is not None and published is not None
+    assert served.serial == published.serial and records(served) == records(published)
+    assert reads == ["published.example."]  # the background read the other in its batch
+    await second.load_all()  # nothing changed while stopped: both left as they were
+    assert second.table.get(ORIGIN) is read_first and second.table.get(other) is served
+
+
+async def test_a_large_zone_loads_in_the_background_and_a_publication_waits_for_it(
+        api: httpx.AsyncClient, world: World, owner: Holder, services: Services,
+        first: Publisher, second: Publisher, server: DnsServer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A zone too large to read at a question is loading at start: SERVFAIL until its copy
+    is read in the background, then the serial served before; an edit's publication made
+    meanwhile waits for the reading and is signed from the restored zone, not afresh."""
+    before, _ = await published_zone(api, world, services, owner, first)
+    monkeypatch.setattr(publisher_module, "READ_BEFORE_SERVING", 1)  # every zone is large
+    change = await put(api, owner, "host4", "A", 300, ["192.0.2.44"])
+    gate = threading.Event()  # the reading held until the loading zone has been asked
+    restore_batch = Publisher._restore_batch
+
+    def held(self: Publisher, *arguments: Any) -> Any:
+        assert gate.wait(10)
+        return restore_batch(self, *arguments)
+
+    monkeypatch.setattr(Publisher, "_restore_batch", held)
+    assert await second.restore() == 1
+    assert second.table.is_loading(ORIGIN) and second.table.get(ORIGIN) is None
+    query = dns.message.make_query(WWW, dns.rdatatype.A, want_dnssec=True)
+    answer = await dns.asyncquery.udp(query, "127.0.0.1", port=server.port, timeout=5)
+    assert answer.rcode() == dns.rcode.SERVFAIL
+
+    publishing = asyncio.create_task(second.publish("published.example"))
+    await asyncio.sleep(0.05)
+    assert not publishing.done()  # it waits for the reading
+    gate.set()
+    publication = await publishing
+    assert publication.serial == change["serial"] and not second.table.loading
+    assert 0 < signatures_made(second) < 10  # the edit, from the restored signatures
+    after = second.table.get(ORIGIN)
+    assert after is not None and after.journal[-1].from_serial == before.serial
+    answer = await dns.asyncquery.udp(query, "127.0.0.1", port=server.port, timeout=5)
+    assert answer.rcode() == dns.rcode.NOERROR and answer.flags & dns.flags.AA
 
 
 def reads_the_zone(seen: list[str]) -> bool:
@@ -402,8 +517,10 @@ async def test_a_damaged_copy_is_skipped_and_the_zone_signed_again_from_its_reco
     async with services.store.write() as session:
         await session.execute(update(PublishedZone).values(base=damaged))
 
-    assert await second.restore() == 0
+    # A small zone is served unread; its reading, at the first question, finds the damage.
+    assert await second.restore() == 1 and second.table.is_deferred(ORIGIN)
     assert second.table.get(ORIGIN) is None
+    assert not second.table.is_deferred(ORIGIN) and len(second.table) == 0
     await second.load_all()
     after = second.table.get(ORIGIN)
     assert after is not None and after.serial == before.serial

@@ -25,6 +25,7 @@ import functools
 import gc
 import hashlib
 import json
+import time
 from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -89,6 +90,9 @@ is being written)."""
 SOA_TTL = 3600
 REFRESH_WINDOW = DEFAULT_LIFETIME / 4  # SignedZone's refresh window, as the publisher signs
 LARGE_ZONE = 20_000  # RRsets from which a publication pauses the garbage collector
+# RRsets from which a stored zone is read before DNS answers at start; a smaller one is served
+# at once and read at its first question (`Publisher.restore`: a few milliseconds).
+READ_BEFORE_SERVING = 2_000
 # How long what `handle_ahead` read may stand for a zone's own reading (`_nothing_new`).
 LOOKED_AHEAD_SECONDS = 30.0
 READ_BATCH = 2_000  # stored RRset rows turned into values between two turns of the loop
@@ -187,6 +191,7 @@ class Publisher:
         self._secondaries_notified: set[int] = set()
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._settling: asyncio.Task[None] | None = None  # `restore`'s reading of the rest
         self._loop: asyncio.AbstractEventLoop | None = None
         # The secondaries are never rate limited (their SOA queries, NOTIFY answers), nor the
         # networks `[dns.rrl] exempt_networks` names; None when `[dns.rrl]` turns RRL off.
@@ -203,6 +208,10 @@ class Publisher:
         # dns/server.py `prepare_index` here, so the DNS server's index of a large zone is
         # never built on the event loop, and an edit's is made from the last one's.
         self.prepare: Callable[[ServedZone, ServedZone | None], None] | None = None
+        # Whether what `restore` reads is frozen out of the garbage collector's reach once
+        # read (`gc.freeze`, with every other object then alive): `serve` does, as it
+        # freezes what its start made (processes.settle).
+        self.freeze_restored = False
         # Awaited with the zone before NOTIFY goes out: other processes answering from copies
         # of the table (dns/workers.py) serve the new serial, and take the zone's new
         # secondaries' keys, before a secondary asks them.
@@ -242,9 +251,18 @@ class Publisher:
 
     async def restore(self) -> int:
         """Serve the last published serial of every active zone the store holds one of, as it
-        was (at start, before DNS answers); returns how many are served. Nothing is signed:
-        `load_all` then brings each one up to date."""
+        was (at start, before DNS answers); returns how many are served or loading. Nothing
+        is signed: `load_all` then brings each one up to date.
+
+        Only the zones' rows are read here; the stored copies are read in the background
+        (`settled` waits for it), the large ones first. A small zone is served at once
+        (`ZoneTable.defer`) and read at its first question if the background has not come
+        to it, well under a millisecond; a large one (`READ_BEFORE_SERVING` RRsets or more:
+        seconds for 100,000 records, which must not fall on the event loop) is loading
+        meanwhile (SERVFAIL; `ZoneTable.load`). So DNS listens at once, thousands of small
+        zones answer from the start, and one large zone holds none of them back."""
         self._loop = asyncio.get_running_loop()
+        began = time.monotonic()
         async with self.services.store.read() as session:
             rows = (await session.execute(
                 select(PublishedZone, Zone.name).join(Zone, Zone.id == PublishedZone.zone_id)
@@ -256,27 +274,90 @@ class Publisher:
                     .order_by(ZoneJournal.id))).scalars():
                 journals.setdefault(entry.zone_id, []).append(entry)
             secondaries = await self._secondaries_of(session, None)
+        large: list[tuple[PublishedZone, str]] = []
+        small: list[tuple[PublishedZone, str]] = []
+        for published, name in rows:
+            origin = dns.name.from_text(name)
+            self._set_secondaries(origin, secondaries.get(published.zone_id, ()), allow=False)
+            if published.rrset_count >= READ_BEFORE_SERVING:
+                large.append((published, name))
+                self.table.load(origin)
+            else:
+                small.append((published, name))
+                self.table.defer(origin, functools.partial(
+                    self._read_restored, published, name, journals))
+        self._allow_secondaries()
+        log.info("dns.restored", zones=len(rows), loading=len(large), unread=len(small),
+                 seconds=round(time.monotonic() - began, 3))
+        if rows:
+            self._settling = asyncio.get_running_loop().create_task(
+                self._read_stored(large + small, journals, began))
+        return len(self.table)
+
+    async def settled(self) -> None:
+        """Wait until every zone `restore` served unread or loading has been read."""
+        if self._settling is not None:
+            await asyncio.shield(self._settling)
+
+    async def _read_stored(self, rows: Sequence[tuple[PublishedZone, str]],
+                           journals: Mapping[int, list[ZoneJournal]], began: float) -> None:
+        """Read, in the background, the zones `restore` left loading or served unread (those
+        a question reached first are read already)."""
         # A thread reads (and indexes) the zones a batch at a time: one hop per zone was
-        # most of the time a small zone takes. No collection of cycles meanwhile: every
-        # object read is kept, and each full collection would walk them all again.
-        with _collections_paused(True):
+        # most of the time a small zone takes. No collection of cycles meanwhile, and what
+        # was read is then frozen: it is kept (a snapshot replaced later is freed by
+        # reference counting, as it holds no cycle), and each collection would walk every
+        # object of it (seconds, with the event loop stopped, for a 100,000-record zone)
+        # only to find it alive.
+        paused = gc.isenabled()
+        gc.disable()
+        try:
             for batch in _batches(rows):
-                for (published, name), outcome in zip(batch, await asyncio.to_thread(
-                        self._restore_batch, batch, journals), strict=True):
-                    if isinstance(outcome, Exception):  # a damaged copy: signed again
-                        log.error("dns.restore_failed", zone=name, reason=str(outcome),
-                                  error_type=type(outcome).__name__)
+                batch = [row for row in batch if self._unread(dns.name.from_text(row[1]))]
+                if not batch:
+                    continue
+                outcomes = await asyncio.to_thread(self._restore_batch, batch, journals)
+                for (published, name), outcome in zip(batch, outcomes, strict=True):
+                    origin = dns.name.from_text(name)
+                    if not self._unread(origin):  # read at a question, or published, meanwhile
                         continue
-                    served, expires, soa = outcome
-                    self._set_secondaries(served.origin,
-                                          secondaries.get(published.zone_id, ()))
-                    self.table.put(served)
-                    self._restored[served.origin] = _Restored(
-                        published.revision, tuple(published.signing), published.denial,
-                        published.dnssec, sum(1 for entry in journals.get(published.zone_id, [])
-                                              if entry.id > published.base_journal_id),
-                        expires, soa, published.inputs)
-        return len(self._restored)
+                    served = self._take_restored(published, name, outcome, journals)
+                    if served is None:
+                        self.table.remove(origin)
+                    elif self.table.is_loading(origin):
+                        self.table.put(served)
+                    else:
+                        self.table.settle(origin, served)
+        finally:
+            _resume_collections(paused, self.freeze_restored)
+        log.info("dns.restored_read", zones=len(rows),
+                 seconds=round(time.monotonic() - began, 3))
+
+    def _unread(self, origin: dns.name.Name) -> bool:
+        return self.table.is_loading(origin) or self.table.is_deferred(origin)
+
+    def _read_restored(self, published: PublishedZone, name: str,
+                       journals: Mapping[int, list[ZoneJournal]]) -> ServedZone | None:
+        """A small zone served unread, read at its first question (on the event loop)."""
+        [outcome] = self._restore_batch([(published, name)], journals)
+        return self._take_restored(published, name, outcome, journals)
+
+    def _take_restored(self, published: PublishedZone, name: str,
+                       outcome: tuple[ServedZone, int | None, str] | Exception,
+                       journals: Mapping[int, list[ZoneJournal]]) -> ServedZone | None:
+        """The zone `_restore_batch` read, to be served as restored (None: a damaged copy,
+        which `load_all` signs again)."""
+        if isinstance(outcome, Exception):
+            log.error("dns.restore_failed", zone=name, reason=str(outcome),
+                      error_type=type(outcome).__name__)
+            return None
+        served, expires, soa = outcome
+        self._restored[served.origin] = _Restored(
+            published.revision, tuple(published.signing), published.denial,
+            published.dnssec, sum(1 for entry in journals.get(published.zone_id, [])
+                                  if entry.id > published.base_journal_id),
+            expires, soa, published.inputs)
+        return served
 
     def _restore_batch(self, batch: Sequence[tuple[PublishedZone, str]],
                        journals: Mapping[int, list[ZoneJournal]]
@@ -303,6 +384,7 @@ class Publisher:
         their own publication) or whose SOA the settings changed gets the change. A restored
         zone with nothing to change is left as it is, not even read: its due signatures are
         `refresh_all`'s. Returns how many zones are served."""
+        await self.settled()  # a restored zone's reading says whether it is as it stands
         async with self.services.store.read() as session:
             zones = (await session.execute(
                 select(Zone.name, Zone.revision)
@@ -372,6 +454,8 @@ class Publisher:
     async def publish(self, name: str, *, notify: bool = True) -> Publication:
         self._loop = asyncio.get_running_loop()
         origin = dns.name.from_text(name)
+        if self.table.is_loading(origin):  # its stored copy is being read (at start)
+            await self.settled()
         async with self._lock:
             served = self.table.get(origin)
             if served is not None and await self._nothing_new(origin, served):
@@ -766,9 +850,11 @@ class Publisher:
                 _Secondary(row.id, row.address, row.port, make_key(key.name, secret)))
         return {zone_id: tuple(secondaries) for zone_id, secondaries in found.items()}
 
-    def _set_secondaries(self, origin: dns.name.Name, secondaries: tuple[_Secondary, ...]
-                         ) -> bool:
-        """Allow the zone's secondaries to transfer it; whether any of them is new."""
+    def _set_secondaries(self, origin: dns.name.Name, secondaries: tuple[_Secondary, ...],
+                         *, allow: bool = True) -> bool:
+        """Allow the zone's secondaries to transfer it; whether any of them is new. Without
+        `allow`, the rate limiter is told later (`_allow_secondaries`, once for many zones:
+        it reads every zone's secondaries)."""
         self._secondaries[origin] = secondaries
         for secondary in secondaries:
             self.keyring[secondary.key.name] = secondary.key
@@ -776,7 +862,8 @@ class Publisher:
         new = allowed != self._allowed.get(origin, frozenset()) or any(
             s.id not in self._secondaries_notified for s in secondaries)
         self._allowed[origin] = allowed
-        self._allow_secondaries()
+        if allow:
+            self._allow_secondaries()
         return new
 
     async def _bootstrap_signals(self, zone: Zone) -> dict[RRsetKey, dns.rrset.RRset | None]:
@@ -922,7 +1009,7 @@ class Publisher:
     async def close(self) -> None:
         if self._signing is not None:
             self._signing.shutdown(wait=False, cancel_futures=True)
-        await cancel_and_wait(list(self._tasks))
+        await cancel_and_wait([*self._tasks, *([self._settling] if self._settling else [])])
 
 
 
@@ -940,6 +1027,15 @@ def _collections_paused(pause: bool) -> Iterator[None]:
     try:
         yield
     finally:
+        gc.enable()
+
+
+def _resume_collections(paused: bool, freeze: bool) -> None:
+    """End a pause of cyclic collection that a restore began (`paused`: it did), with
+    `freeze` keeping what was made meanwhile out of later collections (`gc.freeze`)."""
+    if paused:
+        if freeze:
+            gc.freeze()
         gc.enable()
 
 
