@@ -166,14 +166,8 @@ async def test_a_restart_serves_the_published_zone_and_its_journal_without_signi
             dns.dnssec.validate(covered, rrset, {ORIGIN: dnskeys})
 
 
-async def test_a_small_zone_is_served_before_it_is_read_and_read_once(
-        api: httpx.AsyncClient, world: World, owner: Holder, services: Services,
-        first: Publisher, second: Publisher, server: DnsServer,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """At start a small zone answers as soon as DNS listens: its stored copy is read at the
-    first question (or transfer) that reaches it, once, and the reading in the background
-    leaves it as read."""
-    before, tsig = await published_zone(api, world, services, owner, first)
+def counted_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The zones a publisher reads at their first question, as they are read."""
     reads: list[str] = []
     read_restored = Publisher._read_restored
 
@@ -182,10 +176,22 @@ async def test_a_small_zone_is_served_before_it_is_read_and_read_once(
         reads.append(name)
         return read_restored(self, published, name, journals)
 
+    monkeypatch.setattr(Publisher, "_read_restored", counted)
+    return reads
+
+
+async def test_a_small_zone_is_served_before_it_is_read_and_read_once(
+        api: httpx.AsyncClient, world: World, owner: Holder, services: Services,
+        first: Publisher, second: Publisher, server: DnsServer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """At start a small zone answers as soon as DNS listens: its stored copy is read at the
+    first question (or transfer) that reaches it, once."""
+    before, tsig = await published_zone(api, world, services, owner, first)
+    reads = counted_reads(monkeypatch)
+
     async def not_yet(self: Publisher, *arguments: Any) -> None:
         return None  # the background reading held back: the questions read the zone
 
-    monkeypatch.setattr(Publisher, "_read_restored", counted)
     monkeypatch.setattr(Publisher, "_read_stored", not_yet)
     assert await second.restore() == 1
     assert second.table.is_deferred(ORIGIN) and not list(second.table)
@@ -213,15 +219,7 @@ async def test_the_background_reads_every_zone_served_unread_and_not_one_read_al
     await host(api, services, owner, {"name": "second.example"})
     await publish_queued(services, first)
     other = dns.name.from_text("second.example.")
-    reads: list[str] = []
-    read_restored = Publisher._read_restored
-
-    def counted(self: Publisher, published: PublishedZone, name: str, journals: Any
-                ) -> ServedZone | None:
-        reads.append(name)
-        return read_restored(self, published, name, journals)
-
-    monkeypatch.setattr(Publisher, "_read_restored", counted)
+    reads = counted_reads(monkeypatch)
     assert await second.restore() == 2
     assert second.table.is_deferred(ORIGIN) and second.table.is_deferred(other)
     read_first = second.table.get(ORIGIN)  # a question before the background's turn
