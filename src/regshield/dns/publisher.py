@@ -226,7 +226,10 @@ class Publisher:
     # --- the outbox handler and the periodic work ----------------------------------------
 
     async def handle(self, services: Services, payload: dict[str, Any]) -> None:
-        """The `dns:publish` outbox handler."""
+        """The `dns:publish` outbox handler. At start, once the stored copies are read: the
+        thousands a crash can leave queued would otherwise read them at the same time, one
+        at a time on the event loop."""
+        await self.settled()
         await self.publish(str(payload["zone"]))
 
     async def handle_ahead(self, services: Services, payloads: list[dict[str, Any]]) -> None:
@@ -236,6 +239,7 @@ class Publisher:
         new. What is read is used once, by the next publication of the zone, and only soon:
         an edit made after this read queues a publication of its own, which reads again."""
         self._looked_ahead = {}
+        await self.settled()  # as `handle` does, so that this reading is still fresh
         names = sorted({str(payload["zone"]) for payload in payloads})
         if len(names) < 2:  # one zone: its publication reads as much for itself
             return
@@ -255,7 +259,8 @@ class Publisher:
         is signed: `load_all` then brings each one up to date.
 
         Only the zones' rows are read here; the stored copies are read in the background
-        (`settled` waits for it), the large ones first. A small zone is served at once
+        (`settled` waits for it; queued publications wait for it too), the large ones first.
+        A small zone is served at once
         (`ZoneTable.defer`) and read at its first question if the background has not come
         to it, well under a millisecond; a large one (`READ_BEFORE_SERVING` RRsets or more:
         seconds for 100,000 records, which must not fall on the event loop) is loading
@@ -289,7 +294,7 @@ class Publisher:
         self._allow_secondaries()
         log.info("dns.restored", zones=len(rows), loading=len(large), unread=len(small),
                  seconds=round(time.monotonic() - began, 3))
-        if rows:
+        if rows:  # the large zones first: a question reads a small one now, never a large one
             self._settling = asyncio.get_running_loop().create_task(
                 self._read_stored(large + small, journals, began))
         return len(self.table)
