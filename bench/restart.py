@@ -9,8 +9,10 @@ down one RRset is changed in the large zone and in 100 small ones. It is started
 the benchmark reports, from the moment it was started:
 
 - until HTTP answers (`GET /rdap/help`);
-- until DNS answers for every small zone, and for every zone (an SOA query to each one gets
-  an authoritative answer; the large zone answers SERVFAIL while it is read);
+- until DNS answers for a zone, for every small zone, and for every zone (an SOA query to
+  each one gets an authoritative answer; the large zone answers SERVFAIL while it is read).
+  The prober asks every zone not yet current about every 70 ms (tens of thousands of queries
+  a second, exempt from RRL): a flood that the serving process answers while it reads;
 - until every zone is current (each SOA has the serial the store holds: the edits made while
   it was down are published).
 
@@ -185,7 +187,7 @@ async def watch_start(http_port: int, dns_port: int, expected: dict[str, int],
     prober.transport = transport
     marks: dict[str, float] = {}
     try:
-        while len(marks) < 4:
+        while len(marks) < 5:
             if process.poll() is not None:
                 raise BenchFailure(f"serve exited with {process.returncode}:\n{tail(log)}")
             if time.monotonic() - started > DEADLINE:
@@ -197,6 +199,8 @@ async def watch_start(http_port: int, dns_port: int, expected: dict[str, int],
             if stale:
                 await prober.ask(dns_port, stale)
             now = time.monotonic() - started
+            if "first" not in marks and prober.answered:
+                marks["first"] = now
             if "small" not in marks and len(prober.answered - {LARGE}) == len(expected) - 1:
                 marks["small"] = now
             if "dns" not in marks and len(prober.answered) == len(expected):
@@ -303,11 +307,11 @@ def main() -> int:
         print(f"  (publications queued at the restart, the edits' and those the kill left "
               f"unrun: {', '.join(f'{count:,}' for count in queued)}; \"every zone current\" "
               "includes running them)")
-        print(f"  {'':40}{'HTTP':>8}{'DNS, small zones':>18}{'DNS, every zone':>17}"
-              f"{'every zone current':>20}")
+        print(f"  {'':40}{'HTTP':>8}{'DNS, a zone':>13}{'DNS, small zones':>18}"
+              f"{'DNS, every zone':>17}{'every zone current':>20}")
         for label, marks in results:
-            print(f"  {label:40}{marks['http']:8.1f}{marks['small']:18.1f}{marks['dns']:17.1f}"
-                  f"{marks['current']:20.1f}")
+            print(f"  {label:40}{marks['http']:8.1f}{marks['first']:13.1f}"
+                  f"{marks['small']:18.1f}{marks['dns']:17.1f}{marks['current']:20.1f}")
         kept = results[0][1]
         met = kept["http"] <= 2 and kept["dns"] <= 2
         print(f"goal (HTTP and DNS within 2 s, every zone at once from its last published "
