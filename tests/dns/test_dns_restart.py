@@ -273,6 +273,26 @@ async def test_a_large_zone_loads_in_the_background_and_a_publication_waits_for_
     assert answer.rcode() == dns.rcode.NOERROR and answer.flags & dns.flags.AA
 
 
+async def test_a_reading_that_stops_leaves_no_zone_loading_for_good(
+        api: httpx.AsyncClient, world: World, owner: Holder, services: Services,
+        first: Publisher, second: Publisher, monkeypatch: pytest.MonkeyPatch) -> None:
+    before, _ = await published_zone(api, world, services, owner, first)
+    monkeypatch.setattr(publisher_module, "READ_BEFORE_SERVING", 1)
+
+    def broken(self: Publisher, *arguments: Any) -> Any:
+        raise RuntimeError("the reading stopped")
+
+    monkeypatch.setattr(Publisher, "_restore_batch", broken)
+    await second.restore()
+    await second.settled()
+    assert not second.table.loading and second.table.get(ORIGIN) is None
+    await second.load_all()  # signed again from its records, as a zone never published
+    after = second.table.get(ORIGIN)
+    assert after is not None and after.serial == before.serial
+    assert records(after) - {line for line in records(after) if "RRSIG" in line} == records(
+        before) - {line for line in records(before) if "RRSIG" in line}
+
+
 def reads_the_zone(seen: list[str]) -> bool:
     """Whether the statements read the zone's records or unsealed a key."""
     return any("zone_rrsets" in sql or "data_keys" in sql for sql in seen)

@@ -90,8 +90,9 @@ is being written)."""
 SOA_TTL = 3600
 REFRESH_WINDOW = DEFAULT_LIFETIME / 4  # SignedZone's refresh window, as the publisher signs
 LARGE_ZONE = 20_000  # RRsets from which a publication pauses the garbage collector
-# RRsets from which a stored zone is read before DNS answers at start; a smaller one is served
-# at once and read at its first question (`Publisher.restore`: a few milliseconds).
+# RRsets from which a stored zone answers SERVFAIL at start until the background has read it
+# (seconds for 100,000 records); a smaller one is served at once and read at its first
+# question if the background has not come to it (`Publisher.restore`: under a millisecond).
 READ_BEFORE_SERVING = 2_000
 # How long what `handle_ahead` read may stand for a zone's own reading (`_nothing_new`).
 LOOKED_AHEAD_SECONDS = 30.0
@@ -260,12 +261,12 @@ class Publisher:
 
         Only the zones' rows are read here; the stored copies are read in the background
         (`settled` waits for it; queued publications wait for it too), the large ones first.
-        A small zone is served at once
-        (`ZoneTable.defer`) and read at its first question if the background has not come
-        to it, well under a millisecond; a large one (`READ_BEFORE_SERVING` RRsets or more:
-        seconds for 100,000 records, which must not fall on the event loop) is loading
-        meanwhile (SERVFAIL; `ZoneTable.load`). So DNS listens at once, thousands of small
-        zones answer from the start, and one large zone holds none of them back."""
+        A small zone is served at once (`ZoneTable.defer`) and read at its first question if
+        the background has not come to it, well under a millisecond; a large one
+        (`READ_BEFORE_SERVING` RRsets or more: seconds for 100,000 records, which must not
+        fall on the event loop) is loading meanwhile (SERVFAIL; `ZoneTable.load`). So DNS
+        listens at once, thousands of small zones answer from the start, and one large zone
+        holds none of them back."""
         self._loop = asyncio.get_running_loop()
         began = time.monotonic()
         async with self.services.store.read() as session:
@@ -333,6 +334,10 @@ class Publisher:
                         self.table.put(served)
                     else:
                         self.table.settle(origin, served)
+        except Exception:  # never SERVFAIL for good: `load_all` signs those zones again
+            log.exception("dns.restore_stopped")
+            for origin in self.table.loading:
+                self.table.remove(origin)
         finally:
             _resume_collections(paused, self.freeze_restored)
         log.info("dns.restored_read", zones=len(rows),
