@@ -98,11 +98,14 @@ def zone_file(hosts: int, address: str) -> str:
 
 
 async def ask(port: int, name: dns.name.Name, rdtype: int) -> dns.message.Message | None:
+    """The answer, or None while the zone is not served yet: no DNS listening, or a large
+    zone still being read at start (SERVFAIL, `ZoneTable.load`)."""
     query = dns.message.make_query(name, rdtype, want_dnssec=True)
     try:
-        return await dns.asyncquery.udp(query, "127.0.0.1", port=port, timeout=1)
+        response = await dns.asyncquery.udp(query, "127.0.0.1", port=port, timeout=1)
     except (dns.exception.Timeout, OSError):
         return None
+    return None if response.rcode() == dns.rcode.SERVFAIL else response
 
 
 class NotListening(Exception):
