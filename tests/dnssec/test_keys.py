@@ -14,6 +14,7 @@ import dns.rrset
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from regshield.dnssec.keys import (
     ECDSAP256SHA256,
@@ -24,6 +25,7 @@ from regshield.dnssec.keys import (
     RSASHA256,
     ZSK_FLAGS,
     SigningKey,
+    ecdsa_raw,
     generate_key,
     load_bind_private_key,
     load_private_key_der,
@@ -149,3 +151,25 @@ def test_a_file_that_is_not_a_bind_private_key_is_refused() -> None:
         load_bind_private_key("PrivateKey: AAAA\n")
     with pytest.raises(ValueError, match="incomplete"):
         load_bind_private_key("Private-key-format: v1.3\nAlgorithm: 13 (ECDSAP256SHA256)\n")
+
+
+@pytest.mark.parametrize(("size", "r", "s"), [
+    (32, 1, 2),  # far shorter than the curve's size
+    (32, 2**255 + 5, 2**254 + 7),  # the high bit set: DER adds a leading zero octet
+    (32, 2**200 + 3, 2**255 - 1),
+    (48, 1, 2**383 + 1),
+    (48, 2**383 + 1, 2**376 + 9),
+])
+def test_ecdsa_signatures_are_taken_from_der_to_rfc6605_form(size: int, r: int, s: int) -> None:
+    der = encode_dss_signature(r, s)
+    assert ecdsa_raw(der, size) == r.to_bytes(size, "big") + s.to_bytes(size, "big")
+
+
+def test_an_ecdsa_der_that_is_not_one_is_refused() -> None:
+    der = encode_dss_signature(2**255 + 5, 7)
+    for damaged in (b"\x31" + der[1:], der[:-1], der + b"\x00", der[:2] + b"\x03" + der[3:],
+                    der[:5], b""):
+        with pytest.raises(ValueError):
+            ecdsa_raw(damaged, 32)
+    with pytest.raises(ValueError):
+        ecdsa_raw(encode_dss_signature(2**383 + 1, 1), 32)  # too long for P-256

@@ -545,13 +545,19 @@ def _runs(zone: _Zone, runs: int) -> list[tuple[int, int]]:
 
 
 class _Writer:
-    """Writes RRsets and their RRSIGs as presentation text, signing with the zone's keys."""
+    """Writes RRsets and their RRSIGs as presentation text, signing with the zone's keys.
+
+    The signatures are made together at the end (`part`): made one by one between the text
+    of each RRset, each cost about 40% more, OpenSSL's tables no longer in the CPU's cache.
+    """
 
     def __init__(self, zone: _Zone) -> None:
         self.zone = zone
         self.out: list[str] = []
+        # The RRSIGs to make: where each goes in `out` (its text so far there), the signing
+        # function and the data signed.
+        self.unsigned: list[tuple[int, Callable[[bytes], bytes], bytes]] = []
         self.records = 0
-        self.signatures = 0
         self.signer_wire = key_wire(zone.apex)
         self.type_names: dict[int, str] = {}
         self.bitmaps: dict[tuple[int, ...], tuple[bytes, str]] = {}
@@ -592,17 +598,20 @@ class _Writer:
         if not signed:
             return
         header = owner_wire + _RR_HEAD.pack(rdtype, 1, ttl)
-        rrset_wire = b"".join(header + _LENGTH.pack(len(wire)) + wire for wire, _ in rdatas)
+        if len(rdatas) == 1:
+            wire = rdatas[0][0]
+            rrset_wire = header + _LENGTH.pack(len(wire)) + wire
+        else:
+            rrset_wire = b"".join([header + _LENGTH.pack(len(wire)) + wire
+                                   for wire, _ in rdatas])
         # RFC 7344 section 4.1: CDS and CDNSKEY are signed by the KSKs, like the DNSKEY RRset.
+        unsigned = self.unsigned
         for sign, algorithm, fields, text in (self.ksks if rdtype in KSK_SIGNED_TYPES
                                               else self.zsks):
-            signature = sign(_RRSIG_HEAD.pack(rdtype, algorithm, labels, ttl) + fields
-                             + rrset_wire)
+            unsigned.append((len(out), sign, _RRSIG_HEAD.pack(rdtype, algorithm, labels, ttl)
+                             + fields + rrset_wire))
             out.append(
-                f"{owner}\t{ttl}\tIN\tRRSIG\t{type_name} {algorithm} {labels} {ttl}{text}"
-                f"{b2a_base64(signature, newline=False).decode('ascii')}\n"
-            )
-            self.signatures += 1
+                f"{owner}\t{ttl}\tIN\tRRSIG\t{type_name} {algorithm} {labels} {ttl}{text}")
 
     def bitmap(self, types: tuple[int, ...]) -> tuple[bytes, str]:
         """The NSEC and NSEC3 type bitmap field (RFC 4034 §4.1.2) and its text; most names
@@ -613,7 +622,13 @@ class _Writer:
         return found
 
     def part(self) -> _Part:
-        return "".join(self.out), self.records + self.signatures, self.signatures
+        """The text written, with every RRSIG made; the records in it; the RRSIGs."""
+        out = self.out
+        for index, sign, data in self.unsigned:
+            out[index] += b2a_base64(sign(data), newline=False).decode("ascii") + "\n"
+        signatures = len(self.unsigned)
+        self.unsigned.clear()
+        return "".join(out), self.records + signatures, signatures
 
 
 def _sign_names(start: int, stop: int, zone: _Zone | None = None) -> _Part:
@@ -622,9 +637,17 @@ def _sign_names(start: int, stop: int, zone: _Zone | None = None) -> _Part:
     assert zone is not None
     writer = _Writer(zone)
     origins: dict[str, dns.name.Name] = {}
+    # The wire form of each name written, kept for the names below it (glue follows its
+    # delegation in most files).
+    wires: dict[NameKey, bytes] = {}
     for key, (owner, sets) in zone.names[start:stop]:
         mode = _mode(zone, key)
-        owner_wire = _owner_wire(key)
+        if key:
+            parent = key[:-1]
+            owner_wire = wires[key] = bytes((len(key[-1]),)) + key[-1] + (
+                wires.get(parent) or _parent_wire(parent))
+        else:
+            owner_wire = b"\x00"
         labels = len(key) - (1 if key and key[-1] == b"*" else 0)
         for rdtype, ttl, records in sets.values():
             rdatas: dict[bytes, str] = {}
