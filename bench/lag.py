@@ -11,7 +11,7 @@ phase lasts until the large zone answers with its serial. Each phase prints the 
 p99 and worst latency and how many went unanswered (1 s timeout): the quiet phase is the
 reference, and the goal is p99 under 50 ms in the busy phase.
 
-    .venv/bin/python bench/lag.py [--records 100000] [--quiet-seconds 10]
+    .venv/bin/python bench/lag.py [--records 100000] [--quiet-seconds 10] [--serve-log PATH]
 """
 
 from __future__ import annotations
@@ -180,6 +180,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--quiet-seconds", type=float, default=10)
+    parser.add_argument("--serve-log", type=Path, help="write what serve logs here")
     args = parser.parse_args()
     logs.configure("warning")
     with tempfile.TemporaryDirectory(prefix="regshield-lag-") as directory:
@@ -201,11 +202,11 @@ def main() -> int:
                 "--account", "bench", "--password-stdin", stdin=password + "\n")
             token = cli(base, "token", "create", "owner@bench.example", "--name",
                         "lag").strip().splitlines()[-1]
-            with server([*base, "serve", "--http", f"127.0.0.1:{http_port}"], http_port,
-                        tmp / "serve.log"):
+            log = args.serve_log or tmp / "serve.log"
+            with server([*base, "serve", "--http", f"127.0.0.1:{http_port}"], http_port, log):
                 results = asyncio.run(phases(base, http_port, dns_port, token,
                                              args.records, args.quiet_seconds))
-            collections = slow_collections(tmp / "serve.log")
+            collections = slow_collections(log)
         except BenchFailure as failure:
             print(f"FAILED: {failure}", file=sys.stderr)
             return 1
