@@ -43,13 +43,18 @@ from regshield.store.queries.users import staff_count
 from regshield.tasks import cancel_and_wait
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-SWITCH_INTERVAL_SECONDS = 0.0002
+SWITCH_INTERVAL_SECONDS = 0.001
 """How long a thread holding the GIL runs before another may take it (Python's default: 5
 ms). Signing, parsing and index building run in worker threads beside the event loop; each
 time a request's handling waits on the GIL it waits up to this long, and a request waits
-several times (every hand-off to and from the database's threads). While a 100,000-record
-zone is published, the API's p99 was 143 ms at 1 ms, 79 ms at 0.2 ms and 65 ms at 0.1 ms,
-the publication 55-59 s, 60 s and 65 s long (docs/performance.md, `bench/lag.py`)."""
+several times (every hand-off to and from the database's threads)."""
+LARGE_PUBLICATION_SWITCH_SECONDS = 0.0002
+"""The same while a large zone is published (`Publisher.switch_while_large`): its threads
+hold the GIL for tens of seconds, and the API's p99 meanwhile was 143 ms at 1 ms, 79 ms at
+0.2 ms and 65 ms at 0.1 ms (the publication 55-59 s, 60 s and 65 s long). Not always: a
+restart's reading of every stored zone beside a flood of questions took 13.0 s at 1 ms and
+18.8-21.7 s at 0.2 ms, the switching's own cost (docs/performance.md, `bench/lag.py`,
+`bench/restart.py`)."""
 ANCHOR_INTERVAL_SECONDS = 300
 INSTANCE_LOCK = "serve"
 POLL_INTERVAL_SECONDS = 60.0  # registries' poll queues: transfers asked for and completed
@@ -209,6 +214,7 @@ async def _start_dns(services: Services, publisher: Publisher) -> DnsServer | No
     if listen is not None:
         publisher.prepare = prepare_index
     publisher.freeze_restored = True
+    publisher.switch_while_large = LARGE_PUBLICATION_SWITCH_SECONDS
     await publisher.restore()
     if listen is None:
         return None

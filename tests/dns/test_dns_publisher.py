@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from sqlalchemy import select, update
 
 from regshield.clock import FakeClock
 from regshield.config import Settings
+from regshield.dns import publisher as publisher_module
 from regshield.dns.answers import ZoneIndex
 from regshield.dns.publisher import Publisher
 from regshield.dns.server import DnsServer, prepare_index
@@ -621,6 +623,44 @@ async def test_a_large_zone_is_signed_in_the_signing_process_and_served_valid(
     await publish_queued(services, publisher)
     validated(await query(server, WWW, dns.rdatatype.A), dnskeys, dns.rdatatype.A)
     assert 0 < state.signed.signatures_made < 10
+
+
+async def test_a_large_zone_is_published_with_the_gil_handed_over_more_often(
+        api: httpx.AsyncClient, owner: Holder, services: Services, publisher: Publisher,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(publisher_module, "LARGE_ZONE", 10)  # "large" here: ten RRsets
+    publisher.switch_while_large = 0.0002
+    before = sys.getswitchinterval()
+    seen: list[tuple[str, float]] = []
+    publisher.prepare = lambda zone, _: seen.append(
+        (zone.origin.to_text(), sys.getswitchinterval()))
+    await host(api, services, owner, {"name": "published.example"})
+    await publish_queued(services, publisher)
+    small = len(seen)
+    assert small and all(interval == before for _, interval in seen)  # not large yet
+    for index in range(12):
+        await put(api, owner, f"host{index}", "A", 300, [f"192.0.2.{index + 1}"])
+    await publish_queued(services, publisher)
+
+    assert len(seen) > small and all(
+        interval == pytest.approx(0.0002) for _, interval in seen[small:])
+    assert sys.getswitchinterval() == before
+
+
+def test_large_publications_at_once_put_the_first_ones_interval_back_when_the_last_ends(
+        ) -> None:
+    before = sys.getswitchinterval()
+    first = publisher_module._switching(0.0002)
+    second = publisher_module._switching(0.0003)
+    first.__enter__()
+    second.__enter__()
+    assert sys.getswitchinterval() == pytest.approx(0.0003)
+    first.__exit__(None, None, None)
+    assert sys.getswitchinterval() == pytest.approx(0.0003)  # the second still runs
+    second.__exit__(None, None, None)
+    assert sys.getswitchinterval() == before
+    with publisher_module._switching(None):
+        assert sys.getswitchinterval() == before
 
 
 async def test_the_workers_are_waited_for_when_a_notify_goes_out_or_the_transfer_keys_change(

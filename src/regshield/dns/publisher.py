@@ -25,6 +25,7 @@ import functools
 import gc
 import hashlib
 import json
+import sys
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -213,6 +214,9 @@ class Publisher:
         # read (`gc.freeze`, with every other object then alive): `serve` does, as it
         # freezes what its start made (processes.settle).
         self.freeze_restored = False
+        # The GIL's switch interval while a large zone is published (None: left as it is):
+        # `serve` shortens it, so that requests wait less on the publication's threads.
+        self.switch_while_large: float | None = None
         # Awaited with the zone before NOTIFY goes out: other processes answering from copies
         # of the table (dns/workers.py) serve the new serial, and take the zone's new
         # secondaries' keys, before a secondary asks them.
@@ -496,7 +500,8 @@ class Publisher:
             previous = self.table.get(origin)
             large = max(len(stored.rrsets), len(previous.rrsets) if previous else 0
                         ) >= LARGE_ZONE
-            with _collections_paused(large):
+            with (_collections_paused(large),
+                  _switching(self.switch_while_large if large else None)):
                 changed, diff = await self._bring_up_to_date(origin, stored)
                 # Every signal is read each time (they are few), so this is the whole set.
                 self._states[origin].signals = {
@@ -1038,6 +1043,29 @@ def _collections_paused(pause: bool) -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+_switched: list[float] = []
+"""One entry per large publication running with its own switch interval, each the interval
+to put back once none runs."""
+
+
+@contextlib.contextmanager
+def _switching(interval: float | None) -> Iterator[None]:
+    """The GIL's switch interval set to `interval` meanwhile (None: unchanged). Large
+    publications running together share it; the interval from before the first is put back
+    when the last ends. Entered and left on the event loop only."""
+    if interval is None:
+        yield
+        return
+    _switched.append(_switched[0] if _switched else sys.getswitchinterval())
+    sys.setswitchinterval(interval)
+    try:
+        yield
+    finally:
+        previous = _switched.pop()
+        if not _switched:
+            sys.setswitchinterval(previous)
 
 
 def _resume_collections(paused: bool, freeze: bool) -> None:
