@@ -1033,8 +1033,9 @@ def _collections_paused(pause: bool) -> Iterator[None]:
     """With `pause`, no cyclic garbage collection while a large zone is published: its
     parsing, signing and indexing make millions of objects, and each full collection they
     would set off walks every object of the process with the GIL held, the event loop
-    stopped (up to a second each). Collections resume afterwards (a snapshot and its index
-    refer to each other, so what a new snapshot replaced needs one)."""
+    stopped (up to a second each). Collections resume afterwards, for the cyclic garbage
+    made meanwhile (SQL statements leave some); the snapshot replaced, which holds no cycle,
+    was freed by reference counting already."""
     if not pause or not gc.isenabled():
         yield
         return

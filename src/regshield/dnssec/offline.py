@@ -23,10 +23,11 @@ import socket
 import struct
 import time
 from binascii import b2a_base64
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Literal, NamedTuple
 
 import dns.exception
@@ -642,12 +643,7 @@ def _sign_names(start: int, stop: int, zone: _Zone | None = None) -> _Part:
     wires: dict[NameKey, bytes] = {}
     for key, (owner, sets) in zone.names[start:stop]:
         mode = _mode(zone, key)
-        if key:
-            parent = key[:-1]
-            owner_wire = wires[key] = bytes((len(key[-1]),)) + key[-1] + (
-                wires.get(parent) or _parent_wire(parent))
-        else:
-            owner_wire = b"\x00"
+        owner_wire = wires[key] = _owner_wire(key, wires)
         labels = len(key) - (1 if key and key[-1] == b"*" else 0)
         for rdtype, ttl, records in sets.values():
             rdatas: dict[bytes, str] = {}
@@ -772,11 +768,13 @@ def _suffix_wire(text: str) -> bytes:
     ) + b"\x00"
 
 
-def _owner_wire(key: NameKey) -> bytes:
-    """`key_wire`, the parent's part looked up rather than built for every name."""
+def _owner_wire(key: NameKey, known: Mapping[NameKey, bytes] = MappingProxyType({})) -> bytes:
+    """`key_wire`, the parent's part looked up (in `known`, then in a small cache) rather
+    than built for every name."""
     if not key:
         return b"\x00"
-    return bytes((len(key[-1]),)) + key[-1] + _parent_wire(key[:-1])
+    parent = key[:-1]
+    return bytes((len(key[-1]),)) + key[-1] + (known.get(parent) or _parent_wire(parent))
 
 
 _parent_wire = functools.lru_cache(maxsize=4096)(key_wire)
